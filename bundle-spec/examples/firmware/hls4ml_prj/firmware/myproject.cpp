@@ -1,0 +1,1 @@
+// placeholder top function of an hls4ml project (example layout only)

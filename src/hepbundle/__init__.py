@@ -1,0 +1,63 @@
+"""hepbundle: signed, versioned, provenance-carrying bundles of trained ML models for HEP.
+
+The layers, bottom to top (each imports only those below it):
+
+``spec``        load + validate ``hepbundle.yaml`` and manifests against ``bundle-spec/``
+``digest``      streaming, parallel SHA-256
+``provenance``  code pin, environment, data references, training record
+``bundle``      build a bundle directory; :class:`Bundle` with per-file lazy verification
+``signing``     sign / verify (sigstore keyless, X.509 incl. RSA, EC keys) under a trust policy
+``repository``  publish (local, cvmfs, tarball), the catalogue, aliases, yank
+``load``        ``open`` / ``resolve`` for production jobs, verification cache, framework loaders
+``cli``         the ``hepbundle`` command, a thin layer over the above
+
+Example::
+
+    import hepbundle
+    b = hepbundle.build("hepbundle.yaml", "out/atlas/tauid/1.0.0")
+    b = hepbundle.open("out/atlas/tauid/1.0.0")          # lazy: each file checked on first use
+    session_path = b.path("model/model.onnx")
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .bundle import Bundle, build
+from .errors import (
+    BuildError,
+    FormatError,
+    HepbundleError,
+    IntegrityError,
+    MissingExtraError,
+    NotFoundError,
+    PathError,
+    PolicyError,
+    RepositoryError,
+    SignatureError,
+    SpecError,
+    VerificationError,
+)
+from .load import open
+from .manifest import FileEntry, Manifest
+
+__all__ = [
+    "BuildError",
+    "Bundle",
+    "FileEntry",
+    "FormatError",
+    "HepbundleError",
+    "IntegrityError",
+    "Manifest",
+    "MissingExtraError",
+    "NotFoundError",
+    "PathError",
+    "PolicyError",
+    "RepositoryError",
+    "SignatureError",
+    "SpecError",
+    "VerificationError",
+    "__version__",
+    "build",
+    "open",
+]

@@ -1,0 +1,5 @@
+"""``python -m hepbundle``."""
+
+from hepbundle.cli import main
+
+main()

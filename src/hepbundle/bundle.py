@@ -1,0 +1,368 @@
+"""Build a bundle directory from a spec, and open one: the :class:`Bundle` object jobs hold.
+
+A build stages everything in a hidden sibling directory (copy + hash in one read per file,
+parallel across files), writes ``hepbundle.json`` last, and renames the stage into place; any
+failure removes the stage, so a failed build leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .digest import copy_and_hash, map_files, sha256_bytes
+from .errors import BuildError, HepbundleError, IntegrityError, PathError, VerificationError
+from .integrity import IntegrityReport, check_entry, check_tree
+from .manifest import MANIFEST_FILENAME, FileEntry, Manifest, canonical_json
+from .paths import check_collisions, check_relpath, is_reserved
+from .spec import BundleSpec, load_spec
+
+__all__ = ["BuildOptions", "Bundle", "build", "build_from_spec", "created_timestamp"]
+
+log = logging.getLogger("hepbundle")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Knobs of a build that are not part of the spec."""
+
+    out: Path | None = None
+    force: bool = False
+    allow_dirty: bool = False
+    from_mlflow: str | None = None
+    progress: Callable[[int], None] | None = None
+    #: extra metadata merged into the manifest by callers (importers, FPGA capture, …)
+    extra_meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    src: Path
+    dest: str
+    role: str
+
+
+def created_timestamp() -> str:
+    """UTC build time, or ``SOURCE_DATE_EPOCH`` when set (reproducible builds)."""
+    sde = os.environ.get("SOURCE_DATE_EPOCH")
+    if sde is not None:
+        try:
+            t = int(sde)
+        except ValueError:
+            raise BuildError(f"SOURCE_DATE_EPOCH={sde!r} is not an integer") from None
+    else:
+        t = int(time.time())
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def build(
+    spec_path: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, **kw: Any
+) -> Bundle:
+    """Build the bundle described by ``spec_path`` into ``out`` (default
+    ``./dist/<namespace>/<name>/<version>``) and return it opened with full verification."""
+    opts = BuildOptions(out=Path(out) if out is not None else None, **kw)
+    return build_from_spec(load_spec(spec_path), opts)
+
+
+def build_from_spec(spec: BundleSpec, opts: BuildOptions) -> Bundle:
+    """Build from an already validated spec (importers construct specs in memory)."""
+    out = opts.out or Path("dist") / spec.name / spec.version
+    if out.exists():
+        if not opts.force:
+            raise BuildError(
+                f"output directory {out} already exists", hint="use --force to replace it"
+            )
+        if not (out / MANIFEST_FILENAME).is_file():
+            raise BuildError(f"refusing to replace {out}: it is not a bundle directory")
+    planned = plan_files(spec)
+    meta = _metadata(spec, opts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
+    try:
+        entries = _stage_files(stage, planned, opts.progress)
+        manifest = Manifest(
+            name=spec.name, version=spec.version, created=created_timestamp(), files=entries
+        ).with_meta(**meta)
+        _write_atomic(stage / MANIFEST_FILENAME, manifest.to_bytes())
+        if opts.force and out.exists():
+            shutil.rmtree(out)
+        os.rename(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    log.info("built %s (%d files) in %s", manifest.ref, len(entries), out)
+    return Bundle.load(out)
+
+
+def plan_files(spec: BundleSpec) -> list[_Planned]:
+    """Expand the spec's globs into (source, bundle path, role), checking the path rules."""
+    base = spec.base_dir
+    planned: dict[str, _Planned] = {}
+    for rule in spec.files:
+        matches = _expand(base, rule.pattern)
+        if not matches and not rule.optional:
+            raise BuildError(
+                f"{spec.path}:{rule.line}: files: {rule.pattern!r} matches no file",
+                hint="fix the glob or mark the entry 'optional: true'",
+            )
+        for src, rel in matches:
+            dest = _placement(rule.to, src, rel, spec, rule.line)
+            if dest in planned and planned[dest].src != src:
+                raise BuildError(
+                    f"{spec.path}:{rule.line}: {src} and {planned[dest].src} both map to {dest!r}"
+                )
+            planned.setdefault(dest, _Planned(src, dest, rule.role))
+    if spec.model_card:
+        card = (base / spec.model_card).resolve()
+        if not card.is_file():
+            raise BuildError(
+                f"{spec.where('model_card')}model_card: {spec.model_card} does not exist"
+            )
+        dest = spec.model_card if _inside(card, base) else f"docs/{card.name}"
+        if dest not in planned:
+            planned[dest] = _Planned(card, dest, "docs")
+    check_collisions(planned)
+    return [planned[k] for k in sorted(planned)]
+
+
+def _expand(base: Path, pattern: str) -> list[tuple[Path, str]]:
+    """Files matched by ``pattern``, each with its path relative to the pattern's anchor: the
+    directory itself for a literal directory, the fixed prefix for a glob, the parent for a file.
+    A matched directory contributes every file under it."""
+    full = pattern if os.path.isabs(pattern) else str(base / pattern)
+    wild = any(c in full for c in "*?[")
+    if wild:
+        fixed = Path(re.split(r"[*?\[]", full, maxsplit=1)[0])
+        anchor = fixed if str(fixed).endswith(os.sep) or fixed.is_dir() else fixed.parent
+    else:
+        anchor = Path(full) if Path(full).is_dir() else Path(full).parent
+    out: list[tuple[Path, str]] = []
+    for m in sorted(glob.glob(full, recursive=True)):
+        mp = Path(m)
+        if mp.is_dir():
+            for dirpath, dirnames, names in os.walk(mp):
+                dirnames.sort()
+                out.extend(
+                    (Path(dirpath) / n, os.path.relpath(Path(dirpath) / n, anchor))
+                    for n in sorted(names)
+                )
+        elif mp.is_file():
+            out.append((mp, os.path.relpath(mp, anchor)))
+    return [(src, rel.replace(os.sep, "/")) for src, rel in out]
+
+
+def _placement(to: str | None, src: Path, rel_to_anchor: str, spec: BundleSpec, line: int) -> str:
+    if to is not None:
+        to = to.rstrip("/")
+        if to:
+            try:
+                check_relpath(to)
+            except PathError as e:
+                raise BuildError(f"{spec.path}:{line}: files: to: {e}") from None
+        dest = f"{to}/{rel_to_anchor}" if to else rel_to_anchor
+    else:
+        # keep the path relative to the spec file
+        dest = os.path.relpath(src, spec.base_dir).replace(os.sep, "/")
+        if dest.startswith("../"):
+            raise BuildError(
+                f"{spec.path}:{line}: files: {src} lies outside the spec directory",
+                hint="say where it goes in the bundle with 'to: <dir>'",
+            )
+    try:
+        check_relpath(dest)
+    except PathError as e:
+        raise BuildError(f"{spec.path}:{line}: files: {e}") from None
+    if is_reserved(dest):
+        raise BuildError(f"{spec.path}:{line}: files: {dest!r} is a reserved bundle file name")
+    return dest
+
+
+def _inside(p: Path, base: Path) -> bool:
+    try:
+        p.relative_to(base.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _stage_files(
+    stage: Path, planned: Sequence[_Planned], progress: Callable[[int], None] | None
+) -> tuple[FileEntry, ...]:
+    for d in sorted({str(Path(p.dest).parent) for p in planned}):
+        (stage / d).mkdir(parents=True, exist_ok=True)
+    try:
+        digests = map_files(
+            lambda p: copy_and_hash(p.src, stage / p.dest),
+            planned,
+            [p.src.stat().st_size for p in planned],
+            progress=progress,
+        )
+    except OSError as e:
+        raise BuildError(f"cannot copy {e.filename}: {e.strerror}") from None
+    return tuple(
+        FileEntry(path=p.dest, size=d.size, sha256=d.sha256, role=p.role)
+        for p, d in zip(planned, digests, strict=True)
+    )
+
+
+def _metadata(spec: BundleSpec, opts: BuildOptions) -> dict[str, Any]:
+    """Manifest metadata from the spec; provenance sections are filled by the provenance layer."""
+    meta: dict[str, Any] = {
+        "summary": spec.summary,
+        "description": spec.description,
+        "authors": list(spec.authors),
+        "license": spec.license,
+        "tags": list(spec.tags),
+        "framework": spec.framework,
+        "modelCard": _card_path(spec),
+        "metrics": list(spec.metrics),
+        "hyperparameters": dict(spec.hyperparameters),
+        "builder": {"name": "hepbundle", "version": __version__},
+    }
+    meta.update(_sections(spec, opts))
+    meta.update(opts.extra_meta)
+    return meta
+
+
+def _card_path(spec: BundleSpec) -> str | None:
+    if not spec.model_card:
+        return None
+    card = (spec.base_dir / spec.model_card).resolve()
+    return spec.model_card if _inside(card, spec.base_dir) else f"docs/{card.name}"
+
+
+def _sections(spec: BundleSpec, opts: BuildOptions) -> dict[str, Any]:
+    """Provenance, data references, FPGA and profile sections (see the provenance layer)."""
+    from .provenance import capture  # provenance is the layer below bundle: import at use
+
+    return capture(spec, opts)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Bundle:
+    """An opened bundle directory: its manifest, and its files, each verified on first use.
+
+    ``Bundle.path(relpath)`` returns a path only after that file matched its manifest digest (once
+    per process; thread-safe). Signature checks are added by :func:`hepbundle.open`.
+    """
+
+    def __init__(
+        self, root: Path, manifest: Manifest, manifest_digest: str, *, verify_files: bool = True
+    ) -> None:
+        self.root = root
+        self.manifest = manifest
+        self.manifest_digest = manifest_digest
+        self.verify_files = verify_files
+        self._verified: set[str] = set()
+        self._lock = threading.Lock()
+        #: set by the signing layer once the signature over this manifest has been checked
+        self.signature: Any = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, verify_files: bool = True) -> Bundle:
+        """Read ``hepbundle.json`` of the bundle at ``path`` (no payload hashing)."""
+        root = Path(path).absolute()
+        mpath = root / MANIFEST_FILENAME
+        if not root.is_dir():
+            raise (
+                BuildError(f"{root} is not a bundle directory (it does not exist)")
+                if not root.exists()
+                else BuildError(f"{root} is not a bundle directory")
+            )
+        try:
+            data = mpath.read_bytes()
+        except FileNotFoundError:
+            raise IntegrityError(
+                f"{root} is not a bundle: {MANIFEST_FILENAME} is missing"
+            ) from None
+        manifest = Manifest.from_bytes(data, source=str(mpath))
+        return cls(root, manifest, sha256_bytes(data), verify_files=verify_files)
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def ref(self) -> str:
+        return self.manifest.ref
+
+    def __repr__(self) -> str:
+        return f"<Bundle {self.ref} at {self.root}>"
+
+    def files(self, role: str | None = None) -> list[FileEntry]:
+        """Payload entries, optionally of one role."""
+        return [f for f in self.manifest.files if role is None or f.role == role]
+
+    def path(self, relpath: str | None = None) -> Path:
+        """Absolute path of the bundle (no argument) or of one payload file, verified first."""
+        if relpath is None:
+            return self.root
+        try:
+            entry = self.manifest.file(relpath)
+        except KeyError:
+            import difflib
+
+            close = difflib.get_close_matches(relpath, [f.path for f in self.manifest.files], n=1)
+            hint = f"did you mean {close[0]!r}?" if close else None
+            raise HepbundleError(f"{self.ref} has no file {relpath!r}", hint=hint) from None
+        if self.verify_files and relpath not in self._verified:
+            with self._lock:
+                if relpath not in self._verified:
+                    self._check_one(entry)
+                    self._verified.add(relpath)
+        return self.root / relpath
+
+    def _check_one(self, entry: FileEntry) -> None:
+        problem = check_entry(self.root, entry)
+        if problem is not None:
+            raise IntegrityError(f"{self.ref}: {problem}")
+
+    def verify(
+        self, files: Sequence[str] | None = None, *, progress: Callable[[int], None] | None = None
+    ) -> IntegrityReport:
+        """Check payload files against the manifest (all, plus a scan for extras, when ``files``
+        is None). Returns the report; call ``raise_for_problems()`` to turn it into an error."""
+        report = check_tree(self.root, self.manifest, files=files, progress=progress)
+        if report.ok:
+            with self._lock:
+                self._verified.update(
+                    files if files is not None else (f.path for f in self.manifest.files)
+                )
+        return report
+
+    def manifest_bytes(self) -> bytes:
+        """The exact bytes of hepbundle.json, checked against the digest read at open."""
+        data = (self.root / MANIFEST_FILENAME).read_bytes()
+        if sha256_bytes(data) != self.manifest_digest:
+            raise VerificationError(
+                f"{self.ref}: {MANIFEST_FILENAME} changed after the bundle was opened"
+            )
+        return data
+
+
+def json_dump(obj: Any) -> bytes:
+    """Canonical JSON bytes (re-exported for the layers above)."""
+    return canonical_json(obj)

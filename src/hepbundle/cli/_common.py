@@ -1,0 +1,62 @@
+"""Shared pieces of the CLI: error → exit code mapping, JSON output, progress bars, options."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from ..errors import HepbundleError
+
+__all__ = ["HepbundleGroup", "emit_json", "fail", "json_option", "progress"]
+
+
+class HepbundleGroup(click.Group):
+    """A click group that reports :class:`HepbundleError` (and OS errors on user-named files)
+    as one line on stderr with the error's exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HepbundleError as e:
+            click.echo(f"hepbundle: error: {e.diagnostics()}", err=True)
+            ctx.exit(e.exit_code)
+        except OSError as e:
+            where = f" {e.filename}" if e.filename else ""
+            click.echo(f"hepbundle: error:{where}: {e.strerror or e}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("hepbundle: interrupted", err=True)
+            ctx.exit(130)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print a one-line error and exit."""
+    click.echo(f"hepbundle: error: {message}", err=True)
+    sys.exit(code)
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print a machine-readable JSON result on stdout."
+)
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False))
+
+
+@contextmanager
+def progress(
+    total: int, label: str, *, enabled: bool = True
+) -> Iterator[Callable[[int], None] | None]:
+    """A byte-count progress bar on stderr when it is a terminal and the work is large (>64 MiB);
+    yields the callback to pass to library functions, or None."""
+    if not enabled or total < (64 << 20) or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True) as bar:
+        yield bar.update

@@ -1,0 +1,142 @@
+"""Core commands: init, build, verify, show."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from .. import bundle as _bundle
+from .. import load as _load
+from ..errors import BuildError
+from ..spec import SPEC_FILENAME
+from ._common import emit_json, json_option, progress
+from .render import render_bundle
+
+__all__ = ["COMMANDS"]
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option(
+    "--name", default="myexp/my-model", show_default=True, help="namespace/name of the bundle."
+)
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def init(directory: Path, name: str, force: bool) -> None:
+    """Write a commented starter hepbundle.yaml and MODEL_CARD.md into DIRECTORY."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for tmpl, target in (("hepbundle.yaml", SPEC_FILENAME), ("MODEL_CARD.md", "MODEL_CARD.md")):
+        dest = directory / target
+        if dest.exists() and not force:
+            raise BuildError(f"{dest} already exists", hint="use --force to overwrite")
+        text = (resources.files("hepbundle") / "templates" / tmpl).read_text(encoding="utf-8")
+        dest.write_text(text.replace("{name}", name), encoding="utf-8")
+        written.append(str(dest))
+    click.echo(f"wrote {', '.join(written)}; edit them, then run: hepbundle build {directory}")
+
+
+@click.command()
+@click.argument("spec", type=click.Path(path_type=Path), default=SPEC_FILENAME)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(path_type=Path),
+    help="Bundle directory to create (default: dist/<namespace>/<name>/<version>).",
+)
+@click.option("--force", is_flag=True, help="Replace an existing bundle directory at --out.")
+@click.option(
+    "--allow-dirty",
+    is_flag=True,
+    help="Accept a training checkout with uncommitted "
+    "changes (the diff is packed into the bundle).",
+)
+@click.option(
+    "--from-mlflow",
+    "from_mlflow",
+    metavar="RUN_ID",
+    help="Fill the training record from an MLflow run (MLFLOW_TRACKING_URI).",
+)
+@json_option
+def build(
+    spec: Path,
+    out: Path | None,
+    force: bool,
+    allow_dirty: bool,
+    from_mlflow: str | None,
+    as_json: bool,
+) -> None:
+    """Build a bundle from SPEC (a hepbundle.yaml or its directory).
+
+    Validates the spec (errors name the line and field), copies the files into a fresh bundle
+    directory, hashes each once, and writes hepbundle.json. A failed build leaves nothing behind.
+    Set SOURCE_DATE_EPOCH for a reproducible 'created' time.
+    """
+    b = _bundle.build(spec, out, force=force, allow_dirty=allow_dirty, from_mlflow=from_mlflow)
+    if as_json:
+        emit_json(
+            {
+                "ref": b.ref,
+                "path": str(b.root),
+                "manifest_sha256": b.manifest_digest,
+                "files": len(b.manifest.files),
+                "bytes": sum(f.size for f in b.manifest.files),
+            }
+        )
+    else:
+        size = sum(f.size for f in b.manifest.files)
+        click.echo(f"built {b.ref}: {len(b.manifest.files)} files, {size:,} bytes -> {b.root}")
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    metavar="PATH",
+    help="Check only this bundle-relative file (repeatable).",
+)
+@json_option
+def verify(bundle: Path, files: tuple[str, ...], as_json: bool) -> None:
+    """Verify BUNDLE: every file against the manifest (missing, extra, modified, path rules).
+
+    Exit status: 0 verified, 1 verification failure, 2 usage or input error.
+    """
+    b = _load.open(bundle, verify="none" if False else "lazy")
+    total = sum(f.size for f in b.manifest.files)
+    with progress(total, "verifying") as cb:
+        report = b.verify(list(files) if files else None, progress=cb)
+    if as_json:
+        emit_json(
+            {
+                "ref": b.ref,
+                "path": str(b.root),
+                "manifest_sha256": b.manifest_digest,
+                **report.to_json(),
+            }
+        )
+        if not report.ok:
+            raise SystemExit(1)
+        return
+    report.raise_for_problems(b.ref)
+    click.echo(f"OK {b.ref}: {report.checked} files, {report.bytes:,} bytes verified")
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--card/--no-card", default=True, help="Render the model card.")
+@json_option
+def show(bundle: Path, card: bool, as_json: bool) -> None:
+    """Show a readable summary of BUNDLE: identity, files by role, metrics, provenance."""
+    b = _load.open(bundle, verify="lazy")
+    if as_json:
+        emit_json(
+            {"path": str(b.root), "manifest_sha256": b.manifest_digest, **b.manifest.to_json()}
+        )
+        return
+    click.echo(render_bundle(b, card=card))
+
+
+COMMANDS = [init, build, verify, show]

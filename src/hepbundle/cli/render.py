@@ -1,0 +1,99 @@
+"""Plain-text rendering of bundles for the terminal (show, find)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import click
+
+from ..bundle import Bundle
+
+__all__ = ["human_size", "render_bundle", "render_markdown"]
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def render_bundle(b: Bundle, *, card: bool = True) -> str:
+    m = b.manifest
+    meta: dict[str, Any] = dict(m.meta)
+    lines = [
+        click.style(f"{m.ref}", bold=True)
+        + (f" — {meta['summary']}" if meta.get("summary") else "")
+    ]
+    lines.append(f"  path      {b.root}")
+    lines.append(f"  manifest  sha256:{b.manifest_digest}")
+    lines.append(f"  created   {m.created}")
+    if meta.get("authors"):
+        lines.append("  authors   " + ", ".join(_person(a) for a in meta["authors"]))
+    for key in ("license", "framework"):
+        if meta.get(key):
+            lines.append(f"  {key:<9} {meta[key]}")
+    if meta.get("tags"):
+        lines.append("  tags      " + ", ".join(meta["tags"]))
+    by_role: dict[str, list[Any]] = defaultdict(list)
+    for f in m.files:
+        by_role[f.role].append(f)
+    lines.append(f"files ({len(m.files)}, {human_size(sum(f.size for f in m.files))})")
+    for role in sorted(by_role):
+        lines.append(f"  {role}:")
+        lines.extend(
+            f"    {f.path:<48} {human_size(f.size):>10}  {f.sha256[:12]}" for f in by_role[role]
+        )
+    if meta.get("metrics"):
+        lines.append("metrics")
+        for r in meta["metrics"]:
+            split = f" [{r['split']}]" if r.get("split") else ""
+            lines.append(f"  {r['name']}{split}: {r['value']}")
+    if meta.get("hyperparameters"):
+        lines.append("hyperparameters")
+        lines.extend(f"  {k}: {v}" for k, v in sorted(meta["hyperparameters"].items()))
+    prov = meta.get("provenance") or {}
+    if prov or meta.get("data") or meta.get("parents"):
+        lines.append("provenance")
+        code = prov.get("code") or {}
+        if code:
+            dirty = " (dirty)" if code.get("dirty") else ""
+            lines.append(
+                f"  code      {code.get('remote') or code.get('path', '')} @ {code.get('commit', '?')}{dirty}"
+            )
+            if code.get("command"):
+                lines.append(f"  command   {code['command']}")
+        for d in meta.get("data") or []:
+            lines.append(
+                f"  data      [{d.get('type')}] {d.get('did') or d.get('path') or d.get('doi') or d.get('name', '')}"
+            )
+        for p in meta.get("parents") or []:
+            lines.append(f"  parent    {p.get('ref') or p}")
+    if card and meta.get("modelCard"):
+        card_path = b.root / meta["modelCard"]
+        if card_path.is_file():
+            lines.append("")
+            lines.append(render_markdown(b.path(meta["modelCard"]).read_text(encoding="utf-8")))
+    return "\n".join(lines)
+
+
+def _person(a: Any) -> str:
+    if isinstance(a, dict):
+        return str(a.get("name", "?")) + (f" <{a['email']}>" if a.get("email") else "")
+    return str(a)
+
+
+def render_markdown(text: str) -> str:
+    """Minimal terminal rendering of Markdown: bold headings, tables and lists as written."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            out.append(
+                click.style(line.lstrip("#").strip(), bold=True, underline=line.startswith("# "))
+            )
+        else:
+            out.append(line)
+    return "\n".join(out)

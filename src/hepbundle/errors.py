@@ -1,0 +1,111 @@
+"""The exception tree of hepbundle: one base class the CLI catches, one subclass per failure kind.
+
+HepbundleError                 any failure hepbundle reports to a person (exit code 2 by default)
+├── SpecError                  a hepbundle.yaml / mapping / policy file is malformed (names line + field)
+├── PathError                  a path breaks the bundle path rules (``..``, absolute, NUL, collisions…)
+├── BuildError                 a build could not complete (missing inputs, empty globs…)
+├── FormatError                a manifest or catalogue of an unknown or malformed format version
+├── VerificationError          exit code 1: the artifact is not what it claims to be
+│   ├── IntegrityError         missing, extra or modified files
+│   ├── SignatureError         unsigned, malformed or invalid signature
+│   └── PolicyError            signature valid, but the signer is not allowed
+├── RepositoryError            publishing / catalogue failures (conflicts, locks, backends)
+│   └── NotFoundError          an unknown bundle reference, name, version or alias
+├── MissingExtraError          an optional framework is not installed (names the extra)
+└── ToolError                  a domain tool failed (FPGA, data, reproduce)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BuildError",
+    "FormatError",
+    "HepbundleError",
+    "IntegrityError",
+    "MissingExtraError",
+    "NotFoundError",
+    "PathError",
+    "PolicyError",
+    "RepositoryError",
+    "SignatureError",
+    "SpecError",
+    "ToolError",
+    "VerificationError",
+]
+
+
+class HepbundleError(Exception):
+    """Base of every error hepbundle raises on purpose. ``str()`` is a one-line message for people."""
+
+    #: process exit code the CLI uses for this kind of error
+    exit_code: int = 2
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.diagnostics()
+
+    def diagnostics(self) -> str:
+        """The message plus, when known, what to do next."""
+        return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class SpecError(HepbundleError):
+    """An authoring file is malformed; the message names the file, line and field."""
+
+
+class PathError(HepbundleError):
+    """A path breaks the bundle path rules."""
+
+
+class BuildError(HepbundleError):
+    """A bundle build could not complete."""
+
+
+class FormatError(HepbundleError):
+    """A manifest or catalogue file is malformed or of an unknown format version."""
+
+
+class VerificationError(HepbundleError):
+    """The artifact is not what it claims to be."""
+
+    exit_code = 1
+
+
+class IntegrityError(VerificationError):
+    """Files are missing, extra or modified with respect to the manifest."""
+
+
+class SignatureError(VerificationError):
+    """The signature is absent, malformed or does not verify."""
+
+
+class PolicyError(VerificationError):
+    """The signature verifies, but the trust policy does not allow its signer."""
+
+
+class RepositoryError(HepbundleError):
+    """A repository operation failed."""
+
+
+class NotFoundError(RepositoryError):
+    """A bundle reference, name, version or alias does not exist."""
+
+
+class MissingExtraError(HepbundleError):
+    """An optional framework is not installed."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        super().__init__(
+            f"{module} is not installed",
+            hint=f"install it with: pip install 'hepbundle[{extra}]'",
+        )
+        self.module = module
+        self.extra = extra
+
+
+class ToolError(HepbundleError):
+    """A domain tool (FPGA, data, reproduce) failed."""

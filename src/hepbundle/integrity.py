@@ -1,0 +1,171 @@
+"""Integrity verification: compare a bundle directory with its manifest, file by file.
+
+Reports every problem at once (missing, extra, modified, path-rule violations) rather than the
+first, so a person sees the whole damage in one run.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .digest import FileDigest, hash_file, map_files
+from .errors import IntegrityError, PathError
+from .manifest import FileEntry, Manifest
+from .paths import check_relpath, is_reserved, resolve_inside
+
+__all__ = ["IntegrityReport", "Problem", "check_entry", "check_tree"]
+
+ProblemKind = Literal["missing", "extra", "modified", "path"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One integrity problem of one path."""
+
+    kind: ProblemKind
+    path: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.path}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass(frozen=True)
+class IntegrityReport:
+    """What a verification checked and what it found."""
+
+    checked: int
+    bytes: int
+    problems: tuple[Problem, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def of_kind(self, kind: ProblemKind) -> list[str]:
+        return [p.path for p in self.problems if p.kind == kind]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "bytes": self.bytes,
+            "missing": self.of_kind("missing"),
+            "extra": self.of_kind("extra"),
+            "modified": self.of_kind("modified"),
+            "path_violations": [
+                {"path": p.path, "detail": p.detail} for p in self.problems if p.kind == "path"
+            ],
+        }
+
+    def raise_for_problems(self, what: str = "bundle") -> None:
+        """Raise :class:`IntegrityError` listing every problem in one line."""
+        if self.problems:
+            listed = "; ".join(str(p) for p in self.problems[:20])
+            more = f"; … and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
+            raise IntegrityError(f"{what} failed integrity verification: {listed}{more}")
+
+
+def _precheck(root: Path, entry: FileEntry) -> Problem | Path:
+    """The cheap checks (path rules, presence, not a symlink, size); the path to hash if they pass."""
+    try:
+        p = resolve_inside(root, entry.path)
+        st = os.stat(p, follow_symlinks=False)
+    except PathError as e:
+        return Problem("path", entry.path, str(e))
+    except FileNotFoundError:
+        return Problem("missing", entry.path)
+    except OSError as e:
+        return Problem("missing", entry.path, f"unreadable: {e.strerror}")
+    if stat.S_ISLNK(st.st_mode):
+        return Problem("path", entry.path, "is a symlink; bundles hold regular files only")
+    if st.st_size != entry.size:
+        return Problem("modified", entry.path, f"size {st.st_size} != {entry.size}")
+    return p
+
+
+def check_entry(root: Path, entry: FileEntry) -> Problem | None:
+    """Check one manifest entry against the file on disk (size first, then SHA-256)."""
+    pre = _precheck(root, entry)
+    if isinstance(pre, Problem):
+        return pre
+    if hash_file(pre).sha256 != entry.sha256:
+        return Problem("modified", entry.path, "sha256 differs")
+    return None
+
+
+def check_tree(
+    root: Path,
+    manifest: Manifest,
+    *,
+    files: Sequence[str] | None = None,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> IntegrityReport:
+    """Verify ``files`` (all payload files if None, plus a scan for extra files) under ``root``."""
+    by_path = manifest.by_path
+    problems: list[Problem] = []
+    if files is None:
+        wanted = list(manifest.files)
+        problems.extend(_scan_extra(root, by_path))
+    else:
+        wanted = []
+        for f in files:
+            if f in by_path:
+                wanted.append(by_path[f])
+            else:
+                problems.append(Problem("extra", f, "not listed in the manifest"))
+    # cheap checks first, in this thread; hashing of the survivors in parallel
+    to_hash: list[tuple[FileEntry, Path]] = []
+    for e in wanted:
+        pre = _precheck(root, e)
+        if isinstance(pre, Problem):
+            problems.append(pre)
+        else:
+            to_hash.append((e, pre))
+    digests: list[FileDigest] = map_files(
+        lambda ep: hash_file(ep[1]),
+        to_hash,
+        [e.size for e, _ in to_hash],
+        workers=workers,
+        progress=progress,
+    )
+    for (e, _), d in zip(to_hash, digests, strict=True):
+        if d.sha256 != e.sha256:
+            problems.append(Problem("modified", e.path, "sha256 differs"))
+    problems.sort(key=lambda p: (p.kind, p.path))
+    return IntegrityReport(
+        checked=len(wanted), bytes=sum(e.size for e, _ in to_hash), problems=tuple(problems)
+    )
+
+
+def _scan_extra(root: Path, listed: dict[str, FileEntry]) -> Iterable[Problem]:
+    """Files on disk that the manifest does not list, and path-rule violations among them."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in sorted(filenames) + sorted(
+            d for d in dirnames if os.path.islink(Path(dirpath) / d)
+        ):
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
+            if rel_dir == "." and is_reserved(rel):
+                continue
+            if rel in listed:
+                continue
+            try:
+                check_relpath(rel)
+            except PathError as e:
+                yield Problem("path", rel, str(e))
+                continue
+            full = Path(dirpath) / name
+            if full.is_symlink():
+                try:
+                    resolve_inside(root, rel)
+                except PathError as e:
+                    yield Problem("path", rel, str(e))
+                    continue
+            yield Problem("extra", rel, "not listed in the manifest")

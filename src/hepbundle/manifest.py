@@ -1,0 +1,192 @@
+"""The bundle manifest ``hepbundle.json``: identity, every payload file by digest, metadata.
+
+Serialised canonically (sorted keys, two-space indent, UTF-8, LF, trailing newline) so that the
+same inputs give the same bytes. The media type carries the format version; readers dispatch on
+it through :data:`READERS` and reject versions they do not know.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .digest import sha256_bytes
+from .errors import FormatError, SpecError
+from .paths import check_collisions, check_relpath, is_reserved
+
+__all__ = [
+    "HASHING",
+    "MANIFEST_FILENAME",
+    "MEDIA_TYPE_V1",
+    "READERS",
+    "FileEntry",
+    "Manifest",
+]
+
+MANIFEST_FILENAME = "hepbundle.json"
+MEDIA_TYPE_V1 = "application/vnd.hepbundle.manifest.v1+json"
+
+#: the hashing parameters, recorded in every manifest so a verifier can recompute exactly
+HASHING: Mapping[str, Any] = {
+    "algorithm": "sha256",
+    "ignore": ["hepbundle.json", "hepbundle.sig", "hepbundle.*.sig", ".cvmfscatalog"],
+    "symlinks": "refuse",
+}
+
+# identity fields in the order shown; everything else is metadata kept in ``Manifest.meta``
+_CORE_KEYS = ("mediaType", "name", "version", "created", "hashing", "files")
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One payload file: its bundle-relative path, size in bytes, hex SHA-256 and role."""
+
+    path: str
+    size: int
+    sha256: str
+    role: str = "other"
+    legacy_path: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "path": self.path,
+            "size": self.size,
+            "sha256": self.sha256,
+            "role": self.role,
+        }
+        if self.legacy_path:
+            d["legacyPath"] = self.legacy_path
+        return d
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed ``hepbundle.json``. ``meta`` holds every other top-level field (summary, authors,
+    metrics, provenance, data, fpga, …) as JSON values."""
+
+    name: str
+    version: str
+    created: str
+    files: tuple[FileEntry, ...]
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    media_type: str = MEDIA_TYPE_V1
+    hashing: Mapping[str, Any] = field(default_factory=lambda: dict(HASHING))
+
+    def __post_init__(self) -> None:
+        for f in self.files:
+            check_relpath(f.path)
+            if is_reserved(f.path):
+                raise FormatError(f"manifest lists reserved file {f.path!r} as payload")
+        check_collisions(f.path for f in self.files)
+
+    @property
+    def namespace(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    @property
+    def ref(self) -> str:
+        """``namespace/name@version``."""
+        return f"{self.name}@{self.version}"
+
+    def file(self, path: str) -> FileEntry:
+        """The entry for ``path``; :class:`KeyError` if the manifest does not list it."""
+        for f in self.files:
+            if f.path == path:
+                return f
+        raise KeyError(path)
+
+    @property
+    def by_path(self) -> dict[str, FileEntry]:
+        return {f.path: f for f in self.files}
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = dict(self.meta)
+        d.update(
+            mediaType=self.media_type,
+            name=self.name,
+            version=self.version,
+            created=self.created,
+            hashing=dict(self.hashing),
+            files=[f.to_json() for f in sorted(self.files, key=lambda f: f.path)],
+        )
+        return d
+
+    def to_bytes(self) -> bytes:
+        """Canonical serialisation: what goes into ``hepbundle.json``."""
+        return canonical_json(self.to_json())
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the canonical bytes; equals the digest of a freshly written hepbundle.json."""
+        return sha256_bytes(self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, source: str = MANIFEST_FILENAME) -> Manifest:
+        """Parse and validate; dispatch on the media type."""
+        try:
+            obj = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise FormatError(f"{source}: not valid JSON: {e}") from None
+        if not isinstance(obj, dict):
+            raise FormatError(f"{source}: a manifest must be a JSON object")
+        media_type = obj.get("mediaType")
+        reader = READERS.get(str(media_type))
+        if reader is None:
+            raise FormatError(
+                f"{source}: unknown manifest media type {media_type!r}; this hepbundle reads "
+                f"{', '.join(READERS)}",
+                hint="upgrade hepbundle to read newer formats",
+            )
+        return reader(obj, source)
+
+    def with_meta(self, **updates: Any) -> Manifest:
+        """A copy with metadata fields replaced (used while building)."""
+        meta = dict(self.meta)
+        meta.update({k: v for k, v in updates.items() if v not in (None, "", [], {}, ())})
+        return Manifest(
+            self.name, self.version, self.created, self.files, meta, self.media_type, self.hashing
+        )
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, 2-space indent, UTF-8 (not ASCII-escaped), trailing newline."""
+    return (json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _read_v1(obj: dict[str, Any], source: str) -> Manifest:
+    from .spec import validate  # spec imports nothing of ours above it; keep the edge lazy
+
+    try:
+        validate(obj, "manifest.schema.json", filename=source)
+    except SpecError as e:
+        raise FormatError(str(e)) from None
+    files = tuple(
+        FileEntry(
+            path=f["path"],
+            size=f["size"],
+            sha256=f["sha256"],
+            role=f["role"],
+            legacy_path=f.get("legacyPath"),
+        )
+        for f in obj["files"]
+    )
+    meta = {k: v for k, v in obj.items() if k not in _CORE_KEYS}
+    return Manifest(
+        name=obj["name"],
+        version=obj["version"],
+        created=obj["created"],
+        files=files,
+        meta=meta,
+        media_type=obj["mediaType"],
+        hashing=obj["hashing"],
+    )
+
+
+#: media type → reader; a new format version adds a reader here and keeps the old ones
+READERS: dict[str, Callable[[dict[str, Any], str], Manifest]] = {MEDIA_TYPE_V1: _read_v1}
+
+
+def sorted_entries(entries: Iterable[FileEntry]) -> tuple[FileEntry, ...]:
+    return tuple(sorted(entries, key=lambda f: f.path))

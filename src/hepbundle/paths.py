@@ -1,0 +1,99 @@
+"""Bundle path rules: every path inside a bundle is relative, normalised, NFC, and stays inside.
+
+The rules (normative text in ``bundle-spec/README.md`` § Paths):
+
+* ``/``-separated, relative, no empty, ``.`` or ``..`` segments, no trailing slash;
+* NFC-normalised Unicode, no NUL or other control characters, no backslash;
+* at most 4096 bytes in UTF-8, each segment at most 255 bytes;
+* no two paths of one bundle equal after NFC normalisation and case folding (so a bundle unpacks
+  identically on case-insensitive file systems such as macOS and EOS FUSE views);
+* no symlink whose target leaves the bundle (hepbundle itself copies link targets, never links).
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import PathError
+
+__all__ = ["RESERVED_NAMES", "check_collisions", "check_relpath", "is_reserved", "resolve_inside"]
+
+#: top-level names a bundle reserves for itself; never payload files
+RESERVED_NAMES = ("hepbundle.json", "hepbundle.sig", ".cvmfscatalog")
+_RESERVED_SIG_PREFIX = "hepbundle."
+_RESERVED_SIG_SUFFIX = ".sig"
+
+_MAX_PATH_BYTES = 4096
+_MAX_SEGMENT_BYTES = 255
+
+
+def is_reserved(relpath: str) -> bool:
+    """True for the manifest, signature files (``hepbundle.sig``, ``hepbundle.<who>.sig``) and
+    the CVMFS nested-catalog marker: files that are never part of the payload."""
+    if relpath in RESERVED_NAMES:
+        return True
+    return (
+        "/" not in relpath
+        and relpath.startswith(_RESERVED_SIG_PREFIX)
+        and relpath.endswith(_RESERVED_SIG_SUFFIX)
+    )
+
+
+def check_relpath(relpath: str) -> str:
+    """Return ``relpath`` if it obeys the path rules, else raise :class:`PathError` naming the rule."""
+    shown = relpath.encode("unicode_escape").decode("ascii")
+    if not relpath:
+        raise PathError("empty path")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in relpath):
+        raise PathError(f"path {shown!r} contains a NUL or control character")
+    if "\\" in relpath:
+        raise PathError(f"path {relpath!r} contains a backslash; use '/' as separator")
+    if relpath.startswith("/") or (len(relpath) > 1 and relpath[1] == ":"):
+        raise PathError(f"path {relpath!r} is absolute; bundle paths are relative")
+    if unicodedata.normalize("NFC", relpath) != relpath:
+        raise PathError(f"path {relpath!r} is not NFC-normalised Unicode")
+    if len(relpath.encode("utf-8")) > _MAX_PATH_BYTES:
+        raise PathError(f"path {relpath[:40]!r}… is longer than {_MAX_PATH_BYTES} bytes")
+    for seg in relpath.split("/"):
+        if seg in ("", ".", ".."):
+            raise PathError(
+                f"path {relpath!r} has an empty, '.' or '..' segment; paths must stay inside "
+                "the bundle"
+            )
+        if len(seg.encode("utf-8")) > _MAX_SEGMENT_BYTES:
+            raise PathError(
+                f"path {relpath!r} has a segment longer than {_MAX_SEGMENT_BYTES} bytes"
+            )
+    return relpath
+
+
+def _fold(relpath: str) -> str:
+    return unicodedata.normalize("NFC", relpath).casefold()
+
+
+def check_collisions(relpaths: Iterable[str]) -> None:
+    """Raise :class:`PathError` if two paths are equal after NFC normalisation and case folding."""
+    seen: dict[str, str] = {}
+    for p in relpaths:
+        key = _fold(p)
+        if key in seen and seen[key] != p:
+            raise PathError(
+                f"paths {seen[key]!r} and {p!r} collide after Unicode normalisation/case folding"
+            )
+        if key in seen:
+            raise PathError(f"path {p!r} appears twice")
+        seen[key] = p
+
+
+def resolve_inside(root: Path, relpath: str) -> Path:
+    """Join ``relpath`` to ``root`` after checking the rules, and refuse symlinks that leave ``root``."""
+    check_relpath(relpath)
+    candidate = root / relpath
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(candidate)
+    if real != real_root and not real.startswith(real_root + os.sep):
+        raise PathError(f"path {relpath!r} resolves outside the bundle (symlink escape)")
+    return candidate

@@ -1,0 +1,28 @@
+"""Provenance capture at build time: code pin, environment, data references, training, lineage.
+
+This first version copies the declared sections into the manifest as written; the provenance
+issue replaces it with real capture (git, environment lock, checked data references).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .bundle import BuildOptions
+    from .spec import BundleSpec
+
+__all__ = ["capture"]
+
+
+def capture(spec: BundleSpec, opts: BuildOptions) -> dict[str, Any]:
+    """Manifest sections derived from the spec's provenance, data, FPGA and profile sections."""
+    del opts
+    out: dict[str, Any] = {}
+    for key in ("code", "environment", "training"):
+        if key in spec.sections:
+            out.setdefault("provenance", {})[key] = spec.sections[key]
+    for key in ("data", "parents", "fpga", "profile", "extra"):
+        if key in spec.sections:
+            out[key] = spec.sections[key]
+    return out

@@ -1,0 +1,223 @@
+"""Load and validate authoring files (``hepbundle.yaml``) and manifests against ``bundle-spec/``.
+
+Errors name the file, the line and the field, and for an unknown key or enum value suggest the
+closest valid one, e.g. ``hepbundle.yaml:12: files[0].role: 'modle' is not valid (did you mean
+'model'?)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from referencing import Registry, Resource
+
+from ._yaml import LineMap, field_name, load_yaml
+from .errors import SpecError
+
+__all__ = [
+    "SPEC_FILENAME",
+    "BundleSpec",
+    "FileRule",
+    "load_spec",
+    "schema",
+    "validate",
+]
+
+SPEC_FILENAME = "hepbundle.yaml"
+_SCHEMA_DIR = "v1"
+
+
+@functools.cache
+def _schema_files() -> dict[str, dict[str, Any]]:
+    root = resources.files("hepbundle") / "_schemas" / _SCHEMA_DIR
+    out: dict[str, dict[str, Any]] = {}
+    for entry in root.iterdir():
+        if entry.name.endswith(".schema.json"):
+            out[entry.name] = json.loads(entry.read_text(encoding="utf-8"))
+    return out
+
+
+@functools.cache
+def _registry() -> Registry:
+    resources_ = [
+        (s["$id"], Resource.from_contents(s)) for s in _schema_files().values() if "$id" in s
+    ]
+    # also register by bare file name, so "$ref": "spec.schema.json#..." resolves offline
+    resources_ += [(name, Resource.from_contents(s)) for name, s in _schema_files().items()]
+    return Registry().with_resources(resources_)
+
+
+def schema(name: str) -> dict[str, Any]:
+    """The JSON Schema ``bundle-spec/v1/<name>`` (e.g. ``"manifest.schema.json"``)."""
+    try:
+        return _schema_files()[name]
+    except KeyError:
+        raise SpecError(f"no schema named {name!r} in bundle-spec/v1") from None
+
+
+def validate(
+    data: Any, schema_name: str, *, filename: str = "<data>", lines: LineMap | None = None
+) -> None:
+    """Validate ``data`` against a bundle-spec schema; raise :class:`SpecError` for the first
+    error (the one deepest in the document), naming line and field."""
+    validator_cls = jsonschema.validators.validator_for(schema(schema_name))
+    validator = validator_cls(schema(schema_name), registry=_registry())
+    errors = list(validator.iter_errors(data))
+    if not errors:
+        return
+    best = jsonschema.exceptions.best_match(errors)
+    raise SpecError(_describe(best, filename, lines or {}))
+
+
+def _describe(err: jsonschema.ValidationError, filename: str, lines: LineMap) -> str:
+    path = tuple(err.absolute_path)
+    schema_ = err.schema if isinstance(err.schema, Mapping) else {}
+    if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
+        allowed = sorted(schema_.get("properties", {}))
+        unknown = [k for k in err.instance if k not in allowed]
+        if unknown:
+            key = str(unknown[0])
+            where = _where(filename, lines, (*path, key))
+            return f"{where}{field_name((*path, key))}: unknown key{_suggest(key, allowed)}"
+    if err.validator == "required":
+        missing = str(err.message).split("'")[1] if "'" in err.message else err.message
+        return f"{_where(filename, lines, path)}{field_name((*path, missing))}: required field is missing"
+    if err.validator == "enum" and isinstance(err.instance, str):
+        options = [str(o) for o in schema_.get("enum", [])]
+        return (
+            f"{_where(filename, lines, path)}{field_name(path)}: {err.instance!r} is not one of "
+            f"{', '.join(options)}{_suggest(err.instance, options)}"
+        )
+    if err.validator == "pattern":
+        hint = schema_.get("description") or f"must match {schema_.get('pattern')}"
+        return f"{_where(filename, lines, path)}{field_name(path)}: {err.instance!r} is invalid: {hint}"
+    return f"{_where(filename, lines, path)}{field_name(path)}: {err.message}"
+
+
+def _where(filename: str, lines: LineMap, path: tuple[str | int, ...]) -> str:
+    for cut in range(len(path), -1, -1):
+        if path[:cut] in lines:
+            return f"{filename}:{lines[path[:cut]]}: "
+    return f"{filename}: "
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return (
+        f" (did you mean {close[0]!r}?)" if close else f" (expected one of: {', '.join(options)})"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FileRule:
+    """One ``files:`` entry: a glob relative to the spec, the role, and where it lands."""
+
+    pattern: str
+    role: str = "other"
+    to: str | None = None
+    optional: bool = False
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class BundleSpec:
+    """A validated ``hepbundle.yaml``. ``sections`` keeps the provenance/FPGA/data sections as
+    written, for the layers above to interpret."""
+
+    path: Path
+    name: str
+    version: str
+    files: tuple[FileRule, ...]
+    summary: str = ""
+    description: str = ""
+    authors: tuple[dict[str, str], ...] = ()
+    license: str | None = None
+    tags: tuple[str, ...] = ()
+    framework: str | None = None
+    model_card: str | None = None
+    metrics: tuple[dict[str, Any], ...] = ()
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    sections: Mapping[str, Any] = field(default_factory=dict)
+    lines: LineMap = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def base_dir(self) -> Path:
+        """Directory the globs are relative to."""
+        return self.path.parent
+
+    @property
+    def namespace(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    def where(self, *path: str | int) -> str:
+        """``file:line: `` prefix for a field, for error messages of the layers above."""
+        return _where(str(self.path), self.lines, tuple(path))
+
+
+_SECTIONS = ("code", "environment", "data", "training", "parents", "fpga", "profile", "extra")
+
+
+def load_spec(path: str | os.PathLike[str]) -> BundleSpec:
+    """Read and validate a ``hepbundle.yaml`` (a directory means its ``hepbundle.yaml``)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / SPEC_FILENAME
+    data, lines = load_yaml(p, what="spec file")
+    if not isinstance(data, dict):
+        raise SpecError(f"{p}: a spec file must be a YAML mapping (name:, version:, files: …)")
+    validate(data, "spec.schema.json", filename=str(p), lines=lines)
+    rules = tuple(
+        FileRule(
+            pattern=f["path"],
+            role=f.get("role", "other"),
+            to=f.get("to"),
+            optional=bool(f.get("optional", False)),
+            line=lines.get(("files", i), 0),
+        )
+        for i, f in enumerate(data["files"])
+    )
+    return BundleSpec(
+        path=p.resolve(),
+        name=data["name"],
+        version=data["version"],
+        files=rules,
+        summary=data.get("summary", ""),
+        description=data.get("description", ""),
+        authors=tuple(normalise_person(a) for a in data.get("authors", [])),
+        license=data.get("license"),
+        tags=tuple(data.get("tags", [])),
+        framework=data.get("framework"),
+        model_card=data.get("model_card"),
+        metrics=normalise_metrics(data.get("metrics", {})),
+        hyperparameters=data.get("hyperparameters", {}),
+        sections={k: data[k] for k in _SECTIONS if k in data},
+        lines=lines,
+    )
+
+
+def normalise_person(a: str | Mapping[str, str]) -> dict[str, str]:
+    """``"Jane Doe <jane@cern.ch>"`` or a mapping → ``{"name": …, "email": …}``."""
+    if isinstance(a, Mapping):
+        return dict(a)
+    if "<" in a and a.rstrip().endswith(">"):
+        name, _, email = a.partition("<")
+        return {"name": name.strip(), "email": email.rstrip().rstrip(">").strip()}
+    return {"name": a.strip()}
+
+
+def normalise_metrics(m: Any) -> tuple[dict[str, Any], ...]:
+    """Metrics as a list of ``{name, value[, split]}`` records, sorted by name then split."""
+    if isinstance(m, Mapping):
+        recs = [{"name": str(k), "value": v} for k, v in m.items()]
+    else:
+        recs = [dict(r) for r in m]
+    return tuple(sorted(recs, key=lambda r: (r["name"], r.get("split", ""))))

@@ -1,0 +1,74 @@
+"""Shared fixtures: small real bundles and a socket guard that keeps unit tests off the network."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import hepbundle
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unit tests never reach the network (sigstore-python and twine do the same)."""
+
+    def guard(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("network access in a unit test")
+
+    monkeypatch.setattr(socket.socket, "connect", guard)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No user-level repository, policy or cache leaks into a test."""
+    for var in ("HEPBUNDLE_REPO", "HEPBUNDLE_PATH", "HEPBUNDLE_POLICY", "SOURCE_DATE_EPOCH"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+
+
+def write_spec(directory: Path, body: str) -> Path:
+    """Write a hepbundle.yaml with dedented ``body`` into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    spec = directory / "hepbundle.yaml"
+    spec.write_text(textwrap.dedent(body).lstrip(), encoding="utf-8")
+    return spec
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    """A model directory with a small (real-bytes) model, weights, a card and a spec."""
+    d = tmp_path / "src"
+    (d / "model").mkdir(parents=True)
+    (d / "model" / "model.onnx").write_bytes(bytes(range(256)) * 40)
+    (d / "model" / "weights.bin").write_bytes(b"\x01\x02" * 5000)
+    (d / "MODEL_CARD.md").write_text("# Model card\n\n## Intended use\nTests.\n", encoding="utf-8")
+    write_spec(
+        d,
+        """
+        name: atlas/tauid
+        version: 1.2.0
+        summary: Tau identification RNN
+        authors: ["Jane Doe <jane@cern.ch>"]
+        license: Apache-2.0
+        framework: onnx
+        files:
+          - path: model/*.onnx
+            role: model
+          - path: model/weights.bin
+            role: weights
+        model_card: MODEL_CARD.md
+        metrics: {auc: 0.93}
+        hyperparameters: {epochs: 20, lr: 0.001}
+        """,
+    )
+    return d
+
+
+@pytest.fixture
+def built(model_dir: Path, tmp_path: Path) -> Iterator[hepbundle.Bundle]:
+    """A freshly built bundle of ``model_dir``."""
+    yield hepbundle.build(model_dir, tmp_path / "out" / "atlas" / "tauid" / "1.2.0")

@@ -1,0 +1,66 @@
+"""The core commands through click's CliRunner: output, JSON, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import hepbundle
+from hepbundle.cli import main
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_init_build_verify_show(tmp_path: Path) -> None:
+    code, out, _ = run("init", tmp_path / "m", "--name", "cms/btag")
+    assert code == 0 and "hepbundle.yaml" in out
+    (tmp_path / "m" / "model").mkdir()
+    (tmp_path / "m" / "model" / "model.onnx").write_bytes(b"\x08\x01" * 100)
+    code, out, err = run("build", tmp_path / "m", "-o", tmp_path / "b", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["ref"] == "cms/btag@0.1.0" and res["files"] == 2
+    code, out, _ = run("verify", tmp_path / "b")
+    assert code == 0 and out.startswith("OK cms/btag@0.1.0")
+    code, out, _ = run("show", tmp_path / "b")
+    assert code == 0 and "model/model.onnx" in out and "Intended use" in out
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
+    assert run("init", tmp_path)[0] == 0
+    code, _, err = run("init", tmp_path)
+    assert code == 2 and "already exists" in err
+
+
+def test_verify_failure_exit_1_and_json(built: hepbundle.Bundle) -> None:
+    (built.root / "model" / "weights.bin").write_bytes(b"evil")
+    code, _, err = run("verify", built.root)
+    assert code == 1
+    assert err.count("\n") == 1 and "modified model/weights.bin" in err
+    code, out, _ = run("verify", built.root, "--json")
+    assert code == 1 and json.loads(out)["modified"] == ["model/weights.bin"]
+    assert run("verify", built.root, "--file", "model/model.onnx")[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["verify", "/nonexistent/bundle"], "does not exist"),
+        (["build", "/nonexistent/hepbundle.yaml"], "does not exist"),
+        (["show", "/"], "hepbundle.json is missing"),
+    ],
+)
+def test_bad_input_one_line_exit_nonzero(args: list[str], message: str) -> None:
+    code, _, err = run(*args)
+    assert code != 0
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_usage_error_exit_2() -> None:
+    assert run("verify")[0] == 2

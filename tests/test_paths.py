@@ -1,0 +1,97 @@
+"""The bundle path rules (bundle-spec/README.md § Paths), with property-based round trips."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hepbundle.errors import PathError
+from hepbundle.manifest import FileEntry, Manifest
+from hepbundle.paths import check_collisions, check_relpath, is_reserved
+
+
+@pytest.mark.parametrize(
+    ("path", "rule"),
+    [
+        ("", "empty"),
+        ("../x", r"'\.\.'"),
+        ("a/../b", r"'\.\.'"),
+        ("a//b", "empty"),
+        ("./a", r"'\.'"),
+        ("/etc/passwd", "absolute"),
+        ("C:/x", "absolute"),
+        ("a\\b", "backslash"),
+        ("a\x00b", "control"),
+        ("a\nb", "control"),
+        ("e\u0301.onnx", "NFC"),
+        ("a/", "empty"),
+        ("x" * 256, "longer"),
+    ],
+)
+def test_bad_paths_rejected(path: str, rule: str) -> None:
+    with pytest.raises(PathError, match=rule):
+        check_relpath(path)
+
+
+def test_collisions_after_case_folding_and_nfc() -> None:
+    with pytest.raises(PathError, match="collide"):
+        check_collisions(["model/Model.onnx", "model/model.onnx"])
+    with pytest.raises(PathError, match="collide"):
+        check_collisions(["STRASSE", "straße"])
+    check_collisions(["a/b", "a/c"])
+
+
+def test_reserved_names() -> None:
+    assert is_reserved("hepbundle.json") and is_reserved("hepbundle.sig")
+    assert is_reserved("hepbundle.release.sig") and is_reserved(".cvmfscatalog")
+    assert not is_reserved("model/hepbundle.sig") and not is_reserved("hepbundle.yaml")
+
+
+segment = (
+    st.text(
+        alphabet=st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="/\\"),
+        min_size=1,
+        max_size=20,
+    )
+    .map(lambda s: unicodedata.normalize("NFC", s))
+    .filter(lambda s: s not in (".", "..") and len(s.encode()) <= 255)
+)
+
+
+@given(st.lists(segment, min_size=1, max_size=5))
+def test_valid_paths_accepted(parts: list[str]) -> None:
+    path = "/".join(parts)
+    if len(path) > 1 and path[1] == ":":
+        return
+    assert check_relpath(path) == path
+
+
+@given(
+    st.lists(
+        st.tuples(segment, st.integers(0, 2**40), st.binary(min_size=32, max_size=32)),
+        min_size=1,
+        max_size=8,
+        unique_by=lambda t: t[0].casefold(),
+    )
+)
+def test_manifest_round_trip(entries: list[tuple[str, int, bytes]]) -> None:
+    entries = [
+        e for e in entries if not (len(e[0]) > 1 and e[0][1] == ":") and not is_reserved(e[0])
+    ]
+    try:
+        check_collisions(e[0] for e in entries)
+    except PathError:
+        return
+    m = Manifest(
+        name="atlas/x",
+        version="1.0.0",
+        created="2026-01-01T00:00:00Z",
+        files=tuple(FileEntry(p, size, h.hex(), "model") for p, size, h in entries),
+        meta={"summary": "ünïcode"},
+    )
+    back = Manifest.from_bytes(m.to_bytes())
+    assert back.to_bytes() == m.to_bytes()
+    assert {f.path for f in back.files} == {p for p, _, _ in entries}

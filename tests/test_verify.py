@@ -1,0 +1,113 @@
+"""Integrity verification: every tamper kind is found, named, and reported all at once."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import hepbundle
+from hepbundle.errors import FormatError, IntegrityError
+
+
+def _flip(p: Path) -> None:
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    p.write_bytes(bytes(data))
+
+
+TAMPERS: dict[str, tuple[Callable[[Path], None], str, str]] = {
+    "byte-flip": (lambda r: _flip(r / "model/model.onnx"), "modified", "model/model.onnx"),
+    "truncated": (
+        lambda r: (r / "model/weights.bin").write_bytes(b"\x01"),
+        "modified",
+        "model/weights.bin",
+    ),
+    "added": (lambda r: (r / "model/backdoor.py").write_text("x"), "extra", "model/backdoor.py"),
+    "removed": (lambda r: (r / "MODEL_CARD.md").unlink(), "missing", "MODEL_CARD.md"),
+    "renamed": (
+        lambda r: (r / "model/model.onnx").rename(r / "model/model2.onnx"),
+        "missing",
+        "model/model.onnx",
+    ),
+    "symlink-escape": (
+        lambda r: os.symlink("/etc/passwd", r / "model/passwd"),
+        "path",
+        "model/passwd",
+    ),
+    "replaced-by-symlink": (
+        lambda r: (
+            (r / "model/weights.bin").unlink(),
+            os.symlink("/etc/hostname", r / "model/weights.bin"),
+        ),
+        "path",
+        "model/weights.bin",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TAMPERS))
+def test_tamper_detected(built: hepbundle.Bundle, kind: str) -> None:
+    tamper, problem_kind, path = TAMPERS[kind]
+    tamper(built.root)
+    report = hepbundle.open(built.root, verify="none").verify()
+    assert not report.ok
+    assert path in [p.path for p in report.problems if p.kind == problem_kind], report.problems
+    with pytest.raises(IntegrityError, match=path.replace(".", r"\.")):
+        report.raise_for_problems()
+    with pytest.raises(IntegrityError):
+        hepbundle.open(built.root, verify="full")
+
+
+def test_all_problems_reported_together(built: hepbundle.Bundle) -> None:
+    _flip(built.root / "model/model.onnx")
+    (built.root / "MODEL_CARD.md").unlink()
+    (built.root / "extra.txt").write_text("x")
+    r = built.verify()
+    assert (r.of_kind("modified"), r.of_kind("missing"), r.of_kind("extra")) == (
+        ["model/model.onnx"],
+        ["MODEL_CARD.md"],
+        ["extra.txt"],
+    )
+
+
+def test_edited_manifest_is_a_format_or_integrity_failure(built: hepbundle.Bundle) -> None:
+    m = json.loads((built.root / "hepbundle.json").read_text())
+    m["files"][0]["sha256"] = "0" * 64
+    (built.root / "hepbundle.json").write_text(json.dumps(m))
+    assert not hepbundle.open(built.root, verify="none").verify().ok
+    m["mediaType"] = "application/vnd.hepbundle.manifest.v9+json"
+    (built.root / "hepbundle.json").write_text(json.dumps(m))
+    with pytest.raises(FormatError, match="unknown manifest media type"):
+        hepbundle.open(built.root)
+
+
+def test_manifest_listing_escaping_path_rejected(built: hepbundle.Bundle) -> None:
+    m = json.loads((built.root / "hepbundle.json").read_text())
+    m["files"][0]["path"] = "../../etc/passwd"
+    (built.root / "hepbundle.json").write_text(json.dumps(m))
+    with pytest.raises(hepbundle.PathError, match=r"'\.\.' segment"):
+        hepbundle.open(built.root)
+
+
+def test_lazy_path_verifies_on_first_use(built: hepbundle.Bundle) -> None:
+    b = hepbundle.open(built.root)  # lazy
+    _flip(built.root / "model/model.onnx")
+    with pytest.raises(IntegrityError, match="model/model.onnx"):
+        b.path("model/model.onnx")
+    assert b.path("model/weights.bin").read_bytes()[:2] == b"\x01\x02"
+
+
+def test_verify_selected_files_only(built: hepbundle.Bundle) -> None:
+    _flip(built.root / "model/model.onnx")
+    assert built.verify(["model/weights.bin"]).ok
+    r = built.verify(["model/model.onnx", "not/listed"])
+    assert r.of_kind("modified") == ["model/model.onnx"] and r.of_kind("extra") == ["not/listed"]
+
+
+def test_unknown_file_suggests_closest(built: hepbundle.Bundle) -> None:
+    with pytest.raises(hepbundle.HepbundleError, match="did you mean 'model/model.onnx'"):
+        built.path("model/model.onx")
