@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .digest import copy_and_hash, map_files, sha256_bytes
@@ -27,6 +27,9 @@ from .integrity import IntegrityReport, check_entry, check_tree
 from .manifest import MANIFEST_FILENAME, FileEntry, Manifest, canonical_json
 from .paths import check_collisions, check_relpath, is_reserved
 from .spec import BundleSpec, load_spec
+
+if TYPE_CHECKING:
+    from .provenance import Captured
 
 __all__ = ["BuildOptions", "Bundle", "build", "build_from_spec", "created_timestamp"]
 
@@ -44,6 +47,8 @@ class BuildOptions:
     progress: Callable[[int], None] | None = None
     #: extra metadata merged into the manifest by callers (importers, FPGA capture, …)
     extra_meta: Mapping[str, Any] = field(default_factory=dict)
+    #: generated files to pack, bundle path → (content, role) (profiles, reports, …)
+    extra_files: Mapping[str, tuple[bytes, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +91,20 @@ def build_from_spec(spec: BundleSpec, opts: BuildOptions) -> Bundle:
         if not (out / MANIFEST_FILENAME).is_file():
             raise BuildError(f"refusing to replace {out}: it is not a bundle directory")
     planned = plan_files(spec)
-    meta = _metadata(spec, opts)
+    captured = _capture(spec, opts)
+    generated = {**captured.files, **opts.extra_files}
+    clash = sorted(set(generated) & {p.dest for p in planned})
+    if clash:
+        raise BuildError(f"generated file {clash[0]!r} would overwrite a file of the spec")
+    for dest in generated:
+        check_relpath(dest)
+    check_collisions([*(p.dest for p in planned), *generated])
+    meta = _metadata(spec, opts, captured.meta)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
     try:
-        entries = _stage_files(stage, planned, opts.progress)
+        entries = _stage_files(stage, planned, opts.progress) + _write_generated(stage, generated)
+        entries = tuple(sorted(entries, key=lambda e: e.path))
         manifest = Manifest(
             name=spec.name, version=spec.version, created=created_timestamp(), files=entries
         ).with_meta(**meta)
@@ -216,7 +230,19 @@ def _stage_files(
     )
 
 
-def _metadata(spec: BundleSpec, opts: BuildOptions) -> dict[str, Any]:
+def _write_generated(
+    stage: Path, generated: Mapping[str, tuple[bytes, str]]
+) -> tuple[FileEntry, ...]:
+    out = []
+    for dest, (content, role) in sorted(generated.items()):
+        target = stage / dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        out.append(FileEntry(path=dest, size=len(content), sha256=sha256_bytes(content), role=role))
+    return tuple(out)
+
+
+def _metadata(spec: BundleSpec, opts: BuildOptions, captured: Mapping[str, Any]) -> dict[str, Any]:
     """Manifest metadata from the spec; provenance sections are filled by the provenance layer."""
     meta: dict[str, Any] = {
         "summary": spec.summary,
@@ -230,7 +256,7 @@ def _metadata(spec: BundleSpec, opts: BuildOptions) -> dict[str, Any]:
         "hyperparameters": dict(spec.hyperparameters),
         "builder": {"name": "hepbundle", "version": __version__},
     }
-    meta.update(_sections(spec, opts))
+    meta.update(captured)
     meta.update(opts.extra_meta)
     return meta
 
@@ -242,7 +268,7 @@ def _card_path(spec: BundleSpec) -> str | None:
     return spec.model_card if _inside(card, spec.base_dir) else f"docs/{card.name}"
 
 
-def _sections(spec: BundleSpec, opts: BuildOptions) -> dict[str, Any]:
+def _capture(spec: BundleSpec, opts: BuildOptions) -> Captured:
     """Provenance, data references, FPGA and profile sections (see the provenance layer)."""
     from .provenance import capture  # provenance is the layer below bundle: import at use
 

@@ -6,16 +6,26 @@ issue replaces it with real capture (git, environment lock, checked data referen
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .bundle import BuildOptions
     from .spec import BundleSpec
 
-__all__ = ["capture"]
+__all__ = ["Captured", "capture"]
 
 
-def capture(spec: BundleSpec, opts: BuildOptions) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Captured:
+    """What capture adds to a build: manifest sections, and generated files to pack
+    (bundle path → (content, role)), e.g. a dirty-tree diff or an environment lock."""
+
+    meta: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+
+
+def capture(spec: BundleSpec, opts: BuildOptions) -> Captured:
     """Manifest sections derived from the spec's provenance, data, FPGA and profile sections."""
     del opts
     out: dict[str, Any] = {}
@@ -25,4 +35,4 @@ def capture(spec: BundleSpec, opts: BuildOptions) -> dict[str, Any]:
     for key in ("data", "parents", "fpga", "profile", "extra"):
         if key in spec.sections:
             out[key] = spec.sections[key]
-    return out
+    return Captured(meta=out)
