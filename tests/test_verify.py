@@ -111,3 +111,39 @@ def test_verify_selected_files_only(built: hepbundle.Bundle) -> None:
 def test_unknown_file_suggests_closest(built: hepbundle.Bundle) -> None:
     with pytest.raises(hepbundle.HepbundleError, match="did you mean 'model/model.onnx'"):
         built.path("model/model.onx")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda f: f.update(sha256="ABC"), r"files\[0\]\.sha256"),
+        (lambda f: f.update(size=-1), r"files\[0\]\.size"),
+        (lambda f: f.update(size=True), r"files\[0\]\.size"),
+        (lambda f: f.update(role="weird"), r"files\[0\]\.role"),
+        (lambda f: f.pop("path"), r"files\[0\]"),
+        (lambda f: f.update(extra=1), r"files\[0\]"),
+    ],
+)
+def test_malformed_file_entries_rejected(
+    built: hepbundle.Bundle, mutate: Callable[[dict[str, object]], object], message: str
+) -> None:
+    """The hand-compiled file-entry check agrees with the normative schema on each rule."""
+    import jsonschema
+
+    m = json.loads((built.root / "hepbundle.json").read_text())
+    mutate(m["files"][0])
+    with pytest.raises(jsonschema.ValidationError):
+        _schema_validate(m)
+    (built.root / "hepbundle.json").write_text(json.dumps(m))
+    with pytest.raises(FormatError, match=message):
+        hepbundle.open(built.root)
+
+
+def _schema_validate(m: dict[str, object]) -> None:
+    import jsonschema
+
+    from hepbundle.spec import _registry, schema
+
+    jsonschema.Draft202012Validator(schema("manifest.schema.json"), registry=_registry()).validate(
+        m
+    )

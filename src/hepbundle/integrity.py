@@ -16,7 +16,7 @@ from typing import Any, Literal
 from .digest import FileDigest, hash_file, map_files
 from .errors import IntegrityError, PathError
 from .manifest import FileEntry, Manifest
-from .paths import check_relpath, is_reserved, resolve_inside
+from .paths import Resolver, check_relpath, is_reserved, resolve_inside
 
 __all__ = ["IntegrityReport", "Problem", "check_entry", "check_tree"]
 
@@ -71,10 +71,10 @@ class IntegrityReport:
             raise IntegrityError(f"{what} failed integrity verification: {listed}{more}")
 
 
-def _precheck(root: Path, entry: FileEntry) -> Problem | Path:
+def _precheck(resolve: Resolver, entry: FileEntry) -> Problem | Path:
     """The cheap checks (path rules, presence, not a symlink, size); the path to hash if they pass."""
     try:
-        p = resolve_inside(root, entry.path)
+        p = resolve(entry.path)
         st = os.stat(p, follow_symlinks=False)
     except PathError as e:
         return Problem("path", entry.path, str(e))
@@ -83,7 +83,10 @@ def _precheck(root: Path, entry: FileEntry) -> Problem | Path:
     except OSError as e:
         return Problem("missing", entry.path, f"unreadable: {e.strerror}")
     if stat.S_ISLNK(st.st_mode):
-        return Problem("path", entry.path, "is a symlink; bundles hold regular files only")
+        where = "outside the bundle" if resolve.escapes(entry.path) else "inside the bundle"
+        return Problem(
+            "path", entry.path, f"is a symlink pointing {where}; bundles hold regular files only"
+        )
     if st.st_size != entry.size:
         return Problem("modified", entry.path, f"size {st.st_size} != {entry.size}")
     return p
@@ -91,7 +94,7 @@ def _precheck(root: Path, entry: FileEntry) -> Problem | Path:
 
 def check_entry(root: Path, entry: FileEntry) -> Problem | None:
     """Check one manifest entry against the file on disk (size first, then SHA-256)."""
-    pre = _precheck(root, entry)
+    pre = _precheck(Resolver(root), entry)
     if isinstance(pre, Problem):
         return pre
     if hash_file(pre).sha256 != entry.sha256:
@@ -122,8 +125,9 @@ def check_tree(
                 problems.append(Problem("extra", f, "not listed in the manifest"))
     # cheap checks first, in this thread; hashing of the survivors in parallel
     to_hash: list[tuple[FileEntry, Path]] = []
+    resolve = Resolver(root)
     for e in wanted:
-        pre = _precheck(root, e)
+        pre = _precheck(resolve, e)
         if isinstance(pre, Problem):
             problems.append(pre)
         else:

@@ -88,12 +88,38 @@ def check_collisions(relpaths: Iterable[str]) -> None:
         seen[key] = p
 
 
+class Resolver:
+    """Joins bundle-relative paths to a root, refusing any whose parent directories resolve
+    outside it. Directory resolutions are cached, so checking many files costs one ``realpath``
+    per directory rather than one per path component per file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self._dirs: dict[str, bool] = {"": True}
+
+    def inside(self, real: str) -> bool:
+        return real == self.real_root or real.startswith(self.real_root + os.sep)
+
+    def __call__(self, relpath: str) -> Path:
+        check_relpath(relpath)
+        parent = relpath.rpartition("/")[0]
+        ok = self._dirs.get(parent)
+        if ok is None:
+            ok = self._dirs[parent] = self.inside(os.path.realpath(self.root / parent))
+        if not ok:
+            raise PathError(f"path {relpath!r} resolves outside the bundle (symlink escape)")
+        return self.root / relpath
+
+    def escapes(self, relpath: str) -> bool:
+        """True if the final component is a symlink that points outside the root."""
+        return not self.inside(os.path.realpath(self.root / relpath))
+
+
 def resolve_inside(root: Path, relpath: str) -> Path:
     """Join ``relpath`` to ``root`` after checking the rules, and refuse symlinks that leave ``root``."""
-    check_relpath(relpath)
-    candidate = root / relpath
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(candidate)
-    if real != real_root and not real.startswith(real_root + os.sep):
+    r = Resolver(root)
+    candidate = r(relpath)
+    if os.path.islink(candidate) and r.escapes(relpath):
         raise PathError(f"path {relpath!r} resolves outside the bundle (symlink escape)")
     return candidate
