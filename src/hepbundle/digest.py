@@ -65,7 +65,7 @@ def _buffer() -> tuple[bytearray, memoryview]:
     if buf is None:
         b = bytearray(_BLOCK)
         buf = _local.buf = (b, memoryview(b))
-    return buf  # type: ignore[no-any-return]
+    return buf
 
 
 def hash_file(path: str | os.PathLike[str]) -> FileDigest:
