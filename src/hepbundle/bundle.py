@@ -29,6 +29,7 @@ from .paths import check_collisions, check_relpath, is_reserved
 from .spec import BundleSpec, load_spec
 
 if TYPE_CHECKING:
+    from .cache import VerificationCache
     from .provenance import Captured
 
 __all__ = ["BuildOptions", "Bundle", "build", "build_from_spec", "created_timestamp"]
@@ -302,6 +303,8 @@ class Bundle:
         self._lock = threading.Lock()
         #: set by the signing layer once the signature over this manifest has been checked
         self.signature: Any = None
+        #: node-local verification cache (set by hepbundle.open); None hashes every time
+        self.cache: VerificationCache | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, verify_files: bool = True) -> Bundle:
@@ -362,7 +365,9 @@ class Bundle:
         return self.root / relpath
 
     def _check_one(self, entry: FileEntry) -> None:
-        problem = check_entry(self.root, entry)
+        problem = check_entry(
+            self.root, entry, cache=self.cache, manifest_digest=self.manifest_digest
+        )
         if problem is not None:
             raise IntegrityError(f"{self.ref}: {problem}")
 
@@ -371,7 +376,14 @@ class Bundle:
     ) -> IntegrityReport:
         """Check payload files against the manifest (all, plus a scan for extras, when ``files``
         is None). Returns the report; call ``raise_for_problems()`` to turn it into an error."""
-        report = check_tree(self.root, self.manifest, files=files, progress=progress)
+        report = check_tree(
+            self.root,
+            self.manifest,
+            files=files,
+            progress=progress,
+            cache=self.cache,
+            manifest_digest=self.manifest_digest,
+        )
         if report.ok:
             with self._lock:
                 self._verified.update(

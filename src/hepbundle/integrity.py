@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .cache import VerificationCache
 from .digest import FileDigest, hash_file, map_files
 from .errors import IntegrityError, PathError
 from .manifest import FileEntry, Manifest
@@ -42,6 +43,12 @@ class IntegrityReport:
     checked: int
     bytes: int
     problems: tuple[Problem, ...] = field(default=())
+    #: files vouched for by the node-local verification cache (not hashed again)
+    cached: int = 0
+
+    @property
+    def first(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
 
     @property
     def ok(self) -> bool:
@@ -55,6 +62,7 @@ class IntegrityReport:
             "ok": self.ok,
             "checked": self.checked,
             "bytes": self.bytes,
+            "cached": self.cached,
             "missing": self.of_kind("missing"),
             "extra": self.of_kind("extra"),
             "modified": self.of_kind("modified"),
@@ -71,7 +79,7 @@ class IntegrityReport:
             raise IntegrityError(f"{what} failed integrity verification: {listed}{more}")
 
 
-def _precheck(resolve: Resolver, entry: FileEntry) -> Problem | Path:
+def _precheck(resolve: Resolver, entry: FileEntry) -> Problem | tuple[Path, os.stat_result]:
     """The cheap checks (path rules, presence, not a symlink, size); the path to hash if they pass."""
     try:
         p = resolve(entry.path)
@@ -89,17 +97,19 @@ def _precheck(resolve: Resolver, entry: FileEntry) -> Problem | Path:
         )
     if st.st_size != entry.size:
         return Problem("modified", entry.path, f"size {st.st_size} != {entry.size}")
-    return p
+    return p, st
 
 
-def check_entry(root: Path, entry: FileEntry) -> Problem | None:
+def check_entry(
+    root: Path,
+    entry: FileEntry,
+    *,
+    cache: VerificationCache | None = None,
+    manifest_digest: str = "",
+) -> Problem | None:
     """Check one manifest entry against the file on disk (size first, then SHA-256)."""
-    pre = _precheck(Resolver(root), entry)
-    if isinstance(pre, Problem):
-        return pre
-    if hash_file(pre).sha256 != entry.sha256:
-        return Problem("modified", entry.path, "sha256 differs")
-    return None
+    problems, _, _ = _check_entries(root, [entry], None, None, cache, manifest_digest)
+    return problems[0] if problems else None
 
 
 def check_tree(
@@ -109,8 +119,13 @@ def check_tree(
     files: Sequence[str] | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    cache: VerificationCache | None = None,
+    manifest_digest: str = "",
 ) -> IntegrityReport:
-    """Verify ``files`` (all payload files if None, plus a scan for extra files) under ``root``."""
+    """Verify ``files`` (all payload files if None, plus a scan for extra files) under ``root``.
+
+    With a ``cache`` (and the bundle's ``manifest_digest``), files this node verified before and
+    that provably did not change since are not hashed again; newly verified ones are recorded."""
     by_path = manifest.by_path
     problems: list[Problem] = []
     if files is None:
@@ -123,29 +138,52 @@ def check_tree(
                 wanted.append(by_path[f])
             else:
                 problems.append(Problem("extra", f, "not listed in the manifest"))
+    found, hashed, cached = _check_entries(root, wanted, workers, progress, cache, manifest_digest)
+    problems.extend(found)
+    problems.sort(key=lambda p: (p.kind, p.path))
+    return IntegrityReport(
+        checked=len(wanted), bytes=hashed, problems=tuple(problems), cached=cached
+    )
+
+
+def _check_entries(
+    root: Path,
+    wanted: Sequence[FileEntry],
+    workers: int | None,
+    progress: Callable[[int], None] | None,
+    cache: VerificationCache | None,
+    manifest_digest: str,
+) -> tuple[list[Problem], int, int]:
+    """Problems among ``wanted``, bytes hashed, and files vouched for by the cache."""
+    problems: list[Problem] = []
     # cheap checks first, in this thread; hashing of the survivors in parallel
-    to_hash: list[tuple[FileEntry, Path]] = []
+    to_hash: list[tuple[FileEntry, Path, os.stat_result]] = []
     resolve = Resolver(root)
+    cached = 0
     for e in wanted:
         pre = _precheck(resolve, e)
         if isinstance(pre, Problem):
             problems.append(pre)
+        elif cache is not None and cache.is_verified(manifest_digest, e.path, e.sha256, *pre):
+            cached += 1
         else:
-            to_hash.append((e, pre))
+            to_hash.append((e, *pre))
     digests: list[FileDigest] = map_files(
-        lambda ep: hash_file(ep[1]),
+        lambda item: hash_file(item[1]),
         to_hash,
-        [e.size for e, _ in to_hash],
+        [e.size for e, _, _ in to_hash],
         workers=workers,
         progress=progress,
     )
-    for (e, _), d in zip(to_hash, digests, strict=True):
+    good = []
+    for (e, p, st), d in zip(to_hash, digests, strict=True):
         if d.sha256 != e.sha256:
             problems.append(Problem("modified", e.path, "sha256 differs"))
-    problems.sort(key=lambda p: (p.kind, p.path))
-    return IntegrityReport(
-        checked=len(wanted), bytes=sum(e.size for e, _ in to_hash), problems=tuple(problems)
-    )
+        else:
+            good.append((e.path, e.sha256, p, st))
+    if cache is not None:
+        cache.record(manifest_digest, good)
+    return problems, sum(e.size for e, _, _ in to_hash), cached
 
 
 def _scan_extra(root: Path, listed: dict[str, FileEntry]) -> Iterable[Problem]:
