@@ -72,3 +72,21 @@ def model_dir(tmp_path: Path) -> Path:
 def built(model_dir: Path, tmp_path: Path) -> Iterator[hepbundle.Bundle]:
     """A freshly built bundle of ``model_dir``."""
     yield hepbundle.build(model_dir, tmp_path / "out" / "atlas" / "tauid" / "1.2.0")
+
+
+@pytest.fixture
+def ec_key(tmp_path: Path) -> tuple[Path, Path]:
+    """A fresh EC P-256 key pair as PEM files: (private key, public key)."""
+    from hepbundle.signing import generate_key
+
+    return generate_key(tmp_path / "keys" / "signing-key.pem")
+
+
+@pytest.fixture
+def signed(built: hepbundle.Bundle, ec_key: tuple[Path, Path]) -> hepbundle.Bundle:
+    """The ``built`` bundle signed (``hepbundle.sig``) with ``ec_key``; verify it with
+    ``TrustPolicy.from_flags(keys=[ec_key[1]])``."""
+    from hepbundle.signing import KeySigner, sign
+
+    sign(built.root, KeySigner(ec_key[0]))
+    return hepbundle.Bundle.load(built.root)

@@ -9,6 +9,7 @@ HepbundleError                 any failure hepbundle reports to a person (exit c
 │   ├── IntegrityError         missing, extra or modified files
 │   ├── SignatureError         unsigned, malformed or invalid signature
 │   └── PolicyError            signature valid, but the signer is not allowed
+├── SigningError               a signature could not be made (unreadable or unsupported key/cert)
 ├── RepositoryError            publishing / catalogue failures (conflicts, locks, backends)
 │   └── NotFoundError          an unknown bundle reference, name, version or alias
 ├── MissingExtraError          an optional framework is not installed (names the extra)
@@ -28,6 +29,7 @@ __all__ = [
     "PolicyError",
     "RepositoryError",
     "SignatureError",
+    "SigningError",
     "SpecError",
     "ToolError",
     "VerificationError",
@@ -85,6 +87,10 @@ class SignatureError(VerificationError):
 
 class PolicyError(VerificationError):
     """The signature verifies, but the trust policy does not allow its signer."""
+
+
+class SigningError(HepbundleError):
+    """A signature could not be made: unreadable or unsupported key, certificate or identity."""
 
 
 class RepositoryError(HepbundleError):

@@ -1,45 +1,341 @@
-"""Signing and signature verification of bundles (interface; implemented by the signing issue).
+"""Sign bundles (and small directories) in the OMS v1.0 format, and verify their signatures
+against a trust policy without hashing payload files.
 
 The contract the layers above rely on:
 
-* :func:`verify_signatures` checks every signature file of a bundle against its manifest and the
-  trust policy **without hashing payload files** (the signed statement's file digests must equal
-  the manifest's; the manifest's own digest must equal hepbundle.json's), and returns who signed.
-  Raises :class:`~hepbundle.errors.SignatureError` (``unsigned``, malformed, invalid) or
-  :class:`~hepbundle.errors.PolicyError`.
-* :func:`is_signed` tells whether a bundle carries a signature at all.
+* :func:`sign` writes ``hepbundle.sig`` (or the co-signature ``hepbundle.<role>.sig``) into a
+  bundle after checking its integrity once. The signed in-toto statement lists every payload
+  file's digest **and** ``hepbundle.json``'s own digest, so one signature covers metadata and
+  payload, and names its ignore list (signature files, ``.cvmfscatalog``) so that upstream
+  ``model_signing verify`` recomputes the same set.
+* :func:`verify_signatures` checks every signature file of a bundle: the statement's digests
+  must equal the manifest's file list plus the digest of ``hepbundle.json`` as read at open,
+  and the trust policy must be satisfied by cryptographically valid signatures. Payload files
+  are then checked one by one on first use (:meth:`Bundle.path`), or all at once.
+  Raises :class:`~hepbundle.errors.SignatureError` (unsigned, malformed, invalid, digest
+  mismatch) or :class:`~hepbundle.errors.PolicyError` (signer not allowed, untrusted CA).
+* :func:`sign_directory` / :func:`verify_directory` do the same for a small directory that is
+  not a bundle (evaluation records), hashing its files directly.
+
+Signers are plain objects the caller constructs: :class:`KeySigner`, :class:`X509Signer`,
+:class:`SigstoreSigner`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .errors import SignatureError
+from model_signing import manifest as _oms_manifest
+from model_signing._hashing import hashing as _oms_hashing
+from model_signing._signing import signing as _oms
+
+from ._signers import Signer, parse_signature
+from ._signers.certificate import X509Signer
+from ._signers.keys import KeySigner, generate_key
+from ._signers.sigstore import SigstoreSigner
+from .bundle import Bundle
+from .digest import hash_files
+from .errors import PathError, SignatureError, SigningError
+from .integrity import IntegrityReport
+from .manifest import MANIFEST_FILENAME
+from .paths import check_relpath, is_reserved
+from .policy import Candidate, SignerInfo, TrustPolicy, policy_from_env
 
 if TYPE_CHECKING:
-    from .bundle import Bundle
+    from ._signers import ParsedSignature
 
-__all__ = ["SIGNATURE_FILENAME", "SignerInfo", "is_signed", "verify_signatures"]
+__all__ = [
+    "PRIMARY_ROLE",
+    "SIGNATURE_FILENAME",
+    "KeySigner",
+    "SignResult",
+    "Signer",
+    "SignerInfo",
+    "SigstoreSigner",
+    "TrustPolicy",
+    "VerifyResult",
+    "X509Signer",
+    "generate_key",
+    "is_signed",
+    "sign",
+    "sign_directory",
+    "signature_files",
+    "verify",
+    "verify_directory",
+    "verify_signatures",
+]
+
+log = logging.getLogger("hepbundle")
 
 SIGNATURE_FILENAME = "hepbundle.sig"
+PRIMARY_ROLE = "primary"
+#: always in the signed ignore list: what a bundle may gain after signing without changing
+_IGNORED = (SIGNATURE_FILENAME, ".cvmfscatalog")
+_PREDICATE_KEY = "hepbundle"
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
-@dataclass(frozen=True)
-class SignerInfo:
-    """Who signed: kind (``key``, ``x509``, ``sigstore``), identity string, and details."""
+def signature_name(role: str | None) -> str:
+    """``hepbundle.sig`` for the primary signature, ``hepbundle.<role>.sig`` for a co-signature."""
+    if role in (None, "", PRIMARY_ROLE):
+        return SIGNATURE_FILENAME
+    assert role is not None
+    if not role.replace("-", "").replace("_", "").isalnum() or not role.isascii():
+        raise SigningError(f"role {role!r} must be letters, digits, '-' or '_'")
+    return f"hepbundle.{role}.sig"
 
-    kind: str
-    identity: str
-    details: Any = None
+
+def signature_files(root: Path) -> dict[str, Path]:
+    """The signature files at the top of ``root``, by role (``primary`` first)."""
+    out: dict[str, Path] = {}
+    if (root / SIGNATURE_FILENAME).is_file():
+        out[PRIMARY_ROLE] = root / SIGNATURE_FILENAME
+    for p in sorted(root.glob("hepbundle.*.sig")):
+        if p.name != SIGNATURE_FILENAME and p.is_file():
+            out[p.name.removeprefix("hepbundle.").removesuffix(".sig")] = p
+    return out
 
 
 def is_signed(bundle: Bundle) -> bool:
-    return (bundle.root / SIGNATURE_FILENAME).is_file()
+    return bool(signature_files(bundle.root))
 
 
-def verify_signatures(bundle: Bundle, policy: Any = None) -> list[SignerInfo]:
-    """Verify the bundle's signatures against ``policy``; see the module docstring."""
-    if not is_signed(bundle):
-        raise SignatureError(f"{bundle.ref} is unsigned ({SIGNATURE_FILENAME} is missing)")
-    raise SignatureError("signature verification is not implemented yet")
+@dataclass(frozen=True)
+class SignResult:
+    """What :func:`sign` wrote."""
+
+    path: Path
+    role: str
+    signer: str
+    signed_at: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "signature": str(self.path),
+            "role": self.role,
+            "signer": self.signer,
+            "signedAt": self.signed_at,
+        }
+
+
+def _payload(
+    name: str, digests: Mapping[str, str], ignore: Sequence[str], extra: dict[str, Any]
+) -> _oms.Payload:
+    """The OMS v1.0 in-toto statement over ``digests`` (path → hex SHA-256)."""
+    serialization = _oms_manifest._FileSerialization(
+        "sha256", allow_symlinks=False, ignore_paths=[Path(p) for p in ignore]
+    )
+    items = [
+        _oms_manifest.FileManifestItem(
+            path=PurePosixPath(p), digest=_oms_hashing.Digest("sha256", bytes.fromhex(h))
+        )
+        for p, h in sorted(digests.items())
+    ]
+    payload = _oms.Payload(_oms_manifest.Manifest(name, items, serialization))
+    # extra predicate fields are allowed by OMS v1.0 ("verifiers ignore other fields"); the
+    # signing time lives here so an X.509 verifier can hold it against the certificate validity
+    payload.statement.pb.predicate[_PREDICATE_KEY] = extra
+    return payload
+
+
+def _write_signature(
+    root: Path, role: str | None, name: str, digests: Mapping[str, str], signer: Signer, force: bool
+) -> SignResult:
+    target = root / signature_name(role)
+    if target.exists() and not force:
+        raise SigningError(f"{target} already exists", hint="use --force to replace the signature")
+    others = [p.name for p in signature_files(root).values() if p.name != target.name]
+    ignore = sorted({*_IGNORED, target.name, *others})
+    now = dt.datetime.now(dt.UTC).strftime(_TIME_FORMAT)
+    extra = {"signedAt": now, "role": role or PRIMARY_ROLE, "name": name}
+    text = signer.sign_payload(_payload(name, digests, ignore, extra))
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("signed %s as %s (%s)", name, role or PRIMARY_ROLE, signer.describe())
+    return SignResult(target, role or PRIMARY_ROLE, signer.describe(), now)
+
+
+def sign(
+    bundle_path: str | os.PathLike[str],
+    signer: Signer,
+    *,
+    role: str | None = None,
+    force: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> SignResult:
+    """Sign the bundle at ``bundle_path`` after checking every file against its manifest (a
+    damaged bundle is never signed). ``role`` writes a co-signature ``hepbundle.<role>.sig``."""
+    b = Bundle.load(bundle_path)
+    b.verify(progress=progress).raise_for_problems(f"{b.ref} (refusing to sign)")
+    digests = {f.path: f.sha256 for f in b.manifest.files}
+    digests[MANIFEST_FILENAME] = b.manifest_digest
+    b.manifest_bytes()  # unchanged since the check above
+    return _write_signature(b.root, role, b.ref, digests, signer, force)
+
+
+def _directory_digests(root: Path) -> dict[str, str]:
+    rels: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel_dir = os.path.relpath(dirpath, root)
+        for n in sorted(filenames):
+            rel = n if rel_dir == "." else f"{rel_dir}/{n}".replace(os.sep, "/")
+            if (rel_dir == "." and is_reserved(rel)) or n.startswith(".hepbundle."):
+                continue
+            check_relpath(rel)
+            if (Path(dirpath) / n).is_symlink():
+                raise PathError(f"{root}/{rel} is a symlink; signed directories hold regular files")
+            rels.append(rel)
+    return {r: d.sha256 for r, d in zip(rels, hash_files([root / r for r in rels]), strict=True)}
+
+
+def sign_directory(
+    path: str | os.PathLike[str],
+    signer: Signer,
+    *,
+    name: str | None = None,
+    role: str | None = None,
+    force: bool = False,
+) -> SignResult:
+    """Sign every regular file under a small directory (not a bundle: no manifest), e.g. an
+    evaluation record. ``name`` is recorded in the statement (default: the directory name)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise SigningError(f"{root} is not a directory")
+    return _write_signature(root, role, name or root.name, _directory_digests(root), signer, force)
+
+
+def _signed_at(stmt: Mapping[str, Any]) -> dt.datetime:
+    extra = (stmt.get("predicate") or {}).get(_PREDICATE_KEY) or {}
+    try:
+        return dt.datetime.strptime(str(extra["signedAt"]), _TIME_FORMAT).replace(tzinfo=dt.UTC)
+    except (KeyError, ValueError):
+        # a signature made by plain model_signing records no time: judge it as of now
+        return dt.datetime.now(dt.UTC)
+
+
+def _check_statement(sig: ParsedSignature, expected: Mapping[str, str], what: str) -> dt.datetime:
+    """The signed digests must be exactly ``expected``; returns the claimed signing time."""
+    stmt = sig.statement
+    try:
+        signed = {
+            rd.identifier: rd.digest.digest_hex
+            for rd in _oms.dsse_payload_to_manifest(stmt).resource_descriptors()
+        }
+    except (KeyError, TypeError, ValueError) as e:
+        raise SignatureError(f"{sig.name}: malformed signature file: statement: {e}") from None
+    problems = [
+        f"digest mismatch in {p}"
+        for p in sorted(expected)
+        if p in signed and signed[p] != expected[p]
+    ]
+    problems += [
+        f"extra {p} (not covered by the signature)" for p in sorted(set(expected) - set(signed))
+    ]
+    problems += [f"missing {p} (signed but absent)" for p in sorted(set(signed) - set(expected))]
+    if problems:
+        hint = (
+            "the manifest was edited or the signature belongs to another bundle"
+            if any(MANIFEST_FILENAME in p for p in problems)
+            else None
+        )
+        raise SignatureError(f"{what}: {sig.name} does not match: {'; '.join(problems)}", hint=hint)
+    return _signed_at(stmt)
+
+
+def _verify(
+    root: Path, expected: Mapping[str, str], name: str, what: str, policy: TrustPolicy
+) -> list[SignerInfo]:
+    files = signature_files(root)
+    if not files:
+        raise SignatureError(
+            f"{what} is unsigned ({SIGNATURE_FILENAME} is missing)",
+            hint="sign it with: hepbundle sign",
+        )
+    candidates = []
+    for role, p in files.items():
+        sig = parse_signature(p)
+        candidates.append(Candidate(sig, role, _check_statement(sig, expected, what)))
+    return policy.evaluate(name, candidates)
+
+
+def verify_signatures(bundle: Bundle, policy: TrustPolicy | None = None) -> list[SignerInfo]:
+    """Verify the bundle's signatures against ``policy`` (default: ``HEPBUNDLE_POLICY``); see the
+    module docstring. Stores and returns the signers that satisfied the policy."""
+    policy = policy or policy_from_env()
+    if policy is None:
+        raise SignatureError(
+            f"{bundle.ref}: no trust policy configured: signatures cannot be checked",
+            hint="pass a policy or set HEPBUNDLE_POLICY",
+        )
+    expected = {f.path: f.sha256 for f in bundle.manifest.files}
+    expected[MANIFEST_FILENAME] = bundle.manifest_digest
+    signers = _verify(bundle.root, expected, bundle.name, bundle.ref, policy)
+    bundle.signature = signers
+    return signers
+
+
+def verify_directory(
+    path: str | os.PathLike[str], policy: TrustPolicy, *, name: str
+) -> list[SignerInfo]:
+    """Verify a directory signed with :func:`sign_directory`: every file hashed and compared with
+    the signed statement, signers checked against the rule of ``policy`` for ``name``."""
+    root = Path(path)
+    return _verify(root, _directory_digests(root), name, str(root), policy)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What ``hepbundle verify`` found: who signed (None: not checked) and the file report."""
+
+    bundle: Bundle
+    signers: list[SignerInfo] | None
+    report: IntegrityReport
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.bundle.ref,
+            "path": str(self.bundle.root),
+            "manifest_sha256": self.bundle.manifest_digest,
+            "signed": is_signed(self.bundle),
+            "signers": None if self.signers is None else [s.to_json() for s in self.signers],
+            **self.report.to_json(),
+        }
+
+
+def verify(
+    bundle_path: str | os.PathLike[str],
+    policy: TrustPolicy | None = None,
+    *,
+    files: Sequence[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyResult:
+    """Signatures first (when a policy is given or configured), then file digests (all, or only
+    ``files``). Without any policy a signed bundle's signatures are not checked (a warning says
+    so) and an unsigned bundle is checked for integrity only."""
+    b = Bundle.load(bundle_path)
+    signers = check_signatures_for_open(b, policy)
+    return VerifyResult(b, signers, b.verify(files, progress=progress))
+
+
+def check_signatures_for_open(b: Bundle, policy: TrustPolicy | None) -> list[SignerInfo] | None:
+    """The rule :func:`hepbundle.open` and ``verify`` share: with a policy (argument or
+    ``HEPBUNDLE_POLICY``) signatures are required and checked; without one, they are not."""
+    policy = policy or policy_from_env()
+    if policy is None:
+        if is_signed(b):
+            log.warning("no trust policy configured: signatures of %s not checked", b.ref)
+        else:
+            log.info("%s is unsigned and no trust policy is configured: integrity only", b.ref)
+        return None
+    return verify_signatures(b, policy)

@@ -1,0 +1,191 @@
+"""EC key pairs: load and check keys, sign through model_signing, verify a key signature."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from cryptography import exceptions
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from model_signing._signing import sign_ec_key as _oms_key
+from model_signing._signing import sign_sigstore_pb as _oms_pb
+from model_signing._signing import signing as _oms
+
+from ..errors import SignatureError, SigningError
+from . import SignatureKind, pae
+
+__all__ = [
+    "SUPPORTED_CURVES",
+    "KeySigner",
+    "check_key",
+    "generate_key",
+    "key_id",
+    "load_private_key",
+    "load_public_key",
+    "verify_signature_bytes",
+]
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+#: the curves model_signing (and the sigstore protobuf specs) accept
+_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "secp256r1": ec.SECP256R1,
+    "secp384r1": ec.SECP384R1,
+    "secp521r1": ec.SECP521R1,
+}
+SUPPORTED_CURVES = tuple(_CURVES)
+
+
+def key_id(public_key: PublicKey) -> str:
+    """``sha256:<hex>`` of the PEM SubjectPublicKeyInfo: the hint model_signing writes into a key
+    signature, so the identity we show is the one the signature file names."""
+    pem = public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "sha256:" + hashlib.sha256(pem).hexdigest()
+
+
+def _describe_type(key: object) -> str:
+    if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
+        return f"EC {key.curve.name}"
+    if isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey):
+        return f"RSA-{key.key_size}"
+    return type(key).__name__.lstrip("_")
+
+
+def check_key(key: object, where: str, *, allow_rsa: bool = False) -> None:
+    """Raise :class:`SigningError` ("unsupported key type") unless ``key`` is EC P-256/384/521
+    (or RSA ≥ 2048 bits where ``allow_rsa``)."""
+    if isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
+        if key.curve.name in SUPPORTED_CURVES:
+            return
+    elif (
+        isinstance(key, rsa.RSAPublicKey | rsa.RSAPrivateKey) and allow_rsa and key.key_size >= 2048
+    ):
+        return
+    supported = "EC P-256, P-384 or P-521" + (" or RSA ≥ 2048 bits" if allow_rsa else "")
+    hint = (
+        "RSA keys are accepted only with a certificate (--cert)"
+        if isinstance(key, rsa.RSAPrivateKey) and not allow_rsa
+        else f"generate one with: hepbundle key generate -o {Path(where).name}"
+    )
+    raise SigningError(
+        f"{where}: unsupported key type {_describe_type(key)}; use {supported}", hint=hint
+    )
+
+
+def load_private_key(path: Path, password: str | None = None) -> PrivateKey:
+    """Load a PEM private key (EC or RSA; the caller checks which it accepts)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SigningError(f"cannot read private key {path}: {e.strerror}") from None
+    try:
+        key = serialization.load_pem_private_key(
+            data, password.encode() if password is not None else None
+        )
+    except TypeError as e:
+        raise SigningError(
+            f"{path}: {e}", hint="set HEPBUNDLE_KEY_PASSWORD for an encrypted key"
+        ) from None
+    except ValueError as e:
+        raise SigningError(f"{path} is not a PEM private key: {e}") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        check_key(key, str(path))
+    assert isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey)
+    return key
+
+
+def load_public_key(path: Path) -> PublicKey:
+    """Load a PEM public key (or take the public key of a PEM private key or certificate)."""
+    from ..errors import SpecError
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SpecError(f"cannot read public key {path}: {e.strerror}") from None
+    key: object
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError:
+        try:
+            from cryptography import x509
+
+            key = x509.load_pem_x509_certificate(data).public_key()
+        except ValueError:
+            raise SpecError(f"{path} is not a PEM public key") from None
+    check_key(key, str(path), allow_rsa=True)
+    assert isinstance(key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey)
+    return key
+
+
+def generate_key(out: Path, *, curve: str = "secp256r1", force: bool = False) -> tuple[Path, Path]:
+    """Write a new EC private key to ``out`` (mode 0600) and its public key next to it as
+    ``<stem>.pub.pem``; return both paths."""
+    if curve not in SUPPORTED_CURVES:
+        raise SigningError(f"unknown curve {curve!r}; use one of {', '.join(SUPPORTED_CURVES)}")
+    pub = out.with_name(out.name.removesuffix(".pem") + ".pub.pem")
+    for p in (out, pub):
+        if p.exists() and not force:
+            raise SigningError(f"{p} already exists", hint="use --force to overwrite")
+    key = ec.generate_private_key(_CURVES[curve]())
+    priv_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    pub_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # create with 0600 from the start: a private key must never be world-readable, even briefly
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(priv_pem)
+    pub.write_bytes(pub_pem)
+    return out, pub
+
+
+def verify_signature_bytes(
+    public_key: PublicKey, signature: bytes, payload: bytes, where: str
+) -> None:
+    """Check a DSSE signature over ``payload`` (PAE-encoded here) with ``public_key``: ECDSA with
+    the curve's hash, or RSA PKCS#1 v1.5 with SHA-256. :class:`SignatureError` if it fails."""
+    data = pae(payload)
+    try:
+        if isinstance(public_key, ec.EllipticCurvePublicKey):
+            public_key.verify(signature, data, ec.ECDSA(_oms_key.get_ec_key_hash(public_key)))
+        else:
+            from cryptography.hazmat.primitives.asymmetric import padding
+
+            public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+    except exceptions.InvalidSignature:
+        raise SignatureError(
+            f"{where}: invalid signature: the signed statement does not verify with "
+            f"{_describe_type(public_key)} key {key_id(public_key)}"
+        ) from None
+
+
+class KeySigner:
+    """Sign with an EC private key (P-256/384/521), through model_signing's key signer, so that
+    ``model_signing verify key`` accepts the result."""
+
+    kind: SignatureKind = "key"
+
+    def __init__(self, private_key: Path | str, password: str | None = None) -> None:
+        self.path = Path(private_key)
+        key = load_private_key(self.path, password)
+        check_key(key, str(self.path))
+        self._password = password
+        self.public_key = key.public_key()
+
+    def describe(self) -> str:
+        return f"key {key_id(self.public_key)}"
+
+    def sign_payload(self, payload: _oms.Payload) -> str:
+        signer = _oms_key.Signer(self.path, self._password)
+        sig = signer.sign(payload)
+        assert isinstance(sig, _oms_pb.Signature)
+        text: str = sig.bundle.to_json()
+        return text
