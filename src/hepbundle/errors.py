@@ -13,13 +13,17 @@ HepbundleError                 any failure hepbundle reports to a person (exit c
 ├── RepositoryError            publishing / catalogue failures (conflicts, locks, backends)
 │   └── NotFoundError          an unknown bundle reference, name, version or alias
 ├── MissingExtraError          an optional framework is not installed (names the extra)
-└── ToolError                  a domain tool failed (FPGA, data, reproduce)
+├── ToolError                  a domain tool failed (FPGA, data, reproduce)
+│   └── DataError              unreadable/unsuitable input data (ROOT, NPZ, profile)
+└── DriftAlert                 exit code 3: new data drifted past an alert threshold
 """
 
 from __future__ import annotations
 
 __all__ = [
     "BuildError",
+    "DataError",
+    "DriftAlert",
     "FormatError",
     "HepbundleError",
     "IntegrityError",
@@ -115,3 +119,13 @@ class MissingExtraError(HepbundleError):
 
 class ToolError(HepbundleError):
     """A domain tool (FPGA, data, reproduce) failed."""
+
+
+class DataError(ToolError):
+    """Input data cannot be used: missing file, tree or branch, corrupt ROOT file, bad NPZ."""
+
+
+class DriftAlert(HepbundleError):
+    """New data drifted from the bundle's reference profile past an alert threshold."""
+
+    exit_code = 3

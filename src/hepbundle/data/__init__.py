@@ -1,0 +1,14 @@
+"""Data tools: ROOT→NPZ with provenance, reference profiles of training inputs, drift checks.
+
+``root2npz``        ROOT TTrees → one NPZ in bounded memory, plus ``<out>.provenance.json``
+``npz_provenance``  that record's schema, reading and checking (embedded by data references)
+``profile``         per-feature quantile histograms and moments of an NPZ, in bounded memory
+``drift``           PSI / KS / mean and width shifts of new data against a bundle's profile
+
+This package sits above ``bundle``: it may read bundles; the bundle layer never imports it.
+"""
+
+from __future__ import annotations
+
+# submodules are imported by name (``from hepbundle.data.root2npz import root2npz``); nothing is
+# re-exported here, so a function never shadows the module of the same name
