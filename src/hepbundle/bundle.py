@@ -391,6 +391,26 @@ class Bundle:
                 )
         return report
 
+    # framework loaders (imported at use: a job that never asks for TensorFlow never imports it)
+
+    def onnx_session(self, relpath: str | None = None, **kwargs: Any) -> Any:
+        """An onnxruntime ``InferenceSession`` on the verified ONNX model (``hepbundle[onnx]``)."""
+        from .loaders import onnx_session
+
+        return onnx_session(self, relpath, **kwargs)
+
+    def keras_model(self, relpath: str | None = None, *, compile: bool = False) -> Any:
+        """The verified Keras model (``hepbundle[fpga]`` brings TensorFlow)."""
+        from .loaders import keras_model
+
+        return keras_model(self, relpath, compile=compile)
+
+    def hls4ml_model(self, project: str | None = None, **kwargs: Any) -> Any:
+        """The compiled bit-accurate emulation of the packed hls4ml project (``hepbundle[fpga]``)."""
+        from .loaders import hls4ml_model
+
+        return hls4ml_model(self, project, **kwargs)
+
     def manifest_bytes(self) -> bytes:
         """The exact bytes of hepbundle.json, checked against the digest read at open."""
         data = (self.root / MANIFEST_FILENAME).read_bytes()

@@ -1,0 +1,87 @@
+"""Framework loaders on Bundle: real onnxruntime sessions on verified files, clear errors for
+missing extras, tampered models refused before the framework sees them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hepbundle
+from hepbundle.errors import IntegrityError, MissingExtraError
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tools"))
+from make_examples import tiny_onnx  # noqa: E402
+
+from .conftest import write_spec  # noqa: E402
+
+
+@pytest.fixture
+def onnx_bundle(tmp_path: Path) -> hepbundle.Bundle:
+    d = tmp_path / "src"
+    tiny_onnx(d / "model" / "model.onnx")
+    write_spec(
+        d,
+        "name: demo/tagger\nversion: 1.0.0\nfiles:\n  - path: model/model.onnx\n    role: model\n",
+    )
+    return hepbundle.build(d, tmp_path / "b")
+
+
+def test_onnx_session_runs_inference(onnx_bundle: hepbundle.Bundle) -> None:
+    sess = hepbundle.open(onnx_bundle.root).onnx_session()
+    x = np.random.default_rng(1).normal(size=(4, 16)).astype(np.float32)
+    (probs,) = sess.run(None, {"x": x})
+    assert probs.shape == (4, 5)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_tampered_model_refused_before_loading(onnx_bundle: hepbundle.Bundle) -> None:
+    b = hepbundle.open(onnx_bundle.root)
+    p = onnx_bundle.root / "model" / "model.onnx"
+    data = bytearray(p.read_bytes())
+    data[-5] ^= 0x01
+    p.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="model/model.onnx"):
+        b.onnx_session()
+
+
+@pytest.mark.parametrize(
+    ("method", "module", "extra"),
+    [
+        ("onnx_session", "onnxruntime", "onnx"),
+        ("keras_model", "tensorflow", "fpga"),
+        ("hls4ml_model", "hls4ml", "fpga"),
+    ],
+)
+def test_missing_extra_named(
+    onnx_bundle: hepbundle.Bundle,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+    module: str,
+    extra: str,
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
+    with pytest.raises(MissingExtraError, match=rf"pip install 'hepbundle\[{extra}\]'"):
+        getattr(hepbundle.open(onnx_bundle.root), method)()
+
+
+@pytest.mark.slow
+def test_no_model_of_that_kind(onnx_bundle: hepbundle.Bundle) -> None:
+    with pytest.raises(hepbundle.HepbundleError, match=r"no \.keras/\.h5 model file"):
+        hepbundle.open(onnx_bundle.root).keras_model()
+
+
+@pytest.mark.slow
+def test_keras_model_round_trip(tmp_path: Path) -> None:
+    import keras
+
+    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(5)])
+    d = tmp_path / "src"
+    (d / "model").mkdir(parents=True)
+    model.save(d / "model" / "tagger.keras")
+    write_spec(d, "name: demo/k\nversion: 1.0.0\nfiles:\n  - path: model/tagger.keras\n    role: model\n")
+    b = hepbundle.open(hepbundle.build(d, tmp_path / "b").root)
+    x = np.ones((2, 16), dtype=np.float32)
+    np.testing.assert_allclose(b.keras_model().predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
