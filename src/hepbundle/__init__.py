@@ -38,7 +38,7 @@ from .errors import (
     SpecError,
     VerificationError,
 )
-from .load import open
+from .load import open, resolve
 from .manifest import FileEntry, Manifest
 
 __all__ = [
@@ -60,4 +60,5 @@ __all__ = [
     "__version__",
     "build",
     "open",
+    "resolve",
 ]

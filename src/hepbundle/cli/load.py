@@ -1,0 +1,74 @@
+"""Commands for jobs and scripts: ``path`` prints a verified absolute path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import load as _load
+from ..policy import TrustPolicy
+from ._common import emit_json, json_option
+
+__all__ = ["COMMANDS"]
+
+
+@click.command()
+@click.argument("ref")
+@click.argument("file", required=False)
+@click.option(
+    "--repo",
+    "repos",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Repository to search (repeatable; default: $HEPBUNDLE_PATH, then $HEPBUNDLE_REPO).",
+)
+@click.option(
+    "--verify",
+    "mode",
+    type=click.Choice(["lazy", "full", "none"]),
+    default="lazy",
+    show_default=True,
+    help="lazy: signature + FILE's digest (or nothing more for the bundle path); full: every file.",
+)
+@click.option(
+    "--policy",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Trust policy YAML (default: $HEPBUNDLE_POLICY).",
+)
+@click.option("--allow-yanked", is_flag=True, help="Accept a yanked version (with a warning).")
+@json_option
+def path(
+    ref: str,
+    file: str | None,
+    repos: tuple[Path, ...],
+    mode: _load.VerifyMode,
+    policy: Path | None,
+    allow_yanked: bool,
+    as_json: bool,
+) -> None:
+    """Print the verified absolute path of bundle REF, or of FILE inside it.
+
+    REF is ns/name@version, ns/name@alias (e.g. @prod), ns/name (latest release) or a path.
+    Meant for C++ jobs and shell scripts:
+
+    \b
+        MODEL=$(hepbundle path atlas/tauid@prod model/model.onnx) || exit 1
+
+    Nothing is printed on stdout unless verification passed (exit 0).
+    """
+    b = _load.resolve(
+        ref,
+        verify=mode,
+        policy=TrustPolicy.load(policy) if policy else None,
+        allow_yanked=allow_yanked,
+        repos=repos or None,
+    )
+    target = b.path(file) if file else b.path()
+    if as_json:
+        emit_json({"ref": b.ref, "path": str(target), "manifest_sha256": b.manifest_digest})
+    else:
+        click.echo(str(target))
+
+
+COMMANDS = [path]
