@@ -23,9 +23,11 @@ __all__ = [
     "grid_name",
     "make_ca",
     "make_cert",
+    "make_crl",
     "make_expired",
     "make_proxy",
     "rsa_key",
+    "write_igtf_dir",
     "write_key",
     "write_pem",
 ]
@@ -221,3 +223,47 @@ def make_proxy(user: Issued, *, key: PrivateKey | None = None) -> Issued:
         .add_extension(x509.UnrecognizedExtension(PROXY_CERT_INFO_OID, inherit_all), critical=True)
     )
     return Issued(builder.sign(user.key, hashes.SHA256()), key)
+
+
+def make_crl(ca: Issued, revoked: list[x509.Certificate]) -> x509.CertificateRevocationList:
+    """A CRL of ``ca`` listing ``revoked``, issued now and valid for a week."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(_NOW)
+        .next_update(_NOW + dt.timedelta(days=7))
+    )
+    for cert in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
+            .revocation_date(_NOW)
+            .build()
+        )
+    return builder.sign(ca.key, hashes.SHA256())
+
+
+def write_igtf_dir(
+    directory: Path, *cas: Issued, crls: dict[int, x509.CertificateRevocationList] | None = None
+) -> Path:
+    """An ``/etc/grid-security/certificates``-style directory: ``<subject hash>.0`` per CA (with
+    the ``.signing_policy``/``.namespaces`` companions a real IGTF bundle carries) and
+    ``<hash>.r0`` CRLs for the CAs at the indices given in ``crls``."""
+    from OpenSSL import crypto
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, ca in enumerate(cas):
+        h = f"{crypto.X509.from_cryptography(ca.cert).subject_name_hash():08x}"
+        write_pem(directory / f"{h}.0", ca.cert)
+        (directory / f"{h}.signing_policy").write_text("access_id_CA X509 '/DC=ch/DC=cern/CN=x'\n")
+        (directory / f"{h}.namespaces").write_text(
+            'TO Issuer "/DC=ch/DC=cern" PERMIT Subject ".*"\n'
+        )
+        if crls and i in crls:
+            (directory / f"{h}.r0").write_bytes(crls[i].public_bytes(serialization.Encoding.PEM))
+    return directory
+
+
+def dn(name: x509.Name) -> str:
+    """The grid (OpenSSL one-line) form of ``name``: ``/DC=ch/DC=cern/OU=Users/CN=jdoe``."""
+    return "/" + "/".join(f"{a.rfc4514_attribute_name}={a.value!s}" for a in name)

@@ -21,7 +21,7 @@ import datetime as dt
 import fnmatch
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -262,6 +262,12 @@ class TrustPolicy:
         """The signers that satisfy the rule for ``name``; raises if the rule is not met."""
         return self.rule_for(name).signers.evaluate(name, candidates)
 
+    def using_trust_config(self, path: Path) -> TrustPolicy:
+        """A copy whose sigstore signers without their own trust root use ``path``."""
+        return replace(
+            self, rules=tuple(replace(r, signers=_with_root(r.signers, path)) for r in self.rules)
+        )
+
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrustPolicy:
         """Read and validate a policy file; errors name the line and field."""
@@ -304,6 +310,14 @@ class TrustPolicy:
         if not leaves:
             return None
         return cls((Rule("*", AnyOf(tuple(leaves))),), source="command-line flags")
+
+
+def _with_root(node: Node, path: Path) -> Node:
+    if isinstance(node, AnyOf | AllOf):
+        return replace(node, children=tuple(_with_root(c, path) for c in node.children))
+    if isinstance(node, AllowSigstore) and node.trust_config is None:
+        return replace(node, trust_config=path)
+    return node
 
 
 def _store(paths: Sequence[Path], crls: Sequence[Path] = ()) -> CaStore:

@@ -1,4 +1,4 @@
-"""Core commands: init, build, verify, show."""
+"""Core commands: init, build, show."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .. import bundle as _bundle
 from .. import load as _load
 from ..errors import BuildError
 from ..spec import SPEC_FILENAME
-from ._common import emit_json, json_option, progress
+from ._common import emit_json, json_option
 from .render import render_bundle
 
 __all__ = ["COMMANDS"]
@@ -91,41 +91,6 @@ def build(
 
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
-@click.option(
-    "--file",
-    "files",
-    multiple=True,
-    metavar="PATH",
-    help="Check only this bundle-relative file (repeatable).",
-)
-@json_option
-def verify(bundle: Path, files: tuple[str, ...], as_json: bool) -> None:
-    """Verify BUNDLE: every file against the manifest (missing, extra, modified, path rules).
-
-    Exit status: 0 verified, 1 verification failure, 2 usage or input error.
-    """
-    b = _load.open(bundle, verify="none" if False else "lazy")
-    total = sum(f.size for f in b.manifest.files)
-    with progress(total, "verifying") as cb:
-        report = b.verify(list(files) if files else None, progress=cb)
-    if as_json:
-        emit_json(
-            {
-                "ref": b.ref,
-                "path": str(b.root),
-                "manifest_sha256": b.manifest_digest,
-                **report.to_json(),
-            }
-        )
-        if not report.ok:
-            raise SystemExit(1)
-        return
-    report.raise_for_problems(b.ref)
-    click.echo(f"OK {b.ref}: {report.checked} files, {report.bytes:,} bytes verified")
-
-
-@click.command()
-@click.argument("bundle", type=click.Path(path_type=Path))
 @click.option("--card/--no-card", default=True, help="Render the model card.")
 @json_option
 def show(bundle: Path, card: bool, as_json: bool) -> None:
@@ -139,4 +104,5 @@ def show(bundle: Path, card: bool, as_json: bool) -> None:
     click.echo(render_bundle(b, card=card))
 
 
-COMMANDS = [init, build, verify, show]
+# verify lives in cli/signing.py: it checks signatures before digests
+COMMANDS = [init, build, show]

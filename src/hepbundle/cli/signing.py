@@ -1,0 +1,242 @@
+"""Signing commands: sign, verify (signature first, then digests), key generate."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .. import signing as _signing
+from ..errors import SpecError
+from ..policy import TrustPolicy, policy_from_env
+from ._common import emit_json, json_option, progress
+
+__all__ = ["COMMANDS"]
+
+_PASSWORD_ENV = "HEPBUNDLE_KEY_PASSWORD"
+
+_trust_config_option = click.option(
+    "--trust-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sigstore client trust config / trusted root JSON (default: the pinned production "
+    "root; no network is used to verify).",
+)
+
+
+def _signer(
+    key: Path | None,
+    cert: Path | None,
+    chain: tuple[Path, ...],
+    use_sigstore: bool,
+    identity_token: str | None,
+    trust_config: Path | None,
+) -> _signing.Signer:
+    password = os.environ.get(_PASSWORD_ENV)
+    if use_sigstore:
+        if key or cert:
+            raise SpecError("--sigstore signs keyless: drop --key/--cert")
+        return _signing.SigstoreSigner(identity_token, trust_config=trust_config)
+    if cert is not None:
+        if key is None:
+            raise SpecError("--cert needs --key (the certificate's private key)")
+        return _signing.X509Signer(cert, key, chain, password=password)
+    if chain:
+        raise SpecError("--chain goes with --cert")
+    if key is None:
+        raise SpecError(
+            "say how to sign: --key KEY.pem, --cert CERT.pem --key KEY.pem, or --sigstore"
+        )
+    return _signing.KeySigner(key, password)
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="EC private key (PEM; P-256/384/521), or the private key of --cert (EC or RSA). "
+    f"An encrypted key's password is read from {_PASSWORD_ENV}.",
+)
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="X.509 signing certificate (PEM), e.g. a grid usercert.pem; not a proxy.",
+)
+@click.option(
+    "--chain",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Intermediate CA certificates to embed (repeatable).",
+)
+@click.option("--sigstore", "use_sigstore", is_flag=True, help="Sign keyless via Fulcio/Rekor.")
+@click.option(
+    "--identity-token",
+    metavar="TOKEN",
+    envvar="SIGSTORE_ID_TOKEN",
+    help="OIDC token for --sigstore (default: ambient CI credentials).",
+)
+@_trust_config_option
+@click.option(
+    "--as",
+    "role",
+    metavar="ROLE",
+    help="Write a co-signature hepbundle.ROLE.sig (e.g. release) instead of hepbundle.sig.",
+)
+@click.option("--force", is_flag=True, help="Replace an existing signature of the same role.")
+@json_option
+def sign(
+    bundle: Path,
+    key: Path | None,
+    cert: Path | None,
+    chain: tuple[Path, ...],
+    use_sigstore: bool,
+    identity_token: str | None,
+    trust_config: Path | None,
+    role: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Sign BUNDLE (OMS v1.0 signature in hepbundle.sig) after checking every file.
+
+    \b
+    hepbundle sign B --key key.pem                        EC key
+    hepbundle sign B --cert usercert.pem --key userkey.pem X.509 (EC or RSA)
+    hepbundle sign B --sigstore                           keyless, in CI
+    hepbundle sign B --key rm.pem --as release            co-signature
+    """
+    signer = _signer(key, cert, chain, use_sigstore, identity_token, trust_config)
+    with progress(_tree_size(bundle), "checking") as cb:
+        res = _signing.sign(bundle, signer, role=role, force=force, progress=cb)
+    if as_json:
+        emit_json(res.to_json())
+    else:
+        click.echo(f"signed {bundle} as {res.role} by {res.signer} -> {res.path.name}")
+
+
+def _tree_size(root: Path) -> int:
+    """Bytes under ``root``, for the progress bar; only worth a walk when one can be shown."""
+    if not (sys.stderr.isatty() and root.is_dir()):
+        return 0
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    metavar="PATH",
+    help="Check only this bundle-relative file's digest (repeatable); the signature is checked.",
+)
+@click.option(
+    "--policy",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Trust policy YAML (default: $HEPBUNDLE_POLICY).",
+)
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Trust this public key (repeatable).",
+)
+@click.option(
+    "--ca",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Trust certificates under this CA file or IGTF directory (repeatable).",
+)
+@click.option(
+    "--subject",
+    "subjects",
+    multiple=True,
+    metavar="DN",
+    help="Allowed certificate subject (glob; '/DC=ch/…/CN=*' or RFC 4514 form; repeatable).",
+)
+@click.option("--identity", metavar="ID", help="Allowed sigstore identity (e-mail or CI URI).")
+@click.option("--issuer", metavar="URL", help="OIDC issuer of --identity.")
+@_trust_config_option
+@json_option
+def verify(
+    bundle: Path,
+    files: tuple[str, ...],
+    policy: Path | None,
+    keys: tuple[Path, ...],
+    ca: tuple[Path, ...],
+    subjects: tuple[str, ...],
+    identity: str | None,
+    issuer: str | None,
+    trust_config: Path | None,
+    as_json: bool,
+) -> None:
+    """Verify BUNDLE: its signatures against the trust policy, then every file's digest.
+
+    The policy comes from --policy, the quick flags (--key, --ca/--subject, --identity/--issuer),
+    or $HEPBUNDLE_POLICY. Without any policy, signatures are not checked (a signed bundle gets a
+    warning) and only the files are.
+
+    Exit status: 0 verified, 1 verification failure, 2 usage or input error.
+    """
+    flags = TrustPolicy.from_flags(
+        keys=keys,
+        ca=ca,
+        subjects=subjects,
+        identity=identity,
+        issuer=issuer,
+        trust_config=trust_config,
+    )
+    if policy is not None and flags is not None:
+        raise SpecError("give either --policy or the quick flags (--key, --ca, --identity)")
+    chosen = TrustPolicy.load(policy) if policy is not None else flags or policy_from_env()
+    if chosen is not None and trust_config is not None:
+        chosen = chosen.using_trust_config(trust_config)
+    with progress(_tree_size(bundle), "verifying") as cb:
+        res = _signing.verify(bundle, chosen, files=list(files) or None, progress=cb)
+    if as_json:
+        emit_json(res.to_json())
+        if not res.report.ok:
+            raise SystemExit(1)
+        return
+    res.report.raise_for_problems(res.bundle.ref)
+    if res.signers:
+        note = " signed by " + "; ".join(f"{s.kind} {s.identity}" for s in res.signers) + ";"
+    elif res.signers is None and _signing.is_signed(res.bundle):
+        note = " signatures NOT checked (no trust policy);"
+    else:
+        note = ""
+    click.echo(
+        f"OK {res.bundle.ref}:{note} {res.report.checked} files, "
+        f"{res.report.bytes:,} bytes verified"
+    )
+
+
+@click.group()
+def key() -> None:
+    """Manage signing keys."""
+
+
+@key.command("generate")
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Private key file to write (mode 0600); the public key goes to <stem>.pub.pem.",
+)
+@click.option(
+    "--curve",
+    type=click.Choice(["secp256r1", "secp384r1", "secp521r1"]),
+    default="secp256r1",
+    show_default=True,
+)
+@click.option("--force", is_flag=True, help="Overwrite existing key files.")
+def generate(out: Path, curve: str, force: bool) -> None:
+    """Write a new EC private key and its public key (for tests, CI and air-gapped sites)."""
+    priv, pub = _signing.generate_key(out, curve=curve, force=force)
+    click.echo(f"wrote {priv} (private, keep it secret) and {pub} (public, put it in the policy)")
+
+
+COMMANDS = [sign, verify, key]

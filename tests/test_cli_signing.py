@@ -1,0 +1,176 @@
+"""The signing commands through CliRunner, and our signatures through the upstream
+``model_signing`` command-line tool."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import hepbundle
+from hepbundle.cli import main
+
+from . import pki
+
+
+def run(*args: object) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_key_generate_sign_verify(built: hepbundle.Bundle, tmp_path: Path) -> None:
+    """The main job: a fresh key, sign, verify with the public key."""
+    code, out, err = run("key", "generate", "-o", tmp_path / "k.pem")
+    assert code == 0, err
+    assert (tmp_path / "k.pem").stat().st_mode & 0o777 == 0o600
+    code, out, err = run("sign", built.root, "--key", tmp_path / "k.pem")
+    assert code == 0, err
+    assert out.startswith(f"signed {built.root} as primary by key sha256:")
+    code, out, err = run("verify", built.root, "--key", tmp_path / "k.pub.pem")
+    assert code == 0, err
+    assert out.startswith("OK atlas/tauid@1.2.0: signed by key sha256:") and "3 files" in out
+    code, out, _ = run("verify", built.root, "--key", tmp_path / "k.pub.pem", "--json")
+    res = json.loads(out)
+    assert (
+        res["ok"] and res["signers"][0]["kind"] == "key" and res["signers"][0]["role"] == "primary"
+    )
+    # without a policy: integrity only, and it says so
+    code, out, err = run("verify", built.root)
+    assert code == 0 and "signatures NOT checked (no trust policy)" in out
+
+
+def test_verify_signature_before_digests(signed: hepbundle.Bundle, tmp_path: Path) -> None:
+    _, other = pki.write_key(pki.ec_key(), tmp_path / "other.pem")
+    code, _, err = run("verify", signed.root, "--key", other)
+    assert code == 1 and err.count("\n") == 1
+    assert "is not allowed to sign atlas/tauid" in err
+
+
+def test_x509_cli_with_policy_and_cosignature(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ca = pki.make_ca()
+    ca_pem = pki.write_pem(tmp_path / "ca.pem", ca.cert)
+    cert, key = pki.make_cert(ca, key=pki.rsa_key()).write(tmp_path, "usercert")
+    code, out, err = run("sign", signed.root, "--cert", cert, "--key", key, "--as", "author")
+    assert code == 0, err
+    assert (signed.root / "hepbundle.author.sig").is_file()
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nrules:\n  - namespace: atlas\n    signers:\n      all_of:\n"
+        f"        - {{key: {ec_key[1]}}}\n"
+        f"        - x509: {{ca: {ca_pem}, subject: '/DC=ch/DC=cern/OU=Users/CN=jdoe/*'}}\n"
+        "          role: author\n"
+    )
+    code, out, err = run("verify", signed.root, "--policy", policy, "--json")
+    assert code == 0, err
+    kinds = [(s["kind"], s["role"]) for s in json.loads(out)["signers"]]
+    assert kinds == [("key", "primary"), ("x509", "author")]
+    code, out, err = run("verify", signed.root, "--ca", ca_pem, "--subject", "/DC=ch/*/CN=mallory")
+    assert code == 1 and "is not allowed to sign atlas/tauid" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["sign", "{b}"], "say how to sign", 2),
+        (["sign", "{b}", "--cert", "{k}"], "--cert needs --key", 2),
+        (["sign", "{b}", "--sigstore", "--key", "{k}"], "drop --key/--cert", 2),
+        (["sign", "{b}", "--key", "{rsa}"], "unsupported key type RSA-2048", 2),
+        (["verify", "{b}", "--subject", "CN=x"], "--subject needs --ca", 2),
+        (["verify", "{b}", "--identity", "a@b"], "--identity and --issuer go together", 2),
+        (["verify", "{b}", "--key", "{pub}", "--policy", "{pub}"], "either --policy or", 2),
+    ],
+)
+def test_cli_errors_one_line(
+    built: hepbundle.Bundle,
+    ec_key: tuple[Path, Path],
+    tmp_path: Path,
+    args: list[str],
+    message: str,
+    code: int,
+) -> None:
+    rsa, _ = pki.write_key(pki.rsa_key(), tmp_path / "rsa.pem")
+    subst = {"b": built.root, "k": ec_key[0], "pub": ec_key[1], "rsa": rsa}
+    got, _, err = run(*(a.format(**subst) for a in args))
+    assert got == code and message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+# --- the upstream model_signing command line ---------------------------------------------------
+
+_UPSTREAM = Path(sys.executable).with_name("model_signing")
+
+
+def _upstream(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(_UPSTREAM), *map(str, args)], capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not _UPSTREAM.exists(), reason="model_signing console script not installed")
+def test_upstream_verifies_key_signature(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path]
+) -> None:
+    """`model_signing verify key` accepts our signature, also once published into CVMFS (the
+    nested-catalog marker is in the signed ignore list), and catches a modified file."""
+    (signed.root / ".cvmfscatalog").touch()
+    sig = signed.root / "hepbundle.sig"
+    r = _upstream("verify", "key", signed.root, "--signature", sig, "--public_key", ec_key[1])
+    assert r.returncode == 0 and "Verification succeeded" in r.stdout, r.stderr
+    (signed.root / "model" / "weights.bin").write_bytes(b"evil")
+    r = _upstream("verify", "key", signed.root, "--signature", sig, "--public_key", ec_key[1])
+    assert r.returncode == 1 and "Hash mismatch for 'model/weights.bin'" in r.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not _UPSTREAM.exists(), reason="model_signing console script not installed")
+def test_upstream_verifies_ec_certificate_signature(
+    built: hepbundle.Bundle, tmp_path: Path, ec_key: tuple[Path, Path]
+) -> None:
+    """`model_signing verify certificate` accepts our EC certificate signature (through an
+    intermediate); a co-signature is skipped with --ignore-paths. For RSA it fails: upstream
+    verifies ECDSA only, which docs/signing.md states."""
+    root_ca = pki.make_ca()
+    inter = pki.make_ca("Test Intermediate", issuer=root_ca)
+    cert, key = pki.make_cert(inter).write(tmp_path, "user")
+    chain = pki.write_pem(tmp_path / "chain.pem", inter.cert)
+    ca_pem = pki.write_pem(tmp_path / "ca.pem", root_ca.cert)
+    assert run("sign", built.root, "--cert", cert, "--key", key, "--chain", chain)[0] == 0
+    assert run("sign", built.root, "--key", ec_key[0], "--as", "release")[0] == 0
+    sig = built.root / "hepbundle.sig"
+    r = _upstream(
+        "verify",
+        "certificate",
+        built.root,
+        "--signature",
+        sig,
+        "--certificate_chain",
+        ca_pem,
+        "--ignore-paths",
+        built.root / "hepbundle.release.sig",
+    )
+    assert r.returncode == 0 and "Verification succeeded" in r.stdout, r.stderr
+
+    rsa_bundle = tmp_path / "rsa-bundle"
+    shutil.copytree(built.root, rsa_bundle)
+    for s in rsa_bundle.glob("hepbundle*.sig"):
+        s.unlink()
+    cert, key = pki.make_cert(root_ca, key=pki.rsa_key()).write(tmp_path, "rsa")
+    assert run("sign", rsa_bundle, "--cert", cert, "--key", key)[0] == 0
+    assert run("verify", rsa_bundle, "--ca", ca_pem)[0] == 0
+    r = _upstream(
+        "verify",
+        "certificate",
+        rsa_bundle,
+        "--signature",
+        rsa_bundle / "hepbundle.sig",
+        "--certificate_chain",
+        ca_pem,
+    )
+    assert r.returncode == 1
