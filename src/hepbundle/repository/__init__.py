@@ -1,0 +1,75 @@
+"""The repository layer: publish bundles (local, CVMFS, tarball), the catalogue, aliases, yank.
+
+Layers inside, bottom to top: ``refs`` (REF syntax, SemVer order), ``layout`` (paths, atomic
+writes, ``repository.json``), ``catalog`` (the per-name JSON files, the source of truth),
+``index`` (the derived SQLite search index), ``lock``, ``tree`` (crash-safe changes of a tree),
+``publish`` (verification + the :class:`Publisher` interface) over ``_publishers/`` (one module
+per backend), ``operations`` (alias, yank, rebuild, look-ups) and ``records`` (evaluation
+records appended to versions). The normative format is ``bundle-spec/repository.md``.
+
+Example::
+
+    from pathlib import Path
+    import hepbundle.repository as repository
+
+    repository.publish("dist/atlas/tauid/1.2.0", "hepbundle-repo", alias="prod")
+    cat = repository.read_name_catalog(Path("hepbundle-repo"), "atlas/tauid")
+    rec = cat.resolve("prod")                 # VersionRecord: version, manifest_digest, yanked
+    where = repository.bundle_dir(Path("hepbundle-repo"), "atlas/tauid", rec.version)
+"""
+
+from __future__ import annotations
+
+from .catalog import AliasEvent, NameCatalog, VersionRecord, list_names, read_name_catalog
+from .index import FindHit, FindQuery, find, rebuild_index
+from .layout import bundle_dir, bundle_relpath, catalog_file, read_repository
+from .operations import Located, locate, rebuild, set_alias, versions, yank
+from .publish import (
+    BACKENDS,
+    Publisher,
+    PublishRequest,
+    PublishResult,
+    default_repo,
+    make_publisher,
+    publish,
+)
+from .records import RecordRef, append_record, list_records, verify_record
+from .refs import Ref, parse_ref, version_key
+from .tree import recover
+
+__all__ = [
+    "BACKENDS",
+    "AliasEvent",
+    "FindHit",
+    "FindQuery",
+    "Located",
+    "NameCatalog",
+    "PublishRequest",
+    "PublishResult",
+    "Publisher",
+    "RecordRef",
+    "Ref",
+    "VersionRecord",
+    "append_record",
+    "bundle_dir",
+    "bundle_relpath",
+    "catalog_file",
+    "default_repo",
+    "find",
+    "list_names",
+    "list_records",
+    "locate",
+    "make_publisher",
+    "parse_ref",
+    "publish",
+    "read_name_catalog",
+    "read_repository",
+    "rebuild",
+    "rebuild_index",
+    "recover",
+    "set_alias",
+    "verify_record",
+    "version_key",
+    "versions",
+    "yank",
+]

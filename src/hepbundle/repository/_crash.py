@@ -1,0 +1,34 @@
+"""Named crash points for fault-injection tests: ``HEPBUNDLE_CRASH_AT=<point>`` kills the process.
+
+The crash tests run a publisher in a subprocess with this variable set and check the repository
+invariants afterwards; SIGKILL gives the process no chance to clean up, like a power cut would
+(minus the loss of unsynced page-cache data, which the fsyncs of the writers guard against).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+__all__ = ["CRASH_POINTS", "crash_point"]
+
+#: every point the publish path passes, in order (the tests iterate over them)
+CRASH_POINTS = (
+    "locked",
+    "mid-copy",
+    "staged",
+    "verified",
+    "intent-written",
+    "renamed",
+    "catalogued",
+    "index-uncommitted",
+    "indexed",
+    "serial-bumped",
+    "cleaned",
+)
+
+
+def crash_point(name: str) -> None:
+    """Kill this process with SIGKILL if ``HEPBUNDLE_CRASH_AT`` names this point."""
+    if os.environ.get("HEPBUNDLE_CRASH_AT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,1 @@
+"""The publish backends behind :class:`hepbundle.repository.Publisher` (one module each)."""

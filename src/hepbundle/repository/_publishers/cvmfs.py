@@ -1,0 +1,176 @@
+"""The cvmfs backend: publish on a Stratum-0 inside ``cvmfs_server transaction``/``publish``.
+
+Protocol (observed on a real CernVM-FS 2.x Stratum-0, see the CVMFS notes)::
+
+    cvmfs_server transaction REPO[/LEASE]        opens the writable overlay at /cvmfs/REPO
+    … the same crash-safe tree changes as the local backend, under /cvmfs/REPO …
+    cvmfs_server publish -a TAG -m MESSAGE REPO  commits a new revision, tagged
+    cvmfs_server abort -f REPO                   on any failure: the overlay is thrown away
+
+Nothing is written under /cvmfs/REPO outside a transaction: the duplicate check reads the
+published catalogue first, and the lock file lives outside the repository. The mount root is
+``HEPBUNDLE_CVMFS_ROOT`` (default ``/cvmfs``) so tests can use a plain directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from ...errors import RepositoryError
+from ..catalog import NameCatalog, read_name_catalog
+from ..layout import STAGING_DIR, is_repository
+from ..lock import repository_lock
+from ..publish import PublishRequest, PublishResult
+from ..tree import Installed, change_catalog, check_not_conflicting, install
+
+__all__ = ["CvmfsServerPublisher", "cvmfs_root"]
+
+log = logging.getLogger("hepbundle")
+
+_TRANSACTION_BUSY = 17  # exit code of a second `cvmfs_server transaction` (CVMFS notes)
+
+
+def cvmfs_root() -> Path:
+    """Where repositories are mounted: ``HEPBUNDLE_CVMFS_ROOT`` or ``/cvmfs``."""
+    return Path(os.environ.get("HEPBUNDLE_CVMFS_ROOT") or "/cvmfs")
+
+
+class CvmfsServerPublisher:
+    """Publishes into the CVMFS repository ``repo`` (e.g. ``ml.cern.ch``) on this Stratum-0."""
+
+    backend = "cvmfs"
+    accepts_unsigned = False
+
+    def __init__(self, repo: str, *, lease: str | None = None, command: str = "cvmfs_server"):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", repo):
+            raise RepositoryError(
+                f"{repo!r} is not a CVMFS repository name", hint="e.g. --repo ml.cern.ch"
+            )
+        self.repo = repo
+        self.lease = (lease or "").strip("/")
+        self.command = command
+        self.root = cvmfs_root() / repo
+
+    def _lock_path(self) -> Path:
+        # outside the repository: nothing may be written under /cvmfs/REPO without a transaction
+        base = Path(os.environ.get("HEPBUNDLE_LOCK_DIR") or tempfile.gettempdir())
+        return base / f"hepbundle-cvmfs-{self.repo}.lock"
+
+    def _run(self, *args: str) -> None:
+        argv = [self.command, *args]
+        log.info("running %s", " ".join(argv))
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        except FileNotFoundError:
+            raise RepositoryError(
+                f"{self.command} not found; the cvmfs backend runs on a CVMFS Stratum-0",
+                hint="use --backend tarball to prepare an ingest elsewhere",
+            ) from None
+        if proc.returncode != 0:
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            hint = (
+                "another transaction is open on this repository; wait, or abort it"
+                if args[0] == "transaction" and proc.returncode == _TRANSACTION_BUSY
+                else None
+            )
+            raise RepositoryError(
+                f"cvmfs_server {args[0]} {self.repo} failed (exit {proc.returncode})"
+                + (f": {detail[-1]}" if detail else ""),
+                hint=hint,
+            )
+
+    def _check_lease(self, paths: list[str]) -> None:
+        """A lease must cover every path the change writes (catalogue and index included)."""
+        if not self.lease:
+            return
+        outside = [p for p in paths if p != self.lease and not p.startswith(self.lease + "/")]
+        if outside:
+            raise RepositoryError(
+                f"lease /{self.lease} does not cover {outside[0]}, which this change writes",
+                hint="publish with a lease on the repository root, or without --lease",
+            )
+
+    def _in_transaction(self, work: Callable[[], tuple[bool, str, str]]) -> None:
+        """Run ``work`` inside a transaction; it returns (changed, tag, message). Publish if it
+        changed something, abort otherwise and on any failure."""
+        target = f"{self.repo}/{self.lease}" if self.lease else self.repo
+        self._run("transaction", target)
+        try:
+            changed, tag, message = work()
+            shutil.rmtree(self.root / STAGING_DIR, ignore_errors=True)
+            if changed:
+                self._run("publish", "-a", tag, "-m", message, self.repo)
+            else:
+                self._run("abort", "-f", self.repo)
+        except BaseException:
+            try:
+                self._run("abort", "-f", self.repo)
+            except RepositoryError as e:
+                log.error("%s", e)
+            raise
+
+    def publish(self, request: PublishRequest) -> PublishResult:
+        rec = request.record
+        name = request.bundle.name
+        cat = (
+            read_name_catalog(self.root, name, missing_ok=True)
+            if is_repository(self.root)
+            else NameCatalog(name)
+        )
+        status = "unchanged"
+        serial: int | None = None
+        if not check_not_conflicting(cat, rec) or (
+            request.alias is not None and cat.aliases.get(request.alias) != rec.version
+        ):
+            ns = name.split("/", 1)[0]
+            self._check_lease([rec.path, f"catalog/{ns}", "catalog/index.sqlite", STAGING_DIR])
+            outcome: list[Installed] = []
+
+            def work() -> tuple[bool, str, str]:
+                done = install(self.root, request)
+                outcome.append(done)
+                message = f"hepbundle publish {name}@{rec.version} (manifest sha256:{rec.manifest_digest})"
+                return True, _tag(f"{name}-{rec.version}"), message
+
+            with repository_lock(self._lock_path()):
+                self._in_transaction(work)
+            status, serial = outcome[0].status, outcome[0].serial
+        return PublishResult(
+            ref=f"{name}@{rec.version}",
+            status=status,
+            backend=self.backend,
+            repository=self.repo,
+            path=str(self.root / rec.path),
+            manifest_digest=rec.manifest_digest,
+            serial=serial,
+            alias=request.alias,
+            signers=rec.signers,
+        )
+
+    def change(
+        self, name: str, change: Callable[[NameCatalog], NameCatalog], message: str
+    ) -> tuple[NameCatalog, int | None]:
+        ns = name.split("/", 1)[0]
+        self._check_lease([f"catalog/{ns}", "catalog/index.sqlite", STAGING_DIR])
+        result: list[tuple[NameCatalog, int]] = []
+
+        def work() -> tuple[bool, str, str]:
+            before = read_name_catalog(self.root, name)
+            result.append(change_catalog(self.root, name, change))
+            return result[0][0] != before, _tag(message.split(" ", 2)[-1]), message
+
+        with repository_lock(self._lock_path()):
+            self._in_transaction(work)
+        return result[0][0], result[0][1]
+
+
+def _tag(text: str) -> str:
+    """A CVMFS tag name from free text: ``atlas/tauid-1.2.0`` → ``atlas.tauid-1.2.0``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", ".", text.replace("/", ".")).strip(".")[:100]

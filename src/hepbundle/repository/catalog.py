@@ -1,0 +1,317 @@
+"""The per-name catalogue file ``catalog/<ns>/<name>.json``: versions, aliases, yanked marks.
+
+It is the source of truth of a repository (the SQLite index is derived from these files), and the
+only file a loader reads to resolve ``ns/name@prod``. Values are frozen; a change makes a new
+:class:`NameCatalog` which :func:`write_name_catalog` puts in place with write-new + fsync + rename.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import FormatError, NotFoundError, SpecError
+from ..manifest import canonical_json
+from .layout import CATALOG_DIR, bundle_relpath, catalog_file, now_utc, write_atomic
+from .refs import ALIAS_RE, is_prerelease, is_version, version_key
+
+if TYPE_CHECKING:
+    from ..bundle import Bundle
+
+__all__ = [
+    "CATALOG_MEDIA_TYPE",
+    "AliasEvent",
+    "NameCatalog",
+    "VersionRecord",
+    "catalog_from_json",
+    "list_names",
+    "read_name_catalog",
+    "write_name_catalog",
+]
+
+CATALOG_MEDIA_TYPE = "application/vnd.hepbundle.catalog.v1+json"
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One published version as the catalogue knows it.
+
+    ``manifest_digest`` is the hex SHA-256 of the bundle's ``hepbundle.json`` (what
+    :attr:`hepbundle.Bundle.manifest_digest` computes); ``path`` is relative to the repository
+    root; ``yanked`` is None or the reason given.
+    """
+
+    version: str
+    manifest_digest: str
+    path: str
+    created: str
+    published: str
+    summary: str = ""
+    authors: tuple[str, ...] = ()
+    framework: str = ""
+    license: str = ""
+    tags: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    signers: tuple[str, ...] = ()
+    yanked: str | None = None
+    yanked_time: str | None = None
+
+    @classmethod
+    def from_bundle(
+        cls, bundle: Bundle, *, signers: tuple[str, ...] = (), published: str | None = None
+    ) -> VersionRecord:
+        """The record of ``bundle`` as it will be published (searchable fields from its manifest)."""
+        meta = bundle.manifest.meta
+        return cls(
+            version=bundle.version,
+            manifest_digest=bundle.manifest_digest,
+            path=bundle_relpath(bundle.name, bundle.version),
+            created=bundle.manifest.created,
+            published=published or now_utc(),
+            summary=str(meta.get("summary") or ""),
+            authors=tuple(_person_name(a) for a in meta.get("authors") or ()),
+            framework=str(meta.get("framework") or ""),
+            license=str(meta.get("license") or ""),
+            tags=tuple(str(t) for t in meta.get("tags") or ()),
+            datasets=tuple(_dataset_name(d) for d in meta.get("data") or ()),
+            signers=signers,
+        )
+
+    @property
+    def prerelease(self) -> bool:
+        return is_prerelease(self.version)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "manifestSha256": self.manifest_digest,
+            "path": self.path,
+            "created": self.created,
+            "published": self.published,
+            "summary": self.summary,
+            "authors": list(self.authors),
+            "framework": self.framework,
+            "license": self.license,
+            "tags": list(self.tags),
+            "datasets": list(self.datasets),
+            "signers": list(self.signers),
+            "yanked": None
+            if self.yanked is None
+            else {"reason": self.yanked, "time": self.yanked_time},
+        }
+
+    @classmethod
+    def from_json(cls, version: str, obj: Mapping[str, Any]) -> VersionRecord:
+        yanked = obj.get("yanked")
+        return cls(
+            version=version,
+            manifest_digest=obj["manifestSha256"],
+            path=obj["path"],
+            created=obj["created"],
+            published=obj["published"],
+            summary=obj.get("summary", ""),
+            authors=tuple(obj.get("authors", ())),
+            framework=obj.get("framework", ""),
+            license=obj.get("license", ""),
+            tags=tuple(obj.get("tags", ())),
+            datasets=tuple(obj.get("datasets", ())),
+            signers=tuple(obj.get("signers", ())),
+            yanked=None if yanked is None else yanked["reason"],
+            yanked_time=None if yanked is None else yanked["time"],
+        )
+
+
+@dataclass(frozen=True)
+class AliasEvent:
+    """One move of an alias: to ``version`` from ``previous`` (None when it was created)."""
+
+    alias: str
+    version: str
+    previous: str | None
+    time: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "alias": self.alias,
+            "version": self.version,
+            "previous": self.previous,
+            "time": self.time,
+        }
+
+
+@dataclass(frozen=True)
+class NameCatalog:
+    """Every version of one name, its aliases and their history."""
+
+    name: str
+    versions: dict[str, VersionRecord] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    alias_history: tuple[AliasEvent, ...] = ()
+
+    def sorted_versions(self) -> list[VersionRecord]:
+        """Versions in SemVer order, oldest first."""
+        return sorted(self.versions.values(), key=lambda r: version_key(r.version))
+
+    def latest(self) -> VersionRecord | None:
+        """The highest version that is neither yanked nor a pre-release."""
+        usable = [r for r in self.sorted_versions() if not r.yanked and not r.prerelease]
+        return usable[-1] if usable else None
+
+    def resolve(self, selector: str | None = None) -> VersionRecord:
+        """The record a selector names: a version, an alias, or None / ``latest`` for
+        :meth:`latest`. A yanked version is returned (the loader decides to warn or refuse)."""
+        if selector is None or (selector == "latest" and "latest" not in self.aliases):
+            rec = self.latest()
+            if rec is None:
+                raise NotFoundError(
+                    f"{self.name} has no released, non-yanked version",
+                    hint="name a version explicitly: "
+                    + ", ".join(r.version for r in self.sorted_versions()[-5:]),
+                )
+            return rec
+        if selector in self.versions:
+            return self.versions[selector]
+        if selector in self.aliases:
+            return self.versions[self.aliases[selector]]
+        known = [*self.versions, *self.aliases]
+        close = difflib.get_close_matches(selector, known, n=3, cutoff=0.5)
+        kind = "version" if is_version(selector) else "version or alias"
+        raise NotFoundError(
+            f"{self.name} has no {kind} {selector!r}",
+            hint=f"did you mean {' or '.join(map(repr, close))}?"
+            if close
+            else f"known: {', '.join(known[-8:]) or 'none'}",
+        )
+
+    def with_version(self, record: VersionRecord) -> NameCatalog:
+        return replace(self, versions={**self.versions, record.version: record})
+
+    def with_alias(self, alias: str, version: str, *, time: str | None = None) -> NameCatalog:
+        """Point ``alias`` at ``version`` (which must exist), appending to the history."""
+        if not ALIAS_RE.match(alias) or alias == "latest":
+            raise SpecError(
+                f"{alias!r} is not a valid alias",
+                hint="aliases are lowercase words like prod or validated; 'latest' is implicit",
+            )
+        if version not in self.versions:
+            raise NotFoundError(f"{self.name} has no version {version!r} to alias")
+        previous = self.aliases.get(alias)
+        if previous == version:
+            return self
+        event = AliasEvent(alias, version, previous, time or now_utc())
+        return replace(
+            self,
+            aliases={**self.aliases, alias: version},
+            alias_history=(*self.alias_history, event),
+        )
+
+    def with_yank(self, version: str, reason: str, *, time: str | None = None) -> NameCatalog:
+        """Mark ``version`` yanked (the bundle stays; loaders warn or refuse per policy)."""
+        rec = self.resolve(version)
+        if not reason.strip():
+            raise SpecError("a yank needs a reason", hint="pass --reason 'why'")
+        yanked = replace(rec, yanked=reason, yanked_time=time or now_utc())
+        return self.with_version(yanked)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mediaType": CATALOG_MEDIA_TYPE,
+            "name": self.name,
+            "versions": {r.version: r.to_json() for r in self.sorted_versions()},
+            "aliases": dict(sorted(self.aliases.items())),
+            "aliasHistory": [e.to_json() for e in self.alias_history],
+        }
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_json())
+
+
+def catalog_from_json(obj: Any, *, source: str) -> NameCatalog:
+    """Validate against ``catalog.schema.json`` (dispatching on the media type) and parse."""
+    from ..spec import validate  # the spec layer holds the schema registry
+
+    media_type = obj.get("mediaType") if isinstance(obj, dict) else None
+    if media_type != CATALOG_MEDIA_TYPE:
+        raise FormatError(
+            f"{source}: unknown catalogue format {media_type!r}; this hepbundle reads "
+            f"{CATALOG_MEDIA_TYPE}",
+            hint="upgrade hepbundle",
+        )
+    try:
+        validate(obj, "catalog.schema.json", filename=source)
+    except SpecError as e:
+        raise FormatError(str(e)) from None
+    return NameCatalog(
+        name=obj["name"],
+        versions={v: VersionRecord.from_json(v, r) for v, r in obj["versions"].items()},
+        aliases=dict(obj["aliases"]),
+        alias_history=tuple(AliasEvent(**e) for e in obj["aliasHistory"]),
+    )
+
+
+def read_name_catalog(repo_root: Path, name: str, *, missing_ok: bool = False) -> NameCatalog:
+    """Read ``catalog/<ns>/<name>.json`` (and nothing else).
+
+    An unknown name raises :class:`NotFoundError` suggesting the closest known names, or gives an
+    empty catalogue with ``missing_ok``.
+    """
+    path = catalog_file(repo_root, name)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        if missing_ok:
+            return NameCatalog(name=name)
+        close = difflib.get_close_matches(name, list_names(repo_root), n=3, cutoff=0.6)
+        raise NotFoundError(
+            f"no bundle named {name!r} in repository {repo_root}",
+            hint=f"did you mean {' or '.join(map(repr, close))}?"
+            if close
+            else "see: hepbundle find",
+        ) from None
+    try:
+        obj = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FormatError(f"{path}: not valid JSON: {e}") from None
+    cat = catalog_from_json(obj, source=str(path))
+    if cat.name != name:
+        raise FormatError(f"{path}: describes {cat.name!r}, expected {name!r}")
+    return cat
+
+
+def write_name_catalog(
+    repo_root: Path, catalog: NameCatalog, *, tmp_dir: Path | None = None
+) -> None:
+    """Replace the per-name file atomically (the caller holds the repository lock)."""
+    write_atomic(catalog_file(repo_root, catalog.name), catalog.to_bytes(), tmp_dir=tmp_dir)
+
+
+def list_names(repo_root: Path) -> list[str]:
+    """Every ``ns/name`` that has a catalogue file, sorted (reads directory listings only)."""
+    base = Path(repo_root) / CATALOG_DIR
+    if not base.is_dir():
+        return []
+    names = []
+    for ns_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+        for f in sorted(ns_dir.glob("*.json")):
+            if not f.name.startswith("."):
+                names.append(f"{ns_dir.name}/{f.stem}")
+    return names
+
+
+def _person_name(a: Any) -> str:
+    if isinstance(a, Mapping):
+        return str(a.get("name", ""))
+    return str(a)
+
+
+def _dataset_name(d: Any) -> str:
+    """A short searchable label of a data reference (Rucio DID, DOI, file path, …)."""
+    if isinstance(d, Mapping):
+        for key in ("did", "name", "doi", "uri", "path", "url"):
+            if d.get(key):
+                return str(d[key])
+        return json.dumps(d, sort_keys=True)
+    return str(d)

@@ -1,0 +1,321 @@
+"""The searchable SQLite index ``catalog/index.sqlite``: one row per version, one per alias.
+
+It is derived data: every row comes from a per-name catalogue file, a publish replaces only the
+rows of the name it touched (so its cost does not grow with the repository), and
+:func:`rebuild_index` writes a fresh file from all per-name files and renames it into place.
+Writers use ``journal_mode=DELETE`` so no ``-wal``/``-shm`` file exists next to a published index,
+and the rollback journal is gone once a transaction commits; readers of a read-only tree (a CVMFS
+mount) open it with ``mode=ro&immutable=1`` so SQLite never tries to lock or write beside it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import FormatError, RepositoryError
+from ._crash import crash_point
+from .catalog import NameCatalog, list_names, read_name_catalog
+from .layout import INDEX_FILE, fsync_dir
+from .refs import version_key
+
+__all__ = [
+    "INDEX_FORMAT",
+    "FindHit",
+    "FindQuery",
+    "dump_index",
+    "find",
+    "open_index",
+    "rebuild_index",
+    "upsert_name",
+    "writable_index",
+]
+
+#: ``PRAGMA user_version`` of the index format this code reads and writes
+INDEX_FORMAT = 1
+
+_SCHEMA = """
+CREATE TABLE versions (
+    name TEXT NOT NULL, namespace TEXT NOT NULL, version TEXT NOT NULL, sort_key TEXT NOT NULL,
+    prerelease INTEGER NOT NULL, manifest_sha256 TEXT NOT NULL, path TEXT NOT NULL,
+    created TEXT NOT NULL, published TEXT NOT NULL, summary TEXT NOT NULL, authors TEXT NOT NULL,
+    framework TEXT NOT NULL, license TEXT NOT NULL, tags TEXT NOT NULL, datasets TEXT NOT NULL,
+    signers TEXT NOT NULL, yanked TEXT, yanked_time TEXT, search TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE INDEX versions_namespace ON versions (namespace);
+CREATE INDEX versions_framework ON versions (framework);
+CREATE TABLE aliases (
+    name TEXT NOT NULL, alias TEXT NOT NULL, version TEXT NOT NULL, PRIMARY KEY (name, alias)
+) WITHOUT ROWID;
+"""
+_SEP = "\n"  # list separator inside a column; never part of a name, tag or identity
+
+
+@dataclass(frozen=True)
+class FindQuery:
+    """Search filters; every given filter must match (case-insensitive)."""
+
+    text: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+    author: str | None = None
+    framework: str | None = None
+    dataset: str | None = None
+    tag: str | None = None
+    signer: str | None = None
+    all_versions: bool = False
+    include_yanked: bool = False
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class FindHit:
+    """One matching version."""
+
+    name: str
+    version: str
+    summary: str
+    framework: str
+    authors: tuple[str, ...]
+    tags: tuple[str, ...]
+    signers: tuple[str, ...]
+    published: str
+    manifest_digest: str
+    path: str
+    yanked: str | None
+    aliases: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "ref": f"{self.name}@{self.version}",
+            "summary": self.summary,
+            "framework": self.framework,
+            "authors": list(self.authors),
+            "tags": list(self.tags),
+            "signers": list(self.signers),
+            "published": self.published,
+            "manifest_sha256": self.manifest_digest,
+            "path": self.path,
+            "yanked": self.yanked,
+            "aliases": list(self.aliases),
+        }
+
+
+def _index_path(repo_root: Path) -> Path:
+    return Path(repo_root) / INDEX_FILE
+
+
+def open_index(repo_root: Path, *, readonly: bool | None = None) -> sqlite3.Connection:
+    """Open the index for reading. ``readonly`` (default: when the catalogue directory is not
+    writable, as on a CVMFS mount) opens it ``immutable``: no locks, no journal, no writes."""
+    path = _index_path(repo_root)
+    if not path.is_file():
+        raise RepositoryError(
+            f"{repo_root} has no catalogue index ({INDEX_FILE})",
+            hint="run: hepbundle catalog rebuild --repo " + str(repo_root),
+        )
+    if readonly is None:
+        readonly = not os.access(path.parent, os.W_OK)
+    uri = f"{path.absolute().as_uri()}?mode=ro" + ("&immutable=1" if readonly else "")
+    conn = sqlite3.connect(uri, uri=True)
+    _check_format(conn, path)
+    return conn
+
+
+def _check_format(conn: sqlite3.Connection, path: Path) -> None:
+    (fmt,) = conn.execute("PRAGMA user_version").fetchone()
+    if fmt != INDEX_FORMAT:
+        conn.close()
+        raise FormatError(
+            f"{path}: index format {fmt}, this hepbundle reads {INDEX_FORMAT}",
+            hint="run: hepbundle catalog rebuild",
+        )
+
+
+def _connect_rw(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    conn.executescript(_SCHEMA)
+    conn.execute(f"PRAGMA user_version={INDEX_FORMAT}")
+
+
+@contextmanager
+def writable_index(repo_root: Path) -> Iterator[sqlite3.Connection]:
+    """The index open for writing (the caller holds the repository lock); rebuilt from the
+    per-name files first if it is missing, so an index is never silently partial."""
+    path = _index_path(repo_root)
+    if not path.is_file():
+        rebuild_index(repo_root)
+    with closing(_connect_rw(path)) as conn:
+        _check_format(conn, path)
+        yield conn
+
+
+def upsert_name(conn: sqlite3.Connection, catalog: NameCatalog) -> None:
+    """Replace the rows of one name in a single transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        _replace_rows(conn, catalog)
+        crash_point("index-uncommitted")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _replace_rows(conn: sqlite3.Connection, cat: NameCatalog) -> None:
+    ns = cat.name.split("/", 1)[0]
+    conn.execute("DELETE FROM versions WHERE name = ?", (cat.name,))
+    conn.execute("DELETE FROM aliases WHERE name = ?", (cat.name,))
+    rows = []
+    for r in cat.versions.values():
+        search = _SEP.join(
+            [cat.name, r.version, r.summary, *r.authors, r.framework, *r.tags, *r.datasets]
+        ).casefold()
+        rows.append(
+            (
+                cat.name, ns, r.version, version_key(r.version), int(r.prerelease),
+                r.manifest_digest, r.path, r.created, r.published, r.summary,
+                _SEP.join(r.authors), r.framework, r.license, _SEP.join(r.tags),
+                _SEP.join(r.datasets), _SEP.join(r.signers), r.yanked, r.yanked_time, search,
+            )
+        )  # fmt: skip
+    conn.executemany(f"INSERT INTO versions VALUES ({', '.join('?' * 19)})", rows)
+    conn.executemany(
+        "INSERT INTO aliases VALUES (?, ?, ?)",
+        [(cat.name, a, v) for a, v in cat.aliases.items()],
+    )
+
+
+def rebuild_index(repo_root: Path, *, work_dir: Path | None = None) -> int:
+    """Write a new index from every per-name file and rename it over the old one; return the
+    number of versions indexed. ``work_dir`` (same file system) holds the file while it grows."""
+    path = _index_path(repo_root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".index.sqlite.tmp-", dir=work_dir or path.parent)
+    os.close(fd)
+    count = 0
+    try:
+        with closing(_connect_rw(Path(tmp))) as conn:
+            _create(conn)
+            conn.execute("BEGIN")
+            for name in list_names(repo_root):
+                cat = read_name_catalog(repo_root, name)
+                _replace_rows(conn, cat)
+                count += len(cat.versions)
+            conn.execute("COMMIT")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    return count
+
+
+def find(repo_root: Path, query: FindQuery, *, readonly: bool | None = None) -> list[FindHit]:
+    """Search the index. By default one hit per name (its highest matching released version,
+    pre-releases only when a name has nothing else), yanked versions left out."""
+    where, params = _where(query)
+    sql = (
+        "SELECT name, version, summary, framework, authors, tags, signers, published, "
+        "manifest_sha256, path, yanked, sort_key, prerelease FROM versions"
+        + (f" WHERE {' AND '.join(where)}" if where else "")
+    )
+    if not query.all_versions:
+        sql = (
+            "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY name "
+            f"ORDER BY prerelease, sort_key DESC) AS rank FROM ({sql})) "
+            "WHERE rank = 1"
+        )
+    sql += " ORDER BY name, sort_key DESC LIMIT ?"
+    params.append(query.limit)
+    with closing(open_index(repo_root, readonly=readonly)) as conn:
+        rows = conn.execute(sql, params).fetchall()
+        aliases = _aliases_of(conn, {r[0] for r in rows})
+    return [
+        FindHit(
+            name=r[0], version=r[1], summary=r[2], framework=r[3], authors=_split(r[4]),
+            tags=_split(r[5]), signers=_split(r[6]), published=r[7], manifest_digest=r[8],
+            path=r[9], yanked=r[10], aliases=tuple(sorted(aliases.get((r[0], r[1]), ()))),
+        )
+        for r in rows
+    ]  # fmt: skip
+
+
+def _where(q: FindQuery) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+
+    def like(column: str, value: str) -> None:
+        where.append(f"{column} LIKE ? ESCAPE '\\'")
+        params.append("%" + _escape_like(value) + "%")
+
+    for word in (q.text or "").split():
+        like("search", word.casefold())
+    if q.name:
+        like("name", q.name)
+    if q.namespace:
+        where.append("namespace = ?")
+        params.append(q.namespace.casefold())
+    if q.author:
+        like("authors", q.author)
+    if q.framework:
+        where.append("framework = ? COLLATE NOCASE")
+        params.append(q.framework)
+    if q.dataset:
+        like("datasets", q.dataset)
+    if q.tag:
+        # a whole tag, not a substring of one
+        where.append("(char(10) || tags || char(10)) LIKE ? ESCAPE '\\'")
+        params.append(f"%\n{_escape_like(q.tag)}\n%")
+    if q.signer:
+        like("signers", q.signer)
+    if not q.include_yanked:
+        where.append("yanked IS NULL")
+    return where, params
+
+
+def _escape_like(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _split(s: str) -> tuple[str, ...]:
+    return tuple(s.split(_SEP)) if s else ()
+
+
+def _aliases_of(conn: sqlite3.Connection, names: set[str]) -> dict[tuple[str, str], list[str]]:
+    out: dict[tuple[str, str], list[str]] = {}
+    for chunk in _chunks(sorted(names), 500):
+        marks = ", ".join("?" * len(chunk))
+        for name, alias, version in conn.execute(
+            f"SELECT name, alias, version FROM aliases WHERE name IN ({marks})", chunk
+        ):
+            out.setdefault((name, version), []).append(alias)
+    return out
+
+
+def _chunks(items: Sequence[str], n: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+def dump_index(repo_root: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Every row, sorted (to compare an incrementally maintained index with a rebuilt one)."""
+    with closing(open_index(repo_root)) as conn:
+        versions = conn.execute("SELECT * FROM versions ORDER BY name, version").fetchall()
+        aliases = conn.execute("SELECT * FROM aliases ORDER BY name, alias").fetchall()
+    return versions, aliases

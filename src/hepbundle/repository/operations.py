@@ -1,0 +1,128 @@
+"""Catalogue operations on a repository: look up a REF, list versions, move an alias, yank,
+rebuild the index. Each is one typed function the CLI calls."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import NotFoundError
+from .catalog import NameCatalog, VersionRecord, read_name_catalog
+from .index import rebuild_index
+from .layout import STAGING_DIR, bundle_dir, read_repository
+from .lock import LOCK_FILENAME, repository_lock
+from .publish import default_repo, make_publisher
+from .refs import Ref, parse_ref
+from .tree import recover
+
+__all__ = ["Located", "locate", "rebuild", "set_alias", "versions", "yank"]
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a REF points: a bundle directory, and its catalogue record when it came from one."""
+
+    path: Path
+    ref: Ref
+    record: VersionRecord | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "ref": str(self.ref),
+            "version": self.record.version if self.record else None,
+            "yanked": self.record.yanked if self.record else None,
+            "catalog_manifest_sha256": self.record.manifest_digest if self.record else None,
+        }
+
+
+def _root(repo: str | os.PathLike[str] | None) -> Path:
+    return Path(repo) if repo is not None else default_repo()
+
+
+def _name_ref(text: str) -> Ref:
+    ref = parse_ref(text)
+    if ref.name is None:
+        raise NotFoundError(f"{text!r} is a path; this needs a catalogue reference ns/name@version")
+    return ref
+
+
+def locate(text: str, repo: str | os.PathLike[str] | None = None) -> Located:
+    """Resolve a REF (``ns/name@version``, ``ns/name@alias``, ``ns/name`` or a path) to a bundle
+    directory, reading only the per-name catalogue file."""
+    ref = parse_ref(text)
+    if ref.path is not None:
+        return Located(ref.path, ref)
+    root = _root(repo)
+    assert ref.name is not None
+    rec = read_name_catalog(root, ref.name).resolve(ref.selector)
+    return Located(bundle_dir(root, ref.name, rec.version), ref, rec)
+
+
+def versions(name: str, repo: str | os.PathLike[str] | None = None) -> NameCatalog:
+    """The catalogue of one name (every version, aliases, history)."""
+    ref = _name_ref(name)
+    assert ref.name is not None
+    return read_name_catalog(_root(repo), ref.name)
+
+
+def set_alias(
+    ref_text: str,
+    alias: str,
+    repo: str | os.PathLike[str] | None = None,
+    *,
+    backend: str = "local",
+) -> tuple[NameCatalog, int | None]:
+    """Point ``alias`` at the version REF names (moving it if it pointed elsewhere; the
+    catalogue keeps every move in ``aliasHistory``)."""
+    ref = _name_ref(ref_text)
+    assert ref.name is not None
+    publisher = make_publisher(backend, repo)
+    version = read_name_catalog(publisher.root, ref.name).resolve(ref.selector).version
+    return publisher.change(
+        ref.name,
+        lambda cat: cat.with_alias(alias, version),
+        f"hepbundle alias {ref.name}@{version} as {alias}",
+    )
+
+
+def yank(
+    ref_text: str,
+    reason: str,
+    repo: str | os.PathLike[str] | None = None,
+    *,
+    backend: str = "local",
+) -> tuple[NameCatalog, int | None]:
+    """Mark the version REF names as yanked with ``reason``; the bundle stays in place."""
+    ref = _name_ref(ref_text)
+    assert ref.name is not None
+    if ref.selector is None:
+        raise NotFoundError(
+            f"yank needs an explicit version or alias, not {ref_text!r}",
+            hint=f"e.g. {ref.name}@1.2.0",
+        )
+    publisher = make_publisher(backend, repo)
+    version = read_name_catalog(publisher.root, ref.name).resolve(ref.selector).version
+    return publisher.change(
+        ref.name,
+        lambda cat: cat.with_yank(version, reason),
+        f"hepbundle yank {ref.name}@{version}: {reason}",
+    )
+
+
+def rebuild(repo: str | os.PathLike[str] | None = None) -> int:
+    """Rebuild ``catalog/index.sqlite`` from the per-name files of a local repository; return
+    the number of versions indexed."""
+    root = _root(repo).absolute()
+    read_repository(root)
+    with repository_lock(root / LOCK_FILENAME):
+        recover(root)
+        staging = root / STAGING_DIR
+        staging.mkdir(exist_ok=True)
+        try:
+            return rebuild_index(root, work_dir=staging)
+        finally:
+            if not any(staging.iterdir()):
+                staging.rmdir()

@@ -1,0 +1,172 @@
+"""Evaluation records: small signed directories appended to a published version, never edited.
+
+A record (an FPGA-vs-software comparison, an evaluation on a new dataset, …) lives in
+``catalog/<ns>/<name>.records/<version>/<time>-<kind>/`` with ``record.json`` (kind, time,
+the manifest digest of the version it is about, and a JSON payload) plus attachments such as a
+PNG. Records are staged in a hidden sibling directory, signed there when a signer is given, and
+renamed into place, so a reader sees a complete record or none; bundles themselves stay immutable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import signing
+from ..errors import FormatError, RepositoryError, SpecError
+from ..manifest import canonical_json
+from ..paths import check_collisions, check_relpath, is_reserved
+from ..policy import SignerInfo, TrustPolicy
+from ..signing import Signer
+from .catalog import read_name_catalog
+from .layout import fsync_dir, records_root
+
+__all__ = [
+    "RECORD_FILENAME",
+    "RECORD_MEDIA_TYPE",
+    "RecordRef",
+    "append_record",
+    "list_records",
+    "verify_record",
+]
+
+RECORD_FILENAME = "record.json"
+RECORD_MEDIA_TYPE = "application/vnd.hepbundle.record.v1+json"
+_KIND_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """One stored record: where it is and what it says."""
+
+    name: str
+    version: str
+    kind: str
+    created: str
+    manifest_digest: str
+    path: Path
+    payload: Mapping[str, Any]
+    attachments: tuple[str, ...]
+    signed: bool
+
+    def attachment(self, relpath: str) -> Path:
+        """Absolute path of one attachment."""
+        if relpath not in self.attachments:
+            raise RepositoryError(f"record {self.path.name} has no attachment {relpath!r}")
+        return self.path / relpath
+
+
+def append_record(
+    repo_root: Path,
+    name: str,
+    version: str,
+    kind: str,
+    payload: Mapping[str, Any],
+    attachments: Mapping[str, bytes] | None = None,
+    signer: Signer | None = None,
+) -> RecordRef:
+    """Append a record about the published ``name@version``; return where it went.
+
+    ``attachments`` maps record-relative paths (bundle path rules) to bytes. With a ``signer``
+    the record directory is signed by :func:`hepbundle.signing.sign_directory` before it becomes
+    visible, with the same signers bundles use.
+    """
+    if not _KIND_RE.match(kind):
+        raise SpecError(f"record kind {kind!r} is not a lowercase word like 'fpga-compare'")
+    attachments = dict(attachments or {})
+    for rel in attachments:
+        check_relpath(rel)
+        if rel == RECORD_FILENAME or is_reserved(rel.split("/")[0]):
+            raise SpecError(f"attachment name {rel!r} is reserved")
+    check_collisions(attachments)
+    record = read_name_catalog(repo_root, name).resolve(version)
+    if record.version != version:
+        raise RepositoryError(f"records attach to a version, not an alias: use {record.version}")
+    now = time.time()
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    doc = {
+        "mediaType": RECORD_MEDIA_TYPE,
+        "name": name,
+        "version": version,
+        "manifestSha256": record.manifest_digest,
+        "kind": kind,
+        "created": created,
+        "payload": dict(payload),
+        "attachments": sorted(attachments),
+    }
+    try:
+        data = canonical_json(doc)
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"record payload is not JSON-serialisable: {e}") from None
+    parent = records_root(repo_root, name) / version
+    parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+    try:
+        (stage / RECORD_FILENAME).write_bytes(data)
+        for rel, content in attachments.items():
+            (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+            (stage / rel).write_bytes(content)
+        if signer is not None:
+            signing.sign_directory(stage, signer, name=name)
+        final = _claim_name(parent, time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)), now, kind)
+        os.rename(stage, final)
+        fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return _read_record(final)
+
+
+def _claim_name(parent: Path, stamp: str, now: float, kind: str) -> Path:
+    """``<time>.<microseconds>-<kind>``, with a counter if two records land in one microsecond."""
+    base = f"{stamp}.{int(now * 1e6) % 1_000_000:06d}Z-{kind}"
+    candidate, n = parent / base, 1
+    while candidate.exists():
+        n += 1
+        candidate = parent / f"{base}-{n}"
+    return candidate
+
+
+def list_records(
+    repo_root: Path, name: str, version: str, kind: str | None = None
+) -> list[RecordRef]:
+    """Records of ``name@version`` in the order they were appended (optionally of one ``kind``)."""
+    parent = records_root(repo_root, name) / version
+    if not parent.is_dir():
+        return []
+    out = [_read_record(d) for d in sorted(parent.iterdir()) if not d.name.startswith(".")]
+    return [r for r in out if kind is None or r.kind == kind]
+
+
+def _read_record(path: Path) -> RecordRef:
+    source = path / RECORD_FILENAME
+    try:
+        doc = json.loads(source.read_bytes())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FormatError(f"{source}: unreadable record: {e}") from None
+    if not isinstance(doc, dict) or doc.get("mediaType") != RECORD_MEDIA_TYPE:
+        raise FormatError(f"{source}: unknown record format", hint="upgrade hepbundle")
+    return RecordRef(
+        name=doc["name"],
+        version=doc["version"],
+        kind=doc["kind"],
+        created=doc["created"],
+        manifest_digest=doc["manifestSha256"],
+        path=path,
+        payload=doc["payload"],
+        attachments=tuple(doc["attachments"]),
+        signed=bool(signing.signature_files(path)),
+    )
+
+
+def verify_record(record: RecordRef, policy: TrustPolicy) -> list[SignerInfo]:
+    """Check a record's signatures (every file hashed) against the policy rule of its name."""
+    return signing.verify_directory(record.path, policy, name=record.name)

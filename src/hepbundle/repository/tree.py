@@ -1,0 +1,263 @@
+"""The crash-safe changes of a repository tree, shared by the local and the CVMFS publishers.
+
+Publishing one version (the caller holds the repository lock):
+
+1. copy the bundle into ``.hepbundle-staging/<work>/bundle`` (hashing while copying), fsync,
+   and verify the copy against its manifest;
+2. write ``intent.json`` (name, version record, alias) into the work directory;
+3. ``rename`` the copy to ``bundles/<ns>/<name>/<version>`` — from here the version exists;
+4. replace ``catalog/<ns>/<name>.json`` (write-new + rename), update the index rows of that name
+   in one SQLite transaction, bump the serial of ``catalog/repository.json``;
+5. remove the work directory.
+
+A crash before 3 leaves the tree as it was plus a work directory; after 3, the intent lets
+:func:`recover` (run first by every writer) finish steps 4–5. Readers resolve through the
+per-name file, so they see the old catalogue or the new one with a complete bundle behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..bundle import Bundle
+from ..digest import FileDigest, copy_and_hash, map_files, sha256_bytes
+from ..errors import IntegrityError, RepositoryError
+from ..manifest import MANIFEST_FILENAME, canonical_json
+from ..paths import is_reserved
+from ._crash import crash_point
+from .catalog import NameCatalog, VersionRecord, read_name_catalog, write_name_catalog
+from .index import upsert_name, writable_index
+from .layout import (
+    CVMFS_CATALOG_MARKER,
+    STAGING_DIR,
+    bump_serial,
+    ensure_repository,
+    fsync_dir,
+    read_repository,
+)
+
+if TYPE_CHECKING:
+    from .publish import PublishRequest
+
+__all__ = ["Installed", "change_catalog", "check_not_conflicting", "install", "recover"]
+
+log = logging.getLogger("hepbundle")
+
+_INTENT = "intent.json"
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What :func:`install` did: ``published`` or ``unchanged``, the catalogue after, the serial."""
+
+    status: str
+    catalog: NameCatalog
+    serial: int
+    recovered: tuple[str, ...]
+
+
+def check_not_conflicting(catalog: NameCatalog, record: VersionRecord) -> bool:
+    """True if ``record`` is already published with the same content (a no-op); raise if the
+    version exists with other content (published versions are never rewritten)."""
+    existing = catalog.versions.get(record.version)
+    if existing is None:
+        return False
+    if existing.manifest_digest != record.manifest_digest:
+        raise RepositoryError(
+            f"{catalog.name}@{record.version} is already published with different content "
+            f"(manifest sha256 {existing.manifest_digest[:12]}… ≠ {record.manifest_digest[:12]}…)",
+            hint="published versions are immutable: bump the version and publish again",
+        )
+    return True
+
+
+def _staging(root: Path) -> Path:
+    return root / STAGING_DIR
+
+
+def install(root: Path, req: PublishRequest) -> Installed:
+    """Publish ``req.bundle`` into the tree at ``root`` (see the module docstring)."""
+    ensure_repository(root)
+    crash_point("locked")
+    recovered = tuple(recover(root))
+    rec = req.record
+    name = req.bundle.name
+    cat = read_name_catalog(root, name, missing_ok=True)
+    if check_not_conflicting(cat, rec):
+        new = cat if req.alias is None else cat.with_alias(req.alias, rec.version)
+        serial = int(read_repository(root)["serial"])
+        if new != cat:
+            _, serial = _commit(root, new, {"name": name})
+        return Installed("unchanged", new, serial, recovered)
+    final = root / rec.path
+    if final.exists():
+        raise RepositoryError(
+            f"{final} exists but {name}@{rec.version} is not in the catalogue",
+            hint="inspect it by hand: hepbundle never overwrites a bundle directory",
+        )
+    new = cat.with_version(rec)
+    if req.alias is not None:
+        new = new.with_alias(req.alias, rec.version)
+    work = _new_work_dir(root, f"{name.replace('/', '.')}@{rec.version}")
+    stage = work / "bundle"
+    _copy_bundle(req.bundle, stage, req.progress)
+    crash_point("staged")
+    copy = Bundle.load(stage)
+    if copy.manifest_digest != rec.manifest_digest:
+        raise IntegrityError(f"{name}@{rec.version}: hepbundle.json changed while it was copied")
+    copy.verify().raise_for_problems(f"the staged copy of {name}@{rec.version}")
+    crash_point("verified")
+    intent = {"name": name, "record": rec.to_json(), "version": rec.version, "alias": req.alias}
+    (work / _INTENT).write_bytes(canonical_json(intent))
+    fsync_dir(work)
+    crash_point("intent-written")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(stage, final)
+    fsync_dir(final.parent)
+    crash_point("renamed")
+    _, serial = _commit(root, new, None, work=work)
+    return Installed("published", new, serial, recovered)
+
+
+def change_catalog(
+    root: Path, name: str, change: Callable[[NameCatalog], NameCatalog]
+) -> tuple[NameCatalog, int]:
+    """Apply ``change`` to one name's catalogue (alias, yank) crash-safely; return it and the
+    serial. A change that alters nothing writes nothing."""
+    read_repository(root)
+    recover(root)
+    cat = read_name_catalog(root, name)
+    new = change(cat)
+    if new == cat:
+        return cat, int(read_repository(root)["serial"])
+    return _commit(root, new, {"name": name})
+
+
+def _commit(
+    root: Path, new: NameCatalog, intent: dict[str, object] | None, *, work: Path | None = None
+) -> tuple[NameCatalog, int]:
+    """Steps 4–5: per-name file, index rows, serial, then drop the work directory (whose intent
+    makes a crash anywhere in here finish on the next run)."""
+    if work is None:
+        work = _new_work_dir(root, new.name.replace("/", "."))
+        (work / _INTENT).write_bytes(canonical_json(intent))
+        fsync_dir(work)
+    write_name_catalog(root, new, tmp_dir=work)
+    crash_point("catalogued")
+    with writable_index(root) as conn:
+        upsert_name(conn, new)
+    crash_point("indexed")
+    serial = bump_serial(root, tmp_dir=work)
+    crash_point("serial-bumped")
+    shutil.rmtree(work)
+    crash_point("cleaned")
+    return new, serial
+
+
+def _new_work_dir(root: Path, label: str) -> Path:
+    staging = _staging(root)
+    staging.mkdir(exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"{label}.", dir=staging))
+
+
+def _copy_bundle(bundle: Bundle, stage: Path, progress: Callable[[int], None] | None) -> None:
+    """Copy payload, manifest and signature files (hashing as they pass), add the CVMFS
+    nested-catalog marker, and fsync everything before the rename makes it visible."""
+    payload = {f.path: f for f in bundle.manifest.files}
+    extra = [p.name for p in bundle.root.iterdir() if p.is_file() and is_reserved(p.name)]
+    names = sorted(set(payload) | {n for n in extra if n != CVMFS_CATALOG_MARKER})
+    for d in sorted({str(Path(n).parent) for n in names}):
+        (stage / d).mkdir(parents=True, exist_ok=True)
+
+    def copy(rel: str) -> FileDigest:
+        d = copy_and_hash(bundle.root / rel, stage / rel)
+        _fsync_file(stage / rel)
+        crash_point("mid-copy")
+        return d
+
+    digests = map_files(
+        copy, names, [(bundle.root / n).stat().st_size for n in names], progress=progress
+    )
+    bad = [
+        n
+        for n, d in zip(names, digests, strict=True)
+        if (n in payload and d.sha256 != payload[n].sha256)
+        or (n == MANIFEST_FILENAME and d.sha256 != bundle.manifest_digest)
+    ]
+    if bad:
+        raise IntegrityError(f"{bundle.ref}: {', '.join(bad)} changed while being copied")
+    (stage / CVMFS_CATALOG_MARKER).touch()
+    for d in sorted({str(Path(n).parent) for n in names}, reverse=True):
+        fsync_dir(stage / d)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def recover(root: Path) -> list[str]:
+    """Finish or undo what crashed writers left in the staging area; return what was done.
+
+    A publish whose bundle reached its final place is completed (catalogue, index, serial); one
+    that did not is discarded. Catalogue changes are re-applied to the index from the per-name
+    file, which is the source of truth.
+    """
+    staging = _staging(root)
+    if not staging.is_dir():
+        return []
+    done = []
+    for work in sorted(staging.iterdir()):
+        try:
+            intent = json.loads((work / _INTENT).read_bytes())
+        except (OSError, ValueError):
+            intent = None
+        if intent is None:
+            done.append(f"removed stale staging area {work.name}")
+        elif "record" in intent:
+            done.append(_recover_publish(root, intent, work))
+        else:
+            cat = read_name_catalog(root, intent["name"], missing_ok=True)
+            _reindex(root, cat, work)
+            done.append(f"re-indexed {intent['name']} after an interrupted change")
+        shutil.rmtree(work, ignore_errors=True)
+    for msg in done:
+        log.warning("recovered %s: %s", root, msg)
+    return done
+
+
+def _recover_publish(root: Path, intent: dict[str, object], work: Path) -> str:
+    name = str(intent["name"])
+    rec = VersionRecord.from_json(str(intent["version"]), intent["record"])  # type: ignore[arg-type]
+    final = root / rec.path
+    try:
+        present = sha256_bytes((final / MANIFEST_FILENAME).read_bytes()) == rec.manifest_digest
+    except OSError:
+        present = False
+    if not present:
+        return f"discarded interrupted publish of {name}@{rec.version} (it never became visible)"
+    cat = read_name_catalog(root, name, missing_ok=True)
+    if rec.version not in cat.versions:
+        cat = cat.with_version(rec)
+    if intent.get("alias"):
+        cat = cat.with_alias(str(intent["alias"]), rec.version)
+    write_name_catalog(root, cat, tmp_dir=work)
+    _reindex(root, cat, work)
+    return f"completed interrupted publish of {name}@{rec.version}"
+
+
+def _reindex(root: Path, cat: NameCatalog, work: Path) -> None:
+    with writable_index(root) as conn:
+        upsert_name(conn, cat)
+    bump_serial(root, tmp_dir=work)
