@@ -64,14 +64,19 @@ def schema(name: str) -> dict[str, Any]:
         raise SpecError(f"no schema named {name!r} in bundle-spec/v1") from None
 
 
+@functools.cache
+def _validator(schema_name: str) -> Any:
+    """One validator per schema per process (building one costs more than a small validation)."""
+    validator_cls = jsonschema.validators.validator_for(schema(schema_name))
+    return validator_cls(schema(schema_name), registry=_registry())
+
+
 def validate(
     data: Any, schema_name: str, *, filename: str = "<data>", lines: LineMap | None = None
 ) -> None:
     """Validate ``data`` against a bundle-spec schema; raise :class:`SpecError` for the first
     error (the one deepest in the document), naming line and field."""
-    validator_cls = jsonschema.validators.validator_for(schema(schema_name))
-    validator = validator_cls(schema(schema_name), registry=_registry())
-    errors = list(validator.iter_errors(data))
+    errors = list(_validator(schema_name).iter_errors(data))
     if not errors:
         return
     best = jsonschema.exceptions.best_match(errors)

@@ -73,7 +73,7 @@ def bench(label: str, root: Path, n: int, size: int) -> dict[str, float]:
     t_base, _ = best_of(3, lambda: baseline(paths))
     t_lib, rep = best_of(3, lambda: hepbundle.open(bundle).verify())
     assert rep.ok
-    t_cli, rss = min(run_child([PY, "-m", "hepbundle", "verify", str(bundle)]) for _ in range(3))
+    t_cli, rss, _ = min(run_child([PY, "-m", "hepbundle", "verify", str(bundle)]) for _ in range(3))
     t_ms = model_signing_time(bundle, root)
     print(f"\n== {label}: {n} files x {size >> 10} KiB = {total / 2**20:.0f} MiB")
     print(f"  baseline hashlib 2 threads : {t_base:7.3f} s  {total / t_base / 2**20:8.0f} MiB/s")
