@@ -1,19 +1,39 @@
 """Provenance capture at build time: code pin, environment, data references, training, lineage.
 
-This first version copies the declared sections into the manifest as written; the provenance
-issue replaces it with real capture (git, environment lock, checked data references).
+:func:`capture` is the one entry point the build calls. It turns the spec's declarations into
+manifest sections filled from the real sources, and generated files to pack:
+
+``code``         → ``provenance.code``        git remotes, commit, branch/tags, dirty state
+                                               (+ ``provenance/dirty.patch`` with --allow-dirty)
+``environment``  → ``provenance.environment`` lock (+ ``provenance/environment.lock``), container,
+                                               platform, CUDA, framework versions
+``training``     → ``provenance.training``    seeds, start/end, hardware, source; metrics and
+                                               hyperparameters go to the top-level fields
+``data``         → ``data``                   typed, checked references (:mod:`.datarefs`)
+``parents``      → ``parents``                parents pinned by manifest digest (:mod:`.lineage`)
+
+``fpga``, ``profile`` and ``extra`` are copied as written (their layers interpret them).
+:mod:`.slsa` exports a built bundle's provenance as an in-toto / SLSA v1 statement.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from .bundle import BuildOptions
-    from .spec import BundleSpec
+from ._environment import LOCK_PATH, capture_environment
+from ._git import PATCH_PATH, pin_code
+from ._training import capture_training, write_training_record
+from .datarefs import check_data_refs
+from .lineage import resolve_parents
 
-__all__ = ["Captured", "capture"]
+if TYPE_CHECKING:
+    from ..bundle import BuildOptions
+    from ..spec import BundleSpec
+
+__all__ = ["Captured", "capture", "write_training_record"]
 
 
 @dataclass(frozen=True)
@@ -27,12 +47,53 @@ class Captured:
 
 def capture(spec: BundleSpec, opts: BuildOptions) -> Captured:
     """Manifest sections derived from the spec's provenance, data, FPGA and profile sections."""
-    del opts
+    s = spec.sections
+    base = spec.base_dir
+    prov: dict[str, Any] = {}
     out: dict[str, Any] = {}
-    for key in ("code", "environment", "training"):
-        if key in spec.sections:
-            out.setdefault("provenance", {})[key] = spec.sections[key]
-    for key in ("data", "parents", "fpga", "profile", "extra"):
-        if key in spec.sections:
-            out[key] = spec.sections[key]
-    return Captured(meta=out)
+    files: dict[str, tuple[bytes, str]] = {}
+    if "code" in s:
+        pin = pin_code(
+            s["code"], base, allow_dirty=opts.allow_dirty, where=lambda *k: spec.where("code", *k)
+        )
+        prov["code"] = pin.record
+        if pin.patch is not None:
+            files[PATCH_PATH] = (pin.patch, "code")
+    if "environment" in s:
+        env, lock = capture_environment(
+            s["environment"], base, lambda *k: spec.where("environment", *k)
+        )
+        prov["environment"] = env
+        files[LOCK_PATH] = (lock, "config")
+    if "training" in s or opts.from_mlflow:
+        record, metrics, hyper = capture_training(
+            s.get("training", {}), base, lambda *k: spec.where("training", *k), opts.from_mlflow
+        )
+        prov["training"] = record
+        # the spec's own metrics/hyperparameters win over what the run recorded
+        own = {(m["name"], m.get("split", "")) for m in spec.metrics}
+        out["metrics"] = sorted(
+            [*spec.metrics, *(m for m in metrics if (m["name"], m.get("split", "")) not in own)],
+            key=lambda r: (r["name"], r.get("split", "")),
+        )
+        out["hyperparameters"] = {**hyper, **spec.hyperparameters}
+    if prov:
+        out["provenance"] = prov
+    if "data" in s:
+        out["data"] = check_data_refs(s["data"], base, lambda i, k=None: _where(spec, "data", i, k))
+    if "parents" in s:
+        repo = os.environ.get("HEPBUNDLE_REPO")
+        out["parents"] = resolve_parents(
+            s["parents"],
+            base,
+            lambda i, k=None: _where(spec, "parents", i, k),
+            Path(repo) if repo else None,
+        )
+    for key in ("fpga", "profile", "extra"):
+        if key in s:
+            out[key] = s[key]
+    return Captured(meta=out, files=files)
+
+
+def _where(spec: BundleSpec, section: str, i: int, key: str | None) -> str:
+    return spec.where(section, i, key) if key else spec.where(section, i)

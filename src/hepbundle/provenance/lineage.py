@@ -1,0 +1,219 @@
+"""Lineage: parent bundles pinned by manifest digest at build time, and the family tree later.
+
+A parent is named as ``fine_tuned_from: atlas/tauid@1.1.0`` (or another relation) and recorded by
+the SHA-256 of its ``hepbundle.json``. The digest comes from the parent bundle's directory
+(``path:``), from the repository catalogue (``HEPBUNDLE_REPO``), or is given (``manifest_digest:``);
+when two of them are there they must agree. The tree is drawn from any set of known bundles: a
+repository (through its catalogue, or its ``bundles/`` tree) and directories of built bundles.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import HepbundleError, NotFoundError, SpecError
+from ..manifest import MANIFEST_FILENAME, Manifest
+
+__all__ = [
+    "RELATIONS",
+    "KnownBundle",
+    "Lineage",
+    "known_bundles",
+    "lineage",
+    "resolve_parents",
+]
+
+#: how a bundle can derive from a parent
+RELATIONS = (
+    "fine_tuned_from",
+    "retrained_from",
+    "distilled_from",
+    "quantized_from",
+    "pruned_from",
+    "derived_from",
+)
+_HEX = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
+
+
+def resolve_parents(
+    entries: Sequence[Mapping[str, Any]], base: Path, where: Any, repo: Path | None
+) -> list[dict[str, Any]]:
+    """The manifest's ``parents`` list; ``where(i, key)`` is the ``file:line: `` of an entry."""
+    out = []
+    for i, entry in enumerate(entries):
+        rels = [r for r in RELATIONS if r in entry]
+        if len(rels) != 1:
+            raise SpecError(
+                f"{where(i)}parents[{i}]: name exactly one relation "
+                f"({', '.join(RELATIONS)}), not {len(rels)}"
+            )
+        rel, ref = rels[0], str(entry[rels[0]])
+        found: dict[str, str] = {}
+        if "manifest_digest" in entry:
+            found["spec"] = _HEX.match(str(entry["manifest_digest"])).group(1)  # type: ignore[union-attr]
+        if "path" in entry:
+            parent = _load_manifest(base / str(entry["path"]), where(i, "path"))
+            if parent[0].ref != ref:
+                raise SpecError(
+                    f"{where(i, 'path')}parents[{i}].path: {entry['path']} holds "
+                    f"{parent[0].ref}, not {ref}"
+                )
+            found["path"] = parent[1]
+        if repo is not None:
+            digest = _from_catalog(repo, ref, where(i, rel))
+            if digest:
+                found["repository"] = digest
+        if not found:
+            raise SpecError(
+                f"{where(i, rel)}parents[{i}]: cannot pin {ref} by digest",
+                hint="add 'manifest_digest: sha256:…' or 'path: <parent bundle dir>', "
+                "or set HEPBUNDLE_REPO to a repository that holds it",
+            )
+        if len(set(found.values())) > 1:
+            seen = ", ".join(f"{k} {v[:12]}…" for k, v in found.items())
+            raise SpecError(f"{where(i, rel)}parents[{i}]: {ref} digests disagree: {seen}")
+        out.append(
+            {
+                "relation": rel,
+                "ref": ref,
+                "manifestDigest": next(iter(found.values())),
+                "pinnedBy": sorted(found),
+            }
+        )
+    return out
+
+
+def _load_manifest(path: Path, where: str) -> tuple[Manifest, str]:
+    from ..digest import sha256_bytes
+
+    mpath = path / MANIFEST_FILENAME if path.is_dir() else path
+    try:
+        data = mpath.read_bytes()
+    except OSError as e:
+        raise SpecError(f"{where}{path} is not a bundle: cannot read {mpath.name}: {e}") from None
+    return Manifest.from_bytes(data, source=str(mpath)), sha256_bytes(data)
+
+
+def _from_catalog(repo: Path, ref: str, where: str) -> str | None:
+    """The catalogue's digest of ``ref`` (None when the repository layer is not available)."""
+    try:
+        from ..repository.catalog import read_name_catalog
+    except ImportError:
+        return None
+    name, _, selector = ref.partition("@")
+    try:
+        return str(read_name_catalog(repo, name).resolve(selector or None).manifest_digest)
+    except NotFoundError as e:
+        raise SpecError(f"{where}parent {ref}: {e.message}", hint=e.hint) from None
+
+
+@dataclass(frozen=True)
+class KnownBundle:
+    """A bundle the tree can show: identity, digest, where it lies, and its parent records."""
+
+    ref: str
+    digest: str
+    location: str
+    parents: tuple[Mapping[str, Any], ...] = ()
+
+
+@dataclass
+class Lineage:
+    """The family tree of one bundle: nested ``{bundle, relation, parents|children}`` nodes."""
+
+    root: KnownBundle
+    ancestors: list[dict[str, Any]] = field(default_factory=list)
+    descendants: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.root.ref,
+            "manifestDigest": self.root.digest,
+            "location": self.root.location,
+            "ancestors": self.ancestors,
+            "descendants": self.descendants,
+        }
+
+
+def known_bundles(sources: Iterable[Path]) -> dict[str, KnownBundle]:
+    """Every bundle under ``sources`` (repositories or directories of bundles), by digest.
+    A repository with a catalogue is listed through it; anything else is walked for manifests."""
+    out: dict[str, KnownBundle] = {}
+    for src in sources:
+        for mpath in _manifests(Path(src)):
+            try:
+                m, digest = _load_manifest(mpath, "")
+            except HepbundleError:
+                continue  # a half-written or foreign file is not part of the family
+            out.setdefault(
+                digest,
+                KnownBundle(m.ref, digest, str(mpath.parent), tuple(m.meta.get("parents") or ())),
+            )
+    return out
+
+
+def _manifests(src: Path) -> Iterable[Path]:
+    try:
+        from ..repository.catalog import list_names, read_name_catalog
+    except ImportError:
+        list_names = None  # type: ignore[assignment]
+    if list_names is not None and (src / "catalog").is_dir():
+        for name in list_names(src):
+            for rec in read_name_catalog(src, name).versions.values():
+                yield src / rec.path / MANIFEST_FILENAME
+        return
+    for dirpath, dirnames, files in os.walk(src):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # skip stages
+        if MANIFEST_FILENAME in files:
+            dirnames[:] = []  # a bundle does not nest bundles
+            yield Path(dirpath) / MANIFEST_FILENAME
+
+
+def lineage(root: KnownBundle, known: Mapping[str, KnownBundle], *, depth: int = 20) -> Lineage:
+    """Ancestors by following parent digests, descendants by scanning ``known`` for bundles
+    naming a digest as parent; unknown parents appear with ``found: false``."""
+    children: dict[str, list[tuple[str, KnownBundle]]] = {}
+    for kb in known.values():
+        for p in kb.parents:
+            children.setdefault(str(p.get("manifestDigest")), []).append(
+                (str(p.get("relation")), kb)
+            )
+
+    def up(kb: KnownBundle, level: int) -> list[dict[str, Any]]:
+        out = []
+        for p in kb.parents:
+            digest = str(p.get("manifestDigest"))
+            parent = known.get(digest)
+            node: dict[str, Any] = {
+                "relation": p.get("relation"),
+                "ref": parent.ref if parent else p.get("ref"),
+                "manifestDigest": digest,
+                "found": parent is not None,
+            }
+            if parent is not None:
+                node["location"] = parent.location
+                if level < depth:
+                    node["parents"] = up(parent, level + 1)
+            out.append(node)
+        return out
+
+    def down(kb: KnownBundle, level: int) -> list[dict[str, Any]]:
+        out = []
+        for rel, child in sorted(children.get(kb.digest, []), key=lambda c: c[1].ref):
+            node: dict[str, Any] = {
+                "relation": rel,
+                "ref": child.ref,
+                "manifestDigest": child.digest,
+                "location": child.location,
+            }
+            if level < depth:
+                node["children"] = down(child, level + 1)
+            out.append(node)
+        return out
+
+    return Lineage(root, up(root, 0), down(root, 0))
