@@ -41,7 +41,7 @@ def make_bundle(
         tags: [{", ".join(tags)}]
         data:
           - type: rucio
-            did: "mc23_13p6TeV:tau.{version}"
+            did: "mc23_13p6TeV:{name.split("/")[1]}.{version}"
             bytes: 1000
             adler32: "0a1b2c3d"
         files:

@@ -58,8 +58,15 @@ def step_build(run: Run) -> str:
     return p.stdout.strip()
 
 
+def step_sign(run: Run) -> str:
+    run.hb("key", "generate", "-o", "keys/demo-signer.pem")
+    return run.hb("sign", "dist/demo/jet-tagger/0.1.0", "--key", "keys/demo-signer.pem").stdout.strip()
+
+
 def step_verify(run: Run) -> str:
-    return run.hb("verify", "dist/demo/jet-tagger/0.1.0").stdout.strip()
+    # signature against the trusted public key first, then every file digest
+    p = run.hb("verify", "dist/demo/jet-tagger/0.1.0", "--key", "keys/demo-signer.pub.pem")
+    return p.stdout.strip()
 
 
 def step_tamper(run: Run) -> str:
@@ -70,13 +77,14 @@ def step_tamper(run: Run) -> str:
         b = f.read(1)
         f.seek(100)
         f.write(bytes([b[0] ^ 1]))
-    p = run.hb("verify", copy, expect=1)
+    p = run.hb("verify", copy, "--key", "keys/demo-signer.pub.pem", expect=1)
     return "tampered copy refused: " + p.stderr.strip().split(": ", 2)[-1]
 
 
 STEPS: list[tuple[str, Step]] = [
     ("model", step_model),
     ("build", step_build),
+    ("sign", step_sign),
     ("verify", step_verify),
     ("tamper", step_tamper),
 ]

@@ -21,6 +21,8 @@ Example::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
 from .bundle import Bundle, build
@@ -35,11 +37,16 @@ from .errors import (
     PolicyError,
     RepositoryError,
     SignatureError,
+    SigningError,
     SpecError,
     VerificationError,
 )
 from .load import open, resolve
 from .manifest import FileEntry, Manifest
+
+if TYPE_CHECKING:
+    from .policy import TrustPolicy
+    from .signing import sign, verify
 
 __all__ = [
     "BuildError",
@@ -55,10 +62,26 @@ __all__ = [
     "PolicyError",
     "RepositoryError",
     "SignatureError",
+    "SigningError",
     "SpecError",
+    "TrustPolicy",
     "VerificationError",
     "__version__",
     "build",
     "open",
     "resolve",
+    "sign",
+    "verify",
 ]
+
+# signing pulls in model_signing and sigstore (~0.4 s): imported when first used, so a job that
+# opens bundles without a trust policy does not pay for it
+_LAZY = {"sign": "signing", "verify": "signing", "TrustPolicy": "policy"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'hepbundle' has no attribute {name!r}")

@@ -9,10 +9,12 @@ import click
 
 from .. import bundle as _bundle
 from .. import load as _load
+from .. import repository as _repository
 from ..errors import BuildError
 from ..spec import SPEC_FILENAME
 from ._common import emit_json, json_option
 from .render import render_bundle
+from .repo import repo_option
 
 __all__ = ["COMMANDS"]
 
@@ -90,18 +92,24 @@ def build(
 
 
 @click.command()
-@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("bundle", metavar="REF")
 @click.option("--card/--no-card", default=True, help="Render the model card.")
+@repo_option
 @json_option
-def show(bundle: Path, card: bool, as_json: bool) -> None:
-    """Show a readable summary of BUNDLE: identity, files by role, metrics, provenance."""
-    b = _load.open(bundle, verify="lazy")
+def show(bundle: str, card: bool, repo: str | None, as_json: bool) -> None:
+    """Show a readable summary of REF (a bundle directory, or ns/name[@version|@alias] in
+    --repo): identity, files by role, metrics, provenance."""
+    where = _repository.locate(bundle, repo)
+    b = _load.open(where.path, verify="lazy")
     if as_json:
         emit_json(
             {"path": str(b.root), "manifest_sha256": b.manifest_digest, **b.manifest.to_json()}
+            | ({"catalog": where.to_json()} if where.record else {})
         )
         return
     click.echo(render_bundle(b, card=card))
+    if where.record is not None and where.record.yanked:
+        click.echo(f"  YANKED: {where.record.yanked}")
 
 
 # verify lives in cli/signing.py: it checks signatures before digests

@@ -23,7 +23,7 @@ from __future__ import annotations
 from .catalog import AliasEvent, NameCatalog, VersionRecord, list_names, read_name_catalog
 from .index import FindHit, FindQuery, find, rebuild_index
 from .layout import bundle_dir, bundle_relpath, catalog_file, read_repository
-from .operations import Located, locate, rebuild, set_alias, versions, yank
+from .operations import Changed, Located, locate, rebuild, set_alias, versions, yank
 from .publish import (
     BACKENDS,
     Publisher,
@@ -40,6 +40,7 @@ from .tree import recover
 __all__ = [
     "BACKENDS",
     "AliasEvent",
+    "Changed",
     "FindHit",
     "FindQuery",
     "Located",

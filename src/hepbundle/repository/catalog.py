@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import FormatError, NotFoundError, SpecError
 from ..manifest import canonical_json
-from .layout import CATALOG_DIR, bundle_relpath, catalog_file, now_utc, write_atomic
+from .layout import (
+    CATALOG_DIR,
+    REPOSITORY_FILE,
+    bundle_relpath,
+    catalog_file,
+    is_repository,
+    now_utc,
+    write_atomic,
+)
 from .refs import ALIAS_RE, is_prerelease, is_version, version_key
 
 if TYPE_CHECKING:
@@ -264,6 +272,11 @@ def read_name_catalog(repo_root: Path, name: str, *, missing_ok: bool = False) -
     except FileNotFoundError:
         if missing_ok:
             return NameCatalog(name=name)
+        if not is_repository(repo_root):
+            raise NotFoundError(
+                f"{repo_root} is not a hepbundle repository ({REPOSITORY_FILE} is missing)",
+                hint="set --repo or HEPBUNDLE_REPO to a repository",
+            ) from None
         close = difflib.get_close_matches(name, list_names(repo_root), n=3, cutoff=0.6)
         raise NotFoundError(
             f"no bundle named {name!r} in repository {repo_root}",

@@ -17,7 +17,17 @@ from .publish import default_repo, make_publisher
 from .refs import Ref, parse_ref
 from .tree import recover
 
-__all__ = ["Located", "locate", "rebuild", "set_alias", "versions", "yank"]
+__all__ = ["Changed", "Located", "locate", "rebuild", "set_alias", "versions", "yank"]
+
+
+@dataclass(frozen=True)
+class Changed:
+    """The outcome of an alias or yank: the catalogue after, the version it concerned, and the
+    repository serial (None for the tarball backend, which only writes a patch)."""
+
+    catalog: NameCatalog
+    version: str
+    serial: int | None
 
 
 @dataclass(frozen=True)
@@ -74,18 +84,19 @@ def set_alias(
     repo: str | os.PathLike[str] | None = None,
     *,
     backend: str = "local",
-) -> tuple[NameCatalog, int | None]:
+) -> Changed:
     """Point ``alias`` at the version REF names (moving it if it pointed elsewhere; the
     catalogue keeps every move in ``aliasHistory``)."""
     ref = _name_ref(ref_text)
     assert ref.name is not None
     publisher = make_publisher(backend, repo)
     version = read_name_catalog(publisher.root, ref.name).resolve(ref.selector).version
-    return publisher.change(
+    cat, serial = publisher.change(
         ref.name,
         lambda cat: cat.with_alias(alias, version),
         f"hepbundle alias {ref.name}@{version} as {alias}",
     )
+    return Changed(cat, version, serial)
 
 
 def yank(
@@ -94,7 +105,7 @@ def yank(
     repo: str | os.PathLike[str] | None = None,
     *,
     backend: str = "local",
-) -> tuple[NameCatalog, int | None]:
+) -> Changed:
     """Mark the version REF names as yanked with ``reason``; the bundle stays in place."""
     ref = _name_ref(ref_text)
     assert ref.name is not None
@@ -105,11 +116,12 @@ def yank(
         )
     publisher = make_publisher(backend, repo)
     version = read_name_catalog(publisher.root, ref.name).resolve(ref.selector).version
-    return publisher.change(
+    cat, serial = publisher.change(
         ref.name,
         lambda cat: cat.with_yank(version, reason),
         f"hepbundle yank {ref.name}@{version}: {reason}",
     )
+    return Changed(cat, version, serial)
 
 
 def rebuild(repo: str | os.PathLike[str] | None = None) -> int:

@@ -107,7 +107,11 @@ def parse_ref(text: str) -> Ref:
     if Path(text).expanduser().exists() or text.startswith(("/", ".", "~")):
         return Ref(path=Path(text).expanduser())
     name, sep, selector = text.partition("@")
-    split_name(name)
+    if NAME_RE.match(name) is None:
+        raise NotFoundError(
+            f"{text!r} is neither an existing path nor a bundle reference",
+            hint="write ns/name@version, ns/name@alias, ns/name, or a bundle directory",
+        )
     if sep and not (is_version(selector) or ALIAS_RE.match(selector)):
         raise NotFoundError(
             f"{text!r}: {selector!r} is neither a SemVer version nor an alias name",

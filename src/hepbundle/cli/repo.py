@@ -1,0 +1,225 @@
+"""Repository commands: publish, find, versions, alias, yank, catalog rebuild."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import repository as _repo
+from ..bundle import Bundle
+from ..errors import SpecError
+from ..policy import TrustPolicy, policy_from_env
+from ._common import emit_json, json_option, progress
+
+__all__ = ["COMMANDS", "repo_option"]
+
+repo_option = click.option(
+    "--repo",
+    metavar="R",
+    help="Repository: a directory (local, tarball) or a CVMFS repository name (cvmfs). "
+    "Default: $HEPBUNDLE_REPO, else ./hepbundle-repo.",
+)
+_backend_option = click.option(
+    "--backend",
+    type=click.Choice(_repo.BACKENDS),
+    default="local",
+    show_default=True,
+    help="local: a directory (the embedded default); cvmfs: cvmfs_server on a Stratum-0; "
+    "tarball: files for cvmfs_server ingest.",
+)
+
+
+def _policy(policy: Path | None, keys: tuple[Path, ...]) -> TrustPolicy | None:
+    if policy is not None and keys:
+        raise SpecError("give either --policy or --key, not both")
+    if policy is not None:
+        return TrustPolicy.load(policy)
+    return TrustPolicy.from_flags(keys=keys) or policy_from_env()
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(path_type=Path))
+@repo_option
+@_backend_option
+@click.option("--alias", help="Point this alias (e.g. prod) at the published version.")
+@click.option("--allow-unsigned", is_flag=True, help="Publish an unsigned bundle (never on cvmfs).")
+@click.option(
+    "--policy",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Trust policy YAML the signature must satisfy (default: $HEPBUNDLE_POLICY).",
+)
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Accept signatures by this public key (repeatable; instead of --policy).",
+)
+@click.option("--lease", metavar="PATH", help="cvmfs: open the transaction on REPO/PATH.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="tarball: directory for the tar files (default: current directory).",
+)
+@json_option
+def publish(
+    bundle: Path,
+    repo: str | None,
+    backend: str,
+    alias: str | None,
+    allow_unsigned: bool,
+    policy: Path | None,
+    keys: tuple[Path, ...],
+    lease: str | None,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    """Verify BUNDLE (digests, signature, policy) and publish it into the repository.
+
+    Re-publishing identical content is a no-op; a different bundle under a published version is
+    refused. A crash leaves the repository as it was or with the version fully catalogued.
+    """
+    b = Bundle.load(bundle)
+    total = 2 * sum(f.size for f in b.manifest.files)  # verified once, then copied
+    with progress(total, f"publishing {b.ref}") as cb:
+        res = _repo.publish(
+            b,
+            repo,
+            backend=backend,
+            alias=alias,
+            allow_unsigned=allow_unsigned,
+            policy=_policy(policy, keys),
+            lease=lease,
+            out=out,
+            progress=cb,
+        )
+    if as_json:
+        emit_json(res.to_json())
+        return
+    for msg in res.recovered:
+        click.echo(f"note: {msg}", err=True)
+    tail = f", alias {alias}" if alias else ""
+    click.echo(f"{res.status} {res.ref} -> {res.path} ({res.backend}{tail})")
+    for cmd in res.commands:
+        click.echo(f"  then run: {cmd}")
+
+
+@click.command()
+@click.argument("text", required=False)
+@click.option("--name", help="Part of ns/name.")
+@click.option("--namespace", help="Exact namespace (atlas, cms, lhcb, …).")
+@click.option("--author", help="Part of an author's name.")
+@click.option("--framework", help="onnx, keras, hls4ml, …")
+@click.option("--dataset", help="Part of a data reference (Rucio DID, DOI, file).")
+@click.option("--tag", help="An exact tag.")
+@click.option("--signer", help="Part of a signer identity.")
+@click.option("--all-versions", is_flag=True, help="Every matching version, not the latest.")
+@click.option("--include-yanked", is_flag=True, help="Also yanked versions.")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@repo_option
+@json_option
+def find(
+    text: str | None,
+    name: str | None,
+    namespace: str | None,
+    author: str | None,
+    framework: str | None,
+    dataset: str | None,
+    tag: str | None,
+    signer: str | None,
+    all_versions: bool,
+    include_yanked: bool,
+    limit: int,
+    repo: str | None,
+    as_json: bool,
+) -> None:
+    """Search the catalogue for TEXT (in names, summaries, authors, tags, datasets)."""
+    query = _repo.FindQuery(
+        text, name, namespace, author, framework, dataset, tag, signer,
+        all_versions, include_yanked, limit,
+    )  # fmt: skip
+    hits = _repo.find(Path(repo) if repo else _repo.default_repo(), query)
+    if as_json:
+        emit_json([h.to_json() for h in hits])
+        return
+    for h in hits:
+        marks = "".join(f" @{a}" for a in h.aliases) + (" [YANKED]" if h.yanked else "")
+        click.echo(f"{h.name}@{h.version}{marks}  {h.summary}")
+    if not hits:
+        click.echo("no match", err=True)
+
+
+@click.command()
+@click.argument("name")
+@repo_option
+@json_option
+def versions(name: str, repo: str | None, as_json: bool) -> None:
+    """List every version of NAME with its aliases and yanked marks."""
+    cat = _repo.versions(name, repo)
+    if as_json:
+        emit_json(cat.to_json())
+        return
+    by_version: dict[str, list[str]] = {}
+    for a, v in cat.aliases.items():
+        by_version.setdefault(v, []).append(a)
+    latest = cat.latest()
+    for r in reversed(cat.sorted_versions()):
+        marks = [f"@{a}" for a in sorted(by_version.get(r.version, []))]
+        if latest is not None and r.version == latest.version:
+            marks.append("(latest)")
+        if r.yanked:
+            marks.append(f"[YANKED: {r.yanked}]")
+        click.echo(f"{r.version:<16} {r.published}  {' '.join(marks)}".rstrip())
+
+
+@click.command()
+@click.argument("ref")
+@click.argument("alias")
+@repo_option
+@_backend_option
+@json_option
+def alias(ref: str, alias: str, repo: str | None, backend: str, as_json: bool) -> None:
+    """Point ALIAS (e.g. prod) at the version REF names; the move is kept in the history."""
+    done = _repo.set_alias(ref, alias, repo, backend=backend)
+    name = done.catalog.name
+    if as_json:
+        emit_json({"name": name, "alias": alias, "version": done.version, "serial": done.serial})
+        return
+    click.echo(f"{name}@{alias} -> {done.version}")
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--reason", required=True, help="Why (shown to everyone who resolves it).")
+@repo_option
+@_backend_option
+@json_option
+def yank(ref: str, reason: str, repo: str | None, backend: str, as_json: bool) -> None:
+    """Mark the version REF names as yanked (never deleted; loaders warn or refuse)."""
+    done = _repo.yank(ref, reason, repo, backend=backend)
+    name = done.catalog.name
+    if as_json:
+        emit_json({"name": name, "version": done.version, "reason": reason, "serial": done.serial})
+        return
+    click.echo(f"yanked {name}@{done.version}: {reason}")
+
+
+@click.group()
+def catalog() -> None:
+    """Maintain the catalogue of a repository."""
+
+
+@catalog.command()
+@repo_option
+@json_option
+def rebuild(repo: str | None, as_json: bool) -> None:
+    """Rebuild catalog/index.sqlite from the per-name catalogue files."""
+    n = _repo.rebuild(repo)
+    if as_json:
+        emit_json({"versions": n})
+        return
+    click.echo(f"rebuilt the index: {n} versions")
+
+
+COMMANDS = [publish, find, versions, alias, yank, catalog]

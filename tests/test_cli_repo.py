@@ -1,0 +1,111 @@
+"""The repository commands through click's CliRunner: the release manager's path end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import hepbundle
+from hepbundle.cli import main
+
+from .repo_fixtures import check_invariants, make_bundle
+
+
+def run(*args: object, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, [str(a) for a in args], env=env)
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_sign_publish_prod_find_show_versions_yank(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path
+) -> None:
+    repo = tmp_path / "repo"
+    code, out, err = run(
+        "publish", signed.root, "--repo", repo, "--key", ec_key[1], "--alias", "prod", "--json"
+    )
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["status"] == "published" and res["alias"] == "prod" and len(res["signers"]) == 1
+    code, out, _ = run("find", "tau", "--repo", repo)
+    assert code == 0 and out.startswith("atlas/tauid@1.2.0 @prod  Tau identification RNN")
+    code, out, _ = run("find", "--framework", "onnx", "--repo", repo, "--json")
+    assert [h["ref"] for h in json.loads(out)] == ["atlas/tauid@1.2.0"]
+    code, out, _ = run("show", "atlas/tauid@prod", "--repo", repo, "--no-card")
+    assert code == 0 and "atlas/tauid@1.2.0" in out and str(repo / "bundles") in out
+    code, out, _ = run("show", "atlas/tauid@prod", "--json", env={"HEPBUNDLE_REPO": str(repo)})
+    assert json.loads(out)["catalog"]["version"] == "1.2.0"
+    code, out, _ = run("publish", signed.root, "--repo", repo, "--key", ec_key[1])
+    assert code == 0 and out.startswith("unchanged atlas/tauid@1.2.0")
+    code, out, _ = run("yank", "atlas/tauid@prod", "--reason", "bad calibration", "--repo", repo)
+    assert code == 0 and out.strip() == "yanked atlas/tauid@1.2.0: bad calibration"
+    code, out, _ = run("versions", "atlas/tauid", "--repo", repo)
+    assert out.split() == ["1.2.0", *out.split()[1:2], "@prod", "[YANKED:", "bad", "calibration]"]
+    code, out, _ = run("show", "atlas/tauid@1.2.0", "--repo", repo, "--no-card")
+    assert "YANKED: bad calibration" in out
+    check_invariants(repo)
+
+
+def test_default_repo_is_env_then_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    b = make_bundle(tmp_path, version="2.0.0")
+    monkeypatch.chdir(tmp_path)
+    assert run("publish", b.root, "--allow-unsigned")[0] == 0
+    assert (tmp_path / "hepbundle-repo/bundles/atlas/tauid/2.0.0/hepbundle.json").is_file()
+    env_repo = tmp_path / "env-repo"
+    code, _, _ = run("publish", b.root, "--allow-unsigned", env={"HEPBUNDLE_REPO": str(env_repo)})
+    assert code == 0 and (env_repo / "catalog/atlas/tauid.json").is_file()
+
+
+def test_alias_versions_rebuild(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    for v in ("1.0.0", "1.1.0"):
+        b = make_bundle(tmp_path, version=v)
+        assert run("publish", b.root, "--repo", repo, "--allow-unsigned")[0] == 0
+    assert run("alias", "atlas/tauid@1.0.0", "prod", "--repo", repo)[1] == (
+        "atlas/tauid@prod -> 1.0.0\n"
+    )
+    out = run("alias", "atlas/tauid@1.1.0", "prod", "--repo", repo, "--json")[1]
+    assert json.loads(out)["version"] == "1.1.0"
+    out = run("versions", "atlas/tauid", "--repo", repo, "--json")[1]
+    hist = json.loads(out)["aliasHistory"]
+    assert [(h["previous"], h["version"]) for h in hist] == [(None, "1.0.0"), ("1.0.0", "1.1.0")]
+    out = run("versions", "atlas/tauid", "--repo", repo)[1]
+    assert out.splitlines()[0].split()[0] == "1.1.0" and "@prod (latest)" in out.splitlines()[0]
+    (repo / "catalog/index.sqlite").unlink()
+    assert run("catalog", "rebuild", "--repo", repo)[1] == "rebuilt the index: 2 versions\n"
+    check_invariants(repo)
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "code"),
+    [
+        (["publish", "{bundle}", "--repo", "{repo}"], "is unsigned; refusing", 1),
+        (["publish", "{bundle}", "--backend", "cvmfs", "--repo", "ml.cern.ch", "--allow-unsigned"], "never publishes unsigned", 1),
+        (["publish", "/nonexistent/b", "--allow-unsigned"], "does not exist", 2),
+        (["show", "atlas/nope@1.0.0", "--repo", "{repo}"], "no bundle named 'atlas/nope'", 2),
+        (["show", "nonexistent-dir"], "neither an existing path nor a bundle reference", 2),
+        (["alias", "atlas/tauid@9.0.0", "prod", "--repo", "{repo}"], "no version '9.0.0'", 2),
+        (["yank", "atlas/tauid@1.0.0", "--reason", "x", "--repo", "{tmp}/none"], "not a hepbundle repository", 2),
+        (["find", "--repo", "{tmp}/none"], "no catalogue index", 2),
+        (["versions", "atlas/tauidd", "--repo", "{repo}"], "did you mean 'atlas/tauid'", 2),
+    ],
+)  # fmt: skip
+def test_bad_input_one_line(tmp_path: Path, args: list[str], message: str, code: int) -> None:
+    b = make_bundle(tmp_path, version="1.0.0")
+    repo = tmp_path / "repo"
+    assert run("publish", b.root, "--repo", repo, "--allow-unsigned")[0] == 0
+    other = make_bundle(tmp_path / "o", version="1.1.0")
+    argv = [a.format(bundle=other.root, repo=repo, tmp=tmp_path) for a in args]
+    got, _, err = run(*argv)
+    assert got == code and message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_overwrite_refused_through_cli(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    run("publish", make_bundle(tmp_path).root, "--repo", repo, "--allow-unsigned")
+    other = make_bundle(tmp_path, payload=b"different")
+    code, _, err = run("publish", other.root, "--repo", repo, "--allow-unsigned")
+    assert code == 2 and "already published with different content" in err
