@@ -517,3 +517,43 @@ def test_sign_and_verify_directory(tmp_path: Path, ec_key: tuple[Path, Path]) ->
     (rec / "notes.txt").write_text("added")
     with pytest.raises(SignatureError, match="extra notes.txt"):
         signing.verify_directory(rec, policy, name="atlas/tauid")
+
+
+def test_signing_time_in_the_future_is_refused(built: hepbundle.Bundle, grid: Pki) -> None:
+    """The X.509 signing time is the signer's claim inside the signed statement: a claim ahead of
+    our clock (beyond a 5-minute skew) is refused, so validity cannot be stretched forward."""
+    cert, key = grid.user("user")
+    digests = {f.path: f.sha256 for f in built.manifest.files}
+    digests["hepbundle.json"] = built.manifest_digest
+    extra = {"signedAt": "2099-01-01T00:00:00Z", "role": "primary", "name": built.ref}
+    payload = signing._payload(built.ref, digests, ["hepbundle.sig"], extra)
+    text = signing.X509Signer(cert, key).sign_payload(payload)
+    (built.root / "hepbundle.sig").write_text(text)
+    with pytest.raises(SignatureError, match="signing time 2099-01-01T00:00:00Z is in the future"):
+        hepbundle.open(built.root, policy=x509_policy(grid))
+
+
+def test_golden_signed_bundle_v1(tmp_path: Path) -> None:
+    """A v1 bundle signed by an earlier hepbundle (EC key + RSA certificate co-signature) still
+    verifies: signatures are checked as of their signing time, so the certificate's later expiry
+    does not matter."""
+    golden = Path(__file__).parent / "golden" / "signed-v1"
+    bundle = shutil.copytree(golden / "bundle", tmp_path / "bundle")
+    policy_file = _write_policy(
+        tmp_path,
+        f"""
+version: 1
+rules:
+  - namespace: demo
+    signers:
+      all_of:
+        - {{key: {golden / "release.pub.pem"}, role: primary}}
+        - x509: {{ca: {golden / "ca.pem"}, subject: "/DC=ch/DC=cern/OU=Users/CN=golden/*"}}
+          role: author
+""",
+    )
+    b = hepbundle.open(bundle, verify="full", policy=TrustPolicy.load(policy_file))
+    assert [(s.kind, s.details["signedAt"][:10]) for s in b.signature] == [
+        ("key", "2026-11-25"),
+        ("x509", "2026-11-25"),
+    ]

@@ -32,6 +32,8 @@ __all__ = ["CaStore", "X509Signer", "dn_matches", "dn_string", "verify_x509"]
 
 #: RFC 3820 ProxyCertInfo, and the pre-RFC Globus draft OID still seen on old proxies
 _PROXY_OIDS = (ObjectIdentifier("1.3.6.1.5.5.7.1.14"), ObjectIdentifier("1.3.6.1.4.1.3536.1.222"))
+#: tolerated difference between the signer's clock and ours
+_CLOCK_SKEW = dt.timedelta(minutes=5)
 _SHORT_NAMES = {"1.2.840.113549.1.9.1": "emailAddress", "2.5.4.5": "serialNumber"}
 
 
@@ -225,6 +227,10 @@ def verify_x509(
     leaf = sig.chain[0]
     who = dn_string(leaf.subject)
     _refuse_proxy(leaf, sig.name, PolicyError)
+    if signing_time > dt.datetime.now(dt.UTC) + _CLOCK_SKEW:
+        raise SignatureError(
+            f"{sig.name}: signing time {signing_time:%Y-%m-%dT%H:%M:%SZ} is in the future"
+        )
     if not (leaf.not_valid_before_utc <= signing_time <= leaf.not_valid_after_utc):
         raise SignatureError(
             f"{sig.name}: certificate {who} expired at signing time: signed "
