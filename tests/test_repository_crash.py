@@ -1,0 +1,121 @@
+"""Crash safety and concurrency of the local backend, with real processes.
+
+A publisher is SIGKILLed at each named crash point (``HEPBUNDLE_CRASH_AT``); the repository must
+then hold the old catalogue or the new one with the version fully present, and the next writer
+must finish or discard what was left. Eight publishers racing on one repository lose nothing, and
+of two different bundles under one version exactly one wins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hepbundle.repository import publish, read_name_catalog, read_repository
+from hepbundle.repository._crash import CRASH_POINTS
+
+from .repo_fixtures import check_invariants, make_bundle
+
+_PUBLISH = """
+import json, sys
+from hepbundle.errors import HepbundleError
+from hepbundle.repository import publish
+try:
+    r = publish(sys.argv[1], sys.argv[2], allow_unsigned=True, alias=sys.argv[3] or None)
+    print(json.dumps({"status": r.status, "recovered": list(r.recovered)}))
+except HepbundleError as e:
+    print(json.dumps({"error": str(e)}))
+"""
+
+#: points at or after which the new version has reached its final place
+_VISIBLE_FROM = CRASH_POINTS.index("renamed")
+
+
+def _spawn(
+    bundle: Path, repo: Path, alias: str = "", crash: str | None = None
+) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "HEPBUNDLE_CRASH_AT"}
+    if crash:
+        env["HEPBUNDLE_CRASH_AT"] = crash
+    return subprocess.Popen(
+        [sys.executable, "-c", _PUBLISH, str(bundle), str(repo), alias],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_sigkill_at_every_point_leaves_old_or_new_state(tmp_path: Path, point: str) -> None:
+    repo = tmp_path / "repo"
+    publish(make_bundle(tmp_path, version="1.0.0").root, repo, allow_unsigned=True, alias="prod")
+    serial_before = read_repository(repo)["serial"]
+    new = make_bundle(tmp_path, version="1.1.0")
+
+    proc = _spawn(new.root, repo, "prod", crash=point)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"did not crash at {point}: {err}"
+
+    # right after the crash: every catalogued version is complete, the catalogue is old or new
+    cat = read_name_catalog(repo, "atlas/tauid")
+    state = (set(cat.versions), cat.aliases["prod"])
+    assert state in [({"1.0.0"}, "1.0.0"), ({"1.0.0", "1.1.0"}, "1.1.0")]
+    check_invariants(repo, settled=False)
+
+    # the next writer finishes (or discards) the interrupted publish, then does its own
+    proc = _spawn(make_bundle(tmp_path, version="1.2.0").root, repo)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    result = json.loads(out)
+    assert result["status"] == "published"
+    versions = check_invariants(repo)["atlas/tauid"]
+    visible = CRASH_POINTS.index(point) >= _VISIBLE_FROM
+    assert versions == ({"1.0.0", "1.1.0", "1.2.0"} if visible else {"1.0.0", "1.2.0"})
+    assert read_name_catalog(repo, "atlas/tauid").aliases["prod"] == (
+        "1.1.0" if visible else "1.0.0"
+    )
+    assert read_repository(repo)["serial"] > serial_before
+    if point not in ("locked", "cleaned"):
+        assert result["recovered"], "the interrupted publish left nothing to recover?"
+
+
+def test_stale_staging_is_cleaned_and_reported(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    publish(make_bundle(tmp_path, version="1.0.0").root, repo, allow_unsigned=True)
+    junk = repo / ".hepbundle-staging" / "x.y@2.0.0.abcd" / "bundle"
+    junk.mkdir(parents=True)
+    (junk / "half.bin").write_bytes(b"\0" * 10)
+    res = publish(make_bundle(tmp_path, version="1.1.0").root, repo, allow_unsigned=True)
+    assert res.recovered == ("removed stale staging area x.y@2.0.0.abcd",)
+    check_invariants(repo)
+
+
+@pytest.mark.slow
+def test_eight_concurrent_publishers(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    bundles = [make_bundle(tmp_path, version=f"1.{i}.0") for i in range(6)]
+    bundles += [make_bundle(tmp_path, version="9.0.0", payload=p) for p in (b"a", b"b")]
+    procs = [_spawn(b.root, repo, "prod") for b in bundles]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        results.append(json.loads(out))
+    assert [r.get("status") for r in results[:6]] == ["published"] * 6
+    racing = results[6:]
+    assert sorted(r.get("status", "refused") for r in racing) == ["published", "refused"]
+    loser = next(r for r in racing if "error" in r)
+    assert "already published with different content" in loser["error"]
+    winner = bundles[6 + racing.index(next(r for r in racing if "status" in r))]
+    cat = read_name_catalog(repo, "atlas/tauid")
+    assert set(cat.versions) == {f"1.{i}.0" for i in range(6)} | {"9.0.0"}
+    assert cat.versions["9.0.0"].manifest_digest == winner.manifest_digest
+    assert len(cat.alias_history) == 7 and read_repository(repo)["serial"] == 7
+    check_invariants(repo)
