@@ -557,3 +557,19 @@ rules:
         ("key", "2026-11-25"),
         ("x509", "2026-11-25"),
     ]
+
+
+@pytest.mark.parametrize("doc", ["docs/signing.md", "bundle-spec/signing.md"])
+def test_policy_examples_in_docs_are_valid(doc: str) -> None:
+    """Every YAML policy example in the documentation validates against the schema."""
+    import re
+
+    import yaml
+
+    from hepbundle.spec import validate
+
+    text = (Path(__file__).parents[1] / doc).read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "rules:" in b]
+    assert blocks
+    for block in blocks:
+        validate(yaml.safe_load(block), "policy.schema.json", filename=doc)
