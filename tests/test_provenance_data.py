@@ -14,7 +14,7 @@ from hepbundle.digest import data_checksums, sha256_bytes
 from hepbundle.errors import SpecError
 from hepbundle.provenance.datarefs import NPZ_RECORD_SUFFIX
 
-from .test_provenance import write_npz_with_record
+from .provenance_fixtures import write_npz_with_record
 
 PAYLOAD = bytes(range(256)) * 4099  # > 1 MiB: adler32 carries across read blocks
 

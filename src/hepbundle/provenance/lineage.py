@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..digest import sha256_bytes
 from ..errors import HepbundleError, NotFoundError, SpecError
 from ..manifest import MANIFEST_FILENAME, Manifest
 
@@ -23,8 +24,11 @@ __all__ = [
     "RELATIONS",
     "KnownBundle",
     "Lineage",
+    "family",
     "known_bundles",
     "lineage",
+    "locate_bundle",
+    "read_manifest",
     "resolve_parents",
 ]
 
@@ -57,7 +61,7 @@ def resolve_parents(
         if "manifest_digest" in entry:
             found["spec"] = _HEX.match(str(entry["manifest_digest"])).group(1)  # type: ignore[union-attr]
         if "path" in entry:
-            parent = _load_manifest(base / str(entry["path"]), where(i, "path"))
+            parent = read_manifest(base / str(entry["path"]), where(i, "path"))
             if parent[0].ref != ref:
                 raise SpecError(
                     f"{where(i, 'path')}parents[{i}].path: {entry['path']} holds "
@@ -65,7 +69,7 @@ def resolve_parents(
                 )
             found["path"] = parent[1]
         if repo is not None:
-            digest = _from_catalog(repo, ref, where(i, rel))
+            digest = _from_catalog(repo, ref, f"{where(i, rel)}parents[{i}].{rel}: ")
             if digest:
                 found["repository"] = digest
         if not found:
@@ -88,9 +92,8 @@ def resolve_parents(
     return out
 
 
-def _load_manifest(path: Path, where: str) -> tuple[Manifest, str]:
-    from ..digest import sha256_bytes
-
+def read_manifest(path: Path, where: str = "") -> tuple[Manifest, str]:
+    """The manifest of the bundle at ``path`` and the SHA-256 of its bytes."""
     mpath = path / MANIFEST_FILENAME if path.is_dir() else path
     try:
         data = mpath.read_bytes()
@@ -109,7 +112,7 @@ def _from_catalog(repo: Path, ref: str, where: str) -> str | None:
     try:
         return str(read_name_catalog(repo, name).resolve(selector or None).manifest_digest)
     except NotFoundError as e:
-        raise SpecError(f"{where}parent {ref}: {e.message}", hint=e.hint) from None
+        raise SpecError(f"{where}{ref}: {e.message}", hint=e.hint) from None
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,7 @@ def known_bundles(sources: Iterable[Path]) -> dict[str, KnownBundle]:
     for src in sources:
         for mpath in _manifests(Path(src)):
             try:
-                m, digest = _load_manifest(mpath, "")
+                m, digest = read_manifest(mpath, "")
             except HepbundleError:
                 continue  # a half-written or foreign file is not part of the family
             out.setdefault(
@@ -217,3 +220,31 @@ def lineage(root: KnownBundle, known: Mapping[str, KnownBundle], *, depth: int =
         return out
 
     return Lineage(root, up(root, 0), down(root, 0))
+
+
+def locate_bundle(ref: str, repo: Path | None = None) -> Path:
+    """The bundle directory REF names: an existing path, or ``ns/name@version|alias`` in the
+    repository (``repo``, default ``HEPBUNDLE_REPO``)."""
+    if Path(ref).exists() or ref.startswith(("/", ".", "~")):
+        return Path(ref).expanduser()
+    from ..repository.operations import locate  # the repository layer sits above this one
+
+    return locate(ref, repo).path
+
+
+def family(ref: str, *, repo: Path | None = None, search: Sequence[Path] = ()) -> Lineage:
+    """The family tree of REF among the bundles of ``repo`` (or ``HEPBUNDLE_REPO``) and the
+    ``search`` directories; with neither, the tree of built bundles REF lies in
+    (``dist/`` for ``dist/<ns>/<name>/<version>``)."""
+    path = locate_bundle(ref, repo)
+    m, digest = read_manifest(path)
+    sources = list(search)
+    env_repo = os.environ.get("HEPBUNDLE_REPO")
+    if repo is not None or env_repo:
+        sources.append(Path(repo or env_repo or ""))
+    if not sources:
+        parts = path.resolve().parts
+        tail = (*m.name.split("/"), m.version)
+        sources.append(path.resolve().parents[2] if parts[-3:] == tail else path.parent)
+    root = KnownBundle(m.ref, digest, str(path), tuple(m.meta.get("parents") or ()))
+    return lineage(root, known_bundles(sources))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
@@ -28,6 +29,7 @@ __all__ = [
     "PREDICATE_TYPE",
     "STATEMENT_TYPE",
     "export",
+    "export_ref",
     "statement",
 ]
 
@@ -65,6 +67,14 @@ def export(manifest: Manifest, manifest_digest: str, fmt: str) -> bytes:
     raise FormatError(f"unknown provenance format {fmt!r} (expected one of: {', '.join(FORMATS)})")
 
 
+def export_ref(ref: str, fmt: str, *, repo: Path | None = None) -> bytes:
+    """:func:`export` for the bundle REF names (a path, or ``ns/name@version`` in a repository)."""
+    from .lineage import locate_bundle, read_manifest
+
+    manifest, digest = read_manifest(locate_bundle(ref, repo))
+    return export(manifest, digest, fmt)
+
+
 def statement(manifest: Manifest, manifest_digest: str) -> dict[str, Any]:
     """The in-toto Statement v1 (SLSA provenance v1 predicate) of a bundle."""
     meta = manifest.meta
@@ -96,26 +106,30 @@ def statement(manifest: Manifest, manifest_digest: str) -> dict[str, Any]:
         metadata["startedOn"] = training["start"]
     if training.get("end"):
         metadata["finishedOn"] = training["end"]
+    build: dict[str, Any] = {
+        "buildType": BUILD_TYPE,
+        "externalParameters": external,
+        "internalParameters": internal,
+    }
+    run: dict[str, Any] = {
+        "builder": {
+            "id": BUILDER_ID,
+            "version": {"hepbundle": str(meta.get("builder", {}).get("version", ""))},
+        },
+        "metadata": metadata,
+    }
+    # empty lists are left out, as protobuf's JSON form of the SLSA messages does
+    deps = _dependencies(manifest, code, env)
+    if deps:
+        build["resolvedDependencies"] = deps
+    byproducts = _byproducts(manifest)
+    if byproducts:
+        run["byproducts"] = byproducts
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": manifest.ref, "digest": {"sha256": manifest_digest}}],
         "predicateType": PREDICATE_TYPE,
-        "predicate": {
-            "buildDefinition": {
-                "buildType": BUILD_TYPE,
-                "externalParameters": external,
-                "internalParameters": internal,
-                "resolvedDependencies": _dependencies(manifest, code, env),
-            },
-            "runDetails": {
-                "builder": {
-                    "id": BUILDER_ID,
-                    "version": {"hepbundle": str(meta.get("builder", {}).get("version", ""))},
-                },
-                "metadata": metadata,
-                "byproducts": _byproducts(manifest),
-            },
-        },
+        "predicate": {"buildDefinition": build, "runDetails": run},
     }
 
 

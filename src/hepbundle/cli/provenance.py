@@ -1,0 +1,116 @@
+"""Provenance commands: provenance (SLSA / in-toto / JSON export), lineage (the family tree)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..provenance import lineage as _lineage
+from ..provenance import slsa as _slsa
+from ._common import emit_json, json_option
+from .repo import repo_option
+
+__all__ = ["COMMANDS", "render_lineage"]
+
+
+@click.command("provenance")
+@click.argument("ref")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_slsa.FORMATS),
+    default="slsa",
+    show_default=True,
+    help="slsa: in-toto Statement v1 with a SLSA provenance v1 predicate; intoto: the same "
+    "statement in an (unsigned) DSSE envelope; json: hepbundle's provenance sections.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (atomically) instead of stdout.",
+)
+@repo_option
+def provenance(ref: str, fmt: str, output: Path | None, repo: str | None) -> None:
+    """Export the provenance of REF (a bundle directory, or ns/name@version in --repo).
+
+    The statement's subject is the bundle's manifest (name ns/name@version, SHA-256 of
+    hepbundle.json); resolvedDependencies list the code commit, the data references with
+    their checksums, the environment lock and the parent bundles.
+    """
+    data = _slsa.export_ref(ref, fmt, repo=Path(repo) if repo else None)
+    if output is None:
+        click.echo(data.decode(), nl=False)
+        return
+    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent or Path("."))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, output)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    click.echo(f"wrote {fmt} provenance of {ref} to {output}", err=True)
+
+
+@click.command("lineage")
+@click.argument("ref")
+@repo_option
+@click.option(
+    "--search",
+    "search",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Also look for relatives in the bundles under this directory (repeatable).",
+)
+@json_option
+def lineage(ref: str, repo: str | None, search: tuple[Path, ...], as_json: bool) -> None:
+    """Print the family tree of REF: its parents (fine-tuned from, distilled from, …) back to
+    the first ancestor, and every bundle derived from it, matched by manifest digest."""
+    tree = _lineage.family(ref, repo=Path(repo) if repo else None, search=search)
+    if as_json:
+        emit_json(tree.to_json())
+        return
+    click.echo(render_lineage(tree))
+
+
+def render_lineage(tree: _lineage.Lineage) -> str:
+    """The tree as text: ancestors above the bundle (nearest first), descendants below it."""
+    root = tree.root
+    lines = [
+        click.style(root.ref, bold=True) + f"  sha256:{root.digest[:12]}  {_short(root.location)}"
+    ]
+    lines.append("ancestors" if tree.ancestors else "ancestors: none recorded")
+    _branch(tree.ancestors, "parents", "  ", lines)
+    lines.append("descendants" if tree.descendants else "descendants: none found")
+    _branch(tree.descendants, "children", "  ", lines)
+    return "\n".join(lines)
+
+
+def _branch(nodes: list[dict[str, Any]], key: str, indent: str, lines: list[str]) -> None:
+    for i, n in enumerate(nodes):
+        last = i == len(nodes) - 1
+        rel = str(n["relation"]).replace("_", " ")
+        # an ancestor line reads "<relation> <parent>", a descendant line "<child>, <relation> it"
+        what = f"{rel} {n['ref']}" if key == "parents" else f"{n['ref']}, {rel} it"
+        where = (
+            _short(n["location"])
+            if n.get("found", True)
+            else click.style("(not found here)", fg="yellow")
+        )
+        lines.append(
+            f"{indent}{'└─' if last else '├─'} {what}  sha256:{str(n['manifestDigest'])[:12]}  {where}"
+        )
+        _branch(n.get(key, []), key, indent + ("   " if last else "│  "), lines)
+
+
+def _short(location: str) -> str:
+    rel = os.path.relpath(location)
+    return rel if not rel.startswith("..") else location
+
+
+COMMANDS = [provenance, lineage]
