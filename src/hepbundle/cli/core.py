@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -60,6 +61,16 @@ def init(directory: Path, name: str, force: bool) -> None:
     metavar="RUN_ID",
     help="Fill the training record from an MLflow run (MLFLOW_TRACKING_URI).",
 )
+@click.option(
+    "--fpga-project",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Also pack this FPGA project and describe it in the manifest (needs --toolchain).",
+)
+@click.option(
+    "--toolchain",
+    type=click.Choice(["hls4ml", "finn", "vitis-ai"]),
+    help="Toolchain of --fpga-project.",
+)
 @json_option
 def build(
     spec: Path,
@@ -67,6 +78,8 @@ def build(
     force: bool,
     allow_dirty: bool,
     from_mlflow: str | None,
+    fpga_project: Path | None,
+    toolchain: str | None,
     as_json: bool,
 ) -> None:
     """Build a bundle from SPEC (a hepbundle.yaml or its directory).
@@ -75,7 +88,17 @@ def build(
     directory, hashes each once, and writes hepbundle.json. A failed build leaves nothing behind.
     Set SOURCE_DATE_EPOCH for a reproducible 'created' time.
     """
-    b = _bundle.build(spec, out, force=force, allow_dirty=allow_dirty, from_mlflow=from_mlflow)
+    extra: dict[str, Any] = {}
+    if fpga_project is not None or toolchain is not None:
+        if fpga_project is None or toolchain is None:
+            raise BuildError("--fpga-project and --toolchain go together")
+        from ..fpga.capture import capture
+
+        cap = capture(fpga_project, toolchain)
+        extra = {"extra_meta": {"fpga": cap.meta}, "extra_files": cap.files}
+    b = _bundle.build(
+        spec, out, force=force, allow_dirty=allow_dirty, from_mlflow=from_mlflow, **extra
+    )
     if as_json:
         emit_json(
             {

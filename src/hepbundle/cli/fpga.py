@@ -1,0 +1,199 @@
+"""FPGA commands: ``hepbundle fpga capture | compare | reloadable``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from .. import load as _load
+from ..errors import VerificationError
+from ..manifest import canonical_json
+from ._common import emit_json, json_option
+
+__all__ = ["COMMANDS"]
+
+_TOOLCHAINS = ["hls4ml", "finn", "vitis-ai"]
+_PASSWORD_ENV = "HEPBUNDLE_KEY_PASSWORD"
+
+
+@click.group()
+def fpga() -> None:
+    """FPGA firmware: capture projects, compare firmware with the model, reload hints."""
+
+
+@fpga.command()
+@click.argument("project_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--toolchain", type=click.Choice(_TOOLCHAINS), required=True)
+@click.option(
+    "--to", metavar="DIR", help="Bundle directory for the project (default firmware/<toolchain>)."
+)
+@click.option(
+    "-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the section here."
+)
+def capture(project_dir: Path, toolchain: str, to: str | None, out: Path | None) -> None:
+    """Print (or write with -o) the manifest 'fpga' section for PROJECT_DIR.
+
+    \b
+    hepbundle fpga capture hls4ml_prj --toolchain hls4ml
+    hepbundle fpga capture finn_build --toolchain finn -o fpga.json
+    """
+    from ..fpga.capture import capture as _capture
+
+    cap = _capture(project_dir, toolchain, to=to)
+    data = canonical_json(cap.meta)
+    if out is None:
+        click.echo(data.decode("utf-8"), nl=False)
+        return
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, out)
+    click.echo(f"wrote the fpga section ({len(cap.files)} files, {toolchain}) to {out}", err=True)
+
+
+@fpga.command()
+@click.argument("ref", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--inputs",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="NPZ with one array per model input (or a single array).",
+)
+@click.option(
+    "--hardware-outputs",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="NPZ of outputs from a hardware test bed or RTL co-simulation, one array per output.",
+)
+@click.option(
+    "--tolerance",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Allowed |hardware - emulation| per value (0: bit-exact).",
+)
+@click.option(
+    "--min-agreement",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help="Fraction of hardware values that must be within --tolerance.",
+)
+@click.option("--float-tolerance", type=float, help="Fail if max |emulation - float| exceeds this.")
+@click.option(
+    "--min-argmax-agreement",
+    type=click.FloatRange(0, 1),
+    help="Fail if float vs emulation argmax agreement is below this.",
+)
+@click.option(
+    "--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write the histogram PNG here."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write report.json and report.png into this directory.",
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help=f"EC key to sign the evaluation record with (password from {_PASSWORD_ENV}).",
+)
+@click.option(
+    "--build-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Compile the emulation here (default: a cache directory keyed by the bundle).",
+)
+@click.option("--no-float", is_flag=True, help="Skip the float model (emulation vs hardware only).")
+@json_option
+def compare(
+    ref: Path,
+    inputs: Path,
+    hardware_outputs: Path | None,
+    tolerance: float,
+    min_agreement: float,
+    float_tolerance: float | None,
+    min_argmax_agreement: float | None,
+    plot: Path | None,
+    out_dir: Path | None,
+    key: Path | None,
+    build_dir: Path | None,
+    no_float: bool,
+    as_json: bool,
+) -> None:
+    """Compare float model, hls4ml C++ emulation and hardware outputs of bundle REF.
+
+    Exit status 1 when a tolerance is exceeded (a CI gate). The report is appended to the
+    bundle's catalogue entry as an evaluation record when REF is a published bundle.
+    """
+    from ..fpga._plot import render_png
+    from ..fpga.compare import Tolerance, compare_bundle, record_report
+
+    bundle = _load.open(ref, verify="lazy")
+    report = compare_bundle(
+        bundle,
+        inputs,
+        hardware_npz=hardware_outputs,
+        tolerance=Tolerance(tolerance, min_agreement, float_tolerance, min_argmax_agreement),
+        build_dir=build_dir,
+        float_model=not no_float,
+    )
+    png = render_png(report)
+    if plot is not None:
+        tmp = plot.with_name(f".{plot.name}.tmp")
+        tmp.write_bytes(png)
+        os.replace(tmp, plot)
+    signer = None
+    if key is not None:
+        from ..signing import KeySigner
+
+        signer = KeySigner(key, os.environ.get(_PASSWORD_ENV))
+    where = record_report(bundle, report, png, out_dir=out_dir, signer=signer)
+    if as_json:
+        emit_json({**report.to_json(), "written": where})
+        if not report.passed:
+            raise SystemExit(1)
+        return
+    for out in report.outputs:
+        click.echo(_summary_line(out.to_json()))
+    for label, path in where.items():
+        click.echo(f"report {label}: {path}")
+    if not report.passed:
+        raise VerificationError(f"{report.ref}: firmware comparison failed: {report.failures[0]}")
+    click.echo(f"PASS {report.ref}")
+
+
+def _summary_line(out: dict[str, object]) -> str:
+    parts = [f"{out['name']} ({out['samples']}x{out['width']})"]
+    fe = out.get("float_vs_emulation")
+    if isinstance(fe, dict):
+        parts.append(
+            f"float-emu max|d|={fe['maxAbsDiff']:.4g} mean|d|={fe['meanAbsDiff']:.4g} "
+            f"argmax={fe['argmaxAgreement']:.4f}"
+        )
+    eh = out.get("emulation_vs_hardware")
+    if isinstance(eh, dict):
+        parts.append(f"emu-hw bit-exact={eh['bitExactFraction']:.4f} max|d|={eh['maxAbsDiff']:.4g}")
+    parts.append("ok" if out.get("passed") else "FAIL")
+    return "  ".join(parts)
+
+
+@fpga.command()
+@click.argument("ref", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@json_option
+def reloadable(ref: Path, as_json: bool) -> None:
+    """Which layers' weights of REF's hls4ml firmware can change without a new bitstream."""
+    from ..fpga.reloadable import reloadable as _reloadable
+
+    report = _reloadable(_load.open(ref, verify="lazy"))
+    if as_json:
+        emit_json(report.to_json())
+        return
+    for layer in report.layers:
+        if layer.update != "none":
+            click.echo(f"{layer.name:<20} {layer.update:<12} {layer.reason}")
+    click.echo("loadable at run time: " + (", ".join(report.runtime_weights) or "none"))
+    click.echo("always a new bitstream: " + "; ".join(report.always_rebuild))
+
+
+COMMANDS = [fpga]

@@ -1,0 +1,336 @@
+"""Real hls4ml: a Keras 16→64→32→5 model converted (Vivado backend, io_parallel), packed, compiled
+into its bit-accurate C++ emulation with g++, and compared with float and "hardware" outputs.
+
+TensorFlow and hls4ml work happens once per session (fixtures below); every test is slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from tools.fixtures import fpga as fx
+
+import hepbundle
+from hepbundle.cli import main
+from hepbundle.errors import ToolError
+from hepbundle.fpga.capture import capture
+from hepbundle.fpga.emulation import load_emulation
+from hepbundle.spec import validate
+
+from .conftest import write_spec
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Hls4mlCase:
+    project: Path
+    inputs: Path
+    x: np.ndarray
+    y_hls4ml: np.ndarray
+    y_keras: np.ndarray
+    synth: dict[str, object]
+
+
+@pytest.fixture(scope="session")
+def case(tmp_path_factory: pytest.TempPathFactory) -> Hls4mlCase:
+    """Convert and compile once. Three weight storages on purpose: fc1 constants (Latency),
+    fc2's kernel over BramFactor (a top-level memory port), out with the Resource strategy."""
+    import hls4ml
+    import tensorflow as tf
+
+    root = tmp_path_factory.mktemp("hls4ml")
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input((16,), name="x"),
+            tf.keras.layers.Dense(64, activation="relu", name="fc1"),
+            tf.keras.layers.Dense(32, activation="relu", name="fc2"),
+            tf.keras.layers.Dense(5, name="out"),
+        ]
+    )
+    cfg = hls4ml.utils.config_from_keras_model(
+        model, granularity="name", backend="Vivado", default_precision="fixed<18,8>"
+    )
+    cfg["Model"]["BramFactor"] = 1500
+    cfg["LayerName"]["out"].update(Strategy="Resource", ReuseFactor=4)
+    hls = hls4ml.converters.convert_from_keras_model(
+        model,
+        hls_config=cfg,
+        output_dir=str(root / "hls4ml_prj"),
+        backend="Vivado",
+        io_type="io_parallel",
+        part="xcvu9p-flga2104-2L-e",
+    )
+    hls.compile()
+    x = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
+    np.savez(root / "inputs.npz", x=x)
+    synth = fx.vivado_reports(root / "hls4ml_prj")
+    return Hls4mlCase(
+        project=root / "hls4ml_prj",
+        inputs=root / "inputs.npz",
+        x=x,
+        y_hls4ml=np.asarray(hls.predict(x)),
+        y_keras=np.asarray(model.predict(x, verbose=0)),
+        synth=synth,
+    )
+
+
+@pytest.fixture(scope="session")
+def packed(case: Hls4mlCase, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle built through the CLI with --fpga-project (the Keras model as role model)."""
+    src = tmp_path_factory.mktemp("src")
+    write_spec(
+        src,
+        """
+        name: cms-l1t/jet-tagger
+        version: 1.0.0
+        summary: Toy L1 jet tagger with hls4ml firmware
+        framework: keras
+        files:
+          - path: MODEL_CARD.md
+            role: docs
+        """,
+    )
+    (src / "MODEL_CARD.md").write_text("# Jet tagger\n\nFirmware in firmware/hls4ml.\n")
+    dest = tmp_path_factory.mktemp("dist") / "cms-l1t" / "jet-tagger" / "1.0.0"
+    res = CliRunner().invoke(
+        main,
+        [
+            "build",
+            str(src),
+            "-o",
+            str(dest),
+            "--fpga-project",
+            str(case.project),
+            "--toolchain",
+            "hls4ml",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    return dest
+
+
+@pytest.fixture(scope="session")
+def emu_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One emulation build for the CLI comparisons (each test has its own XDG cache)."""
+    return tmp_path_factory.mktemp("emu") / "build"
+
+
+def test_capture_real_project_with_synthesis_reports(case: Hls4mlCase) -> None:
+    cap = capture(case.project, "hls4ml")
+    meta = cap.meta
+    validate(meta, "fpga.schema.json")
+    assert (meta["backend"], meta["ioType"], meta["part"]) == (
+        "Vivado",
+        "io_parallel",
+        "xcvu9p-flga2104-2L-e",
+    )
+    assert meta["tool"]["version"] == "1.3.0" and meta["inputs"] == {"x": [16]}
+    syn = meta["synthesis"]
+    assert syn["latency"] == {"bestCycles": 9, "worstCycles": 11}
+    assert syn["interval"] == {"min": 1, "max": 1}
+    assert syn["timing"] == {"targetNs": 5.0, "estimatedNs": 4.372}
+    assert syn["resources"] == {"LUT": 61234, "FF": 23145, "DSP": 4120, "BRAM_18K": 2, "URAM": 0}
+    assert syn["cosim"]["Status"] == "Pass" and syn["vivadoSynth"]["LUT"] == 58001
+    layers = {layer["name"]: layer for layer in meta["layers"]}
+    assert [layers[n]["nOut"] for n in ("fc1", "fc2", "out")] == [64, 32, 5]
+    assert layers["out"]["strategy"] == "resource" and layers["out"]["reuseFactor"] == 4
+    ports = {w["name"]: w["port"] for w in layers["fc2"]["weights"]}
+    assert ports == {"w4": True, "b4": False}
+    assert {w["type"] for w in layers["fc1"]["weights"]} == {"ap_fixed<18,8>"}
+    roles = {p: r for p, (_, r) in cap.files.items()}
+    assert roles["firmware/hls4ml/firmware/weights/w2.txt"] == "weights"
+    assert roles[meta["sourceModel"]] == "model"
+    assert (
+        roles["firmware/hls4ml/myproject_prj/solution1/syn/report/myproject_csynth.xml"] == "report"
+    )
+    assert not any(p.endswith(".so") for p in cap.files), "machine-specific build products packed"
+
+
+def test_emulation_from_read_only_bundle(case: Hls4mlCase, packed: Path, tmp_path: Path) -> None:
+    """Compiling never writes into the bundle (CVMFS is read-only) and computes exactly what
+    hls4ml's own compiled model computes."""
+    import shutil
+
+    ro = tmp_path / "ro" / "bundle"
+    shutil.copytree(packed, ro)
+    for p in [ro, *ro.rglob("*")]:
+        p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        b = hepbundle.open(ro, verify="full")
+        before = sorted(str(p) for p in ro.rglob("*"))
+        emu = _loader(b)
+        y = emu.predict(case.x)
+        np.testing.assert_array_equal(y, case.y_hls4ml)
+        assert sorted(str(p) for p in ro.rglob("*")) == before
+        b.verify().raise_for_problems(b.ref)
+        cache = Path(os.environ["XDG_CACHE_HOME"]) / "hepbundle" / "fpga-emulation"
+        assert emu.library.is_relative_to(cache)
+        built = emu.library.stat().st_mtime_ns
+        again = _loader(hepbundle.open(ro))
+        assert again.library == emu.library and again.library.stat().st_mtime_ns == built
+    finally:
+        for p in [ro, *ro.rglob("*")]:
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
+
+
+def _loader(b: hepbundle.Bundle) -> object:
+    from hepbundle.loaders import hls4ml_model
+
+    return hls4ml_model(b)
+
+
+def test_emulation_input_errors(case: Hls4mlCase, emu_dir: Path) -> None:
+    emu = load_emulation(case.project, build_dir=emu_dir)
+    with pytest.raises(ToolError, match="not a multiple"):
+        emu.predict(np.ones((3, 15), dtype=np.float32))
+    with pytest.raises(ToolError, match="input"):
+        emu.predict([case.x, case.x])
+    assert np.array_equal(emu.predict(case.x.astype(np.float64)).astype(np.float32), case.y_hls4ml)
+
+
+def _hardware(case: Hls4mlCase, kind: str, path: Path) -> Path:
+    hw = case.y_hls4ml.copy()
+    if kind == "lsb":
+        hw[17, 3] += 2.0**-10  # one least significant bit of ap_fixed<18,8>
+    elif kind == "scrambled":
+        hw = hw[::-1].copy()
+    np.savez(path, layer6_out=hw)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "extra", "code"),
+    [
+        ("exact", [], 0),
+        ("lsb", [], 1),
+        ("lsb", ["--tolerance", "0.001"], 0),
+        ("lsb", ["--min-agreement", "0.99"], 0),
+        ("scrambled", ["--min-agreement", "0.5"], 1),
+    ],
+    ids=["exact-copy", "one-lsb", "lsb-tolerated", "agreement-tolerated", "scrambled"],
+)
+def test_compare_gate(
+    case: Hls4mlCase,
+    packed: Path,
+    emu_dir: Path,
+    tmp_path: Path,
+    kind: str,
+    extra: list[str],
+    code: int,
+) -> None:
+    hw = _hardware(case, kind, tmp_path / "hw.npz")
+    plot = tmp_path / "cmp.png"
+    args = [
+        "fpga",
+        "compare",
+        str(packed),
+        "--inputs",
+        str(case.inputs),
+        "--hardware-outputs",
+        str(hw),
+    ]
+    args += [
+        "--plot",
+        str(plot),
+        "--build-dir",
+        str(emu_dir),
+        "--out",
+        str(tmp_path / "rep"),
+        "--json",
+    ]
+    res = CliRunner().invoke(main, args + extra)
+    assert res.exit_code == code, res.output
+    report = json.loads(res.stdout)
+    (out,) = report["outputs"]
+    assert out["name"] == "layer6_out" and out["samples"] == 300 and out["width"] == 5
+    eh = out["emulation_vs_hardware"]
+    expected_exact = {"exact": 1.0, "lsb": 1 - 1 / 1500}.get(kind)
+    if expected_exact is not None:
+        assert eh["bitExactFraction"] == pytest.approx(expected_exact)
+    else:
+        assert eh["bitExactFraction"] < 0.1 and eh["argmaxAgreement"] < 0.5
+    fe = out["float_vs_emulation"]
+    # what quantisation to ap_fixed<18,8> costs: small, decisions nearly always kept
+    assert 0 < fe["maxAbsDiff"] < 0.1 and fe["argmaxAgreement"] > 0.95
+    assert report["passed"] is (code == 0)
+    assert report["floatModel"].endswith(".keras")
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["passed"] is (code == 0)
+
+
+def test_compare_float_gate_and_human_output(case: Hls4mlCase, packed: Path, emu_dir: Path) -> None:
+    args = [
+        "fpga",
+        "compare",
+        str(packed),
+        "--inputs",
+        str(case.inputs),
+        "--build-dir",
+        str(emu_dir),
+    ]
+    res = CliRunner().invoke(main, [*args, "--float-tolerance", "1e-6"])
+    assert res.exit_code == 1
+    assert "firmware comparison failed: layer6_out: float vs emulation" in res.output
+    res = CliRunner().invoke(main, [*args, "--float-tolerance", "0.5"])
+    assert res.exit_code == 0, res.output
+    assert "PASS cms-l1t/jet-tagger@1.0.0" in res.output
+
+
+def test_compare_appends_signed_record(
+    case: Hls4mlCase, packed: Path, emu_dir: Path, tmp_path: Path, ec_key: tuple[Path, Path]
+) -> None:
+    from hepbundle.policy import TrustPolicy
+    from hepbundle.repository import list_records, publish, verify_record
+
+    repo = tmp_path / "repo"
+    publish(packed, repo, allow_unsigned=True)
+    published = repo / "bundles" / "cms-l1t" / "jet-tagger" / "1.0.0"
+    hw = _hardware(case, "exact", tmp_path / "hw.npz")
+    res = CliRunner().invoke(
+        main,
+        [
+            "fpga",
+            "compare",
+            str(published),
+            "--inputs",
+            str(case.inputs),
+            "--hardware-outputs",
+            str(hw),
+            "--build-dir",
+            str(emu_dir),
+            "--key",
+            str(ec_key[0]),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    (rec,) = list_records(repo, "cms-l1t/jet-tagger", "1.0.0", kind="fpga-compare")
+    assert rec.signed and rec.attachments == ("report.png",)
+    assert rec.manifest_digest == hepbundle.Bundle.load(published).manifest_digest
+    assert rec.payload["outputs"][0]["emulation_vs_hardware"]["bitExactFraction"] == 1.0
+    verify_record(rec, TrustPolicy.from_flags(keys=[ec_key[1]]))
+
+
+def test_reloadable_cli(packed: Path) -> None:
+    res = CliRunner().invoke(main, ["fpga", "reloadable", str(packed), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["runtimeReloadable"] == ["fc2.w4"]
+    updates = {layer["name"]: layer["update"] for layer in report["layers"]}
+    assert updates == {
+        "fc1": "resynthesis",
+        "fc1_relu": "none",
+        "fc2": "resynthesis",
+        "fc2_relu": "none",
+        "out": "bitstream",
+    }
+    res = CliRunner().invoke(main, ["fpga", "reloadable", str(packed)])
+    assert "loadable at run time: fc2.w4" in res.output
