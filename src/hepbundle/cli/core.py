@@ -71,6 +71,16 @@ def init(directory: Path, name: str, force: bool) -> None:
     type=click.Choice(["hls4ml", "finn", "vitis-ai"]),
     help="Toolchain of --fpga-project.",
 )
+@click.option(
+    "--profile-from",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pack a reference profile of this NPZ of training inputs (for 'hepbundle drift').",
+)
+@click.option(
+    "--profile-features",
+    metavar="A,B,…",
+    help="Arrays of --profile-from to profile (default: every numeric array).",
+)
 @json_option
 def build(
     spec: Path,
@@ -80,6 +90,8 @@ def build(
     from_mlflow: str | None,
     fpga_project: Path | None,
     toolchain: str | None,
+    profile_from: Path | None,
+    profile_features: str | None,
     as_json: bool,
 ) -> None:
     """Build a bundle from SPEC (a hepbundle.yaml or its directory).
@@ -96,6 +108,12 @@ def build(
 
         cap = capture(fpga_project, toolchain)
         extra = {"extra_meta": {"fpga": cap.meta}, "extra_files": cap.files}
+    from ..data.reference import spec_extras  # the data layer is only needed for profiles
+
+    profile = spec_extras(spec, profile_from, profile_features)
+    if profile is not None:
+        extra["extra_files"] = {**extra.get("extra_files", {}), **profile[0]}
+        extra["extra_meta"] = {**extra.get("extra_meta", {}), **profile[1]}
     b = _bundle.build(
         spec, out, force=force, allow_dirty=allow_dirty, from_mlflow=from_mlflow, **extra
     )

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import click
 
+from ..data import drift as _drift
+from ..data import plot as _plot
+from ..data import reference as _reference
 from ..data import root2npz as _root2npz  # the module
-from ..errors import DataError
+from ..errors import DataError, DriftAlert
 from ._common import emit_json, json_option
 
 __all__ = ["COMMANDS"]
@@ -100,4 +103,83 @@ def root2npz(
     )
 
 
-COMMANDS = [data]
+@click.command()
+@click.argument("ref", metavar="REF")
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="NPZ of new data with the arrays the profile was made from.",
+)
+@click.option(
+    "--outputs",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="NPZ of the model's outputs on the new data (compared when the profile holds outputs).",
+)
+@click.option(
+    "--threshold",
+    metavar="psi=0.2,ks=0.1",
+    help="Alert thresholds (psi, ks, mean [σ], width [|log σ ratio|]); defaults psi=0.2,ks=0.1.",
+)
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG.")
+@click.option("--top", default=6, show_default=True, help="Features in the plot.")
+@click.option("--repo", "repos", multiple=True, metavar="R", help="Repository to resolve REF in.")
+@json_option
+def drift(
+    ref: str,
+    data_path: Path,
+    outputs: Path | None,
+    threshold: str | None,
+    plot: Path | None,
+    top: int,
+    repos: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Compare new data with the reference profile of REF (a bundle directory or
+    ns/name@version|alias): PSI, KS, mean and width shift per feature, worst first.
+
+    Exit status: 0 no drift, 3 a threshold was crossed (for cron jobs and CI), 2 input error.
+    """
+    report = _reference.drift_ref(
+        ref,
+        data_path,
+        outputs=outputs,
+        thresholds=_drift.parse_thresholds(threshold),
+        repos=list(repos) or None,
+    )
+    if plot is not None:
+        _plot.plot_drift(report, plot, top)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        click.echo(_drift_table(report))
+    if report.alerts:
+        names = ", ".join(f.name for f in report.alerts[:5])
+        more = "…" if len(report.alerts) > 5 else ""
+        raise DriftAlert(
+            f"{len(report.alerts)} of {len(report.features)} features of {report.data} drifted "
+            f"from {report.ref}: {names}{more}"
+        )
+
+
+def _drift_table(report: _drift.DriftReport) -> str:
+    def fmt(v: float, spec: str) -> str:
+        return "n/a" if v != v else format(v, spec)
+
+    lines = [
+        f"drift of {report.data} vs {report.ref} "
+        f"(thresholds: {', '.join(f'{k}={v:g}' for k, v in report.thresholds.items())})",
+        f"  {'feature':<24} {'PSI':>7} {'KS':>7} {'shift σ':>8} {'σ ratio':>8}  alerts",
+    ]
+    for f in report.features:
+        lines.append(
+            f"  {f.name:<24} {fmt(f.psi, '7.3f')} {fmt(f.ks, '7.3f')} "
+            f"{fmt(f.mean_shift, '+8.2f')} {fmt(f.width_ratio, '8.2f')}  {','.join(f.alerts) or '-'}"
+        )
+    if report.skipped:
+        lines.append(f"  not checked (no --outputs): {', '.join(report.skipped)}")
+    return "\n".join(lines)
+
+
+COMMANDS = [data, drift]

@@ -14,6 +14,8 @@ deflated), so profiles and drift checks never load a whole array either.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -26,6 +28,7 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
+from ..digest import FileDigest
 from ..errors import DataError
 
 __all__ = ["NpzMember", "NpzStreamWriter", "iter_npz_chunks", "npz_members"]
@@ -77,13 +80,23 @@ class NpzStreamWriter:
     def rows(self) -> dict[str, int]:
         return dict(self._rows)
 
-    def finish(self) -> Path:
-        """Write the zip under a temporary name, rename it to ``out``, remove the scratch files."""
+    def finish(self) -> FileDigest:
+        """Write the zip under a temporary name, rename it to ``out``, remove the scratch files;
+        returns the size and SHA-256 of the written NPZ (hashed as it is written)."""
         for f in self._files.values():
             f.close()
         tmp = self._scratch / "out.npz"
         method = zipfile.ZIP_DEFLATED if self.compress else zipfile.ZIP_STORED
-        with zipfile.ZipFile(tmp, "w", compression=method, allowZip64=True) as zf:
+        with open(tmp, "wb") as raw_out:
+            stream = _HashingStream(raw_out)
+            self._write_zip(stream, method)
+        os.replace(tmp, self.out)
+        self._cleanup()
+        self._done = True
+        return stream.digest()
+
+    def _write_zip(self, stream: _HashingStream, method: int) -> None:
+        with zipfile.ZipFile(stream, "w", method, allowZip64=True) as zf:
             for i, name in enumerate(self._files):
                 header = {
                     "descr": np.lib.format.dtype_to_descr(self._dtype[name]),
@@ -97,10 +110,6 @@ class NpzStreamWriter:
                     _write_header(member, header)
                     shutil.copyfileobj(raw, member, _COPY_BLOCK)
                 os.unlink(self._scratch / f"{i}.raw")
-        os.replace(tmp, self.out)
-        self._cleanup()
-        self._done = True
-        return self.out
 
     def abort(self) -> None:
         """Drop everything written so far (nothing appears under the output name)."""
@@ -122,6 +131,37 @@ class NpzStreamWriter:
     ) -> None:
         if not self._done:
             self.abort()
+
+
+class _HashingStream(io.RawIOBase):
+    """A write-only, unseekable file that hashes what passes through it.
+
+    Unseekable on purpose: zipfile then writes each member's sizes and CRC in a data descriptor
+    after the data instead of seeking back, so every byte is written once, in order, and the
+    NPZ's SHA-256 costs no second read of the output."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self._h = hashlib.sha256()
+        self._n = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self._h.update(b)
+        n = self._f.write(b)
+        self._n += n
+        return n
+
+    def tell(self) -> int:
+        return self._n
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def digest(self) -> FileDigest:
+        return FileDigest(size=self._n, sha256=self._h.hexdigest())
 
 
 def _write_header(fp: IO[bytes], header: dict[str, Any]) -> None:

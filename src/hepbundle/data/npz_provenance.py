@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import __version__
 from ..bundle import created_timestamp
-from ..digest import hash_file
+from ..digest import FileDigest, hash_file
 from ..errors import DataError, SpecError
 from ..manifest import canonical_json
 from ..spec import validate
@@ -99,6 +99,7 @@ def write_record(
     path: Path,
     *,
     output: Path,
+    output_digest: FileDigest,
     compressed: bool,
     inputs: Sequence[InputRecord],
     tree: str,
@@ -110,8 +111,8 @@ def write_record(
     command: Sequence[str],
     versions: dict[str, str],
 ) -> dict[str, Any]:
-    """Describe ``output`` (hashing it now), validate against the schema, write atomically."""
-    digest = hash_file(output)
+    """Describe ``output`` (size and SHA-256 as written), validate, write atomically."""
+    digest = output_digest
     record: dict[str, Any] = {
         "mediaType": MEDIA_TYPE,
         "created": created_timestamp(),

@@ -1,0 +1,135 @@
+"""Benchmark of `hepbundle data root2npz` against bare uproot + np.savez, in one run.
+
+    python tools/bench/root2npz.py [--workdir /tmp/hb-bench-root2npz] [--entries 1000000]
+
+Input: a TTree of ``--entries`` entries × 17 branches (9 float32, 4 float64, 4 int32; uproot's
+default compression), and a second one 5× larger. Throughput: best of 3 in-process runs of
+``root2npz`` (which also checksums the inputs and hashes the output) against the baseline
+``uproot.open(f)["Events"].arrays(library="np")`` + ``np.savez`` on the same file. Peak RSS:
+each contender as a grandchild process (RUSAGE_CHILDREN of a fresh launcher) on the 1× and 5×
+input at a fixed ``--step-size``. Page cache is warm for every contender.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import uproot
+from _common import PY, best_of, warm
+
+from hepbundle.data.root2npz import root2npz
+
+BRANCHES = [f"f{i}" for i in range(9)] + [f"d{i}" for i in range(4)] + [f"i{i}" for i in range(4)]
+_TYPES = {"f": np.float32, "d": np.float64, "i": np.int32}
+
+# Linux keeps a process's peak RSS across fork + exec, so a child of this (large) process would
+# report at least our own peak. A fresh launcher process starts the measured command as its own
+# child (forked from the launcher's small image) and reports RUSAGE_CHILDREN after it exits.
+LAUNCHER = """
+import resource, subprocess, sys, time
+t0 = time.perf_counter()
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+wall = time.perf_counter() - t0
+print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, rc)
+"""
+
+BASELINE = """
+import sys, numpy as np, uproot
+arrays = uproot.open(sys.argv[1])["Events"].arrays(library="np")
+np.savez(sys.argv[2], **arrays)
+"""
+
+
+def make_input(path: Path, entries: int, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    with uproot.recreate(path) as f:
+        t = f.mktree("Events", {b: _TYPES[b[0]] for b in BRANCHES})
+        step = 200_000
+        for lo in range(0, entries, step):
+            n = min(step, entries - lo)
+            t.extend(
+                {
+                    b: (
+                        rng.integers(0, 1000, n).astype(np.int32)
+                        if b[0] == "i"
+                        else rng.normal(0, 1, n).astype(_TYPES[b[0]])
+                    )
+                    for b in BRANCHES
+                }
+            )
+    return path
+
+
+def baseline(src: Path, out: Path) -> None:
+    arrays = uproot.open(src)["Events"].arrays(library="np")
+    np.savez(out, **arrays)
+
+
+def peak_rss(argv: list[str]) -> tuple[float, int]:
+    """(wall seconds, peak RSS in bytes) of ``argv`` run as a grandchild via the launcher."""
+    out = subprocess.run([PY, "-c", LAUNCHER, *argv], capture_output=True, text=True, check=True)
+    wall, rss, rc = out.stdout.split()
+    if rc != "0":
+        raise SystemExit(f"{argv[:5]} failed with exit code {rc}")
+    return float(wall), int(rss)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--entries", type=int, default=1_000_000)
+    ap.add_argument("--step-size", default="100MB", help="step size of the throughput runs")
+    ap.add_argument("--rss-steps", default="10MB,100MB", help="step sizes of the RSS runs")
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="hb-bench-root2npz-"))
+    work.mkdir(parents=True, exist_ok=True)
+    small = work / "small.root"
+    large = work / "large.root"
+    if not small.exists():
+        make_input(small, args.entries)
+    if not large.exists():
+        make_input(large, 5 * args.entries, seed=1)
+    warm([small, large])
+    mib = small.stat().st_size / 2**20
+    print(f"input: {args.entries:,} entries x {len(BRANCHES)} branches, {mib:.1f} MiB on disk")
+
+    t_base, _ = best_of(3, lambda: baseline(small, work / "base.npz"))
+    t_ours, _ = best_of(
+        3,
+        lambda: root2npz(
+            [small], "Events", BRANCHES, work / "ours.npz", step_size=args.step_size, command=[]
+        ),
+    )
+    ref = np.load(work / "base.npz")
+    got = np.load(work / "ours.npz")
+    assert all(np.array_equal(ref[b], got[b]) for b in BRANCHES), "outputs differ"
+    rate = args.entries / 1e6
+    print(f"baseline arrays()+savez : {t_base:6.2f} s  {rate / t_base:6.2f} M entries/s")
+    print(f"hepbundle root2npz      : {t_ours:6.2f} s  {rate / t_ours:6.2f} M entries/s")
+    print(f"throughput ratio        : {t_base / t_ours:.2f}x of baseline (target >= 0.8)")
+
+    script = work / "baseline.py"
+    script.write_text(BASELINE)
+    _, floor = peak_rss([PY, "-c", "import numpy, uproot, awkward, hepbundle.cli"])
+    print(f"peak RSS of the imports alone: {floor / 2**20:.0f} MiB")
+    for label, src in (("1x", small), ("5x", large)):
+        bwall, brss = peak_rss([PY, str(script), str(src), str(work / f"bchild-{label}.npz")])
+        line = f"peak RSS {label}: baseline {brss / 2**20:6.0f} MiB ({bwall:4.1f} s)"
+        for step in args.rss_steps.split(","):
+            cmd = [PY, "-m", "hepbundle", "data", "root2npz", str(src), "-t", "Events"]
+            cmd += ["-b", ",".join(BRANCHES), "--step-size", step]
+            wall, rss = peak_rss([*cmd, "-o", str(work / f"child-{label}.npz")])
+            line += f" | root2npz step {step}: {rss / 2**20:4.0f} MiB ({wall:4.1f} s)"
+        print(line)
+    if args.workdir is None:
+        shutil.rmtree(work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
