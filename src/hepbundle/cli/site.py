@@ -1,0 +1,72 @@
+"""``hepbundle catalog html``: write the browsable static catalogue site of a repository."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import click
+
+from ..repository import default_repo
+from ..site import build_site
+from ._common import emit_json, json_option
+
+__all__ = ["COMMANDS"]
+
+
+@click.command("html")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Repository directory, e.g. /cvmfs/ml.cern.ch (default: $HEPBUNDLE_REPO, else ./hepbundle-repo).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Site directory to write (replaced as a whole if hepbundle generated it before).",
+)
+@json_option
+def html(repo: Path | None, out: Path, as_json: bool) -> None:
+    """Write a static, searchable catalogue site: a page per version and a history per name.
+
+    The site has relative links only: open OUTPUT/index.html from disk, serve it with any static
+    web server, or publish it next to the bundles (e.g. /cvmfs/<repo>/site/).
+    """
+    res = build_site(repo or default_repo(), out)
+    if as_json:
+        emit_json(
+            {
+                "path": str(res.path),
+                "names": res.names,
+                "versions": res.versions,
+                "pages": res.pages,
+                "images": res.images,
+            }
+        )
+        return
+    click.echo(
+        f"wrote {res.pages} pages ({res.names} names, {res.versions} versions, "
+        f"{res.images} plots) to {res.path}; open {res.path / 'index.html'}"
+    )
+
+
+def _catalog_group() -> click.Group:
+    """The repository area's ``catalog`` group (html joins its subcommands), or a group of our
+    own while that module does not define one."""
+    try:
+        group = getattr(importlib.import_module(f"{__package__}.repo"), "catalog", None)
+    except ModuleNotFoundError:
+        group = None
+    if isinstance(group, click.Group):
+        return group
+    return click.Group("catalog", help="Maintain and publish the catalogue of a repository.")
+
+
+catalog = _catalog_group()
+catalog.add_command(html)
+
+#: registering the shared group again is harmless: it is the same object under the same name
+COMMANDS = [catalog]

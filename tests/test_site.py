@@ -1,0 +1,325 @@
+"""The catalogue site: what `hepbundle catalog html` writes, and what a real headless Chromium
+shows when it loads the site from a static web server (search, bundle page, screenshot)."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import json
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from hepbundle.cli import main
+from hepbundle.errors import ToolError
+from hepbundle.repository import append_record, publish, set_alias, yank
+from hepbundle.signing import KeySigner, sign
+from hepbundle.site import build_site
+
+from .conftest import write_spec
+
+# taken before the autouse socket guard patches it: the browser test talks to localhost only
+_REAL_CONNECT = socket.socket.connect
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+CARD = """# Tau identification RNN
+
+## Intended use
+Offline tau identification in Run 3.
+
+<script>document.title = "pwned"</script>
+
+[click me](javascript:alert(1))
+
+| input | unit |
+|-------|------|
+| pt    | GeV  |
+"""
+
+
+def _png() -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot([0, 1, 2], [0.1, 0.5, 0.4])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _publish(
+    tmp: Path, key: Path, repo: Path, name: str, version: str, summary: str, tags: str
+) -> None:
+    src = tmp / "src" / name.replace("/", "_") / version
+    (src / "model").mkdir(parents=True)
+    (src / "model" / "model.onnx").write_bytes(version.encode() * 500)
+    (src / "MODEL_CARD.md").write_text(CARD.replace("Tau identification RNN", summary))
+    write_spec(
+        src,
+        f"""
+        name: {name}
+        version: {version}
+        summary: {summary}
+        authors: ["Jane Doe <jane@cern.ch>"]
+        license: Apache-2.0
+        framework: onnx
+        tags: [{tags}]
+        model_card: MODEL_CARD.md
+        metrics: {{auc: 0.93}}
+        data:
+          - type: rucio
+            did: "mc23_13p6TeV:DAOD_PHYS.{version}"
+            bytes: 1000
+            adler32: "0a1b2c3d"
+        code:
+          path: .
+          command: python train.py --epochs 20
+        files:
+          - path: model/model.onnx
+            role: model
+        """,
+    )
+    _git_commit(src)
+    import hepbundle
+
+    b = hepbundle.build(src, tmp / "dist" / name / version)
+    sign(b.root, KeySigner(key))
+    publish(b.root, repo)
+
+
+def _git_commit(src: Path) -> None:
+    """Make ``src`` the training-code checkout, with a GitLab remote, all committed."""
+    import subprocess
+
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["remote", "add", "origin", "https://gitlab.cern.ch/atlas-tau/tauid-training.git"],
+        ["add", "-A"],
+        ["-c", "user.name=T", "-c", "user.email=t@cern.ch", "commit", "-q", "-m", "train"],
+    ):
+        subprocess.run(["git", "-C", str(src), *args], check=True)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """atlas/tauid 1.0.0 (yanked) and 1.1.0 (prod, with an FPGA comparison record and plot),
+    and cms/l1t-jets 0.3.0, all signed with ``ec_key`` under a key policy."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {ec_key[1]}\n"
+    )
+    monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
+    root = tmp_path / "repo"
+    for name, version, summary, tags in [
+        ("atlas/tauid", "1.0.0", "Tau identification RNN", "tau, rnn"),
+        ("atlas/tauid", "1.1.0", "Tau identification RNN", "tau, rnn"),
+        ("cms/l1t-jets", "0.3.0", "Level-1 jet tagger for the FPGA trigger", "jets, fpga"),
+    ]:
+        _publish(tmp_path, ec_key[0], root, name, version, summary, tags)
+    set_alias("atlas/tauid@1.0.0", "prod", root)
+    set_alias("atlas/tauid@1.1.0", "prod", root)
+    yank("atlas/tauid@1.0.0", "wrong pile-up profile", root)
+    append_record(
+        root,
+        "atlas/tauid",
+        "1.1.0",
+        "fpga-compare",
+        {"maxAbsDiff": 0.0123, "agreement": {"top1": 0.998}},
+        {"plots/compare.png": _png()},
+    )
+    return root
+
+
+def test_site_pages_and_index(repo: Path, tmp_path: Path) -> None:
+    res = build_site(repo, tmp_path / "site")
+    site = res.path
+    assert (res.names, res.versions, res.pages, res.images) == (2, 3, 6, 1)
+    index = json.loads((site / "index.json").read_text())
+    assert [e["name"] for e in index] == ["atlas/tauid", "cms/l1t-jets"]
+    tau = index[0]
+    assert tau["version"] == "1.1.0" and tau["aliases"] == {"prod": "1.1.0"}
+    assert tau["versions"] == ["1.1.0", "1.0.0"] and tau["signers"][0].startswith("sha256:")
+    assert (site / "index.js").read_text().startswith("window.HEPBUNDLE_INDEX = [")
+    page = (site / tau["url"]).read_text()
+    assert "<h1>Tau identification RNN</h1>" in page  # the card, rendered
+    assert "&lt;script&gt;" in page and "<script>document" not in page  # raw HTML shown as text
+    assert 'href="javascript:' not in page
+    assert tau["signers"][0] in page and "model/model.onnx" in page
+    assert 'src="records/' in page and "0.998" in page
+    assert 'id="code-link" href="https://gitlab.cern.ch/atlas-tau/tauid-training/commit/' in page
+    assert "mc23_13p6TeV:DAOD_PHYS.1.1.0" in page
+    plot = next((site / "b/atlas/tauid/1.1.0/records").rglob("compare.png"))
+    assert plot.read_bytes().startswith(b"\x89PNG")
+    history = (site / tau["history"]).read_text()
+    assert "yanked" in history and "wrong pile-up profile" in history
+    assert "(created)" in history  # the alias history: prod created on 1.0.0, then moved
+    # every link is relative and points at a file of the site
+    for html in site.rglob("*.html"):
+        for href in _links(html.read_text()):
+            if href.startswith(("https://", "http://")):
+                continue
+            assert not href.startswith("/"), f"{html}: absolute link {href}"
+            target = (html.parent / href.split("#")[0]).resolve()
+            assert target.is_file(), f"{html}: broken link {href}"
+
+
+def _links(text: str) -> list[str]:
+    import re
+
+    return re.findall(r'(?:href|src)="([^"]+)"', text)
+
+
+def test_regenerate_replaces_the_site_and_refuses_foreign_dirs(repo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_site(repo, out)
+    (out / "stale.html").write_text("old")
+    build_site(repo, out)
+    assert not (out / "stale.html").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")]  # no leftovers
+    foreign = tmp_path / "docs"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    with pytest.raises(ToolError, match="did not generate"):
+        build_site(repo, foreign)
+    assert (foreign / "keep.txt").read_text() == "mine"
+
+
+def test_cli_catalog_html(repo: Path, tmp_path: Path) -> None:
+    r = CliRunner().invoke(
+        main, ["catalog", "html", "--repo", str(repo), "-o", str(tmp_path / "s"), "--json"]
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["versions"] == 3
+    bad = CliRunner().invoke(main, ["catalog", "html", "--repo", str(tmp_path), "-o", "x"])
+    assert bad.exit_code == 2 and "not a hepbundle repository" in bad.output
+    assert "Traceback" not in bad.output
+
+
+# --- a real browser -------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture
+def served(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The generated site behind http.server on 127.0.0.1; yields its base URL."""
+    monkeypatch.setattr(socket.socket, "connect", _REAL_CONNECT)
+    site = build_site(repo, tmp_path / "site").path
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip(
+            "Debian's chromium and chromium-driver are not installed "
+            "(tools/ci/install-system-deps.sh installs them)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1600",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(options=opts, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_site_in_headless_chromium(served: str, browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    drv = browser
+    drv.get(served + "index.html")
+    wait = WebDriverWait(drv, 10)
+
+    def names() -> list[str]:
+        return [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#results .result-name")]
+
+    wait.until(lambda _: len(names()) == 2)
+    assert names() == ["atlas/tauid@1.1.0", "cms/l1t-jets@0.3.0"]
+    box = drv.find_element(By.ID, "search")
+    box.send_keys("fpga jets")
+    wait.until(lambda _: names() == ["cms/l1t-jets@0.3.0"])
+    assert drv.find_element(By.ID, "count").text == "1 of 2 models"
+    box.clear()
+    box.send_keys("tau prod")
+    wait.until(lambda _: names() == ["atlas/tauid@1.1.0"])
+    box.clear()
+    box.send_keys("no-such-model")
+    wait.until(lambda _: names() == [])
+
+    drv.get(served + "index.html?q=tau")
+    wait.until(lambda _: names() == ["atlas/tauid@1.1.0"])
+    drv.find_element(By.LINK_TEXT, "atlas/tauid@1.1.0").click()
+    wait.until(ec.presence_of_element_located((By.ID, "model-card")))
+    assert drv.title.startswith("atlas/tauid@1.1.0")  # the card's <script> did not run
+    card = drv.find_element(By.CSS_SELECTOR, "#model-card article")
+    assert card.find_element(By.TAG_NAME, "h1").text == "Tau identification RNN"
+    assert "<script>" in card.text  # shown as text
+    rows = drv.find_elements(By.CSS_SELECTOR, "#files-table tbody tr")
+    table = {
+        c[0]: c[1:] for c in ([td.text for td in r.find_elements(By.TAG_NAME, "td")] for r in rows)
+    }
+    assert table["MODEL_CARD.md"][0] == "docs"
+    role, size, sha = table["model/model.onnx"]
+    assert (role, size) == ("model", "2.4 KiB") and len(sha) == 64
+    signer = drv.find_element(By.CSS_SELECTOR, "#signers .signer").text
+    assert signer.startswith("sha256:")
+    img = drv.find_element(By.CSS_SELECTOR, "#records img")
+    assert drv.execute_script("return arguments[0].naturalWidth", img) > 0  # the plot loaded
+
+    shot = tmp_path / "bundle-page.png"
+    assert drv.save_screenshot(str(shot))
+    assert shot.read_bytes().startswith(b"\x89PNG")
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copyfile(shot, ARTIFACTS / "site-bundle-page.png")
+
+    drv.find_element(By.LINK_TEXT, "All versions of atlas/tauid").click()
+    wait.until(ec.presence_of_element_located((By.ID, "versions")))
+    yanked = drv.find_element(By.CSS_SELECTOR, "#versions tr.yanked").text
+    assert "1.0.0" in yanked and "wrong pile-up profile" in yanked

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# System packages the test suite drives for real: Debian's Chromium and its WebDriver, for the
+# catalogue-site browser test (tests/test_site.py). Idempotent; needs root (CI and dev machines
+# run as root here). Skips apt entirely when everything is already installed.
+set -euo pipefail
+
+packages=(chromium chromium-driver)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-system-deps: need root to install ${missing[*]} (or install them yourself)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q "${missing[@]}"
