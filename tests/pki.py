@@ -21,6 +21,7 @@ __all__ = [
     "Issued",
     "ec_key",
     "grid_name",
+    "key_usage",
     "make_ca",
     "make_cert",
     "make_crl",
@@ -74,6 +75,22 @@ def write_pem(path: Path, *certs: x509.Certificate) -> Path:
     return path
 
 
+def key_usage(*, sign: bool = False, ca: bool = False, encipher: bool = False) -> x509.KeyUsage:
+    """KeyUsage with digitalSignature (``sign``), keyCertSign + cRLSign (``ca``) and
+    keyEncipherment (``encipher``, RSA end entities) as asked, everything else off."""
+    return x509.KeyUsage(
+        digital_signature=sign,
+        content_commitment=False,
+        key_encipherment=encipher,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def grid_name(*cns: str, ou: str = "Users") -> x509.Name:
     """``/DC=ch/DC=cern/OU=<ou>/CN=<cn>/CN=…`` as an X.509 name."""
     attrs = [
@@ -124,20 +141,7 @@ def make_ca(
         .not_valid_before(_NOW - dt.timedelta(days=1))
         .not_valid_after(_NOW + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(key_usage(sign=True, ca=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
     signer = issuer.key if issuer else key
@@ -166,18 +170,7 @@ def make_cert(
         .not_valid_after(not_after or _NOW + dt.timedelta(days=365))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=isinstance(key, rsa.RSAPrivateKey),
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
+            key_usage(sign=True, encipher=isinstance(key, rsa.RSAPrivateKey)), critical=True
         )
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),

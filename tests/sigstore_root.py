@@ -30,6 +30,8 @@ from model_signing._signing import signing as oms
 
 from hepbundle._signers import pae
 
+from .pki import key_usage
+
 __all__ = ["PrivateSigstore", "PrivateSigstoreSigner"]
 
 _OIDC_ISSUER = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
@@ -96,20 +98,7 @@ class PrivateSigstore:
             .not_valid_before(self.now - dt.timedelta(days=1))
             .not_valid_after(self.now + dt.timedelta(days=365))
             .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(key_usage(ca=True), critical=True)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(self.ca_key.public_key()), critical=False
             )
@@ -193,20 +182,7 @@ class PrivateSigstore:
             .serial_number(x509.random_serial_number())
             .not_valid_before(self.now - dt.timedelta(minutes=1))
             .not_valid_after(self.now + dt.timedelta(minutes=9))
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
+            .add_extension(key_usage(sign=True), critical=True)
             .add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
             )

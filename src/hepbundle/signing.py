@@ -37,7 +37,7 @@ from model_signing._signing import signing as _oms
 
 from ._signers import Signer, parse_signature
 from ._signers.certificate import X509Signer
-from ._signers.keys import KeySigner, generate_key
+from ._signers.keys import SUPPORTED_CURVES, KeySigner, generate_key
 from ._signers.sigstore import SigstoreSigner
 from .bundle import Bundle
 from .digest import hash_files
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PRIMARY_ROLE",
     "SIGNATURE_FILENAME",
+    "SUPPORTED_CURVES",
     "KeySigner",
     "SignResult",
     "Signer",

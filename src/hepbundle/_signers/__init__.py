@@ -20,6 +20,8 @@ from typing import Any, Literal, Protocol
 from cryptography import x509
 from model_signing._signing import sign_sigstore_pb as _oms_pb
 from model_signing._signing import signing as _oms
+from sigstore.errors import Error as SigstoreError
+from sigstore.models import Bundle as SigstoreBundle
 
 from ..errors import SignatureError
 
@@ -123,11 +125,8 @@ def parse_signature(path: Path) -> ParsedSignature:
 
 
 def _parse_sigstore(name: str, raw: str) -> ParsedSignature:
-    from sigstore.errors import Error as SigstoreError
-    from sigstore.models import Bundle
-
     try:
-        bundle = Bundle.from_json(raw)
+        bundle = SigstoreBundle.from_json(raw)
     except (SigstoreError, ValueError) as e:
         raise SignatureError(f"{name}: malformed sigstore bundle: {e}") from None
     env = bundle._dsse_envelope

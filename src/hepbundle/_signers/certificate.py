@@ -15,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ObjectIdentifier
+from google.protobuf import json_format  # type: ignore[import-untyped]
 from model_signing._signing import sign_certificate as _oms_cert
 from model_signing._signing import sign_ec_key as _oms_key
 from model_signing._signing import sign_sigstore_pb as _oms_pb
@@ -127,8 +128,6 @@ class X509Signer:
         return self._sign_own(payload)
 
     def _sign_own(self, payload: _oms.Payload) -> str:
-        from google.protobuf import json_format  # type: ignore[import-untyped]
-
         raw = json_format.MessageToJson(payload.statement.pb).encode("utf-8")
         if isinstance(self._key, rsa.RSAPrivateKey):
             sig = self._key.sign(pae(raw), padding.PKCS1v15(), hashes.SHA256())

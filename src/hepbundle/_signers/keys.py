@@ -6,14 +6,14 @@ import hashlib
 import os
 from pathlib import Path
 
-from cryptography import exceptions
+from cryptography import exceptions, x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from model_signing._signing import sign_ec_key as _oms_key
 from model_signing._signing import sign_sigstore_pb as _oms_pb
 from model_signing._signing import signing as _oms
 
-from ..errors import SignatureError, SigningError
+from ..errors import SignatureError, SigningError, SpecError
 from . import SignatureKind, pae
 
 __all__ = [
@@ -100,9 +100,7 @@ def load_private_key(path: Path, password: str | None = None) -> PrivateKey:
 
 
 def load_public_key(path: Path) -> PublicKey:
-    """Load a PEM public key (or take the public key of a PEM private key or certificate)."""
-    from ..errors import SpecError
-
+    """Load a PEM public key (or the public key of a PEM certificate) named by a policy."""
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -112,8 +110,6 @@ def load_public_key(path: Path) -> PublicKey:
         key = serialization.load_pem_public_key(data)
     except ValueError:
         try:
-            from cryptography import x509
-
             key = x509.load_pem_x509_certificate(data).public_key()
         except ValueError:
             raise SpecError(f"{path} is not a PEM public key") from None
@@ -157,8 +153,6 @@ def verify_signature_bytes(
         if isinstance(public_key, ec.EllipticCurvePublicKey):
             public_key.verify(signature, data, ec.ECDSA(_oms_key.get_ec_key_hash(public_key)))
         else:
-            from cryptography.hazmat.primitives.asymmetric import padding
-
             public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
     except exceptions.InvalidSignature:
         raise SignatureError(

@@ -9,9 +9,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
 from model_signing._signing import sign_sigstore as _oms_sigstore
 from model_signing._signing import signing as _oms
+from sigstore.errors import Error as SigstoreError
+from sigstore.errors import VerificationError as SigstoreVerificationError
+from sigstore.models import ClientTrustConfig, TrustedRoot
+from sigstore.verify import Verifier, policy
 
 from ..errors import PolicyError, SignatureError, SigningError, SpecError
 from . import ParsedSignature, SignatureKind
@@ -45,8 +50,6 @@ class SigstoreSigner:
         return "sigstore " + ("(explicit token)" if self.identity_token else "(ambient OIDC)")
 
     def sign_payload(self, payload: _oms.Payload) -> str:
-        from sigstore.errors import Error as SigstoreError
-
         try:
             signer = _oms_sigstore.Signer(
                 identity_token=self.identity_token,
@@ -67,8 +70,6 @@ class SigstoreSigner:
 
 @functools.cache
 def _pinned_root() -> Any:
-    from sigstore.models import TrustedRoot
-
     path = resources.files("sigstore") / "_store" / _PINNED / "trusted_root.json"
     return TrustedRoot.from_file(str(path))
 
@@ -78,8 +79,6 @@ def load_trusted_root(path: Path | None) -> Any:
     production root pinned by the installed sigstore release when ``path`` is None."""
     if path is None:
         return _pinned_root()
-    from sigstore.models import ClientTrustConfig, TrustedRoot
-
     try:
         text = path.read_text(encoding="utf-8")
         media_type = str(json.loads(text).get("mediaType", ""))
@@ -94,8 +93,6 @@ def load_trusted_root(path: Path | None) -> Any:
 
 def signer_identity(sig: ParsedSignature) -> tuple[str, str]:
     """The (identity, OIDC issuer) the Fulcio certificate claims (unverified)."""
-    from cryptography import x509
-
     cert = sig.chain[0]
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -117,9 +114,6 @@ def verify_sigstore(sig: ParsedSignature, trusted_root: Any, identity: str, issu
     """Run the real sigstore verifier (certificate chain to Fulcio, SCT, Rekor inclusion proof
     and signed checkpoint, integrated time inside the certificate's validity, DSSE signature)
     with an identity + issuer policy."""
-    from sigstore.errors import VerificationError as SigstoreVerificationError
-    from sigstore.verify import Verifier, policy
-
     who, claimed_issuer = signer_identity(sig)
     if (who, claimed_issuer) != (identity, issuer):
         raise PolicyError(

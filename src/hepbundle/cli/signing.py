@@ -16,10 +16,11 @@ from ._common import emit_json, json_option, progress
 __all__ = ["COMMANDS"]
 
 _PASSWORD_ENV = "HEPBUNDLE_KEY_PASSWORD"
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 _trust_config_option = click.option(
     "--trust-config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=_FILE,
     help="Sigstore client trust config / trusted root JSON (default: the pinned production "
     "root; no network is used to verify).",
 )
@@ -55,19 +56,19 @@ def _signer(
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=_FILE,
     help="EC private key (PEM; P-256/384/521), or the private key of --cert (EC or RSA). "
     f"An encrypted key's password is read from {_PASSWORD_ENV}.",
 )
 @click.option(
     "--cert",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=_FILE,
     help="X.509 signing certificate (PEM), e.g. a grid usercert.pem; not a proxy.",
 )
 @click.option(
     "--chain",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=_FILE,
     help="Intermediate CA certificates to embed (repeatable).",
 )
 @click.option("--sigstore", "use_sigstore", is_flag=True, help="Sign keyless via Fulcio/Rekor.")
@@ -133,14 +134,14 @@ def _tree_size(root: Path) -> int:
 )
 @click.option(
     "--policy",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=_FILE,
     help="Trust policy YAML (default: $HEPBUNDLE_POLICY).",
 )
 @click.option(
     "--key",
     "keys",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=_FILE,
     help="Trust this public key (repeatable).",
 )
 @click.option(
@@ -228,7 +229,7 @@ def key() -> None:
 )
 @click.option(
     "--curve",
-    type=click.Choice(["secp256r1", "secp384r1", "secp521r1"]),
+    type=click.Choice(_signing.SUPPORTED_CURVES),
     default="secp256r1",
     show_default=True,
 )
