@@ -27,6 +27,15 @@ from .conftest import write_spec
 EXAMPLE_HLS4ML = Path(__file__).parents[1] / "bundle-spec" / "examples" / "firmware" / "hls4ml_prj"
 
 
+def assert_vivado_io_parallel(meta: dict[str, object]) -> None:
+    """The target every hls4ml project of these tests was written for."""
+    assert (meta["backend"], meta["ioType"], meta["part"]) == (
+        "Vivado",
+        "io_parallel",
+        "xcvu9p-flga2104-2L-e",
+    )
+
+
 @pytest.fixture
 def finn_dir(tmp_path: Path) -> tuple[Path, dict[str, object]]:
     out = tmp_path / "finn" / "output_jet_tagger"
@@ -189,11 +198,7 @@ def test_hls4ml_example_project_config(tmp_path: Path) -> None:
     cap = capture(EXAMPLE_HLS4ML, "hls4ml", to="fw")
     meta = cap.meta
     validate(meta, "fpga.schema.json")
-    assert (meta["backend"], meta["ioType"], meta["part"]) == (
-        "Vivado",
-        "io_parallel",
-        "xcvu9p-flga2104-2L-e",
-    )
+    assert_vivado_io_parallel(meta)
     assert meta["clock"]["periodNs"] == 5 and meta["model"]["reuseFactor"] == 1
     assert meta["tool"]["name"] == "hls4ml" and "synthesis" not in meta
     assert set(cap.files) == {"fw/hls4ml_config.yml", "fw/firmware/myproject.cpp"}

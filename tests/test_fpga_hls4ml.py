@@ -25,6 +25,7 @@ from hepbundle.fpga.emulation import load_emulation
 from hepbundle.spec import validate
 
 from .conftest import write_spec
+from .test_fpga_capture import assert_vivado_io_parallel
 
 pytestmark = pytest.mark.slow
 
@@ -128,11 +129,7 @@ def test_capture_real_project_with_synthesis_reports(case: Hls4mlCase) -> None:
     cap = capture(case.project, "hls4ml")
     meta = cap.meta
     validate(meta, "fpga.schema.json")
-    assert (meta["backend"], meta["ioType"], meta["part"]) == (
-        "Vivado",
-        "io_parallel",
-        "xcvu9p-flga2104-2L-e",
-    )
+    assert_vivado_io_parallel(meta)
     assert meta["tool"]["version"] == "1.3.0" and meta["inputs"] == {"x": [16]}
     syn = meta["synthesis"]
     assert syn["latency"] == {"bestCycles": 9, "worstCycles": 11}
@@ -197,6 +194,20 @@ def test_emulation_input_errors(case: Hls4mlCase, emu_dir: Path) -> None:
     assert np.array_equal(emu.predict(case.x.astype(np.float64)).astype(np.float32), case.y_hls4ml)
 
 
+def _compare(bundle: Path, case: Hls4mlCase, emu_dir: Path, *extra: str) -> list[str]:
+    """``hepbundle fpga compare`` on the session's inputs and shared emulation build."""
+    return [
+        "fpga",
+        "compare",
+        str(bundle),
+        "--inputs",
+        str(case.inputs),
+        "--build-dir",
+        str(emu_dir),
+        *extra,
+    ]
+
+
 def _hardware(case: Hls4mlCase, kind: str, path: Path) -> Path:
     hw = case.y_hls4ml.copy()
     if kind == "lsb":
@@ -229,24 +240,8 @@ def test_compare_gate(
 ) -> None:
     hw = _hardware(case, kind, tmp_path / "hw.npz")
     plot = tmp_path / "cmp.png"
-    args = [
-        "fpga",
-        "compare",
-        str(packed),
-        "--inputs",
-        str(case.inputs),
-        "--hardware-outputs",
-        str(hw),
-    ]
-    args += [
-        "--plot",
-        str(plot),
-        "--build-dir",
-        str(emu_dir),
-        "--out",
-        str(tmp_path / "rep"),
-        "--json",
-    ]
+    args = _compare(packed, case, emu_dir, "--hardware-outputs", str(hw), "--plot", str(plot))
+    args += ["--out", str(tmp_path / "rep"), "--json"]
     res = CliRunner().invoke(main, args + extra)
     assert res.exit_code == code, res.output
     report = json.loads(res.stdout)
@@ -268,15 +263,7 @@ def test_compare_gate(
 
 
 def test_compare_float_gate_and_human_output(case: Hls4mlCase, packed: Path, emu_dir: Path) -> None:
-    args = [
-        "fpga",
-        "compare",
-        str(packed),
-        "--inputs",
-        str(case.inputs),
-        "--build-dir",
-        str(emu_dir),
-    ]
+    args = _compare(packed, case, emu_dir)
     res = CliRunner().invoke(main, [*args, "--float-tolerance", "1e-6"])
     assert res.exit_code == 1
     assert "firmware comparison failed: layer6_out: float vs emulation" in res.output
@@ -295,22 +282,10 @@ def test_compare_appends_signed_record(
     publish(packed, repo, allow_unsigned=True)
     published = repo / "bundles" / "cms-l1t" / "jet-tagger" / "1.0.0"
     hw = _hardware(case, "exact", tmp_path / "hw.npz")
-    res = CliRunner().invoke(
-        main,
-        [
-            "fpga",
-            "compare",
-            str(published),
-            "--inputs",
-            str(case.inputs),
-            "--hardware-outputs",
-            str(hw),
-            "--build-dir",
-            str(emu_dir),
-            "--key",
-            str(ec_key[0]),
-        ],
+    args = _compare(
+        published, case, emu_dir, "--hardware-outputs", str(hw), "--key", str(ec_key[0])
     )
+    res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
     (rec,) = list_records(repo, "cms-l1t/jet-tagger", "1.0.0", kind="fpga-compare")
     assert rec.signed and rec.attachments == ("report.png",)
