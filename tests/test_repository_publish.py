@@ -297,7 +297,8 @@ def test_yank_never_deletes(tmp_path: Path, repo: Path) -> None:
         (FindQuery(tag="gnn"), {"cms/btag@2.0.0"}),
         (FindQuery(tag="gn"), set()),
         (FindQuery(author="jane"), {"atlas/tauid@1.1.0", "cms/btag@2.0.0", "lhcb/pid@0.3.0"}),
-        (FindQuery(dataset="tauid.1.0.0"), {"atlas/tauid@1.0.0"}),
+        (FindQuery(dataset="tauid.1.0.0"), set()),  # by default only heads are searched
+        (FindQuery(dataset="tauid.1.0.0", all_versions=True), {"atlas/tauid@1.0.0"}),
         (FindQuery(text="100%"), set()),
         (
             FindQuery(namespace="atlas", all_versions=True),

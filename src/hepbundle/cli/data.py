@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from ..data import drift as _drift
 from ..data import plot as _plot
 from ..data import reference as _reference
 from ..data import root2npz as _root2npz  # the module
-from ..errors import DataError, DriftAlert
+from ..errors import DataError, DriftAlert, VerificationError
 from ._common import emit_json, json_option
 
 __all__ = ["COMMANDS"]
@@ -182,4 +183,107 @@ def _drift_table(report: _drift.DriftReport) -> str:
     return "\n".join(lines)
 
 
-COMMANDS = [data, drift]
+@click.command("eval")
+@click.argument("ref", metavar="REF")
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="NPZ with the model inputs and the labels.",
+)
+@click.option("--labels", required=True, metavar="ARRAY", help="Array of --data holding labels.")
+@click.option(
+    "--metric",
+    "metric_names",
+    default="auc,accuracy",
+    show_default=True,
+    metavar="A,B,…",
+    help="Metrics (built-in: auc, accuracy, logloss, mse; more via hepbundle.evaluators).",
+)
+@click.option("--inputs", metavar="A,B,…", help="Input arrays, in model order (default: all).")
+@click.option(
+    "--runner",
+    type=click.Choice(["auto", "onnx", "keras", "hls4ml"]),
+    default="auto",
+    show_default=True,
+    help="How to run the model (auto: ONNX if present, else Keras).",
+)
+@click.option(
+    "--tolerance",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="Allowed |new - recorded| per metric.",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write JSON here.")
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="EC key to sign the evaluation record with (password from HEPBUNDLE_KEY_PASSWORD).",
+)
+@click.option("--repo", "repos", multiple=True, metavar="R", help="Repository to resolve REF in.")
+@json_option
+def eval_(
+    ref: str,
+    data_path: Path,
+    labels: str,
+    metric_names: str,
+    inputs: str | None,
+    runner: str,
+    tolerance: float,
+    out: Path | None,
+    key: Path | None,
+    repos: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Run the model of REF on NPZ data, compute metrics, compare with the recorded ones.
+
+    The result is written to --out and, when REF is a published bundle, appended to its
+    catalogue entry as an 'evaluation' record (signed with --key).
+    Exit status: 0 every recorded metric within --tolerance, 1 a metric moved further.
+    """
+    from ..data import evaluate as _evaluate
+
+    bundle = _reference.open_ref(ref, list(repos) or None)
+    result = _evaluate.evaluate(
+        bundle,
+        data_path,
+        labels,
+        metric_names=_split(metric_names) or ["auc"],
+        inputs=_split(inputs) or None,
+        runner=runner,
+        tolerance=tolerance,
+    )
+    signer = None
+    if key is not None:
+        from ..signing import KeySigner
+
+        signer = KeySigner(key, os.environ.get("HEPBUNDLE_KEY_PASSWORD"))
+    where = _evaluate.keep_result(bundle, result, out=out, signer=signer)
+    if as_json:
+        emit_json({**result.to_json(), "written": where})
+    else:
+        click.echo(f"{result.ref} on {result.data} ({result.samples:,} samples, {result.runner})")
+        for name, value in result.metrics.items():
+            click.echo(f"  {name:<12} {value:.6g}")
+        for c in result.comparison:
+            mark = "ok" if c["within"] else "CHANGED"
+            click.echo(
+                f"  {c['name']:<12} recorded {c['recorded']:.6g}  diff {c['diff']:+.4g}  {mark}"
+            )
+        for label, path in where.items():
+            click.echo(f"  written to {label}: {path}")
+    if result.regressions:
+        worst = result.regressions[0]
+        raise VerificationError(
+            f"{result.ref}: {worst['name']} is {worst['value']:.4g} on {result.data}, recorded "
+            f"{worst['recorded']:.4g} (tolerance {result.tolerance:g})"
+        )
+
+
+def _split(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+COMMANDS = [data, drift, eval_]

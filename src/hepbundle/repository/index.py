@@ -47,10 +47,12 @@ CREATE TABLE versions (
     created TEXT NOT NULL, published TEXT NOT NULL, summary TEXT NOT NULL, authors TEXT NOT NULL,
     framework TEXT NOT NULL, license TEXT NOT NULL, tags TEXT NOT NULL, datasets TEXT NOT NULL,
     signers TEXT NOT NULL, yanked TEXT, yanked_time TEXT, search TEXT NOT NULL,
+    head INTEGER NOT NULL,
     PRIMARY KEY (name, version)
 ) WITHOUT ROWID;
 CREATE INDEX versions_namespace ON versions (namespace);
 CREATE INDEX versions_framework ON versions (framework);
+CREATE INDEX versions_head ON versions (name) WHERE head = 1;
 CREATE TABLE aliases (
     name TEXT NOT NULL, alias TEXT NOT NULL, version TEXT NOT NULL, PRIMARY KEY (name, alias)
 ) WITHOUT ROWID;
@@ -181,6 +183,7 @@ def _replace_rows(conn: sqlite3.Connection, cat: NameCatalog) -> None:
     ns = cat.name.split("/", 1)[0]
     conn.execute("DELETE FROM versions WHERE name = ?", (cat.name,))
     conn.execute("DELETE FROM aliases WHERE name = ?", (cat.name,))
+    head = _head(cat)
     rows = []
     for r in cat.versions.values():
         search = _SEP.join(
@@ -192,9 +195,10 @@ def _replace_rows(conn: sqlite3.Connection, cat: NameCatalog) -> None:
                 r.manifest_digest, r.path, r.created, r.published, r.summary,
                 _SEP.join(r.authors), r.framework, r.license, _SEP.join(r.tags),
                 _SEP.join(r.datasets), _SEP.join(r.signers), r.yanked, r.yanked_time, search,
+                int(r.version == head),
             )
         )  # fmt: skip
-    conn.executemany(f"INSERT INTO versions VALUES ({', '.join('?' * 19)})", rows)
+    conn.executemany(f"INSERT INTO versions VALUES ({', '.join('?' * 20)})", rows)
     conn.executemany(
         "INSERT INTO aliases VALUES (?, ?, ?)",
         [(cat.name, a, v) for a, v in cat.aliases.items()],
@@ -227,20 +231,16 @@ def rebuild_index(repo_root: Path, *, work_dir: Path | None = None) -> int:
 
 
 def find(repo_root: Path, query: FindQuery, *, readonly: bool | None = None) -> list[FindHit]:
-    """Search the index. By default one hit per name (its highest matching released version,
-    pre-releases only when a name has nothing else), yanked versions left out."""
+    """Search the index. By default only the *head* of each name is searched (the version
+    ``ns/name`` resolves to: its highest non-yanked release, see :func:`_head`), so one hit per
+    name and no scan of old versions; ``all_versions`` searches every version. Yanked versions
+    are left out unless ``include_yanked``."""
     where, params = _where(query)
     sql = (
         "SELECT name, version, summary, framework, authors, tags, signers, published, "
         "manifest_sha256, path, yanked, sort_key, prerelease FROM versions"
         + (f" WHERE {' AND '.join(where)}" if where else "")
     )
-    if not query.all_versions:
-        sql = (
-            "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY name "
-            f"ORDER BY prerelease, sort_key DESC) AS rank FROM ({sql})) "
-            "WHERE rank = 1"
-        )
     sql += " ORDER BY name, sort_key DESC LIMIT ?"
     params.append(query.limit)
     with closing(open_index(repo_root, readonly=readonly)) as conn:
@@ -286,7 +286,20 @@ def _where(q: FindQuery) -> tuple[list[str], list[Any]]:
         like("signers", q.signer)
     if not q.include_yanked:
         where.append("yanked IS NULL")
+    if not q.all_versions:
+        where.append("head = 1")
     return where, params
+
+
+def _head(cat: NameCatalog) -> str | None:
+    """The version a name's default search row is: the highest non-yanked release, else the
+    highest non-yanked pre-release, else (everything yanked) the highest version."""
+    latest = cat.latest()
+    if latest is not None:
+        return latest.version
+    ordered = cat.sorted_versions()
+    live = [r for r in ordered if not r.yanked]
+    return (live or ordered)[-1].version if ordered else None
 
 
 def _escape_like(s: str) -> str:

@@ -1,0 +1,174 @@
+"""hepbundle eval: a real ONNX model run on NPZ data, metrics, comparison, evaluation records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from onnx import TensorProto, helper
+
+import hepbundle
+from hepbundle.cli import main
+from hepbundle.data import metrics
+from hepbundle.data.evaluate import available_metrics, evaluate
+from hepbundle.errors import DataError
+from hepbundle.repository.publish import publish
+from hepbundle.repository.records import list_records
+
+from .conftest import write_spec
+
+W = np.array([[1.5], [-2.0]], dtype=np.float32)
+
+
+def logistic_onnx(path: Path) -> None:
+    """sigmoid(x @ W + b): a real two-feature classifier."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["z0"]),
+            helper.make_node("Add", ["z0", "b"], ["z"]),
+            helper.make_node("Sigmoid", ["z"], ["p"]),
+        ],
+        "logistic",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 1])],
+        [
+            helper.make_tensor("W", TensorProto.FLOAT, [2, 1], W.ravel().tolist()),
+            helper.make_tensor("b", TensorProto.FLOAT, [1], [0.25]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
+def dataset(path: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=n).astype(np.float32), rng.normal(size=n).astype(np.float32)
+    p = 1 / (1 + np.exp(-(1.5 * a - 2.0 * b + 0.25)))
+    y = (rng.uniform(size=n) < p).astype(np.int8)
+    np.savez(path, a=a, b=b, y=y)
+    return y, p
+
+
+@pytest.fixture
+def model_bundle(tmp_path: Path) -> tuple[Path, float]:
+    src = tmp_path / "src"
+    src.mkdir()
+    logistic_onnx(src / "model.onnx")
+    y, p = dataset(tmp_path / "test.npz", 50_000, 0)
+    true_auc = metrics.auc(y, p)
+    write_spec(
+        src,
+        f"""
+        name: cms/logit
+        version: 1.0.0
+        framework: onnx
+        files:
+          - path: model.onnx
+            role: model
+        metrics: {{auc: {true_auc:.4f}, accuracy: 0.5}}
+        """,
+    )
+    return hepbundle.build(src, tmp_path / "b").root, true_auc
+
+
+def run(*args: object) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_auc_matches_sklearn_with_ties() -> None:
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 2000)
+    s = np.round(rng.uniform(size=2000) + 0.3 * y, 1)  # many ties
+    assert metrics.auc(y, s) == pytest.approx(sk.roc_auc_score(y, s), abs=1e-12)
+    assert metrics.accuracy(y, s) == pytest.approx(sk.accuracy_score(y, s >= 0.5))
+    two = np.c_[1 - s, s + 1e-9]  # softmax-like pair: argmax = (s > 0.5) for untied s
+    assert metrics.accuracy(y, two) == pytest.approx(sk.accuracy_score(y, np.argmax(two, 1)))
+    assert metrics.logloss(y, s) == pytest.approx(sk.log_loss(y, np.clip(s, 1e-7, 1 - 1e-7)))
+
+
+def test_builtins_are_registered_as_entry_points() -> None:
+    import importlib.metadata
+
+    eps = {e.name: e.value for e in importlib.metadata.entry_points(group="hepbundle.evaluators")}
+    assert eps["auc"] == "hepbundle.data.metrics:auc"
+    assert {"auc", "accuracy", "logloss", "mse"} <= set(available_metrics())
+
+
+def test_eval_runs_onnx_and_compares(tmp_path: Path, model_bundle: tuple[Path, float]) -> None:
+    root, true_auc = model_bundle
+    res = evaluate(
+        hepbundle.open(root), tmp_path / "test.npz", "y", metric_names=["auc", "logloss"]
+    )
+    assert res.runner == "onnx" and res.samples == 50_000
+    assert res.metrics["auc"] == pytest.approx(true_auc, abs=1e-6)  # float32 model vs float64
+    (row,) = res.comparison
+    assert row["name"] == "auc" and row["within"] and abs(row["diff"]) < 1e-4
+
+
+def test_eval_cli_out_and_regression_exit(tmp_path: Path, model_bundle: tuple[Path, float]) -> None:
+    root, _ = model_bundle
+    out = tmp_path / "eval.json"
+    code, stdout, err = run(
+        "eval",
+        root,
+        "--data",
+        tmp_path / "test.npz",
+        "--labels",
+        "y",
+        "--metric",
+        "auc",
+        "--out",
+        out,
+    )
+    assert code == 0, err
+    assert "auc" in stdout and json.loads(out.read_text())["passed"] is True
+    # accuracy was recorded as 0.5: the real model is far better, so it "changed"
+    code, stdout, err = run(
+        "eval", root, "--data", tmp_path / "test.npz", "--labels", "y", "--json"
+    )
+    assert code == 1 and "accuracy is 0.8" in err and "recorded 0.5" in err
+    assert json.loads(stdout)["passed"] is False
+
+
+def test_eval_errors(tmp_path: Path, model_bundle: tuple[Path, float]) -> None:
+    root, _ = model_bundle
+    code, _, err = run("eval", root, "--data", tmp_path / "test.npz", "--labels", "label")
+    assert code == 2 and "no labels array 'label'; arrays: a, b, y" in err
+    code, _, err = run(
+        "eval", root, "--data", tmp_path / "test.npz", "--labels", "y", "--metric", "f1"
+    )
+    assert code == 2 and "unknown metric 'f1'" in err and "hepbundle.evaluators" in err
+    with pytest.raises(DataError, match="labels 0/1"):
+        metrics.auc(np.array([0, 2]), np.array([0.1, 0.2]))
+
+
+def test_eval_appends_record_to_published_bundle(
+    tmp_path: Path, model_bundle: tuple[Path, float]
+) -> None:
+    root, _ = model_bundle
+    repo = tmp_path / "repo"
+    publish(root, repo, allow_unsigned=True)
+    published = repo / "bundles" / "cms" / "logit" / "1.0.0"
+    code, out, err = run(
+        "eval",
+        published,
+        "--data",
+        tmp_path / "test.npz",
+        "--labels",
+        "y",
+        "--metric",
+        "auc",
+        "--json",
+    )
+    assert code == 0, err
+    (rec,) = list_records(repo, "cms/logit", "1.0.0", "evaluation")
+    assert json.loads(out)["written"]["record"] == str(rec.path)
+    assert rec.payload["metrics"]["auc"] > 0.8 and rec.payload["passed"] is True
