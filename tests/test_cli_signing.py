@@ -174,3 +174,26 @@ def test_upstream_verifies_ec_certificate_signature(
         ca_pem,
     )
     assert r.returncode == 1
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not _UPSTREAM.exists(), reason="model_signing console script not installed")
+def test_bundle_signed_by_upstream_verifies_here(
+    built: hepbundle.Bundle, ec_key: tuple[Path, Path]
+) -> None:
+    """The other direction: `model_signing sign key` on a bundle directory gives a signature
+    hepbundle accepts (it covers hepbundle.json too); it records no signing time."""
+    sig = built.root / "hepbundle.sig"
+    r = _upstream("sign", "key", built.root, "--signature", sig, "--private_key", ec_key[0])
+    assert r.returncode == 0, r.stderr
+    code, out, err = run("verify", built.root, "--key", ec_key[1], "--json")
+    assert code == 0, err
+    assert json.loads(out)["signers"][0]["kind"] == "key"
+
+
+def test_verify_refuses_rsa_public_key_for_key_signatures(
+    signed: hepbundle.Bundle, tmp_path: Path
+) -> None:
+    _, pub = pki.write_key(pki.rsa_key(), tmp_path / "rsa.pem")
+    code, _, err = run("verify", signed.root, "--key", pub)
+    assert code == 2 and "unsupported key type RSA-2048" in err and "trust their CA" in err
