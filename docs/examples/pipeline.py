@@ -60,7 +60,8 @@ def step_build(run: Run) -> str:
 
 def step_sign(run: Run) -> str:
     run.hb("key", "generate", "-o", "keys/demo-signer.pem")
-    return run.hb("sign", "dist/demo/jet-tagger/0.1.0", "--key", "keys/demo-signer.pem").stdout.strip()
+    p = run.hb("sign", "dist/demo/jet-tagger/0.1.0", "--key", "keys/demo-signer.pem")
+    return p.stdout.strip()
 
 
 def step_verify(run: Run) -> str:
