@@ -82,12 +82,34 @@ def step_tamper(run: Run) -> str:
     return "tampered copy refused: " + p.stderr.strip().split(": ", 2)[-1]
 
 
+def step_publish(run: Run) -> str:
+    # into the embedded default ./hepbundle-repo (laid out like CVMFS), pointing the prod alias at it
+    p = run.hb(
+        "publish",
+        "dist/demo/jet-tagger/0.1.0",
+        "--key",
+        "keys/demo-signer.pub.pem",
+        "--alias",
+        "prod",
+    )
+    return p.stdout.strip()
+
+
+def step_find(run: Run) -> str:
+    out = run.hb("find", "jet").stdout.strip()
+    if "demo/jet-tagger@0.1.0 @prod" not in out:
+        raise RuntimeError(f"`hepbundle find jet` did not list the published prod version: {out!r}")
+    return out
+
+
 STEPS: list[tuple[str, Step]] = [
     ("model", step_model),
     ("build", step_build),
     ("sign", step_sign),
     ("verify", step_verify),
     ("tamper", step_tamper),
+    ("publish", step_publish),
+    ("find", step_find),
 ]
 
 
