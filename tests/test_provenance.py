@@ -208,3 +208,46 @@ def test_training_record_errors_name_the_line(tmp_path: Path) -> None:
     spec.write_text(base + "  record: run.json\n")
     with pytest.raises(SpecError, match=r"run.json: start: 'yesterday' is invalid"):
         hepbundle.build(spec, tmp_path / "out")
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_from_mlflow_fills_the_training_record(tmp_path: Path) -> None:
+    """A real local MLflow store (SQLite, written by mlflow itself): --from-mlflow RUN_ID fills
+    hyperparameters, seeds, metrics with their splits, and the run's start/end."""
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    try:
+        with mlflow.start_run() as run:
+            mlflow.log_params({"lr": 0.01, "epochs": 30, "seed": 42, "optimizer": "adam"})
+            mlflow.log_metric("test_auc", 0.91)
+            mlflow.log_metric("val/loss", 0.25)
+            mlflow.log_metric("train_loss", 0.5, step=0)
+            mlflow.log_metric("train_loss", 0.2, step=1)  # the latest value is the one recorded
+            mlflow.set_tag("mlflow.source.git.commit", "0123abc")
+    finally:
+        mlflow.set_tracking_uri("")
+    (tmp_path / "m.onnx").write_bytes(b"onnx")
+    spec = tmp_path / "hepbundle.yaml"
+    spec.write_text(
+        "name: atlas/x\nversion: 1.0.0\nfiles: [{path: m.onnx}]\nmetrics: {auc: 0.9}\n"
+        "training:\n  mlflow: {tracking_uri: mlflow.db}\n  hardware: {gpus: [A100]}\n"
+    )
+    b = hepbundle.build(spec, tmp_path / "out", from_mlflow=run.info.run_id)
+    tr = b.manifest.meta["provenance"]["training"]
+    assert tr["seeds"] == {"seed": 42} and tr["hardware"] == {"gpus": ["A100"]}
+    assert tr["start"] <= tr["end"]
+    src = tr["source"]["mlflow"]
+    assert (src["run_id"], src["git_commit"]) == (run.info.run_id, "0123abc")
+    assert src["tracking_uri"] == uri
+    assert b.manifest.meta["hyperparameters"] == {"epochs": 30, "lr": 0.01, "optimizer": "adam"}
+    assert {(m["name"], m.get("split"), m["value"]) for m in b.manifest.meta["metrics"]} == {
+        ("auc", None, 0.9),
+        ("auc", "test", 0.91),
+        ("loss", "validation", 0.25),
+        ("loss", "train", 0.2),
+    }
+    with pytest.raises(SpecError, match=r":6: training.mlflow: cannot read run nope"):
+        hepbundle.build(spec, tmp_path / "out2", from_mlflow="nope")

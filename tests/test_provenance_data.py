@@ -195,3 +195,23 @@ def test_rucio_configured_without_client_says_so(
     assert ref["resolved"] is False
     assert ref["reason"] == f"rucio-clients is not installed (configuration {cfg} found)"
     assert (ref["scope"], ref["name"], ref["md5"]) == ("user.jdoe", "ntuple.root", "a" * 32)
+
+
+def test_npz_from_the_real_root2npz_tool(tmp_path: Path) -> None:
+    """An NPZ made by hepbundle's ROOT→NPZ tool from a ROOT file written by uproot: its record
+    is embedded as written, and the record's output digest is what was checked."""
+    uproot = pytest.importorskip("uproot")
+    from hepbundle.data.root2npz import root2npz
+
+    rng = np.random.default_rng(11)
+    with uproot.recreate(tmp_path / "in.root") as f:
+        f.mktree("Events", {"pt": np.float32, "label": np.int32})
+        f["Events"].extend(
+            {"pt": rng.exponential(30, 300).astype(np.float32), "label": rng.integers(0, 2, 300)}
+        )
+    res = root2npz([tmp_path / "in.root"], "Events", ["pt", "label"], tmp_path / "ev.npz")
+    b = build_with_data(tmp_path, "  - {type: npz, path: ev.npz, split: train}\n")
+    (ref,) = b.manifest.meta["data"]
+    assert ref["record"] == json.loads(res.provenance_path.read_text())
+    assert ref["sha256"] == ref["record"]["output"]["sha256"]
+    assert set(ref["arrays"]) == {"pt", "label"}

@@ -156,6 +156,10 @@ def test_show_renders_provenance_and_card(trained: hepbundle.Bundle) -> None:
     assert "data      [rucio] mc23_13p6TeV:DAOD_PHYS.37621591._000001.pool.root.1" in r.output
     assert "data      [opendata] 10.7483/OPENDATA.CMS.A342.9982" in r.output
     assert "accuracy [test]:" in r.output and "Intended use" in r.output
+    assert "container gitlab-registry.cern.ch/atlas/ml-base:2.1@sha256:abab" in r.output
+    assert "seeds     numpy=20240917" in r.output
+    training = trained.manifest.meta["provenance"]["training"]
+    assert f"trained   {training['start']} → {training['end']}" in r.output
 
 
 def test_build_cli_allow_dirty(tmp_path: Path) -> None:
@@ -170,3 +174,28 @@ def test_build_cli_allow_dirty(tmp_path: Path) -> None:
     b = hepbundle.open(tmp_path / "b")
     assert b.path("provenance/dirty.patch").read_bytes().count(b"+# changed") == 1
     assert git(repo, "status", "--porcelain") == "M train.py"  # the checkout is untouched
+
+
+def test_full_provenance_example_exports_valid_slsa(tmp_path: Path) -> None:
+    """The bundle-spec example carries every provenance section, and its export validates."""
+    spec = Path(__file__).parents[1] / "bundle-spec/examples/full-provenance"
+    b = hepbundle.build(spec, tmp_path / "b")
+    meta = b.manifest.meta
+    assert set(meta["provenance"]) == {"code", "environment", "training"}
+    assert [d["type"] for d in meta["data"]] == ["npz", "rucio", "opendata"]
+    assert (
+        meta["data"][0]["record"]["mediaType"] == "application/vnd.hepbundle.npz-provenance.v1+json"
+    )
+    assert meta["parents"][0]["relation"] == "fine_tuned_from"
+    stmt = slsa.statement(b.manifest, b.manifest_digest)
+    check_against_slsa_schema(stmt)
+    names = [d["name"] for d in stmt["predicate"]["buildDefinition"]["resolvedDependencies"]]
+    assert names == [
+        "code",
+        "provenance/environment.lock",
+        "container",
+        "data/jets.npz",
+        meta["data"][1]["did"],
+        "10.7483/OPENDATA.CMS.A342.9982",
+        "demo/jet-tagger-onnx@1.0.0",
+    ]

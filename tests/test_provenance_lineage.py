@@ -164,6 +164,11 @@ def test_parent_pinned_through_repository(
     r = CliRunner().invoke(main, ["lineage", "atlas/tauid@1.2.0", "--repo", str(repo)])
     assert r.exit_code == 0, r.output
     assert "└─ atlas/kid@1.0.0, fine tuned from it" in r.output
+    r = CliRunner().invoke(main, ["show", str(kid.root)])
+    assert (
+        f"parent    fine tuned from atlas/tauid@prod (sha256:{built.manifest_digest[:12]})"
+        in r.output
+    )
     with pytest.raises(
         SpecError,
         match=r":5: parents\[0\].fine_tuned_from: atlas/tauid@9.9.9: atlas/tauid has no version '9.9.9'",

@@ -66,12 +66,33 @@ def render_bundle(b: Bundle, *, card: bool = True) -> str:
             )
             if code.get("command"):
                 lines.append(f"  command   {code['command']}")
+        env = prov.get("environment") or {}
+        if env:
+            fw = ", ".join(f"{k} {v}" for k, v in (env.get("frameworks") or {}).items())
+            lock = env.get("lock") or {}
+            lines.append(
+                f"  env       {fw or 'no known framework'} "
+                f"({lock.get('packages', '?')} packages locked, {lock.get('format', '?')})"
+            )
+            if env.get("container"):
+                c = env["container"]
+                lines.append(
+                    f"  container {c['image']}" + (f"@{c['digest']}" if c.get("digest") else "")
+                )
+        tr = prov.get("training") or {}
+        if tr.get("start"):
+            lines.append(f"  trained   {tr['start']} → {tr.get('end', '?')}")
+        if tr.get("seeds"):
+            lines.append("  seeds     " + ", ".join(f"{k}={v}" for k, v in tr["seeds"].items()))
         for d in meta.get("data") or []:
             lines.append(
-                f"  data      [{d.get('type')}] {d.get('did') or d.get('path') or d.get('doi') or d.get('name', '')}"
+                f"  data      [{d.get('type')}] {d.get('did') or d.get('path') or d.get('doi') or d.get('uri') or d.get('name', '')}"
             )
         for p in meta.get("parents") or []:
-            lines.append(f"  parent    {p.get('ref') or p}")
+            lines.append(
+                f"  parent    {p.get('relation', '').replace('_', ' ')} {p.get('ref') or p}"
+                + (f" (sha256:{p['manifestDigest'][:12]})" if p.get("manifestDigest") else "")
+            )
     if card and meta.get("modelCard"):
         card_path = b.root / meta["modelCard"]
         if card_path.is_file():
