@@ -194,7 +194,7 @@ def test_emulation_input_errors(case: Hls4mlCase, emu_dir: Path) -> None:
     assert np.array_equal(emu.predict(case.x.astype(np.float64)).astype(np.float32), case.y_hls4ml)
 
 
-def _compare(bundle: Path, case: Hls4mlCase, emu_dir: Path, *extra: str) -> list[str]:
+def _compare(bundle: Path | str, case: Hls4mlCase, emu_dir: Path, *extra: str) -> list[str]:
     """``hepbundle fpga compare`` on the session's inputs and shared emulation build."""
     return [
         "fpga",
@@ -283,7 +283,15 @@ def test_compare_appends_signed_record(
     published = repo / "bundles" / "cms-l1t" / "jet-tagger" / "1.0.0"
     hw = _hardware(case, "exact", tmp_path / "hw.npz")
     args = _compare(
-        published, case, emu_dir, "--hardware-outputs", str(hw), "--key", str(ec_key[0])
+        "cms-l1t/jet-tagger@latest",
+        case,
+        emu_dir,
+        "--hardware-outputs",
+        str(hw),
+        "--key",
+        str(ec_key[0]),
+        "--repo",
+        str(repo),
     )
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output

@@ -8,9 +8,11 @@ from pathlib import Path
 import click
 
 from .. import load as _load
+from .. import repository as _repository
 from ..errors import VerificationError
 from ..manifest import canonical_json
 from ._common import emit_json, json_option
+from .repo import repo_option
 
 __all__ = ["COMMANDS"]
 
@@ -53,7 +55,8 @@ def capture(project_dir: Path, toolchain: str, to: str | None, out: Path | None)
 
 
 @fpga.command()
-@click.argument("ref", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("ref", metavar="REF")
+@repo_option
 @click.option(
     "--inputs",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -107,7 +110,8 @@ def capture(project_dir: Path, toolchain: str, to: str | None, out: Path | None)
 @click.option("--no-float", is_flag=True, help="Skip the float model (emulation vs hardware only).")
 @json_option
 def compare(
-    ref: Path,
+    ref: str,
+    repo: str | None,
     inputs: Path,
     hardware_outputs: Path | None,
     tolerance: float,
@@ -121,7 +125,8 @@ def compare(
     no_float: bool,
     as_json: bool,
 ) -> None:
-    """Compare float model, hls4ml C++ emulation and hardware outputs of bundle REF.
+    """Compare float model, hls4ml C++ emulation and hardware outputs of REF (a bundle
+    directory, or ns/name[@version|@alias] in --repo).
 
     Exit status 1 when a tolerance is exceeded (a CI gate). The report is appended to the
     bundle's catalogue entry as an evaluation record when REF is a published bundle.
@@ -129,7 +134,7 @@ def compare(
     from ..fpga._plot import render_png
     from ..fpga.compare import Tolerance, compare_bundle, record_report
 
-    bundle = _load.open(ref, verify="lazy")
+    bundle = _load.open(_repository.locate(ref, repo).path, verify="lazy")
     report = compare_bundle(
         bundle,
         inputs,
@@ -179,13 +184,14 @@ def _summary_line(out: dict[str, object]) -> str:
 
 
 @fpga.command()
-@click.argument("ref", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("ref", metavar="REF")
+@repo_option
 @json_option
-def reloadable(ref: Path, as_json: bool) -> None:
+def reloadable(ref: str, repo: str | None, as_json: bool) -> None:
     """Which layers' weights of REF's hls4ml firmware can change without a new bitstream."""
     from ..fpga.reloadable import reloadable as _reloadable
 
-    report = _reloadable(_load.open(ref, verify="lazy"))
+    report = _reloadable(_load.open(_repository.locate(ref, repo).path, verify="lazy"))
     if as_json:
         emit_json(report.to_json())
         return
