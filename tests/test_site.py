@@ -183,9 +183,11 @@ def _links(text: str) -> list[str]:
 def test_regenerate_replaces_the_site_and_refuses_foreign_dirs(repo: Path, tmp_path: Path) -> None:
     out = tmp_path / "site"
     build_site(repo, out)
+    first = _tree(out)
     (out / "stale.html").write_text("old")
     build_site(repo, out)
     assert not (out / "stale.html").exists()
+    assert _tree(out) == first  # deterministic: same catalogue, same bytes
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site.")]  # no leftovers
     foreign = tmp_path / "docs"
     foreign.mkdir()
@@ -193,6 +195,10 @@ def test_regenerate_replaces_the_site_and_refuses_foreign_dirs(repo: Path, tmp_p
     with pytest.raises(ToolError, match="did not generate"):
         build_site(repo, foreign)
     assert (foreign / "keep.txt").read_text() == "mine"
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def test_cli_catalog_html(repo: Path, tmp_path: Path) -> None:
@@ -292,6 +298,10 @@ def test_site_in_headless_chromium(served: str, browser: Any, tmp_path: Path) ->
     box.clear()
     box.send_keys("no-such-model")
     wait.until(lambda _: names() == [])
+
+    # from disk too: the index ships as index.js because browsers refuse fetch() under file://
+    drv.get((tmp_path / "site" / "index.html").as_uri() + "?q=jets")
+    wait.until(lambda _: names() == ["cms/l1t-jets@0.3.0"])
 
     drv.get(served + "index.html?q=tau")
     wait.until(lambda _: names() == ["atlas/tauid@1.1.0"])

@@ -33,7 +33,7 @@ def html(repo: Path | None, out: Path, as_json: bool) -> None:
     """Write a static, searchable catalogue site: a page per version and a history per name.
 
     The site has relative links only: open OUTPUT/index.html from disk, serve it with any static
-    web server, or publish it next to the bundles (e.g. /cvmfs/<repo>/site/).
+    web server, or publish it next to the bundles (e.g. /cvmfs/REPO/site/).
     """
     res = build_site(repo or default_repo(), out)
     if as_json:
