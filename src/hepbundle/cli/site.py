@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 import click
@@ -10,6 +9,7 @@ import click
 from ..repository import default_repo
 from ..site import build_site
 from ._common import emit_json, json_option
+from .repo import catalog
 
 __all__ = ["COMMANDS"]
 
@@ -53,20 +53,8 @@ def html(repo: Path | None, out: Path, as_json: bool) -> None:
     )
 
 
-def _catalog_group() -> click.Group:
-    """The repository area's ``catalog`` group (html joins its subcommands), or a group of our
-    own while that module does not define one."""
-    try:
-        group = getattr(importlib.import_module(f"{__package__}.repo"), "catalog", None)
-    except ModuleNotFoundError:
-        group = None
-    if isinstance(group, click.Group):
-        return group
-    return click.Group("catalog", help="Maintain and publish the catalogue of a repository.")
-
-
-catalog = _catalog_group()
+# html joins the repository area's `catalog` group, next to `catalog rebuild`
 catalog.add_command(html)
 
-#: registering the shared group again is harmless: it is the same object under the same name
-COMMANDS = [catalog]
+#: the group itself is registered by cli/repo.py; only the subcommand is ours
+COMMANDS: list[click.Command] = []
