@@ -28,7 +28,14 @@ from ..digest import sha256_bytes
 from ..errors import SpecError
 from .datarefs import Where
 
-__all__ = ["FRAMEWORKS", "LOCK_PATH", "capture_environment", "freeze", "host_platform"]
+__all__ = [
+    "FRAMEWORKS",
+    "LOCK_PATH",
+    "capture_environment",
+    "freeze",
+    "host_platform",
+    "nvidia_gpus",
+]
 
 #: where the lock (generated or given) is packed in the bundle
 LOCK_PATH = "provenance/environment.lock"
@@ -214,18 +221,28 @@ def detect_cuda(versions: Mapping[str, str]) -> dict[str, Any]:
             return {"version": str(ver), "source": str(vfile)}
         except (OSError, ValueError, KeyError, TypeError):
             pass
+    gpus = nvidia_gpus("name,driver_version")
+    if gpus:
+        return {"gpus": gpus, "source": "nvidia-smi"}
+    runtime = [f"{k}=={v}" for k, v in sorted(versions.items()) if k.startswith("nvidia-cuda-")]
+    if runtime:
+        return {"packages": runtime, "source": "environment lock"}
+    return {"available": False, "reason": "no CUDA toolkit, driver or CUDA runtime package found"}
+
+
+def nvidia_gpus(fields: str = "name") -> list[str]:
+    """One CSV line of ``fields`` per GPU that ``nvidia-smi`` lists; empty without a driver."""
     smi = shutil.which("nvidia-smi")
-    if smi:
+    if not smi:
+        return []
+    try:
         p = subprocess.run(
-            [smi, "--query-gpu=name,driver_version", "--format=csv,noheader"],
+            [smi, f"--query-gpu={fields}", "--format=csv,noheader"],
             capture_output=True,
             text=True,
             check=False,
             timeout=20,
         )
-        if p.returncode == 0 and p.stdout.strip():
-            return {"gpus": p.stdout.strip().splitlines(), "source": "nvidia-smi"}
-    runtime = [f"{k}=={v}" for k, v in sorted(versions.items()) if k.startswith("nvidia-cuda-")]
-    if runtime:
-        return {"packages": runtime, "source": "environment lock"}
-    return {"available": False, "reason": "no CUDA toolkit, driver or CUDA runtime package found"}
+    except (OSError, subprocess.TimeoutExpired):
+        return []  # a hung or broken driver must not stop a build
+    return p.stdout.strip().splitlines() if p.returncode == 0 else []

@@ -13,8 +13,6 @@ import json
 import os
 import platform
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +20,8 @@ from typing import Any
 
 from ..errors import MissingExtraError, SpecError
 from ..manifest import canonical_json
-from ..spec import normalise_metrics
+from ..spec import normalise_metrics, validate
+from ._environment import nvidia_gpus
 from .datarefs import Where
 
 __all__ = ["Training", "capture_training", "host_hardware", "write_training_record"]
@@ -83,8 +82,6 @@ def _from_file(path: Path, where: Where) -> dict[str, Any]:
         raise SpecError(f"{where('record')}training.record: cannot read {path}: {e}") from None
     if not isinstance(obj, dict):
         raise SpecError(f"{where('record')}training.record: {path} must hold a JSON object")
-    from ..spec import validate  # the record has its own schema in bundle-spec
-
     validate(obj, "training-record.schema.json", filename=str(path))
     obj.pop("mediaType", None)
     return {**obj, "source": {"record": path.name}}
@@ -177,17 +174,9 @@ def host_hardware() -> dict[str, Any]:
         hw["memoryGiB"] = round(int(mem[1]) / (1 << 20), 1)
     except (OSError, IndexError, ValueError):
         pass
-    smi = shutil.which("nvidia-smi")
-    if smi:
-        p = subprocess.run(
-            [smi, "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=20,
-        )
-        if p.returncode == 0:
-            hw["gpus"] = p.stdout.strip().splitlines()
+    gpus = nvidia_gpus()
+    if gpus:
+        hw["gpus"] = gpus
     return hw
 
 
