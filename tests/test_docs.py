@@ -1,0 +1,98 @@
+"""The documentation site: mkdocs builds it with --strict (no broken link, no missing nav page),
+the CLI reference is the live --help of every command, and the error reference covers every
+error class with its exit code."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import hepbundle.errors as errors
+from hepbundle.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+
+
+def _error_classes() -> list[type[errors.HepbundleError]]:
+    return [
+        c
+        for _, c in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(c, errors.HepbundleError)
+    ]
+
+
+@pytest.mark.parametrize("cls", _error_classes(), ids=lambda c: c.__name__)
+def test_error_reference_lists_every_error_with_its_exit_code(
+    cls: type[errors.HepbundleError],
+) -> None:
+    rows = {
+        m[1]: int(m[2])
+        for m in re.finditer(
+            r"^\| `(\w+)` \| (\d+) \|", (DOCS / "reference/errors.md").read_text(), re.M
+        )
+    }
+    assert cls.__name__ in rows, f"docs/reference/errors.md has no row for {cls.__name__}"
+    assert rows[cls.__name__] == cls.exit_code
+
+
+def _nav_pages(node: object) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [p for v in node.values() for p in _nav_pages(v)]
+    if isinstance(node, list):
+        return [p for v in node for p in _nav_pages(v)]
+    return []
+
+
+def test_nav_names_existing_pages() -> None:
+    """Fast twin of the strict build: every nav entry is a page (format/ is bundle-spec/)."""
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+    for page in _nav_pages(config["nav"]):
+        src = (
+            ROOT / "bundle-spec" / page.removeprefix("format/")
+            if page.startswith("format/")
+            else DOCS / page
+        )
+        assert src.is_file(), f"mkdocs.yml nav names {page}, which does not exist"
+
+
+@pytest.mark.slow
+def test_mkdocs_build_strict(tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    r = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    cli = (out / "reference" / "cli.html").read_text()
+    for name, cmd in main.commands.items():  # every command, with its live --help text
+        assert f"hepbundle {name}" in cli
+        first_line = (cmd.help or "").strip().splitlines()[0]
+        assert first_line.split(":")[0][:40] in cli, name
+    assert "hepbundle catalog html" in cli
+    api = (out / "reference" / "api.html").read_text()
+    for anchor in (
+        "hepbundle.open",
+        "hepbundle.resolve",
+        "hepbundle.policy.TrustPolicy",
+        "hepbundle.repository.read_name_catalog",
+        "hepbundle.site.build_site",
+    ):
+        assert f'id="{anchor}"' in api, anchor
+    assert (out / "format" / "v1" / "manifest.schema.json").is_file()  # the format, linked
+    links = (out / "signing.html").read_text()
+    assert "bundle-spec/" not in re.sub(r"<code>.*?</code>", "", links)
