@@ -286,4 +286,112 @@ def _split(text: str | None) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
-COMMANDS = [data, drift, eval_]
+@click.command()
+@click.argument("ref", metavar="REF")
+@click.option("--check", "do_check", is_flag=True, help="Report what a re-training needs.")
+@click.option(
+    "--run",
+    "workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Re-train in this (new) directory and compare metrics.",
+)
+@click.option(
+    "--mirror",
+    "mirrors",
+    multiple=True,
+    metavar="GIT",
+    help="Git mirror (path or URL) to find the pinned commit in (repeatable).",
+)
+@click.option(
+    "--data-dir",
+    "data_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to look for the data files (repeatable; default: the current directory).",
+)
+@click.option("--network", is_flag=True, help="Also try the recorded git remote over the network.")
+@click.option(
+    "--env",
+    "environment",
+    type=click.Choice(["lock", "current"]),
+    default="lock",
+    show_default=True,
+    help="--run: create a virtualenv from the packed lock, or reuse the current interpreter.",
+)
+@click.option("--metrics-file", help="--run: the JSON file the training writes its metrics to.")
+@click.option("--tolerance", type=float, default=0.01, show_default=True, help="|new - recorded|")
+@click.option("--timeout", type=float, help="--run: seconds before the training is stopped.")
+@click.option("--repo", "repos", multiple=True, metavar="R", help="Repository to resolve REF in.")
+@json_option
+def reproduce(
+    ref: str,
+    do_check: bool,
+    workdir: Path | None,
+    mirrors: tuple[str, ...],
+    data_dirs: tuple[Path, ...],
+    network: bool,
+    environment: str,
+    metrics_file: str | None,
+    tolerance: float,
+    timeout: float | None,
+    repos: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Can REF be re-trained? --check lists the code pin, environment lock, data and command
+    with a verdict; --run WORKDIR re-trains and compares the metrics with the recorded ones.
+
+    Exit status: 0 ready / reproduced within --tolerance, 1 not, 2 usage or input error.
+    """
+    from .. import reproduce as _reproduce
+
+    if do_check == (workdir is not None):
+        raise DataError("give exactly one of --check and --run WORKDIR")
+    bundle = _reference.open_ref(ref, list(repos) or None)
+    if workdir is None:
+        report = _reproduce.check(bundle, mirrors=mirrors, data_dirs=data_dirs, network=network)
+        if as_json:
+            emit_json(report.to_json())
+        else:
+            click.echo(f"{report.ref}: {report.to_json()['verdict']}")
+            for item in report.items:
+                click.echo(f"  {item.status:<9} {item.what:<11} {item.name}  {item.detail}")
+        if not report.ready:
+            names = ", ".join(f"{i.what} {i.name}" for i in report.missing)
+            raise VerificationError(f"{report.ref} cannot be re-trained: missing {names}")
+        return
+    result = _reproduce.run(
+        bundle,
+        workdir,
+        mirrors=mirrors,
+        data_dirs=data_dirs,
+        network=network,
+        environment="current" if environment == "current" else "lock",
+        metrics_file=metrics_file,
+        tolerance=tolerance,
+        timeout=timeout,
+    )
+    if as_json:
+        emit_json(result.to_json())
+    else:
+        click.echo(f"{bundle.ref}: training exit code {result.returncode}, log {result.log}")
+        click.echo(f"  environment: {result.environment}")
+        for c in result.comparison:
+            mark = "ok" if c["within"] else "DIFFERS"
+            click.echo(
+                f"  {c['name']:<20} recorded {c['recorded']:.6g}  new {c['new']:.6g}  "
+                f"diff {c['diff']:+.3g}  {mark}"
+            )
+    if not result.passed:
+        why = (
+            f"the training failed (exit code {result.returncode}; see {result.log})"
+            if result.returncode
+            else "no recorded metric was reproduced"
+            if not result.comparison
+            else "metrics differ beyond the tolerance"
+        )
+        raise VerificationError(f"{bundle.ref} did not reproduce: {why}")
+    if not as_json:
+        click.echo(f"REPRODUCED {bundle.ref} within {tolerance:g}")
+
+
+COMMANDS = [data, drift, eval_, reproduce]

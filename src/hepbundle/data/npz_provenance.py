@@ -8,12 +8,10 @@ and check the NPZ itself by size and SHA-256 (:func:`check_npz`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
 import re
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +21,7 @@ import numpy as np
 
 from .. import __version__
 from ..bundle import created_timestamp
-from ..digest import FileDigest, hash_file
+from ..digest import FileDigest, data_checksums, hash_file
 from ..errors import DataError, SpecError
 from ..manifest import canonical_json
 from ..spec import validate
@@ -42,7 +40,6 @@ __all__ = [
 MEDIA_TYPE = "application/vnd.hepbundle.npz-provenance.v1+json"
 SCHEMA = "npz-provenance.schema.json"
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_BLOCK = 1 << 20
 
 
 def is_url(name: str) -> bool:
@@ -80,18 +77,9 @@ def checksum_input(name: str) -> InputRecord:
     without checksums (reading it twice over the network would double the transfer)."""
     if is_url(name):
         return InputRecord(path=name, size=None, adler32=None, sha256=None)
-    h = hashlib.sha256()
-    adler = 1
-    size = 0
-    buf = bytearray(_BLOCK)
-    view = memoryview(buf)
-    with open(name, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            h.update(view[:n])
-            adler = zlib.adler32(view[:n], adler)
-            size += n
+    got = data_checksums(name)
     return InputRecord(
-        path=str(Path(name).absolute()), size=size, adler32=f"{adler:08x}", sha256=h.hexdigest()
+        path=str(Path(name).absolute()), size=got.size, adler32=got.adler32, sha256=got.sha256
     )
 
 

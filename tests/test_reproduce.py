@@ -1,0 +1,114 @@
+"""hepbundle reproduce: --check verdicts and a real --run of a git-pinned training script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import hepbundle
+from hepbundle.cli import main
+from hepbundle.reproduce import check
+
+from .provenance_fixtures import git, make_trained_repo
+
+
+def run(*args: object) -> tuple[int, str, str]:
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+@pytest.fixture
+def trained(tmp_path: Path) -> tuple[Path, Path]:
+    """(training checkout, bundle built from it)."""
+    repo = make_trained_repo(tmp_path)
+    return repo, hepbundle.build(repo, tmp_path / "bundle").root
+
+
+def test_check_ready_with_checkout_and_data(trained: tuple[Path, Path]) -> None:
+    repo, bundle = trained
+    code, out, err = run(
+        "reproduce", bundle, "--check", "--mirror", repo, "--data-dir", repo, "--json"
+    )
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["verdict"] == "ready" and res["missing"] == []
+    status = {(i["what"], i["name"]): i["status"] for i in res["items"]}
+    assert status[("data", "data/train.npz")] == "ok"
+    assert status[("environment", "provenance/environment.lock")] == "ok"
+    assert status[("command", "python train.py --epochs 50 --lr 0.5")] == "ok"
+    # a Rucio DID and a DOI cannot be resolved offline: listed, not fatal
+    assert sorted(i["status"] for i in res["items"] if i["what"] == "data") == [
+        "ok",
+        "unchecked",
+        "unchecked",
+    ]
+
+
+def test_check_lists_missing_items_and_mirror_fixes_code(
+    tmp_path: Path, trained: tuple[Path, Path]
+) -> None:
+    repo, bundle = trained
+    mirror = tmp_path / "mirror.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(mirror))
+    moved = tmp_path / "elsewhere"
+    shutil.move(repo, moved)  # the checkout is gone
+    code, out, err = run(
+        "reproduce", bundle, "--check", "--mirror", repo, "--data-dir", tmp_path / "nothing"
+    )
+    assert code == 1
+    assert "cannot be re-trained: missing code " in err and "data data/train.npz" in err
+    assert "remote, not tried without --network" in out
+    rep = check(hepbundle.open(bundle), mirrors=[str(mirror)], data_dirs=[moved])
+    assert rep.ready and rep.item("code").detail == f"commit found in {mirror}"  # type: ignore[union-attr]
+
+
+def test_check_refuses_changed_data(tmp_path: Path, trained: tuple[Path, Path]) -> None:
+    repo, bundle = trained
+    other = tmp_path / "other" / "data"
+    other.mkdir(parents=True)
+    np.savez(other / "train.npz", x=np.zeros((4, 3)), y=np.zeros(4))
+    rep = check(hepbundle.open(bundle), mirrors=[str(repo)], data_dirs=[other.parent])
+    (bad,) = rep.missing
+    assert bad.what == "data" and "recorded" in bad.detail and "sha256" in bad.detail
+
+
+def test_run_reproduces_recorded_metrics(tmp_path: Path, trained: tuple[Path, Path]) -> None:
+    repo, bundle = trained
+    work = tmp_path / "work"
+    code, out, err = run(
+        "reproduce",
+        bundle,
+        "--run",
+        work,
+        "--mirror",
+        repo,
+        "--data-dir",
+        repo,
+        "--env",
+        "current",
+        "--json",
+    )
+    assert code == 0, err + out
+    res = json.loads(out)
+    assert res["passed"] and res["returncode"] == 0
+    names = {c["name"]: c for c in res["comparison"]}
+    assert set(names) == {"accuracy/test", "loss/train"}
+    assert all(c["diff"] == 0 for c in names.values())  # deterministic training, same data
+    head = git(work / "src", "rev-parse", "HEAD")
+    assert head == hepbundle.open(bundle).manifest.meta["provenance"]["code"]["commit"]
+    assert (work / "src" / "data" / "train.npz").is_symlink()
+
+
+def test_run_refuses_when_not_ready(tmp_path: Path, trained: tuple[Path, Path]) -> None:
+    repo, bundle = trained
+    code, _, err = run(
+        "reproduce", bundle, "--run", tmp_path / "w", "--mirror", repo, "--data-dir", tmp_path
+    )
+    assert code == 2 and "cannot be re-trained: data data/train.npz" in err
+    code, _, err = run("reproduce", bundle)
+    assert code == 2 and "exactly one of --check and --run" in err
