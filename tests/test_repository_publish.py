@@ -343,3 +343,54 @@ def test_readonly_index_opens_immutable(tmp_path: Path, repo: Path) -> None:
         ]
     finally:
         cat_dir.chmod(0o755)
+
+
+# --- the normative spec -----------------------------------------------------------------------
+
+
+def test_spec_examples_validate_against_the_schemas() -> None:
+    import re
+
+    from hepbundle.repository.catalog import catalog_from_json
+    from hepbundle.spec import validate
+
+    text = (Path(__file__).parents[1] / "bundle-spec" / "repository.md").read_text()
+    catalog, repository, record = (
+        json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, re.S)
+    )
+    validate(catalog, "catalog.schema.json")
+    validate(repository, "repository.schema.json")
+    assert catalog_from_json(catalog, source="spec").resolve("prod").yanked
+    assert record["mediaType"] == "application/vnd.hepbundle.record.v1+json"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message", "schema_refuses"),
+    [
+        # JSON Schema cannot tie the path to the name and version; the reader does
+        (lambda v: v.update(path="bundles/atlas/other/1.0.0"), "path", False),
+        (lambda v: v.update(path="../../etc"), "path", True),
+        (lambda v: v.pop("created"), "missing field", True),
+        (lambda v: v.update(tags="tau"), "tags", True),
+        (lambda v: v.update(manifestSha256="ABC"), "manifestSha256", True),
+    ],
+)
+def test_reader_refuses_what_the_schema_refuses(
+    tmp_path: Path,
+    repo: Path,
+    mutate,
+    message: str,
+    schema_refuses: bool,  # type: ignore[no-untyped-def]
+) -> None:
+    from hepbundle.spec import validate
+
+    pub(make_bundle(tmp_path), repo)
+    f = repo / "catalog/atlas/tauid.json"
+    doc = json.loads(f.read_bytes())
+    mutate(doc["versions"]["1.0.0"])
+    if schema_refuses:
+        with pytest.raises(SpecError):
+            validate(doc, "catalog.schema.json")
+    f.write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match=message):
+        read_name_catalog(repo, "atlas/tauid")

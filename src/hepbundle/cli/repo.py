@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .. import repository as _repo
 from ..bundle import Bundle
 from ..errors import SpecError
-from ..policy import TrustPolicy, policy_from_env
 from ._common import emit_json, json_option, progress
+
+if TYPE_CHECKING:
+    from ..policy import TrustPolicy
 
 __all__ = ["COMMANDS", "repo_option"]
 
@@ -31,6 +34,9 @@ _backend_option = click.option(
 
 
 def _policy(policy: Path | None, keys: tuple[Path, ...]) -> TrustPolicy | None:
+    # the policy layer imports model_signing (~1 s): load it only for publish
+    from ..policy import TrustPolicy, policy_from_env
+
     if policy is not None and keys:
         raise SpecError("give either --policy or --key, not both")
     if policy is not None:
@@ -147,7 +153,11 @@ def find(
         marks = "".join(f" @{a}" for a in h.aliases) + (" [YANKED]" if h.yanked else "")
         click.echo(f"{h.name}@{h.version}{marks}  {h.summary}")
     if not hits:
-        click.echo("no match", err=True)
+        click.echo(
+            "no match"
+            + ("" if all_versions else " among the latest versions (try --all-versions)"),
+            err=True,
+        )
 
 
 @click.command()

@@ -16,13 +16,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from .. import signing
 from ..bundle import Bundle
 from ..errors import RepositoryError, SignatureError
-from ..policy import TrustPolicy
 from .catalog import NameCatalog, VersionRecord
+
+if TYPE_CHECKING:
+    from ..policy import TrustPolicy
 
 __all__ = [
     "BACKENDS",
@@ -153,6 +154,8 @@ def verify_for_publish(
 
     An unsigned bundle is refused unless ``allow_unsigned``; a signed one is always verified.
     """
+    from .. import signing  # imports model_signing: only publishers pay for it
+
     bundle.verify(progress=progress).raise_for_problems(bundle.ref)
     if not signing.is_signed(bundle):
         if not allow_unsigned:
@@ -183,7 +186,7 @@ def publish(
     """
     publisher = make_publisher(backend, repo, lease=lease, out=out)
     b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
-    if allow_unsigned and not publisher.accepts_unsigned and not signing.is_signed(b):
+    if allow_unsigned and not publisher.accepts_unsigned and not _is_signed(b):
         raise SignatureError(
             f"{b.ref} is unsigned and the {backend} backend never publishes unsigned bundles",
             hint="sign it with 'hepbundle sign' first",
@@ -191,3 +194,9 @@ def publish(
     signers = verify_for_publish(b, policy=policy, allow_unsigned=allow_unsigned, progress=progress)
     record = VersionRecord.from_bundle(b, signers=signers)
     return publisher.publish(PublishRequest(b, record, alias, progress))
+
+
+def _is_signed(bundle: Bundle) -> bool:
+    from ..signing import is_signed
+
+    return is_signed(bundle)

@@ -18,16 +18,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import signing
 from ..errors import FormatError, RepositoryError, SpecError
 from ..manifest import canonical_json
 from ..paths import check_collisions, check_relpath, is_reserved
-from ..policy import SignerInfo, TrustPolicy
-from ..signing import Signer
 from .catalog import read_name_catalog
 from .layout import fsync_dir, records_root
+
+if TYPE_CHECKING:
+    from ..policy import SignerInfo, TrustPolicy
+    from ..signing import Signer
 
 __all__ = [
     "RECORD_FILENAME",
@@ -115,7 +116,9 @@ def append_record(
             (stage / rel).parent.mkdir(parents=True, exist_ok=True)
             (stage / rel).write_bytes(content)
         if signer is not None:
-            signing.sign_directory(stage, signer, name=name)
+            from ..signing import sign_directory  # model_signing: loaded only to sign
+
+            sign_directory(stage, signer, name=name)
         final = _claim_name(parent, time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)), now, kind)
         os.rename(stage, final)
         fsync_dir(parent)
@@ -163,10 +166,14 @@ def _read_record(path: Path) -> RecordRef:
         path=path,
         payload=doc["payload"],
         attachments=tuple(doc["attachments"]),
-        signed=bool(signing.signature_files(path)),
+        signed=any(
+            p.name.startswith("hepbundle.") and p.name.endswith(".sig") for p in path.iterdir()
+        ),
     )
 
 
 def verify_record(record: RecordRef, policy: TrustPolicy) -> list[SignerInfo]:
     """Check a record's signatures (every file hashed) against the policy rule of its name."""
-    return signing.verify_directory(record.path, policy, name=record.name)
+    from ..signing import verify_directory
+
+    return verify_directory(record.path, policy, name=record.name)
