@@ -50,6 +50,8 @@ class BuildOptions:
     extra_meta: Mapping[str, Any] = field(default_factory=dict)
     #: generated files to pack, bundle path → (content, role) (profiles, reports, …)
     extra_files: Mapping[str, tuple[bytes, str]] = field(default_factory=dict)
+    #: bundle path → the path the file had in a legacy store (importers; manifest ``legacyPath``)
+    legacy_paths: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,9 @@ def build_from_spec(spec: BundleSpec, opts: BuildOptions) -> Bundle:
         if not (out / MANIFEST_FILENAME).is_file():
             raise BuildError(f"refusing to replace {out}: it is not a bundle directory")
     planned = plan_files(spec)
+    unknown = sorted(set(opts.legacy_paths) - {p.dest for p in planned})
+    if unknown:
+        raise BuildError(f"legacy path given for {unknown[0]!r}, which the spec does not pack")
     captured = _capture(spec, opts)
     generated = {**captured.files, **opts.extra_files}
     clash = sorted(set(generated) & {p.dest for p in planned})
@@ -104,7 +109,8 @@ def build_from_spec(spec: BundleSpec, opts: BuildOptions) -> Bundle:
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
     try:
-        entries = _stage_files(stage, planned, opts.progress) + _write_generated(stage, generated)
+        entries = _stage_files(stage, planned, opts.progress, opts.legacy_paths)
+        entries += _write_generated(stage, generated)
         entries = tuple(sorted(entries, key=lambda e: e.path))
         manifest = Manifest(
             name=spec.name, version=spec.version, created=created_timestamp(), files=entries
@@ -212,7 +218,10 @@ def _inside(p: Path, base: Path) -> bool:
 
 
 def _stage_files(
-    stage: Path, planned: Sequence[_Planned], progress: Callable[[int], None] | None
+    stage: Path,
+    planned: Sequence[_Planned],
+    progress: Callable[[int], None] | None,
+    legacy: Mapping[str, str],
 ) -> tuple[FileEntry, ...]:
     for d in sorted({str(Path(p.dest).parent) for p in planned}):
         (stage / d).mkdir(parents=True, exist_ok=True)
@@ -226,7 +235,9 @@ def _stage_files(
     except OSError as e:
         raise BuildError(f"cannot copy {e.filename}: {e.strerror}") from None
     return tuple(
-        FileEntry(path=p.dest, size=d.size, sha256=d.sha256, role=p.role)
+        FileEntry(
+            path=p.dest, size=d.size, sha256=d.sha256, role=p.role, legacy_path=legacy.get(p.dest)
+        )
         for p, d in zip(planned, digests, strict=True)
     )
 

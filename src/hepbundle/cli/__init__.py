@@ -20,7 +20,7 @@ from ._common import HepbundleGroup
 __all__ = ["main"]
 
 #: command modules, in the order their commands appear in --help
-_COMMAND_MODULES = ["core", "signing", "load", "repo", "data", "fpga", "provenance", "site"]
+_COMMAND_MODULES = ["core", "signing", "load", "repo", "data", "fpga", "provenance", "site", "importers"]
 
 
 @click.group(cls=HepbundleGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -37,6 +37,12 @@ __all__ = ["COMMANDS"]
     help="Trust policy YAML (default: $HEPBUNDLE_POLICY).",
 )
 @click.option("--allow-yanked", is_flag=True, help="Accept a yanked version (with a warning).")
+@click.option(
+    "--legacy",
+    is_flag=True,
+    help="REF is a legacy path of an imported store, <experiment>:<path> "
+    "(e.g. atlas:tauRecTools/R22_preprod/model.json); prints that file's bundle path.",
+)
 @json_option
 def path(
     ref: str,
@@ -45,6 +51,7 @@ def path(
     mode: _load.VerifyMode,
     policy: Path | None,
     allow_yanked: bool,
+    legacy: bool,
     as_json: bool,
 ) -> None:
     """Print the verified absolute path of bundle REF, or of FILE inside it.
@@ -57,13 +64,25 @@ def path(
 
     Nothing is printed on stdout unless verification passed (exit 0).
     """
-    b = _load.resolve(
-        ref,
-        verify=mode,
-        policy=TrustPolicy.load(policy) if policy else None,
-        allow_yanked=allow_yanked,
-        repos=repos or None,
-    )
+    if legacy:
+        if file:
+            raise click.UsageError("--legacy takes no FILE: the legacy path names the file")
+        from ..importers.legacy import resolve_legacy  # the importer layer sits above load
+
+        b, file = resolve_legacy(
+            ref,
+            verify=mode,
+            policy=TrustPolicy.load(policy) if policy else None,
+            repos=repos or None,
+        )
+    else:
+        b = _load.resolve(
+            ref,
+            verify=mode,
+            policy=TrustPolicy.load(policy) if policy else None,
+            allow_yanked=allow_yanked,
+            repos=repos or None,
+        )
     target = b.path(file) if file else b.path()
     if as_json:
         emit_json({"ref": b.ref, "path": str(target), "manifest_sha256": b.manifest_digest})

@@ -10,6 +10,7 @@ mount) open it with ``mode=ro&immutable=1`` so SQLite never tries to lock or wri
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import tempfile
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError, RepositoryError
+from ..manifest import MANIFEST_FILENAME
 from ._crash import crash_point
 from .catalog import NameCatalog, list_names, read_name_catalog
 from .layout import INDEX_FILE, fsync_dir
@@ -29,8 +31,10 @@ __all__ = [
     "INDEX_FORMAT",
     "FindHit",
     "FindQuery",
+    "LegacyHit",
     "dump_index",
     "find",
+    "find_legacy",
     "open_index",
     "rebuild_index",
     "upsert_name",
@@ -55,6 +59,14 @@ CREATE INDEX versions_framework ON versions (framework);
 CREATE INDEX versions_head ON versions (name) WHERE head = 1;
 CREATE TABLE aliases (
     name TEXT NOT NULL, alias TEXT NOT NULL, version TEXT NOT NULL, PRIMARY KEY (name, alias)
+) WITHOUT ROWID;
+"""
+# Added without a format bump: readers of format 1 ignore the extra table, and a writer creates
+# it in an older index; its rows come from the manifests' ``legacyPath`` (imported stores).
+_LEGACY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS legacy_paths (
+    legacy TEXT NOT NULL, name TEXT NOT NULL, version TEXT NOT NULL, path TEXT NOT NULL,
+    PRIMARY KEY (legacy, name, version)
 ) WITHOUT ROWID;
 """
 _SEP = "\n"  # list separator inside a column; never part of a name, tag or identity
@@ -151,7 +163,7 @@ def _connect_rw(path: Path) -> sqlite3.Connection:
 
 
 def _create(conn: sqlite3.Connection) -> None:
-    conn.executescript(_SCHEMA)
+    conn.executescript(_SCHEMA + _LEGACY_SCHEMA)
     conn.execute(f"PRAGMA user_version={INDEX_FORMAT}")
 
 
@@ -164,14 +176,20 @@ def writable_index(repo_root: Path) -> Iterator[sqlite3.Connection]:
         rebuild_index(repo_root)
     with closing(_connect_rw(path)) as conn:
         _check_format(conn, path)
+        conn.executescript(_LEGACY_SCHEMA)
         yield conn
 
 
-def upsert_name(conn: sqlite3.Connection, catalog: NameCatalog) -> None:
-    """Replace the rows of one name in a single transaction."""
+def upsert_name(
+    conn: sqlite3.Connection, catalog: NameCatalog, root: Path | None = None
+) -> None:
+    """Replace the rows of one name in a single transaction; the legacy-path rows too when the
+    bundles are under ``root`` (a catalogue-only patch leaves them to ``rebuild_index``)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         _replace_rows(conn, catalog)
+        if root is not None:
+            _replace_legacy_rows(conn, catalog, root)
         crash_point("index-uncommitted")
         conn.execute("COMMIT")
     except BaseException:
@@ -220,6 +238,7 @@ def rebuild_index(repo_root: Path, *, work_dir: Path | None = None) -> int:
             for name in list_names(repo_root):
                 cat = read_name_catalog(repo_root, name)
                 _replace_rows(conn, cat)
+                _replace_legacy_rows(conn, cat, repo_root)
                 count += len(cat.versions)
             conn.execute("COMMIT")
         os.replace(tmp, path)
@@ -228,6 +247,65 @@ def rebuild_index(repo_root: Path, *, work_dir: Path | None = None) -> int:
         raise
     fsync_dir(path.parent)
     return count
+
+
+def _replace_legacy_rows(conn: sqlite3.Connection, cat: NameCatalog, root: Path) -> None:
+    """``<namespace>:<legacyPath>`` → bundle file, for every version whose manifest is there."""
+    ns = cat.name.split("/", 1)[0]
+    conn.execute("DELETE FROM legacy_paths WHERE name = ?", (cat.name,))
+    rows = []
+    for r in cat.versions.values():
+        try:
+            files = json.loads((root / r.path / MANIFEST_FILENAME).read_bytes())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not on this tree (catalogue-only patch) or not a bundle: nothing to map
+        rows += [
+            (f"{ns}:{f['legacyPath']}", cat.name, r.version, f["path"])
+            for f in files
+            if isinstance(f, dict) and f.get("legacyPath")
+        ]
+    conn.executemany("INSERT OR REPLACE INTO legacy_paths VALUES (?, ?, ?, ?)", rows)
+
+
+@dataclass(frozen=True)
+class LegacyHit:
+    """A bundle file recorded under a legacy path (``atlas:tauRecTools/R22/model.json``)."""
+
+    legacy: str
+    name: str
+    version: str
+    path: str
+
+
+def find_legacy(
+    repo_root: Path,
+    legacy: str | None = None,
+    *,
+    namespace: str | None = None,
+    readonly: bool | None = None,
+) -> list[LegacyHit]:
+    """The bundle files recorded under ``legacy`` (``<namespace>:<legacy path>``), or under every
+    legacy path of ``namespace``; per legacy path best first: released before pre-release,
+    higher version first. Yanked versions are left out."""
+    if (legacy is None) == (namespace is None):
+        raise ValueError("give exactly one of legacy and namespace")
+    cond, params = (
+        ("l.legacy = ?", (legacy,))
+        if legacy is not None
+        else ("l.legacy >= ? AND l.legacy < ?", (f"{namespace}:", f"{namespace};"))
+    )
+    sql = (
+        "SELECT l.legacy, l.name, l.version, l.path FROM legacy_paths l "
+        "JOIN versions v ON v.name = l.name AND v.version = l.version "
+        f"WHERE {cond} AND v.yanked IS NULL "
+        "ORDER BY l.legacy, v.prerelease, v.sort_key DESC, l.name"
+    )
+    with closing(open_index(repo_root, readonly=readonly)) as conn:
+        has_table = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'legacy_paths'"
+        ).fetchone()
+        rows = conn.execute(sql, params).fetchall() if has_table else []
+    return [LegacyHit(*r) for r in rows]
 
 
 def find(repo_root: Path, query: FindQuery, *, readonly: bool | None = None) -> list[FindHit]:

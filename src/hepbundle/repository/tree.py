@@ -153,7 +153,7 @@ def _commit(
     write_name_catalog(root, new, tmp_dir=work)
     crash_point("catalogued")
     with writable_index(root) as conn:
-        upsert_name(conn, new)
+        upsert_name(conn, new, root)
     crash_point("indexed")
     serial = bump_serial(root, tmp_dir=work)
     crash_point("serial-bumped")
@@ -259,5 +259,5 @@ def _recover_publish(root: Path, intent: dict[str, object], work: Path) -> str:
 
 def _reindex(root: Path, cat: NameCatalog, work: Path) -> None:
     with writable_index(root) as conn:
-        upsert_name(conn, cat)
+        upsert_name(conn, cat, root)
     bump_serial(root, tmp_dir=work)

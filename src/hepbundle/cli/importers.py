@@ -1,0 +1,171 @@
+"""Migration command: ``hepbundle import KIND SOURCE`` (plan, dry-run, publish, compat tree)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import RepositoryError
+from ..importers import available, plan_import
+from ..importers.base import GAP_ITEMS, ImportPlan
+from ..importers.run import ImportOptions, ImportReport, run_import
+from ..policy import TrustPolicy, policy_from_env
+from ..repository.publish import default_repo
+from ._common import emit_json, json_option, progress
+from .signing import _signer
+
+__all__ = ["COMMANDS"]
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def _print_plan(plan: ImportPlan) -> None:
+    total = sum(b.size for b in plan.bundles)
+    nfiles = sum(len(b.files) for b in plan.bundles)
+    click.echo(
+        f"plan: {len(plan.bundles)} bundles, {nfiles} files, {_size(total)} from {plan.kind} "
+        f"{plan.source}"
+    )
+    for b in plan.bundles:
+        aliases = f" (aliases: {', '.join(b.aliases)})" if b.aliases else ""
+        click.echo(f"\n{b.ref}  [{b.origin}]  {len(b.files)} files, {_size(b.size)}{aliases}")
+        for f in b.files:
+            legacy = f"  <- {f.legacy}" if f.legacy else ""
+            click.echo(f"    {f.dest}  {f.role}  {_size(f.size)}{legacy}")
+        gaps = b.gaps()
+        found = [k for k in GAP_ITEMS if gaps[k]]
+        missing = [k for k in GAP_ITEMS if not gaps[k]]
+        click.echo(
+            f"  provenance: found: {', '.join(found) or '-'}; missing: {', '.join(missing) or '-'}"
+        )
+    if plan.skipped:
+        click.echo(f"\nskipped ({len(plan.skipped)}):")
+        for s in plan.skipped:
+            click.echo(f"    {s.what}: {s.reason}")
+
+
+def _print_report(report: ImportReport) -> None:
+    rows = [("REF", "STATUS", "FILES", "SIZE", "FROM")]
+    rows += [(o.ref, o.status, str(o.files), _size(o.size), o.origin) for o in report.outcomes]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for o in report.conflicts:
+        click.echo(f"conflict: {o.ref}: {o.detail}")
+    click.echo(
+        f"{report.count('published')} published, {report.count('unchanged')} unchanged, "
+        f"{len(report.conflicts)} conflicts"
+        + (f", {report.compat_links} compat links" if report.compat_links else "")
+        + f" in {report.seconds:.1f} s"
+    )
+
+
+@click.command("import")
+@click.argument("kind", type=click.Choice(sorted(available())))
+@click.argument("source")
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Local repository to publish into (default: $HEPBUNDLE_REPO, else ./hepbundle-repo).",
+)
+@click.option(
+    "--map",
+    "mapping",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Mapping YAML: namespace, defaults, roles, names, explicit bundles.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan and provenance gaps; write nothing.")
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sign with this EC private key (PEM), or the key of --cert.",
+)
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sign with this X.509 certificate (and --key).",
+)
+@click.option(
+    "--chain",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Intermediate CA certificates to embed (repeatable).",
+)
+@click.option(
+    "--policy",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Trust policy the signatures must satisfy (default: $HEPBUNDLE_POLICY).",
+)
+@click.option("--allow-unsigned", is_flag=True, help="Publish unsigned bundles (local tests only).")
+@click.option(
+    "--compat-tree",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write relative symlinks with the legacy layout here, pointing into the repository.",
+)
+@json_option
+def import_(
+    kind: str,
+    source: str,
+    repo: Path | None,
+    mapping: Path | None,
+    dry_run: bool,
+    key: Path | None,
+    cert: Path | None,
+    chain: tuple[Path, ...],
+    policy: Path | None,
+    allow_unsigned: bool,
+    compat_tree: Path | None,
+    as_json: bool,
+) -> None:
+    """Import the model store SOURCE (of KIND) into signed bundles in a repository.
+
+    \b
+    KIND: dir (with --map), atlas-groupdata, cms-data (git checkout), mlflow (tracking URI).
+    Re-running publishes nothing new; a changed file under an already published version is
+    reported as a conflict (exit 2), never overwritten. Every file keeps its legacy path:
+        hepbundle path --legacy atlas:tauRecTools/R22_preprod/model.json
+    """
+    plan = plan_import(kind, source, mapping)
+    if dry_run:
+        if as_json:
+            emit_json(plan.to_json())
+        else:
+            _print_plan(plan)
+        return
+    signer = None
+    if key is not None or cert is not None:
+        signer = _signer(key, cert, chain, False, None, None)
+    total = sum(b.size for b in plan.bundles)
+    with progress(total, "importing", enabled=not as_json) as cb:
+        opts = ImportOptions(
+            repo=repo or default_repo(),
+            signer=signer,
+            policy=TrustPolicy.load(policy) if policy else policy_from_env(),
+            allow_unsigned=allow_unsigned,
+            compat_tree=compat_tree,
+            progress=cb,
+        )
+        report = run_import(plan, opts)
+    if as_json:
+        emit_json(report.to_json())
+    else:
+        _print_report(report)
+    if report.conflicts:
+        raise RepositoryError(
+            f"{len(report.conflicts)} version(s) already published with other content: "
+            + ", ".join(o.ref for o in report.conflicts),
+            hint="published versions are immutable: map the changed files to a new version",
+        )
+
+
+COMMANDS = [import_]

@@ -1,0 +1,81 @@
+"""Importers: move an experiment's existing model store into signed, versioned bundles.
+
+Built in: ``dir`` (any tree + a mapping file), ``atlas-groupdata`` (a GroupData/CALIBPATH area),
+``cms-data`` (a cms-data git repository, one version per tag) and ``mlflow`` (registered model
+versions of an MLflow store). Experiments add theirs under the ``hepbundle.importers`` entry-point
+group; the value is a class with ``kind`` and ``plan(source, mapping)`` (:class:`.base.Importer`).
+
+Example::
+
+    from pathlib import Path
+    from hepbundle.importers import plan_import
+    from hepbundle.importers.run import ImportOptions, run_import
+
+    plan = plan_import("atlas-groupdata", "/cvmfs/atlas.cern.ch/repo/sw/database/GroupData")
+    report = run_import(plan, ImportOptions(repo=Path("hepbundle-repo"), signer=...))
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import cast
+
+from ..errors import SpecError
+from ._mapping import ImportMap, load_map
+from .base import Importer, ImportPlan, PlannedBundle, PlannedFile
+
+__all__ = [
+    "BUILTIN",
+    "ImportMap",
+    "ImportPlan",
+    "Importer",
+    "PlannedBundle",
+    "PlannedFile",
+    "available",
+    "get_importer",
+    "load_map",
+    "plan_import",
+]
+
+#: the importers shipped with hepbundle (also registered as entry points in pyproject.toml)
+BUILTIN = {
+    "dir": "hepbundle.importers.dir:DirImporter",
+    "atlas-groupdata": "hepbundle.importers.atlas_groupdata:GroupDataImporter",
+    "cms-data": "hepbundle.importers.cms_data:CmsDataImporter",
+    "mlflow": "hepbundle.importers.mlflow:MlflowImporter",
+}
+
+GROUP = "hepbundle.importers"
+
+
+def available() -> dict[str, str]:
+    """KIND → ``module:Class`` of every importer: built-ins, then the entry points (which may
+    add kinds, or replace a built-in with an experiment's own)."""
+    found = dict(BUILTIN)
+    found.update({ep.name: ep.value for ep in entry_points(group=GROUP)})
+    return dict(sorted(found.items()))
+
+
+def get_importer(kind: str) -> Importer:
+    """An instance of the importer of ``kind``."""
+    kinds = available()
+    if kind not in kinds:
+        close = difflib.get_close_matches(kind, list(kinds), n=1)
+        raise SpecError(
+            f"no importer of kind {kind!r}",
+            hint=f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(kinds)}",
+        )
+    module, _, attr = kinds[kind].partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise SpecError(f"importer {kind!r} ({kinds[kind]}) cannot be loaded: {e}") from None
+    return cast(Importer, cls())
+
+
+def plan_import(kind: str, source: str | Path, mapping: str | Path | None = None) -> ImportPlan:
+    """Plan the import of ``source`` with the importer of ``kind`` and an optional mapping file."""
+    return get_importer(kind).plan(str(source), load_map(mapping))

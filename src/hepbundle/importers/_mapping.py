@@ -1,0 +1,139 @@
+"""The import mapping file (``--map MAP.yaml``): namespace, defaults, roles, names, explicit bundles.
+
+Validated against ``bundle-spec/v1/import-map.schema.json``; errors name the line and field.
+Globs match legacy paths (``/``-separated, relative to SOURCE): ``*`` and ``?`` stay inside one
+directory, ``**`` crosses directories, and a pattern without ``/`` also matches the base name.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._yaml import LineMap, load_yaml
+from ..errors import SpecError
+from ..spec import validate
+
+__all__ = ["DEFAULT_ROLES", "ImportMap", "glob_match", "load_map"]
+
+#: roles of common model-store files when the mapping says nothing (first match wins)
+DEFAULT_ROLES: tuple[tuple[str, str], ...] = (
+    ("*.onnx", "model"),
+    ("*.pb", "model"),
+    ("*.h5", "model"),
+    ("*.keras", "model"),
+    ("*.pt", "model"),
+    ("*.pth", "model"),
+    ("*.lwtnn.json", "model"),
+    ("MLmodel", "model"),
+    ("*.weights.xml", "weights"),
+    ("*.bin", "weights"),
+    ("*.npz", "weights"),
+    ("*.md", "docs"),
+    ("*.txt", "docs"),
+    ("README*", "docs"),
+    ("*.png", "report"),
+    ("*.pdf", "report"),
+    ("*.json", "config"),
+    ("*.yaml", "config"),
+    ("*.yml", "config"),
+    ("*.conf", "config"),
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _glob_re(pattern: str) -> re.Pattern[str]:
+    out = ""
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out += "(?:.*/)?"
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+            continue
+        out += {"*": "[^/]*", "?": "[^/]"}.get(c, re.escape(c))
+        i += 1
+    return re.compile(out + r"\Z")
+
+
+def glob_match(pattern: str, legacy: str) -> bool:
+    """Whether ``legacy`` (a ``/`` path) matches ``pattern``; slash-free patterns also match the
+    base name, and a pattern ending in ``/`` matches everything below that directory."""
+    if pattern.endswith("/"):
+        pattern += "**"
+    if _glob_re(pattern).match(legacy):
+        return True
+    return "/" not in pattern and bool(_glob_re(pattern).match(legacy.rsplit("/", 1)[-1]))
+
+
+@dataclass(frozen=True)
+class ImportMap:
+    """A validated mapping file (or the empty mapping when none is given)."""
+
+    path: Path | None = None
+    namespace: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    roles: tuple[tuple[str, str], ...] = ()
+    skip: tuple[str, ...] = ()
+    names: Mapping[str, str] = field(default_factory=dict)
+    include_dev: bool = True
+    bundles: tuple[Mapping[str, Any], ...] = ()
+    lines: LineMap = field(default_factory=dict, compare=False, repr=False)
+
+    def role(self, legacy: str) -> str:
+        """The role of a file by its legacy path: the mapping's globs, then the defaults."""
+        for pattern, role in (*self.roles, *DEFAULT_ROLES):
+            if glob_match(pattern, legacy):
+                return role
+        return "data"
+
+    def skipped(self, legacy: str) -> bool:
+        return any(glob_match(p, legacy) for p in self.skip)
+
+    def where(self, *path: str | int) -> str:
+        """``map.yaml:12: `` for a field, or the empty string without a file."""
+        if self.path is None:
+            return ""
+        for cut in range(len(path), -1, -1):
+            if path[:cut] in self.lines:
+                return f"{self.path}:{self.lines[path[:cut]]}: "
+        return f"{self.path}: "
+
+    def meta_for(self, entry: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults overlaid with one explicit bundle entry's own fields."""
+        return {**self.defaults, **(entry or {})}
+
+    def namespace_or(self, default: str) -> str:
+        return self.namespace or default
+
+
+def load_map(path: str | Path | None) -> ImportMap:
+    """Read and validate a mapping file; ``None`` gives the empty mapping."""
+    if path is None:
+        return ImportMap()
+    p = Path(path)
+    data, lines = load_yaml(p, what="import mapping")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(f"{p}: an import mapping must be a YAML mapping (namespace:, bundles: …)")
+    validate(data, "import-map.schema.json", filename=str(p), lines=lines)
+    return ImportMap(
+        path=p.resolve(),
+        namespace=data.get("namespace"),
+        defaults=data.get("defaults", {}),
+        roles=tuple(data.get("roles", {}).items()),
+        skip=tuple(data.get("skip", ())),
+        names=data.get("names", {}),
+        include_dev=bool(data.get("include_dev", True)),
+        bundles=tuple(data.get("bundles", ())),
+        lines=lines,
+    )

@@ -1,0 +1,104 @@
+"""The ``atlas-groupdata`` importer: a GroupData calibration area as PathResolver sees it.
+
+Layout: ``<root>/<Package>/<subdir>/…`` and ``<root>/dev/<Package>/<subdir>/…``. Files the
+mapping's ``bundles:`` claim go there first; the rest is grouped one bundle per
+``<Package>/<subdir>``:
+
+* a version-like ``<subdir>`` (``00-02-05``, ``v2``, ``1.3``) becomes a version of
+  ``atlas/<package>`` (``00-02-05`` → ``0.2.5``);
+* any other ``<subdir>`` (``R22_preprod``) becomes ``atlas/<package>.<subdir>`` at the
+  ``defaults.version`` of the mapping (else ``1.0.0``);
+* the same under ``dev/`` becomes a pre-release of that version (``0.2.5-dev``), unless
+  ``include_dev: false``.
+
+Bundle paths are relative to ``<Package>/<subdir>/``; every file keeps its full legacy path
+(``tauRecTools/R22_preprod/model.json``), recorded as ``atlas:…`` in the catalogue.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from ._mapping import ImportMap
+from .base import ImportPlan, PlannedBundle, Skipped, SourceFile, make_bundle, safe_name, scan_tree
+from .dir import explicit_bundles, planned_files
+
+__all__ = ["GroupDataImporter", "subdir_version"]
+
+_VERSION_DIR = re.compile(r"^[vV]?(\d+)(?:[._-](\d+))?(?:[._-](\d+))?$")
+
+
+def subdir_version(subdir: str) -> str | None:
+    """SemVer of a version-like directory name (``00-02-05`` → ``0.2.5``, ``v2`` → ``2.0.0``),
+    or None."""
+    m = _VERSION_DIR.match(subdir)
+    if m is None:
+        return None
+    return ".".join(str(int(g or 0)) for g in m.groups())
+
+
+class GroupDataImporter:
+    """ATLAS GroupData-style area (``CALIBPATH`` layout)."""
+
+    kind = "atlas-groupdata"
+
+    def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
+        root = Path(source).resolve()
+        files = scan_tree(root)
+        bundles, claimed = explicit_bundles(root, files, mapping)
+        groups: dict[tuple[bool, str, str], list[SourceFile]] = defaultdict(list)
+        skipped: list[Skipped] = []
+        for f in files:
+            if f.legacy in claimed:
+                continue
+            if mapping.skipped(f.legacy):
+                skipped.append(Skipped(f.legacy, "skip: in the mapping"))
+                continue
+            parts = f.legacy.split("/")
+            dev = parts[0] == "dev"
+            if dev:
+                parts = parts[1:]
+            if len(parts) < 3:
+                skipped.append(Skipped(f.legacy, "not inside <Package>/<subdir>/"))
+            elif dev and not mapping.include_dev:
+                skipped.append(Skipped(f.legacy, "dev/ area (include_dev: false)"))
+            else:
+                groups[(dev, parts[0], parts[1])].append(f)
+        ns = mapping.namespace_or("atlas")
+        for (dev, package, subdir), members in sorted(groups.items()):
+            bundles.append(self._group(root, mapping, ns, dev, package, subdir, members))
+        return ImportPlan(self.kind, str(root), tuple(bundles), tuple(skipped))
+
+    @staticmethod
+    def _group(
+        root: Path,
+        mapping: ImportMap,
+        ns: str,
+        dev: bool,
+        package: str,
+        subdir: str,
+        members: list[SourceFile],
+    ) -> PlannedBundle:
+        key = f"{package}/{subdir}"
+        version = subdir_version(subdir)
+        if version is not None:
+            name = mapping.names.get(key) or mapping.names.get(package)
+            name = name or f"{ns}/{safe_name(package)}"
+        else:
+            name = mapping.names.get(key) or f"{ns}/{safe_name(package)}.{safe_name(subdir)}"
+            version = str(mapping.defaults.get("version", "1.0.0"))
+        if dev:
+            version += "-dev" if "-" not in version else ".dev"
+        prefix = f"dev/{key}" if dev else key
+        return make_bundle(
+            name=name,
+            version=version,
+            files=planned_files(members, prefix, mapping),
+            meta=mapping.meta_for(),
+            mapping=mapping,
+            origin=prefix,
+            source_root=root,
+            extra_meta={"extra": {"import": {"kind": "atlas-groupdata", "area": prefix}}},
+        )

@@ -1,0 +1,251 @@
+"""The importer interface: a legacy model store becomes a plan of bundles to build and publish.
+
+An :class:`Importer` reads a store and returns an :class:`ImportPlan`: one :class:`PlannedBundle`
+per version to create — an in-memory :class:`~hepbundle.spec.BundleSpec`, every file with its
+legacy path, the metadata and provenance found in the store, and the provenance gap report —
+plus the files it left out and why. Planning reads metadata only (sizes, git refs, MLflow
+records), so ``--dry-run`` is cheap; :mod:`.run` does the copying.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import SpecError
+from ..repository.refs import NAME_RE, is_version
+from ..spec import BundleSpec, FileRule, normalise_metrics, normalise_person
+from ._mapping import ImportMap, glob_match
+
+__all__ = [
+    "GAP_ITEMS",
+    "ImportPlan",
+    "Importer",
+    "PlannedBundle",
+    "PlannedFile",
+    "Skipped",
+    "SourceFile",
+    "make_bundle",
+    "pick",
+    "safe_name",
+    "scan_tree",
+]
+
+#: the provenance items the gap report checks, in the order it prints them
+GAP_ITEMS = ("code", "data", "metrics", "authors", "license")
+
+#: file name the in-memory spec pretends to have (errors name it; globs are relative to its dir)
+_SPEC_NAME = "hepbundle-import.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A file of the store: legacy path (``/``-separated, relative to the store root) and size."""
+
+    legacy: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFile:
+    """One file of a planned bundle: where it is read (relative to the source root), where it
+    goes in the bundle, the legacy path it keeps (None: not consumed by path), size, role."""
+
+    source: str
+    dest: str
+    legacy: str | None
+    size: int
+    role: str
+
+
+@dataclass(frozen=True)
+class PlannedBundle:
+    """One version to create. ``source_root`` is None when the files exist only after
+    ``materialize(dir)`` writes them (e.g. a git tag), which returns the root to read from."""
+
+    spec: BundleSpec
+    files: tuple[PlannedFile, ...]
+    origin: str
+    source_root: Path | None
+    extra_meta: Mapping[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+    materialize: Callable[[Path], Path] | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.spec.name}@{self.spec.version}"
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def legacy_paths(self) -> dict[str, str]:
+        """Bundle path → legacy path (what ``BuildOptions.legacy_paths`` takes)."""
+        return {f.dest: f.legacy for f in self.files if f.legacy}
+
+    def gaps(self) -> dict[str, bool]:
+        """Provenance gap report: for each of :data:`GAP_ITEMS`, whether the store (or the
+        mapping) supplied it."""
+        s = self.spec.sections
+        return {
+            "code": "code" in s,
+            "data": bool(s.get("data")),
+            "metrics": bool(self.spec.metrics),
+            "authors": bool(self.spec.authors),
+            "license": bool(self.spec.license),
+        }
+
+    def with_root(self, root: Path) -> PlannedBundle:
+        """This plan reading its files from ``root`` (after materialising them there)."""
+        return replace(self, source_root=root, spec=replace(self.spec, path=root / _SPEC_NAME))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "origin": self.origin,
+            "files": [
+                {"path": f.dest, "legacyPath": f.legacy, "size": f.size, "role": f.role}
+                for f in self.files
+            ],
+            "size": self.size,
+            "aliases": list(self.aliases),
+            "gaps": {k: ("found" if v else "missing") for k, v in self.gaps().items()},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Something of the store the plan leaves out, with the reason."""
+
+    what: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    """What an importer found: the bundles to create and what it skipped."""
+
+    kind: str
+    source: str
+    bundles: tuple[PlannedBundle, ...]
+    skipped: tuple[Skipped, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "source": self.source,
+            "bundles": [b.to_json() for b in self.bundles],
+            "files": sum(len(b.files) for b in self.bundles),
+            "size": sum(b.size for b in self.bundles),
+            "skipped": [{"what": s.what, "reason": s.reason} for s in self.skipped],
+        }
+
+
+class Importer(Protocol):
+    """A kind of legacy store. Register more under the ``hepbundle.importers`` entry-point
+    group (name = the KIND of ``hepbundle import KIND``; value = a class taking no arguments)."""
+
+    kind: str
+
+    def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
+        """Read the store at ``source`` and plan its bundles (no file is copied)."""
+        ...
+
+
+def scan_tree(root: Path) -> list[SourceFile]:
+    """Every regular file under ``root`` (symlinked files are read through), sorted."""
+    if not root.is_dir():
+        raise SpecError(f"import source {root} is not a directory")
+    out: list[SourceFile] = []
+    for dirpath, dirnames, names in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".git"))
+        rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        for n in names:
+            full = os.path.join(dirpath, n)
+            if os.path.isfile(full):  # also drops dangling symlinks, sockets, fifos
+                out.append(SourceFile(n if rel == "." else f"{rel}/{n}", os.stat(full).st_size))
+    return sorted(out, key=lambda f: f.legacy)
+
+
+def pick(
+    files: Sequence[SourceFile], include: Sequence[str], exclude: Sequence[str] = ()
+) -> list[SourceFile]:
+    """The files matching any of ``include`` and none of ``exclude``."""
+    return [
+        f
+        for f in files
+        if any(glob_match(p, f.legacy) for p in include)
+        and not any(glob_match(p, f.legacy) for p in exclude)
+    ]
+
+
+_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+
+
+def safe_name(text: str) -> str:
+    """A name part as the catalogue allows it: lowercase ``[a-z0-9._-]``, starting alphanumeric."""
+    return _UNSAFE.sub("-", text.lower()).strip("-._") or "unnamed"
+
+
+_META_KEYS = ("summary", "description", "license", "framework", "hyperparameters")
+
+
+def make_bundle(
+    *,
+    name: str,
+    version: str,
+    files: Sequence[PlannedFile],
+    meta: Mapping[str, Any],
+    mapping: ImportMap,
+    origin: str,
+    source_root: Path | None,
+    extra_meta: Mapping[str, Any] | None = None,
+    aliases: Sequence[str] = (),
+    materialize: Callable[[Path], Path] | None = None,
+    where: str = "",
+) -> PlannedBundle:
+    """A :class:`PlannedBundle` from files and metadata (mapping defaults and entry fields, or
+    what the store recorded), checking the name, the version and the file names."""
+    if NAME_RE.match(name) is None:
+        raise SpecError(
+            f"{where}{origin}: {name!r} is not a bundle name (namespace/name, lowercase)",
+            hint="set it in the mapping file's 'names:'",
+        )
+    if not is_version(version):
+        raise SpecError(f"{where}{origin}: version {version!r} is not SemVer (e.g. 1.0.0)")
+    rules = []
+    for f in files:
+        if any(c in f.source for c in "*?["):
+            raise SpecError(
+                f"{origin}: cannot import {f.source!r}: '*', '?' and '[' in file names are not "
+                "supported",
+                hint="rename the file, or leave it out with 'skip:' in the mapping",
+            )
+        to = f.dest.rsplit("/", 1)[0] if "/" in f.dest else ""
+        rules.append(FileRule(pattern=f.source, role=f.role, to=to))
+    sections = {k: meta[k] for k in ("code", "data", "training") if meta.get(k)}
+    spec = BundleSpec(
+        path=(source_root or Path.cwd()) / _SPEC_NAME,
+        name=name,
+        version=version,
+        files=tuple(rules),
+        authors=tuple(normalise_person(a) for a in meta.get("authors") or ()),
+        tags=tuple(meta.get("tags") or ()),
+        metrics=normalise_metrics(meta.get("metrics") or {}),
+        sections=sections,
+        **{k: meta[k] for k in _META_KEYS if meta.get(k) is not None},
+    )
+    return PlannedBundle(
+        spec=spec,
+        files=tuple(files),
+        origin=origin,
+        source_root=source_root,
+        extra_meta=dict(extra_meta or {}),
+        aliases=tuple(aliases),
+        materialize=materialize,
+    )

@@ -1,0 +1,118 @@
+"""The ``dir`` importer: any directory tree, cut into bundles by the mapping's ``bundles:`` list.
+
+Each entry names ``ns/name`` and ``version`` and selects files by legacy-path globs
+(``include``/``exclude``); bundle paths are the legacy paths minus ``strip`` (default: the
+longest directory the selected files share), and every file keeps its legacy path.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import SpecError
+from ._mapping import ImportMap
+from .base import (
+    ImportPlan,
+    PlannedBundle,
+    PlannedFile,
+    Skipped,
+    SourceFile,
+    make_bundle,
+    pick,
+    scan_tree,
+)
+
+__all__ = ["DirImporter", "explicit_bundles", "planned_files"]
+
+
+def planned_files(files: Sequence[SourceFile], strip: str, mapping: ImportMap) -> list[PlannedFile]:
+    """Files placed at their legacy path minus the leading directory ``strip``."""
+    cut = len(strip.rstrip("/")) + 1 if strip.strip("/") else 0
+    return [
+        PlannedFile(f.legacy, f.legacy[cut:], f.legacy, f.size, mapping.role(f.legacy))
+        for f in files
+    ]
+
+
+def common_dir(legacies: Sequence[str]) -> str:
+    """The longest directory every path lies under ('' if none)."""
+    dirs = [posixpath.dirname(p) for p in legacies]
+    common = posixpath.commonpath(dirs) if dirs and all(dirs) else ""
+    return common
+
+
+def explicit_bundles(
+    root: Path, files: Sequence[SourceFile], mapping: ImportMap
+) -> tuple[list[PlannedBundle], set[str]]:
+    """The mapping's ``bundles:`` entries over ``files``; also the legacy paths they claimed."""
+    out: list[PlannedBundle] = []
+    claimed: set[str] = set()
+    for i, entry in enumerate(mapping.bundles):
+        chosen = [
+            f
+            for f in pick(files, entry["include"], entry.get("exclude", ()))
+            if not mapping.skipped(f.legacy)
+        ]
+        if not chosen:
+            raise SpecError(
+                f"{mapping.where('bundles', i, 'include')}bundles[{i}].include: no file of "
+                f"{root} matches {', '.join(entry['include'])}",
+                hint="globs are relative to SOURCE; ** crosses directories",
+            )
+        strip = _strip(entry, [f.legacy for f in chosen], mapping, i)
+        claimed.update(f.legacy for f in chosen)
+        out.append(
+            make_bundle(
+                name=entry["name"],
+                version=entry["version"],
+                files=planned_files(chosen, strip, mapping),
+                meta=mapping.meta_for(entry),
+                mapping=mapping,
+                origin=f"bundles[{i}]",
+                source_root=root,
+                aliases=(entry["alias"],) if entry.get("alias") else (),
+                where=mapping.where("bundles", i),
+            )
+        )
+    return out, claimed
+
+
+def _strip(entry: Mapping[str, Any], legacies: Sequence[str], mapping: ImportMap, i: int) -> str:
+    if "strip" not in entry:
+        return common_dir(legacies)
+    strip = str(entry["strip"]).strip("/")
+    outside = [p for p in legacies if strip and not p.startswith(strip + "/")]
+    if outside:
+        raise SpecError(
+            f"{mapping.where('bundles', i, 'strip')}bundles[{i}].strip: {outside[0]!r} is not "
+            f"under {strip!r}"
+        )
+    return strip
+
+
+class DirImporter:
+    """Plain directory tree + mapping file."""
+
+    kind = "dir"
+
+    def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
+        root = Path(source).resolve()
+        if not mapping.bundles:
+            raise SpecError(
+                "the dir importer needs a mapping file with 'bundles:'",
+                hint="pass --map MAP.yaml (see docs/migration.md)",
+            )
+        files = scan_tree(root)
+        bundles, claimed = explicit_bundles(root, files, mapping)
+        skipped = tuple(
+            Skipped(
+                f.legacy,
+                "skip: in the mapping" if mapping.skipped(f.legacy) else "matched by no bundle",
+            )
+            for f in files
+            if f.legacy not in claimed
+        )
+        return ImportPlan(self.kind, str(root), tuple(bundles), skipped)

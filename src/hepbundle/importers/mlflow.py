@@ -1,0 +1,154 @@
+"""The ``mlflow`` importer: each registered model version of an MLflow store becomes a bundle.
+
+SOURCE is a tracking URI (``sqlite:///…/mlflow.db``, ``file:///…/mlruns``) or a path (``*.db``
+→ SQLite, a directory → file store), read with the ``mlflow`` client library. Version ``N`` of
+registered model ``tau-id`` becomes ``<ns>/tau-id@N.0.0`` (``ns``: the mapping's namespace, else
+``mlflow``; ``names:`` renames); its files are the model version's artifacts (``model/…``) and the
+run's other artifacts (``artifacts/…``). The run's params, metrics, start/end, user, source commit
+and tags become hyperparameters, metrics, training provenance, authors, code pin and
+``extra.import.mlflow``; registered-model aliases (``champion``) become hepbundle aliases.
+Only stores whose artifacts are on a local file system are read (no artifact download).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from ..errors import MissingExtraError, SpecError
+from ..provenance._training import _split_metric, _tracking_uri
+from ._mapping import ImportMap
+from .base import ImportPlan, PlannedBundle, PlannedFile, Skipped, make_bundle, safe_name
+
+__all__ = ["MlflowImporter"]
+
+
+def _local_dir(uri: str, what: str) -> Path:
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        raise SpecError(
+            f"{what}: artifacts at {uri} are not on a local file system",
+            hint="import from a store whose artifact root is a local directory",
+        )
+    return Path(unquote(parsed.path if parsed.scheme else uri))
+
+
+def _files_under(
+    base: Path, prefix: str, mapping: ImportMap, skip: Path | None
+) -> list[PlannedFile]:
+    out = []
+    for dirpath, dirnames, names in os.walk(base):
+        dirnames.sort()
+        here = Path(dirpath)
+        if skip is not None and (here == skip or skip in here.parents):
+            continue
+        for n in sorted(names):
+            p = here / n
+            rel = p.relative_to(base).as_posix()
+            out.append(
+                PlannedFile(str(p), f"{prefix}/{rel}", None, p.stat().st_size, mapping.role(rel))
+            )
+    return out
+
+
+class MlflowImporter:
+    """Registered model versions of an MLflow tracking store (file or SQLite backend)."""
+
+    kind = "mlflow"
+
+    def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
+        try:
+            from mlflow.exceptions import MlflowException
+            from mlflow.tracking import MlflowClient
+        except ImportError:
+            raise MissingExtraError("mlflow", "mlflow") from None
+        uri = _tracking_uri(source, Path.cwd())
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        bundles: list[PlannedBundle] = []
+        skipped: list[Skipped] = []
+        try:
+            models = client.search_registered_models()
+            for rm in sorted(models, key=lambda m: m.name):
+                by_version: dict[str, list[str]] = {}
+                for alias, v in (rm.aliases or {}).items():
+                    by_version.setdefault(str(v), []).append(alias)
+                for mv in sorted(
+                    client.search_model_versions(f"name='{rm.name}'"),
+                    key=lambda mv: int(mv.version),
+                ):
+                    if not mv.run_id:
+                        skipped.append(Skipped(f"{rm.name} v{mv.version}", "no run recorded"))
+                        continue
+                    bundles.append(
+                        self._bundle(
+                            client,
+                            uri,
+                            rm,
+                            mv,
+                            sorted(by_version.get(str(mv.version), [])),
+                            mapping,
+                        )
+                    )
+        except MlflowException as e:
+            raise SpecError(f"cannot read MLflow store {uri}: {str(e).splitlines()[0]}") from None
+        if not bundles and not skipped:
+            raise SpecError(f"the MLflow store {uri} has no registered model versions")
+        return ImportPlan(self.kind, uri, tuple(bundles), tuple(skipped))
+
+    @staticmethod
+    def _bundle(
+        client: Any, uri: str, rm: Any, mv: Any, aliases: list[str], mapping: ImportMap
+    ) -> PlannedBundle:
+        run = client.get_run(mv.run_id)
+        what = f"{rm.name} v{mv.version}"
+        source = str(mv.source)
+        if source.startswith("runs:/"):
+            rel = source.removeprefix("runs:/").partition("/")[2]
+            model_dir = _local_dir(run.info.artifact_uri, what) / rel
+        else:
+            model_dir = _local_dir(client.get_model_version_download_uri(rm.name, mv.version), what)
+        run_dir = _local_dir(run.info.artifact_uri, what)
+        files = _files_under(model_dir, "model", mapping, None)
+        if run_dir.is_dir():
+            files += _files_under(run_dir, "artifacts", mapping, model_dir)
+        tags = run.data.tags
+        meta = mapping.meta_for()
+        meta.setdefault("summary", (mv.description or rm.description or "")[:500])
+        license_ = (mv.tags or {}).get("license") or (rm.tags or {}).get("license")
+        if license_ and not meta.get("license"):
+            meta["license"] = license_
+        if tags.get("mlflow.user") and not meta.get("authors"):
+            meta["authors"] = [tags["mlflow.user"]]
+        commit = tags.get("mlflow.source.git.commit")
+        repo = tags.get("mlflow.source.git.repoURL") or tags.get("mlflow.source.name")
+        if commit and repo and "code" not in meta:
+            meta["code"] = {"repository": repo, "commit": commit}
+        if "metrics" not in meta and run.data.metrics:
+            # the same records the training capture derives, so the two agree
+            meta["metrics"] = [_split_metric(k, v) for k, v in sorted(run.data.metrics.items())]
+        meta["training"] = {"mlflow": {"run_id": mv.run_id, "tracking_uri": uri}}
+        user_tags = {k: v for k, v in sorted(tags.items()) if not k.startswith("mlflow.")}
+        record = {
+            "registered_model": rm.name,
+            "version": str(mv.version),
+            "run_id": mv.run_id,
+            "source": source,
+            "tags": user_tags,
+            "params": dict(sorted(run.data.params.items())),
+        }
+        name = (
+            mapping.names.get(rm.name) or f"{mapping.namespace_or('mlflow')}/{safe_name(rm.name)}"
+        )
+        return make_bundle(
+            name=name,
+            version=f"{mv.version}.0.0",
+            files=files,
+            meta=meta,
+            mapping=mapping,
+            origin=what,
+            source_root=Path("/"),
+            extra_meta={"extra": {"import": {"kind": "mlflow", "mlflow": record}}},
+            aliases=aliases,
+        )

@@ -1,0 +1,242 @@
+"""The import driver: build, check, sign and publish every planned bundle, idempotently.
+
+For each :class:`~.base.PlannedBundle`, in plan order:
+
+* already published (the catalogue has the version): hash the source files and compare them with
+  the published manifest — identical is ``unchanged`` (a no-op), anything else is a ``conflict``,
+  reported and never overwritten;
+* otherwise build it in a private work directory (the build hashes every byte as it copies it),
+  hash the source files again and abort if any differs (the store changed under the import),
+  sign it, and publish it (digests, signature and policy verified; atomic per version);
+* then point the bundle's aliases at it.
+
+A run killed half-way leaves only whole versions in the repository (publish is atomic); running
+it again finds those ``unchanged`` and publishes the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..bundle import BuildOptions, Bundle, build_from_spec
+from ..digest import FileDigest, hash_file, map_files
+from ..errors import IntegrityError
+from ..manifest import Manifest
+from ..policy import TrustPolicy
+from ..repository.catalog import read_name_catalog
+from ..repository.layout import bundle_dir, is_repository
+from ..repository.lock import LOCK_FILENAME, repository_lock
+from ..repository.operations import set_alias
+from ..repository.publish import publish
+from ..repository.tree import recover
+from ..signing import Signer, sign
+from .base import ImportPlan, PlannedBundle, safe_name
+from .legacy import write_compat_tree
+
+__all__ = ["ImportOptions", "ImportReport", "Outcome", "run_import"]
+
+log = logging.getLogger("hepbundle")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """Where to publish and how: the repository (local backend), the signer and trust policy,
+    a work directory (default: a fresh temporary one), and an optional compat tree."""
+
+    repo: Path
+    signer: Signer | None = None
+    policy: TrustPolicy | None = None
+    allow_unsigned: bool = False
+    work_dir: Path | None = None
+    compat_tree: Path | None = None
+    #: called with the number of source bytes handled (progress bars)
+    progress: Callable[[int], None] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one planned bundle: ``published``, ``unchanged`` or ``conflict``."""
+
+    ref: str
+    origin: str
+    status: str
+    files: int
+    size: int
+    detail: str = ""
+    aliases: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "origin": self.origin,
+            "status": self.status,
+            "files": self.files,
+            "size": self.size,
+            "detail": self.detail,
+            "aliases": list(self.aliases),
+        }
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """Every bundle's outcome, the compat links written, and the wall time."""
+
+    plan: ImportPlan
+    outcomes: tuple[Outcome, ...]
+    compat_links: int
+    seconds: float
+
+    @property
+    def conflicts(self) -> tuple[Outcome, ...]:
+        return tuple(o for o in self.outcomes if o.status == "conflict")
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.plan.kind,
+            "source": self.plan.source,
+            "outcomes": [o.to_json() for o in self.outcomes],
+            "published": self.count("published"),
+            "unchanged": self.count("unchanged"),
+            "conflicts": self.count("conflict"),
+            "compat_links": self.compat_links,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
+    """Carry out ``plan`` into ``opts.repo`` (see the module docstring)."""
+    start = time.monotonic()
+    repo = opts.repo.absolute()
+    if is_repository(repo):
+        # finish a publish an earlier (killed) run left half-done, so the version counts as
+        # published below instead of being rebuilt with a new manifest and refused
+        with repository_lock(repo / LOCK_FILENAME):
+            recover(repo)
+    work = Path(tempfile.mkdtemp(prefix="hepbundle-import-", dir=opts.work_dir))
+    outcomes = []
+    try:
+        for pb in plan.bundles:
+            outcomes.append(_import_one(pb, repo, work / safe_name(pb.ref), opts))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    links = 0
+    if opts.compat_tree is not None and is_repository(repo):
+        namespaces = {b.spec.namespace for b in plan.bundles}
+        links = write_compat_tree(repo, opts.compat_tree, namespaces)
+    return ImportReport(plan, tuple(outcomes), links, time.monotonic() - start)
+
+
+def _import_one(pb: PlannedBundle, repo: Path, work: Path, opts: ImportOptions) -> Outcome:
+    if pb.materialize is not None:
+        pb = pb.with_root(pb.materialize(work / "source"))
+    published = _published(repo, pb)
+    if published is not None:
+        problems = _compare(pb, _hash_sources(pb, opts.progress), published)
+        status = "conflict" if problems else "unchanged"
+        if problems:
+            log.info("%s: conflict: %s", pb.ref, "; ".join(problems))
+        else:
+            _point_aliases(pb, repo)
+        return _outcome(pb, status, "; ".join(problems))
+    out = work / "bundle"
+    bundle = build_from_spec(
+        pb.spec,
+        BuildOptions(
+            out=out,
+            extra_meta=pb.extra_meta,
+            legacy_paths=pb.legacy_paths,
+            progress=opts.progress,
+        ),
+    )
+    _check_unchanged(pb, bundle)
+    if opts.signer is not None:
+        sign(out, opts.signer)
+    result = publish(
+        out,
+        repo,
+        policy=opts.policy,
+        allow_unsigned=opts.allow_unsigned and opts.signer is None,
+    )
+    _point_aliases(pb, repo)
+    shutil.rmtree(work, ignore_errors=True)
+    return _outcome(pb, result.status)
+
+
+def _outcome(pb: PlannedBundle, status: str, detail: str = "") -> Outcome:
+    return Outcome(pb.ref, pb.origin, status, len(pb.files), pb.size, detail, pb.aliases)
+
+
+def _published(repo: Path, pb: PlannedBundle) -> Manifest | None:
+    if not is_repository(repo):
+        return None
+    cat = read_name_catalog(repo, pb.spec.name, missing_ok=True)
+    if pb.spec.version not in cat.versions:
+        return None
+    return Bundle.load(bundle_dir(repo, pb.spec.name, pb.spec.version)).manifest
+
+
+def _hash_sources(
+    pb: PlannedBundle, progress: Callable[[int], None] | None = None
+) -> list[FileDigest]:
+    assert pb.source_root is not None
+    root = pb.source_root
+    return map_files(
+        lambda f: hash_file(root / f.source),
+        pb.files,
+        [f.size for f in pb.files],
+        progress=progress,
+    )
+
+
+def _compare(pb: PlannedBundle, digests: list[FileDigest], published: Manifest) -> list[str]:
+    """How the store differs from the published version (empty: identical)."""
+    have = published.by_path
+    problems = []
+    for f, d in zip(pb.files, digests, strict=True):
+        entry = have.get(f.dest)
+        if entry is None:
+            problems.append(f"{f.legacy or f.source} is new")
+        elif entry.sha256 != d.sha256:
+            problems.append(
+                f"{f.legacy or f.source} changed (sha256 {d.sha256[:12]}… ≠ "
+                f"published {entry.sha256[:12]}…)"
+            )
+    planned = {f.dest for f in pb.files}
+    problems += [
+        f"{e.legacy_path} was removed"
+        for e in published.files
+        if e.legacy_path and e.path not in planned
+    ]
+    return problems
+
+
+def _check_unchanged(pb: PlannedBundle, bundle: Bundle) -> None:
+    """Hash the sources again after the build: every file must still be what was packed."""
+    after = _hash_sources(pb)
+    entries = bundle.manifest.by_path
+    changed = [
+        f.legacy or f.source
+        for f, d in zip(pb.files, after, strict=True)
+        if d.sha256 != entries[f.dest].sha256
+    ]
+    if changed:
+        raise IntegrityError(
+            f"{pb.ref}: {changed[0]} changed while it was imported (sha256 before ≠ after)"
+            + (f" and {len(changed) - 1} more" if len(changed) > 1 else ""),
+            hint="nothing of this version was published; re-run once the store is quiet",
+        )
+
+
+def _point_aliases(pb: PlannedBundle, repo: Path) -> None:
+    for alias in pb.aliases:
+        set_alias(pb.ref, alias, repo)

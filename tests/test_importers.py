@@ -1,0 +1,420 @@
+"""Importing legacy stores: GroupData and plain-directory plans, the mapping file, publishing
+under a key policy, idempotency, conflicts, checksums, legacy-path resolution, the compat tree,
+and a re-run after the import was killed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import hepbundle
+from hepbundle.bundle import BuildOptions, build_from_spec
+from hepbundle.cli import main
+from hepbundle.errors import BuildError, IntegrityError, NotFoundError, SpecError
+from hepbundle.importers import available, get_importer, plan_import
+from hepbundle.importers._mapping import glob_match
+from hepbundle.importers.atlas_groupdata import subdir_version
+from hepbundle.importers.cms_data import tag_version
+from hepbundle.importers.legacy import resolve_legacy
+from hepbundle.importers.run import ImportOptions, run_import
+from hepbundle.policy import TrustPolicy
+from hepbundle.repository.catalog import list_names, read_name_catalog
+from hepbundle.repository.index import dump_index, find_legacy, rebuild_index
+from hepbundle.signing import KeySigner
+
+from .import_fixtures import GROUPDATA, make_groupdata, policy_env, write_policy
+
+__all__ = ["policy_env"]  # fixture re-export
+
+GD_REFS = [
+    "atlas/jettagcalibration@2.0.0",
+    "atlas/taurectools@0.1.0",
+    "atlas/taurectools@0.2.0",
+    "atlas/taurectools.r22_preprod@1.0.0",
+    "atlas/taurectools@0.3.0-dev",
+]
+
+
+@pytest.fixture
+def groupdata(tmp_path: Path) -> Path:
+    return make_groupdata(tmp_path / "GroupData")
+
+
+def _import(source: Path, repo: Path, key: Path, **kw: object) -> hepbundle.Bundle | object:
+    plan = plan_import(kw.pop("kind", "atlas-groupdata"), source, kw.pop("mapping", None))  # type: ignore[arg-type]
+    return run_import(plan, ImportOptions(repo=repo, signer=KeySigner(key), **kw))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "version"),
+    [
+        ("00-02-05", "0.2.5"),
+        ("v2", "2.0.0"),
+        ("1.3", "1.3.0"),
+        ("R22_preprod", None),
+        ("dev", None),
+    ],
+)
+def test_subdir_version(name: str, version: str | None) -> None:
+    assert subdir_version(name) == version
+
+
+@pytest.mark.parametrize(
+    ("tag", "version"),
+    [("V00-02-05", "0.2.5"), ("V01-00-00", "1.0.0"), ("V10-20-30", "10.20.30"), ("v00-02-05", None),
+     ("V00-02-05-patch1", None), ("before-rename", None)],
+)  # fmt: skip
+def test_cms_tag_version(tag: str, version: str | None) -> None:
+    assert tag_version(tag) == version
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "ok"),
+    [("*.onnx", "a/b/rnn.onnx", True), ("a/*.onnx", "a/b/rnn.onnx", False),
+     ("a/**/*.onnx", "a/b/rnn.onnx", True), ("a/**", "a/b/c", True), ("a/", "a/b/c", True),
+     ("tau*/R22*/**", "tauRecTools/R22_preprod/x.json", True), ("README*", "x/README.txt", True),
+     ("b/*.onnx", "a/b/rnn.onnx", False)],
+)  # fmt: skip
+def test_glob_match(pattern: str, path: str, ok: bool) -> None:
+    assert glob_match(pattern, path) is ok
+
+
+def test_builtin_importers_are_discoverable() -> None:
+    kinds = available()
+    assert {"dir", "atlas-groupdata", "cms-data", "mlflow"} <= set(kinds)
+    assert get_importer("atlas-groupdata").kind == "atlas-groupdata"
+    with pytest.raises(SpecError, match="did you mean 'cms-data'"):
+        get_importer("cms-dat")
+
+
+def test_groupdata_plan(groupdata: Path) -> None:
+    plan = plan_import("atlas-groupdata", groupdata)
+    assert [b.ref for b in plan.bundles] == GD_REFS
+    by_ref = {b.ref: b for b in plan.bundles}
+    v2 = by_ref["atlas/taurectools@0.2.0"]
+    assert {(f.dest, f.legacy, f.role) for f in v2.files} == {
+        ("README.txt", "tauRecTools/00-02-00/README.txt", "docs"),
+        ("rnn.onnx", "tauRecTools/00-02-00/rnn.onnx", "model"),
+        ("sub/extra.root", "tauRecTools/00-02-00/sub/extra.root", "data"),
+    }
+    assert v2.size == sum(len(GROUPDATA[f.legacy]) for f in v2.files if f.legacy)
+    assert [s.what for s in plan.skipped] == ["tauRecTools/notes.txt"]
+    assert v2.gaps() == dict.fromkeys(("code", "data", "metrics", "authors", "license"), False)
+
+
+def test_mapping_explicit_bundles_defaults_and_errors(groupdata: Path, tmp_path: Path) -> None:
+    m = tmp_path / "map.yaml"
+    m.write_text(
+        "namespace: atlas\n"
+        "include_dev: false\n"
+        "defaults:\n  license: Apache-2.0\n  authors: ['Tau WG <tau@cern.ch>']\n"
+        "  code: {repository: 'https://gitlab.cern.ch/atlas/athena', commit: 'abcdef1'}\n"
+        "  data: [{type: rucio, did: 'mc23_13p6TeV:DAOD_PHYS.12345._000001.pool.root.1'}]\n"
+        "roles: {'*.bin': weights, '*.json': model}\n"
+        "skip: ['**/*.root']\n"
+        "names: {JetTagCalibration: atlas/dl1}\n"
+        "bundles:\n"
+        "  - name: atlas/tauid-r22\n    version: 3.0.0\n    alias: prod\n"
+        "    include: ['tauRecTools/R22_preprod/']\n    metrics: {auc: 0.91}\n"
+    )
+    plan = plan_import("atlas-groupdata", groupdata, m)
+    refs = [b.ref for b in plan.bundles]
+    assert refs[0] == "atlas/tauid-r22@3.0.0" and "atlas/dl1@2.0.0" in refs
+    assert not any("dev" in r for r in refs)
+    first = plan.bundles[0]
+    assert first.aliases == ("prod",)
+    assert {f.dest: f.role for f in first.files} == {
+        "model.json": "model",
+        "weights.bin": "weights",
+    }
+    assert all(first.gaps().values()), "metrics from the entry, the rest from defaults"
+    assert "tauRecTools/00-02-00/sub/extra.root" in {s.what for s in plan.skipped}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "namespace: atlas\nbundles:\n  - name: atlas/x\n    version: one\n    include: [a]\n"
+    )
+    with pytest.raises(SpecError, match=r"bad.yaml:4: bundles\[0\].version"):
+        plan_import("dir", groupdata, bad)
+    nomatch = tmp_path / "nomatch.yaml"
+    nomatch.write_text(
+        "bundles:\n  - name: atlas/x\n    version: 1.0.0\n    include: [nothing/**]\n"
+    )
+    with pytest.raises(SpecError, match=r"nomatch.yaml:4: bundles\[0\].include: no file"):
+        plan_import("dir", groupdata, nomatch)
+    with pytest.raises(SpecError, match="needs a mapping file"):
+        plan_import("dir", groupdata)
+
+
+def test_build_records_legacy_paths(model_dir: Path, tmp_path: Path) -> None:
+    spec = hepbundle.spec.load_spec(model_dir)
+    b = build_from_spec(
+        spec, BuildOptions(out=tmp_path / "o", legacy_paths={"model/model.onnx": "pkg/v1/m.onnx"})
+    )
+    assert b.manifest.file("model/model.onnx").legacy_path == "pkg/v1/m.onnx"
+    assert (
+        json.loads((b.root / "hepbundle.json").read_text())["files"][1]["legacyPath"]
+        == "pkg/v1/m.onnx"
+    )
+    with pytest.raises(BuildError, match="does not pack"):
+        build_from_spec(spec, BuildOptions(out=tmp_path / "p", legacy_paths={"nope": "x"}))
+    assert not (tmp_path / "p").exists()
+
+
+def test_import_publishes_signed_then_is_idempotent(
+    groupdata: Path, tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    repo = tmp_path / "repo"
+    policy = TrustPolicy.load(policy_env)
+    report = _import(groupdata, repo, ec_key[0], policy=policy, compat_tree=tmp_path / "compat")
+    assert [(o.ref, o.status) for o in report.outcomes] == [(r, "published") for r in GD_REFS]  # type: ignore[attr-defined]
+    assert list_names(repo) == [
+        "atlas/jettagcalibration",
+        "atlas/taurectools",
+        "atlas/taurectools.r22_preprod",
+    ]
+    b = hepbundle.resolve("atlas/taurectools@0.2.0", repos=[repo], verify="full", policy=policy)
+    assert b.signature, "signed with ec_key and checked against the policy"
+    assert b.manifest.file("rnn.onnx").legacy_path == "tauRecTools/00-02-00/rnn.onnx"
+    assert b.path("rnn.onnx").read_bytes() == GROUPDATA["tauRecTools/00-02-00/rnn.onnx"]
+    serial = json.loads((repo / "catalog/repository.json").read_text())["serial"]
+    before = {p: p.stat().st_mtime_ns for p in (repo / "catalog").rglob("*") if p.is_file()}
+    again = _import(groupdata, repo, ec_key[0], policy=policy)
+    assert [o.status for o in again.outcomes] == ["unchanged"] * len(GD_REFS)  # type: ignore[attr-defined]
+    assert json.loads((repo / "catalog/repository.json").read_text())["serial"] == serial
+    assert before == {p: p.stat().st_mtime_ns for p in (repo / "catalog").rglob("*") if p.is_file()}
+
+
+def test_import_refuses_signer_outside_policy(
+    groupdata: Path, tmp_path: Path, ec_key: tuple[Path, Path]
+) -> None:
+    from hepbundle.errors import PolicyError
+    from hepbundle.signing import generate_key
+
+    other = generate_key(tmp_path / "other" / "key.pem")
+    with pytest.raises(PolicyError):
+        _import(
+            groupdata,
+            tmp_path / "repo",
+            other[0],
+            policy=TrustPolicy.load(write_policy(tmp_path, ec_key[1])),
+        )
+    assert list_names(tmp_path / "repo") == [] if (tmp_path / "repo").exists() else True
+
+
+def test_changed_source_is_a_conflict_never_overwritten(
+    groupdata: Path, tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    repo = tmp_path / "repo"
+    _import(groupdata, repo, ec_key[0])
+    published = (repo / "bundles/atlas/taurectools/0.2.0/README.txt").read_bytes()
+    (groupdata / "tauRecTools/00-02-00/README.txt").write_bytes(b"edited in place\n")
+    (groupdata / "tauRecTools/00-01-00/rnn.onnx").unlink()
+    (groupdata / "tauRecTools/00-01-00/new.onnx").write_bytes(b"new")
+    report = _import(groupdata, repo, ec_key[0])
+    status = {o.ref: (o.status, o.detail) for o in report.outcomes}  # type: ignore[attr-defined]
+    assert status["atlas/taurectools@0.2.0"][0] == "conflict"
+    assert "tauRecTools/00-02-00/README.txt changed" in status["atlas/taurectools@0.2.0"][1]
+    assert status["atlas/taurectools@0.1.0"][0] == "conflict"
+    assert (
+        "removed" in status["atlas/taurectools@0.1.0"][1]
+        and "is new" in status["atlas/taurectools@0.1.0"][1]
+    )
+    assert status["atlas/jettagcalibration@2.0.0"][0] == "unchanged"
+    assert (repo / "bundles/atlas/taurectools/0.2.0/README.txt").read_bytes() == published
+
+
+def test_source_changing_during_import_aborts(
+    groupdata: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second hashing pass sees other bytes than the build packed: nothing is published."""
+    import hepbundle.importers.run as run_mod
+
+    real = run_mod.build_from_spec
+
+    def build_then_edit(spec, opts):  # type: ignore[no-untyped-def]
+        b = real(spec, opts)
+        (groupdata / "JetTagCalibration/v2/dl1.onnx").write_bytes(b"tampered")
+        return b
+
+    monkeypatch.setattr(run_mod, "build_from_spec", build_then_edit)
+    with pytest.raises(IntegrityError, match="dl1.onnx changed while it was imported"):
+        run_import(
+            plan_import("atlas-groupdata", groupdata),
+            ImportOptions(repo=tmp_path / "repo", allow_unsigned=True),
+        )
+    assert not (tmp_path / "repo" / "bundles").exists() or list_names(tmp_path / "repo") == []
+
+
+def test_legacy_paths_in_index_resolve_and_survive_rebuild(
+    groupdata: Path, tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    repo = tmp_path / "repo"
+    _import(groupdata, repo, ec_key[0])
+    b, rel = resolve_legacy("atlas:tauRecTools/R22_preprod/model.json", repos=[repo])
+    assert (b.ref, rel) == ("atlas/taurectools.r22_preprod@1.0.0", "model.json")
+    assert b.path(rel).read_bytes() == GROUPDATA["tauRecTools/R22_preprod/model.json"]
+    hits = find_legacy(repo, namespace="atlas")
+    assert len(hits) == len(GROUPDATA) - 1
+    before = (dump_index(repo), hits)
+    rebuild_index(repo)
+    assert (dump_index(repo), find_legacy(repo, namespace="atlas")) == before
+    with pytest.raises(NotFoundError, match="no imported file"):
+        resolve_legacy("atlas:tauRecTools/R22_preprod/missing.json", repos=[repo])
+    with pytest.raises(NotFoundError, match="not a legacy reference"):
+        resolve_legacy("tauRecTools/R22_preprod/model.json", repos=[repo])
+
+
+def test_compat_tree_reads_the_same_bytes(
+    groupdata: Path, tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    repo = tmp_path / "repo"
+    compat = tmp_path / "compat"
+    report = _import(groupdata, repo, ec_key[0], compat_tree=compat)
+    assert report.compat_links == len(GROUPDATA) - 1  # type: ignore[attr-defined]
+    for legacy, data in GROUPDATA.items():
+        link = compat / legacy
+        if legacy == "tauRecTools/notes.txt":
+            assert not link.exists()
+            continue
+        assert link.is_symlink() and not os.path.isabs(os.readlink(link))
+        assert link.read_bytes() == data, legacy
+        assert link.resolve().is_relative_to(repo.resolve() / "bundles")
+    # the tree moves with the repository (relative links), like a CVMFS mount point would
+    os.rename(tmp_path, tmp_path.with_name(tmp_path.name + "-moved"))
+    moved = tmp_path.with_name(tmp_path.name + "-moved")
+    assert (moved / "compat/tauRecTools/R22_preprod/model.json").read_bytes() == GROUPDATA[
+        "tauRecTools/R22_preprod/model.json"
+    ]
+    os.rename(moved, tmp_path)
+
+
+def test_cli_dry_run_json_then_import_and_path_legacy(
+    groupdata: Path, tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    runner = CliRunner()
+    repo = tmp_path / "repo"
+    r = runner.invoke(
+        main, ["import", "atlas-groupdata", str(groupdata), "--repo", str(repo), "--dry-run"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "plan: 5 bundles, 8 files" in r.output
+    assert "atlas/taurectools@0.2.0  [tauRecTools/00-02-00]  3 files" in r.output
+    assert "rnn.onnx  model  6.2 KiB  <- tauRecTools/00-02-00/rnn.onnx" in r.output
+    assert "provenance: found: -; missing: code, data, metrics, authors, license" in r.output
+    assert "tauRecTools/notes.txt: not inside <Package>/<subdir>/" in r.output
+    assert not repo.exists(), "a dry run writes nothing"
+    r = runner.invoke(main, ["import", "atlas-groupdata", str(groupdata), "--dry-run", "--json"])
+    plan = json.loads(r.output)
+    assert [b["ref"] for b in plan["bundles"]] == GD_REFS
+    assert plan["bundles"][0]["gaps"]["license"] == "missing"
+    args = [
+        "import",
+        "atlas-groupdata",
+        str(groupdata),
+        "--repo",
+        str(repo),
+        "--key",
+        str(ec_key[0]),
+    ]
+    r = runner.invoke(main, [*args, "--compat-tree", str(tmp_path / "compat")])
+    assert r.exit_code == 0, r.output
+    assert "5 published, 0 unchanged, 0 conflicts, 8 compat links" in r.output
+    assert "atlas/taurectools@0.3.0-dev" in r.output.splitlines()[5]
+    r = runner.invoke(main, [*args, "--json"])
+    assert json.loads(r.output)["unchanged"] == 5
+    r = runner.invoke(
+        main, ["path", "--legacy", "atlas:tauRecTools/00-02-00/rnn.onnx", "--repo", str(repo)]
+    )
+    assert r.exit_code == 0, r.output
+    assert Path(r.output.strip()) == repo.absolute() / "bundles/atlas/taurectools/0.2.0/rnn.onnx"
+    (groupdata / "tauRecTools/00-02-00/README.txt").write_bytes(b"changed")
+    r = runner.invoke(main, args)
+    assert r.exit_code == 2
+    assert "conflict: atlas/taurectools@0.2.0" in r.output
+    fresh = tmp_path / "fresh"
+    r = runner.invoke(main, ["import", "atlas-groupdata", str(groupdata), "--repo", str(fresh)])
+    assert r.exit_code == 1 and "is unsigned; refusing to publish it" in r.output
+    assert list_names(fresh) == [], "nothing partial is visible"
+
+
+def _import_cmd(groupdata: Path, repo: Path, key: Path) -> list[str]:
+    return [sys.executable, "-m", "hepbundle", "import", "atlas-groupdata", str(groupdata),
+            "--repo", str(repo), "--key", str(key)]  # fmt: skip
+
+
+@pytest.mark.parametrize("point", ["mid-copy", "renamed", "catalogued", "indexed"])
+def test_killed_import_completes_on_rerun(
+    groupdata: Path, tmp_path: Path, ec_key: tuple[Path, Path], point: str, policy_env: Path
+) -> None:
+    """SIGKILL inside the first publish (HEPBUNDLE_CRASH_AT): a re-run completes everything."""
+    repo = tmp_path / "repo"
+    env = {**os.environ, "HEPBUNDLE_CRASH_AT": point}
+    p = subprocess.run(
+        _import_cmd(groupdata, repo, ec_key[0]), env=env, capture_output=True, check=False
+    )
+    assert p.returncode == -signal.SIGKILL
+    p = subprocess.run(
+        _import_cmd(groupdata, repo, ec_key[0]), capture_output=True, text=True, check=False
+    )
+    assert p.returncode == 0, p.stderr
+    assert "5 published" in p.stdout or "4 published, 1 unchanged" in p.stdout
+    _assert_complete(repo, ec_key)
+
+
+@pytest.mark.slow
+def test_import_killed_from_outside_half_way(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    """A real SIGKILL while bundles are being published; the re-run publishes the rest."""
+    files = {f"Pkg{i}/00-0{j}-00/w.bin": os.urandom(3 << 20) for i in range(4) for j in range(1, 3)}
+    src = make_groupdata(tmp_path / "GD", files)
+    repo = tmp_path / "repo"
+    proc = subprocess.Popen(
+        _import_cmd(src, repo, ec_key[0]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list((repo / "catalog").glob("*/*.json")):
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list((repo / "catalog").glob("*/*.json")))
+    assert 1 <= done < 8, "killed half-way"
+    for name in list_names(
+        repo
+    ):  # what readers can see is whole: every catalogued version verifies
+        for version in read_name_catalog(repo, name).versions:
+            hepbundle.open(
+                repo / "bundles" / name / version, verify="full"
+            ).verify().raise_for_problems()
+    p = subprocess.run(
+        _import_cmd(src, repo, ec_key[0]), capture_output=True, text=True, check=False
+    )
+    assert p.returncode == 0, p.stderr
+    assert f"{8 - done} published, {done} unchanged" in p.stdout
+    for rel, data in files.items():
+        pkg, ver, name = rel.split("/")
+        v = ".".join(str(int(x)) for x in ver.split("-"))
+        assert (repo / "bundles/atlas" / pkg.lower() / v / name).read_bytes() == data
+
+
+def _assert_complete(repo: Path, ec_key: tuple[Path, Path]) -> None:
+    assert not (repo / ".hepbundle-staging").exists() or not any(
+        (repo / ".hepbundle-staging").iterdir()
+    )
+    policy = TrustPolicy.from_flags(keys=[ec_key[1]])
+    for ref in GD_REFS:
+        name, _, version = ref.partition("@")
+        rec = read_name_catalog(repo, name).versions[version]
+        b = hepbundle.resolve(ref, repos=[repo], verify="full", policy=policy)
+        assert b.manifest_digest == rec.manifest_digest
+    before = dump_index(repo)
+    rebuild_index(repo)
+    assert dump_index(repo) == before

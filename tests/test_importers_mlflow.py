@@ -1,0 +1,112 @@
+"""The mlflow importer on a real MLflow store (SQLite backend, local artifacts) made with mlflow's
+own client: two registered models, three versions, an alias, params, metrics and artifacts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hepbundle
+from hepbundle.importers import plan_import
+from hepbundle.importers.run import ImportOptions, run_import
+from hepbundle.repository.catalog import read_name_catalog
+from hepbundle.signing import KeySigner
+
+from .import_fixtures import policy_env
+
+__all__ = ["policy_env"]
+
+# mlflow 3 uses SQLAlchemy options that SQLAlchemy 2.1 deprecates (third-party, not ours)
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """``tau-id`` v1, v2 (alias champion) and ``jet-tagger`` v1, each from its own run."""
+    from mlflow.tracking import MlflowClient
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.create_experiment("tau", artifact_location=(root / "artifacts").as_uri())
+    client.create_registered_model("tau-id", tags={"license": "Apache-2.0"}, description="Tau ID")
+    client.create_registered_model("jet-tagger")
+    runs = {}
+    for model, version, lr in (("tau-id", 1, 0.01), ("tau-id", 2, 0.005), ("jet-tagger", 1, 0.1)):
+        run = client.create_run(
+            exp,
+            tags={
+                "mlflow.user": "jdoe",
+                "mlflow.source.git.commit": f"{version:x}" * 40,
+                "mlflow.source.git.repoURL": "https://gitlab.cern.ch/atlas/tau-training",
+                "campaign": "mc23",
+            },
+        )
+        rid = run.info.run_id
+        client.log_param(rid, "lr", str(lr))
+        client.log_param(rid, "seed", "42")
+        client.log_metric(rid, "test_auc", 0.9 + version / 100)
+        stage = root / "stage" / rid
+        (stage / "model").mkdir(parents=True)
+        (stage / "model" / "model.onnx").write_bytes(f"{model}-{version}".encode() * 100)
+        (stage / "plots").mkdir()
+        (stage / "plots" / "roc.png").write_bytes(b"\x89PNG" + os.urandom(64))
+        client.log_artifacts(rid, str(stage / "model"), artifact_path="model")
+        client.log_artifacts(rid, str(stage / "plots"), artifact_path="plots")
+        client.set_terminated(rid)
+        client.create_model_version(model, source=f"runs:/{rid}/model", run_id=rid)
+        runs[(model, version)] = rid
+    client.set_registered_model_alias("tau-id", "champion", "2")
+    return {"uri": uri, "root": root, "runs": runs}
+
+
+def test_plan_from_registered_versions(mlflow_store: dict[str, Any]) -> None:
+    plan = plan_import("mlflow", mlflow_store["uri"])
+    assert [b.ref for b in plan.bundles] == [
+        "mlflow/jet-tagger@1.0.0",
+        "mlflow/tau-id@1.0.0",
+        "mlflow/tau-id@2.0.0",
+    ]
+    by = {b.ref: b for b in plan.bundles}
+    v2 = by["mlflow/tau-id@2.0.0"]
+    assert v2.aliases == ("champion",) and by["mlflow/tau-id@1.0.0"].aliases == ()
+    assert {(f.dest, f.role) for f in v2.files} == {
+        ("model/model.onnx", "model"),
+        ("artifacts/plots/roc.png", "report"),
+    }
+    assert v2.gaps() == dict.fromkeys(("code", "data", "metrics", "authors", "license"), True) | {
+        "data": False
+    }
+    assert by["mlflow/jet-tagger@1.0.0"].gaps()["license"] is False
+    rec = v2.extra_meta["extra"]["import"]["mlflow"]
+    assert rec["run_id"] == mlflow_store["runs"][("tau-id", 2)]
+    assert rec["tags"] == {"campaign": "mc23"} and rec["params"] == {"lr": "0.005", "seed": "42"}
+
+
+def test_import_publishes_with_provenance_and_alias(
+    mlflow_store: dict[str, Any], tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    repo = tmp_path / "repo"
+    m = tmp_path / "map.yaml"
+    m.write_text("namespace: atlas\nnames: {jet-tagger: atlas/dl1-jet}\n")
+    plan = plan_import("mlflow", mlflow_store["uri"], m)
+    report = run_import(plan, ImportOptions(repo=repo, signer=KeySigner(ec_key[0])))
+    assert sorted(o.status for o in report.outcomes) == ["published"] * 3
+    b = hepbundle.resolve("atlas/tau-id@champion", repos=[repo], verify="full")
+    assert b.version == "2.0.0"
+    assert b.path("model/model.onnx").read_bytes() == b"tau-id-2" * 100
+    meta = b.manifest.meta
+    assert meta["provenance"]["code"]["commit"] == "2" * 40
+    assert (
+        meta["provenance"]["training"]["source"]["mlflow"]["run_id"]
+        == mlflow_store["runs"][("tau-id", 2)]
+    )
+    assert {"name": "auc", "value": 0.92, "split": "test"} in meta["metrics"]
+    assert meta["hyperparameters"]["lr"] == 0.005
+    assert meta["authors"] == [{"name": "jdoe"}] and meta["license"] == "Apache-2.0"
+    assert read_name_catalog(repo, "atlas/dl1-jet").versions["1.0.0"]
+    again = run_import(plan_import("mlflow", mlflow_store["uri"], m), ImportOptions(repo=repo))
+    assert sorted(o.status for o in again.outcomes) == ["unchanged"] * 3
