@@ -191,12 +191,7 @@ def versions(name: str, repo: str | None, as_json: bool) -> None:
 @json_option
 def alias(ref: str, alias: str, repo: str | None, backend: str, as_json: bool) -> None:
     """Point ALIAS (e.g. prod) at the version REF names; the move is kept in the history."""
-    done = _repo.set_alias(ref, alias, repo, backend=backend)
-    name = done.catalog.name
-    if as_json:
-        emit_json({"name": name, "alias": alias, "version": done.version, "serial": done.serial})
-        return
-    click.echo(f"{name}@{alias} -> {done.version}")
+    _report(_repo.set_alias(ref, alias, repo, backend=backend), as_json, alias=alias)
 
 
 @click.command()
@@ -207,12 +202,17 @@ def alias(ref: str, alias: str, repo: str | None, backend: str, as_json: bool) -
 @json_option
 def yank(ref: str, reason: str, repo: str | None, backend: str, as_json: bool) -> None:
     """Mark the version REF names as yanked (never deleted; loaders warn or refuse)."""
-    done = _repo.yank(ref, reason, repo, backend=backend)
+    _report(_repo.yank(ref, reason, repo, backend=backend), as_json, reason=reason)
+
+
+def _report(done: _repo.Changed, as_json: bool, **what: str) -> None:
     name = done.catalog.name
     if as_json:
-        emit_json({"name": name, "version": done.version, "reason": reason, "serial": done.serial})
-        return
-    click.echo(f"yanked {name}@{done.version}: {reason}")
+        emit_json({"name": name, "version": done.version, "serial": done.serial, **what})
+    elif "alias" in what:
+        click.echo(f"{name}@{what['alias']} -> {done.version}")
+    else:
+        click.echo(f"yanked {name}@{done.version}: {what['reason']}")
 
 
 @click.group()

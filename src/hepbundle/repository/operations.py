@@ -4,6 +4,7 @@ rebuild the index. Each is one typed function the CLI calls."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,16 +88,13 @@ def set_alias(
 ) -> Changed:
     """Point ``alias`` at the version REF names (moving it if it pointed elsewhere; the
     catalogue keeps every move in ``aliasHistory``)."""
-    ref = _name_ref(ref_text)
-    assert ref.name is not None
-    publisher = make_publisher(backend, repo)
-    version = read_name_catalog(publisher.root, ref.name).resolve(ref.selector).version
-    cat, serial = publisher.change(
-        ref.name,
-        lambda cat: cat.with_alias(alias, version),
-        f"hepbundle alias {ref.name}@{version} as {alias}",
+    return _change(
+        ref_text,
+        repo,
+        backend,
+        lambda cat, v: cat.with_alias(alias, v),
+        lambda ref: f"hepbundle alias {ref} as {alias}",
     )
-    return Changed(cat, version, serial)
 
 
 def yank(
@@ -108,18 +106,34 @@ def yank(
 ) -> Changed:
     """Mark the version REF names as yanked with ``reason``; the bundle stays in place."""
     ref = _name_ref(ref_text)
-    assert ref.name is not None
     if ref.selector is None:
         raise NotFoundError(
             f"yank needs an explicit version or alias, not {ref_text!r}",
             hint=f"e.g. {ref.name}@1.2.0",
         )
+    return _change(
+        ref_text,
+        repo,
+        backend,
+        lambda cat, v: cat.with_yank(v, reason),
+        lambda ref: f"hepbundle yank {ref}: {reason}",
+    )
+
+
+def _change(
+    ref_text: str,
+    repo: str | os.PathLike[str] | None,
+    backend: str,
+    apply: Callable[[NameCatalog, str], NameCatalog],
+    message: Callable[[str], str],
+) -> Changed:
+    """Resolve REF to a version in the current catalogue, then let the backend apply the change."""
+    ref = _name_ref(ref_text)
+    assert ref.name is not None
     publisher = make_publisher(backend, repo)
     version = read_name_catalog(publisher.root, ref.name).resolve(ref.selector).version
     cat, serial = publisher.change(
-        ref.name,
-        lambda cat: cat.with_yank(version, reason),
-        f"hepbundle yank {ref.name}@{version}: {reason}",
+        ref.name, lambda cat: apply(cat, version), message(f"{ref.name}@{version}")
     )
     return Changed(cat, version, serial)
 
