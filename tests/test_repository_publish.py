@@ -394,3 +394,11 @@ def test_reader_refuses_what_the_schema_refuses(
     f.write_text(json.dumps(doc))
     with pytest.raises(FormatError, match=message):
         read_name_catalog(repo, "atlas/tauid")
+
+
+def test_publish_is_part_of_the_top_level_api(tmp_path: Path) -> None:
+    import hepbundle.repository
+
+    assert "publish" in hepbundle.__all__ and hepbundle.publish is hepbundle.repository.publish
+    res = hepbundle.publish(make_bundle(tmp_path).root, tmp_path / "r", allow_unsigned=True)
+    assert res.status == "published"

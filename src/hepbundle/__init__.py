@@ -46,6 +46,7 @@ from .manifest import FileEntry, Manifest
 
 if TYPE_CHECKING:
     from .policy import TrustPolicy
+    from .repository.publish import publish
     from .signing import sign, verify
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "__version__",
     "build",
     "open",
+    "publish",
     "resolve",
     "sign",
     "verify",
@@ -76,7 +78,7 @@ __all__ = [
 
 # signing pulls in model_signing and sigstore (~0.4 s): imported when first used, so a job that
 # opens bundles without a trust policy does not pay for it
-_LAZY = {"sign": "signing", "verify": "signing", "TrustPolicy": "policy"}
+_LAZY = {"sign": "signing", "verify": "signing", "TrustPolicy": "policy", "publish": "repository"}
 
 
 def __getattr__(name: str) -> object:
