@@ -17,8 +17,6 @@ from hepbundle.data.reference import PROFILE_PATH, load_profile
 from hepbundle.errors import DataError
 from hepbundle.spec import validate
 
-from .conftest import write_spec
-
 
 def sample(
     n: int, seed: int, *, eta_shift: float = 0.0, pt_scale: float = 1.0
@@ -37,6 +35,13 @@ def run(*args: object) -> tuple[int, str, str]:
     return r.exit_code, r.stdout, r.stderr
 
 
+def model_spec(directory: Path, extra: str = "") -> None:
+    """A one-file ONNX-role bundle spec in ``directory`` (plus ``extra`` YAML)."""
+    (directory / "model.onnx").write_bytes(b"\x08\x07" * 64)
+    spec = "name: cms/btag\nversion: 1.0.0\nfiles:\n  - path: model.onnx\n    role: model\n"
+    (directory / "hepbundle.yaml").write_text(spec + extra, encoding="utf-8")
+
+
 @pytest.fixture
 def train(tmp_path: Path) -> Path:
     p = tmp_path / "m" / "train.npz"
@@ -48,17 +53,7 @@ def train(tmp_path: Path) -> Path:
 @pytest.fixture
 def profiled(tmp_path: Path, train: Path) -> Path:
     """A bundle built from the CLI with --profile-from."""
-    (train.parent / "model.onnx").write_bytes(b"\x08\x07" * 64)
-    write_spec(
-        train.parent,
-        """
-        name: cms/btag
-        version: 1.0.0
-        files:
-          - path: model.onnx
-            role: model
-        """,
-    )
+    model_spec(train.parent)
     code, _, err = run("build", train.parent, "-o", tmp_path / "b", "--profile-from", train)
     assert code == 0, err
     return tmp_path / "b"
@@ -109,20 +104,7 @@ def test_build_packs_signed_profile(profiled: Path, train: Path) -> None:
 
 
 def test_build_profile_from_spec_section(tmp_path: Path, train: Path) -> None:
-    (train.parent / "model.onnx").write_bytes(b"\x08" * 10)
-    write_spec(
-        train.parent,
-        """
-        name: cms/btag
-        version: 1.0.0
-        files:
-          - path: model.onnx
-            role: model
-        profile:
-          from: train.npz
-          features: [eta]
-        """,
-    )
+    model_spec(train.parent, "profile:\n  from: train.npz\n  features: [eta]\n")
     code, _, err = run("build", train.parent, "-o", tmp_path / "b2")
     assert code == 0, err
     prof = load_profile(hepbundle.open(tmp_path / "b2"))

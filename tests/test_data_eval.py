@@ -82,6 +82,11 @@ def run(*args: object) -> tuple[int, str, str]:
     return r.exit_code, r.stdout, r.stderr
 
 
+def run_eval(bundle: Path, tmp_path: Path, *args: object) -> tuple[int, str, str]:
+    """``hepbundle eval BUNDLE --data tmp_path/test.npz --labels y ARGS…``."""
+    return run("eval", bundle, "--data", tmp_path / "test.npz", "--labels", "y", *args)
+
+
 def test_auc_matches_sklearn_with_ties() -> None:
     sk = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(3)
@@ -92,6 +97,16 @@ def test_auc_matches_sklearn_with_ties() -> None:
     two = np.c_[1 - s, s + 1e-9]  # softmax-like pair: argmax = (s > 0.5) for untied s
     assert metrics.accuracy(y, two) == pytest.approx(sk.accuracy_score(y, np.argmax(two, 1)))
     assert metrics.logloss(y, s) == pytest.approx(sk.log_loss(y, np.clip(s, 1e-7, 1 - 1e-7)))
+
+
+def test_multiclass_auc_is_macro_one_vs_rest() -> None:
+    sk = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 5, 3000)
+    s = rng.dirichlet(np.ones(5), 3000) + 0.4 * np.eye(5)[y]
+    s /= s.sum(axis=1, keepdims=True)
+    assert metrics.auc(y, s) == pytest.approx(sk.roc_auc_score(y, s, multi_class="ovr"), abs=1e-12)
+    assert metrics.accuracy(y, s) == pytest.approx(np.mean(np.argmax(s, 1) == y))
 
 
 def test_builtins_are_registered_as_entry_points() -> None:
@@ -116,24 +131,11 @@ def test_eval_runs_onnx_and_compares(tmp_path: Path, model_bundle: tuple[Path, f
 def test_eval_cli_out_and_regression_exit(tmp_path: Path, model_bundle: tuple[Path, float]) -> None:
     root, _ = model_bundle
     out = tmp_path / "eval.json"
-    code, stdout, err = run(
-        "eval",
-        root,
-        "--data",
-        tmp_path / "test.npz",
-        "--labels",
-        "y",
-        "--metric",
-        "auc",
-        "--out",
-        out,
-    )
+    code, stdout, err = run_eval(root, tmp_path, "--metric", "auc", "--out", out)
     assert code == 0, err
     assert "auc" in stdout and json.loads(out.read_text())["passed"] is True
     # accuracy was recorded as 0.5: the real model is far better, so it "changed"
-    code, stdout, err = run(
-        "eval", root, "--data", tmp_path / "test.npz", "--labels", "y", "--json"
-    )
+    code, stdout, err = run_eval(root, tmp_path, "--json")
     assert code == 1 and "accuracy is 0.8" in err and "recorded 0.5" in err
     assert json.loads(stdout)["passed"] is False
 
@@ -142,9 +144,7 @@ def test_eval_errors(tmp_path: Path, model_bundle: tuple[Path, float]) -> None:
     root, _ = model_bundle
     code, _, err = run("eval", root, "--data", tmp_path / "test.npz", "--labels", "label")
     assert code == 2 and "no labels array 'label'; arrays: a, b, y" in err
-    code, _, err = run(
-        "eval", root, "--data", tmp_path / "test.npz", "--labels", "y", "--metric", "f1"
-    )
+    code, _, err = run_eval(root, tmp_path, "--metric", "f1")
     assert code == 2 and "unknown metric 'f1'" in err and "hepbundle.evaluators" in err
     with pytest.raises(DataError, match="labels 0/1"):
         metrics.auc(np.array([0, 2]), np.array([0.1, 0.2]))
@@ -157,17 +157,7 @@ def test_eval_appends_record_to_published_bundle(
     repo = tmp_path / "repo"
     publish(root, repo, allow_unsigned=True)
     published = repo / "bundles" / "cms" / "logit" / "1.0.0"
-    code, out, err = run(
-        "eval",
-        published,
-        "--data",
-        tmp_path / "test.npz",
-        "--labels",
-        "y",
-        "--metric",
-        "auc",
-        "--json",
-    )
+    code, out, err = run_eval(published, tmp_path, "--metric", "auc", "--json")
     assert code == 0, err
     (rec,) = list_records(repo, "cms/logit", "1.0.0", "evaluation")
     assert json.loads(out)["written"]["record"] == str(rec.path)

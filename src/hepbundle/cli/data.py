@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -16,6 +18,24 @@ from ..errors import DataError, DriftAlert, VerificationError
 from ._common import emit_json, json_option
 
 __all__ = ["COMMANDS"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+_repos_option = click.option(
+    "--repo", "repos", multiple=True, metavar="R", help="Repository to resolve REF in."
+)
+_ref_argument = click.argument("ref", metavar="REF")
+
+
+def _data_option(help: str) -> Callable[[F], F]:
+    return click.option(
+        "--data",
+        "data_path",
+        required=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=help,
+    )
 
 
 @click.group()
@@ -105,14 +125,8 @@ def root2npz(
 
 
 @click.command()
-@click.argument("ref", metavar="REF")
-@click.option(
-    "--data",
-    "data_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="NPZ of new data with the arrays the profile was made from.",
-)
+@_ref_argument
+@_data_option("NPZ of new data with the arrays the profile was made from.")
 @click.option(
     "--outputs",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -125,7 +139,7 @@ def root2npz(
 )
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG.")
 @click.option("--top", default=6, show_default=True, help="Features in the plot.")
-@click.option("--repo", "repos", multiple=True, metavar="R", help="Repository to resolve REF in.")
+@_repos_option
 @json_option
 def drift(
     ref: str,
@@ -184,14 +198,8 @@ def _drift_table(report: _drift.DriftReport) -> str:
 
 
 @click.command("eval")
-@click.argument("ref", metavar="REF")
-@click.option(
-    "--data",
-    "data_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="NPZ with the model inputs and the labels.",
-)
+@_ref_argument
+@_data_option("NPZ with the model inputs and the labels.")
 @click.option("--labels", required=True, metavar="ARRAY", help="Array of --data holding labels.")
 @click.option(
     "--metric",
@@ -222,7 +230,7 @@ def _drift_table(report: _drift.DriftReport) -> str:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="EC key to sign the evaluation record with (password from HEPBUNDLE_KEY_PASSWORD).",
 )
-@click.option("--repo", "repos", multiple=True, metavar="R", help="Repository to resolve REF in.")
+@_repos_option
 @json_option
 def eval_(
     ref: str,
@@ -287,7 +295,7 @@ def _split(text: str | None) -> list[str]:
 
 
 @click.command()
-@click.argument("ref", metavar="REF")
+@_ref_argument
 @click.option("--check", "do_check", is_flag=True, help="Report what a re-training needs.")
 @click.option(
     "--run",
@@ -321,7 +329,7 @@ def _split(text: str | None) -> list[str]:
 @click.option("--metrics-file", help="--run: the JSON file the training writes its metrics to.")
 @click.option("--tolerance", type=float, default=0.01, show_default=True, help="|new - recorded|")
 @click.option("--timeout", type=float, help="--run: seconds before the training is stopped.")
-@click.option("--repo", "repos", multiple=True, metavar="R", help="Repository to resolve REF in.")
+@_repos_option
 @json_option
 def reproduce(
     ref: str,

@@ -34,8 +34,19 @@ def _binary(y: Arr, s: Arr, what: str) -> tuple[Arr, npt.NDArray[np.float64]]:
 
 
 def auc(y: Arr, s: Arr) -> float:
-    """Area under the ROC curve: the Mann-Whitney statistic with tied scores sharing ranks."""
-    pos, score = _binary(y, s, "auc")
+    """Area under the ROC curve: the Mann-Whitney statistic with tied scores sharing ranks.
+    For class scores (N, C > 2) with integer labels: the macro average of one-vs-rest AUCs."""
+    s = np.asarray(s)
+    if s.ndim == 2 and s.shape[1] > 2:
+        labels = np.asarray(y).reshape(len(y))
+        present = [k for k in range(s.shape[1]) if 0 < np.sum(labels == k) < len(labels)]
+        if not present:
+            raise DataError("auc needs at least two classes among the labels")
+        return float(np.mean([_auc(labels == k, s[:, k]) for k in present]))
+    return _auc(*_binary(y, s, "auc"))
+
+
+def _auc(pos: npt.NDArray[np.bool_], score: npt.NDArray[Any]) -> float:
     n_pos, n_neg = int(pos.sum()), int((~pos).sum())
     if n_pos == 0 or n_neg == 0:
         raise DataError("auc needs both classes among the labels")
