@@ -160,15 +160,29 @@ def test_parent_pinned_through_repository(
     kid = child(tmp_path, "atlas/kid", "1.0.0", "parents:\n  - fine_tuned_from: atlas/tauid@prod\n")
     assert kid.manifest.meta["parents"][0]["pinnedBy"] == ["repository"]
     assert kid.manifest.meta["parents"][0]["manifestDigest"] == built.manifest_digest
+    assert kid.manifest.meta["parents"][0]["ref"] == "atlas/tauid@1.2.0"  # the alias, resolved
+    assert kid.manifest.meta["parents"][0]["requested"] == "atlas/tauid@prod"
     publish(kid.root, repo, allow_unsigned=True)
     r = CliRunner().invoke(main, ["lineage", "atlas/tauid@1.2.0", "--repo", str(repo)])
     assert r.exit_code == 0, r.output
     assert "└─ atlas/kid@1.0.0, fine tuned from it" in r.output
     r = CliRunner().invoke(main, ["show", str(kid.root)])
     assert (
-        f"parent    fine tuned from atlas/tauid@prod (sha256:{built.manifest_digest[:12]})"
+        f"parent    fine tuned from atlas/tauid@1.2.0 (sha256:{built.manifest_digest[:12]})"
         in r.output
     )
+    r = CliRunner().invoke(main, ["lineage", "atlas/kid@1.0.0", "--json"])  # HEPBUNDLE_REPO
+    assert json.loads(r.output)["ancestors"][0]["location"] == str(
+        repo / "bundles/atlas/tauid/1.2.0"
+    )
+    # a parent the repository does not know is fine when the spec pins it itself
+    other = child(
+        tmp_path,
+        "atlas/kid2",
+        "1.0.0",
+        "parents:\n  - derived_from: cms/btag@1.0.0\n    manifest_digest: '" + "cd" * 32 + "'\n",
+    )
+    assert other.manifest.meta["parents"][0]["pinnedBy"] == ["spec"]
     with pytest.raises(
         SpecError,
         match=r":5: parents\[0\].fine_tuned_from: atlas/tauid@9.9.9: atlas/tauid has no version '9.9.9'",

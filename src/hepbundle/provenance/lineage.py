@@ -57,6 +57,7 @@ def resolve_parents(
                 f"({', '.join(RELATIONS)}), not {len(rels)}"
             )
         rel, ref = rels[0], str(entry[rels[0]])
+        requested = ref
         found: dict[str, str] = {}
         if "manifest_digest" in entry:
             found["spec"] = _HEX.match(str(entry["manifest_digest"])).group(1)  # type: ignore[union-attr]
@@ -69,9 +70,13 @@ def resolve_parents(
                 )
             found["path"] = parent[1]
         if repo is not None:
-            digest = _from_catalog(repo, ref, f"{where(i, rel)}parents[{i}].{rel}: ")
-            if digest:
-                found["repository"] = digest
+            # a repository that does not know the parent is only an error when nothing else pins it
+            hit = _from_catalog(
+                repo, ref, f"{where(i, rel)}parents[{i}].{rel}: ", missing_ok=bool(found)
+            )
+            if hit:
+                found["repository"], version = hit
+                requested, ref = ref, f"{ref.partition('@')[0]}@{version}"  # an alias → version
         if not found:
             raise SpecError(
                 f"{where(i, rel)}parents[{i}]: cannot pin {ref} by digest",
@@ -81,14 +86,15 @@ def resolve_parents(
         if len(set(found.values())) > 1:
             seen = ", ".join(f"{k} {v[:12]}…" for k, v in found.items())
             raise SpecError(f"{where(i, rel)}parents[{i}]: {ref} digests disagree: {seen}")
-        out.append(
-            {
-                "relation": rel,
-                "ref": ref,
-                "manifestDigest": next(iter(found.values())),
-                "pinnedBy": sorted(found),
-            }
-        )
+        rec = {
+            "relation": rel,
+            "ref": ref,
+            "manifestDigest": next(iter(found.values())),
+            "pinnedBy": sorted(found),
+        }
+        if requested != ref:
+            rec["requested"] = requested
+        out.append(rec)
     return out
 
 
@@ -102,16 +108,20 @@ def read_manifest(path: Path, where: str = "") -> tuple[Manifest, str]:
     return Manifest.from_bytes(data, source=str(mpath)), sha256_bytes(data)
 
 
-def _from_catalog(repo: Path, ref: str, where: str) -> str | None:
-    """The catalogue's digest of ``ref`` (None when the repository layer is not available)."""
+def _from_catalog(repo: Path, ref: str, where: str, *, missing_ok: bool) -> tuple[str, str] | None:
+    """The catalogue's (digest, version) of ``ref``; None when the repository layer is not
+    available, or the repository does not know ``ref`` and ``missing_ok``."""
     try:
         from ..repository.catalog import read_name_catalog
     except ImportError:
         return None
     name, _, selector = ref.partition("@")
     try:
-        return str(read_name_catalog(repo, name).resolve(selector or None).manifest_digest)
+        rec = read_name_catalog(repo, name).resolve(selector or None)
+        return str(rec.manifest_digest), str(rec.version)
     except NotFoundError as e:
+        if missing_ok:
+            return None
         raise SpecError(f"{where}{ref}: {e.message}", hint=e.hint) from None
 
 
@@ -225,11 +235,15 @@ def lineage(root: KnownBundle, known: Mapping[str, KnownBundle], *, depth: int =
 def locate_bundle(ref: str, repo: Path | None = None) -> Path:
     """The bundle directory REF names: an existing path, or ``ns/name@version|alias`` in the
     repository (``repo``, default ``HEPBUNDLE_REPO``)."""
-    if Path(ref).exists() or ref.startswith(("/", ".", "~")):
+    if _is_path(ref):
         return Path(ref).expanduser()
     from ..repository.operations import locate  # the repository layer sits above this one
 
     return locate(ref, repo).path
+
+
+def _is_path(ref: str) -> bool:
+    return Path(ref).exists() or ref.startswith(("/", ".", "~"))
 
 
 def family(ref: str, *, repo: Path | None = None, search: Sequence[Path] = ()) -> Lineage:
@@ -239,9 +253,12 @@ def family(ref: str, *, repo: Path | None = None, search: Sequence[Path] = ()) -
     path = locate_bundle(ref, repo)
     m, digest = read_manifest(path)
     sources = list(search)
-    env_repo = os.environ.get("HEPBUNDLE_REPO")
-    if repo is not None or env_repo:
-        sources.append(Path(repo or env_repo or ""))
+    if not _is_path(ref):
+        from ..repository.publish import default_repo
+
+        sources.append(repo or default_repo())  # where locate_bundle found it
+    elif repo is not None or os.environ.get("HEPBUNDLE_REPO"):
+        sources.append(Path(repo or os.environ["HEPBUNDLE_REPO"]))
     if not sources:
         parts = path.resolve().parts
         tail = (*m.name.split("/"), m.version)
