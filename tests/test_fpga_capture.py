@@ -18,7 +18,7 @@ from hepbundle.digest import sha256_bytes
 from hepbundle.errors import SpecError, ToolError
 from hepbundle.fpga import bitstreams
 from hepbundle.fpga.capture import capture, capture_section
-from hepbundle.fpga.compare import Tolerance, compare_outputs, load_npz
+from hepbundle.fpga.compare import Tolerance, compare_outputs, decode_fixed, load_npz
 from hepbundle.fpga.reloadable import classify
 from hepbundle.spec import validate
 
@@ -369,6 +369,30 @@ def test_float_gates_and_argmax() -> None:
 def test_shape_mismatch_is_an_error() -> None:
     with pytest.raises(ToolError, match="shape"):
         compare_outputs("y", _emu(), hardware=_emu(n=10))
+
+
+@pytest.mark.parametrize(
+    ("ctype", "words", "values"),
+    [
+        (
+            "ap_fixed<18,8>",
+            [0, 1, (1 << 17) - 1, 1 << 17, (1 << 18) - 1],
+            [0, 2**-10, 128 - 2**-10, -128, -(2**-10)],
+        ),
+        ("ap_ufixed<8,4>", [0, 255, 16], [0, 16 - 1 / 16, 1]),
+        ("ap_int<8>", [127, 128, 255], [127, -128, -1]),
+        ("ap_uint<4>", [15, 16 + 3], [15, 3]),  # only the low W bits count
+        ("ap_fixed<16,6,AP_RND,AP_SAT>", [-1], [-(2.0**-10)]),  # sign-extended int64 input
+    ],
+)
+def test_decode_raw_fixed_point_words(ctype: str, words: list[int], values: list[float]) -> None:
+    np.testing.assert_array_equal(decode_fixed(np.array(words), ctype), np.array(values))
+
+
+@pytest.mark.parametrize("ctype", [None, "float", "ap_fixed<64,10>"])
+def test_decode_refuses_what_it_cannot_read(ctype: str | None) -> None:
+    with pytest.raises(ToolError):
+        decode_fixed(np.array([1]), ctype)
 
 
 def test_load_npz_by_name_or_single(tmp_path: Path) -> None:

@@ -208,12 +208,23 @@ def _compare(bundle: Path | str, case: Hls4mlCase, emu_dir: Path, *extra: str) -
     ]
 
 
-def _hardware(case: Hls4mlCase, kind: str, path: Path) -> Path:
+def _hardware(case: Hls4mlCase, kind: str, path: Path, emu_dir: Path | None = None) -> Path:
     hw = case.y_hls4ml.copy()
     if kind == "lsb":
-        hw[17, 3] += 2.0**-10  # one least significant bit of ap_fixed<18,8>
+        hw[17, 3] += 2.0**-10  # a small error in one value
     elif kind == "scrambled":
         hw = hw[::-1].copy()
+    elif kind.startswith("raw"):
+        # what a test bed dumps: the output port's ap_fixed words as integers
+        assert emu_dir is not None
+        (port,) = load_emulation(case.project, build_dir=emu_dir).outputs
+        width, integer = (int(v) for v in port.type.split("<")[1].rstrip(">").split(","))  # type: ignore[union-attr]
+        words = np.round(hw.astype(np.float64) * 2.0 ** (width - integer)).astype(np.int64)
+        words &= (1 << width) - 1
+        if kind == "raw-lsb":
+            words[42, 0] ^= 1  # flip the least significant bit of one word
+        np.savez(path, layer6_out=words)
+        return path
     np.savez(path, layer6_out=hw)
     return path
 
@@ -226,8 +237,18 @@ def _hardware(case: Hls4mlCase, kind: str, path: Path) -> Path:
         ("lsb", ["--tolerance", "0.001"], 0),
         ("lsb", ["--min-agreement", "0.99"], 0),
         ("scrambled", ["--min-agreement", "0.5"], 1),
+        ("raw", [], 0),
+        ("raw-lsb", [], 1),
     ],
-    ids=["exact-copy", "one-lsb", "lsb-tolerated", "agreement-tolerated", "scrambled"],
+    ids=[
+        "exact-copy",
+        "one-lsb",
+        "lsb-tolerated",
+        "agreement-tolerated",
+        "scrambled",
+        "raw-words",
+        "raw-word-bit-flip",
+    ],
 )
 def test_compare_gate(
     case: Hls4mlCase,
@@ -238,7 +259,7 @@ def test_compare_gate(
     extra: list[str],
     code: int,
 ) -> None:
-    hw = _hardware(case, kind, tmp_path / "hw.npz")
+    hw = _hardware(case, kind, tmp_path / "hw.npz", emu_dir)
     plot = tmp_path / "cmp.png"
     args = _compare(packed, case, emu_dir, "--hardware-outputs", str(hw), "--plot", str(plot))
     args += ["--out", str(tmp_path / "rep"), "--json"]
@@ -248,7 +269,14 @@ def test_compare_gate(
     (out,) = report["outputs"]
     assert out["name"] == "layer6_out" and out["samples"] == 300 and out["width"] == 5
     eh = out["emulation_vs_hardware"]
-    expected_exact = {"exact": 1.0, "lsb": 1 - 1 / 1500}.get(kind)
+    expected_exact = {"exact": 1.0, "raw": 1.0, "lsb": 1 - 1 / 1500, "raw-lsb": 1 - 1 / 1500}.get(
+        kind
+    )
+    assert report["hardware"]["encoding"] == (
+        "values"
+        if "raw" not in kind
+        else "raw words: " + str(load_emulation(case.project, build_dir=emu_dir).outputs[0].type)
+    )
     if expected_exact is not None:
         assert eh["bitExactFraction"] == pytest.approx(expected_exact)
     else:

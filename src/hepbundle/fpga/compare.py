@@ -16,6 +16,7 @@ CI. The report (JSON + PNG) is appended to the bundle's catalogue entry as an ev
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,12 +36,14 @@ __all__ = [
     "Tolerance",
     "compare_bundle",
     "compare_outputs",
+    "decode_fixed",
     "load_npz",
     "record_report",
 ]
 
 RECORD_KIND = "fpga-compare"
 _FLOAT_SUFFIXES = (".keras", ".h5", ".onnx")
+_FIXED = re.compile(r"ap_(u?)(fixed|int)<\s*(\d+)\s*(?:,\s*(-?\d+))?")
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,9 @@ def compare_bundle(
     in_names = [p.name for p in emu.inputs]
     out_names = [p.name for p in emu.outputs]
     xs = load_npz(inputs_npz, in_names, what="inputs")
-    emu_outs = _as_list(emu.predict(xs[0] if len(xs) == 1 else xs))
+    # the double bridge: float32 would round fixed-point outputs wider than 24 significant bits
+    x64 = [np.asarray(x, dtype=np.float64) for x in xs]
+    emu_outs = _as_list(emu.predict(x64[0] if len(x64) == 1 else x64))
     float_path = _float_model_path(bundle) if float_model else None
     float_outs = _run_float(bundle, float_path, xs) if float_path else None
     if float_outs is not None and len(float_outs) != len(emu_outs):
@@ -188,6 +193,14 @@ def compare_bundle(
             hint="pack the model the firmware was converted from",
         )
     hw_outs = load_npz(hardware_npz, out_names, what="hardware outputs") if hardware_npz else None
+    encoding = "values"
+    if hw_outs is not None and any(np.issubdtype(h.dtype, np.integer) for h in hw_outs):
+        # test beds dump the output words as integers: read them as the firmware's port type
+        types = [p.type for p in emu.outputs]
+        hw_outs = [
+            decode_fixed(h, t, name) for h, t, name in zip(hw_outs, types, out_names, strict=True)
+        ]
+        encoding = "raw words: " + ", ".join(str(t) for t in types)
     outputs = [
         compare_outputs(
             name,
@@ -205,13 +218,37 @@ def compare_bundle(
         float_model=float_path,
         emulation=f"hls4ml C++ emulation of {emu.project}, compiled with g++",
         hardware=(
-            {"path": str(hardware_npz), "sha256": hash_file(hardware_npz).sha256}
+            {
+                "path": str(hardware_npz),
+                "sha256": hash_file(hardware_npz).sha256,
+                "encoding": encoding,
+            }
             if hardware_npz
             else None
         ),
         tolerance=tolerance,
         outputs=outputs,
     )
+
+
+def decode_fixed(raw: np.ndarray, ctype: str | None, port: str = "output") -> np.ndarray:
+    """Values of raw ``ap_fixed<W,I>`` / ``ap_ufixed`` / ``ap_int`` / ``ap_uint`` words (the
+    low W bits of each integer, two's complement when signed)."""
+    m = _FIXED.search(ctype or "")
+    if m is None:
+        raise ToolError(
+            f"hardware {port} is given as integers, but the firmware port type {ctype!r} is not "
+            "an ap_fixed/ap_int type",
+            hint="give the hardware outputs as floating-point values",
+        )
+    unsigned, kind, width = m.group(1) == "u", m.group(2), int(m.group(3))
+    integer = width if kind == "int" else int(m.group(4))
+    if width > 62:
+        raise ToolError(f"{ctype} words are wider than 62 bits; give values instead")
+    v = np.asarray(raw).astype(np.int64) & ((1 << width) - 1)
+    if not unsigned:
+        v = np.where(v >= 1 << (width - 1), v - (1 << width), v)
+    return v.astype(np.float64) / 2.0 ** (width - integer)
 
 
 def load_npz(path: Path, names: Sequence[str], *, what: str) -> list[np.ndarray]:

@@ -33,10 +33,11 @@ __all__ = ["Emulation", "cache_root", "load_emulation"]
 _STAMP = ".hepbundle-emulation-built"
 _PARTIAL = ".hepbundle-emulation-partial"
 _SIGNATURE = re.compile(r"void\s+(\w+)_float\s*\(([^)]*)\)", re.S)
-_CONVERT = re.compile(r"convert_data<\s*float\s*,\s*\w+\s*,\s*([^>]+?)>\s*\(\s*(\w+)\s*,")
+_CONVERT = re.compile(r"convert_data<\s*float\s*,\s*(\w+)\s*,\s*([^>]+?)>\s*\(\s*(\w+)\s*,")
 _CONVERT_OUT = re.compile(
-    r"convert_data<\s*\w+\s*,\s*float\s*,\s*([^>]+?)>\s*\(\s*\w+\s*,\s*(\w+)\s*\)"
+    r"convert_data<\s*(\w+)\s*,\s*float\s*,\s*([^>]+?)>\s*\(\s*\w+\s*,\s*(\w+)\s*\)"
 )
+_TYPEDEF = re.compile(r"typedef\s+(.+?)\s+(\w+);")
 
 
 def cache_root() -> Path:
@@ -52,6 +53,8 @@ def cache_root() -> Path:
 class _Port:
     name: str
     size: int
+    #: the firmware type of the port, e.g. ``ap_fixed<18,8>`` (None when not resolvable)
+    type: str | None = None
 
 
 class Emulation:
@@ -128,7 +131,13 @@ def load_emulation(
             f"{project_dir} has no {bridge.name}: not a written hls4ml project",
             hint="write the project with hls4ml (hls_model.write()) before packing it",
         )
-    inputs, outputs = _ports(bridge.read_text(encoding="utf-8", errors="replace"), name)
+    defines = project_dir / "firmware" / "defines.h"
+    typedefs = (
+        _typedefs(defines.read_text(encoding="utf-8", errors="replace"))
+        if defines.is_file()
+        else {}
+    )
+    inputs, outputs = _ports(bridge.read_text(encoding="utf-8", errors="replace"), name, typedefs)
     key = cache_key or tree_digest(project_dir)
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", key)[:128]
     build_dir = Path(build_dir) if build_dir else cache_root() / "fpga-emulation" / safe
@@ -143,21 +152,26 @@ def load_emulation(
     return Emulation(libs[-1], name, inputs, outputs)
 
 
-def _ports(bridge: str, name: str) -> tuple[list[_Port], list[_Port]]:
+def _typedefs(text: str) -> dict[str, str]:
+    return {m.group(2): m.group(1) for m in _TYPEDEF.finditer(text)}
+
+
+def _ports(bridge: str, name: str, typedefs: dict[str, str]) -> tuple[list[_Port], list[_Port]]:
     """Input and output ports (argument order, flat sizes) of ``<name>_float``."""
     sig = next((m for m in _SIGNATURE.finditer(bridge) if m.group(1) == name), None)
     if sig is None:
         raise ToolError(f"{name}_bridge.cpp has no {name}_float(...) function")
     args = [a.strip().split("*")[-1].strip() for a in sig.group(2).split(",") if a.strip()]
     body = bridge[sig.end() : sig.end() + 20000]
-    ins = {m.group(2): m.group(1) for m in _CONVERT.finditer(body)}
-    outs = {m.group(2): m.group(1) for m in _CONVERT_OUT.finditer(body)}
-    inputs, outputs = [], []
+    ins = {m.group(3): (m.group(1), m.group(2)) for m in _CONVERT.finditer(body)}
+    outs = {m.group(3): (m.group(1), m.group(2)) for m in _CONVERT_OUT.finditer(body)}
+    inputs: list[_Port] = []
+    outputs: list[_Port] = []
     for arg in args:
-        if arg in ins:
-            inputs.append(_Port(arg, _size(ins[arg], name)))
-        elif arg in outs:
-            outputs.append(_Port(arg, _size(outs[arg], name)))
+        for table, ports in ((ins, inputs), (outs, outputs)):
+            if arg in table:
+                tname, size = table[arg]
+                ports.append(_Port(arg, _size(size, name), typedefs.get(tname)))
     if not inputs or not outputs or len(inputs) + len(outputs) != len(args):
         raise ToolError(f"cannot read the ports of {name}_float in {name}_bridge.cpp")
     return inputs, outputs
