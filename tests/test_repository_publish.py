@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -402,3 +404,60 @@ def test_publish_is_part_of_the_top_level_api(tmp_path: Path) -> None:
     assert "publish" in hepbundle.__all__ and hepbundle.publish is hepbundle.repository.publish
     res = hepbundle.publish(make_bundle(tmp_path).root, tmp_path / "r", allow_unsigned=True)
     assert res.status == "published"
+
+
+_versions = st.tuples(*(st.integers(0, 30),) * 3).map(lambda t: f"{t[0]}.{t[1]}.{t[2]}")
+_words = st.text("abcdefghij -", min_size=0, max_size=12)
+
+
+@given(
+    st.dictionaries(_versions, st.tuples(_words, st.booleans()), min_size=1, max_size=8),
+    st.data(),
+)
+def test_catalogue_round_trips_and_validates(
+    versions_: dict[str, tuple[str, bool]], data: st.DataObject
+) -> None:
+    from hepbundle.repository import NameCatalog, VersionRecord
+    from hepbundle.repository.catalog import catalog_from_json
+    from hepbundle.spec import validate
+
+    cat = NameCatalog("atlas/tauid")
+    for v, (summary, yanked) in versions_.items():
+        cat = cat.with_version(
+            VersionRecord(
+                v, "ab" * 32, f"bundles/atlas/tauid/{v}", "2026-01-01T00:00:00Z",
+                "2026-01-02T00:00:00Z", summary=summary, tags=(summary,),
+            )
+        )  # fmt: skip
+        if yanked:
+            cat = cat.with_yank(v, "broken", time="2026-01-03T00:00:00Z")
+    for alias in data.draw(st.lists(st.sampled_from(["prod", "validated", "dev"]), max_size=4)):
+        cat = cat.with_alias(
+            alias, data.draw(st.sampled_from(sorted(versions_))), time="2026-01-04T00:00:00Z"
+        )
+    doc = json.loads(cat.to_bytes())
+    validate(doc, "catalog.schema.json")
+    assert catalog_from_json(doc, source="t") == cat
+    latest = cat.latest()
+    released = [v for v, (_, y) in versions_.items() if not y]
+    assert (latest.version if latest else None) == (
+        max(released, key=version_key) if released else None
+    )
+
+
+def test_lock_timeout_is_one_clear_error(tmp_path: Path) -> None:
+    from hepbundle.repository.lock import repository_lock
+
+    with repository_lock(tmp_path / ".lock"):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pathlib import Path; from hepbundle.repository.lock import "
+                "repository_lock as L\nwith L(Path(sys.argv[1]), timeout=0.2): pass",
+                str(tmp_path / ".lock"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+    assert proc.returncode != 0 and "another publisher holds" in proc.stderr
