@@ -112,3 +112,17 @@ def test_run_refuses_when_not_ready(tmp_path: Path, trained: tuple[Path, Path]) 
     assert code == 2 and "cannot be re-trained: data data/train.npz" in err
     code, _, err = run("reproduce", bundle)
     assert code == 2 and "exactly one of --check and --run" in err
+
+
+def test_data_linked_where_the_command_looks(tmp_path: Path) -> None:
+    """A spec beside the checkout records '../training/data/jets.npz'; the command reads
+    'data/jets.npz': the file is linked there, and nothing is created outside the checkout."""
+    from hepbundle.reproduce import _link_data
+
+    src, data = tmp_path / "work" / "src", tmp_path / "jets.npz"
+    src.mkdir(parents=True)
+    data.write_bytes(b"npz")
+    argv = ["python", "train.py", "--data", "data/jets.npz", "--out", "out"]
+    _link_data(src, "../training/data/jets.npz", data, argv)
+    assert (src / "data" / "jets.npz").resolve() == data
+    assert not (tmp_path / "work" / "training").exists()

@@ -265,15 +265,12 @@ def run(
     patch = next((i for i in report.items if i.name.endswith("dirty.patch") and i.found), None)
     if patch is not None and patch.found and _git(["apply", patch.found], src).returncode != 0:
         raise ToolError(f"the packed dirty diff does not apply to {code['commit'][:12]}")
+    command = str(code.get("command") or (prov.get("training") or {}).get("command"))
     for item in report.items:
-        if item.what == "data" and item.found and not Path(item.name).is_absolute():
-            link = src / item.name
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if not link.exists():
-                link.symlink_to(Path(item.found).absolute())
+        if item.what == "data" and item.found:
+            _link_data(src, item.name, Path(item.found).absolute(), shlex.split(command))
     lock_item = report.item("environment")
     env_desc, path_prefix = _environment(environment, work, lock_item.found if lock_item else None)
-    command = str(code.get("command") or (prov.get("training") or {}).get("command"))
     log = work / "train.log"
     env = {**os.environ, "PATH": f"{path_prefix}{os.pathsep}{os.environ.get('PATH', '')}"}
     with open(log, "wb") as f:
@@ -296,6 +293,20 @@ def run(
         out.metrics = _read_metrics(src, metrics_file or _record_name(prov))
         out.comparison = _compare(bundle.manifest.meta.get("metrics") or [], out.metrics, tolerance)
     return out
+
+
+def _link_data(src: Path, recorded: str, found: Path, argv: Sequence[str]) -> None:
+    """Link ``found`` where the command will look: the recorded path (relative to the spec,
+    which usually lies in the checkout) and every relative command argument with that file
+    name (``--data data/jets.npz``); never outside the checkout."""
+    name = Path(recorded).name
+    targets = [recorded, *(a for a in argv if Path(a).name == name)]
+    for t in dict.fromkeys(t for t in targets if not Path(t).is_absolute()):
+        link = (src / t).resolve()
+        if not link.is_relative_to(src.resolve()) or link.exists():
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(found)
 
 
 def _checkout(report: CheckReport, commit: str, dest: Path) -> Path:
