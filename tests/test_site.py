@@ -22,6 +22,7 @@ from hepbundle.errors import ToolError
 from hepbundle.repository import append_record, publish, set_alias, yank
 from hepbundle.signing import KeySigner, sign
 from hepbundle.site import build_site
+from hepbundle.site.collect import code_link
 
 from .conftest import write_spec
 
@@ -195,6 +196,44 @@ def test_regenerate_replaces_the_site_and_refuses_foreign_dirs(repo: Path, tmp_p
     with pytest.raises(ToolError, match="did not generate"):
         build_site(repo, foreign)
     assert (foreign / "keep.txt").read_text() == "mine"
+
+
+def test_a_version_that_differs_from_its_catalogue_record_is_flagged(
+    repo: Path, tmp_path: Path
+) -> None:
+    cat_file = repo / "catalog" / "cms" / "l1t-jets.json"
+    cat = json.loads(cat_file.read_text())
+    cat["versions"]["0.3.0"]["manifestSha256"] = "0" * 64
+    cat_file.write_text(json.dumps(cat))
+    site = build_site(repo, tmp_path / "site").path
+    page = (site / "b/cms/l1t-jets/0.3.0/index.html").read_text()
+    assert "differs from the catalogue" in page
+    assert "<h1>Level-1 jet tagger" not in page and "is not shown" in page  # no unchecked card
+    assert (
+        "<h1>Tau identification RNN</h1>" in (site / "b/atlas/tauid/1.1.0/index.html").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("remote", "link"),
+    [
+        (
+            "https://gitlab.cern.ch/atlas-tau/training.git",
+            "https://gitlab.cern.ch/atlas-tau/training",
+        ),
+        ("ssh://git@gitlab.cern.ch:7999/cms-l1t/jets.git", "https://gitlab.cern.ch/cms-l1t/jets"),
+        ("git@github.com:hep/tagger.git", "https://github.com/hep/tagger"),
+        ("https://github.com/hep/tagger/", "https://github.com/hep/tagger"),
+        ("/eos/user/j/jdoe/training", None),
+        ("../training", None),
+        ('https://gitlab.cern.ch/a/b"><script>', None),
+    ],
+)
+def test_code_link(remote: str, link: str | None) -> None:
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    got = code_link({"remote": remote, "commit": commit})
+    assert got == (None if link is None else f"{link}/commit/{commit}")
+    assert code_link({"remote": remote, "commit": "HEAD; rm -rf"}) is None
 
 
 def _tree(root: Path) -> dict[str, bytes]:
