@@ -345,3 +345,38 @@ def test_reloadable_cli(packed: Path) -> None:
     }
     res = CliRunner().invoke(main, ["fpga", "reloadable", str(packed)])
     assert "loadable at run time: fc2.w4" in res.output
+
+
+def test_io_stream_conv_project(tmp_path: Path) -> None:
+    """io_stream and multi-dimensional ports (the bridge writes sizes as products, 8*3)."""
+    import hls4ml
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(1)
+    model = tf.keras.Sequential(
+        [
+            tf.keras.Input((8, 3), name="x"),
+            tf.keras.layers.Conv1D(4, 3, activation="relu", name="c1"),
+            tf.keras.layers.Flatten(),
+            tf.keras.layers.Dense(5, name="out"),
+        ]
+    )
+    cfg = hls4ml.utils.config_from_keras_model(
+        model, granularity="name", backend="Vivado", default_precision="fixed<18,8>"
+    )
+    hls = hls4ml.converters.convert_from_keras_model(
+        model,
+        hls_config=cfg,
+        output_dir=str(tmp_path / "prj"),
+        backend="Vivado",
+        io_type="io_stream",
+    )
+    hls.compile()
+    x = np.random.default_rng(2).normal(size=(40, 8, 3)).astype(np.float32)
+    emu = load_emulation(tmp_path / "prj", build_dir=tmp_path / "emu")
+    assert [(p.name, p.size) for p in emu.inputs] == [("x", 24)]
+    np.testing.assert_array_equal(emu.predict(x), hls.predict(x))
+    meta = capture(tmp_path / "prj", "hls4ml").meta
+    validate(meta, "fpga.schema.json")
+    assert meta["ioType"] == "io_stream" and meta["inputs"] == {"x": [8, 3]}
+    assert [layer["function"] for layer in meta["layers"]] == ["conv_1d_cl", "relu", "dense"]
