@@ -24,11 +24,12 @@ from hepbundle.importers._mapping import glob_match
 from hepbundle.importers.atlas_groupdata import subdir_version
 from hepbundle.importers.cms_data import tag_version
 from hepbundle.importers.legacy import resolve_legacy
-from hepbundle.importers.run import ImportOptions, run_import
+from hepbundle.importers.run import ImportOptions, ImportReport, run_import
 from hepbundle.policy import TrustPolicy
 from hepbundle.repository.catalog import list_names, read_name_catalog
 from hepbundle.repository.index import dump_index, find_legacy, rebuild_index
 from hepbundle.signing import KeySigner
+from hepbundle.spec import BundleSpec
 
 from .import_fixtures import GROUPDATA, make_groupdata, policy_env, write_policy
 
@@ -48,9 +49,18 @@ def groupdata(tmp_path: Path) -> Path:
     return make_groupdata(tmp_path / "GroupData")
 
 
-def _import(source: Path, repo: Path, key: Path, **kw: object) -> hepbundle.Bundle | object:
-    plan = plan_import(kw.pop("kind", "atlas-groupdata"), source, kw.pop("mapping", None))  # type: ignore[arg-type]
-    return run_import(plan, ImportOptions(repo=repo, signer=KeySigner(key), **kw))  # type: ignore[arg-type]
+def _import(
+    source: Path,
+    repo: Path,
+    key: Path,
+    policy: TrustPolicy | None = None,
+    compat_tree: Path | None = None,
+) -> ImportReport:
+    """Plan the GroupData import of ``source`` and run it signed with ``key``."""
+    return run_import(
+        plan_import("atlas-groupdata", source),
+        ImportOptions(repo=repo, signer=KeySigner(key), policy=policy, compat_tree=compat_tree),
+    )
 
 
 @pytest.mark.parametrize(
@@ -174,7 +184,7 @@ def test_import_publishes_signed_then_is_idempotent(
     repo = tmp_path / "repo"
     policy = TrustPolicy.load(policy_env)
     report = _import(groupdata, repo, ec_key[0], policy=policy, compat_tree=tmp_path / "compat")
-    assert [(o.ref, o.status) for o in report.outcomes] == [(r, "published") for r in GD_REFS]  # type: ignore[attr-defined]
+    assert [(o.ref, o.status) for o in report.outcomes] == [(r, "published") for r in GD_REFS]
     assert list_names(repo) == [
         "atlas/jettagcalibration",
         "atlas/taurectools",
@@ -187,7 +197,7 @@ def test_import_publishes_signed_then_is_idempotent(
     serial = json.loads((repo / "catalog/repository.json").read_text())["serial"]
     before = {p: p.stat().st_mtime_ns for p in (repo / "catalog").rglob("*") if p.is_file()}
     again = _import(groupdata, repo, ec_key[0], policy=policy)
-    assert [o.status for o in again.outcomes] == ["unchanged"] * len(GD_REFS)  # type: ignore[attr-defined]
+    assert [o.status for o in again.outcomes] == ["unchanged"] * len(GD_REFS)
     assert json.loads((repo / "catalog/repository.json").read_text())["serial"] == serial
     assert before == {p: p.stat().st_mtime_ns for p in (repo / "catalog").rglob("*") if p.is_file()}
 
@@ -219,7 +229,7 @@ def test_changed_source_is_a_conflict_never_overwritten(
     (groupdata / "tauRecTools/00-01-00/rnn.onnx").unlink()
     (groupdata / "tauRecTools/00-01-00/new.onnx").write_bytes(b"new")
     report = _import(groupdata, repo, ec_key[0])
-    status = {o.ref: (o.status, o.detail) for o in report.outcomes}  # type: ignore[attr-defined]
+    status = {o.ref: (o.status, o.detail) for o in report.outcomes}
     assert status["atlas/taurectools@0.2.0"][0] == "conflict"
     assert "tauRecTools/00-02-00/README.txt changed" in status["atlas/taurectools@0.2.0"][1]
     assert status["atlas/taurectools@0.1.0"][0] == "conflict"
@@ -239,7 +249,7 @@ def test_source_changing_during_import_aborts(
 
     real = run_mod.build_from_spec
 
-    def build_then_edit(spec, opts):  # type: ignore[no-untyped-def]
+    def build_then_edit(spec: BundleSpec, opts: BuildOptions) -> hepbundle.Bundle:
         b = real(spec, opts)
         (groupdata / "JetTagCalibration/v2/dl1.onnx").write_bytes(b"tampered")
         return b
@@ -278,7 +288,7 @@ def test_compat_tree_reads_the_same_bytes(
     repo = tmp_path / "repo"
     compat = tmp_path / "compat"
     report = _import(groupdata, repo, ec_key[0], compat_tree=compat)
-    assert report.compat_links == len(GROUPDATA) - 1  # type: ignore[attr-defined]
+    assert report.compat_links == len(GROUPDATA) - 1
     for legacy, data in GROUPDATA.items():
         link = compat / legacy
         if legacy == "tauRecTools/notes.txt":
@@ -418,3 +428,37 @@ def _assert_complete(repo: Path, ec_key: tuple[Path, Path]) -> None:
     before = dump_index(repo)
     rebuild_index(repo)
     assert dump_index(repo) == before
+
+
+def test_experiment_importer_from_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, groupdata: Path
+) -> None:
+    """An experiment's package registers its importer under ``hepbundle.importers``; the
+    command finds it like the built-in ones and runs it through the same driver."""
+    site = tmp_path / "site"
+    dist = site / "lhcb_importers-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: lhcb-importers\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[hepbundle.importers]\nlhcb-paramfiles = lhcb_paramfiles:ParamFiles\n"
+    )
+    (site / "lhcb_paramfiles.py").write_text(
+        "from pathlib import Path\n"
+        "from hepbundle.importers.base import ImportPlan, PlannedFile, make_bundle\n"
+        "class ParamFiles:\n"
+        "    kind = 'lhcb-paramfiles'\n"
+        "    def plan(self, source, mapping):\n"
+        "        root = Path(source)\n"
+        "        f = PlannedFile('JetTagCalibration/v2/dl1.onnx', 'dl1.onnx',\n"
+        "                        'ParamFiles/dl1.onnx', 3000, 'model')\n"
+        "        b = make_bundle(name='lhcb/dl1', version='1.0.0', files=[f], meta={},\n"
+        "                        mapping=mapping, origin='ParamFiles', source_root=root)\n"
+        "        return ImportPlan(self.kind, source, (b,))\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    assert available()["lhcb-paramfiles"] == "lhcb_paramfiles:ParamFiles"
+    plan = plan_import("lhcb-paramfiles", groupdata)
+    report = run_import(plan, ImportOptions(repo=tmp_path / "repo", allow_unsigned=True))
+    assert [(o.ref, o.status) for o in report.outcomes] == [("lhcb/dl1@1.0.0", "published")]
+    b, rel = resolve_legacy("lhcb:ParamFiles/dl1.onnx", repos=[tmp_path / "repo"], verify="none")
+    assert b.path(rel).read_bytes() == GROUPDATA["JetTagCalibration/v2/dl1.onnx"]

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import RepositoryError
 from ..importers import available, plan_import
 from ..importers.base import GAP_ITEMS, ImportPlan
-from ..importers.run import ImportOptions, ImportReport, run_import
-from ..policy import TrustPolicy, policy_from_env
-from ..repository.publish import default_repo
 from ._common import emit_json, json_option, progress
-from .signing import _signer
+
+if TYPE_CHECKING:
+    from ..importers.run import ImportReport
 
 __all__ = ["COMMANDS"]
 
@@ -70,46 +70,41 @@ def _print_report(report: ImportReport) -> None:
     )
 
 
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+_DIR = click.Path(file_okay=False, path_type=Path)
+
+
 @click.command("import")
 @click.argument("kind", type=click.Choice(sorted(available())))
 @click.argument("source")
 @click.option(
     "--repo",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=_DIR,
     help="Local repository to publish into (default: $HEPBUNDLE_REPO, else ./hepbundle-repo).",
 )
 @click.option(
     "--map",
     "mapping",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=_FILE,
     help="Mapping YAML: namespace, defaults, roles, names, explicit bundles.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan and provenance gaps; write nothing.")
 @click.option(
-    "--key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Sign with this EC private key (PEM), or the key of --cert.",
+    "--key", type=_FILE, help="Sign with this EC private key (PEM), or the key of --cert."
 )
+@click.option("--cert", type=_FILE, help="Sign with this X.509 certificate (and --key).")
 @click.option(
-    "--cert",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Sign with this X.509 certificate (and --key).",
-)
-@click.option(
-    "--chain",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Intermediate CA certificates to embed (repeatable).",
+    "--chain", type=_FILE, multiple=True, help="Intermediate CA certificates to embed (repeatable)."
 )
 @click.option(
     "--policy",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=_FILE,
     help="Trust policy the signatures must satisfy (default: $HEPBUNDLE_POLICY).",
 )
 @click.option("--allow-unsigned", is_flag=True, help="Publish unsigned bundles (local tests only).")
 @click.option(
     "--compat-tree",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=_DIR,
     help="Write relative symlinks with the legacy layout here, pointing into the repository.",
 )
 @json_option
@@ -142,6 +137,12 @@ def import_(
         else:
             _print_plan(plan)
         return
+    # signing, policy and publishing load model_signing/sigstore (~1 s): only when importing
+    from ..importers.run import ImportOptions, run_import
+    from ..policy import TrustPolicy, policy_from_env
+    from ..repository.publish import default_repo
+    from .signing import _signer
+
     signer = None
     if key is not None or cert is not None:
         signer = _signer(key, cert, chain, False, None, None)
