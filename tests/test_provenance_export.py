@@ -199,3 +199,69 @@ def test_full_provenance_example_exports_valid_slsa(tmp_path: Path) -> None:
         "10.7483/OPENDATA.CMS.A342.9982",
         "demo/jet-tagger-onnx@1.0.0",
     ]
+
+
+@pytest.mark.parametrize("kind", ["key", "x509"])
+def test_signed_attestation_round_trip(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path, kind: str
+) -> None:
+    """The SLSA statement signed as a second attestation by the bundle's signer kinds (a real EC
+    key; a real X.509 certificate under a test CA), verified under a trust policy; tampering and
+    a rebuilt bundle are refused."""
+    from hepbundle.attestation import sign_provenance, verify_provenance
+    from hepbundle.policy import TrustPolicy
+    from hepbundle.signing import KeySigner, X509Signer
+
+    from . import pki
+
+    att = tmp_path / "prov.sigstore.json"
+    if kind == "key":
+        sign_provenance(str(signed.root), KeySigner(ec_key[0]), att)
+        policy = TrustPolicy.from_flags(keys=[ec_key[1]])
+    else:
+        ca = pki.make_ca()
+        ca_pem = pki.write_pem(tmp_path / "ca.pem", ca.cert)
+        cert, key = pki.make_cert(ca).write(tmp_path, "user")
+        sign_provenance(str(signed.root), X509Signer(cert, key, ()), att)
+        policy = TrustPolicy.from_flags(ca=[ca_pem], subjects=["*"])
+    assert policy is not None
+    res = verify_provenance(att, str(signed.root), policy)
+    check_against_slsa_schema(res.statement)
+    assert res.statement == slsa.statement(signed.manifest, signed.manifest_digest)
+    assert res.signers[0].kind == kind
+    # the attestation is not part of the bundle: the bundle still verifies as before
+    assert signed.verify().ok and not (signed.root / att.name).exists()
+    doc = json.loads(att.read_text())
+    env = doc["dsseEnvelope"]
+    stmt = json.loads(base64.b64decode(env["payload"]))
+    stmt["subject"][0]["digest"]["sha256"] = "0" * 64
+    env["payload"] = base64.b64encode(json.dumps(stmt).encode()).decode()
+    bad = tmp_path / "tampered.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(hepbundle.SignatureError, match="is not about atlas/tauid@1.2.0"):
+        verify_provenance(bad, str(signed.root), policy)
+    with pytest.raises(hepbundle.VerificationError):
+        stmt["subject"][0]["digest"]["sha256"] = signed.manifest_digest
+        stmt["predicate"]["buildDefinition"]["externalParameters"]["seeds"] = {"numpy": 1}
+        env["payload"] = base64.b64encode(json.dumps(stmt).encode()).decode()
+        bad.write_text(json.dumps(doc))
+        verify_provenance(bad, str(signed.root), policy)
+    with pytest.raises(hepbundle.HepbundleError, match="already exists"):
+        sign_provenance(str(signed.root), KeySigner(ec_key[0]), att)
+
+
+def test_attest_cli(signed: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path) -> None:
+    runner = CliRunner()
+    att = tmp_path / "a.json"
+    r = runner.invoke(main, ["attest", str(signed.root), "--key", str(ec_key[0]), "-o", str(att)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(
+        main, ["verify-attestation", str(att), str(signed.root), "--key", str(ec_key[1])]
+    )
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("OK atlas/tauid@1.2.0: provenance signed by key sha256:")
+    other = hepbundle.signing.generate_key(tmp_path / "other.pem")
+    r = runner.invoke(
+        main, ["verify-attestation", str(att), str(signed.root), "--key", str(other[1])]
+    )
+    assert r.exit_code == 1 and "not allowed" in r.output

@@ -1,4 +1,5 @@
-"""Provenance commands: provenance (SLSA / in-toto / JSON export), lineage (the family tree)."""
+"""Provenance commands: provenance (SLSA / in-toto / JSON export), attest and
+verify-attestation (the export signed), lineage (the family tree)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,16 @@ from typing import Any
 
 import click
 
+from .. import attestation as _attestation
+from ..errors import SpecError
+from ..policy import TrustPolicy
 from ..provenance import lineage as _lineage
 from ..provenance import slsa as _slsa
 from ._common import emit_json, json_option
 from .repo import repo_option
+from .signing import _signer
+
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 __all__ = ["COMMANDS", "render_lineage"]
 
@@ -55,6 +62,68 @@ def provenance(ref: str, fmt: str, output: Path | None, repo: str | None) -> Non
         Path(tmp).unlink(missing_ok=True)
         raise
     click.echo(f"wrote {fmt} provenance of {ref} to {output}", err=True)
+
+
+@click.command("attest")
+@click.argument("ref")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Attestation file to write (a sigstore bundle JSON), e.g. B.provenance.sigstore.json.",
+)
+@click.option("--key", type=_FILE, help="EC private key, or the private key of --cert.")
+@click.option("--cert", type=_FILE, help="X.509 signing certificate (PEM).")
+@click.option("--chain", multiple=True, type=_FILE, help="Intermediate CA certificates.")
+@click.option("--sigstore", "use_sigstore", is_flag=True, help="Sign keyless via Fulcio/Rekor.")
+@click.option("--identity-token", metavar="TOKEN", envvar="SIGSTORE_ID_TOKEN")
+@repo_option
+def attest(
+    ref: str,
+    output: Path,
+    key: Path | None,
+    cert: Path | None,
+    chain: tuple[Path, ...],
+    use_sigstore: bool,
+    identity_token: str | None,
+    repo: str | None,
+) -> None:
+    """Sign the SLSA provenance statement of REF with the signers 'hepbundle sign' uses, as a
+    second attestation written outside the (immutable) bundle."""
+    signer = _signer(key, cert, chain, use_sigstore, identity_token, None)
+    out = _attestation.sign_provenance(ref, signer, output, repo=Path(repo) if repo else None)
+    click.echo(f"signed the provenance of {ref} ({signer.describe()}) -> {out}")
+
+
+@click.command("verify-attestation")
+@click.argument("attestation", type=_FILE)
+@click.argument("ref")
+@click.option("--policy", type=_FILE, help="Trust policy YAML (default: $HEPBUNDLE_POLICY).")
+@click.option("--key", "keys", multiple=True, type=_FILE, help="Trust this public key.")
+@repo_option
+@json_option
+def verify_attestation(
+    attestation: Path,
+    ref: str,
+    policy: Path | None,
+    keys: tuple[Path, ...],
+    repo: str | None,
+    as_json: bool,
+) -> None:
+    """Verify that ATTESTATION is REF's provenance, signed by a signer the trust policy allows
+    for REF's name. Exit status: 0 verified, 1 verification failure, 2 usage or input error."""
+    if policy is not None and keys:
+        raise SpecError("give either --policy or --key")
+    chosen = TrustPolicy.load(policy) if policy else TrustPolicy.from_flags(keys=keys)
+    res = _attestation.verify_provenance(
+        attestation, ref, chosen, repo=Path(repo) if repo else None
+    )
+    if as_json:
+        emit_json(res.to_json())
+        return
+    who = ", ".join(f"{s.kind} {s.identity}" for s in res.signers)
+    click.echo(f"OK {res.statement['subject'][0]['name']}: provenance signed by {who}")
 
 
 @click.command("lineage")
@@ -113,4 +182,4 @@ def _short(location: str) -> str:
     return rel if not rel.startswith("..") else location
 
 
-COMMANDS = [provenance, lineage]
+COMMANDS = [provenance, attest, verify_attestation, lineage]
