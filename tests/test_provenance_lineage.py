@@ -175,6 +175,8 @@ def test_parent_pinned_through_repository(
     assert json.loads(r.output)["ancestors"][0]["location"] == str(
         repo / "bundles/atlas/tauid/1.2.0"
     )
+    r = CliRunner().invoke(main, ["provenance", "atlas/kid@1.0.0", "--format", "json"])
+    assert json.loads(r.output)["parents"][0]["manifestDigest"] == built.manifest_digest
     # a parent the repository does not know is fine when the spec pins it itself
     other = child(
         tmp_path,
