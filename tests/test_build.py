@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,29 @@ def test_every_spec_example_builds_and_verifies(tmp_path: Path) -> None:
     for spec in specs:
         b = hepbundle.build(spec, tmp_path / spec.parent.name)
         assert b.verify().ok, spec
+
+
+def test_spec_fpga_section_packs_the_project(tmp_path: Path) -> None:
+    """`fpga:` in hepbundle.yaml is captured by the library build itself (not only the CLI)."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tools" / "fixtures"))
+    from fpga import finn_build  # tools/fixtures/fpga.py: a realistic FINN build_dataflow output
+
+    d = tmp_path / "src"
+    finn_build(d / "finn_out")
+    (d / "model.onnx").write_bytes(b"onnx")
+    write_spec(d, """
+        name: cms-l1t/finn-tagger
+        version: 1.0.0
+        files:
+          - path: model.onnx
+            role: model
+        fpga:
+          toolchain: finn
+          project: finn_out
+        """)
+    b = hepbundle.build(d, tmp_path / "out")
+    fpga = b.manifest.meta["fpga"]
+    assert fpga["toolchain"] == "finn"
+    packed = [f.path for f in b.manifest.files if f.path != "model.onnx"]
+    assert packed and all(p.startswith("firmware/finn/") for p in packed)
+    assert b.verify().ok

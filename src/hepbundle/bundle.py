@@ -281,10 +281,34 @@ def _card_path(spec: BundleSpec) -> str | None:
 
 
 def _capture(spec: BundleSpec, opts: BuildOptions) -> Captured:
-    """Provenance, data references, FPGA and profile sections (see the provenance layer)."""
-    from .provenance import capture  # provenance is the layer below bundle: import at use
+    """Provenance and data references (the provenance layer), then the spec's ``fpga:`` and
+    ``profile:`` sections, each interpreted by its own domain layer. Those are imported here, at
+    use, so a build without them never imports hls4ml or the NPZ tools, and so a library caller
+    of :func:`build` gets exactly what the command line gets. A caller that already supplied the
+    section (``extra_meta``, e.g. ``build --fpga-project``) wins."""
+    from .provenance import capture
 
-    return capture(spec, opts)
+    cap = capture(spec, opts)
+    fpga = spec.sections.get("fpga")
+    if fpga and "fpga" not in opts.extra_meta:
+        from .fpga.capture import capture_section
+
+        meta, files = capture_section(fpga, spec.base_dir)
+        cap.meta["fpga"] = meta
+        cap.files.update(files)
+    profile = spec.sections.get("profile")
+    if profile and "profile" not in opts.extra_meta:
+        from .data.reference import build_extras
+
+        outputs = profile.get("outputs")
+        files, meta = build_extras(
+            spec.base_dir / profile["from"],
+            profile.get("features"),
+            outputs=spec.base_dir / outputs if outputs else None,
+        )
+        cap.meta.update(meta)
+        cap.files.update(files)
+    return cap
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import posixpath
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from .errors import HepbundleError, MissingExtraError
 
 if TYPE_CHECKING:
     from .bundle import Bundle
+    from .manifest import FileEntry
 
 __all__ = ["find_model_file", "hls4ml_model", "keras_model", "onnx_session", "require"]
 
@@ -28,15 +30,26 @@ def require(module: str, extra: str) -> ModuleType:
 
 
 def find_model_file(bundle: Bundle, suffixes: tuple[str, ...], relpath: str | None = None) -> str:
-    """The bundle path of the model file to load: ``relpath`` if given, else the one file of
-    role ``model`` (or any role, as a fallback) with one of ``suffixes``."""
+    """The bundle path of the model file to load: ``relpath`` if given, else the one file with
+    one of ``suffixes`` of role ``model`` outside an FPGA project, else of role ``model``, else of
+    any role."""
     if relpath is not None:
         return relpath
-    for roles in (("model",), None):
+    fpga = bundle.manifest.meta.get("fpga")
+    project = fpga.get("project") if isinstance(fpga, dict) else None
+
+    def outside(path: str) -> bool:
+        return not project or not path.startswith(f"{project}/")
+
+    # the model itself first, not the copy of the source model inside an FPGA project
+    passes: tuple[Callable[[FileEntry], bool], ...] = (
+        lambda f: f.role == "model" and outside(f.path),
+        lambda f: f.role == "model",
+        lambda f: True,
+    )
+    for wanted in passes:
         found = [
-            f.path
-            for f in bundle.manifest.files
-            if f.path.lower().endswith(suffixes) and (roles is None or f.role in roles)
+            f.path for f in bundle.manifest.files if f.path.lower().endswith(suffixes) and wanted(f)
         ]
         if len(found) == 1:
             return found[0]

@@ -21,12 +21,20 @@ def main() -> None:
     import keras
 
     model = keras.models.load_model(args.model)
-    config = hls4ml.utils.config_from_keras_model(model, granularity="name", backend="Vivado")
-    config["Model"]["Precision"] = "ap_fixed<16,6>"
-    config["Model"]["ReuseFactor"] = 1
+    # one precision for the whole model: with granularity="name" every layer gets its own
+    # 'auto' types, and overriding only Model.Precision afterwards left them inconsistent
+    # (the emulation then output a constant softmax)
+    config = hls4ml.utils.config_from_keras_model(
+        model, granularity="model", backend="Vivado", default_precision="ap_fixed<16,6>"
+    )
     hls_model = hls4ml.converters.convert_from_keras_model(
-        model, hls_config=config, output_dir=args.out, backend="Vivado", io_type="io_parallel",
-        part=args.part, clock_period=5,
+        model,
+        hls_config=config,
+        output_dir=args.out,
+        backend="Vivado",
+        io_type="io_parallel",
+        part=args.part,
+        clock_period=5,
     )
     hls_model.compile()
     print(f"wrote and compiled {args.out}")

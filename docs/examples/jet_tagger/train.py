@@ -2,8 +2,9 @@
 
     python train.py --data jets.npz --out out/ [--epochs 8] [--seed 42]
 
-Writes out/model.keras, out/metrics.json (accuracy and macro AUC on a held-out test split) and
-out/training.json (hyperparameters, seed, start/end, hardware) for hepbundle's training record.
+Writes out/model.keras and out/training-record.json (hepbundle's training record format:
+hyperparameters, metrics (accuracy and macro AUC on a held-out test split), seed, start/end,
+hardware), which `hepbundle build` reads through `training: {record: ...}`.
 """
 
 from __future__ import annotations
@@ -38,19 +39,24 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     keras.utils.set_random_seed(args.seed)
-    start = dt.datetime.now(dt.timezone.utc)
+    start = dt.datetime.now(dt.UTC)
     x, y = load(args.data)
     n_test = len(x) // 5
     x_train, y_train, x_test, y_test = x[n_test:], y[n_test:], x[:n_test], y[:n_test]
-    model = keras.Sequential([
-        keras.Input((16,), name="features"),
-        keras.layers.Dense(64, activation="relu", name="fc1"),
-        keras.layers.Dense(32, activation="relu", name="fc2"),
-        keras.layers.Dense(5, activation="softmax", name="output"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((16,), name="features"),
+            keras.layers.Dense(64, activation="relu", name="fc1"),
+            keras.layers.Dense(32, activation="relu", name="fc2"),
+            keras.layers.Dense(5, activation="softmax", name="output"),
+        ]
+    )
     hp = {"epochs": args.epochs, "batch_size": 256, "learning_rate": 3e-3, "optimizer": "adam"}
-    model.compile(optimizer=keras.optimizers.Adam(hp["learning_rate"]), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(hp["learning_rate"]),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     model.fit(x_train, y_train, epochs=hp["epochs"], batch_size=hp["batch_size"], verbose=0)
     probs = model.predict(x_test, verbose=0)
     acc = float((probs.argmax(axis=1) == y_test).mean())
@@ -58,17 +64,19 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "model.keras")
-    (out / "metrics.json").write_text(json.dumps([
-        {"name": "accuracy", "value": round(acc, 4), "split": "test"},
-        {"name": "auc", "value": round(auc, 4), "split": "test"},
-    ], indent=2) + "\n")
-    (out / "training.json").write_text(json.dumps({
+    record = {
+        "mediaType": "application/vnd.hepbundle.training-record.v1+json",
+        "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "end": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "hyperparameters": hp,
+        "metrics": [
+            {"name": "accuracy", "value": round(acc, 4), "split": "test"},
+            {"name": "auc", "value": round(auc, 4), "split": "test"},
+        ],
         "seeds": {"keras": args.seed},
-        "started": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "hardware": {"machine": platform.machine(), "cpus": os.cpu_count()},
-    }, indent=2) + "\n")
+    }
+    (out / "training-record.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"accuracy={acc:.4f} auc={auc:.4f}")
 
 

@@ -1,0 +1,64 @@
+"""The README's main job: the whole pipeline example runs end to end and each step did its job."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_pipeline_end_to_end(tmp_path: Path) -> None:
+    work = tmp_path / "demo"
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "examples" / "pipeline.py"), "--workdir", str(work)],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    out = p.stdout
+    for step in (
+        "ntuple",
+        "root2npz",
+        "train",
+        "hls4ml",
+        "build",
+        "sign",
+        "verify",
+        "tamper",
+        "publish",
+        "job",
+        "compare",
+        "eval",
+        "drift",
+        "find",
+        "site",
+    ):
+        assert f"[{step:>8}]" in out, step
+    assert "ALERT (exit 3)" in out and "one flipped bit is refused" in out
+    # the published bundle carries full provenance, the profile and the hls4ml project
+    repo = work / "hepbundle-repo"
+    m = json.loads((repo / "bundles/demo/jet-tagger/1.0.0/hepbundle.json").read_text())
+    code = m["provenance"]["code"]
+    assert (
+        code["remote"].endswith("jet-tagger-training.git")
+        and len(code["commit"]) == 40
+        and not code["dirty"]
+    )
+    assert m["data"][0]["type"] == "npz" and m["profile"]["path"]
+    assert m["fpga"]["toolchain"] == "hls4ml"
+    assert {r["name"] for r in m["metrics"]} == {"accuracy", "auc"}
+    cat = json.loads((repo / "catalog/demo/jet-tagger.json").read_text())
+    assert cat["aliases"]["prod"] == "1.0.0"
+    records = sorted(p.name for p in (repo / "catalog/demo/jet-tagger.records/1.0.0").iterdir())
+    assert any(r.endswith("fpga-compare") for r in records) and any(
+        r.endswith("evaluation") for r in records
+    )
+    assert (work / "site" / "index.html").is_file() and (work / "drift.png").stat().st_size > 1000
