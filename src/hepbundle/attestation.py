@@ -26,6 +26,7 @@ from .errors import SignatureError, SigningError
 from .policy import Candidate, SignerInfo, TrustPolicy, policy_from_env
 from .provenance import slsa
 from .provenance.lineage import locate_bundle, read_manifest
+from .repository.layout import write_atomic
 from .signing import PRIMARY_ROLE, Signer
 
 if TYPE_CHECKING:
@@ -69,12 +70,7 @@ def sign_provenance(
     payload = _StatementPayload(type("Statement", (), {"pb": proto})())
     # the signers only read payload.statement.pb, which is all a DSSE signature needs
     text = signer.sign_payload(cast("_oms.Payload", payload))
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(target, text.encode("utf-8"))
     return target
 
 

@@ -4,7 +4,6 @@ verify-attestation (the export signed), lineage (the family tree)."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from ..errors import SpecError
 from ..policy import TrustPolicy
 from ..provenance import lineage as _lineage
 from ..provenance import slsa as _slsa
+from ..repository.layout import write_atomic
 from ._common import emit_json, json_option
 from .repo import repo_option
 from .signing import _signer
@@ -53,14 +53,7 @@ def provenance(ref: str, fmt: str, output: Path | None, repo: str | None) -> Non
     if output is None:
         click.echo(data.decode(), nl=False)
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent or Path("."))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(output, data)
     click.echo(f"wrote {fmt} provenance of {ref} to {output}", err=True)
 
 
