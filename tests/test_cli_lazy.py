@@ -1,0 +1,43 @@
+"""The command table of the lazy top-level group matches the commands, and listing them imports
+no heavy framework (a job's `hepbundle path` must start fast)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+from hepbundle.cli import _COMMANDS, _EXTENDS
+
+
+@pytest.mark.parametrize("name", sorted(_COMMANDS))
+def test_table_matches_command(name: str) -> None:
+    module, short = _COMMANDS[name]
+    mod = importlib.import_module(f"hepbundle.cli.{module}")
+    (cmd,) = [c for c in mod.COMMANDS if c.name == name]
+    assert cmd.get_short_help_str(limit=1000) == short
+
+
+def test_every_command_is_in_the_table() -> None:
+    modules = {m for m, _ in _COMMANDS.values()} | {m for ext in _EXTENDS.values() for m in ext}
+    for module in modules:
+        mod = importlib.import_module(f"hepbundle.cli.{module}")
+        for cmd in mod.COMMANDS:
+            assert cmd.name in _COMMANDS, (
+                f"{module}.{cmd.name} missing from hepbundle.cli._COMMANDS"
+            )
+
+
+def test_help_imports_no_framework() -> None:
+    code = (
+        "import sys; from click.testing import CliRunner; from hepbundle.cli import main;"
+        "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0;"
+        "print(','.join(m for m in ('tensorflow', 'uproot', 'mlflow', 'hls4ml', 'onnxruntime', 'model_signing',"
+        " 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == ""
