@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install lint types unit docs bench clean
+.PHONY: demo test install sysdeps lint types unit docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,14 +25,21 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+## Debian packages the tests drive for real (headless Chromium for the catalogue site test)
+sysdeps:
+	bash tools/ci/install-system-deps.sh
+
+unit: $(STAMP) sysdeps
 	$(BIN)/pytest
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
 
 ## install everything and run the whole suite (slow tests included): what .ci/run calls
 test: lint types unit
 
 bench: $(STAMP)
-	$(BIN)/python tools/bench/verify.py
+	cd tools/bench && for b in verify load signing catalog root2npz import; do ../../$(BIN)/python $$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) demo-run dist site .pytest_cache .mypy_cache .ruff_cache
