@@ -303,6 +303,15 @@ def test_cli_capture_writes_section(vai_dir: tuple[Path, dict], tmp_path: Path) 
     assert res.exit_code == 2 and "error:" in res.output and "Traceback" not in res.output
 
 
+def test_cli_compare_refuses_to_sign_an_unpublished_bundle(
+    built: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path
+) -> None:
+    np.savez(tmp_path / "x.npz", x=np.zeros((2, 16)))
+    args = ["fpga", "compare", str(built.root), "--inputs", str(tmp_path / "x.npz")]
+    res = CliRunner().invoke(main, [*args, "--key", str(ec_key[0])])
+    assert res.exit_code == 2 and "not a published bundle" in res.output
+
+
 # --- comparison arithmetic ---------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ import click
 
 from .. import load as _load
 from .. import repository as _repository
-from ..errors import VerificationError
+from ..errors import ToolError, VerificationError
 from ..manifest import canonical_json
 from ._common import emit_json, json_option
 from .repo import repo_option
@@ -132,9 +132,19 @@ def compare(
     bundle's catalogue entry as an evaluation record when REF is a published bundle.
     """
     from ..fpga._plot import render_png
-    from ..fpga.compare import Tolerance, compare_bundle, record_report
+    from ..fpga.compare import Tolerance, compare_bundle, record_report, repository_of
 
     bundle = _load.open(_repository.locate(ref, repo).path, verify="lazy")
+    signer = None
+    if key is not None:
+        if repository_of(bundle) is None:
+            raise ToolError(
+                f"--key signs the evaluation record, but {bundle.root} is not a published bundle",
+                hint="give ns/name@version with --repo, or drop --key",
+            )
+        from ..signing import KeySigner
+
+        signer = KeySigner(key, os.environ.get(_PASSWORD_ENV))
     report = compare_bundle(
         bundle,
         inputs,
@@ -148,11 +158,6 @@ def compare(
         tmp = plot.with_name(f".{plot.name}.tmp")
         tmp.write_bytes(png)
         os.replace(tmp, plot)
-    signer = None
-    if key is not None:
-        from ..signing import KeySigner
-
-        signer = KeySigner(key, os.environ.get(_PASSWORD_ENV))
     where = record_report(bundle, report, png, out_dir=out_dir, signer=signer)
     if as_json:
         emit_json({**report.to_json(), "written": where})

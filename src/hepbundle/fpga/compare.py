@@ -39,6 +39,7 @@ __all__ = [
     "decode_fixed",
     "load_npz",
     "record_report",
+    "repository_of",
 ]
 
 RECORD_KIND = "fpga-compare"
@@ -280,6 +281,13 @@ def record_report(
     """Keep the report: in ``out_dir`` (report.json, report.png) when given, and appended as a
     signed ``fpga-compare`` evaluation record when the bundle lies in a repository.
     Returns where it went (``{"dir": …, "record": …}``)."""
+    repo = repository_of(bundle)
+    if repo is None and signer is not None:
+        raise ToolError(
+            f"{bundle.root} is not a published bundle: there is no catalogue entry to sign a "
+            "record into",
+            hint="compare the published copy (ns/name@version with --repo)",
+        )
     payload = report.to_json()
     attachments = {"report.png": png} if png else {}
     where: dict[str, str] = {}
@@ -290,7 +298,6 @@ def record_report(
             tmp.write_bytes(data)
             os.replace(tmp, out_dir / name)
         where["dir"] = str(out_dir)
-    repo = repository_of(bundle)
     if repo is not None:
         from ..repository.records import append_record
 
@@ -298,12 +305,6 @@ def record_report(
             repo, bundle.name, bundle.version, RECORD_KIND, payload, attachments, signer=signer
         )
         where["record"] = str(rec.path)
-    elif signer is not None:
-        raise ToolError(
-            f"{bundle.root} is not a published bundle: there is no catalogue entry to sign a "
-            "record into",
-            hint="compare the published copy (<repo>/bundles/<ns>/<name>/<version>)",
-        )
     return where
 
 
