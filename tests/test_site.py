@@ -313,7 +313,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 @pytest.mark.integration
 @pytest.mark.slow
-def test_site_in_headless_chromium(served: str, browser: Any, tmp_path: Path) -> None:
+def test_site_in_headless_chromium(browser: Any, served: str, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
