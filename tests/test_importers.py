@@ -462,3 +462,47 @@ def test_experiment_importer_from_entry_point(
     assert [(o.ref, o.status) for o in report.outcomes] == [("lhcb/dl1@1.0.0", "published")]
     b, rel = resolve_legacy("lhcb:ParamFiles/dl1.onnx", repos=[tmp_path / "repo"], verify="none")
     assert b.path(rel).read_bytes() == GROUPDATA["JetTagCalibration/v2/dl1.onnx"]
+
+
+def test_dir_import_with_alias_strip_and_roles(
+    groupdata: Path, tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    m = tmp_path / "map.yaml"
+    m.write_text(
+        "defaults: {license: Apache-2.0}\n"
+        "bundles:\n"
+        "  - name: atlas/tau-all\n    version: 2.1.0\n    alias: prod\n"
+        "    include: ['tauRecTools/**']\n    exclude: ['**/*.txt']\n    strip: tauRecTools\n"
+        "  - name: atlas/bad-strip\n    version: 1.0.0\n    include: ['JetTagCalibration/']\n"
+        "    strip: tauRecTools\n"
+    )
+    with pytest.raises(SpecError, match=r"map.yaml:12: bundles\[1\].strip: .* is not under"):
+        plan_import("dir", groupdata, m)
+    m.write_text("\n".join(m.read_text().splitlines()[:8]) + "\n")
+    plan = plan_import("dir", groupdata, m)
+    (b,) = plan.bundles
+    assert sorted(f.dest for f in b.files) == [
+        "00-01-00/rnn.onnx", "00-02-00/rnn.onnx", "00-02-00/sub/extra.root",
+        "R22_preprod/model.json", "R22_preprod/weights.bin",
+    ]  # fmt: skip
+    assert {s.what for s in plan.skipped} >= {
+        "tauRecTools/notes.txt",
+        "dev/tauRecTools/00-03-00/rnn.onnx",
+    }
+    report = run_import(plan, ImportOptions(repo=tmp_path / "repo", signer=KeySigner(ec_key[0])))
+    assert report.count("published") == 1
+    got = hepbundle.resolve("atlas/tau-all@prod", repos=[tmp_path / "repo"])
+    assert got.version == "2.1.0" and got.manifest.meta["license"] == "Apache-2.0"
+    assert got.manifest.file("R22_preprod/weights.bin").role == "weights"
+    r = CliRunner().invoke(
+        main,
+        [
+            "path",
+            "--legacy",
+            "atlas:tauRecTools/00-01-00/rnn.onnx",
+            "x",
+            "--repo",
+            str(tmp_path / "repo"),
+        ],
+    )
+    assert r.exit_code == 2 and "--legacy takes no FILE" in r.output
