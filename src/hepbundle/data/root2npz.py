@@ -157,6 +157,8 @@ def root2npz(
                         writer.append(p.name, arr)
                         if p.pad is not None:
                             truncated[p.name] += cut_off
+                    # drop this step before uproot reads the next: one step in memory, not two
+                    del chunk, arr
                     if progress:
                         progress(n_read)
         records = [f.result() for f in sums]
@@ -301,7 +303,10 @@ def _chunks(
             raise DataError(f"--cut {cut!r} is not a valid expression") from None
         except (OSError, ValueError, uproot.deserialization.DeserializationError) as e:
             raise _corrupt(source, e) from None
-        yield chunk, int(report.tree_entry_stop - report.tree_entry_start)
+        n = int(report.tree_entry_stop - report.tree_entry_start)
+        del report
+        yield chunk, n
+        del chunk  # not kept alive while the next step is read
 
 
 def _to_numpy(arr: Any, p: BranchPlan) -> tuple[np.ndarray[Any, Any], int]:
