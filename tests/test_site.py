@@ -258,9 +258,14 @@ CHROMEDRIVER = shutil.which("chromedriver")
 
 
 @pytest.fixture
-def served(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The generated site behind http.server on 127.0.0.1; yields its base URL."""
+def localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lift the unit-test socket guard: the browser test talks to 127.0.0.1 (server, driver)."""
     monkeypatch.setattr(socket.socket, "connect", _REAL_CONNECT)
+
+
+@pytest.fixture
+def served(localhost: None, repo: Path, tmp_path: Path) -> Iterator[str]:
+    """The generated site behind http.server on 127.0.0.1; yields its base URL."""
     site = build_site(repo, tmp_path / "site").path
     handler = functools.partial(_QuietHandler, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -279,7 +284,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Any]:
+def browser(localhost: None, tmp_path: Path) -> Iterator[Any]:
+    """Debian's headless Chromium through its chromedriver (skips only where they are absent)."""
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip(
             "Debian's chromium and chromium-driver are not installed "
