@@ -2,8 +2,8 @@
 
 The format spec lives beside ``docs/`` so it can be read and versioned on its own; the guides
 link to it as ``../bundle-spec/…``, which works when browsing the sources. For the site, every
-file under ``bundle-spec/`` is added under ``format/`` and those links are rewritten to match, so
-``mkdocs build --strict`` checks them like any other link.
+file under ``bundle-spec/`` is added under ``format/`` and those links are rewritten to match (and the spec's links back into
+``../docs/`` too), so ``mkdocs build --strict`` checks them like any other link.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from mkdocs.structure.pages import Page
 SPEC_DIR = Path(__file__).resolve().parents[2] / "bundle-spec"
 SITE_PREFIX = "format"
 _SPEC_LINK = re.compile(r"(\]\(|\]: |href=\")((?:\.\./)+)bundle-spec/")
+_DOCS_LINK = re.compile(r"(\]\(|\]: |href=\")((?:\.\./)+)docs/")
 
 
 def on_files(files: Files, config: Any) -> Files:
@@ -31,7 +32,14 @@ def on_files(files: Files, config: Any) -> Files:
 def on_page_markdown(markdown: str, page: Page, config: Any, files: Files) -> str:
     src = page.file.src_uri
     if src.startswith(f"{SITE_PREFIX}/"):
-        return markdown
+        # a spec page linking back into docs/ (../docs/x.md): on the site, docs/ is the root,
+        # one directory above format/, so the same number of ../ reaches it without "docs/"
+        spec_depth = src.count("/") - 1
+
+        def to_docs(m: re.Match[str]) -> str:
+            return f"{m[1]}{m[2]}" if m[2].count("../") == spec_depth + 1 else m[0]
+
+        return _DOCS_LINK.sub(to_docs, markdown)
     depth = src.count("/")  # directories between the docs root and this page
 
     def rewrite(m: re.Match[str]) -> str:
