@@ -1,5 +1,6 @@
-"""The mlflow importer on a real MLflow store (SQLite backend, local artifacts) made with mlflow's
-own client: two registered models, three versions, an alias, params, metrics and artifacts."""
+"""The mlflow importer on real MLflow stores (SQLite backend, and the legacy file store that
+MLflow 3 keeps in maintenance mode) made with mlflow's own client: two registered models, three
+versions, an alias, params, metrics and artifacts."""
 
 from __future__ import annotations
 
@@ -23,13 +24,19 @@ __all__ = ["policy_env"]
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 
-@pytest.fixture(scope="session")
-def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+@pytest.fixture(scope="session", params=["sqlite", "file"])
+def mlflow_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     """``tau-id`` v1, v2 (alias champion) and ``jet-tagger`` v1, each from its own run."""
     from mlflow.tracking import MlflowClient
 
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    root = tmp_path_factory.mktemp(f"mlflow-{request.param}")
+    if request.param == "sqlite":
+        uri = f"sqlite:///{root / 'mlflow.db'}"
+    else:
+        uri = (root / "mlruns").as_uri()
+        os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # what the importer sets to read one
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     exp = client.create_experiment("tau", artifact_location=(root / "artifacts").as_uri())
     client.create_registered_model("tau-id", tags={"license": "Apache-2.0"}, description="Tau ID")
@@ -110,3 +117,12 @@ def test_import_publishes_with_provenance_and_alias(
     assert read_name_catalog(repo, "atlas/dl1-jet").versions["1.0.0"]
     again = run_import(plan_import("mlflow", mlflow_store["uri"], m), ImportOptions(repo=repo))
     assert sorted(o.status for o in again.outcomes) == ["unchanged"] * 3
+
+
+def test_missing_store_is_an_error_not_a_new_store(tmp_path: Path) -> None:
+    from hepbundle.errors import SpecError
+
+    for source in (tmp_path / "none.db", tmp_path / "mlruns"):
+        with pytest.raises(SpecError, match="does not exist"):
+            plan_import("mlflow", source)
+        assert not source.exists(), "the client would have created it"

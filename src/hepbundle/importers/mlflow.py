@@ -7,7 +7,9 @@ registered model ``tau-id`` becomes ``<ns>/tau-id@N.0.0`` (``ns``: the mapping's
 run's other artifacts (``artifacts/…``). The run's params, metrics, start/end, user, source commit
 and tags become hyperparameters, metrics, training provenance, authors, code pin and
 ``extra.import.mlflow``; registered-model aliases (``champion``) become hepbundle aliases.
-Only stores whose artifacts are on a local file system are read (no artifact download).
+Only stores whose artifacts are on a local file system are read (no artifact download). For a
+legacy file store the importer sets ``MLFLOW_ALLOW_FILE_STORE=true`` (if unset) in this process:
+MLflow 3 refuses to open one otherwise.
 """
 
 from __future__ import annotations
@@ -53,6 +55,15 @@ def _files_under(
     return out
 
 
+def _local_store(uri: str) -> Path | None:
+    """The database file or store directory of a local tracking URI (else None)."""
+    if uri.startswith("sqlite:///"):
+        return Path(unquote(uri.removeprefix("sqlite:///").partition("?")[0]) or ".")
+    if uri.startswith("file:"):
+        return Path(unquote(urlparse(uri).path))
+    return None
+
+
 class MlflowImporter:
     """Registered model versions of an MLflow tracking store (file or SQLite backend)."""
 
@@ -65,7 +76,18 @@ class MlflowImporter:
         except ImportError:
             raise MissingExtraError("mlflow", "mlflow") from None
         uri = _tracking_uri(source, Path.cwd())
-        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        local = _local_store(uri)
+        if local is not None and not local.exists():
+            # the client would create an empty store there: never write into what we import
+            raise SpecError(f"MLflow store {local} does not exist")
+        if uri.startswith("file:"):
+            # MLflow 3 refuses to open a file store unless asked to; importing one is exactly the
+            # migration away from it that MLflow recommends, and the import only reads it
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        try:
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        except MlflowException as e:
+            raise SpecError(f"cannot open MLflow store {uri}: {str(e).splitlines()[0]}") from None
         bundles: list[PlannedBundle] = []
         skipped: list[Skipped] = []
         try:
