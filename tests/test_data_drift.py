@@ -169,3 +169,40 @@ def test_output_features_are_skipped_without_outputs(tmp_path: Path, train: Path
     np.savez(tmp_path / "s2.npz", score=np.random.default_rng(1).uniform(0.5, 1.0, size=1000))
     rep = compare(prof, tmp_path / "new.npz", outputs=tmp_path / "s2.npz")
     assert [f.name for f in rep.alerts] == ["score"]
+
+
+def test_build_with_output_profile_and_drift_on_outputs(tmp_path: Path, train: Path) -> None:
+    model_spec(train.parent)
+    rng = np.random.default_rng(5)
+    np.savez(train.parent / "scores.npz", score=rng.beta(2, 5, 150_000))
+    code, _, err = run(
+        "build",
+        train.parent,
+        "-o",
+        tmp_path / "b",
+        "--profile-from",
+        train,
+        "--profile-features",
+        "eta",
+        "--profile-outputs",
+        train.parent / "scores.npz",
+    )
+    assert code == 0, err
+    meta = hepbundle.open(tmp_path / "b").manifest.meta["profile"]
+    assert (meta["features"], meta["outputs"]) == (1, 1)
+    np.savez(tmp_path / "new.npz", **sample(20_000, 6))
+    np.savez(
+        tmp_path / "new-scores.npz", score=rng.beta(5, 2, 20_000)
+    )  # the model now says "signal"
+    code, out, _ = run("drift", tmp_path / "b", "--data", tmp_path / "new.npz")
+    assert code == 0 and "not checked (no --outputs): score" in out
+    code, out, err = run(
+        "drift",
+        tmp_path / "b",
+        "--data",
+        tmp_path / "new.npz",
+        "--outputs",
+        tmp_path / "new-scores.npz",
+        "--json",
+    )
+    assert code == 3 and json.loads(out)["alerts"] == ["score"] and "score" in err

@@ -81,6 +81,11 @@ def init(directory: Path, name: str, force: bool) -> None:
     metavar="A,B,…",
     help="Arrays of --profile-from to profile (default: every numeric array).",
 )
+@click.option(
+    "--profile-outputs",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also profile this NPZ of model outputs on the --profile-from rows.",
+)
 @json_option
 def build(
     spec: Path,
@@ -92,6 +97,7 @@ def build(
     toolchain: str | None,
     profile_from: Path | None,
     profile_features: str | None,
+    profile_outputs: Path | None,
     as_json: bool,
 ) -> None:
     """Build a bundle from SPEC (a hepbundle.yaml or its directory).
@@ -110,7 +116,7 @@ def build(
         extra = {"extra_meta": {"fpga": cap.meta}, "extra_files": cap.files}
     from ..data.reference import spec_extras  # the data layer is only needed for profiles
 
-    profile = spec_extras(spec, profile_from, profile_features)
+    profile = spec_extras(spec, profile_from, profile_features, outputs=profile_outputs)
     if profile is not None:
         extra["extra_files"] = {**extra.get("extra_files", {}), **profile[0]}
         extra["extra_meta"] = {**extra.get("extra_meta", {}), **profile[1]}

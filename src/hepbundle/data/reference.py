@@ -61,14 +61,16 @@ def spec_extras(
     spec: str | os.PathLike[str],
     profile_from: str | os.PathLike[str] | None = None,
     features: Sequence[str] | str | None = None,
+    *,
+    outputs: str | os.PathLike[str] | None = None,
 ) -> tuple[dict[str, tuple[bytes, str]], dict[str, Any]] | None:
     """The profile extras of a build: from ``profile_from`` (command line; ``features`` a list
-    or ``"a,b,c"``) if given, else from the spec's ``profile:`` section (``from:`` relative to
+    or ``"a,b,c"``; ``outputs`` an NPZ of model outputs on the same rows) if given, else from the spec's ``profile:`` section (``from:`` relative to
     the spec, ``features:``, ``outputs:``); None when neither asks for a profile."""
     if isinstance(features, str):
         features = [f.strip() for f in features.split(",") if f.strip()] or None
     if profile_from is not None:
-        return build_extras(profile_from, features)
+        return build_extras(profile_from, features, outputs=outputs)
     from ..spec import load_spec
 
     loaded = load_spec(spec)
