@@ -334,9 +334,14 @@ def test_cli_dry_run_json_then_import_and_path_legacy(
         "--key",
         str(ec_key[0]),
     ]
-    r = runner.invoke(main, [*args, "--compat-tree", str(tmp_path / "compat")])
+    work = tmp_path / "work"
+    work.mkdir()
+    r = runner.invoke(
+        main, [*args, "--compat-tree", str(tmp_path / "compat"), "--work-dir", str(work)]
+    )
     assert r.exit_code == 0, r.output
     assert "5 published, 0 unchanged, 0 conflicts, 8 compat links" in r.output
+    assert list(work.iterdir()) == [], "the build area is removed"
     assert "atlas/taurectools@0.3.0-dev" in r.output.splitlines()[5]
     r = runner.invoke(main, [*args, "--json"])
     assert json.loads(r.output)["unchanged"] == 5
@@ -506,3 +511,10 @@ def test_dir_import_with_alias_strip_and_roles(
         ],
     )
     assert r.exit_code == 2 and "--legacy takes no FILE" in r.output
+
+
+def test_two_sources_mapping_to_one_version_are_refused(groupdata: Path, tmp_path: Path) -> None:
+    (groupdata / "tauRecTools/0-1-0").mkdir()
+    (groupdata / "tauRecTools/0-1-0/other.onnx").write_bytes(b"other")
+    with pytest.raises(SpecError, match="tauRecTools/0-1-0 and tauRecTools/00-01-00 would both"):
+        plan_import("atlas-groupdata", groupdata)

@@ -107,6 +107,12 @@ _DIR = click.Path(file_okay=False, path_type=Path)
     type=_DIR,
     help="Write relative symlinks with the legacy layout here, pointing into the repository.",
 )
+@click.option(
+    "--work-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Where bundles are built before publishing (default: $TMPDIR); needs room for the "
+    "largest bundle.",
+)
 @json_option
 def import_(
     kind: str,
@@ -120,6 +126,7 @@ def import_(
     policy: Path | None,
     allow_unsigned: bool,
     compat_tree: Path | None,
+    work_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Import the model store SOURCE (of KIND) into signed bundles in a repository.
@@ -154,6 +161,7 @@ def import_(
             policy=TrustPolicy.load(policy) if policy else policy_from_env(),
             allow_unsigned=allow_unsigned,
             compat_tree=compat_tree,
+            work_dir=work_dir,
             progress=cb,
         )
         report = run_import(plan, opts)

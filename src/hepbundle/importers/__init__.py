@@ -77,5 +77,16 @@ def get_importer(kind: str) -> Importer:
 
 
 def plan_import(kind: str, source: str | Path, mapping: str | Path | None = None) -> ImportPlan:
-    """Plan the import of ``source`` with the importer of ``kind`` and an optional mapping file."""
-    return get_importer(kind).plan(str(source), load_map(mapping))
+    """Plan the import of ``source`` with the importer of ``kind`` and an optional mapping file.
+    Two parts of the store that would become the same version are an error (naming both)."""
+    plan = get_importer(kind).plan(str(source), load_map(mapping))
+    seen: dict[str, str] = {}
+    for b in plan.bundles:
+        if b.ref in seen:
+            raise SpecError(
+                f"{seen[b.ref]} and {b.origin} would both become {b.ref}",
+                hint="give one of them another name or version in the mapping file ('names:', "
+                "'bundles:')",
+            )
+        seen[b.ref] = b.origin
+    return plan
