@@ -31,11 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from model_signing import manifest as _oms_manifest
-from model_signing._hashing import hashing as _oms_hashing
-from model_signing._signing import signing as _oms
-
-from ._signers import Signer, parse_signature
+from ._signers import Signer, parse_signature, signed_digests
 from ._signers.certificate import X509Signer
 from ._signers.keys import SUPPORTED_CURVES, KeySigner, generate_key
 from ._signers.sigstore import SigstoreSigner
@@ -48,6 +44,8 @@ from .paths import check_relpath, is_reserved
 from .policy import Candidate, SignerInfo, TrustPolicy, policy_from_env
 
 if TYPE_CHECKING:
+    from model_signing._signing import signing as _oms
+
     from ._signers import ParsedSignature
 
 __all__ = [
@@ -131,6 +129,11 @@ def _payload(
     name: str, digests: Mapping[str, str], ignore: Sequence[str], extra: dict[str, Any]
 ) -> _oms.Payload:
     """The OMS v1.0 in-toto statement over ``digests`` (path → hex SHA-256)."""
+    # model_signing builds the statement (~0.4 s to import): only signing pays for it
+    from model_signing import manifest as _oms_manifest
+    from model_signing._hashing import hashing as _oms_hashing
+    from model_signing._signing import signing as _oms
+
     serialization = _oms_manifest._FileSerialization(
         "sha256", allow_symlinks=False, ignore_paths=[Path(p) for p in ignore]
     )
@@ -231,10 +234,7 @@ def _check_statement(sig: ParsedSignature, expected: Mapping[str, str], what: st
     """The signed digests must be exactly ``expected``; returns the claimed signing time."""
     stmt = sig.statement
     try:
-        signed = {
-            rd.identifier: rd.digest.digest_hex
-            for rd in _oms.dsse_payload_to_manifest(stmt).resource_descriptors()
-        }
+        signed = signed_digests(stmt)
     except (KeyError, TypeError, ValueError) as e:
         raise SignatureError(f"{sig.name}: malformed signature file: statement: {e}") from None
     problems = [

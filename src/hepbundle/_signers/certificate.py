@@ -1,6 +1,9 @@
 """X.509 signing and verification: EC certificates through model_signing, RSA grid certificates
 with our own signer writing the same OMS format, and the checks model_signing leaves out
-(subject DN, validity at signing time, proxy certificates, CRLs, IGTF CA directories)."""
+(subject DN, validity at signing time, proxy certificates, CRLs, IGTF CA directories).
+
+Verification needs cryptography alone (its RFC 5280 path builder checks the chain); the signers
+import model_signing, sigstore-models and protobuf when they sign."""
 
 from __future__ import annotations
 
@@ -10,24 +13,20 @@ import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509 import verification
 from cryptography.x509.oid import ObjectIdentifier
-from google.protobuf import json_format  # type: ignore[import-untyped]
-from model_signing._signing import sign_certificate as _oms_cert
-from model_signing._signing import sign_ec_key as _oms_key
-from model_signing._signing import sign_sigstore_pb as _oms_pb
-from model_signing._signing import signing as _oms
-from OpenSSL import crypto
-from sigstore_models import intoto as intoto_pb
-from sigstore_models.bundle import v1 as bundle_pb
-from sigstore_models.common import v1 as common_pb
 
 from ..errors import PolicyError, SignatureError, SigningError, SpecError
 from . import IN_TOTO_PAYLOAD_TYPE, ParsedSignature, SignatureKind, pae
-from .keys import check_key, load_private_key, verify_signature_bytes
+from .keys import check_key, ec_hash, load_private_key, verify_signature_bytes
+
+if TYPE_CHECKING:
+    from model_signing._signing import signing as _oms
 
 __all__ = ["CaStore", "X509Signer", "dn_matches", "dn_string", "verify_x509"]
 
@@ -120,6 +119,9 @@ class X509Signer:
             and self._password is None
             and self.chain_paths
         ):
+            from model_signing._signing import sign_certificate as _oms_cert
+            from model_signing._signing import sign_sigstore_pb as _oms_pb
+
             signer = _oms_cert.Signer(self.key_path, self.cert_path, self.chain_paths)
             sig = signer.sign(payload)
             assert isinstance(sig, _oms_pb.Signature)
@@ -128,13 +130,16 @@ class X509Signer:
         return self._sign_own(payload)
 
     def _sign_own(self, payload: _oms.Payload) -> str:
+        from google.protobuf import json_format  # type: ignore[import-untyped]
+        from sigstore_models import intoto as intoto_pb
+        from sigstore_models.bundle import v1 as bundle_pb
+        from sigstore_models.common import v1 as common_pb
+
         raw = json_format.MessageToJson(payload.statement.pb).encode("utf-8")
         if isinstance(self._key, rsa.RSAPrivateKey):
             sig = self._key.sign(pae(raw), padding.PKCS1v15(), hashes.SHA256())
         else:
-            sig = self._key.sign(
-                pae(raw), ec.ECDSA(_oms_key.get_ec_key_hash(self._key.public_key()))
-            )
+            sig = self._key.sign(pae(raw), ec.ECDSA(ec_hash(self._key.public_key())))
         der = [
             common_pb.X509Certificate(
                 raw_bytes=base64.b64encode(c.public_bytes(serialization.Encoding.DER))
@@ -217,6 +222,25 @@ class CaStore:
                 )
 
 
+def _chain_verifier(store: CaStore, at: dt.datetime) -> verification.ClientVerifier:
+    """cryptography's RFC 5280 path builder as of ``at``, with the extension checks relaxed to
+    what OpenSSL's default chain verification asks (CAs need basicConstraints; unknown critical
+    extensions still fail): grid certificates carry no TLS-style SAN or key usages, and key
+    usage for signing is checked by :func:`verify_x509` itself."""
+    ca_policy = verification.ExtensionPolicy.permit_all().require_present(
+        x509.BasicConstraints, verification.Criticality.AGNOSTIC, None
+    )
+    return (
+        verification.PolicyBuilder()
+        .store(verification.Store(store.cas))
+        .time(at)
+        .extension_policies(
+            ca_policy=ca_policy, ee_policy=verification.ExtensionPolicy.permit_all()
+        )
+        .build_client_verifier()
+    )
+
+
 def verify_x509(
     sig: ParsedSignature, store: CaStore, signing_time: dt.datetime
 ) -> x509.Certificate:
@@ -236,18 +260,9 @@ def verify_x509(
             f"{signing_time:%Y-%m-%dT%H:%M:%SZ}, valid {leaf.not_valid_before_utc:%Y-%m-%d} to "
             f"{leaf.not_valid_after_utc:%Y-%m-%d}"
         )
-    ossl = crypto.X509Store()
-    for ca in store.cas:
-        ossl.add_cert(crypto.X509.from_cryptography(ca))
-    ossl.set_time(signing_time.replace(tzinfo=None))
-    ctx = crypto.X509StoreContext(
-        ossl,
-        crypto.X509.from_cryptography(leaf),
-        [crypto.X509.from_cryptography(c) for c in sig.chain[1:]],
-    )
     try:
-        ctx.verify_certificate()
-    except crypto.X509StoreContextError as e:
+        _chain_verifier(store, signing_time).verify(leaf, list(sig.chain[1:]))
+    except (verification.VerificationError, ValueError) as e:  # ValueError: no CA at all
         raise PolicyError(
             f"{sig.name}: untrusted CA: {who} issued by {dn_string(leaf.issuer)} does not chain "
             f"to a trusted CA ({store.label}): {e}"

@@ -1,25 +1,29 @@
-"""EC key pairs: load and check keys, sign through model_signing, verify a key signature."""
+"""EC key pairs: load and check keys, sign through model_signing, verify a key signature.
+
+Verification uses cryptography alone; model_signing is imported only by :class:`KeySigner`."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import exceptions, x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from model_signing._signing import sign_ec_key as _oms_key
-from model_signing._signing import sign_sigstore_pb as _oms_pb
-from model_signing._signing import signing as _oms
 
 from ..errors import SignatureError, SigningError, SpecError
 from . import SignatureKind, pae
+
+if TYPE_CHECKING:
+    from model_signing._signing import signing as _oms
 
 __all__ = [
     "SUPPORTED_CURVES",
     "KeySigner",
     "check_key",
+    "ec_hash",
     "generate_key",
     "key_id",
     "load_private_key",
@@ -37,6 +41,21 @@ _CURVES: dict[str, type[ec.EllipticCurve]] = {
     "secp521r1": ec.SECP521R1,
 }
 SUPPORTED_CURVES = tuple(_CURVES)
+#: the ECDSA hash for each curve size, as the sigstore protobuf specs (and model_signing's
+#: ``get_ec_key_hash``) pair them
+_EC_HASHES: dict[int, type[hashes.HashAlgorithm]] = {
+    256: hashes.SHA256,
+    384: hashes.SHA384,
+    521: hashes.SHA512,
+}
+
+
+def ec_hash(public_key: ec.EllipticCurvePublicKey) -> hashes.HashAlgorithm:
+    """The hash an ECDSA signature with ``public_key`` uses (SHA-256/384/512 by curve size)."""
+    size = public_key.curve.key_size
+    if size not in _EC_HASHES:
+        raise ValueError(f"Unexpected key size {size}")
+    return _EC_HASHES[size]()
 
 
 def key_id(public_key: PublicKey) -> str:
@@ -157,7 +176,7 @@ def verify_signature_bytes(
     data = pae(payload)
     try:
         if isinstance(public_key, ec.EllipticCurvePublicKey):
-            public_key.verify(signature, data, ec.ECDSA(_oms_key.get_ec_key_hash(public_key)))
+            public_key.verify(signature, data, ec.ECDSA(ec_hash(public_key)))
         else:
             public_key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
     except exceptions.InvalidSignature:
@@ -184,6 +203,9 @@ class KeySigner:
         return f"key {key_id(self.public_key)}"
 
     def sign_payload(self, payload: _oms.Payload) -> str:
+        from model_signing._signing import sign_ec_key as _oms_key
+        from model_signing._signing import sign_sigstore_pb as _oms_pb
+
         signer = _oms_key.Signer(self.path, self._password)
         sig = signer.sign(payload)
         assert isinstance(sig, _oms_pb.Signature)

@@ -1,5 +1,8 @@
 """Sigstore keyless signing (Fulcio certificate + Rekor entry, with ambient CI OIDC credentials)
-and its offline verification against a pinned or given trust root."""
+and its offline verification against a pinned or given trust root.
+
+sigstore-python and model_signing are imported inside the functions that need them, so that
+importing :mod:`hepbundle.signing` (for key or X.509 signatures) does not load them."""
 
 from __future__ import annotations
 
@@ -7,19 +10,16 @@ import functools
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.x509.oid import ObjectIdentifier
-from model_signing._signing import sign_sigstore as _oms_sigstore
-from model_signing._signing import signing as _oms
-from sigstore.errors import Error as SigstoreError
-from sigstore.errors import VerificationError as SigstoreVerificationError
-from sigstore.models import ClientTrustConfig, TrustedRoot
-from sigstore.verify import Verifier, policy
 
 from ..errors import PolicyError, SignatureError, SigningError, SpecError
 from . import ParsedSignature, SignatureKind
+
+if TYPE_CHECKING:
+    from model_signing._signing import signing as _oms
 
 __all__ = ["SigstoreSigner", "load_trusted_root", "signer_identity", "verify_sigstore"]
 
@@ -50,6 +50,9 @@ class SigstoreSigner:
         return "sigstore " + ("(explicit token)" if self.identity_token else "(ambient OIDC)")
 
     def sign_payload(self, payload: _oms.Payload) -> str:
+        from model_signing._signing import sign_sigstore as _oms_sigstore
+        from sigstore.errors import Error as SigstoreError
+
         try:
             signer = _oms_sigstore.Signer(
                 identity_token=self.identity_token,
@@ -70,6 +73,8 @@ class SigstoreSigner:
 
 @functools.cache
 def _pinned_root() -> Any:
+    from sigstore.models import TrustedRoot
+
     path = resources.files("sigstore") / "_store" / _PINNED / "trusted_root.json"
     return TrustedRoot.from_file(str(path))
 
@@ -79,6 +84,8 @@ def load_trusted_root(path: Path | None) -> Any:
     production root pinned by the installed sigstore release when ``path`` is None."""
     if path is None:
         return _pinned_root()
+    from sigstore.models import ClientTrustConfig, TrustedRoot
+
     try:
         text = path.read_text(encoding="utf-8")
         media_type = str(json.loads(text).get("mediaType", ""))
@@ -120,6 +127,9 @@ def verify_sigstore(sig: ParsedSignature, trusted_root: Any, identity: str, issu
             f"{sig.name}: sigstore signer {who} (issuer {claimed_issuer or '?'}) is not "
             f"{identity} (issuer {issuer})"
         )
+    from sigstore.errors import VerificationError as SigstoreVerificationError
+    from sigstore.verify import Verifier, policy
+
     verifier = Verifier(trusted_root=trusted_root)
     try:
         verifier.verify_dsse(sig.sigstore_bundle, policy.Identity(identity=identity, issuer=issuer))

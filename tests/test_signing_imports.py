@@ -1,0 +1,194 @@
+"""Opening a key- or X.509-signed bundle under a trust policy imports neither model_signing,
+sigstore, sigstore_models, pyOpenSSL nor protobuf (a job's ``hepbundle path`` stays fast), and
+the json-only signature reader that made that possible agrees with upstream's."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hepbundle
+from hepbundle import signing
+from hepbundle._signers import pae, parse_signature, signed_digests
+from hepbundle.errors import SignatureError
+
+from . import pki
+
+HEAVY = ("model_signing", "sigstore", "sigstore_models", "OpenSSL", "google.protobuf")
+
+# a fresh interpreter: pytest itself has imported the signing stacks by now
+_CHILD = """
+import json, sys
+from pathlib import Path
+import hepbundle
+from hepbundle.errors import HepbundleError
+from hepbundle.policy import TrustPolicy
+kind, root, trust = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+if kind == "key":
+    policy = TrustPolicy.from_flags(keys=[trust])
+else:
+    policy = TrustPolicy.from_flags(ca=[trust])
+try:
+    signers = [[s.kind, s.identity] for s in hepbundle.open(root, policy=policy).signature]
+    error = None
+except HepbundleError as e:
+    signers, error = [], e.message
+heavy = [m for m in json.loads(sys.argv[4]) if m in sys.modules]
+print(json.dumps({"signers": signers, "error": error, "heavy": heavy}))
+"""
+
+
+def _open_in_child(kind: str, root: Path, trust: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, kind, str(root), str(trust), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
+
+
+def test_key_verification_imports_no_signing_stack(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path]
+) -> None:
+    res = _open_in_child("key", signed.root, ec_key[1])
+    assert res["error"] is None
+    assert [kind for kind, _ in res["signers"]] == ["key"]
+    assert res["heavy"] == []
+
+
+def test_key_verification_failure_imports_no_signing_stack(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path]
+) -> None:
+    """The refusal path (a flipped signature byte) is as light as the accepting one."""
+    sig = signed.root / "hepbundle.sig"
+    doc = json.loads(sig.read_text())
+    raw = bytearray(base64.b64decode(doc["dsseEnvelope"]["signatures"][0]["sig"]))
+    raw[-1] ^= 0xFF
+    doc["dsseEnvelope"]["signatures"][0]["sig"] = base64.b64encode(bytes(raw)).decode()
+    sig.write_text(json.dumps(doc))
+    res = _open_in_child("key", signed.root, ec_key[1])
+    assert "invalid signature" in res["error"]
+    assert res["heavy"] == []
+
+
+@pytest.mark.parametrize(("kind", "with_chain"), [("ec", False), ("rsa", False), ("ec", True)])
+def test_x509_verification_imports_no_signing_stack(
+    built: hepbundle.Bundle, tmp_path: Path, kind: str, with_chain: bool
+) -> None:
+    ca = pki.make_ca()
+    ca_pem = pki.write_pem(tmp_path / "pki" / "ca.pem", ca.cert)
+    issuer = pki.make_ca("Test Intermediate", issuer=ca) if with_chain else ca
+    key = pki.rsa_key() if kind == "rsa" else pki.ec_key()
+    cert, priv = pki.make_cert(issuer, key=key).write(tmp_path / "pki", "user")
+    chain = [pki.write_pem(tmp_path / "pki" / "chain.pem", issuer.cert)] if with_chain else []
+    signing.sign(built.root, signing.X509Signer(cert, priv, chain))
+    res = _open_in_child("x509", built.root, ca_pem)
+    assert res["error"] is None
+    assert res["signers"] == [["x509", "/DC=ch/DC=cern/OU=Users/CN=jdoe/CN=Jane Doe"]]
+    assert res["heavy"] == []
+
+
+# --- the json reader agrees with upstream -------------------------------------------------------
+
+
+def test_pae_is_upstreams() -> None:
+    from model_signing._signing import sign_sigstore_pb
+
+    for payload in (b"", b"{}", json.dumps({"a": "\u00e9"}).encode()):
+        assert pae(payload) == sign_sigstore_pb.pae(payload)
+
+
+def _statement(signed: hepbundle.Bundle) -> dict[str, Any]:
+    stmt = parse_signature(signed.root / "hepbundle.sig").statement
+    return json.loads(json.dumps(stmt))  # a private copy to damage
+
+
+def _upstream_digests(stmt: dict[str, Any]) -> dict[str, str]:
+    from model_signing._signing import signing as oms
+
+    return {
+        rd.identifier: rd.digest.digest_hex
+        for rd in oms.dsse_payload_to_manifest(stmt).resource_descriptors()
+    }
+
+
+def _set(path: tuple[Any, ...], value: Any) -> Any:
+    def change(stmt: dict[str, Any]) -> None:
+        obj = stmt
+        for k in path[:-1]:
+            obj = obj[k]
+        obj[path[-1]] = value
+
+    return change
+
+
+DAMAGE = {
+    "as-signed": lambda s: None,
+    "unnormalised-path": lambda s: s["predicate"]["resources"][0].update(name="./model//x.bin"),
+    "uppercase-hex": lambda s: [
+        r.update(digest=r["digest"].upper()) for r in s["predicate"]["resources"]
+    ],
+    "predicate-type": _set(("predicateType",), "https://example.org/other"),
+    "two-subjects": lambda s: s["subject"].append(s["subject"][0]),
+    "root-digest": _set(("subject", 0, "digest", "sha256"), "00" * 32),
+    "unknown-method": _set(("predicate", "serialization", "method"), "tarball"),
+    "no-resources": lambda s: s["predicate"].pop("resources"),
+    "bad-hex": _set(("predicate", "resources", 0, "digest"), "zz"),
+    "compat-v0.2": lambda s: s.update(
+        predicateType="https://model_signing/Digests/v0.1",
+        subject=[
+            {"name": r["name"], "digest": {"sha256": r["digest"]}}
+            for r in s["predicate"]["resources"]
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGE))
+def test_statement_reader_agrees_with_upstream(signed: hepbundle.Bundle, case: str) -> None:
+    """Same digests where upstream accepts the statement, an error where it refuses it."""
+    stmt = _statement(signed)
+    DAMAGE[case](stmt)
+    try:
+        want = _upstream_digests(stmt)
+    except (KeyError, TypeError, ValueError):
+        with pytest.raises((KeyError, TypeError, ValueError)):
+            signed_digests(stmt)
+        return
+    assert signed_digests(stmt) == want
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: d.pop("dsseEnvelope"), "no DSSE envelope"),
+        (lambda d: d["dsseEnvelope"].update(signatures=[]), "no DSSE envelope"),
+        (lambda d: d["dsseEnvelope"].update(payload=7), "expected a base64 string"),
+        (lambda d: d["dsseEnvelope"].update(payload="abc"), "base64|padding"),
+        (lambda d: d["verificationMaterial"].update(publicKey={"hint": 3}), "hint"),
+        (lambda d: d.update(verificationMaterial=[]), "no attribute 'get'"),
+        (
+            lambda d: d["verificationMaterial"].update(x509CertificateChain={"certificates": []}),
+            "empty certificate chain",
+        ),
+    ],
+    ids=["no-envelope", "no-signatures", "payload-type", "bad-base64", "hint", "vm-list", "chain"],
+)
+def test_malformed_bundle_json(signed: hepbundle.Bundle, damage: Any, message: str) -> None:
+    sig = signed.root / "hepbundle.sig"
+    doc = json.loads(sig.read_text())
+    damage(doc)
+    sig.write_text(json.dumps(doc))
+    with pytest.raises(
+        SignatureError, match=f"hepbundle.sig: malformed signature file: .*{message}"
+    ):
+        parse_signature(sig)
