@@ -291,6 +291,19 @@ def test_cli_build_with_fpga_project(
     assert res.exit_code == 2 and "go together" in res.output
 
 
+def test_manifest_fpga_section_is_checked_on_read(built: hepbundle.Bundle) -> None:
+    from hepbundle.errors import FormatError
+    from hepbundle.manifest import Manifest
+
+    doc = json.loads(built.manifest_bytes())
+    doc["fpga"] = {"toolchain": "hls4ml", "project": "firmware/hls4ml"}  # no firmwareBuild
+    with pytest.raises(FormatError, match="firmwareBuild"):
+        Manifest.from_bytes(json.dumps(doc).encode())
+    doc["fpga"]["firmwareBuild"] = {"id": "0" * 64, "files": 0}
+    doc["fpga"]["futureField"] = {"readers": "ignore it"}
+    assert Manifest.from_bytes(json.dumps(doc).encode()).meta["fpga"]["toolchain"] == "hls4ml"
+
+
 def test_cli_capture_writes_section(vai_dir: tuple[Path, dict], tmp_path: Path) -> None:
     out, _ = vai_dir
     dest = tmp_path / "fpga.json"
