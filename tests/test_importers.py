@@ -354,6 +354,9 @@ def test_cli_dry_run_json_then_import_and_path_legacy(
     r = runner.invoke(main, args)
     assert r.exit_code == 2
     assert "conflict: atlas/taurectools@0.2.0" in r.output
+    r = runner.invoke(main, ["import", "groupdata", str(groupdata), "--dry-run"])
+    assert r.exit_code == 2
+    assert "no importer of kind 'groupdata' (did you mean 'atlas-groupdata'?)" in r.output
     fresh = tmp_path / "fresh"
     r = runner.invoke(main, ["import", "atlas-groupdata", str(groupdata), "--repo", str(fresh)])
     assert r.exit_code == 1 and "is unsigned; refusing to publish it" in r.output

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import RepositoryError
-from ..importers import available, plan_import
-from ..importers.base import GAP_ITEMS, ImportPlan
 from ._common import emit_json, json_option, progress
 
 if TYPE_CHECKING:
+    from ..importers.base import ImportPlan
     from ..importers.run import ImportReport
 
 __all__ = ["COMMANDS"]
@@ -30,6 +29,8 @@ def _size(n: int) -> str:
 
 
 def _print_plan(plan: ImportPlan) -> None:
+    from ..importers.base import GAP_ITEMS
+
     total = sum(b.size for b in plan.bundles)
     nfiles = sum(len(b.files) for b in plan.bundles)
     click.echo(
@@ -75,7 +76,7 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 
 
 @click.command("import")
-@click.argument("kind", type=click.Choice(sorted(available())))
+@click.argument("kind")
 @click.argument("source")
 @click.option(
     "--repo",
@@ -131,12 +132,18 @@ def import_(
 ) -> None:
     """Import the model store SOURCE (of KIND) into signed bundles in a repository.
 
-    \b
-    KIND: dir (with --map), atlas-groupdata, cms-data (git checkout), mlflow (tracking URI).
+    KIND is dir (with --map), atlas-groupdata, cms-data (a git checkout), mlflow (a tracking URI
+    or path), or an importer an experiment registered (entry-point group hepbundle.importers).
     Re-running publishes nothing new; a changed file under an already published version is
     reported as a conflict (exit 2), never overwritten. Every file keeps its legacy path:
+
+    \b
         hepbundle path --legacy atlas:tauRecTools/R22_preprod/model.json
     """
+    # importers (and the entry-point scan for experiments' own, ~0.1 s) load only when used,
+    # so this module costs nothing to `hepbundle path` in a job
+    from ..importers import plan_import
+
     plan = plan_import(kind, source, mapping)
     if dry_run:
         if as_json:
