@@ -98,6 +98,12 @@ def test_glob_match(pattern: str, path: str, ok: bool) -> None:
 
 
 def test_builtin_importers_are_discoverable() -> None:
+    from importlib.metadata import entry_points
+
+    from hepbundle.importers import BUILTIN
+
+    # pyproject.toml registers the built-ins in the same group experiments use
+    assert {ep.name: ep.value for ep in entry_points(group="hepbundle.importers")} == BUILTIN
     kinds = available()
     assert {"dir", "atlas-groupdata", "cms-data", "mlflow"} <= set(kinds)
     assert get_importer("atlas-groupdata").kind == "atlas-groupdata"
