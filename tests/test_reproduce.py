@@ -126,3 +126,46 @@ def test_data_linked_where_the_command_looks(tmp_path: Path) -> None:
     _link_data(src, "../training/data/jets.npz", data, argv)
     assert (src / "data" / "jets.npz").resolve() == data
     assert not (tmp_path / "work" / "training").exists()
+
+
+STDLIB_TRAIN = """\
+import json, statistics, sys
+open("prefix.txt", "w").write(sys.prefix)
+values = [float(v) for v in open("data/values.csv").read().split()]
+open("model.txt", "w").write(str(statistics.mean(values)))
+json.dump({"metrics": {"mean": statistics.mean(values), "spread": statistics.pstdev(values)}},
+          open("metrics.json", "w"))
+"""
+
+
+def test_run_creates_environment_from_lock(tmp_path: Path) -> None:
+    """--env lock: a fresh virtualenv from the packed lock (standard library only here, so no
+    package index is needed); the command runs with that interpreter first on PATH."""
+    repo = tmp_path / "stdlib-training"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "train.py").write_text(STDLIB_TRAIN)
+    (repo / "requirements.lock").write_text("# standard library only\n")
+    (repo / ".gitignore").write_text("data/\nmodel.txt\nmetrics.json\nprefix.txt\n")
+    (repo / "hepbundle.yaml").write_text(
+        "name: cms/mean\nversion: 1.0.0\nfiles:\n  - path: model.txt\n    role: model\n"
+        "code:\n  path: .\n  command: python train.py\n"
+        "environment:\n  lock: requirements.lock\n"
+        "data:\n  - type: file\n    path: data/values.csv\n"
+        "metrics: {mean: 2.5, spread: 1.118034}\n"
+    )
+    git(repo, "add", ".")
+    git(repo, "-c", "user.name=CI", "-c", "user.email=ci@cern.ch", "commit", "-q", "-m", "train")
+    (repo / "data").mkdir()
+    (repo / "data" / "values.csv").write_text("1 2 3 4\n")
+    (repo / "model.txt").write_text("2.5")
+    bundle = hepbundle.build(repo, tmp_path / "b").root
+    code, out, err = run(
+        "reproduce", bundle, "--run", tmp_path / "w", "--mirror", repo, "--data-dir", repo, "--json"
+    )
+    assert code == 0, err + out
+    res = json.loads(out)
+    assert res["environment"].startswith(f"virtualenv {tmp_path / 'w' / 'venv'}")
+    assert {c["name"]: c["within"] for c in res["comparison"]} == {"mean": True, "spread": True}
+    prefix = (tmp_path / "w" / "src" / "prefix.txt").read_text()
+    assert prefix == str(tmp_path / "w" / "venv")  # the lock's environment, not ours

@@ -331,15 +331,25 @@ def _environment(kind: str, work: Path, lock: str | None) -> tuple[str, str]:
     if lock is None:
         raise ToolError("no environment lock to create the environment from")
     venv = work / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-    pip = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", lock],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode != 0:
-        last = (pip.stderr.strip().splitlines() or ["pip failed"])[-1]
-        raise ToolError(f"cannot create the environment from the lock: {last}")
+    wanted = [
+        ln.strip()
+        for ln in Path(lock).read_text(encoding="utf-8", errors="replace").splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]
+    # a lock of the standard library only needs no pip (and no index) at all
+    args = ["-m", "venv", *([] if wanted else ["--without-pip"]), str(venv)]
+    made = subprocess.run([sys.executable, *args], capture_output=True, text=True)
+    if made.returncode != 0:
+        raise ToolError(f"cannot create a virtualenv in {venv}: {made.stderr.strip()[-200:]}")
+    if wanted:
+        pip = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", lock],
+            capture_output=True,
+            text=True,
+        )
+        if pip.returncode != 0:
+            last = (pip.stderr.strip().splitlines() or ["pip failed"])[-1]
+            raise ToolError(f"cannot create the environment from the lock: {last}")
     return f"virtualenv {venv} from the packed lock", str(venv / "bin")
 
 
