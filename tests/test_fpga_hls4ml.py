@@ -11,6 +11,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -40,11 +41,33 @@ class Hls4mlCase:
     synth: dict[str, object]
 
 
+def _convert(
+    model: Any, out: Path, io_type: str, settings: dict[str, dict[str, object]] | None = None
+) -> Any:
+    """Convert with hls4ml (Vivado backend, ap_fixed<18,8> by default) and compile."""
+    import hls4ml
+
+    cfg = hls4ml.utils.config_from_keras_model(
+        model, granularity="name", backend="Vivado", default_precision="fixed<18,8>"
+    )
+    for key, values in (settings or {}).items():
+        (cfg[key] if key == "Model" else cfg["LayerName"][key]).update(values)
+    hls = hls4ml.converters.convert_from_keras_model(
+        model,
+        hls_config=cfg,
+        output_dir=str(out),
+        backend="Vivado",
+        io_type=io_type,
+        part="xcvu9p-flga2104-2L-e",
+    )
+    hls.compile()
+    return hls
+
+
 @pytest.fixture(scope="session")
 def case(tmp_path_factory: pytest.TempPathFactory) -> Hls4mlCase:
     """Convert and compile once. Three weight storages on purpose: fc1 constants (Latency),
     fc2's kernel over BramFactor (a top-level memory port), out with the Resource strategy."""
-    import hls4ml
     import tensorflow as tf
 
     root = tmp_path_factory.mktemp("hls4ml")
@@ -57,20 +80,12 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Hls4mlCase:
             tf.keras.layers.Dense(5, name="out"),
         ]
     )
-    cfg = hls4ml.utils.config_from_keras_model(
-        model, granularity="name", backend="Vivado", default_precision="fixed<18,8>"
-    )
-    cfg["Model"]["BramFactor"] = 1500
-    cfg["LayerName"]["out"].update(Strategy="Resource", ReuseFactor=4)
-    hls = hls4ml.converters.convert_from_keras_model(
+    hls = _convert(
         model,
-        hls_config=cfg,
-        output_dir=str(root / "hls4ml_prj"),
-        backend="Vivado",
-        io_type="io_parallel",
-        part="xcvu9p-flga2104-2L-e",
+        root / "hls4ml_prj",
+        "io_parallel",
+        {"Model": {"BramFactor": 1500}, "out": {"Strategy": "Resource", "ReuseFactor": 4}},
     )
-    hls.compile()
     x = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
     np.savez(root / "inputs.npz", x=x)
     synth = fx.vivado_reports(root / "hls4ml_prj")
@@ -349,7 +364,6 @@ def test_reloadable_cli(packed: Path) -> None:
 
 def test_io_stream_conv_project(tmp_path: Path) -> None:
     """io_stream and multi-dimensional ports (the bridge writes sizes as products, 8*3)."""
-    import hls4ml
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(1)
@@ -361,17 +375,7 @@ def test_io_stream_conv_project(tmp_path: Path) -> None:
             tf.keras.layers.Dense(5, name="out"),
         ]
     )
-    cfg = hls4ml.utils.config_from_keras_model(
-        model, granularity="name", backend="Vivado", default_precision="fixed<18,8>"
-    )
-    hls = hls4ml.converters.convert_from_keras_model(
-        model,
-        hls_config=cfg,
-        output_dir=str(tmp_path / "prj"),
-        backend="Vivado",
-        io_type="io_stream",
-    )
-    hls.compile()
+    hls = _convert(model, tmp_path / "prj", "io_stream")
     x = np.random.default_rng(2).normal(size=(40, 8, 3)).astype(np.float32)
     emu = load_emulation(tmp_path / "prj", build_dir=tmp_path / "emu")
     assert [(p.name, p.size) for p in emu.inputs] == [("x", 24)]
