@@ -466,7 +466,7 @@ def test_experiment_importer_from_entry_point(
         "        f = PlannedFile('JetTagCalibration/v2/dl1.onnx', 'dl1.onnx',\n"
         "                        'ParamFiles/dl1.onnx', 3000, 'model')\n"
         "        b = make_bundle(name='lhcb/dl1', version='1.0.0', files=[f], meta={},\n"
-        "                        mapping=mapping, origin='ParamFiles', source_root=root)\n"
+        "                        origin='ParamFiles', source_root=root)\n"
         "        return ImportPlan(self.kind, source, (b,))\n"
     )
     monkeypatch.syspath_prepend(str(site))

@@ -97,7 +97,6 @@ class GroupDataImporter:
             version=version,
             files=planned_files(members, prefix, mapping),
             meta=mapping.meta_for(),
-            mapping=mapping,
             origin=prefix,
             source_root=root,
             extra_meta={"extra": {"import": {"kind": "atlas-groupdata", "area": prefix}}},

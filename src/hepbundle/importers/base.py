@@ -201,7 +201,6 @@ def make_bundle(
     version: str,
     files: Sequence[PlannedFile],
     meta: Mapping[str, Any],
-    mapping: ImportMap,
     origin: str,
     source_root: Path | None,
     extra_meta: Mapping[str, Any] | None = None,

@@ -63,8 +63,9 @@ def _tags(repo: Path) -> list[dict[str, str]]:
     return out
 
 
-def _package(repo: Path, mapping: ImportMap) -> tuple[str, str]:
-    """(Subsystem/Package, repository key) from the origin URL's or the directory's name."""
+def _package(repo: Path) -> tuple[str, str, str]:
+    """(Subsystem/Package, repository key, origin URL or '') from the origin URL's or the
+    directory's name."""
     remote = _git(["config", "--get", "remote.origin.url"], repo, ok=(0, 1)).decode().strip()
     key = (remote.rstrip("/").rsplit("/", 1)[-1] if remote else repo.name).removesuffix(".git")
     sub, sep, pkg = key.partition("-")
@@ -73,7 +74,7 @@ def _package(repo: Path, mapping: ImportMap) -> tuple[str, str]:
             f"cannot tell <Subsystem>-<Package> from {key!r} ({repo})",
             hint="clone it under its cms-data name, e.g. RecoTauTag-TrainingFiles",
         )
-    return f"{sub}/{pkg}", key
+    return f"{sub}/{pkg}", key, remote
 
 
 def _materializer(repo: Path, commit: str) -> Any:
@@ -108,9 +109,8 @@ class CmsDataImporter:
         repo = Path(source).resolve()
         if not (repo / ".git").exists():
             raise SpecError(f"{repo} is not a git checkout", hint="clone the cms-data repository")
-        prefix, key = _package(repo, mapping)
+        prefix, key, remote = _package(repo)
         name = mapping.names.get(key) or f"{mapping.namespace_or('cms')}/{safe_name(key)}"
-        remote = _git(["config", "--get", "remote.origin.url"], repo, ok=(0, 1)).decode().strip()
         bundles: list[PlannedBundle] = []
         skipped: list[Skipped] = []
         for t in _tags(repo):
@@ -142,7 +142,6 @@ class CmsDataImporter:
                     version=version,
                     files=files,
                     meta=meta,
-                    mapping=mapping,
                     origin=f"tag {t['tag']}",
                     source_root=None,
                     extra_meta={"extra": {"import": {"kind": "cms-data", "git": git}}},

@@ -40,8 +40,7 @@ def planned_files(files: Sequence[SourceFile], strip: str, mapping: ImportMap) -
 def common_dir(legacies: Sequence[str]) -> str:
     """The longest directory every path lies under ('' if none)."""
     dirs = [posixpath.dirname(p) for p in legacies]
-    common = posixpath.commonpath(dirs) if dirs and all(dirs) else ""
-    return common
+    return posixpath.commonpath(dirs) if dirs and all(dirs) else ""
 
 
 def explicit_bundles(
@@ -70,7 +69,6 @@ def explicit_bundles(
                 version=entry["version"],
                 files=planned_files(chosen, strip, mapping),
                 meta=mapping.meta_for(entry),
-                mapping=mapping,
                 origin=f"bundles[{i}]",
                 source_root=root,
                 aliases=(entry["alias"],) if entry.get("alias") else (),

@@ -168,7 +168,6 @@ class MlflowImporter:
             version=f"{mv.version}.0.0",
             files=files,
             meta=meta,
-            mapping=mapping,
             origin=what,
             source_root=Path("/"),
             extra_meta={"extra": {"import": {"kind": "mlflow", "mlflow": record}}},
