@@ -179,7 +179,7 @@ def test_emulation_from_read_only_bundle(case: Hls4mlCase, packed: Path, tmp_pat
     try:
         b = hepbundle.open(ro, verify="full")
         before = sorted(str(p) for p in ro.rglob("*"))
-        emu = _loader(b)
+        emu = b.hls4ml_model()
         y = emu.predict(case.x)
         np.testing.assert_array_equal(y, case.y_hls4ml)
         assert sorted(str(p) for p in ro.rglob("*")) == before
@@ -187,17 +187,11 @@ def test_emulation_from_read_only_bundle(case: Hls4mlCase, packed: Path, tmp_pat
         cache = Path(os.environ["XDG_CACHE_HOME"]) / "hepbundle" / "fpga-emulation"
         assert emu.library.is_relative_to(cache)
         built = emu.library.stat().st_mtime_ns
-        again = _loader(hepbundle.open(ro))
+        again = hepbundle.open(ro).hls4ml_model()
         assert again.library == emu.library and again.library.stat().st_mtime_ns == built
     finally:
         for p in [ro, *ro.rglob("*")]:
             p.chmod(p.stat().st_mode | stat.S_IWUSR)
-
-
-def _loader(b: hepbundle.Bundle) -> object:
-    from hepbundle.loaders import hls4ml_model
-
-    return hls4ml_model(b)
 
 
 def test_emulation_input_errors(case: Hls4mlCase, emu_dir: Path) -> None:
