@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .. import load as _load
-from ..policy import TrustPolicy
 from ._common import emit_json, json_option
+from ._trust import trust_options
+
+if TYPE_CHECKING:
+    from ..policy import TrustPolicy
 
 __all__ = ["COMMANDS"]
 
@@ -31,11 +35,7 @@ __all__ = ["COMMANDS"]
     show_default=True,
     help="lazy: signature + FILE's digest (or nothing more for the bundle path); full: every file.",
 )
-@click.option(
-    "--policy",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Trust policy YAML (default: $HEPBUNDLE_POLICY).",
-)
+@trust_options
 @click.option("--allow-yanked", is_flag=True, help="Accept a yanked version (with a warning).")
 @click.option(
     "--legacy",
@@ -49,7 +49,7 @@ def path(
     file: str | None,
     repos: tuple[Path, ...],
     mode: _load.VerifyMode,
-    policy: Path | None,
+    trust: TrustPolicy | None,
     allow_yanked: bool,
     legacy: bool,
     as_json: bool,
@@ -72,14 +72,14 @@ def path(
         b, file = resolve_legacy(
             ref,
             verify=mode,
-            policy=TrustPolicy.load(policy) if policy else None,
+            policy=trust,
             repos=repos or None,
         )
     else:
         b = _load.resolve(
             ref,
             verify=mode,
-            policy=TrustPolicy.load(policy) if policy else None,
+            policy=trust,
             allow_yanked=allow_yanked,
             repos=repos or None,
         )

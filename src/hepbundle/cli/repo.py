@@ -9,8 +9,8 @@ import click
 
 from .. import repository as _repo
 from ..bundle import Bundle
-from ..errors import SpecError
 from ._common import emit_json, json_option, progress
+from ._trust import trust_options
 
 if TYPE_CHECKING:
     from ..policy import TrustPolicy
@@ -33,35 +33,13 @@ _backend_option = click.option(
 )
 
 
-def _policy(policy: Path | None, keys: tuple[Path, ...]) -> TrustPolicy | None:
-    # the policy layer imports model_signing (~1 s): load it only for publish
-    from ..policy import TrustPolicy, policy_from_env
-
-    if policy is not None and keys:
-        raise SpecError("give either --policy or --key, not both")
-    if policy is not None:
-        return TrustPolicy.load(policy)
-    return TrustPolicy.from_flags(keys=keys) or policy_from_env()
-
-
 @click.command()
 @click.argument("bundle", type=click.Path(path_type=Path))
 @repo_option
 @_backend_option
 @click.option("--alias", help="Point this alias (e.g. prod) at the published version.")
 @click.option("--allow-unsigned", is_flag=True, help="Publish an unsigned bundle (never on cvmfs).")
-@click.option(
-    "--policy",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Trust policy YAML the signature must satisfy (default: $HEPBUNDLE_POLICY).",
-)
-@click.option(
-    "--key",
-    "keys",
-    multiple=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Accept signatures by this public key (repeatable; instead of --policy).",
-)
+@trust_options
 @click.option("--lease", metavar="PATH", help="cvmfs: open the transaction on REPO/PATH.")
 @click.option(
     "--out",
@@ -75,8 +53,7 @@ def publish(
     backend: str,
     alias: str | None,
     allow_unsigned: bool,
-    policy: Path | None,
-    keys: tuple[Path, ...],
+    trust: TrustPolicy | None,
     lease: str | None,
     out: Path | None,
     as_json: bool,
@@ -95,7 +72,7 @@ def publish(
             backend=backend,
             alias=alias,
             allow_unsigned=allow_unsigned,
-            policy=_policy(policy, keys),
+            policy=trust,
             lease=lease,
             out=out,
             progress=cb,

@@ -10,8 +10,9 @@ import click
 
 from .. import signing as _signing
 from ..errors import SpecError
-from ..policy import TrustPolicy, policy_from_env
+from ..policy import TrustPolicy
 from ._common import emit_json, json_option, progress
+from ._trust import trust_options
 
 __all__ = ["COMMANDS"]
 
@@ -23,7 +24,7 @@ _trust_config_option = click.option(
     type=_FILE,
     help="Sigstore client trust config / trusted root JSON (default: the pinned production "
     "root; no network is used to verify).",
-)
+)  # for `sign --sigstore`; verifying commands take it with the other trust options
 
 
 def _signer(
@@ -132,45 +133,12 @@ def _tree_size(root: Path) -> int:
     metavar="PATH",
     help="Check only this bundle-relative file's digest (repeatable); the signature is checked.",
 )
-@click.option(
-    "--policy",
-    type=_FILE,
-    help="Trust policy YAML (default: $HEPBUNDLE_POLICY).",
-)
-@click.option(
-    "--key",
-    "keys",
-    multiple=True,
-    type=_FILE,
-    help="Trust this public key (repeatable).",
-)
-@click.option(
-    "--ca",
-    multiple=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="Trust certificates under this CA file or IGTF directory (repeatable).",
-)
-@click.option(
-    "--subject",
-    "subjects",
-    multiple=True,
-    metavar="DN",
-    help="Allowed certificate subject (glob; '/DC=ch/…/CN=*' or RFC 4514 form; repeatable).",
-)
-@click.option("--identity", metavar="ID", help="Allowed sigstore identity (e-mail or CI URI).")
-@click.option("--issuer", metavar="URL", help="OIDC issuer of --identity.")
-@_trust_config_option
+@trust_options
 @json_option
 def verify(
     bundle: Path,
     files: tuple[str, ...],
-    policy: Path | None,
-    keys: tuple[Path, ...],
-    ca: tuple[Path, ...],
-    subjects: tuple[str, ...],
-    identity: str | None,
-    issuer: str | None,
-    trust_config: Path | None,
+    trust: TrustPolicy | None,
     as_json: bool,
 ) -> None:
     """Verify BUNDLE: its signatures against the trust policy, then every file's digest.
@@ -181,21 +149,8 @@ def verify(
 
     Exit status: 0 verified, 1 verification failure, 2 usage or input error.
     """
-    flags = TrustPolicy.from_flags(
-        keys=keys,
-        ca=ca,
-        subjects=subjects,
-        identity=identity,
-        issuer=issuer,
-        trust_config=trust_config,
-    )
-    if policy is not None and flags is not None:
-        raise SpecError("give either --policy or the quick flags (--key, --ca, --identity)")
-    chosen = TrustPolicy.load(policy) if policy is not None else flags or policy_from_env()
-    if chosen is not None and trust_config is not None:
-        chosen = chosen.using_trust_config(trust_config)
     with progress(_tree_size(bundle), "verifying") as cb:
-        res = _signing.verify(bundle, chosen, files=list(files) or None, progress=cb)
+        res = _signing.verify(bundle, trust, files=list(files) or None, progress=cb)
     if as_json:
         emit_json(res.to_json())
         if not res.report.ok:

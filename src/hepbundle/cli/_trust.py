@@ -1,0 +1,93 @@
+"""The trust-policy options every verifying command shares: ``--policy FILE`` or the quick flags
+(``--key``, ``--ca``/``--subject``, ``--identity``/``--issuer``, ``--trust-config``), falling back
+to ``$HEPBUNDLE_POLICY``. A decorated command receives one ``trust`` argument."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from ..errors import SpecError
+
+if TYPE_CHECKING:
+    from ..policy import TrustPolicy
+
+__all__ = ["trust_options", "trust_policy"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+_OPTIONS = [
+    click.option("--policy", type=_FILE, help="Trust policy YAML (default: $HEPBUNDLE_POLICY)."),
+    click.option(
+        "--key", "keys", multiple=True, type=_FILE, help="Trust this public key (repeatable)."
+    ),
+    click.option(
+        "--ca",
+        multiple=True,
+        type=click.Path(exists=True, path_type=Path),
+        help="Trust certificates under this CA file or IGTF directory (repeatable).",
+    ),
+    click.option(
+        "--subject",
+        "subjects",
+        multiple=True,
+        metavar="DN",
+        help="Allowed certificate subject (glob; '/DC=ch/…/CN=*' or RFC 4514 form; repeatable).",
+    ),
+    click.option("--identity", metavar="ID", help="Allowed sigstore identity (e-mail or CI URI)."),
+    click.option("--issuer", metavar="URL", help="OIDC issuer of --identity."),
+    click.option(
+        "--trust-config",
+        type=_FILE,
+        help="Sigstore client trust config / trusted root JSON (default: the pinned production "
+        "root; no network is used to verify).",
+    ),
+]
+_NAMES = ("policy", "keys", "ca", "subjects", "identity", "issuer", "trust_config")
+
+
+def trust_policy(
+    policy: Path | None = None,
+    keys: tuple[Path, ...] = (),
+    ca: tuple[Path, ...] = (),
+    subjects: tuple[str, ...] = (),
+    identity: str | None = None,
+    issuer: str | None = None,
+    trust_config: Path | None = None,
+) -> TrustPolicy | None:
+    """The policy the options name: ``--policy``, else the quick flags, else
+    ``$HEPBUNDLE_POLICY``, else None (signatures cannot be judged)."""
+    from ..policy import TrustPolicy, policy_from_env  # imported only by commands that verify
+
+    flags = TrustPolicy.from_flags(
+        keys=keys,
+        ca=ca,
+        subjects=subjects,
+        identity=identity,
+        issuer=issuer,
+        trust_config=trust_config,
+    )
+    if policy is not None and flags is not None:
+        raise SpecError("give either --policy or the quick flags (--key, --ca, --identity)")
+    chosen = TrustPolicy.load(policy) if policy is not None else flags or policy_from_env()
+    if chosen is not None and trust_config is not None:
+        chosen = chosen.using_trust_config(trust_config)
+    return chosen
+
+
+def trust_options(fn: F) -> F:
+    """Add the trust options to a click command and pass it ``trust=<TrustPolicy | None>``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in _NAMES}
+        return fn(*args, trust=trust_policy(**given), **kwargs)
+
+    for option in reversed(_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
