@@ -122,8 +122,12 @@ def make_ca(
     key: PrivateKey | None = None,
     issuer: Issued | None = None,
     days: int = 3650,
+    path_length: int | None = None,
+    cert_sign: bool = True,
+    extensions: list[tuple[x509.ExtensionType, bool]] | None = None,
 ) -> Issued:
-    """A self-signed root CA (or an intermediate under ``issuer``)."""
+    """A self-signed root CA (or an intermediate under ``issuer``); ``cert_sign=False`` leaves
+    keyCertSign out of its key usage, ``extensions`` adds (extension, critical) pairs."""
     key = key or ec_key()
     name = x509.Name(
         [
@@ -140,10 +144,12 @@ def make_ca(
         .serial_number(x509.random_serial_number())
         .not_valid_before(_NOW - dt.timedelta(days=1))
         .not_valid_after(_NOW + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(key_usage(sign=True, ca=True), critical=True)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(key_usage(sign=True, ca=cert_sign), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
+    for ext, critical in extensions or []:
+        builder = builder.add_extension(ext, critical=critical)
     signer = issuer.key if issuer else key
     return Issued(builder.sign(signer, hashes.SHA256()), key)
 

@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 import hepbundle
 from hepbundle import signing
 from hepbundle._signers import pae, parse_signature, signed_digests
-from hepbundle.errors import SignatureError
+from hepbundle.errors import PolicyError, SignatureError
+from hepbundle.policy import TrustPolicy
 
 from . import pki
 
@@ -192,3 +195,89 @@ def test_malformed_bundle_json(signed: hepbundle.Bundle, damage: Any, message: s
         SignatureError, match=f"hepbundle.sig: malformed signature file: .*{message}"
     ):
         parse_signature(sig)
+
+
+# --- the chain check agrees with OpenSSL's (what decided before) --------------------------------
+
+
+def _openssl_accepts(ca: pki.Issued, leaf: pki.Issued, chain: list[pki.Issued]) -> bool:
+    from OpenSSL import crypto
+
+    store = crypto.X509Store()
+    store.add_cert(crypto.X509.from_cryptography(ca.cert))
+    ctx = crypto.X509StoreContext(
+        store,
+        crypto.X509.from_cryptography(leaf.cert),
+        [crypto.X509.from_cryptography(c.cert) for c in chain],
+    )
+    try:
+        ctx.verify_certificate()
+    except crypto.X509StoreContextError:
+        return False
+    return True
+
+
+def _dirname(*dcs: str) -> x509.GeneralName:
+    return x509.DirectoryName(
+        x509.Name([x509.NameAttribute(NameOID.DOMAIN_COMPONENT, dc) for dc in dcs])
+    )
+
+
+_POLICIES = x509.CertificatePolicies([x509.PolicyInformation(ObjectIdentifier("1.2.3.4"), None)])
+_CRLDP = x509.CRLDistributionPoints(
+    [x509.DistributionPoint([x509.UniformResourceIdentifier("http://ca/crl")], None, None, None)]
+)
+_UNKNOWN = x509.UnrecognizedExtension(ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00")
+
+
+def _chain_case(case: str, root: pki.Issued) -> tuple[pki.Issued, list[pki.Issued]]:
+    """(leaf, intermediates) under ``root`` for one case of :data:`CHAIN_CASES`."""
+    if case.startswith("leaf-"):
+        ext = {"leaf-critical-policies": _POLICIES, "leaf-critical-crldp": _CRLDP}.get(case)
+        return pki.make_cert(root, extensions=[(ext or _UNKNOWN, True)]), []
+    if case == "intermediate-not-ca":
+        inter = pki.make_cert(root, pki.grid_name("not-a-ca"))
+    elif case == "path-length-exceeded":
+        zero = pki.make_ca("Zero", issuer=root, path_length=0)
+        inter = pki.make_ca("Under Zero", issuer=zero)
+        return pki.make_cert(inter), [inter, zero]
+    else:
+        allowed = {"name-constraints-kept": ("ch", "cern"), "name-constraints-broken": ("de",)}
+        kw: dict[str, Any] = {"cert_sign": case != "intermediate-without-cert-sign"}
+        if case in allowed:
+            nc = x509.NameConstraints(
+                permitted_subtrees=[_dirname(*allowed[case])], excluded_subtrees=None
+            )
+            kw["extensions"] = [(nc, True)]
+        inter = pki.make_ca("Intermediate", issuer=root, **kw)
+    return pki.make_cert(inter), [inter]
+
+
+CHAIN_CASES = {
+    "leaf-critical-policies": True,
+    "leaf-critical-crldp": True,
+    "leaf-critical-unknown": False,
+    "intermediate-not-ca": False,
+    "intermediate-without-cert-sign": False,
+    "path-length-exceeded": False,
+    "name-constraints-kept": True,
+    "name-constraints-broken": False,
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHAIN_CASES))
+def test_chain_rules_match_openssl(built: hepbundle.Bundle, tmp_path: Path, case: str) -> None:
+    """Edge cases of the chain check: the verdict is the one pyOpenSSL gave (and gives)."""
+    root = pki.make_ca()
+    leaf, chain = _chain_case(case, root)
+    assert _openssl_accepts(root, leaf, chain) is CHAIN_CASES[case]
+    d = tmp_path / "pki"
+    cert, key = leaf.write(d, "user")
+    chain_pems = [pki.write_pem(d / "chain.pem", *(c.cert for c in chain))] if chain else []
+    signing.sign(built.root, signing.X509Signer(cert, key, chain_pems))
+    policy = TrustPolicy.from_flags(ca=[pki.write_pem(d / "ca.pem", root.cert)])
+    if CHAIN_CASES[case]:
+        assert hepbundle.open(built.root, policy=policy).signature
+    else:
+        with pytest.raises(PolicyError, match="untrusted CA: .* does not chain to a trusted CA"):
+            hepbundle.open(built.root, policy=policy)

@@ -2,8 +2,9 @@
 with our own signer writing the same OMS format, and the checks model_signing leaves out
 (subject DN, validity at signing time, proxy certificates, CRLs, IGTF CA directories).
 
-Verification needs cryptography alone (its RFC 5280 path builder checks the chain); the signers
-import model_signing, sigstore-models and protobuf when they sign."""
+Verification needs cryptography alone (its RFC 5280 path builder checks the chain; pyOpenSSL
+only for the rare chains it cannot decide); the signers import model_signing, sigstore-models
+and protobuf when they sign."""
 
 from __future__ import annotations
 
@@ -222,13 +223,22 @@ class CaStore:
                 )
 
 
+def _ca_key_usage(
+    policy: verification.Policy, cert: x509.Certificate, usage: x509.KeyUsage | None
+) -> None:
+    if usage is not None and not usage.key_cert_sign:
+        raise ValueError("CA key usage does not allow certificate signing")
+
+
 def _chain_verifier(store: CaStore, at: dt.datetime) -> verification.ClientVerifier:
-    """cryptography's RFC 5280 path builder as of ``at``, with the extension checks relaxed to
-    what OpenSSL's default chain verification asks (CAs need basicConstraints; unknown critical
-    extensions still fail): grid certificates carry no TLS-style SAN or key usages, and key
-    usage for signing is checked by :func:`verify_x509` itself."""
-    ca_policy = verification.ExtensionPolicy.permit_all().require_present(
-        x509.BasicConstraints, verification.Criticality.AGNOSTIC, None
+    """cryptography's RFC 5280 path builder as of ``at``, with the extension rules of OpenSSL's
+    default chain check (what this used before): CAs need basicConstraints and, if they have a
+    key usage, keyCertSign; no TLS-style SAN or extended key usage is required of grid
+    certificates (:func:`verify_x509` checks the signing key usage itself)."""
+    ca_policy = (
+        verification.ExtensionPolicy.permit_all()
+        .require_present(x509.BasicConstraints, verification.Criticality.AGNOSTIC, None)
+        .may_be_present(x509.KeyUsage, verification.Criticality.AGNOSTIC, _ca_key_usage)
     )
     return (
         verification.PolicyBuilder()
@@ -239,6 +249,41 @@ def _chain_verifier(store: CaStore, at: dt.datetime) -> verification.ClientVerif
         )
         .build_client_verifier()
     )
+
+
+#: failures of cryptography's path builder that OpenSSL may still decide: critical extensions it
+#: does not process (certificatePolicies, policyConstraints, CRL distribution points, …) and name
+#: constraints of forms it does not support (directoryName, common in grid CAs)
+_UNDECIDED = ("unaccounted-for critical extension", "unsupported")
+
+
+def _chain_error(store: CaStore, chain: Sequence[x509.Certificate], at: dt.datetime) -> str | None:
+    """Why ``chain`` (leaf first) does not lead to a CA of ``store`` at ``at``; None if it does."""
+    try:
+        _chain_verifier(store, at).verify(chain[0], list(chain[1:]))
+        return None
+    except ValueError as e:  # an empty store
+        return str(e)
+    except verification.VerificationError as e:
+        if not any(u in str(e) for u in _UNDECIDED):
+            return str(e)
+    # rare: pyOpenSSL decides as it always did, and is imported only here
+    from OpenSSL import crypto
+
+    ossl = crypto.X509Store()
+    for ca in store.cas:
+        ossl.add_cert(crypto.X509.from_cryptography(ca))
+    ossl.set_time(at.replace(tzinfo=None))
+    ctx = crypto.X509StoreContext(
+        ossl,
+        crypto.X509.from_cryptography(chain[0]),
+        [crypto.X509.from_cryptography(c) for c in chain[1:]],
+    )
+    try:
+        ctx.verify_certificate()
+    except crypto.X509StoreContextError as e:
+        return str(e)
+    return None
 
 
 def verify_x509(
@@ -260,13 +305,12 @@ def verify_x509(
             f"{signing_time:%Y-%m-%dT%H:%M:%SZ}, valid {leaf.not_valid_before_utc:%Y-%m-%d} to "
             f"{leaf.not_valid_after_utc:%Y-%m-%d}"
         )
-    try:
-        _chain_verifier(store, signing_time).verify(leaf, list(sig.chain[1:]))
-    except (verification.VerificationError, ValueError) as e:  # ValueError: no CA at all
+    problem = _chain_error(store, sig.chain, signing_time)
+    if problem is not None:
         raise PolicyError(
             f"{sig.name}: untrusted CA: {who} issued by {dn_string(leaf.issuer)} does not chain "
-            f"to a trusted CA ({store.label}): {e}"
-        ) from None
+            f"to a trusted CA ({store.label}): {problem}"
+        )
     store.check_revoked(leaf)
     try:
         usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
