@@ -38,10 +38,11 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
         "compare",
         "eval",
         "drift",
+        "reproduce",
         "find",
         "site",
     ):
-        assert f"[{step:>8}]" in out, step
+        assert f"[{step:>9}]" in out, step
     assert "ALERT (exit 3)" in out and "one flipped bit is refused" in out
     # the published bundle carries full provenance, the profile and the hls4ml project
     repo = work / "hepbundle-repo"

@@ -77,16 +77,24 @@ def test_check_refuses_changed_data(tmp_path: Path, trained: tuple[Path, Path]) 
     assert bad.what == "data" and "recorded" in bad.detail and "sha256" in bad.detail
 
 
-def test_run_reproduces_recorded_metrics(tmp_path: Path, trained: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("relative_mirror", [False, True])
+def test_run_reproduces_recorded_metrics(
+    tmp_path: Path,
+    trained: tuple[Path, Path],
+    relative_mirror: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     repo, bundle = trained
     work = tmp_path / "work"
+    if relative_mirror:  # as a user types it: `--mirror training` from the directory above
+        monkeypatch.chdir(repo.parent)
     code, out, err = run(
         "reproduce",
         bundle,
         "--run",
         work,
         "--mirror",
-        repo,
+        repo.name if relative_mirror else repo,
         "--data-dir",
         repo,
         "--env",

@@ -8,7 +8,8 @@ with hls4ml (bit-accurate C++ emulation compiled with g++), packed into a bundle
 pin, data references, metrics, model card, reference profile and hls4ml project, signed,
 published to ./hepbundle-repo (laid out exactly like the CVMFS repository) with alias `prod`,
 resolved by a job through HEPBUNDLE_PATH, compared float vs emulation, evaluated, checked for
-drift on a shifted sample (which must alert), found and shown, and rendered as a catalogue site.
+drift on a shifted sample (which must alert), re-trained from its pinned commit (reproduce), found
+and shown, and rendered as a catalogue site.
 
 Every step runs the `hepbundle` command a user would type, so this file doubles as a worked
 example. The run ends with a summary table and exits non-zero if any step failed.
@@ -27,6 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = HERE / "jet_tagger"
@@ -307,18 +309,18 @@ def step_compare(run: Run) -> str:
         "--json",
     )
     rep = json.loads(p.stdout)
-    return "float vs hls4ml emulation: " + _summarise_compare(rep) + " (signed record appended)"
+    return "float vs hls4ml emulation, " + _summarise_compare(rep) + " (signed record appended)"
 
 
-def _summarise_compare(rep: dict[str, object]) -> str:
-    outputs = rep.get("outputs") or []
-    o = outputs[0] if isinstance(outputs, list) and outputs else rep
-    keys = [
-        k
-        for k in ("argmax_agreement", "max_abs_diff", "mean_abs_diff")
-        if isinstance(o, dict) and k in o
-    ]
-    return ", ".join(f"{k}={o[k]:.4g}" for k in keys) if keys else "report written"  # type: ignore[index]
+def _summarise_compare(rep: dict[str, Any]) -> str:
+    parts = []
+    for o in rep["outputs"]:
+        f = o["float_vs_emulation"]
+        parts.append(
+            f"{o['name']}: argmax agreement {f['argmaxAgreement']:.3f}, max |d| {f['maxAbsDiff']:.3f}, "
+            f"mean |d| {f['meanAbsDiff']:.4f} on {o['samples']} jets"
+        )
+    return "; ".join(parts)
 
 
 def step_eval(run: Run) -> str:
@@ -361,6 +363,26 @@ def step_drift(run: Run) -> str:
     return f"eval sample: no alert (exit {same.returncode}); 2027 sample: ALERT (exit 3), worst feature {top}; drift.png"
 
 
+def step_reproduce(run: Run) -> str:
+    run.hb("reproduce", REF, "--check", "--mirror", "training", "--data-dir", "training")
+    p = run.hb(
+        "reproduce",
+        REF,
+        "--run",
+        "rerun",
+        "--mirror",
+        "training",
+        "--data-dir",
+        "training",
+        "--env",
+        "current",
+        "--tolerance",
+        "0.02",
+    )
+    verdict = p.stdout.strip().splitlines()[-1]
+    return f"--check ready (code, lock, data, command); --run re-trained from the pinned commit: {verdict}"
+
+
 def step_find(run: Run) -> str:
     out = run.hb("find", "jet").stdout.strip()
     if "demo/jet-tagger@1.0.0" not in out:
@@ -388,6 +410,7 @@ STEPS: list[tuple[str, Step]] = [
     ("compare", step_compare),
     ("eval", step_eval),
     ("drift", step_drift),
+    ("reproduce", step_reproduce),
     ("find", step_find),
     ("site", step_site),
 ]
@@ -417,14 +440,14 @@ def main(argv: list[str] | None = None) -> int:
             line, status, ok = str(e), "FAILED", False
         dt = time.perf_counter() - t0
         run.results.append((name, status, dt))
-        print(f"[{name:>8}] {line}", flush=True)
+        print(f"[{name:>9}] {line}", flush=True)
         if not ok:
             break
     total = sum(dt for _, _, dt in run.results)
-    print(f"\n{'step':<9} {'status':<7} {'seconds':>7}")
+    print(f"\n{'step':<10} {'status':<7} {'seconds':>7}")
     for name, status, dt in run.results:
-        print(f"{name:<9} {status:<7} {dt:7.1f}")
-    print(f"{'total':<9} {'ok' if ok else 'FAILED':<7} {total:7.1f}")
+        print(f"{name:<10} {status:<7} {dt:7.1f}")
+    print(f"{'total':<10} {'ok' if ok else 'FAILED':<7} {total:7.1f}")
     print(f"\nrepository: {work / 'hepbundle-repo'}   catalogue: {work / 'site' / 'index.html'}")
     return 0 if ok else 1
 

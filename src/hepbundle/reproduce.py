@@ -312,11 +312,13 @@ def _link_data(src: Path, recorded: str, found: Path, argv: Sequence[str]) -> No
 def _checkout(report: CheckReport, commit: str, dest: Path) -> Path:
     item = report.item("code")
     assert item is not None and item.found is not None
-    if _git(["clone", "-q", "--no-checkout", item.found, str(dest)], dest.parent).returncode != 0:
+    # a local mirror given relative to where the user stands: git runs elsewhere
+    source = str(Path(item.found).resolve()) if Path(item.found).exists() else item.found
+    if _git(["clone", "-q", "--no-checkout", source, str(dest)], dest.parent).returncode != 0:
         raise ToolError(f"git clone of {item.found} failed")
     if _git(["checkout", "-q", "--detach", commit], dest).returncode != 0:
         # the commit is not on a branch of the source: fetch it by id
-        _git(["fetch", "-q", item.found, commit], dest)
+        _git(["fetch", "-q", source, commit], dest)
         if _git(["checkout", "-q", "--detach", commit], dest).returncode != 0:
             raise ToolError(f"cannot check out {commit[:12]} from {item.found}")
     return dest
