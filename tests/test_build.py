@@ -175,7 +175,9 @@ def test_spec_fpga_section_packs_the_project(tmp_path: Path) -> None:
     d = tmp_path / "src"
     finn_build(d / "finn_out")
     (d / "model.onnx").write_bytes(b"onnx")
-    write_spec(d, """
+    write_spec(
+        d,
+        """
         name: cms-l1t/finn-tagger
         version: 1.0.0
         files:
@@ -184,7 +186,8 @@ def test_spec_fpga_section_packs_the_project(tmp_path: Path) -> None:
         fpga:
           toolchain: finn
           project: finn_out
-        """)
+        """,
+    )
     b = hepbundle.build(d, tmp_path / "out")
     fpga = b.manifest.meta["fpga"]
     assert fpga["toolchain"] == "finn"

@@ -13,9 +13,9 @@ import hepbundle
 from hepbundle.errors import IntegrityError, MissingExtraError
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tools"))
-from make_examples import tiny_onnx  # noqa: E402
+from make_examples import tiny_onnx
 
-from .conftest import write_spec  # noqa: E402
+from .conftest import write_spec
 
 
 @pytest.fixture
@@ -77,11 +77,17 @@ def test_no_model_of_that_kind(onnx_bundle: hepbundle.Bundle) -> None:
 def test_keras_model_round_trip(tmp_path: Path) -> None:
     import keras
 
-    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(5)])
+    model = keras.Sequential(
+        [keras.Input((16,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(5)]
+    )
     d = tmp_path / "src"
     (d / "model").mkdir(parents=True)
     model.save(d / "model" / "tagger.keras")
-    write_spec(d, "name: demo/k\nversion: 1.0.0\nfiles:\n  - path: model/tagger.keras\n    role: model\n")
+    write_spec(
+        d, "name: demo/k\nversion: 1.0.0\nfiles:\n  - path: model/tagger.keras\n    role: model\n"
+    )
     b = hepbundle.open(hepbundle.build(d, tmp_path / "b").root)
     x = np.ones((2, 16), dtype=np.float32)
-    np.testing.assert_allclose(b.keras_model().predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(
+        b.keras_model().predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6
+    )

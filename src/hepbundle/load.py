@@ -134,4 +134,3 @@ def resolve(
         f"no bundle named {parsed.name!r} in {', '.join(map(str, roots))}",
         hint="check HEPBUNDLE_PATH, or search with: hepbundle find",
     )
-

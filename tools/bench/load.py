@@ -44,7 +44,9 @@ def make_bundle(work: Path, size: int, key: Path) -> Path:
         write_random(src / "model" / f"part-{i:03d}.bin", min(_PART, left))
         left -= _PART
         i += 1
-    (src / "hepbundle.yaml").write_text("name: bench/load\nversion: 1.0.0\nfiles:\n  - path: model\n    role: weights\n")
+    (src / "hepbundle.yaml").write_text(
+        "name: bench/load\nversion: 1.0.0\nfiles:\n  - path: model\n    role: weights\n"
+    )
     b = hepbundle.build(src, work / f"bundle-{size}")
     shutil.rmtree(src)
     sign(b.root, KeySigner(key))
@@ -93,12 +95,22 @@ def onnx_overhead(work: Path, key: Path, pub: Path) -> tuple[float, float, float
 
     src = work / "onnx-src"
     (src / "model").mkdir(parents=True)
-    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(2048, 2048)).astype(np.float32), "W")
-    g = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y"])], "g",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2048])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2048])], initializer=[w])
-    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), src / "model" / "m.onnx")
-    (src / "hepbundle.yaml").write_text("name: bench/onnx\nversion: 1.0.0\nfiles:\n  - path: model/m.onnx\n    role: model\n")
+    w = numpy_helper.from_array(
+        np.random.default_rng(0).normal(size=(2048, 2048)).astype(np.float32), "W"
+    )
+    g = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2048])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2048])],
+        initializer=[w],
+    )
+    onnx.save(
+        helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), src / "model" / "m.onnx"
+    )
+    (src / "hepbundle.yaml").write_text(
+        "name: bench/onnx\nversion: 1.0.0\nfiles:\n  - path: model/m.onnx\n    role: model\n"
+    )
     root = hepbundle.build(src, work / "onnx-bundle").root
     sign(root, KeySigner(key))
     policy = TrustPolicy.from_flags(keys=[pub])
@@ -126,7 +138,9 @@ def onnx_overhead(work: Path, key: Path, pub: Path) -> tuple[float, float, float
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", default="10M,1G,4G")
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--child", nargs=3, metavar=("BUNDLE", "PUB", "CACHE"), help=argparse.SUPPRESS)
@@ -139,19 +153,28 @@ def main() -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="hb-bench-load-"))
     try:
         key, pub = generate_key(work / "key.pem")
-        print(f"{'size':>8} {'lazy open+1MiB':>15} {'full verify':>12} {'cached repeat':>14} {'peak RSS':>9}")
+        print(
+            f"{'size':>8} {'lazy open+1MiB':>15} {'full verify':>12} {'cached repeat':>14} {'peak RSS':>9}"
+        )
         for text in args.sizes.split(","):
             size = parse_size(text)
             bundle = make_bundle(work, size, key)
             env = {**os.environ, "HEPBUNDLE_NO_CACHE": "1"}
-            _, rss, stdout = run_child([PY, __file__, "--child", str(bundle), str(pub), str(work / f"cache-{size}")], env=env)
+            _, rss, stdout = run_child(
+                [PY, __file__, "--child", str(bundle), str(pub), str(work / f"cache-{size}")],
+                env=env,
+            )
             out = json.loads(stdout)
-            print(f"{text:>8} {out['lazy'] * 1e3:12.1f} ms {out['full']:10.2f} s {out['cached'] * 1e3:11.1f} ms {rss / 2**20:6.0f} MiB")
+            print(
+                f"{text:>8} {out['lazy'] * 1e3:12.1f} ms {out['full']:10.2f} s {out['cached'] * 1e3:11.1f} ms {rss / 2**20:6.0f} MiB"
+            )
             shutil.rmtree(bundle)
         bare, bundled, hashing = onnx_overhead(work, key, pub)
-        print(f"\nONNX 16 MiB model: bare InferenceSession {bare * 1e3:.1f} ms, Bundle.onnx_session() "
-              f"(cache warm) {bundled * 1e3:.1f} ms, overhead {100 * (bundled - bare) / bare:+.1f} %; "
-              f"hashing it once costs {hashing * 1e3:.1f} ms")
+        print(
+            f"\nONNX 16 MiB model: bare InferenceSession {bare * 1e3:.1f} ms, Bundle.onnx_session() "
+            f"(cache warm) {bundled * 1e3:.1f} ms, overhead {100 * (bundled - bare) / bare:+.1f} %; "
+            f"hashing it once costs {hashing * 1e3:.1f} ms"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -56,8 +56,18 @@ def model_signing_time(bundle: Path, work: Path) -> float | None:
         return None
     key = ec.generate_private_key(ec.SECP256R1())
     priv, pub = work / "k.pem", work / "k.pub"
-    priv.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    priv.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    pub.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     sig = work / "ms.sig"
     signing.Config().use_elliptic_key_signer(private_key=priv).sign(bundle, sig)
     cfg = verifying.Config().use_elliptic_key_verifier(public_key=pub)
@@ -77,17 +87,25 @@ def bench(label: str, root: Path, n: int, size: int) -> dict[str, float]:
     t_ms = model_signing_time(bundle, root)
     print(f"\n== {label}: {n} files x {size >> 10} KiB = {total / 2**20:.0f} MiB")
     print(f"  baseline hashlib 2 threads : {t_base:7.3f} s  {total / t_base / 2**20:8.0f} MiB/s")
-    print(f"  hepbundle verify (library) : {t_lib:7.3f} s  {total / t_lib / 2**20:8.0f} MiB/s  ratio {t_base / t_lib:.2f}x")
-    print(f"  hepbundle verify (command) : {t_cli:7.3f} s  {total / t_cli / 2**20:8.0f} MiB/s  ratio {t_base / t_cli:.2f}x  peak RSS {rss / 2**20:.0f} MiB")
+    print(
+        f"  hepbundle verify (library) : {t_lib:7.3f} s  {total / t_lib / 2**20:8.0f} MiB/s  ratio {t_base / t_lib:.2f}x"
+    )
+    print(
+        f"  hepbundle verify (command) : {t_cli:7.3f} s  {total / t_cli / 2**20:8.0f} MiB/s  ratio {t_base / t_cli:.2f}x  peak RSS {rss / 2**20:.0f} MiB"
+    )
     if t_ms is not None:
-        print(f"  model_signing verify       : {t_ms:7.3f} s  {total / t_ms / 2**20:8.0f} MiB/s  ratio {t_base / t_ms:.2f}x")
+        print(
+            f"  model_signing verify       : {t_ms:7.3f} s  {total / t_ms / 2**20:8.0f} MiB/s  ratio {t_base / t_ms:.2f}x"
+        )
     per_file_us = (t_lib - t_base) / n * 1e6
     print(f"  per-file overhead vs baseline (library): {per_file_us:+.1f} µs")
     return {"base": t_base, "lib": t_lib, "cli": t_cli, "rss": rss, "per_file_us": per_file_us}
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--large-mib", type=int, default=128)
     ap.add_argument("--large-n", type=int, default=8)
@@ -97,13 +115,21 @@ def main() -> int:
     try:
         large = bench("large files", work / "large", args.large_n, args.large_mib << 20)
         small = bench("small files", work / "small", args.small_n, 64 << 10)
-        half = bench("large files, half size (RSS check)", work / "half", args.large_n, args.large_mib << 19)
+        half = bench(
+            "large files, half size (RSS check)", work / "half", args.large_n, args.large_mib << 19
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print("\n== targets")
-    print(f"  large-file throughput ratio (library) {large['base'] / large['lib']:.2f}x  (target >= 0.90x)")
-    print(f"  small-file per-file overhead          {small['per_file_us']:+.1f} µs (target <= 50 µs)")
-    print(f"  peak RSS command, 128 MiB vs 64 MiB files: {large['rss'] / 2**20:.0f} vs {half['rss'] / 2**20:.0f} MiB (must not grow with file size)")
+    print(
+        f"  large-file throughput ratio (library) {large['base'] / large['lib']:.2f}x  (target >= 0.90x)"
+    )
+    print(
+        f"  small-file per-file overhead          {small['per_file_us']:+.1f} µs (target <= 50 µs)"
+    )
+    print(
+        f"  peak RSS command, 128 MiB vs 64 MiB files: {large['rss'] / 2**20:.0f} vs {half['rss'] / 2**20:.0f} MiB (must not grow with file size)"
+    )
     return 0
 
 

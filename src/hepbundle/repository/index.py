@@ -180,9 +180,7 @@ def writable_index(repo_root: Path) -> Iterator[sqlite3.Connection]:
         yield conn
 
 
-def upsert_name(
-    conn: sqlite3.Connection, catalog: NameCatalog, root: Path | None = None
-) -> None:
+def upsert_name(conn: sqlite3.Connection, catalog: NameCatalog, root: Path | None = None) -> None:
     """Replace the rows of one name in a single transaction; the legacy-path rows too when the
     bundles are under ``root`` (a catalogue-only patch leaves them to ``rebuild_index``)."""
     conn.execute("BEGIN IMMEDIATE")
