@@ -347,11 +347,8 @@ class Bundle:
         root = Path(path).absolute()
         mpath = root / MANIFEST_FILENAME
         if not root.is_dir():
-            raise (
-                BuildError(f"{root} is not a bundle directory (it does not exist)")
-                if not root.exists()
-                else BuildError(f"{root} is not a bundle directory")
-            )
+            why = "it does not exist" if not root.exists() else "it is not a directory"
+            raise BuildError(f"{root} is not a bundle directory ({why})")
         try:
             data = mpath.read_bytes()
         except FileNotFoundError:
