@@ -9,10 +9,11 @@ Every signature file is an OMS v1.0 signature: a sigstore bundle (v0.3 JSON) who
 carries an in-toto statement of file digests. :func:`parse_signature` reads one without trusting
 it; the kind-specific modules then check it against trust material.
 
-Verifying a key or X.509 signature needs only json, base64 and cryptography: this package and
-its ``keys`` and ``certificate`` modules import model_signing, sigstore, protobuf or pyOpenSSL
-only inside the functions that sign or that verify keyless signatures, so a production job that
-opens a bundle under a trust policy does not pay ~0.4 s of imports for them.
+Accepting a key or X.509 signature needs only json, base64 and cryptography: these modules
+import model_signing, sigstore, sigstore-models and protobuf only inside the functions that sign
+or that verify keyless signatures (and pyOpenSSL only to decide an X.509 chain cryptography
+refuses), so a production job that opens a bundle under a key or X.509 policy does not pay
+~0.35 s of imports for them (``tests/test_signing_imports.py``).
 """
 
 from __future__ import annotations
