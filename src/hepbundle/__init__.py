@@ -76,8 +76,8 @@ __all__ = [
     "verify",
 ]
 
-# signing pulls in model_signing and sigstore (~0.4 s): imported when first used, so a job that
-# opens bundles without a trust policy does not pay for it
+# signing and publishing are imported when first used: a job that only opens bundles never loads
+# the signers, and model_signing/sigstore load only inside the functions that sign
 _LAZY = {"sign": "signing", "verify": "signing", "TrustPolicy": "policy", "publish": "repository"}
 
 

@@ -151,7 +151,7 @@ def import_(
         else:
             _print_plan(plan)
         return
-    # signing, policy and publishing load model_signing/sigstore (~1 s): only when importing
+    # signing, policy and publishing are imported only when importing
     from ..importers.run import ImportOptions, run_import
     from ..policy import TrustPolicy, policy_from_env
     from ..repository.publish import default_repo

@@ -154,7 +154,7 @@ def verify_for_publish(
 
     An unsigned bundle is refused unless ``allow_unsigned``; a signed one is always verified.
     """
-    from .. import signing  # imports model_signing: only publishers pay for it
+    from .. import signing  # the signing layer: only publishers pay for importing it
 
     bundle.verify(progress=progress).raise_for_problems(bundle.ref)
     if not signing.is_signed(bundle):

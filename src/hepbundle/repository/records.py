@@ -116,7 +116,7 @@ def append_record(
             (stage / rel).parent.mkdir(parents=True, exist_ok=True)
             (stage / rel).write_bytes(content)
         if signer is not None:
-            from ..signing import sign_directory  # model_signing: loaded only to sign
+            from ..signing import sign_directory  # loaded only to sign
 
             sign_directory(stage, signer, name=name)
         final = _claim_name(parent, time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)), now, kind)
