@@ -9,7 +9,7 @@ import click
 
 from .. import load as _load
 from .. import repository as _repository
-from ..errors import ToolError, VerificationError
+from ..errors import VerificationError
 from ..manifest import canonical_json
 from ._common import emit_json, json_option
 from .repo import repo_option
@@ -132,19 +132,16 @@ def compare(
     bundle's catalogue entry as an evaluation record when REF is a published bundle.
     """
     from ..fpga._plot import render_png
-    from ..fpga.compare import Tolerance, compare_bundle, record_report, repository_of
+    from ..fpga.compare import Tolerance, compare_bundle, record_report
 
     bundle = _load.open(_repository.locate(ref, repo).path, verify="lazy")
     signer = None
     if key is not None:
-        if repository_of(bundle) is None:
-            raise ToolError(
-                f"--key signs the evaluation record, but {bundle.root} is not a published bundle",
-                hint="give ns/name@version with --repo, or drop --key",
-            )
+        from ..repository.records import recordable_repo
         from ..signing import KeySigner
 
         signer = KeySigner(key, os.environ.get(_PASSWORD_ENV))
+        recordable_repo(bundle, signer=signer)  # --key needs a catalogue entry to sign into
     report = compare_bundle(
         bundle,
         inputs,

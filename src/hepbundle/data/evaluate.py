@@ -232,9 +232,10 @@ def keep_result(
     """Write ``result`` as JSON to ``out`` when given, and append it as an ``evaluation``
     record (signed when ``signer`` is given) when ``bundle`` is the published copy in a
     repository. Returns where it went (``{"out": …, "record": …}``)."""
-    from ..fpga.compare import repository_of
     from ..manifest import canonical_json
+    from ..repository.records import record_for_bundle, recordable_repo
 
+    recordable_repo(bundle, signer=signer)  # refuse to sign into nothing before writing anything
     payload = result.to_json()
     where: dict[str, str] = {}
     if out is not None:
@@ -244,16 +245,7 @@ def keep_result(
             f.write(canonical_json(payload))
         os.replace(tmp, target)
         where["out"] = target
-    repo = repository_of(bundle)
-    if repo is not None:
-        from ..repository.records import append_record
-
-        rec = append_record(repo, bundle.name, bundle.version, RECORD_KIND, payload, signer=signer)
+    rec = record_for_bundle(bundle, RECORD_KIND, payload, signer=signer)
+    if rec is not None:
         where["record"] = str(rec.path)
-    elif signer is not None:
-        raise ToolError(
-            f"{bundle.root} is not a published bundle: there is no catalogue entry to sign a "
-            "record into",
-            hint="evaluate the published copy (a ns/name@version reference or its directory)",
-        )
     return where

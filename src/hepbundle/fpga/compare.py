@@ -26,7 +26,7 @@ import numpy as np
 
 from ..bundle import Bundle
 from ..digest import hash_file
-from ..errors import HepbundleError, ToolError
+from ..errors import ToolError
 from ..manifest import canonical_json
 
 __all__ = [
@@ -39,7 +39,6 @@ __all__ = [
     "decode_fixed",
     "load_npz",
     "record_report",
-    "repository_of",
 ]
 
 RECORD_KIND = "fpga-compare"
@@ -281,13 +280,9 @@ def record_report(
     """Keep the report: in ``out_dir`` (report.json, report.png) when given, and appended as a
     signed ``fpga-compare`` evaluation record when the bundle lies in a repository.
     Returns where it went (``{"dir": …, "record": …}``)."""
-    repo = repository_of(bundle)
-    if repo is None and signer is not None:
-        raise ToolError(
-            f"{bundle.root} is not a published bundle: there is no catalogue entry to sign a "
-            "record into",
-            hint="compare the published copy (ns/name@version with --repo)",
-        )
+    from ..repository.records import record_for_bundle, recordable_repo
+
+    recordable_repo(bundle, signer=signer)  # refuse to sign into nothing before writing anything
     payload = report.to_json()
     attachments = {"report.png": png} if png else {}
     where: dict[str, str] = {}
@@ -298,29 +293,10 @@ def record_report(
             tmp.write_bytes(data)
             os.replace(tmp, out_dir / name)
         where["dir"] = str(out_dir)
-    if repo is not None:
-        from ..repository.records import append_record
-
-        rec = append_record(
-            repo, bundle.name, bundle.version, RECORD_KIND, payload, attachments, signer=signer
-        )
+    rec = record_for_bundle(bundle, RECORD_KIND, payload, attachments, signer=signer)
+    if rec is not None:
         where["record"] = str(rec.path)
     return where
-
-
-def repository_of(bundle: Bundle) -> Path | None:
-    """The repository root when ``bundle`` is the published copy inside one."""
-    from ..repository.layout import bundle_dir, is_repository
-
-    root = bundle.root
-    if len(root.parents) < 4:
-        return None
-    repo = root.parents[3]
-    try:
-        same = is_repository(repo) and bundle_dir(repo, bundle.name, bundle.version) == root
-    except HepbundleError:
-        return None
-    return repo if same else None
 
 
 def _float_model_path(bundle: Bundle) -> str | None:

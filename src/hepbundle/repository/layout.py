@@ -20,11 +20,14 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import FormatError, RepositoryError
+from ..errors import FormatError, HepbundleError, RepositoryError
 from ..manifest import canonical_json
 from .refs import split_name
+
+if TYPE_CHECKING:
+    from ..bundle import Bundle
 
 __all__ = [
     "BUNDLES_DIR",
@@ -167,3 +170,17 @@ def bump_serial(repo_root: Path, *, tmp_dir: Path | None = None) -> int:
     doc["updated"] = now_utc()
     write_atomic(Path(repo_root) / REPOSITORY_FILE, canonical_json(doc), tmp_dir=tmp_dir)
     return int(doc["serial"])
+
+
+def repository_of(bundle: Bundle) -> Path | None:
+    """The repository root when ``bundle`` is the published copy inside one
+    (``<root>/bundles/<ns>/<name>/<version>`` of a repository), else None."""
+    root = bundle.root
+    if len(root.parents) < 4:
+        return None
+    repo = root.parents[3]
+    try:
+        same = is_repository(repo) and bundle_dir(repo, bundle.name, bundle.version) == root
+    except HepbundleError:
+        return None
+    return repo if same else None

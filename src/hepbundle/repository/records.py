@@ -24,9 +24,10 @@ from ..errors import FormatError, RepositoryError, SpecError
 from ..manifest import canonical_json
 from ..paths import check_collisions, check_relpath, is_reserved
 from .catalog import read_name_catalog
-from .layout import fsync_dir, records_root
+from .layout import fsync_dir, records_root, repository_of
 
 if TYPE_CHECKING:
+    from ..bundle import Bundle
     from ..policy import SignerInfo, TrustPolicy
     from ..signing import Signer
 
@@ -36,6 +37,8 @@ __all__ = [
     "RecordRef",
     "append_record",
     "list_records",
+    "record_for_bundle",
+    "recordable_repo",
     "verify_record",
 ]
 
@@ -177,3 +180,35 @@ def verify_record(record: RecordRef, policy: TrustPolicy) -> list[SignerInfo]:
     from ..signing import verify_directory
 
     return verify_directory(record.path, policy, name=record.name)
+
+
+def recordable_repo(bundle: Bundle, *, signer: Signer | None = None) -> Path | None:
+    """The repository whose catalogue entry records about ``bundle`` go to (None when the bundle
+    is not the published copy in a repository). Asking to sign a record for a bundle without a
+    catalogue entry is an error: the one place eval and fpga compare both say so."""
+    repo = repository_of(bundle)
+    if repo is None and signer is not None:
+        raise RepositoryError(
+            f"{bundle.root} is not a published bundle: there is no catalogue entry to sign a "
+            "record into",
+            hint="use the published copy (ns/name@version, or its directory in the repository)",
+        )
+    return repo
+
+
+def record_for_bundle(
+    bundle: Bundle,
+    kind: str,
+    payload: Mapping[str, Any],
+    attachments: Mapping[str, bytes] | None = None,
+    *,
+    signer: Signer | None = None,
+) -> RecordRef | None:
+    """Append a ``kind`` record to ``bundle``'s catalogue entry when ``bundle`` is the published
+    copy inside a repository (see :func:`recordable_repo`); None for a bundle elsewhere."""
+    repo = recordable_repo(bundle, signer=signer)
+    if repo is None:
+        return None
+    return append_record(
+        repo, bundle.name, bundle.version, kind, payload, attachments, signer=signer
+    )
