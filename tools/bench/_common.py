@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+PY = sys.executable
 
 
 def best_of(n: int, fn: Callable[[], T]) -> tuple[float, T]:
@@ -26,21 +27,29 @@ def best_of(n: int, fn: Callable[[], T]) -> tuple[float, T]:
     return best, result
 
 
-def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Run a command; return (wall seconds, peak RSS of that child in bytes, its stdout).
+# Linux keeps a process's peak RSS across fork + exec, so a child forked from this (large)
+# process would report at least our own peak. A fresh launcher starts the measured command as its
+# own child (forked from the launcher's small image) and reports RUSAGE_CHILDREN after it exits.
+_LAUNCHER = """
+import resource, subprocess, sys, time
+with open(sys.argv[1], "wb") as out:
+    t0 = time.perf_counter()
+    rc = subprocess.run(sys.argv[2:], stdout=out).returncode
+    wall = time.perf_counter() - t0
+print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, rc)
+"""
 
-    Peak RSS comes from ``wait4``'s rusage of exactly this child (Linux reports KiB)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if proc.returncode != 0:
-            raise SystemExit(f"{argv[:4]} failed: {err.read().decode()}")
-        return wall, usage.ru_maxrss * 1024, out.read().decode()
+
+def run_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Run a command; return (wall seconds, its own peak RSS in bytes, its stdout)."""
+    with tempfile.NamedTemporaryFile() as out:
+        p = subprocess.run(
+            [PY, "-c", _LAUNCHER, out.name, *argv], env=env, capture_output=True, text=True
+        )
+        fields = p.stdout.split()
+        if p.returncode != 0 or len(fields) != 3 or fields[2] != "0":
+            raise SystemExit(f"{argv[:4]} failed: {p.stderr[-2000:]}")
+        return float(fields[0]), int(fields[1]), Path(out.name).read_text()
 
 
 def write_random(path: Path, size: int, block: int = 1 << 20) -> None:
@@ -64,6 +73,3 @@ def warm(paths: list[Path]) -> None:
 
 def self_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-PY = sys.executable

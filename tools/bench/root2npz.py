@@ -22,23 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import uproot
-from _common import PY, best_of, warm
+from _common import PY, best_of, run_child, warm
 
 from hepbundle.data.root2npz import root2npz
 
 BRANCHES = [f"f{i}" for i in range(9)] + [f"d{i}" for i in range(4)] + [f"i{i}" for i in range(4)]
 _TYPES = {"f": np.float32, "d": np.float64, "i": np.int32}
-
-# Linux keeps a process's peak RSS across fork + exec, so a child of this (large) process would
-# report at least our own peak. A fresh launcher process starts the measured command as its own
-# child (forked from the launcher's small image) and reports RUSAGE_CHILDREN after it exits.
-LAUNCHER = """
-import resource, subprocess, sys, time
-t0 = time.perf_counter()
-rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
-wall = time.perf_counter() - t0
-print(wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024, rc)
-"""
 
 # VmHWM is the peak RSS of the current memory image, which exec replaces: clean in a child
 TRACE = """
@@ -89,12 +78,9 @@ def baseline(src: Path, out: Path) -> None:
 
 
 def peak_rss(argv: list[str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS in bytes) of ``argv`` run as a grandchild via the launcher."""
-    out = subprocess.run([PY, "-c", LAUNCHER, *argv], capture_output=True, text=True, check=True)
-    wall, rss, rc = out.stdout.split()
-    if rc != "0":
-        raise SystemExit(f"{argv[:5]} failed with exit code {rc}")
-    return float(wall), int(rss)
+    """(wall seconds, peak RSS in bytes) of ``argv`` (see _common.run_child)."""
+    wall, rss, _ = run_child(argv)
+    return wall, rss
 
 
 def main() -> None:

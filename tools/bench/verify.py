@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import sys
 import tempfile
@@ -103,6 +104,8 @@ def bench(label: str, root: Path, n: int, size: int) -> dict[str, float]:
 
 
 def main() -> int:
+    # cold verification is what is measured; the node cache has its own figure (load.py)
+    os.environ["HEPBUNDLE_NO_CACHE"] = "1"
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
