@@ -64,3 +64,20 @@ def test_bad_input_one_line_exit_nonzero(args: list[str], message: str) -> None:
 
 def test_usage_error_exit_2() -> None:
     assert run("verify")[0] == 2
+
+
+def test_build_check_lists_and_writes_nothing(model_dir: Path, tmp_path: Path) -> None:
+    code, out, err = run("build", model_dir, "--check", "-o", tmp_path / "never")
+    assert code == 0, err
+    assert out.startswith("spec OK: atlas/tauid@1.2.0 would pack 3 files")
+    assert "model/model.onnx" in out and "weights" in out
+    assert not (tmp_path / "never").exists()
+    code, out, _ = run("build", model_dir, "--check", "--json")
+    assert {f["path"] for f in json.loads(out)["files"]} == {
+        "MODEL_CARD.md",
+        "model/model.onnx",
+        "model/weights.bin",
+    }
+    (model_dir / "model" / "weights.bin").unlink()
+    code, _, err = run("build", model_dir, "--check")
+    assert code == 2 and "matches no file" in err

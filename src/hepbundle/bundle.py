@@ -32,7 +32,16 @@ if TYPE_CHECKING:
     from .cache import VerificationCache
     from .provenance import Captured
 
-__all__ = ["BuildOptions", "Bundle", "build", "build_from_spec", "created_timestamp"]
+__all__ = [
+    "BuildOptions",
+    "BuildPlan",
+    "Bundle",
+    "build",
+    "build_from_spec",
+    "check",
+    "created_timestamp",
+    "plan",
+]
 
 log = logging.getLogger("hepbundle")
 
@@ -83,16 +92,28 @@ def build(
     return build_from_spec(load_spec(spec_path), opts)
 
 
-def build_from_spec(spec: BundleSpec, opts: BuildOptions) -> Bundle:
-    """Build from an already validated spec (importers construct specs in memory)."""
-    out = opts.out or Path("dist") / spec.name / spec.version
-    if out.exists():
-        if not opts.force:
-            raise BuildError(
-                f"output directory {out} already exists", hint="use --force to replace it"
-            )
-        if not (out / MANIFEST_FILENAME).is_file():
-            raise BuildError(f"refusing to replace {out}: it is not a bundle directory")
+@dataclass(frozen=True)
+class BuildPlan:
+    """Everything a build will write, worked out without writing anything: the spec's files
+    (source, bundle path, role), generated files, and the manifest metadata."""
+
+    spec: BundleSpec
+    files: tuple[_Planned, ...]
+    generated: Mapping[str, tuple[bytes, str]]
+    meta: Mapping[str, Any]
+
+    @property
+    def paths(self) -> list[tuple[str, str, int]]:
+        """(bundle path, role, size) of every file the bundle will hold, sorted."""
+        out = [(p.dest, p.role, p.src.stat().st_size) for p in self.files]
+        out += [(d, role, len(data)) for d, (data, role) in self.generated.items()]
+        return sorted(out)
+
+
+def plan(spec: BundleSpec, opts: BuildOptions) -> BuildPlan:
+    """Validate everything a build of ``spec`` depends on (globs, path rules, provenance capture:
+    the git checkout, data references and their checksums, FPGA project, profile) and return what
+    it would write. Nothing is written: ``hepbundle build --check``."""
     planned = plan_files(spec)
     unknown = sorted(set(opts.legacy_paths) - {p.dest for p in planned})
     if unknown:
@@ -105,16 +126,34 @@ def build_from_spec(spec: BundleSpec, opts: BuildOptions) -> Bundle:
     for dest in generated:
         check_relpath(dest)
     check_collisions([*(p.dest for p in planned), *generated])
-    meta = _metadata(spec, opts, captured.meta)
+    return BuildPlan(spec, tuple(planned), generated, _metadata(spec, opts, captured.meta))
+
+
+def check(spec_path: str | os.PathLike[str], **kw: Any) -> BuildPlan:
+    """What :func:`build` of ``spec_path`` would write, checked but not written."""
+    return plan(load_spec(spec_path), BuildOptions(**kw))
+
+
+def build_from_spec(spec: BundleSpec, opts: BuildOptions) -> Bundle:
+    """Build from an already validated spec (importers construct specs in memory)."""
+    out = opts.out or Path("dist") / spec.name / spec.version
+    if out.exists():
+        if not opts.force:
+            raise BuildError(
+                f"output directory {out} already exists", hint="use --force to replace it"
+            )
+        if not (out / MANIFEST_FILENAME).is_file():
+            raise BuildError(f"refusing to replace {out}: it is not a bundle directory")
+    work = plan(spec, opts)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
     try:
-        entries = _stage_files(stage, planned, opts.progress, opts.legacy_paths)
-        entries += _write_generated(stage, generated)
+        entries = _stage_files(stage, work.files, opts.progress, opts.legacy_paths)
+        entries += _write_generated(stage, work.generated)
         entries = tuple(sorted(entries, key=lambda e: e.path))
         manifest = Manifest(
             name=spec.name, version=spec.version, created=created_timestamp(), files=entries
-        ).with_meta(**meta)
+        ).with_meta(**work.meta)
         _write_atomic(stage / MANIFEST_FILENAME, manifest.to_bytes())
         if opts.force and out.exists():
             shutil.rmtree(out)

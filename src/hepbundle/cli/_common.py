@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,9 +26,14 @@ class HepbundleGroup(click.Group):
         except HepbundleError as e:
             click.echo(f"hepbundle: error: {e.diagnostics()}", err=True)
             ctx.exit(e.exit_code)
+        except BrokenPipeError:
+            # the reader went away (`hepbundle find | head`): stop quietly, as Unix tools do
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(141)
         except OSError as e:
-            where = f" {e.filename}" if e.filename else ""
-            click.echo(f"hepbundle: error:{where}: {e.strerror or e}", err=True)
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"hepbundle: error: {where}{e.strerror or e}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("hepbundle: interrupted", err=True)

@@ -50,6 +50,12 @@ def init(directory: Path, name: str, force: bool) -> None:
 )
 @click.option("--force", is_flag=True, help="Replace an existing bundle directory at --out.")
 @click.option(
+    "--check",
+    is_flag=True,
+    help="Validate the spec and everything it names (globs, git checkout, data references, "
+    "FPGA project, profile) and list what would be packed; write nothing.",
+)
+@click.option(
     "--allow-dirty",
     is_flag=True,
     help="Accept a training checkout with uncommitted "
@@ -91,6 +97,7 @@ def build(
     spec: Path,
     out: Path | None,
     force: bool,
+    check: bool,
     allow_dirty: bool,
     from_mlflow: str | None,
     fpga_project: Path | None,
@@ -120,6 +127,24 @@ def build(
     if profile is not None:
         extra["extra_files"] = {**extra.get("extra_files", {}), **profile[0]}
         extra["extra_meta"] = {**extra.get("extra_meta", {}), **profile[1]}
+    if check:
+        work = _bundle.check(spec, allow_dirty=allow_dirty, from_mlflow=from_mlflow, **extra)
+        paths = work.paths
+        if as_json:
+            emit_json(
+                {
+                    "ref": f"{work.spec.name}@{work.spec.version}",
+                    "files": [{"path": p, "role": r, "size": n} for p, r, n in paths],
+                }
+            )
+            return
+        click.echo(
+            f"spec OK: {work.spec.name}@{work.spec.version} would pack {len(paths)} files, "
+            f"{sum(n for _, _, n in paths):,} bytes:"
+        )
+        for p, r, n in paths:
+            click.echo(f"  {p:<56} {r:<9} {n:>12,}")
+        return
     b = _bundle.build(
         spec, out, force=force, allow_dirty=allow_dirty, from_mlflow=from_mlflow, **extra
     )
