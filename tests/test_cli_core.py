@@ -81,3 +81,32 @@ def test_build_check_lists_and_writes_nothing(model_dir: Path, tmp_path: Path) -
     (model_dir / "model" / "weights.bin").unlink()
     code, _, err = run("build", model_dir, "--check")
     assert code == 2 and "matches no file" in err
+
+
+def test_show_summarises_long_roles_and_the_fpga_section(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tools" / "fixtures"))
+    from fpga import finn_build  # a realistic FINN build_dataflow output
+
+    from .conftest import write_spec
+
+    d = tmp_path / "src"
+    finn_build(d / "finn_out")
+    (d / "model.onnx").write_bytes(b"onnx")
+    (d / "weights").mkdir()
+    for i in range(20):
+        (d / "weights" / f"w{i:02d}.txt").write_text(str(i))
+    write_spec(
+        d,
+        "name: cms-l1t/t\nversion: 1.0.0\nfiles:\n  - {path: model.onnx, role: model}\n"
+        "  - {path: weights, role: weights}\nfpga: {toolchain: finn, project: finn_out}\n",
+    )
+    b = hepbundle.build(d, tmp_path / "b")
+    code, out, _ = run("show", b.root)
+    assert code == 0 and "fpga\n  firmware  finn" in out
+    assert "weights/w11.txt" in out and "weights/w12.txt" not in out
+    assert "… and 8 more (" in out and "--all-files lists them" in out
+    code, full, _ = run("show", b.root, "--all-files")
+    assert code == 0 and "--all-files lists them" not in full
+    assert all(f.path in full for f in b.manifest.files)

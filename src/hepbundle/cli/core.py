@@ -166,9 +166,10 @@ def build(
 @click.command()
 @click.argument("bundle", metavar="REF")
 @click.option("--card/--no-card", default=True, help="Render the model card.")
+@click.option("--all-files", is_flag=True, help="List every file (default: 12 per role).")
 @repo_option
 @json_option
-def show(bundle: str, card: bool, repo: str | None, as_json: bool) -> None:
+def show(bundle: str, card: bool, all_files: bool, repo: str | None, as_json: bool) -> None:
     """Show a readable summary of REF (a bundle directory, or ns/name[@version|@alias] in
     --repo): identity, files by role, metrics, provenance."""
     where = _repository.locate(bundle, repo)
@@ -179,7 +180,7 @@ def show(bundle: str, card: bool, repo: str | None, as_json: bool) -> None:
             | ({"catalog": where.to_json()} if where.record else {})
         )
         return
-    click.echo(render_bundle(b, card=card))
+    click.echo(render_bundle(b, card=card, all_files=all_files))
     if where.record is not None and where.record.yanked:
         click.echo(f"  YANKED: {where.record.yanked}")
 

@@ -21,7 +21,11 @@ def human_size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-def render_bundle(b: Bundle, *, card: bool = True) -> str:
+#: files listed per role before `show` summarises the rest (an hls4ml project has ~100)
+_FILES_PER_ROLE = 12
+
+
+def render_bundle(b: Bundle, *, card: bool = True, all_files: bool = False) -> str:
     m = b.manifest
     meta: dict[str, Any] = dict(m.meta)
     lines = [
@@ -43,10 +47,17 @@ def render_bundle(b: Bundle, *, card: bool = True) -> str:
         by_role[f.role].append(f)
     lines.append(f"files ({len(m.files)}, {human_size(sum(f.size for f in m.files))})")
     for role in sorted(by_role):
-        lines.append(f"  {role}:")
-        lines.extend(
-            f"    {f.path:<48} {human_size(f.size):>10}  {f.sha256[:12]}" for f in by_role[role]
+        entries = by_role[role]
+        shown = (
+            entries if all_files or len(entries) <= _FILES_PER_ROLE else entries[:_FILES_PER_ROLE]
         )
+        lines.append(f"  {role}:")
+        lines.extend(f"    {f.path:<48} {human_size(f.size):>10}  {f.sha256[:12]}" for f in shown)
+        if len(shown) < len(entries):
+            rest = entries[len(shown) :]
+            lines.append(
+                f"    … and {len(rest)} more ({human_size(sum(f.size for f in rest))}; --all-files lists them)"
+            )
     if meta.get("metrics"):
         lines.append("metrics")
         for r in meta["metrics"]:
@@ -93,12 +104,51 @@ def render_bundle(b: Bundle, *, card: bool = True) -> str:
                 f"  parent    {p.get('relation', '').replace('_', ' ')} {p.get('ref') or p}"
                 + (f" (sha256:{p['manifestDigest'][:12]})" if p.get("manifestDigest") else "")
             )
+    lines.extend(_fpga_lines(meta.get("fpga")))
     if card and meta.get("modelCard"):
         card_path = b.root / meta["modelCard"]
         if card_path.is_file():
             lines.append("")
             lines.append(render_markdown(b.path(meta["modelCard"]).read_text(encoding="utf-8")))
     return "\n".join(lines)
+
+
+def _fpga_lines(fpga: Any) -> list[str]:
+    """The firmware summary: toolchain and backend, target, clock, model settings, synthesis."""
+    if not isinstance(fpga, dict):
+        return []
+    tool = fpga.get("tool") or {}
+    head = " ".join(
+        str(x)
+        for x in (
+            fpga.get("toolchain"),
+            tool.get("version"),
+            fpga.get("backend"),
+            fpga.get("ioType"),
+        )
+        if x
+    )
+    out = ["fpga", f"  firmware  {head} in {fpga.get('project', '?')}"]
+    target = [f"part {fpga['part']}"] if fpga.get("part") else []
+    if fpga.get("board"):
+        target.append(f"board {fpga['board']}")
+    clock = fpga.get("clock") or {}
+    if clock.get("periodNs"):
+        target.append(f"clock {clock['periodNs']} ns")
+    if target:
+        out.append("  target    " + ", ".join(target))
+    model = fpga.get("model") or {}
+    precision = (model.get("precision") or {}).get("default")
+    if precision or model.get("strategy"):
+        settings = [precision] if precision else []
+        settings.append(
+            f"reuse {model.get('reuseFactor', '?')}, strategy {model.get('strategy', '?')}"
+        )
+        out.append("  model     " + " ".join(settings))
+    build = fpga.get("firmwareBuild") or {}
+    if build.get("id"):
+        out.append(f"  build id  {build['id'][:16]}… ({build.get('files', '?')} files)")
+    return out
 
 
 def _person(a: Any) -> str:
