@@ -147,3 +147,16 @@ def _schema_validate(m: dict[str, object]) -> None:
     jsonschema.Draft202012Validator(schema("manifest.schema.json"), registry=_registry()).validate(
         m
     )
+
+
+def test_progress_reports_every_byte_in_blocks(tmp_path: Path) -> None:
+    """map_files reports progress per 1 MiB block (a single large file moves the bar too)."""
+    from hepbundle.digest import hash_file, hash_files
+
+    files = [tmp_path / "big.bin", tmp_path / "small.bin"]
+    files[0].write_bytes(os.urandom(3 * (1 << 20) + 17))
+    files[1].write_bytes(b"x" * 100)
+    seen: list[int] = []
+    got = hash_files(files, progress=seen.append, workers=2)
+    assert sum(seen) == sum(f.stat().st_size for f in files) and len(seen) >= 4
+    assert [d.sha256 for d in got] == [hash_file(f).sha256 for f in files]

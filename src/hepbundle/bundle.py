@@ -41,6 +41,7 @@ __all__ = [
     "check",
     "created_timestamp",
     "plan",
+    "source_bytes",
 ]
 
 log = logging.getLogger("hepbundle")
@@ -127,6 +128,15 @@ def plan(spec: BundleSpec, opts: BuildOptions) -> BuildPlan:
         check_relpath(dest)
     check_collisions([*(p.dest for p in planned), *generated])
     return BuildPlan(spec, tuple(planned), generated, _metadata(spec, opts, captured.meta))
+
+
+def source_bytes(spec_path: str | os.PathLike[str]) -> int:
+    """Bytes the spec's files add up to (globs and stat only), to size a progress bar; 0 when
+    the spec is not valid (the build then reports why)."""
+    try:
+        return sum(p.src.stat().st_size for p in plan_files(load_spec(spec_path)))
+    except (HepbundleError, OSError):
+        return 0
 
 
 def check(spec_path: str | os.PathLike[str], **kw: Any) -> BuildPlan:

@@ -71,15 +71,23 @@ def _buffer() -> tuple[bytearray, memoryview]:
     return buf
 
 
+def _reporter() -> Callable[[int], None] | None:
+    """The progress callback :func:`map_files` set for this worker thread, if any."""
+    return getattr(_local, "report", None)
+
+
 def hash_file(path: str | os.PathLike[str]) -> FileDigest:
     """SHA-256 and size of one file, streamed in 1 MiB blocks through a per-thread buffer."""
     h = hashlib.sha256()
     buf, view = _buffer()
+    report = _reporter()
     size = 0
     with open(path, "rb", buffering=0) as f:
         while n := f.readinto(buf):
             h.update(view[:n])
             size += n
+            if report:
+                report(n)
     return FileDigest(size=size, sha256=h.hexdigest())
 
 
@@ -87,12 +95,15 @@ def copy_and_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> F
     """Copy ``src`` to a new file ``dst`` and hash the bytes as they pass: one read per file."""
     h = hashlib.sha256()
     buf, view = _buffer()
+    report = _reporter()
     size = 0
     with open(src, "rb", buffering=0) as fin, open(dst, "xb", buffering=0) as fout:
         while n := fin.readinto(buf):
             h.update(view[:n])
             fout.write(view[:n])
             size += n
+            if report:
+                report(n)
     return FileDigest(size=size, sha256=h.hexdigest())
 
 
@@ -148,14 +159,23 @@ def map_files(
 
     Items go to the pool in batches of about 8 MiB, so large files spread across threads while
     many small files do not each pay for a future (the per-file overhead stays microseconds).
+    ``progress(bytes)`` is called per 1 MiB block read by :func:`hash_file`/:func:`copy_and_hash`
+    (serialised, so a progress bar is never updated from two threads at once).
     """
     n = workers or default_workers()
+    lock = threading.Lock()
+
+    def report(nbytes: int) -> None:
+        assert progress is not None
+        with lock:
+            progress(nbytes)
 
     def run(batch: Sequence[T]) -> list[FileDigest]:
-        res = [fn(item) for item in batch]
-        if progress:
-            progress(sum(d.size for d in res))
-        return res
+        _local.report = report if progress else None
+        try:
+            return [fn(item) for item in batch]
+        finally:
+            _local.report = None
 
     batches = list(_batches(items, sizes))
     if n == 1 or len(batches) <= 1:

@@ -13,7 +13,7 @@ from .. import load as _load
 from .. import repository as _repository
 from ..errors import BuildError
 from ..spec import SPEC_FILENAME
-from ._common import emit_json, json_option
+from ._common import emit_json, json_option, progress
 from .render import render_bundle
 from .repo import repo_option
 
@@ -145,9 +145,16 @@ def build(
         for p, r, n in paths:
             click.echo(f"  {p:<56} {r:<9} {n:>12,}")
         return
-    b = _bundle.build(
-        spec, out, force=force, allow_dirty=allow_dirty, from_mlflow=from_mlflow, **extra
-    )
+    with progress(_bundle.source_bytes(spec), "packing") as cb:
+        b = _bundle.build(
+            spec,
+            out,
+            force=force,
+            allow_dirty=allow_dirty,
+            from_mlflow=from_mlflow,
+            progress=cb,
+            **extra,
+        )
     if as_json:
         emit_json(
             {
