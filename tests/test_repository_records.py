@@ -92,3 +92,33 @@ def test_bad_records_refused_and_nothing_written(
         append_record(repo, **args)  # type: ignore[arg-type]
     records = repo / "catalog/atlas/tauid.records"
     assert not records.exists() or not any(records.rglob("*.json"))
+
+
+def test_read_only_repository_gives_a_clear_error(repo: Path) -> None:
+    """On a read-only mount (a CVMFS client), appending a record fails with one clear message.
+    The repository is bind-mounted read-only in a private mount namespace (needs unshare)."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare is not available")
+    code = (
+        "import sys, hepbundle\n"
+        "from hepbundle.repository.records import record_for_bundle\n"
+        "b = hepbundle.open(sys.argv[1], verify='none')\n"
+        "try:\n"
+        "    record_for_bundle(b, 'evaluation', {'auc': 0.9})\n"
+        "except hepbundle.RepositoryError as e:\n"
+        "    print(e)\n"
+    )
+    script = (
+        f'mount --bind "{repo}" "{repo}" && mount -o remount,bind,ro "{repo}" && '
+        f'"{sys.executable}" -c "$0" "{repo}/bundles/atlas/tauid/1.0.0"'
+    )
+    p = subprocess.run(["unshare", "-m", "sh", "-c", script, code], capture_output=True, text=True)
+    if p.returncode != 0 and "Operation not permitted" in p.stderr:
+        pytest.skip("no permission for a private mount namespace here")
+    assert p.returncode == 0, p.stderr
+    assert "catalog is read-only" in p.stdout
+    assert list_records(repo, "atlas/tauid", "1.0.0") == []

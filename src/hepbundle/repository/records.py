@@ -209,6 +209,12 @@ def record_for_bundle(
     repo = recordable_repo(bundle, signer=signer)
     if repo is None:
         return None
+    if not os.access(repo / "catalog", os.W_OK):
+        # e.g. a client's /cvmfs mount: records are appended where the repository is written
+        raise RepositoryError(
+            f"cannot append a {kind} record: {repo}/catalog is read-only (a CVMFS client mount?)",
+            hint="keep the report with --out, or run this where the repository is writable",
+        )
     return append_record(
         repo, bundle.name, bundle.version, kind, payload, attachments, signer=signer
     )
