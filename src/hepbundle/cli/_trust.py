@@ -16,11 +16,18 @@ from ..errors import SpecError
 if TYPE_CHECKING:
     from ..policy import TrustPolicy
 
-__all__ = ["trust_options", "trust_policy"]
+__all__ = ["trust_config_option", "trust_options", "trust_policy"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
+#: also taken by `sign --sigstore`
+trust_config_option = click.option(
+    "--trust-config",
+    type=_FILE,
+    help="Sigstore client trust config / trusted root JSON (default: the pinned production "
+    "root; no network is used to verify).",
+)
 _OPTIONS = [
     click.option("--policy", type=_FILE, help="Trust policy YAML (default: $HEPBUNDLE_POLICY)."),
     click.option(
@@ -41,12 +48,7 @@ _OPTIONS = [
     ),
     click.option("--identity", metavar="ID", help="Allowed sigstore identity (e-mail or CI URI)."),
     click.option("--issuer", metavar="URL", help="OIDC issuer of --identity."),
-    click.option(
-        "--trust-config",
-        type=_FILE,
-        help="Sigstore client trust config / trusted root JSON (default: the pinned production "
-        "root; no network is used to verify).",
-    ),
+    trust_config_option,
 ]
 _NAMES = ("policy", "keys", "ca", "subjects", "identity", "issuer", "trust_config")
 

@@ -121,12 +121,14 @@ def build(
 
         cap = capture(fpga_project, toolchain)
         extra = {"extra_meta": {"fpga": cap.meta}, "extra_files": cap.files}
-    from ..data.reference import spec_extras  # the data layer is only needed for profiles
+    if profile_from is not None:
+        # a spec's own `profile:` section is captured by the build itself (bundle._capture)
+        from ..data.reference import build_extras  # the data layer is only needed for profiles
 
-    profile = spec_extras(spec, profile_from, profile_features, outputs=profile_outputs)
-    if profile is not None:
-        extra["extra_files"] = {**extra.get("extra_files", {}), **profile[0]}
-        extra["extra_meta"] = {**extra.get("extra_meta", {}), **profile[1]}
+        features = [f.strip() for f in (profile_features or "").split(",") if f.strip()] or None
+        files, meta = build_extras(profile_from, features, outputs=profile_outputs)
+        extra["extra_files"] = {**extra.get("extra_files", {}), **files}
+        extra["extra_meta"] = {**extra.get("extra_meta", {}), **meta}
     if check:
         work = _bundle.check(spec, allow_dirty=allow_dirty, from_mlflow=from_mlflow, **extra)
         paths = work.paths

@@ -12,19 +12,12 @@ from .. import signing as _signing
 from ..errors import SpecError
 from ..policy import TrustPolicy
 from ._common import emit_json, json_option, progress
-from ._trust import trust_options
+from ._trust import trust_config_option, trust_options
 
 __all__ = ["COMMANDS"]
 
 _PASSWORD_ENV = "HEPBUNDLE_KEY_PASSWORD"
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-_trust_config_option = click.option(
-    "--trust-config",
-    type=_FILE,
-    help="Sigstore client trust config / trusted root JSON (default: the pinned production "
-    "root; no network is used to verify).",
-)  # for `sign --sigstore`; verifying commands take it with the other trust options
 
 
 def _signer(
@@ -79,7 +72,7 @@ def _signer(
     envvar="SIGSTORE_ID_TOKEN",
     help="OIDC token for --sigstore (default: ambient CI credentials).",
 )
-@_trust_config_option
+@trust_config_option
 @click.option(
     "--as",
     "role",

@@ -29,7 +29,6 @@ __all__ = [
     "drift_ref",
     "load_profile",
     "open_ref",
-    "spec_extras",
 ]
 
 PROFILE_PATH = "profile/profile.json"
@@ -55,35 +54,6 @@ def build_extras(
         }
     }
     return {PROFILE_PATH: (data, "data")}, meta
-
-
-def spec_extras(
-    spec: str | os.PathLike[str],
-    profile_from: str | os.PathLike[str] | None = None,
-    features: Sequence[str] | str | None = None,
-    *,
-    outputs: str | os.PathLike[str] | None = None,
-) -> tuple[dict[str, tuple[bytes, str]], dict[str, Any]] | None:
-    """The profile extras of a build: from ``profile_from`` (command line; ``features`` a list
-    or ``"a,b,c"``; ``outputs`` an NPZ of model outputs on the same rows) if given, else from the spec's ``profile:`` section (``from:`` relative to
-    the spec, ``features:``, ``outputs:``); None when neither asks for a profile."""
-    if isinstance(features, str):
-        features = [f.strip() for f in features.split(",") if f.strip()] or None
-    if profile_from is not None:
-        return build_extras(profile_from, features, outputs=outputs)
-    from ..spec import load_spec
-
-    loaded = load_spec(spec)
-    section = loaded.sections.get("profile")
-    if not section:
-        return None
-    base = loaded.base_dir
-    outputs = section.get("outputs")
-    return build_extras(
-        base / section["from"],
-        section.get("features"),
-        outputs=base / outputs if outputs else None,
-    )
 
 
 def open_ref(ref: str | os.PathLike[str], repos: Sequence[str] | None = None) -> Bundle:
