@@ -16,6 +16,7 @@ import hepbundle
 from hepbundle.cli import main
 
 from . import pki
+from .needs import missing
 
 
 def run(*args: object) -> tuple[int, str, str]:
@@ -106,6 +107,14 @@ def test_cli_errors_one_line(
 _UPSTREAM = Path(sys.executable).with_name("model_signing")
 
 
+@pytest.fixture
+def upstream_cli() -> None:
+    """The upstream model_signing console script (a dependency of hepbundle, so always present
+    in an installed environment)."""
+    if not _UPSTREAM.exists():
+        missing("model_signing console script not installed")
+
+
 def _upstream(*args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(_UPSTREAM), *map(str, args)], capture_output=True, text=True, timeout=120
@@ -113,7 +122,7 @@ def _upstream(*args: object) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not _UPSTREAM.exists(), reason="model_signing console script not installed")
+@pytest.mark.usefixtures("upstream_cli")
 def test_upstream_verifies_key_signature(
     signed: hepbundle.Bundle, ec_key: tuple[Path, Path]
 ) -> None:
@@ -129,7 +138,7 @@ def test_upstream_verifies_key_signature(
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not _UPSTREAM.exists(), reason="model_signing console script not installed")
+@pytest.mark.usefixtures("upstream_cli")
 def test_upstream_verifies_ec_certificate_signature(
     built: hepbundle.Bundle, tmp_path: Path, ec_key: tuple[Path, Path]
 ) -> None:
@@ -177,7 +186,7 @@ def test_upstream_verifies_ec_certificate_signature(
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not _UPSTREAM.exists(), reason="model_signing console script not installed")
+@pytest.mark.usefixtures("upstream_cli")
 def test_bundle_signed_by_upstream_verifies_here(
     built: hepbundle.Bundle, ec_key: tuple[Path, Path]
 ) -> None:

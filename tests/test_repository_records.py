@@ -11,6 +11,7 @@ from hepbundle.errors import NotFoundError, RepositoryError, SignatureError, Spe
 from hepbundle.policy import TrustPolicy
 from hepbundle.repository import append_record, list_records, publish, verify_record
 
+from .needs import missing
 from .repo_fixtures import make_bundle
 
 
@@ -102,7 +103,7 @@ def test_read_only_repository_gives_a_clear_error(repo: Path) -> None:
     import sys
 
     if shutil.which("unshare") is None:
-        pytest.skip("unshare is not available")
+        missing("unshare is not available")
     code = (
         "import sys, hepbundle\n"
         "from hepbundle.repository.records import record_for_bundle\n"

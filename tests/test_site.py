@@ -25,6 +25,7 @@ from hepbundle.site import build_site
 from hepbundle.site.collect import code_link
 
 from .conftest import write_spec
+from .needs import missing
 
 # taken before the autouse socket guard patches it: the browser test talks to localhost only
 _REAL_CONNECT = socket.socket.connect
@@ -287,7 +288,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def browser(localhost: None, tmp_path: Path) -> Iterator[Any]:
     """Debian's headless Chromium through its chromedriver (skips only where they are absent)."""
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip(
+        missing(
             "Debian's chromium and chromium-driver are not installed "
             "(tools/ci/install-system-deps.sh installs them)"
         )
