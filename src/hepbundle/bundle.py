@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .digest import copy_and_hash, map_files, sha256_bytes
 from .errors import BuildError, HepbundleError, IntegrityError, PathError, VerificationError
+from .filemodes import publish_tree
 from .integrity import IntegrityReport, check_entry, check_tree
 from .manifest import MANIFEST_FILENAME, FileEntry, Manifest, canonical_json
 from .paths import check_collisions, check_relpath, is_reserved
@@ -165,6 +166,7 @@ def build_from_spec(spec: BundleSpec, opts: BuildOptions) -> Bundle:
             name=spec.name, version=spec.version, created=created_timestamp(), files=entries
         ).with_meta(**work.meta)
         _write_atomic(stage / MANIFEST_FILENAME, manifest.to_bytes())
+        publish_tree(stage)  # mkdtemp made it 0700: a bundle is read by every account
         if opts.force and out.exists():
             shutil.rmtree(out)
         os.rename(stage, out)

@@ -38,6 +38,7 @@ from ._signers.sigstore import SigstoreSigner
 from .bundle import Bundle
 from .digest import hash_files
 from .errors import PathError, SignatureError, SigningError
+from .filemodes import publish_mode
 from .integrity import IntegrityReport
 from .manifest import MANIFEST_FILENAME
 from .paths import check_relpath, is_reserved
@@ -164,6 +165,7 @@ def _write_signature(
     tmp = target.with_name(f".{target.name}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
+        publish_mode(tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import FormatError, RepositoryError
+from ..filemodes import make_dirs, publish_mode
 from ..manifest import MANIFEST_FILENAME
 from ._crash import crash_point
 from .catalog import NameCatalog, list_names, read_name_catalog
@@ -225,8 +226,9 @@ def rebuild_index(repo_root: Path, *, work_dir: Path | None = None) -> int:
     """Write a new index from every per-name file and rename it over the old one; return the
     number of versions indexed. ``work_dir`` (same file system) holds the file while it grows."""
     path = _index_path(repo_root)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=".index.sqlite.tmp-", dir=work_dir or path.parent)
+    publish_mode(tmp, fd=fd)  # jobs under other accounts query the index
     os.close(fd)
     count = 0
     try:

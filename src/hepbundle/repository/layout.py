@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FormatError, HepbundleError, RepositoryError
+from ..filemodes import make_dirs, publish_mode
 from ..manifest import canonical_json
 from .refs import split_name
 
@@ -104,9 +105,10 @@ def write_atomic(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> Non
     or, by default, as a hidden ``.<name>.tmp-*`` beside ``path``; a crash leaves it there, where
     no reader looks and the next publisher cleans up.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=tmp_dir or path.parent)
     try:
+        publish_mode(tmp, fd=fd)  # mkstemp makes 0600: every user must read what is published
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -150,7 +152,7 @@ def ensure_repository(repo_root: Path, *, identity: str | None = None) -> dict[s
     if is_repository(root):
         return read_repository(root)
     for d in (BUNDLES_DIR, CATALOG_DIR):
-        (root / d).mkdir(parents=True, exist_ok=True)
+        make_dirs(root / d)
     doc: dict[str, Any] = {
         "mediaType": REPOSITORY_MEDIA_TYPE,
         "format": FORMAT_VERSION,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import FormatError, RepositoryError, SpecError
+from ..filemodes import make_dirs, publish_tree
 from ..manifest import canonical_json
 from ..paths import check_collisions, check_relpath, is_reserved
 from .catalog import read_name_catalog
@@ -111,7 +112,7 @@ def append_record(
     except (TypeError, ValueError) as e:
         raise SpecError(f"record payload is not JSON-serialisable: {e}") from None
     parent = records_root(repo_root, name) / version
-    parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(parent)
     stage = Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
     try:
         (stage / RECORD_FILENAME).write_bytes(data)
@@ -122,6 +123,7 @@ def append_record(
             from ..signing import sign_directory  # loaded only to sign
 
             sign_directory(stage, signer, name=name)
+        publish_tree(stage)
         final = _claim_name(parent, time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)), now, kind)
         os.rename(stage, final)
         fsync_dir(parent)

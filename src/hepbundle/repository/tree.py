@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from ..bundle import Bundle
 from ..digest import FileDigest, copy_and_hash, map_files, sha256_bytes
 from ..errors import IntegrityError, RepositoryError
+from ..filemodes import make_dirs, publish_tree
 from ..manifest import MANIFEST_FILENAME, canonical_json
 from ..paths import is_reserved
 from ._crash import crash_point
@@ -119,7 +120,7 @@ def install(root: Path, req: PublishRequest) -> Installed:
     (work / _INTENT).write_bytes(canonical_json(intent))
     fsync_dir(work)
     crash_point("intent-written")
-    final.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(final.parent)
     os.rename(stage, final)
     fsync_dir(final.parent)
     crash_point("renamed")
@@ -195,6 +196,7 @@ def _copy_bundle(bundle: Bundle, stage: Path, progress: Callable[[int], None] | 
     if bad:
         raise IntegrityError(f"{bundle.ref}: {', '.join(bad)} changed while being copied")
     (stage / CVMFS_CATALOG_MARKER).touch()
+    publish_tree(stage)
     for d in sorted({str(Path(n).parent) for n in names}, reverse=True):
         fsync_dir(stage / d)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ...filemodes import make_dirs
 from ..catalog import NameCatalog
 from ..lock import LOCK_FILENAME, repository_lock
 from ..publish import PublishRequest, PublishResult
@@ -24,7 +25,7 @@ class LocalPublisher:
         self.lock_timeout = lock_timeout
 
     def publish(self, request: PublishRequest) -> PublishResult:
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.root)
         with repository_lock(self.root / LOCK_FILENAME, timeout=self.lock_timeout):
             done = install(self.root, request)
         rec = request.record

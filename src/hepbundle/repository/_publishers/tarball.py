@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ...errors import RepositoryError
+from ...filemodes import make_dirs, publish_mode
 from ..catalog import NameCatalog, read_name_catalog, write_name_catalog
 from ..index import upsert_name, writable_index
 from ..layout import (
@@ -71,7 +72,7 @@ class TarballPublisher:
             if request.alias is not None:
                 new = new.with_alias(request.alias, rec.version)
             stem = f"{ns}.{short}-{rec.version}"
-            self.out.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.out)
             bundle_tar = self.out / f"{stem}.bundle.tar"
             members = [(p, f"{rec.version}/{p}") for p in _bundle_files(b.root)]
             _write_tar(bundle_tar, b.root, members, add_marker=f"{rec.version}/")
@@ -146,6 +147,7 @@ def _write_tar(
     """A reproducible tar (sorted, owner root, mtime 0) written to a temporary name first, so
     a failure never leaves a half-written tarball under the final name."""
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
+    publish_mode(tmp, fd=fd)
     os.close(fd)
 
     def clean(info: tarfile.TarInfo) -> tarfile.TarInfo:
