@@ -19,6 +19,7 @@ import pytest
 import hepbundle
 from hepbundle.repository import append_record, publish
 
+from .needs import missing
 from .repo_fixtures import make_bundle
 
 SRC = Path(hepbundle.__file__).resolve().parents[1]
@@ -101,10 +102,11 @@ def _run_as_nobody(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="publishing as root and reading as nobody needs root")
-@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
 def test_an_unprivileged_account_resolves_and_reads_what_root_published(
     public_tmp: Path, ec_key: tuple[Path, Path], strict_umask: None
 ) -> None:
+    if shutil.which("setpriv") is None:
+        missing("needs setpriv (util-linux) to read as an unprivileged account")
     pub = public_tmp / "keys"
     pub.mkdir()
     pub.chmod(0o755)
