@@ -4,6 +4,7 @@ catalogue/manifest digest checks, lazy verification, concurrent opens, and `hepb
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -174,3 +175,29 @@ def test_path_command(repo: Path) -> None:
     p.write_bytes(b"evil" + p.read_bytes()[4:])
     r = CliRunner().invoke(main, ["path", "atlas/tauid@prod", "model/model.onnx"])
     assert r.exit_code == 1 and r.stdout == "" and "model/model.onnx" in r.stderr
+
+
+def test_working_directory_never_shadows_the_repository(
+    repo: Path, tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an attacker (or an accident) leaves a validly signed directory named like the reference
+    work = tmp_path / "job"
+    for text in ("atlas/tauid@prod", "atlas/tauid"):
+        fake = work / text
+        fake.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(
+            make_version(tmp_path / text.replace("/", "_"), "9.9.9", ec_key[0], b"x"), fake
+        )
+    monkeypatch.chdir(work)
+    assert hepbundle.resolve("atlas/tauid@prod").version == "1.1.0"
+    assert hepbundle.resolve("atlas/tauid").version == "1.1.0"
+    r = CliRunner().invoke(main, ["path", "atlas/tauid@prod"])
+    assert r.exit_code == 0, r.stderr
+    assert Path(r.stdout.strip()) == (repo / "bundles/atlas/tauid/1.1.0").resolve()
+    # the directory is still reachable, written as a path
+    assert hepbundle.resolve("./atlas/tauid@prod").version == "9.9.9"
+    # a reference the repository does not know says how to mean the directory
+    (work / "atlas" / "tauid@nightly").mkdir()
+    with pytest.raises(NotFoundError, match="no version or alias 'nightly'") as e:
+        hepbundle.resolve("atlas/tauid@nightly")
+    assert "write ./atlas/tauid@nightly" in str(e.value)

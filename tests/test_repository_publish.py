@@ -24,6 +24,7 @@ from hepbundle.errors import (
 from hepbundle.policy import TrustPolicy
 from hepbundle.repository import (
     FindQuery,
+    Ref,
     bundle_dir,
     find,
     locate,
@@ -101,7 +102,12 @@ def test_parse_path_refs_and_bad_refs(tmp_path: Path, monkeypatch: pytest.Monkey
     assert parse_ref("./b").is_path and parse_ref("/x/y").is_path
     (tmp_path / "atlas" / "tauid").mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
-    assert parse_ref("atlas/tauid").path == Path("atlas/tauid")  # an existing directory wins
+    # a string that parses as a reference is one, even when the working directory has it
+    assert parse_ref("atlas/tauid") == Ref(name="atlas/tauid")
+    assert parse_ref("atlas/tauid@prod") == Ref(name="atlas/tauid", selector="prod")
+    assert parse_ref("./atlas/tauid").path == Path("atlas/tauid")
+    (tmp_path / "out" / "atlas" / "tauid" / "1.0.0").mkdir(parents=True)
+    assert parse_ref("out/atlas/tauid/1.0.0").path == Path("out/atlas/tauid/1.0.0")
     for bad in ("Atlas/X", "atlas/tauid@", "atlas/tauid@Prod!", "tauid"):
         with pytest.raises(NotFoundError):
             parse_ref(bad)

@@ -421,6 +421,37 @@ def test_stale_cosignature_fails(
         hepbundle.open(signed.root, policy=key_policy(ec_key[1]))
 
 
+def test_cosignature_role_comes_from_the_signed_statement(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Renaming a review co-signature to hepbundle.release.sig must not satisfy a rule that
+    requires a release signature: the role is read from the signed statement."""
+    priv, pub = pki.write_key(pki.ec_key(), tmp_path / "reviewer.pem")
+    policy_file = _write_policy(
+        tmp_path,
+        f"""
+version: 1
+rules:
+  - namespace: "*"
+    signers:
+      all_of:
+        - {{key: {ec_key[1]}, role: primary}}
+        - {{key: {pub}, role: release}}
+""",
+    )
+    policy = TrustPolicy.load(policy_file)
+    signing.sign(signed.root, signing.KeySigner(priv), role="review")
+    (signed.root / "hepbundle.review.sig").rename(signed.root / "hepbundle.release.sig")
+    with pytest.raises(SignatureError, match="signed as role 'review', not 'release'"):
+        hepbundle.open(signed.root, policy=policy)
+    (signed.root / "hepbundle.release.sig").unlink()
+    signing.sign(signed.root, signing.KeySigner(priv), role="release")
+    assert [s.details["role"] for s in hepbundle.open(signed.root, policy=policy).signature] == [
+        "primary",
+        "release",
+    ]
+
+
 def test_policy_namespaces_first_match(
     signed: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -91,7 +91,7 @@ def resolve(
     """
     from .repository.catalog import read_name_catalog
     from .repository.layout import bundle_dir, catalog_file
-    from .repository.refs import parse_ref
+    from .repository.refs import parse_ref, shadowing_hint
 
     parsed = parse_ref(ref)
     if parsed.path is not None:
@@ -129,6 +129,9 @@ def resolve(
             )
         return bundle
     if first_error is not None:
+        hint = shadowing_hint(parsed)
+        if hint is not None:
+            raise NotFoundError(first_error.message, hint=hint)
         raise first_error
     raise NotFoundError(
         f"no bundle named {parsed.name!r} in {', '.join(map(str, roots))}",

@@ -268,10 +268,32 @@ def _verify(
             hint="sign it with: hepbundle sign",
         )
     candidates = []
-    for role, p in files.items():
+    for file_role, p in files.items():
         sig = parse_signature(p)
-        candidates.append(Candidate(sig, role, _check_statement(sig, expected, what)))
+        signed_at = _check_statement(sig, expected, what)
+        candidates.append(Candidate(sig, _signed_role(sig, file_role, what), signed_at))
     return policy.evaluate(name, candidates)
+
+
+def _signed_role(sig: ParsedSignature, file_role: str, what: str) -> str:
+    """The role a signature was made for, as its signed statement says; the file name is only
+    where it is stored. A signature whose file claims another role was renamed: refused."""
+    extra = (sig.statement.get("predicate") or {}).get(_PREDICATE_KEY)
+    role = extra.get("role") if isinstance(extra, Mapping) else None
+    if role is None:
+        # plain model_signing signs no role: it can only stand as the primary signature
+        if file_role == PRIMARY_ROLE:
+            return PRIMARY_ROLE
+        raise SignatureError(
+            f"{what}: {sig.name} names no role in its signed statement",
+            hint="a co-signature's role must be signed: re-sign with hepbundle sign --role",
+        )
+    if not isinstance(role, str) or role != file_role:
+        raise SignatureError(
+            f"{what}: {sig.name} was signed as role {role!r}, not {file_role!r}",
+            hint="the signature file was renamed; roles are taken from the signed statement",
+        )
+    return role
 
 
 def verify_signatures(bundle: Bundle, policy: TrustPolicy | None = None) -> list[SignerInfo]:

@@ -20,6 +20,7 @@ __all__ = [
     "is_prerelease",
     "is_version",
     "parse_ref",
+    "shadowing_hint",
     "split_name",
     "version_key",
 ]
@@ -98,23 +99,35 @@ class Ref:
 def parse_ref(text: str) -> Ref:
     """Parse ``ns/name@version``, ``ns/name@alias``, ``ns/name`` or a path.
 
-    An existing file-system entry wins (``atlas/tauid`` may be a directory in the working
-    directory); anything that starts like a path (``/``, ``.``, ``~``) is a path; the rest must be
-    a catalogue reference.
+    A string that parses as a catalogue reference **is** a reference, whatever the working
+    directory holds: a directory named ``atlas/tauid`` in the job's directory never shadows the
+    repository's bundle. A bundle directory is written as a path: starting with ``/``, ``.`` or
+    ``~`` (``./atlas/tauid``), or any string that is not a reference (``out/atlas/tauid/1.2.0``).
     """
     if not text:
         raise NotFoundError("empty bundle reference")
-    if Path(text).expanduser().exists() or text.startswith(("/", ".", "~")):
+    if text.startswith(("/", ".", "~")):
         return Ref(path=Path(text).expanduser())
     name, sep, selector = text.partition("@")
-    if NAME_RE.match(name) is None:
-        raise NotFoundError(
-            f"{text!r} is neither an existing path nor a bundle reference",
-            hint="write ns/name@version, ns/name@alias, ns/name, or a bundle directory",
-        )
-    if sep and not (is_version(selector) or ALIAS_RE.match(selector)):
-        raise NotFoundError(
-            f"{text!r}: {selector!r} is neither a SemVer version nor an alias name",
-            hint="write ns/name@1.2.0 or ns/name@prod",
-        )
-    return Ref(name=name, selector=selector or None)
+    if NAME_RE.match(name) is not None:
+        if sep and not (is_version(selector) or ALIAS_RE.match(selector)):
+            raise NotFoundError(
+                f"{text!r}: {selector!r} is neither a SemVer version nor an alias name",
+                hint="write ns/name@1.2.0 or ns/name@prod"
+                + (f", or ./{text} for the directory" if Path(text).exists() else ""),
+            )
+        return Ref(name=name, selector=selector or None)
+    if Path(text).exists():
+        return Ref(path=Path(text))
+    raise NotFoundError(
+        f"{text!r} is neither an existing path nor a bundle reference",
+        hint="write ns/name@version, ns/name@alias, ns/name, or a bundle directory",
+    )
+
+
+def shadowing_hint(ref: Ref) -> str | None:
+    """When a catalogue reference also names an existing path in the working directory, the
+    hint that says how to mean the path instead (used in not-found messages)."""
+    if ref.name is None or not Path(str(ref)).exists():
+        return None
+    return f"./{ref} is a directory here; write ./{ref} to open it instead of the catalogue entry"
