@@ -145,7 +145,7 @@ def test_directory_globs_and_to(tmp_path: Path) -> None:
 def test_failure_mid_copy_removes_stage(
     model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import hepbundle.bundle as mod
+    import hepbundle.builder as mod
 
     def boom(src: object, dst: object) -> object:
         raise OSError(5, "Input/output error", str(src))

@@ -22,7 +22,7 @@ import hepbundle
 from hepbundle.cli import main
 from hepbundle.errors import ToolError
 from hepbundle.fpga.capture import capture
-from hepbundle.fpga.emulation import load_emulation
+from hepbundle.fpga.emulation import hls4ml_model, load_emulation
 from hepbundle.spec import validate
 
 from .conftest import write_spec
@@ -179,7 +179,7 @@ def test_emulation_from_read_only_bundle(case: Hls4mlCase, packed: Path, tmp_pat
     try:
         b = hepbundle.open(ro, verify="full")
         before = sorted(str(p) for p in ro.rglob("*"))
-        emu = b.hls4ml_model()
+        emu = hls4ml_model(b)
         y = emu.predict(case.x)
         np.testing.assert_array_equal(y, case.y_hls4ml)
         assert sorted(str(p) for p in ro.rglob("*")) == before
@@ -187,7 +187,7 @@ def test_emulation_from_read_only_bundle(case: Hls4mlCase, packed: Path, tmp_pat
         cache = Path(os.environ["XDG_CACHE_HOME"]) / "hepbundle" / "fpga-emulation"
         assert emu.library.is_relative_to(cache)
         built = emu.library.stat().st_mtime_ns
-        again = hepbundle.open(ro).hls4ml_model()
+        again = hls4ml_model(hepbundle.open(ro))
         assert again.library == emu.library and again.library.stat().st_mtime_ns == built
     finally:
         for p in [ro, *ro.rglob("*")]:

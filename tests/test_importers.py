@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 import hepbundle
-from hepbundle.bundle import BuildOptions, build_from_spec
+from hepbundle.builder import BuildOptions, build_from_spec
 from hepbundle.cli import main
 from hepbundle.errors import BuildError, IntegrityError, NotFoundError, SpecError
 from hepbundle.importers import available, get_importer, plan_import

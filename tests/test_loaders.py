@@ -1,9 +1,10 @@
-"""Framework loaders on Bundle: real onnxruntime sessions on verified files, clear errors for
+"""Framework loaders (hepbundle.loaders, the hls4ml emulation in hepbundle.fpga.emulation): real onnxruntime sessions on verified files, clear errors for
 missing extras, tampered models refused before the framework sees them."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 
 import hepbundle
 from hepbundle.errors import IntegrityError, MissingExtraError
+from hepbundle.fpga.emulation import hls4ml_model
+from hepbundle.loaders import keras_model, onnx_session
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tools"))
 from make_examples import tiny_onnx
@@ -30,7 +33,7 @@ def onnx_bundle(tmp_path: Path) -> hepbundle.Bundle:
 
 
 def test_onnx_session_runs_inference(onnx_bundle: hepbundle.Bundle) -> None:
-    sess = hepbundle.open(onnx_bundle.root).onnx_session()
+    sess = onnx_session(hepbundle.open(onnx_bundle.root))
     x = np.random.default_rng(1).normal(size=(4, 16)).astype(np.float32)
     (probs,) = sess.run(None, {"x": x})
     assert probs.shape == (4, 5)
@@ -44,33 +47,33 @@ def test_tampered_model_refused_before_loading(onnx_bundle: hepbundle.Bundle) ->
     data[-5] ^= 0x01
     p.write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match="model/model.onnx"):
-        b.onnx_session()
+        onnx_session(b)
 
 
 @pytest.mark.parametrize(
     ("method", "module", "extra"),
     [
-        ("onnx_session", "onnxruntime", "onnx"),
-        ("keras_model", "tensorflow", "fpga"),
-        ("hls4ml_model", "hls4ml", "fpga"),
+        (onnx_session, "onnxruntime", "onnx"),
+        (keras_model, "tensorflow", "fpga"),
+        (hls4ml_model, "hls4ml", "fpga"),
     ],
 )
 def test_missing_extra_named(
     onnx_bundle: hepbundle.Bundle,
     monkeypatch: pytest.MonkeyPatch,
-    method: str,
+    method: Callable[[hepbundle.Bundle], object],
     module: str,
     extra: str,
 ) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
     with pytest.raises(MissingExtraError, match=rf"pip install 'hepbundle\[{extra}\]'"):
-        getattr(hepbundle.open(onnx_bundle.root), method)()
+        method(hepbundle.open(onnx_bundle.root))
 
 
 @pytest.mark.slow
 def test_no_model_of_that_kind(onnx_bundle: hepbundle.Bundle) -> None:
     with pytest.raises(hepbundle.HepbundleError, match=r"no \.keras/\.h5 model file"):
-        hepbundle.open(onnx_bundle.root).keras_model()
+        keras_model(hepbundle.open(onnx_bundle.root))
 
 
 @pytest.mark.slow
@@ -89,5 +92,5 @@ def test_keras_model_round_trip(tmp_path: Path) -> None:
     b = hepbundle.open(hepbundle.build(d, tmp_path / "b").root)
     x = np.ones((2, 16), dtype=np.float32)
     np.testing.assert_allclose(
-        b.keras_model().predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6
+        keras_model(b).predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6
     )

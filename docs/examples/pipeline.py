@@ -268,10 +268,11 @@ def step_publish(run: Run) -> str:
 
 JOB = """\
 import numpy as np, hepbundle
+from hepbundle.loaders import keras_model
 b = hepbundle.resolve("demo/jet-tagger@prod")          # HEPBUNDLE_PATH + HEPBUNDLE_POLICY
 x = np.load("training/data/jets-eval.npz")
 feats = np.stack([x[f"j_f{i:02d}"] for i in range(16)], axis=1)[:1000]
-pred = b.keras_model().predict(feats, verbose=0).argmax(axis=1)
+pred = keras_model(b).predict(feats, verbose=0).argmax(axis=1)
 print(f"{b.ref} (signed by {b.signature[0].identity[:24]}...) tagged {len(pred)} jets; "
       f"accuracy {float((pred == x['label'][:1000]).mean()):.3f}")
 """

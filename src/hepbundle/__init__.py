@@ -23,9 +23,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
-
-from .bundle import Bundle, build
+from ._base import __version__
+from .bundle import Bundle
 from .errors import (
     BuildError,
     FormatError,
@@ -45,6 +44,7 @@ from .load import open, resolve
 from .manifest import FileEntry, Manifest
 
 if TYPE_CHECKING:
+    from .builder import build
     from .policy import TrustPolicy
     from .repository.publish import publish
     from .signing import sign, verify
@@ -76,9 +76,16 @@ __all__ = [
     "verify",
 ]
 
-# signing and publishing are imported when first used: a job that only opens bundles never loads
-# the signers, and model_signing/sigstore load only inside the functions that sign
-_LAZY = {"sign": "signing", "verify": "signing", "TrustPolicy": "policy", "publish": "repository"}
+# building, signing and publishing are imported when first used: a job that only opens bundles
+# never loads the build's provenance capture or the signers, and model_signing/sigstore load only
+# inside the functions that sign
+_LAZY = {
+    "build": "builder",
+    "sign": "signing",
+    "verify": "signing",
+    "TrustPolicy": "policy",
+    "publish": "repository",
+}
 
 
 def __getattr__(name: str) -> object:

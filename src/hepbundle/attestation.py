@@ -21,12 +21,12 @@ from typing import TYPE_CHECKING, Any, cast
 from google.protobuf import json_format  # type: ignore[import-untyped]
 from in_toto_attestation.v1 import statement_pb2
 
+from ._base import write_atomic
 from ._signers import parse_signature
 from .errors import SignatureError, SigningError
 from .policy import Candidate, SignerInfo, TrustPolicy, policy_from_env
 from .provenance import slsa
 from .provenance.lineage import locate_bundle, read_manifest
-from .repository.layout import write_atomic
 from .signing import PRIMARY_ROLE, Signer
 
 if TYPE_CHECKING:

@@ -1,11 +1,11 @@
-"""Framework loaders: turn a verified bundle file into an onnxruntime session, a Keras model or
-a compiled hls4ml bit-accurate emulation. Each framework is imported only when asked for, with
-an error naming the extra to install when it is missing."""
+"""Framework loaders: turn a verified bundle file into an onnxruntime session or a Keras model
+(the compiled hls4ml emulation lives beside its compiler, :func:`hepbundle.fpga.emulation.hls4ml_model`).
+Each framework is imported only when asked for, with an error naming the extra to install when
+it is missing."""
 
 from __future__ import annotations
 
 import importlib
-import posixpath
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -16,9 +16,7 @@ if TYPE_CHECKING:
     from .bundle import Bundle
     from .manifest import FileEntry
 
-__all__ = ["find_model_file", "hls4ml_model", "keras_model", "onnx_session", "require"]
-
-_HLS4ML_CONFIG = "hls4ml_config.yml"
+__all__ = ["find_model_file", "keras_model", "onnx_session", "require"]
 
 
 def require(module: str, extra: str) -> ModuleType:
@@ -75,38 +73,3 @@ def keras_model(bundle: Bundle, relpath: str | None = None, *, compile: bool = F
     keras = require("keras", "fpga")
     path = bundle.path(find_model_file(bundle, (".keras", ".h5"), relpath))
     return keras.models.load_model(str(path), compile=compile)
-
-
-def hls4ml_project_dir(bundle: Bundle, project: str | None = None) -> str:
-    """Bundle-relative directory of the packed hls4ml project (holding ``hls4ml_config.yml``)."""
-    if project is not None:
-        return project.rstrip("/")
-    dirs = sorted(
-        posixpath.dirname(f.path)
-        for f in bundle.manifest.files
-        if posixpath.basename(f.path) == _HLS4ML_CONFIG
-    )
-    if len(dirs) != 1:
-        what = "no" if not dirs else "several"
-        raise HepbundleError(
-            f"{bundle.ref} has {what} hls4ml project ({_HLS4ML_CONFIG})"
-            + (f": {', '.join(dirs)}" if dirs else "")
-        )
-    return dirs[0]
-
-
-def hls4ml_model(bundle: Bundle, project: str | None = None, **kwargs: Any) -> Any:
-    """The compiled bit-accurate C++ emulation of the bundle's packed hls4ml project.
-
-    Every file of the project is verified first; compilation happens in a build directory outside
-    the bundle (bundles on CVMFS are read-only)."""
-    require("hls4ml", "fpga")
-    prefix = hls4ml_project_dir(bundle, project)
-    files = [
-        f.path for f in bundle.manifest.files if prefix == "" or f.path.startswith(prefix + "/")
-    ]
-    bundle.verify(files).raise_for_problems(bundle.ref)
-    from .fpga.emulation import load_emulation
-
-    kwargs.setdefault("cache_key", f"{bundle.manifest_digest}-{prefix.replace('/', '_')}")
-    return load_emulation(bundle.root / prefix, **kwargs)

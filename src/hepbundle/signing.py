@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from ._base import TIME_FORMAT, utc_timestamp, write_atomic
 from ._signers import Signer, parse_signature, signed_digests
 from ._signers.certificate import X509Signer
 from ._signers.keys import SUPPORTED_CURVES, KeySigner, generate_key
@@ -38,7 +39,6 @@ from ._signers.sigstore import SigstoreSigner
 from .bundle import Bundle
 from .digest import hash_files
 from .errors import PathError, SignatureError, SigningError
-from .filemodes import publish_mode
 from .integrity import IntegrityReport
 from .manifest import MANIFEST_FILENAME
 from .paths import check_relpath, is_reserved
@@ -80,7 +80,6 @@ PRIMARY_ROLE = "primary"
 #: always in the signed ignore list: what a bundle may gain after signing without changing
 _IGNORED = (SIGNATURE_FILENAME, ".cvmfscatalog")
 _PREDICATE_KEY = "hepbundle"
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def signature_name(role: str | None) -> str:
@@ -159,16 +158,10 @@ def _write_signature(
         raise SigningError(f"{target} already exists", hint="use --force to replace the signature")
     others = [p.name for p in signature_files(root).values() if p.name != target.name]
     ignore = sorted({*_IGNORED, target.name, *others})
-    now = dt.datetime.now(dt.UTC).strftime(_TIME_FORMAT)
+    now = utc_timestamp()
     extra = {"signedAt": now, "role": role or PRIMARY_ROLE, "name": name}
     text = signer.sign_payload(_payload(name, digests, ignore, extra))
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        publish_mode(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(target, text.encode("utf-8"))
     log.info("signed %s as %s (%s)", name, role or PRIMARY_ROLE, signer.describe())
     return SignResult(target, role or PRIMARY_ROLE, signer.describe(), now)
 
@@ -226,7 +219,7 @@ def sign_directory(
 def _signed_at(stmt: Mapping[str, Any]) -> dt.datetime:
     extra = (stmt.get("predicate") or {}).get(_PREDICATE_KEY) or {}
     try:
-        return dt.datetime.strptime(str(extra["signedAt"]), _TIME_FORMAT).replace(tzinfo=dt.UTC)
+        return dt.datetime.strptime(str(extra["signedAt"]), TIME_FORMAT).replace(tzinfo=dt.UTC)
     except (KeyError, ValueError):
         # a signature made by plain model_signing records no time: judge it as of now
         return dt.datetime.now(dt.UTC)

@@ -7,7 +7,7 @@ child process (a "job") measures, in this order: lazy open (manifest + signature
 key policy) plus first use of the 1 MiB file; full verification without the node cache; full
 verification that fills the cache; a repeat full verification served by the cache (a fresh
 Bundle object, so the cache file is read again as a new job would). Peak RSS is that child's.
-Then the ONNX loader: `Bundle.onnx_session()` on a cached bundle against a bare
+Then the ONNX loader: `loaders.onnx_session(bundle)` on a cached bundle against a bare
 `onnxruntime.InferenceSession` on the same file. Targets: lazy open ≤ 50 ms, cached repeat ≤ 20 ms,
 peak RSS ≤ 100 MiB, loader overhead ≤ 5 % beyond hashing.
 """
@@ -91,6 +91,7 @@ def onnx_overhead(work: Path, key: Path, pub: Path) -> tuple[float, float, float
 
     import hepbundle
     from hepbundle.cache import VerificationCache
+    from hepbundle.loaders import onnx_session
     from hepbundle.policy import TrustPolicy
     from hepbundle.signing import KeySigner, sign
 
@@ -122,7 +123,7 @@ def onnx_overhead(work: Path, key: Path, pub: Path) -> tuple[float, float, float
     def bundled() -> object:
         b = hepbundle.open(root, policy=policy)
         b.cache = cache
-        return b.onnx_session(**opts)
+        return onnx_session(b, **opts)
 
     def hashed() -> object:
         b = hepbundle.open(root, policy=policy)
@@ -183,7 +184,7 @@ def main() -> int:
         bare, bundled, own, hashing = onnx_overhead(work, key, pub)
         print(
             f"\nONNX 16 MiB model, medians of 30 interleaved: bare InferenceSession {bare * 1e3:.1f} ms, "
-            f"Bundle.onnx_session() (cache warm) {bundled * 1e3:.1f} ms\n"
+            f"loaders.onnx_session() (cache warm) {bundled * 1e3:.1f} ms\n"
             f"  the loader's own work (open + signature + cached file check, best of 30): "
             f"{own * 1e3:.2f} ms = {100 * own / bare:.1f} % of a bare session; hashing the model "
             f"once (first job on a node) {hashing * 1e3:.1f} ms"

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .. import __version__
+from .._base import __version__
 from ._common import HepbundleGroup
 
 __all__ = ["main"]

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .. import bundle as _bundle
+from .. import builder as _builder
 from .. import load as _load
 from .. import repository as _repository
 from ..errors import BuildError
-from ..spec import SPEC_FILENAME
+from ..spec import SPEC_FILENAME, load_spec
 from ._common import emit_json, json_option, progress
 from .render import render_bundle
 from .repo import repo_option
@@ -113,24 +114,27 @@ def build(
     directory, hashes each once, and writes hepbundle.json. A failed build leaves nothing behind.
     Set SOURCE_DATE_EPOCH for a reproducible 'created' time.
     """
-    extra: dict[str, Any] = {}
+    # the command line's sections go through the build's own capture table (builder.CAPTURES)
+    sections: dict[str, Any] = {}
     if fpga_project is not None or toolchain is not None:
         if fpga_project is None or toolchain is None:
             raise BuildError("--fpga-project and --toolchain go together")
-        from ..fpga.capture import capture
-
-        cap = capture(fpga_project, toolchain)
-        extra = {"extra_meta": {"fpga": cap.meta}, "extra_files": cap.files}
+        sections["fpga"] = {"project": str(fpga_project.absolute()), "toolchain": toolchain}
     if profile_from is not None:
-        # a spec's own `profile:` section is captured by the build itself (bundle._capture)
-        from ..data.reference import build_extras  # the data layer is only needed for profiles
-
         features = [f.strip() for f in (profile_features or "").split(",") if f.strip()] or None
-        files, meta = build_extras(profile_from, features, outputs=profile_outputs)
-        extra["extra_files"] = {**extra.get("extra_files", {}), **files}
-        extra["extra_meta"] = {**extra.get("extra_meta", {}), **meta}
+        sections["profile"] = {
+            "from": str(profile_from.absolute()),
+            "features": features,
+            "outputs": str(profile_outputs.absolute()) if profile_outputs else None,
+        }
+    opts = _builder.BuildOptions(
+        out=out, force=force, allow_dirty=allow_dirty, from_mlflow=from_mlflow, sections=sections
+    )
+    loaded = load_spec(spec)  # once: the plan sizes the progress bar and is what gets written
+    if not check:
+        _builder.prepare_output(loaded, opts)
+    work = _builder.plan(loaded, opts)
     if check:
-        work = _bundle.check(spec, allow_dirty=allow_dirty, from_mlflow=from_mlflow, **extra)
         paths = work.paths
         if as_json:
             emit_json(
@@ -147,16 +151,8 @@ def build(
         for p, r, n in paths:
             click.echo(f"  {p:<56} {r:<9} {n:>12,}")
         return
-    with progress(_bundle.source_bytes(spec), "packing") as cb:
-        b = _bundle.build(
-            spec,
-            out,
-            force=force,
-            allow_dirty=allow_dirty,
-            from_mlflow=from_mlflow,
-            progress=cb,
-            **extra,
-        )
+    with progress(work.source_bytes, "packing") as cb:
+        b = _builder.write(work, replace(opts, progress=cb))
     if as_json:
         emit_json(
             {

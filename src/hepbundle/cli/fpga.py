@@ -9,6 +9,7 @@ import click
 
 from .. import load as _load
 from .. import repository as _repository
+from .._base import write_atomic
 from ..errors import VerificationError
 from ..manifest import canonical_json
 from ._common import emit_json, json_option
@@ -48,9 +49,7 @@ def capture(project_dir: Path, toolchain: str, to: str | None, out: Path | None)
     if out is None:
         click.echo(data.decode("utf-8"), nl=False)
         return
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
+    write_atomic(out, data)
     click.echo(f"wrote the fpga section ({len(cap.files)} files, {toolchain}) to {out}", err=True)
 
 
@@ -152,9 +151,7 @@ def compare(
     )
     png = render_png(report)
     if plot is not None:
-        tmp = plot.with_name(f".{plot.name}.tmp")
-        tmp.write_bytes(png)
-        os.replace(tmp, plot)
+        write_atomic(plot, png)
     where = record_report(bundle, report, png, out_dir=out_dir, signer=signer)
     if as_json:
         emit_json({**report.to_json(), "written": where})

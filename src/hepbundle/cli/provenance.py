@@ -10,11 +10,11 @@ from typing import Any
 import click
 
 from .. import attestation as _attestation
+from .._base import write_atomic
 from ..errors import SpecError
 from ..policy import TrustPolicy
 from ..provenance import lineage as _lineage
 from ..provenance import slsa as _slsa
-from ..repository.layout import write_atomic
 from ._common import emit_json, json_option
 from .repo import repo_option
 from .signing import _signer

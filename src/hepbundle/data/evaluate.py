@@ -17,11 +17,13 @@ import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from .._base import write_atomic
 from ..errors import DataError, ToolError
 from . import metrics as _metrics
 from ._npz import iter_npz_chunks, npz_members
@@ -174,7 +176,7 @@ def _runner(
 ) -> tuple[str, str, Callable[[npt.NDArray[np.float32]], Any]]:
     """(runner kind, model file, predict function) for ``runner`` (auto: ONNX if the bundle
     has an ONNX model, else Keras)."""
-    from ..loaders import find_model_file
+    from ..loaders import find_model_file, keras_model, onnx_session
 
     has = {f.path.rsplit(".", 1)[-1].lower() for f in bundle.files()}
     if runner == "auto":
@@ -183,17 +185,19 @@ def _runner(
             raise DataError(f"{bundle.ref} has no ONNX or Keras model to evaluate")
     if runner == "onnx":
         path = find_model_file(bundle, (".onnx",))
-        session = bundle.onnx_session(path)
+        session = onnx_session(bundle, path)
         first = session.get_inputs()[0].name
         if len(session.get_inputs()) != 1:
             raise DataError(f"{bundle.ref}: {path} has several inputs; only one is supported")
         return runner, path, lambda x: session.run(None, {first: x})[0]
     if runner == "keras":
         path = find_model_file(bundle, (".keras", ".h5"))
-        model = bundle.keras_model(path)
+        model = keras_model(bundle, path)
         return runner, path, lambda x: model.predict(x, verbose=0)
     if runner == "hls4ml":
-        model = bundle.hls4ml_model()
+        from ..fpga.emulation import hls4ml_model
+
+        model = hls4ml_model(bundle)
         return runner, "hls4ml emulation", lambda x: model.predict(np.ascontiguousarray(x))
     raise DataError(f"unknown runner {runner!r}; use auto, onnx, keras or hls4ml")
 
@@ -239,12 +243,8 @@ def keep_result(
     payload = result.to_json()
     where: dict[str, str] = {}
     if out is not None:
-        target = os.fspath(out)
-        tmp = f"{target}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(canonical_json(payload))
-        os.replace(tmp, target)
-        where["out"] = target
+        write_atomic(Path(out), canonical_json(payload))
+        where["out"] = os.fspath(out)
     rec = record_for_bundle(bundle, RECORD_KIND, payload, signer=signer)
     if rec is not None:
         where["record"] = str(rec.path)

@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
-from ..bundle import created_timestamp
+from .._base import __version__, created_timestamp, write_atomic
 from ..digest import FileDigest, data_checksums, hash_file
 from ..errors import DataError, SpecError
 from ..manifest import canonical_json
@@ -125,13 +124,7 @@ def write_record(
         },
     }
     validate(record, SCHEMA, filename=str(path))
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(canonical_json(record))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, canonical_json(record))
     return record
 
 

@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import __version__
-from ..bundle import created_timestamp
+from .._base import __version__, created_timestamp
 from ..digest import hash_file
 from ..errors import DataError
 from ..manifest import canonical_json

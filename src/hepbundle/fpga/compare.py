@@ -15,7 +15,6 @@ CI. The report (JSON + PNG) is appended to the bundle's catalogue entry as an ev
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,10 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from .._base import write_atomic
 from ..bundle import Bundle
 from ..digest import hash_file
 from ..errors import ToolError
 from ..manifest import canonical_json
+from .emulation import hls4ml_model
 
 __all__ = [
     "RECORD_KIND",
@@ -176,8 +177,6 @@ def compare_bundle(
 ) -> CompareReport:
     """Run the float model and the emulation of ``bundle`` on ``inputs_npz`` and compare them
     with each other and with ``hardware_npz`` (one array per output)."""
-    from ..loaders import hls4ml_model
-
     emu = hls4ml_model(bundle, build_dir=build_dir) if build_dir else hls4ml_model(bundle)
     in_names = [p.name for p in emu.inputs]
     out_names = [p.name for p in emu.outputs]
@@ -289,9 +288,7 @@ def record_report(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, data in {"report.json": canonical_json(payload), **attachments}.items():
-            tmp = out_dir / f".{name}.tmp"
-            tmp.write_bytes(data)
-            os.replace(tmp, out_dir / name)
+            write_atomic(out_dir / name, data)
         where["dir"] = str(out_dir)
     rec = record_for_bundle(bundle, RECORD_KIND, payload, attachments, signer=signer)
     if rec is not None:

@@ -15,20 +15,28 @@ from __future__ import annotations
 import ctypes
 import fcntl
 import os
+import posixpath
 import re
 import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.ctypeslib as npc
 
-from ..errors import ToolError
+from ..errors import HepbundleError, ToolError
+from ..loaders import require
 from ._files import hls4ml_project_name, tree_digest
 
-__all__ = ["Emulation", "cache_root", "load_emulation"]
+if TYPE_CHECKING:
+    from ..bundle import Bundle
+
+__all__ = ["Emulation", "cache_root", "hls4ml_model", "hls4ml_project_dir", "load_emulation"]
+
+_HLS4ML_CONFIG = "hls4ml_config.yml"
 
 _STAMP = ".hepbundle-emulation-built"
 _PARTIAL = ".hepbundle-emulation-partial"
@@ -238,3 +246,36 @@ def _copy_writable(src: Path, dst: Path) -> None:
     for p in [dst, *dst.rglob("*")]:
         # copies of a read-only (CVMFS) tree are read-only too; the build writes next to them
         p.chmod(p.stat().st_mode | 0o200 | (0o100 if p.is_dir() else 0))
+
+
+def hls4ml_project_dir(bundle: Bundle, project: str | None = None) -> str:
+    """Bundle-relative directory of the packed hls4ml project (holding ``hls4ml_config.yml``)."""
+    if project is not None:
+        return project.rstrip("/")
+    dirs = sorted(
+        posixpath.dirname(f.path)
+        for f in bundle.manifest.files
+        if posixpath.basename(f.path) == _HLS4ML_CONFIG
+    )
+    if len(dirs) != 1:
+        what = "no" if not dirs else "several"
+        raise HepbundleError(
+            f"{bundle.ref} has {what} hls4ml project ({_HLS4ML_CONFIG})"
+            + (f": {', '.join(dirs)}" if dirs else "")
+        )
+    return dirs[0]
+
+
+def hls4ml_model(bundle: Bundle, project: str | None = None, **kwargs: Any) -> Any:
+    """The compiled bit-accurate C++ emulation of the bundle's packed hls4ml project.
+
+    Every file of the project is verified first; compilation happens in a build directory outside
+    the bundle (bundles on CVMFS are read-only)."""
+    require("hls4ml", "fpga")
+    prefix = hls4ml_project_dir(bundle, project)
+    files = [
+        f.path for f in bundle.manifest.files if prefix == "" or f.path.startswith(prefix + "/")
+    ]
+    bundle.verify(files).raise_for_problems(bundle.ref)
+    kwargs.setdefault("cache_key", f"{bundle.manifest_digest}-{prefix.replace('/', '_')}")
+    return load_emulation(bundle.root / prefix, **kwargs)

@@ -140,7 +140,7 @@ def reloadable_project(project_dir: str | os.PathLike[str]) -> ReloadReport:
 
 def reloadable(bundle: Bundle) -> ReloadReport:
     """Verdicts for the hls4ml project packed in ``bundle`` (its files verified first)."""
-    from ..loaders import hls4ml_project_dir
+    from .emulation import hls4ml_project_dir
 
     prefix = hls4ml_project_dir(bundle)
     files = [f.path for f in bundle.manifest.files if f.path.startswith(prefix + "/")]

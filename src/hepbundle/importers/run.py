@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..bundle import BuildOptions, Bundle, build_from_spec
+from ..builder import BuildOptions, build_from_spec
+from ..bundle import Bundle
 from ..digest import FileDigest, hash_file, map_files
 from ..errors import IntegrityError
 from ..manifest import Manifest

@@ -12,7 +12,8 @@ manifest sections filled from the real sources, and generated files to pack:
 ``data``         → ``data``                   typed, checked references (:mod:`.datarefs`)
 ``parents``      → ``parents``                parents pinned by manifest digest (:mod:`.lineage`)
 
-``fpga``, ``profile`` and ``extra`` are copied as written (their layers interpret them).
+``extra`` is copied as written; ``fpga`` and ``profile`` are captured by their own layers
+(the build's table, :data:`hepbundle.builder.CAPTURES`).
 :mod:`.slsa` exports a built bundle's provenance as an in-toto / SLSA v1 statement.
 """
 
@@ -30,7 +31,6 @@ from .datarefs import check_data_refs
 from .lineage import resolve_parents
 
 if TYPE_CHECKING:
-    from ..bundle import BuildOptions
     from ..spec import BundleSpec
 
 __all__ = ["Captured", "capture", "write_training_record"]
@@ -45,8 +45,11 @@ class Captured:
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
 
 
-def capture(spec: BundleSpec, opts: BuildOptions) -> Captured:
-    """Manifest sections derived from the spec's provenance, data, FPGA and profile sections."""
+def capture(
+    spec: BundleSpec, *, allow_dirty: bool = False, from_mlflow: str | None = None
+) -> Captured:
+    """Manifest sections derived from the spec's provenance and data sections (``extra`` copied
+    as written); ``from_mlflow`` fills the training record from that MLflow run."""
     s = spec.sections
     base = spec.base_dir
     prov: dict[str, Any] = {}
@@ -54,7 +57,7 @@ def capture(spec: BundleSpec, opts: BuildOptions) -> Captured:
     files: dict[str, tuple[bytes, str]] = {}
     if "code" in s:
         pin = pin_code(
-            s["code"], base, allow_dirty=opts.allow_dirty, where=lambda *k: spec.where("code", *k)
+            s["code"], base, allow_dirty=allow_dirty, where=lambda *k: spec.where("code", *k)
         )
         prov["code"] = pin.record
         if pin.patch is not None:
@@ -65,9 +68,9 @@ def capture(spec: BundleSpec, opts: BuildOptions) -> Captured:
         )
         prov["environment"] = env
         files[LOCK_PATH] = (lock, "config")
-    if "training" in s or opts.from_mlflow:
+    if "training" in s or from_mlflow:
         record, metrics, hyper = capture_training(
-            s.get("training", {}), base, lambda *k: spec.where("training", *k), opts.from_mlflow
+            s.get("training", {}), base, lambda *k: spec.where("training", *k), from_mlflow
         )
         prov["training"] = record
         # the spec's own metrics/hyperparameters win over what the run recorded
@@ -89,9 +92,8 @@ def capture(spec: BundleSpec, opts: BuildOptions) -> Captured:
             lambda i, k=None: _where(spec, "parents", i, k),
             Path(repo) if repo else None,
         )
-    for key in ("fpga", "profile", "extra"):
-        if key in s:
-            out[key] = s[key]
+    if "extra" in s:
+        out["extra"] = s["extra"]
     return Captured(meta=out, files=files)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .._base import utc_timestamp
 from ..errors import MissingExtraError, SpecError
 from ..manifest import canonical_json
 from ..spec import normalise_metrics, validate
@@ -114,7 +115,7 @@ def _from_mlflow(cfg: Mapping[str, Any], base: Path, where: Where) -> dict[str, 
         out["seeds"] = seeds
     for key, ms in (("start", run.info.start_time), ("end", run.info.end_time)):
         if ms:
-            out[key] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms // 1000))
+            out[key] = utc_timestamp(ms // 1000)
     tags = run.data.tags
     src: dict[str, Any] = {"mlflow": {"run_id": run_id, "tracking_uri": _redact(uri)}}
     if run.info.experiment_id:
@@ -194,8 +195,8 @@ def write_training_record(
     :func:`time.time` values; hardware defaults to this host's)."""
     rec = {
         "mediaType": "application/vnd.hepbundle.training-record.v1+json",
-        "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
-        "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end)),
+        "start": utc_timestamp(start),
+        "end": utc_timestamp(end),
         "hyperparameters": dict(hyperparameters or {}),
         "metrics": list(normalise_metrics(metrics or {})),
         "seeds": dict(seeds or {}),

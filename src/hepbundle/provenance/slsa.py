@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._base import __version__
 from ..errors import FormatError
 from ..manifest import Manifest, canonical_json
 

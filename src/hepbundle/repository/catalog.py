@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._base import utc_timestamp, write_atomic
 from ..errors import FormatError, NotFoundError, SpecError
 from ..manifest import canonical_json
 from .layout import (
@@ -23,8 +24,6 @@ from .layout import (
     bundle_relpath,
     catalog_file,
     is_repository,
-    now_utc,
-    write_atomic,
 )
 from .refs import ALIAS_RE, NAME_RE, is_prerelease, is_version, version_key
 
@@ -81,7 +80,7 @@ class VersionRecord:
             manifest_digest=bundle.manifest_digest,
             path=bundle_relpath(bundle.name, bundle.version),
             created=bundle.manifest.created,
-            published=published or now_utc(),
+            published=published or utc_timestamp(),
             summary=str(meta.get("summary") or ""),
             authors=tuple(_person_name(a) for a in meta.get("authors") or ()),
             framework=str(meta.get("framework") or ""),
@@ -211,7 +210,7 @@ class NameCatalog:
         previous = self.aliases.get(alias)
         if previous == version:
             return self
-        event = AliasEvent(alias, version, previous, time or now_utc())
+        event = AliasEvent(alias, version, previous, time or utc_timestamp())
         return replace(
             self,
             aliases={**self.aliases, alias: version},
@@ -223,7 +222,7 @@ class NameCatalog:
         rec = self.resolve(version)
         if not reason.strip():
             raise SpecError("a yank needs a reason", hint="pass --reason 'why'")
-        yanked = replace(rec, yanked=reason, yanked_time=time or now_utc())
+        yanked = replace(rec, yanked=reason, yanked_time=time or utc_timestamp())
         return self.with_version(yanked)
 
     def to_json(self) -> dict[str, Any]:

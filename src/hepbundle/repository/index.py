@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._base import fsync_dir
 from ..errors import FormatError, RepositoryError
 from ..filemodes import make_dirs, publish_mode
 from ..manifest import MANIFEST_FILENAME
 from ._crash import crash_point
 from .catalog import NameCatalog, list_names, read_name_catalog
-from .layout import INDEX_FILE, fsync_dir
+from .layout import INDEX_FILE
 from .refs import version_key
 
 __all__ = [

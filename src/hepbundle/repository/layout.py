@@ -16,14 +16,12 @@ The normative description is ``bundle-spec/repository.md``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._base import utc_timestamp, write_atomic
 from ..errors import FormatError, HepbundleError, RepositoryError
-from ..filemodes import make_dirs, publish_mode
+from ..filemodes import make_dirs
 from ..manifest import canonical_json
 from .refs import split_name
 
@@ -43,12 +41,9 @@ __all__ = [
     "bundle_relpath",
     "catalog_file",
     "ensure_repository",
-    "fsync_dir",
     "is_repository",
-    "now_utc",
     "read_repository",
     "records_root",
-    "write_atomic",
 ]
 
 BUNDLES_DIR = "bundles"
@@ -59,11 +54,6 @@ STAGING_DIR = ".hepbundle-staging"
 CVMFS_CATALOG_MARKER = ".cvmfscatalog"
 REPOSITORY_MEDIA_TYPE = "application/vnd.hepbundle.repository.v1+json"
 FORMAT_VERSION = 1
-
-
-def now_utc() -> str:
-    """The current UTC time in the catalogue's ``YYYY-MM-DDTHH:MM:SSZ`` form."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def bundle_relpath(name: str, version: str) -> str:
@@ -87,37 +77,6 @@ def records_root(repo_root: Path, name: str) -> Path:
     """``catalog/<ns>/<name>.records``: evaluation records of every version of ``name``."""
     ns, short = split_name(name)
     return Path(repo_root) / CATALOG_DIR / ns / f"{short}.records"
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename or create inside ``path`` durable (POSIX needs the directory synced too)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> None:
-    """Write-new + fsync + rename: readers see the old bytes or the new ones, never a mix.
-
-    The new file is written in ``tmp_dir`` (a publisher's staging area on the same file system)
-    or, by default, as a hidden ``.<name>.tmp-*`` beside ``path``; a crash leaves it there, where
-    no reader looks and the next publisher cleans up.
-    """
-    make_dirs(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=tmp_dir or path.parent)
-    try:
-        publish_mode(tmp, fd=fd)  # mkstemp makes 0600: every user must read what is published
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
 
 
 def is_repository(repo_root: Path) -> bool:
@@ -158,8 +117,8 @@ def ensure_repository(repo_root: Path, *, identity: str | None = None) -> dict[s
         "format": FORMAT_VERSION,
         "name": identity or root.name,
         "serial": 0,
-        "created": now_utc(),
-        "updated": now_utc(),
+        "created": utc_timestamp(),
+        "updated": utc_timestamp(),
     }
     write_atomic(root / REPOSITORY_FILE, canonical_json(doc))
     return doc
@@ -169,7 +128,7 @@ def bump_serial(repo_root: Path, *, tmp_dir: Path | None = None) -> int:
     """Increase the serial by one (the caller holds the repository lock); return the new one."""
     doc = read_repository(repo_root)
     doc["serial"] = int(doc.get("serial", 0)) + 1
-    doc["updated"] = now_utc()
+    doc["updated"] = utc_timestamp()
     write_atomic(Path(repo_root) / REPOSITORY_FILE, canonical_json(doc), tmp_dir=tmp_dir)
     return int(doc["serial"])
 

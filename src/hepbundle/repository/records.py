@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._base import fsync_dir, utc_timestamp
 from ..errors import FormatError, RepositoryError, SpecError
 from ..filemodes import make_dirs, publish_tree
 from ..manifest import canonical_json
 from ..paths import check_collisions, check_relpath, is_reserved
 from .catalog import read_name_catalog
-from .layout import fsync_dir, records_root, repository_of
+from .layout import records_root, repository_of
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
@@ -96,7 +97,7 @@ def append_record(
     if record.version != version:
         raise RepositoryError(f"records attach to a version, not an alias: use {record.version}")
     now = time.time()
-    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    created = utc_timestamp(now)
     doc = {
         "mediaType": RECORD_MEDIA_TYPE,
         "name": name,

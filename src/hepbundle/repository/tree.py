@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .._base import fsync_dir
 from ..bundle import Bundle
 from ..digest import FileDigest, copy_and_hash, map_files, sha256_bytes
 from ..errors import IntegrityError, RepositoryError
@@ -41,7 +42,6 @@ from .layout import (
     STAGING_DIR,
     bump_serial,
     ensure_repository,
-    fsync_dir,
     read_repository,
 )
 

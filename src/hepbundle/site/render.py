@@ -27,7 +27,7 @@ import jinja2
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from .. import __version__
+from .._base import __version__
 from ..errors import HepbundleError, ToolError
 from ..manifest import canonical_json
 from ..paths import resolve_inside

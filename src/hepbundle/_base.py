@@ -1,0 +1,76 @@
+"""The bottom of the package: the version, UTC timestamps and the atomic file write.
+
+Every layer may import this module; it imports nothing of hepbundle but :mod:`.errors` and :mod:`.filemodes`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from .errors import BuildError
+from .filemodes import make_dirs, publish_mode
+
+__all__ = [
+    "TIME_FORMAT",
+    "__version__",
+    "created_timestamp",
+    "fsync_dir",
+    "utc_timestamp",
+    "write_atomic",
+]
+
+__version__ = "0.1.0"
+
+#: the one timestamp form hepbundle writes (manifests, catalogues, records, signatures)
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def utc_timestamp(t: float | None = None) -> str:
+    """``t`` (seconds since the epoch; default now) as ``YYYY-MM-DDTHH:MM:SSZ`` in UTC."""
+    return time.strftime(TIME_FORMAT, time.gmtime(t))
+
+
+def created_timestamp() -> str:
+    """UTC build time, or ``SOURCE_DATE_EPOCH`` when set (reproducible builds)."""
+    sde = os.environ.get("SOURCE_DATE_EPOCH")
+    if sde is None:
+        return utc_timestamp(int(time.time()))
+    try:
+        return utc_timestamp(int(sde))
+    except ValueError:
+        raise BuildError(f"SOURCE_DATE_EPOCH={sde!r} is not an integer") from None
+
+
+def write_atomic(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> None:
+    """Write-new + fsync + rename: readers see the old bytes or the new ones, never a mix.
+
+    The new file is written in ``tmp_dir`` (a publisher's staging area on the same file system)
+    or, by default, as a hidden ``.<name>.tmp-*`` beside ``path``; a crash leaves it there, where
+    no reader looks and the next writer cleans up. The file is world-readable (0644, see
+    :mod:`.filemodes`), and the rename is made durable by syncing the directory.
+    """
+    make_dirs(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=tmp_dir or path.parent)
+    try:
+        publish_mode(tmp, fd=fd)  # mkstemp makes 0600: every user must read what is published
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or create inside ``path`` durable (POSIX needs the directory synced too)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
