@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from .regular import open_regular
+
 __all__ = [
     "ALGORITHM",
     "DataChecksums",
@@ -82,7 +84,7 @@ def hash_file(path: str | os.PathLike[str]) -> FileDigest:
     buf, view = _buffer()
     report = _reporter()
     size = 0
-    with open(path, "rb", buffering=0) as f:
+    with open_regular(path) as f:
         while n := f.readinto(buf):
             h.update(view[:n])
             size += n
@@ -97,7 +99,7 @@ def copy_and_hash(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> F
     buf, view = _buffer()
     report = _reporter()
     size = 0
-    with open(src, "rb", buffering=0) as fin, open(dst, "xb", buffering=0) as fout:
+    with open_regular(src) as fin, open(dst, "xb", buffering=0) as fout:
         while n := fin.readinto(buf):
             h.update(view[:n])
             fout.write(view[:n])
@@ -125,7 +127,7 @@ def data_checksums(path: str | os.PathLike[str], *, md5: bool = False) -> DataCh
     adler = 1
     buf, view = _buffer()
     size = 0
-    with open(path, "rb", buffering=0) as f:
+    with open_regular(path) as f:
         while n := f.readinto(buf):
             h.update(view[:n])
             adler = zlib.adler32(view[:n], adler)

@@ -18,6 +18,7 @@ from .digest import FileDigest, hash_file, map_files
 from .errors import IntegrityError, PathError
 from .manifest import FileEntry, Manifest
 from .paths import Resolver, check_relpath, is_reserved, resolve_inside
+from .regular import describe_mode
 
 __all__ = ["IntegrityReport", "Problem", "check_entry", "check_tree"]
 
@@ -94,6 +95,11 @@ def _precheck(resolve: Resolver, entry: FileEntry) -> Problem | tuple[Path, os.s
         where = "outside the bundle" if resolve.escapes(entry.path) else "inside the bundle"
         return Problem(
             "path", entry.path, f"is a symlink pointing {where}; bundles hold regular files only"
+        )
+    if not stat.S_ISREG(st.st_mode):
+        # a FIFO would block the reader forever, /dev/zero never ends, /dev/null reads as empty
+        return Problem(
+            "path", entry.path, f"is {describe_mode(st.st_mode)}; bundles hold regular files only"
         )
     if st.st_size != entry.size:
         return Problem("modified", entry.path, f"size {st.st_size} != {entry.size}")

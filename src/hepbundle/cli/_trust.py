@@ -16,7 +16,7 @@ from ..errors import SpecError
 if TYPE_CHECKING:
     from ..policy import TrustPolicy
 
-__all__ = ["trust_config_option", "trust_options", "trust_policy"]
+__all__ = ["trust_config_option", "trust_options", "trust_options_with", "trust_policy"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -28,11 +28,21 @@ trust_config_option = click.option(
     help="Sigstore client trust config / trusted root JSON (default: the pinned production "
     "root; no network is used to verify).",
 )
-_OPTIONS = [
-    click.option("--policy", type=_FILE, help="Trust policy YAML (default: $HEPBUNDLE_POLICY)."),
-    click.option(
-        "--key", "keys", multiple=True, type=_FILE, help="Trust this public key (repeatable)."
-    ),
+
+
+def _options(key_flag: str) -> list[Callable[[F], F]]:
+    return [
+        click.option(
+            "--policy", type=_FILE, help="Trust policy YAML (default: $HEPBUNDLE_POLICY)."
+        ),
+        click.option(
+            key_flag, "keys", multiple=True, type=_FILE, help="Trust this public key (repeatable)."
+        ),
+        *_OTHER_OPTIONS,
+    ]
+
+
+_OTHER_OPTIONS = [
     click.option(
         "--ca",
         multiple=True,
@@ -84,12 +94,21 @@ def trust_policy(
 
 def trust_options(fn: F) -> F:
     """Add the trust options to a click command and pass it ``trust=<TrustPolicy | None>``."""
+    return trust_options_with()(fn)
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        given = {name: kwargs.pop(name) for name in _NAMES}
-        return fn(*args, trust=trust_policy(**given), **kwargs)
 
-    for option in reversed(_OPTIONS):
-        wrapper = option(wrapper)
-    return wrapper  # type: ignore[return-value]
+def trust_options_with(*, key_flag: str = "--key") -> Callable[[F], F]:
+    """:func:`trust_options` with the trusted-key flag spelled ``key_flag`` (commands whose
+    ``--key`` is a private key to sign with take ``--trust-key``)."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            given = {name: kwargs.pop(name) for name in _NAMES}
+            return fn(*args, trust=trust_policy(**given), **kwargs)
+
+        for option in reversed(_options(key_flag)):
+            wrapper = option(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

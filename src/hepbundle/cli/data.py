@@ -230,6 +230,12 @@ def _drift_table(report: _drift.DriftReport) -> str:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="EC key to sign the evaluation record with (password from HEPBUNDLE_KEY_PASSWORD).",
 )
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="--runner hls4ml: compile and run the firmware of a bundle whose signatures no trust "
+    "policy checked (only for a bundle you built yourself).",
+)
 @_repos_option
 @json_option
 def eval_(
@@ -242,6 +248,7 @@ def eval_(
     tolerance: float,
     out: Path | None,
     key: Path | None,
+    allow_unsigned: bool,
     repos: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -262,6 +269,7 @@ def eval_(
         inputs=_split(inputs) or None,
         runner=runner,
         tolerance=tolerance,
+        allow_unsigned=allow_unsigned,
     )
     signer = None
     if key is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -13,7 +14,11 @@ from .._base import write_atomic
 from ..errors import VerificationError
 from ..manifest import canonical_json
 from ._common import emit_json, json_option
+from ._trust import trust_options_with
 from .repo import repo_option
+
+if TYPE_CHECKING:
+    from ..policy import TrustPolicy
 
 __all__ = ["COMMANDS"]
 
@@ -107,6 +112,13 @@ def capture(project_dir: Path, toolchain: str, to: str | None, out: Path | None)
     help="Compile the emulation here (default: a cache directory keyed by the bundle).",
 )
 @click.option("--no-float", is_flag=True, help="Skip the float model (emulation vs hardware only).")
+@click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Compile and run the firmware even when no trust policy checked REF's signatures "
+    "(only for a bundle you built yourself).",
+)
+@trust_options_with(key_flag="--trust-key")
 @json_option
 def compare(
     ref: str,
@@ -122,10 +134,16 @@ def compare(
     key: Path | None,
     build_dir: Path | None,
     no_float: bool,
+    allow_unsigned: bool,
+    trust: TrustPolicy | None,
     as_json: bool,
 ) -> None:
     """Compare float model, hls4ml C++ emulation and hardware outputs of REF (a bundle
     directory, or ns/name[@version|@alias] in --repo).
+
+    Compiling the emulation runs code from the bundle, so REF's signatures must be checked by
+    a trust policy (--policy, --trust-key, … or $HEPBUNDLE_POLICY); only the files its manifest
+    lists are compiled, each verified as it is copied.
 
     Exit status 1 when a tolerance is exceeded (a CI gate). The report is appended to the
     bundle's catalogue entry as an evaluation record when REF is a published bundle.
@@ -133,7 +151,7 @@ def compare(
     from ..fpga._plot import render_png
     from ..fpga.compare import Tolerance, compare_bundle, record_report
 
-    bundle = _load.open(_repository.locate(ref, repo).path, verify="lazy")
+    bundle = _load.open(_repository.locate(ref, repo).path, verify="lazy", policy=trust)
     signer = None
     if key is not None:
         from ..repository.records import recordable_repo
@@ -148,6 +166,7 @@ def compare(
         tolerance=Tolerance(tolerance, min_agreement, float_tolerance, min_argmax_agreement),
         build_dir=build_dir,
         float_model=not no_float,
+        allow_unsigned=allow_unsigned,
     )
     png = render_png(report)
     if plot is not None:

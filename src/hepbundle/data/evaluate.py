@@ -108,6 +108,7 @@ def evaluate(
     inputs: Sequence[str] | None = None,
     runner: str = "auto",
     tolerance: float = 0.01,
+    allow_unsigned: bool = False,
 ) -> EvalResult:
     """Run ``bundle``'s model on ``data`` (features ``inputs``, default every numeric array
     but ``labels``), compute ``metric_names`` against array ``labels``, compare with the
@@ -128,7 +129,7 @@ def evaluate(
     missing = [f for f in features if f not in members]
     if missing:
         raise DataError(f"{data} has no input array {missing[0]!r}; arrays: {', '.join(members)}")
-    kind, model_file, predict = _runner(bundle, runner)
+    kind, model_file, predict = _runner(bundle, runner, allow_unsigned)
     scores = run_model(predict, data, features)
     y = np.concatenate(list(iter_npz_chunks(data, labels))) if members[labels].shape[0] else None
     if y is None or len(y) != len(scores):
@@ -172,7 +173,7 @@ def _feature_chunks(
 
 
 def _runner(
-    bundle: Bundle, runner: str
+    bundle: Bundle, runner: str, allow_unsigned: bool = False
 ) -> tuple[str, str, Callable[[npt.NDArray[np.float32]], Any]]:
     """(runner kind, model file, predict function) for ``runner`` (auto: ONNX if the bundle
     has an ONNX model, else Keras)."""
@@ -197,7 +198,7 @@ def _runner(
     if runner == "hls4ml":
         from ..fpga.emulation import hls4ml_model
 
-        model = hls4ml_model(bundle)
+        model = hls4ml_model(bundle, allow_unsigned=allow_unsigned)
         return runner, "hls4ml emulation", lambda x: model.predict(np.ascontiguousarray(x))
     raise DataError(f"unknown runner {runner!r}; use auto, onnx, keras or hls4ml")
 

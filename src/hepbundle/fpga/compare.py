@@ -174,10 +174,11 @@ def compare_bundle(
     tolerance: Tolerance = Tolerance(),
     build_dir: Path | None = None,
     float_model: bool = True,
+    allow_unsigned: bool = False,
 ) -> CompareReport:
     """Run the float model and the emulation of ``bundle`` on ``inputs_npz`` and compare them
     with each other and with ``hardware_npz`` (one array per output)."""
-    emu = hls4ml_model(bundle, build_dir=build_dir) if build_dir else hls4ml_model(bundle)
+    emu = hls4ml_model(bundle, build_dir=build_dir, allow_unsigned=allow_unsigned)
     in_names = [p.name for p in emu.inputs]
     out_names = [p.name for p in emu.outputs]
     xs = load_npz(inputs_npz, in_names, what="inputs")

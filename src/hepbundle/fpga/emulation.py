@@ -6,18 +6,24 @@ exports ``<project>_float``/``<project>_double`` that take flat input arrays and
 arrays, one sample per call. This module needs neither hls4ml nor TensorFlow at run time.
 
 A bundle on CVMFS is read-only, and a verified bundle must stay byte-identical, so the project
-is always copied into a build directory (by default a cache directory keyed by the content
-digest) and compiled there; a finished build is marked with a stamp file and reused.
+is always copied into a build directory and compiled there. Only the files the caller lists (for
+a bundle: the signed manifest's entries) are copied, each verified as it is copied, so nothing
+the manifest does not cover is ever compiled. The default build directory is a private (``0700``,
+owner-checked) cache entry keyed by the content; a finished build records the digest of its
+library, and a cached build is re-verified before it is loaded again.
 """
 
 from __future__ import annotations
 
 import ctypes
 import fcntl
+import json
+import logging
 import os
 import posixpath
 import re
 import shutil
+import stat
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,14 +33,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.ctypeslib as npc
 
-from ..errors import HepbundleError, ToolError
+from ..digest import copy_and_hash, hash_file, sha256_bytes
+from ..errors import HepbundleError, IntegrityError, ToolError, VerificationError
 from ..loaders import require
-from ._files import hls4ml_project_name, tree_digest
+from ..paths import check_relpath
+from ..regular import open_regular
+from ._files import hls4ml_project_name, walk
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
 
-__all__ = ["Emulation", "cache_root", "hls4ml_model", "hls4ml_project_dir", "load_emulation"]
+__all__ = [
+    "Emulation",
+    "SourceFile",
+    "cache_root",
+    "hls4ml_model",
+    "hls4ml_project_dir",
+    "load_emulation",
+]
+
+log = logging.getLogger("hepbundle")
 
 _HLS4ML_CONFIG = "hls4ml_config.yml"
 
@@ -45,6 +63,7 @@ _CONVERT = re.compile(r"convert_data<\s*float\s*,\s*(\w+)\s*,\s*([^>]+?)>\s*\(\s
 _CONVERT_OUT = re.compile(
     r"convert_data<\s*(\w+)\s*,\s*float\s*,\s*([^>]+?)>\s*\(\s*\w+\s*,\s*(\w+)\s*\)"
 )
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _TYPEDEF = re.compile(r"typedef\s+(.+?)\s+(\w+);")
 
 
@@ -122,42 +141,224 @@ class Emulation:
         return np.ascontiguousarray(a.reshape(-1, port.size))
 
 
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of the project to compile: its path relative to the project and the size and
+    SHA-256 it must have (a bundle's manifest entry)."""
+
+    path: str
+    size: int
+    sha256: str
+
+
 def load_emulation(
-    project_dir: Path, *, build_dir: Path | None = None, cache_key: str | None = None
+    project_dir: Path,
+    *,
+    files: Sequence[SourceFile] | None = None,
+    build_dir: Path | None = None,
 ) -> Emulation:
     """Compile (once) and load the bit-accurate emulation of the hls4ml project ``project_dir``.
 
-    ``project_dir`` is never written. The build happens in ``build_dir``, or in
-    ``cache_root()/fpga-emulation/<key>`` where ``key`` is ``cache_key`` (callers pass the
-    bundle's manifest digest) or the digest of the project tree. Needs ``g++`` and ``bash``.
+    ``project_dir`` is never written. Exactly ``files`` (for a bundle: the manifest's files of the
+    project) are copied into a private build directory, each hashed as it is copied and refused
+    when it differs from its entry, and compiled there: a file lying next to them that they do not
+    list (an added ``firmware/ap_fixed.h``…) is never seen by the compiler. Without ``files``
+    (a project directory you wrote yourself) every project file is taken as it is.
+
+    The build happens in ``build_dir`` or in ``cache_root()/fpga-emulation/<key>``, ``key`` being
+    the SHA-256 over the project name and every copied file's path and digest. The cache and the
+    build directory must be owned by the user and not writable by anyone else; a cached build is
+    used only after every source file and the library itself hash to what was recorded when it
+    was built (else it is rebuilt). Needs ``g++`` and ``bash``.
     """
     project_dir = Path(project_dir)
     name = hls4ml_project_name(project_dir)
-    bridge = project_dir / f"{name}_bridge.cpp"
-    if not bridge.is_file():
+    if not _IDENTIFIER.fullmatch(name):
+        raise ToolError(f"{project_dir}: ProjectName {name[:80]!r} is not a C identifier")
+    sources = list(files) if files is not None else _tree_sources(project_dir)
+    for f in sources:
+        check_relpath(f.path)
+    if f"{name}_bridge.cpp" not in {f.path for f in sources}:
         raise ToolError(
-            f"{project_dir} has no {bridge.name}: not a written hls4ml project",
+            f"{project_dir} has no {name}_bridge.cpp: not a written hls4ml project",
             hint="write the project with hls4ml (hls_model.write()) before packing it",
         )
-    defines = project_dir / "firmware" / "defines.h"
-    typedefs = (
-        _typedefs(defines.read_text(encoding="utf-8", errors="replace"))
-        if defines.is_file()
-        else {}
-    )
-    inputs, outputs = _ports(bridge.read_text(encoding="utf-8", errors="replace"), name, typedefs)
-    key = cache_key or tree_digest(project_dir)
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", key)[:128]
-    build_dir = Path(build_dir) if build_dir else cache_root() / "fpga-emulation" / safe
-    if _stamp(build_dir) != key:
-        _compile(project_dir, build_dir, key)
-    if not (build_dir / "firmware" / "weights").is_dir():
-        # the library would exit() the process when it cannot read its weights
-        raise ToolError(f"{build_dir} lost firmware/weights; delete it to rebuild the emulation")
-    libs = sorted((build_dir / "firmware").glob(f"{name}*.so"))
-    if not libs:
-        raise ToolError(f"compiling {project_dir} produced no firmware/{name}-*.so")
-    return Emulation(libs[-1], name, inputs, outputs)
+    key = _content_key(name, sources)
+    if build_dir is None:
+        build_dir = _private_dir(cache_root() / "fpga-emulation") / key
+    else:
+        build_dir = Path(build_dir).absolute()
+        build_dir.parent.mkdir(parents=True, exist_ok=True)
+        _check_not_shared(build_dir.parent)
+    library = _reuse(build_dir, key, sources)
+    if library is None:
+        library = _compile(project_dir, build_dir, key, sources)
+    defines = build_dir / "firmware" / "defines.h"
+    typedefs = _typedefs(_read_text(defines)) if defines.is_file() else {}
+    inputs, outputs = _ports(_read_text(build_dir / f"{name}_bridge.cpp"), name, typedefs)
+    return Emulation(library, name, inputs, outputs)
+
+
+def _read_text(path: Path) -> str:
+    with open_regular(path) as f:
+        return f.read().decode("utf-8", errors="replace")
+
+
+def _tree_sources(project_dir: Path) -> list[SourceFile]:
+    out = []
+    for p, rel in walk(project_dir):
+        d = hash_file(p)
+        out.append(SourceFile(rel, d.size, d.sha256))
+    return out
+
+
+def _content_key(name: str, sources: Sequence[SourceFile]) -> str:
+    lines = [f"hls4ml-emulation-v2\0{name}\n"]
+    lines += [f"{f.path}\0{f.size}\0{f.sha256}\n" for f in sorted(sources, key=lambda f: f.path)]
+    return sha256_bytes("".join(lines).encode())
+
+
+def _private_dir(path: Path) -> Path:
+    """``path``, created ``0700`` if absent, after checking it is ours and private."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise ToolError(f"emulation cache {path} is not a directory")
+    if st.st_uid != os.getuid():
+        raise ToolError(
+            f"emulation cache {path} belongs to uid {st.st_uid}, not to you: refusing to run "
+            "libraries another user could have built",
+            hint="set HEPBUNDLE_CACHE to a directory of your own",
+        )
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)  # ours: make it private before trusting anything in it
+    _check_not_shared(path.parent)
+    return path
+
+
+def _check_not_shared(path: Path) -> None:
+    """Refuse a directory in which other users could replace entries (writable by group or
+    others without the sticky bit): the build directory placed in it could be swapped."""
+    st = path.stat()
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        raise ToolError(
+            f"{path} is writable by other users: an emulation built there could be replaced",
+            hint="use a private directory (chmod go-w, or another --build-dir / HEPBUNDLE_CACHE)",
+        )
+
+
+def _owned_private(path: Path) -> bool:
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def _reuse(build_dir: Path, key: str, sources: Sequence[SourceFile]) -> Path | None:
+    """The library of a complete build of ``key`` in ``build_dir`` whose every source file and
+    library still hash to what was recorded; None (rebuild) otherwise."""
+    stamp = _stamp(build_dir)
+    if stamp is None or stamp.get("key") != key or not _owned_private(build_dir):
+        return None
+    lib_name = str(stamp.get("library", ""))
+    if not lib_name.endswith(".so") or "/" in lib_name or lib_name.startswith("."):
+        return None
+    library = build_dir / "firmware" / lib_name
+    expected = [(f.path, f.sha256) for f in sources] + [
+        (f"firmware/{lib_name}", str(stamp.get("librarySha256")))
+    ]
+    for rel, sha in expected:
+        try:
+            if hash_file(build_dir / rel).sha256 != sha:
+                raise OSError(f"{rel} changed")
+        except OSError as e:
+            log.warning("emulation cache %s no longer matches (%s): rebuilding", build_dir, e)
+            return None
+    return library
+
+
+def _stamp(build_dir: Path) -> dict[str, object] | None:
+    """The record of the complete build in ``build_dir``, if there is one."""
+    try:
+        with open_regular(build_dir / _STAMP, follow_symlinks=False) as f:
+            data = json.loads(f.read(1 << 20))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _compile(project_dir: Path, build_dir: Path, key: str, sources: Sequence[SourceFile]) -> Path:
+    for tool in ("g++", "bash"):
+        if shutil.which(tool) is None:
+            raise ToolError(
+                f"{tool} is not on PATH: cannot compile the hls4ml emulation",
+                hint="install a C++ compiler (e.g. apt-get install g++)",
+            )
+    if "build_lib.sh" not in {f.path for f in sources}:
+        raise ToolError(f"{project_dir} has no build_lib.sh; cannot compile the emulation")
+    # The library reads its weights at run time from the absolute directory it was compiled
+    # in (WEIGHTS_DIR), so it must be built at its final place; a lock file serialises
+    # concurrent jobs, and the stamp, written last, marks a complete build.
+    lock_path = build_dir.parent / f".{build_dir.name}.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        library = _reuse(build_dir, key, sources)
+        if library is not None:
+            return library  # another job built it while we waited
+        if build_dir.is_symlink():
+            build_dir.unlink()
+        elif build_dir.exists():
+            ours = (build_dir / _PARTIAL).is_file() or _stamp(build_dir) is not None
+            if any(build_dir.iterdir()) and not ours:
+                raise ToolError(
+                    f"build directory {build_dir} is not empty",
+                    hint="give a new or empty --build-dir",
+                )
+            shutil.rmtree(build_dir)
+        build_dir.mkdir(mode=0o700)
+        (build_dir / _PARTIAL).touch()
+        _copy_verified(project_dir, build_dir, sources)
+        proc = subprocess.run(
+            ["bash", "build_lib.sh"], cwd=build_dir, capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            raise ToolError(
+                f"g++ failed to compile the emulation of {project_dir}: {' | '.join(tail)}"[:2000]
+            )
+        name = hls4ml_project_name(build_dir)
+        libs = sorted((build_dir / "firmware").glob(f"{name}*.so"))
+        if not libs:
+            raise ToolError(f"compiling {project_dir} produced no firmware/{name}-*.so")
+        record = {
+            "key": key,
+            "library": libs[-1].name,
+            "librarySha256": hash_file(libs[-1]).sha256,
+        }
+        (build_dir / _PARTIAL).unlink()
+        (build_dir / _STAMP).write_text(json.dumps(record) + "\n", encoding="utf-8")
+        return libs[-1]
+
+
+def _copy_verified(src: Path, dst: Path, sources: Sequence[SourceFile]) -> None:
+    """Copy exactly ``sources`` from ``src`` to ``dst``, refusing any file whose bytes as copied
+    differ from its entry (the copy, not the original, is what gets compiled)."""
+    for f in sources:
+        target = dst / f.path
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            got = copy_and_hash(src / f.path, target)
+        except OSError as e:
+            raise IntegrityError(f"cannot copy {f.path} of {src}: {e.strerror or e}") from None
+        if (got.size, got.sha256) != (f.size, f.sha256):
+            raise IntegrityError(
+                f"{src}: {f.path} does not match its manifest entry; not compiling it",
+                hint="verify the bundle (hepbundle verify) and use an intact copy",
+            )
+        # copies of a read-only (CVMFS) tree are read-only too; the build writes next to them
+        target.chmod(0o700 if f.path.endswith(".sh") else 0o600)
 
 
 def _typedefs(text: str) -> dict[str, str]:
@@ -193,61 +394,6 @@ def _size(expr: str, name: str) -> int:
         raise ToolError(f"{name}_bridge.cpp: unsupported port size expression {expr!r}") from None
 
 
-def _stamp(build_dir: Path) -> str | None:
-    """The key of the complete build in ``build_dir``, if there is one."""
-    try:
-        return (build_dir / _STAMP).read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-
-
-def _compile(project_dir: Path, build_dir: Path, key: str) -> None:
-    for tool in ("g++", "bash"):
-        if shutil.which(tool) is None:
-            raise ToolError(
-                f"{tool} is not on PATH: cannot compile the hls4ml emulation",
-                hint="install a C++ compiler (e.g. apt-get install g++)",
-            )
-    if not (project_dir / "build_lib.sh").is_file():
-        raise ToolError(f"{project_dir} has no build_lib.sh; cannot compile the emulation")
-    build_dir.parent.mkdir(parents=True, exist_ok=True)
-    # The library reads its weights at run time from the absolute directory it was compiled
-    # in (WEIGHTS_DIR), so it must be built at its final place; a lock file serialises
-    # concurrent jobs, and the stamp, written last, marks a complete build.
-    with open(build_dir.parent / f".{build_dir.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _stamp(build_dir) == key:
-            return  # another job built it while we waited
-        if build_dir.exists():
-            ours = (build_dir / _PARTIAL).is_file() or _stamp(build_dir) is not None
-            if any(build_dir.iterdir()) and not ours:
-                raise ToolError(
-                    f"build directory {build_dir} is not empty",
-                    hint="give a new or empty --build-dir",
-                )
-            shutil.rmtree(build_dir)
-        build_dir.mkdir()
-        (build_dir / _PARTIAL).touch()
-        _copy_writable(project_dir, build_dir)
-        proc = subprocess.run(
-            ["bash", "build_lib.sh"], cwd=build_dir, capture_output=True, text=True, check=False
-        )
-        if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-            raise ToolError(
-                f"g++ failed to compile the emulation of {project_dir}: {' | '.join(tail)}"
-            )
-        (build_dir / _PARTIAL).unlink()
-        (build_dir / _STAMP).write_text(f"{key}\n", encoding="utf-8")
-
-
-def _copy_writable(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.so", "*.o"), dirs_exist_ok=True)
-    for p in [dst, *dst.rglob("*")]:
-        # copies of a read-only (CVMFS) tree are read-only too; the build writes next to them
-        p.chmod(p.stat().st_mode | 0o200 | (0o100 if p.is_dir() else 0))
-
-
 def hls4ml_project_dir(bundle: Bundle, project: str | None = None) -> str:
     """Bundle-relative directory of the packed hls4ml project (holding ``hls4ml_config.yml``)."""
     if project is not None:
@@ -266,16 +412,30 @@ def hls4ml_project_dir(bundle: Bundle, project: str | None = None) -> str:
     return dirs[0]
 
 
-def hls4ml_model(bundle: Bundle, project: str | None = None, **kwargs: Any) -> Any:
+def hls4ml_model(
+    bundle: Bundle, project: str | None = None, *, allow_unsigned: bool = False, **kwargs: Any
+) -> Any:
     """The compiled bit-accurate C++ emulation of the bundle's packed hls4ml project.
 
-    Every file of the project is verified first; compilation happens in a build directory outside
-    the bundle (bundles on CVMFS are read-only)."""
+    Compiling runs the project's ``build_lib.sh`` and loads the C++ it builds into this process:
+    code from the bundle. So the bundle's signatures must have been checked under a trust policy
+    (``hepbundle.open(path, policy=…)`` or ``HEPBUNDLE_POLICY``) unless ``allow_unsigned`` (a
+    bundle you built yourself). Exactly the manifest's files of the project are copied, each
+    verified as it is copied, into a private build directory outside the bundle (bundles on
+    CVMFS are read-only) and compiled there; files the manifest does not list are never used."""
     require("hls4ml", "fpga")
+    if bundle.signature is None and not allow_unsigned:
+        raise VerificationError(
+            f"{bundle.ref}: its signatures were not checked, so its firmware code is not "
+            "compiled or run",
+            hint="give a trust policy (--policy, --trust-key or HEPBUNDLE_POLICY), or "
+            "--allow-unsigned for a bundle you built yourself",
+        )
     prefix = hls4ml_project_dir(bundle, project)
+    strip = len(prefix) + 1 if prefix else 0
     files = [
-        f.path for f in bundle.manifest.files if prefix == "" or f.path.startswith(prefix + "/")
+        SourceFile(f.path[strip:], f.size, f.sha256)
+        for f in bundle.manifest.files
+        if prefix == "" or f.path.startswith(prefix + "/")
     ]
-    bundle.verify(files).raise_for_problems(bundle.ref)
-    kwargs.setdefault("cache_key", f"{bundle.manifest_digest}-{prefix.replace('/', '_')}")
-    return load_emulation(bundle.root / prefix, **kwargs)
+    return load_emulation(bundle.root / prefix, files=files, **kwargs)
