@@ -118,6 +118,11 @@ def plan(spec: BundleSpec, opts: BuildOptions) -> BuildPlan:
     unknown = sorted(set(opts.legacy_paths) - {p.dest for p in planned})
     if unknown:
         raise BuildError(f"legacy path given for {unknown[0]!r}, which the spec does not pack")
+    for dest, legacy in opts.legacy_paths.items():
+        try:
+            check_relpath(legacy)
+        except PathError as e:
+            raise BuildError(f"legacy path of {dest!r}: {e}") from None
     captured = capture(spec, opts)
     generated = {**captured.files, **opts.extra_files}
     clash = sorted(set(generated) & {p.dest for p in planned})

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .digest import sha256_bytes
-from .errors import FormatError, SpecError
+from .errors import FormatError, PathError, SpecError
 from .paths import check_collisions, check_relpath, is_reserved
 
 __all__ = [
@@ -221,8 +221,13 @@ def _check_files(files: Any, source: str) -> None:
             raise FormatError(f"{where}.sha256: must be 64 lowercase hex digits")
         if f["role"] not in roles:
             raise FormatError(f"{where}.role: {f['role']!r} is not a known role")
-        if "legacyPath" in f and not isinstance(f["legacyPath"], str):
-            raise FormatError(f"{where}.legacyPath: must be a string")
+        if "legacyPath" in f:
+            if not isinstance(f["legacyPath"], str):
+                raise FormatError(f"{where}.legacyPath: must be a string")
+            try:
+                check_relpath(f["legacyPath"])
+            except PathError as e:
+                raise FormatError(f"{where}.legacyPath: {e}") from None
 
 
 #: media type → reader; a new format version adds a reader here and keeps the old ones

@@ -46,10 +46,10 @@ class GroupDataImporter:
 
     def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
         root = Path(source).resolve()
-        files = scan_tree(root)
+        files, refused = scan_tree(root)
         bundles, claimed = explicit_bundles(root, files, mapping)
         groups: dict[tuple[bool, str, str], list[SourceFile]] = defaultdict(list)
-        skipped: list[Skipped] = []
+        skipped: list[Skipped] = list(refused)
         for f in files:
             if f.legacy in claimed:
                 continue

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import SpecError
+from ..regular import describe_mode
 from ..repository.refs import NAME_RE, is_version
 from ..spec import BundleSpec, FileRule, normalise_metrics, normalise_person
 from ._mapping import ImportMap, glob_match
@@ -157,19 +159,50 @@ class Importer(Protocol):
         ...
 
 
-def scan_tree(root: Path) -> list[SourceFile]:
-    """Every regular file under ``root`` (symlinked files are read through), sorted."""
+def scan_tree(root: Path) -> tuple[list[SourceFile], list[Skipped]]:
+    """Every regular file under ``root``, sorted, and what was refused: a symlink whose target
+    leaves the store (it would copy, say, ``/etc/passwd`` into a signed bundle) or dangles, and
+    anything that is not a regular file (FIFO, device, socket). A symlink to a file inside the
+    store is read through; symlinked directories are not followed."""
     if not root.is_dir():
         raise SpecError(f"import source {root} is not a directory")
+    real_root = os.path.realpath(root)
     out: list[SourceFile] = []
+    refused: list[Skipped] = []
     for dirpath, dirnames, names in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".git"))
         rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
+        prefix = "" if rel == "." else f"{rel}/"
+
+        def legacy(n: str, prefix: str = prefix) -> str:
+            return prefix + n
+
+        for d in dirnames:
+            if os.path.islink(os.path.join(dirpath, d)):
+                refused.append(Skipped(legacy(d), "refused: symlinked directory (not followed)"))
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not d.startswith(".git") and not os.path.islink(os.path.join(dirpath, d))
+        )
         for n in names:
             full = os.path.join(dirpath, n)
-            if os.path.isfile(full):  # also drops dangling symlinks, sockets, fifos
-                out.append(SourceFile(n if rel == "." else f"{rel}/{n}", os.stat(full).st_size))
-    return sorted(out, key=lambda f: f.legacy)
+            if os.path.islink(full):
+                target = os.path.realpath(full)
+                if not target.startswith(real_root + os.sep):
+                    refused.append(
+                        Skipped(legacy(n), f"refused: symlink leaving the store (to {target})")
+                    )
+                    continue
+            try:
+                st = os.stat(full)
+            except OSError:
+                refused.append(Skipped(legacy(n), "refused: dangling symlink"))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                refused.append(Skipped(legacy(n), f"refused: {describe_mode(st.st_mode)}"))
+                continue
+            out.append(SourceFile(legacy(n), st.st_size))
+    return sorted(out, key=lambda f: f.legacy), sorted(refused, key=lambda s: s.what)
 
 
 def pick(

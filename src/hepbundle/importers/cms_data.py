@@ -77,6 +77,14 @@ def _package(repo: Path) -> tuple[str, str, str]:
     return f"{sub}/{pkg}", key, remote
 
 
+def _files_only(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """Regular files and directories only: symlinks and hard links under ``data/`` are left out
+    (the plan lists them as skipped), so none can point the extraction outside ``dest``."""
+    if not (member.isfile() or member.isdir()):
+        return None
+    return tarfile.data_filter(member, dest)
+
+
 def _materializer(repo: Path, commit: str) -> Any:
     def materialize(into: Path) -> Path:
         """Write ``data/`` of ``commit`` under ``into`` straight from git objects."""
@@ -91,8 +99,12 @@ def _materializer(repo: Path, commit: str) -> Any:
             stderr=subprocess.DEVNULL,
         ) as p:
             assert p.stdout is not None
-            with tarfile.open(fileobj=p.stdout, mode="r|") as tar:
-                tar.extractall(into, filter="data")
+            try:
+                with tarfile.open(fileobj=p.stdout, mode="r|") as tar:
+                    tar.extractall(into, filter=_files_only)
+            except (tarfile.TarError, OSError) as e:
+                p.kill()
+                raise BuildError(f"cannot unpack data/ of {commit} in {repo}: {e}") from None
         if p.returncode != 0:
             raise BuildError(f"git archive {commit} failed in {repo}")
         return into

@@ -103,9 +103,9 @@ class DirImporter:
                 "the dir importer needs a mapping file with 'bundles:'",
                 hint="pass --map MAP.yaml (see docs/migration.md)",
             )
-        files = scan_tree(root)
+        files, refused = scan_tree(root)
         bundles, claimed = explicit_bundles(root, files, mapping)
-        skipped = tuple(
+        skipped = tuple(refused) + tuple(
             Skipped(
                 f.legacy,
                 "skip: in the mapping" if mapping.skipped(f.legacy) else "matched by no bundle",
