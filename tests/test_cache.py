@@ -120,3 +120,27 @@ def test_xattrs_ignored_off_cvmfs(tmp_path: Path) -> None:
     except OSError:
         pytest.skip("this file system has no user xattrs")
     assert _cvmfs_key(str(p)) is None
+
+
+def test_mountinfo_recognises_a_stratum0() -> None:
+    """CVMFS notes: on a Stratum-0 /cvmfs/R is an overlay over /var/spool/cvmfs/R/rdonly, a FUSE
+    mount whose source is the repository name. Trusted only while the overlay is read-only (no
+    transaction: inside one, changed files sit in a plain writable upper directory)."""
+    fuse = (
+        "101 27 0:52 / /var/spool/cvmfs/hepbundle.test/rdonly ro,nosuid,nodev,relatime "
+        "shared:60 - fuse hepbundle.test ro,user_id=0,group_id=0,allow_other\n"
+    )
+    overlay = (
+        "102 27 0:53 / /cvmfs/hepbundle.test {mode},relatime shared:61 - overlay "
+        "overlay_hepbundle.test {mode},lowerdir=/var/spool/cvmfs/hepbundle.test/rdonly,"
+        "upperdir=/var/spool/cvmfs/hepbundle.test/scratch/current,"
+        "workdir=/var/spool/cvmfs/hepbundle.test/ofs_workdir\n"
+    )
+    published = parse_mountinfo(fuse + overlay.format(mode="ro"))
+    assert published == ("/var/spool/cvmfs/hepbundle.test/rdonly", "/cvmfs/hepbundle.test")
+    in_transaction = parse_mountinfo(fuse + overlay.format(mode="rw"))
+    assert in_transaction == ("/var/spool/cvmfs/hepbundle.test/rdonly",)
+    # a FUSE file system named like a repository elsewhere, or an overlay over anything else: no
+    assert parse_mountinfo(fuse.replace("/var/spool/cvmfs/hepbundle.test/rdonly", "/mnt/x")) == ()
+    other = overlay.format(mode="ro").replace("lowerdir=/var/spool", "lowerdir=/srv")
+    assert parse_mountinfo(fuse + other) == ("/var/spool/cvmfs/hepbundle.test/rdonly",)

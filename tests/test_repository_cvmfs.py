@@ -3,11 +3,18 @@ tarball backend's ingestible layout. No real CVMFS server runs here: see docs/re
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import os
+import re
 import shutil
 import sqlite3
+import subprocess
 import sys
 import tarfile
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +23,8 @@ import hepbundle
 from hepbundle.errors import RepositoryError
 from hepbundle.policy import TrustPolicy
 from hepbundle.repository import publish, read_name_catalog, read_repository, set_alias, yank
+from hepbundle.repository._publishers.cvmfs import error_lines, safe_message
+from hepbundle.repository.catalog import list_names
 
 from .repo_fixtures import check_invariants, make_bundle
 
@@ -23,43 +32,77 @@ REPO = "ml.cern.ch"
 
 
 class Standin:
-    """The installed stand-in: where its mount root is, and what it was asked."""
+    """The installed stand-in (tests/cvmfs_standin.py): one publisher machine's /cvmfs root, the
+    repository state, and what it was asked."""
 
-    def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, tmp: Path, monkeypatch: pytest.MonkeyPatch, repo: str = REPO) -> None:
         bindir = tmp / "bin"
-        bindir.mkdir()
-        exe = bindir / "cvmfs_server"
+        bindir.mkdir(exist_ok=True)
+        self.exe = bindir / "cvmfs_server"
         source = (Path(__file__).parent / "cvmfs_standin.py").read_text()
-        exe.write_text(f"#!{sys.executable}\n{source}")
-        exe.chmod(0o755)
+        self.exe.write_text(f"#!{sys.executable}\n{source}")
+        self.exe.chmod(0o755)
         self.state = tmp / "standin-state"
         self.mount = tmp / "cvmfs"
-        (self.mount / REPO).mkdir(parents=True)
-        monkeypatch.setenv("PATH", f"{bindir}:{__import__('os').environ['PATH']}")
+        self.repo = repo
+        monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
         monkeypatch.setenv("STANDIN_STATE", str(self.state))
         monkeypatch.setenv("HEPBUNDLE_CVMFS_ROOT", str(self.mount))
         monkeypatch.setenv("HEPBUNDLE_LOCK_DIR", str(tmp / "locks"))
         self.monkeypatch = monkeypatch
+        try:
+            self.run("mkfs", repo)
+        except BaseException:
+            self.close()
+            raise
+
+    def run(self, *argv: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+        """Call the stand-in directly (as an operator would), outside hepbundle."""
+        proc = subprocess.run(
+            [str(self.exe), *argv],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "STANDIN_DIRECT": "1", **env},
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"cvmfs_server {' '.join(argv)}: {proc.stderr}")
+        return proc
+
+    def close(self) -> None:
+        self.run("rmfs", self.repo, check=False)
 
     @property
     def root(self) -> Path:
-        return self.mount / REPO
+        return self.mount / self.repo
 
-    def calls(self) -> list[dict[str, object]]:
+    @property
+    def mode(self) -> str:
+        """How the tree is read-only outside transactions: ``mount`` (EROFS), ``chmod``, ``none``."""
+        files = list((self.state / "repos" / self.repo / "publishers").glob("*.json"))
+        return str(json.loads(files[0].read_text())["readonly"]) if files else "none"
+
+    def calls(self, everything: bool = False) -> list[dict[str, object]]:
         log = self.state / "calls.jsonl"
-        return [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+        out = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
+        return out if everything else [c for c in out if not c.get("direct")]
 
     def commands(self) -> list[str]:
         return [" ".join(c["argv"][:1]) for c in self.calls()]  # type: ignore[index]
 
+    def in_transaction(self) -> bool:
+        return "in transaction" in self.run("list").stdout
+
     def assert_clean(self) -> None:
         assert not any(c.get("violation") for c in self.calls()), self.calls()
-        assert not (self.state / f"{REPO}.open").exists(), "a transaction was left open"
+        assert not self.in_transaction(), "a transaction was left open"
 
 
 @pytest.fixture
-def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Standin:
-    return Standin(tmp_path, monkeypatch)
+def standin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Standin]:
+    s = Standin(tmp_path, monkeypatch)
+    yield s
+    s.close()
 
 
 @pytest.fixture
@@ -85,7 +128,13 @@ def test_publish_protocol_and_published_tree(
         ["transaction", REPO],
         ["publish", "-a", "atlas.tauid-1.0.0", "-m", calls[1]["argv"][4], REPO],  # type: ignore[index]
     ]
-    assert f"atlas/tauid@1.0.0 (manifest sha256:{b.manifest_digest})" in calls[1]["argv"][4]  # type: ignore[index]
+    message = f"hepbundle publish atlas/tauid@1.0.0 manifest sha256:{b.manifest_digest}"
+    assert calls[1]["argv"][4] == message  # type: ignore[index]
+    # [tags]: the whole message is the tag's description (the sync only sees its first word)
+    table = standin.run("tag", "-l", REPO).stdout
+    assert "atlas.tauid-1.0.0" in table and message in table
+    sync = standin.state.joinpath("repos", REPO, "sync-argv").read_text().splitlines()
+    assert sync[sync.index("-J") + 1 :] == message.split()  # -J gets "hepbundle", the rest trail
     standin.assert_clean()
     # what was published is a complete repository with no staging or lock files in it
     assert not (standin.root / ".hepbundle-staging").exists()
@@ -140,10 +189,17 @@ def test_any_failure_aborts_and_the_tree_stays_as_published(
 
 
 @pytest.mark.cvmfs
-def test_standin_catches_a_write_outside_a_transaction(
+def test_the_tree_is_read_only_outside_a_transaction(
     standin: Standin, tmp_path: Path, ec_key: tuple[Path, Path], policy: TrustPolicy
 ) -> None:
+    """[EROFS]: outside a transaction a write under /cvmfs/R fails; where the stand-in cannot
+    mount (no privilege) its snapshot check catches a write that got through."""
     publish(_signed(tmp_path, ec_key[0], "1.0.0").root, REPO, backend="cvmfs", policy=policy)
+    if standin.mode == "mount":
+        with pytest.raises(OSError) as e:
+            (standin.root / "stray.txt").write_text("written with no transaction open")
+        assert e.value.errno == errno.EROFS
+        return
     (standin.root / "stray.txt").write_text("written with no transaction open")
     with pytest.raises(RepositoryError, match="written outside a transaction"):
         publish(_signed(tmp_path, ec_key[0], "1.1.0").root, REPO, backend="cvmfs", policy=policy)
@@ -154,13 +210,16 @@ def test_standin_catches_a_write_outside_a_transaction(
 def test_busy_transaction_is_reported_and_not_aborted(
     standin: Standin, tmp_path: Path, ec_key: tuple[Path, Path], policy: TrustPolicy
 ) -> None:
-    standin.state.mkdir(parents=True, exist_ok=True)
-    (standin.state / f"{REPO}.open").write_text("someone else")
+    standin.run("transaction", REPO)  # someone else on this Stratum-0
+    start = len(standin.calls())
+    assert "ml.cern.ch (stratum0 / local - in transaction)" in standin.run("list").stdout
     with pytest.raises(RepositoryError, match="exit 17") as e:
         publish(_signed(tmp_path, ec_key[0], "1.0.0").root, REPO, backend="cvmfs", policy=policy)
-    assert "another transaction is open" in str(e.value)
-    assert standin.commands() == ["transaction"]  # never abort someone else's transaction
-    assert (standin.state / f"{REPO}.open").read_text() == "someone else"
+    assert "another transaction is already open" in str(e.value)
+    assert "another transaction is open on this repository" in str(e.value)  # the hint
+    assert [c["argv"][0] for c in standin.calls()[start:]] == ["transaction"]  # type: ignore[index]
+    assert standin.in_transaction()  # never abort someone else's transaction
+    standin.run("abort", "-f", REPO)
 
 
 @pytest.mark.cvmfs
@@ -183,6 +242,214 @@ def test_missing_cvmfs_server_is_one_clear_error(
     monkeypatch.setenv("HEPBUNDLE_CVMFS_ROOT", str(tmp_path / "cvmfs"))
     with pytest.raises(RepositoryError, match="cvmfs_server not found"):
         publish(_signed(tmp_path, ec_key[0], "1.0.0").root, REPO, backend="cvmfs", policy=policy)
+
+
+# --- what cvmfs_server does with its arguments (CVMFS notes: [quoting], [errors]) ---------------
+
+
+@pytest.mark.cvmfs
+def test_standin_runs_the_message_through_sh_like_the_real_server(
+    standin: Standin, tmp_path: Path
+) -> None:
+    """The teeth of the tests below: unsanitised, ``$(…)`` runs and ``(`` breaks the publish."""
+    marker = tmp_path / "pwned"
+    standin.run("transaction", REPO)
+    standin.run("publish", "-a", "t1", "-m", f"ok $(touch {marker})", REPO)
+    assert marker.exists()
+    standin.run("transaction", REPO)
+    proc = standin.run(
+        "publish", "-a", "t2", "-m", "publish a/b@1.0.0 (manifest x)", REPO, check=False
+    )
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert lines[0] == 'sh: 1: Syntax error: "(" unexpected'
+    assert "Synchronization failed" in lines and lines[-1].startswith("printf")  # echoed command
+    assert error_lines(proc.stderr) == 'sh: 1: Syntax error: "(" unexpected; Synchronization failed'
+    assert standin.in_transaction()  # a failed publish leaves the transaction open
+    standin.run("abort", "-f", REPO)
+
+
+HOSTILE = [
+    "$(touch {marker})",
+    "`touch {marker}`",
+    "superseded; touch {marker}",
+    "x && touch {marker}",
+    "x | tee {marker}",
+    "x > {marker}",
+    "broken (see JIRA-1)",
+    "line one\ntouch {marker}",
+    '" ; touch {marker} ; "',
+    "--help -rf ~ #",
+]
+
+
+@pytest.mark.cvmfs
+def test_hostile_text_never_reaches_a_shell(
+    standin: Standin, tmp_path: Path, ec_key: tuple[Path, Path], policy: TrustPolicy
+) -> None:
+    """A yank reason is free text that ends up in the publish message: it must stay data (on
+    the code before the fix, the first reason created the marker, the parenthesis failed)."""
+    publish(_signed(tmp_path, ec_key[0], "1.0.0").root, REPO, backend="cvmfs", policy=policy)
+    marker = tmp_path / "pwned"
+    for reason in HOSTILE:
+        text = reason.format(marker=marker)
+        yank("atlas/tauid@1.0.0", text, REPO, backend="cvmfs")
+        assert not marker.exists(), reason
+        assert read_name_catalog(standin.root, "atlas/tauid").versions["1.0.0"].yanked == text
+        message = standin.calls()[-1]["argv"][4]  # type: ignore[index]
+        assert message == safe_message(f"hepbundle yank atlas/tauid@1.0.0: {text}")
+        assert re.fullmatch(r"[A-Za-z0-9 ._:@/+=,-]+", message)
+        assert not any(w.startswith("-") for w in message.split())
+        assert message in standin.run("tag", "-l", REPO).stdout  # the description, intact
+    standin.assert_clean()
+
+
+@pytest.mark.cvmfs
+def test_hostile_names_and_aliases_are_refused_before_cvmfs_server(
+    standin: Standin, tmp_path: Path, ec_key: tuple[Path, Path], policy: TrustPolicy
+) -> None:
+    publish(_signed(tmp_path, ec_key[0], "1.0.0").root, REPO, backend="cvmfs", policy=policy)
+    before = len(standin.calls())
+    for alias in ("prod$(touch x)", "prod;id", "-rf", "prod (new)"):
+        with pytest.raises(hepbundle.HepbundleError):
+            set_alias("atlas/tauid@1.0.0", alias, REPO, backend="cvmfs")
+    for ref in ("atlas/$(id)@1.0.0", "atlas/tau`id`", "atlas/x;id@1.0.0"):
+        with pytest.raises(hepbundle.HepbundleError):
+            yank(ref, "r", REPO, backend="cvmfs")
+    for repo in ("ml.cern.ch;id", "$(id)", "-rf"):
+        with pytest.raises(RepositoryError, match="is not a CVMFS repository name"):
+            yank("atlas/tauid@1.0.0", "r", repo, backend="cvmfs")
+    assert len(standin.calls()) == before
+
+
+@pytest.mark.cvmfs
+def test_errors_carry_cvmfs_servers_own_lines(
+    standin: Standin, tmp_path: Path, ec_key: tuple[Path, Path], policy: TrustPolicy
+) -> None:
+    """[exit codes], [tags]: the codes and texts, and hepbundle showing the cause."""
+    proc = standin.run("abort", "-f", REPO, check=False)
+    assert (proc.returncode, proc.stderr.strip()) == (
+        22,
+        f"Repository {REPO} is not in a transaction",
+    )
+    proc = standin.run("publish", REPO, check=False)
+    assert (proc.returncode, proc.stderr.strip()) == (
+        1,
+        f"Repository {REPO} is not in a transaction",
+    )
+    proc = standin.run("transaction", "other.cern.ch", check=False)
+    assert (
+        proc.returncode == 1
+        and "Unable to find the configuration file 'server.conf'" in proc.stderr
+    )
+    b = _signed(tmp_path, ec_key[0], "1.0.0")
+    with pytest.raises(
+        RepositoryError, match="Unable to find the configuration file 'server.conf'"
+    ):
+        publish(
+            b.root,
+            "other.cern.ch",
+            backend="cvmfs",
+            policy=policy,
+        )
+    # a tag left over (say, from before a rollback): publish refuses it, hepbundle says so and aborts
+    standin.run("transaction", REPO)
+    standin.run("publish", "-a", "atlas.tauid-1.0.0", REPO)
+    with pytest.raises(RepositoryError) as e:
+        publish(b.root, REPO, backend="cvmfs", policy=policy)
+    assert str(e.value).startswith(
+        f"cvmfs_server publish {REPO} failed (exit 1): Tag name 'atlas.tauid-1.0.0' is already in use."
+    )
+    assert standin.commands()[-3:] == ["transaction", "publish", "abort"]
+    standin.assert_clean()
+    assert "atlas/tauid" not in str(list_names(standin.root))
+
+
+# --- the repository as a client sees it ([xattrs], [mounts], [ingest]) --------------------------
+
+
+@pytest.mark.cvmfs
+def test_published_files_carry_the_clients_xattrs(standin: Standin) -> None:
+    standin.run("transaction", REPO)
+    small, big = standin.root / "small.bin", standin.root / "big.bin"
+    small.write_bytes(b"hello" * 1000)
+    big.write_bytes(os.urandom(9 << 20))
+    standin.run("publish", "-a", "files", REPO)
+    assert (
+        os.getxattr(small, "user.hash").decode()
+        == hashlib.sha1(zlib.compress(small.read_bytes())).hexdigest()
+    )
+    assert os.getxattr(small, "user.compression") == b"zlib"
+    assert os.getxattr(small, "user.fqrn").decode() == REPO
+    with pytest.raises(OSError) as e:
+        os.getxattr(big, "user.hash")
+    assert e.value.errno == errno.ENODATA  # chunked: no user.hash at all, not an empty one
+    chunks = os.getxattr(big, "user.chunk_list").decode().splitlines()
+    assert os.getxattr(big, "user.chunks") == b"2" and len(chunks) == 2
+    assert [int(c.split(",")[1]) for c in chunks] == [0, 8 << 20]
+    with pytest.raises(OSError):
+        os.getxattr(standin.root, "user.revision")  # the root answers none
+    revision = int(os.getxattr(small, "user.revision"))
+    standin.run("transaction", REPO)
+    (standin.root / "third").write_bytes(b"3")
+    standin.run("publish", "-a", "more", "-Z", "none", REPO)
+    assert int(os.getxattr(small, "user.revision")) == revision + 1
+    third = standin.root / "third"
+    assert os.getxattr(third, "user.hash").decode() == hashlib.sha1(b"3").hexdigest()
+    assert os.getxattr(third, "user.compression") == b"none"
+
+
+@pytest.mark.cvmfs
+def test_node_cache_recognises_the_stratum0_layout(
+    standin: Standin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """[mounts]: /cvmfs/R on a Stratum-0 is an overlay over a FUSE mount named R, not cvmfs2."""
+    import hepbundle.cache as cache
+
+    standin.run("transaction", REPO)
+    (standin.root / "f.bin").write_bytes(b"payload")
+    during = standin.run("mountinfo", REPO).stdout
+    standin.run("publish", "-a", "f", REPO)
+    after = standin.run("mountinfo", REPO).stdout
+    assert " - fuse ml.cern.ch ro," in after and " - overlay overlay_ml.cern.ch ro," in after
+    assert str(standin.root) in cache.parse_mountinfo(after)
+    # inside a transaction the overlay's upper layer is a plain writable directory: not trusted
+    assert str(standin.root) not in cache.parse_mountinfo(during)
+    monkeypatch.setattr(cache, "_cvmfs_mounts", lambda: cache.parse_mountinfo(after))
+    key = cache._cvmfs_key(str(standin.root / "f.bin"))
+    assert (
+        key is not None
+        and key[0] == REPO
+        and key[2] == os.getxattr(standin.root / "f.bin", "user.hash").decode()
+    )
+    monkeypatch.setattr(cache, "_cvmfs_mounts", lambda: cache.parse_mountinfo(during))
+    assert cache._cvmfs_key(str(standin.root / "f.bin")) is None
+
+
+@pytest.mark.cvmfs
+def test_ingest_publishes_the_tarball_backend_output_in_one_step(
+    standin: Standin, tmp_path: Path, ec_key: tuple[Path, Path], policy: TrustPolicy
+) -> None:
+    """[ingest]: the tarball backend's files through ``cvmfs_server ingest``, as an operator would."""
+    res = publish(
+        _signed(tmp_path, ec_key[0], "1.0.0").root,
+        standin.root,
+        backend="tarball",
+        policy=policy,
+        out=tmp_path / "out",
+        alias="prod",
+    )
+    for command in res.commands:
+        argv = [*command.split()[1:-1], REPO]
+        argv = [str(tmp_path / "out" / a) if a.endswith(".tar") else a for a in argv]
+        standin.run(*argv)
+    assert check_invariants(standin.root) == {"atlas/tauid": {"1.0.0"}}
+    tags = standin.run("tag", "-l", REPO).stdout
+    assert re.search(r"generic-\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", tags)
+    assert "├─ /bundles/atlas/tauid/1.0.0" in standin.run("list-catalogs", REPO).stdout
+    standin.run("ingest", "-d", "bundles/atlas/tauid/1.0.0", REPO)
+    assert not (standin.root / "bundles/atlas/tauid/1.0.0").exists()
+    standin.assert_clean()
 
 
 # --- tarball ----------------------------------------------------------------------------------

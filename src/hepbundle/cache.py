@@ -8,8 +8,9 @@ under a key that changes whenever the file's content could have changed:
 * the file's **identity as the kernel reports it**: device, inode, size, mtime and ctime in
   nanoseconds. Writing a file changes mtime and ctime; resetting mtime with ``utime`` still moves
   ctime, which no unprivileged user can set back;
-* on a **CernVM-FS mount** (checked in ``/proc/self/mountinfo``: file system ``fuse`` from
-  ``cvmfs2``, never trusted elsewhere), also the repository name and revision and the file's
+* on a **CernVM-FS mount** (checked in ``/proc/self/mountinfo``: a client's ``fuse`` from
+  ``cvmfs2``, or a Stratum-0's read-only overlay over the repository's FUSE mount, see
+  :func:`parse_mountinfo`; never trusted elsewhere), also the repository name and revision and the file's
   content hash from CVMFS's extended attributes (``user.fqrn``, ``user.revision``, ``user.hash``
   or, for chunked files, ``user.chunk_list``). The CVMFS client checks every object against these
   hashes and the catalogs that carry them are signed by the repository key, so an unchanged hash
@@ -43,7 +44,9 @@ _XATTRS = ("user.fqrn", "user.revision", "user.hash", "user.chunk_list")
 
 @functools.cache
 def _cvmfs_mounts() -> tuple[str, ...]:
-    """Mount points of cvmfs2 FUSE file systems, longest first (read once per process)."""
+    """Mount points of CernVM-FS file systems, longest first (read once per process: a
+    transaction opened later on a Stratum-0 is not seen, the overlay's files then change and
+    their ctime with them, so entries stop matching anyway)."""
     try:
         with open("/proc/self/mountinfo", encoding="utf-8") as f:
             return parse_mountinfo(f.read())
@@ -52,16 +55,35 @@ def _cvmfs_mounts() -> tuple[str, ...]:
 
 
 def parse_mountinfo(text: str) -> tuple[str, ...]:
-    """cvmfs2 FUSE mount points in a ``/proc/<pid>/mountinfo`` text, longest first."""
+    """CernVM-FS mount points in a ``/proc/<pid>/mountinfo`` text, longest first.
+
+    Two layouts are recognised (CVMFS notes):
+
+    * a **client** mount: file system ``fuse`` (or ``fuse.cvmfs2``) from source ``cvmfs2``;
+    * a **Stratum-0**: the repository's FUSE mount at ``/var/spool/cvmfs/<R>/rdonly`` whose source
+      is the repository name ``<R>`` (not ``cvmfs2``), and ``/cvmfs/<R>`` an ``overlay`` with that
+      FUSE mount as ``lowerdir``. The overlay counts only while it is mounted read-only, i.e. no
+      transaction is open: inside one, changed files live in the writable upper directory on a
+      local file system, whose ``user.*`` attributes prove nothing.
+    """
     mounts: list[str] = []
+    overlays: list[tuple[str, str]] = []
     for line in text.splitlines():
         # <id> <parent> <maj:min> <root> <mount point> <opts> [tags…] - <fstype> <source> <superopts>
         left, _, right = line.partition(" - ")
         fields, rfields = left.split(), right.split()
-        if len(fields) >= 5 and len(rfields) >= 2:
-            fstype, source = rfields[0], rfields[1]
-            if fstype in ("fuse", "fuse.cvmfs2") and source == "cvmfs2":
-                mounts.append(fields[4].replace("\\040", " "))
+        if len(fields) < 6 or len(rfields) < 2:
+            continue
+        point = fields[4].replace("\\040", " ")
+        fstype, source = rfields[0], rfields[1]
+        if fstype in ("fuse", "fuse.cvmfs2") and (
+            source == "cvmfs2" or point.endswith(f"/cvmfs/{source}/rdonly")
+        ):
+            mounts.append(point)
+        elif fstype == "overlay" and "ro" in fields[5].split(",") and len(rfields) >= 3:
+            opts = dict(o.partition("=")[::2] for o in rfields[2].split(","))
+            overlays.append((point, opts.get("lowerdir", "")))
+    mounts += [point for point, lower in overlays if lower in mounts]
     return tuple(sorted(mounts, key=len, reverse=True))
 
 

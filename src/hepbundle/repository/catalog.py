@@ -200,11 +200,7 @@ class NameCatalog:
 
     def with_alias(self, alias: str, version: str, *, time: str | None = None) -> NameCatalog:
         """Point ``alias`` at ``version`` (which must exist), appending to the history."""
-        if not ALIAS_RE.match(alias) or alias == "latest":
-            raise SpecError(
-                f"{alias!r} is not a valid alias",
-                hint="aliases are lowercase words like prod or validated; 'latest' is implicit",
-            )
+        check_alias(alias)
         if version not in self.versions:
             raise NotFoundError(f"{self.name} has no version {version!r} to alias")
         previous = self.aliases.get(alias)
@@ -236,6 +232,15 @@ class NameCatalog:
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_json())
+
+
+def check_alias(alias: str) -> None:
+    """:class:`SpecError` unless ``alias`` is a lowercase word (and not the implicit ``latest``)."""
+    if not ALIAS_RE.match(alias) or alias == "latest":
+        raise SpecError(
+            f"{alias!r} is not a valid alias",
+            hint="aliases are lowercase words like prod or validated; 'latest' is implicit",
+        )
 
 
 def catalog_from_json(obj: Any, *, source: str) -> NameCatalog:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotFoundError
-from .catalog import NameCatalog, VersionRecord, read_name_catalog
+from .catalog import NameCatalog, VersionRecord, check_alias, read_name_catalog
 from .index import rebuild_index
 from .layout import STAGING_DIR, bundle_dir, read_repository
 from .lock import LOCK_FILENAME, repository_lock
@@ -87,7 +87,9 @@ def set_alias(
     backend: str = "local",
 ) -> Changed:
     """Point ``alias`` at the version REF names (moving it if it pointed elsewhere; the
-    catalogue keeps every move in ``aliasHistory``)."""
+    catalogue keeps every move in ``aliasHistory``). A malformed alias is refused before any
+    backend is asked to do anything."""
+    check_alias(alias)
     return _change(
         ref_text,
         repo,

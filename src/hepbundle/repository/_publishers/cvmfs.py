@@ -30,7 +30,7 @@ from ..lock import repository_lock
 from ..publish import PublishRequest, PublishResult
 from ..tree import Installed, change_catalog, check_not_conflicting, install
 
-__all__ = ["CvmfsServerPublisher", "cvmfs_root"]
+__all__ = ["CvmfsServerPublisher", "cvmfs_root", "error_lines", "safe_message", "safe_tag"]
 
 log = logging.getLogger("hepbundle")
 
@@ -74,7 +74,7 @@ class CvmfsServerPublisher:
                 hint="use --backend tarball to prepare an ingest elsewhere",
             ) from None
         if proc.returncode != 0:
-            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            detail = error_lines(proc.stderr) or error_lines(proc.stdout)
             hint = (
                 "another transaction is open on this repository; wait, or abort it"
                 if args[0] == "transaction" and proc.returncode == _TRANSACTION_BUSY
@@ -82,7 +82,7 @@ class CvmfsServerPublisher:
             )
             raise RepositoryError(
                 f"cvmfs_server {args[0]} {self.repo} failed (exit {proc.returncode})"
-                + (f": {detail[-1]}" if detail else ""),
+                + (f": {detail}" if detail else ""),
                 hint=hint,
             )
 
@@ -106,7 +106,7 @@ class CvmfsServerPublisher:
             changed, tag, message = work()
             shutil.rmtree(self.root / STAGING_DIR, ignore_errors=True)
             if changed:
-                self._run("publish", "-a", tag, "-m", message, self.repo)
+                self._run("publish", "-a", safe_tag(tag), "-m", safe_message(message), self.repo)
             else:
                 self._run("abort", "-f", self.repo)
         except BaseException:
@@ -136,8 +136,10 @@ class CvmfsServerPublisher:
             def work() -> tuple[bool, str, str]:
                 done = install(self.root, request)
                 outcome.append(done)
-                message = f"hepbundle publish {name}@{rec.version} (manifest sha256:{rec.manifest_digest})"
-                return True, _tag(f"{name}-{rec.version}"), message
+                message = (
+                    f"hepbundle publish {name}@{rec.version} manifest sha256:{rec.manifest_digest}"
+                )
+                return True, safe_tag(f"{name}-{rec.version}"), message
 
             with repository_lock(self._lock_path()):
                 self._in_transaction(work)
@@ -164,13 +166,58 @@ class CvmfsServerPublisher:
         def work() -> tuple[bool, str, str]:
             before = read_name_catalog(self.root, name)
             result.append(change_catalog(self.root, name, change))
-            return result[0][0] != before, _tag(message.split(" ", 2)[-1]), message
+            # "hepbundle alias atlas/tauid@1.1.0 as prod" → atlas.tauid.1.1.0-alias-s7: tag
+            # names must be unique (cvmfs_server refuses one in use), the serial makes them so
+            words = [*message.split(), "", "", ""]
+            tag = f"{words[2].rstrip(':')}-{words[1]}-s{result[0][1]}"
+            return result[0][0] != before, tag, message
 
         with repository_lock(self._lock_path()):
             self._in_transaction(work)
         return result[0][0], result[0][1]
 
 
-def _tag(text: str) -> str:
-    """A CVMFS tag name from free text: ``atlas/tauid-1.2.0`` → ``atlas.tauid-1.2.0``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", ".", text.replace("/", ".")).strip(".")[:100]
+#: what may reach ``cvmfs_server``'s ``sh -c`` (CVMFS notes: tag names and ``-m`` messages are
+#: pasted unquoted into a shell command line, so anything else is code, not data)
+_SAFE_CHARS = re.compile(r"[^A-Za-z0-9 ._:@/+=,-]+")
+_MESSAGE_LIMIT = 400
+
+
+def safe_message(text: str) -> str:
+    """``text`` as a ``cvmfs_server publish -m`` message that is data to ``sh``, never code.
+
+    Every character outside ``[A-Za-z0-9 ._:@/+=,-]`` becomes a space (``$(…)``, backticks,
+    quotes, parentheses, ``;&|<>``, newlines, globs, ``~`` and ``#``), leading dashes are cut
+    from every word (so no word reads as an option of ``cvmfs_swissknife``), runs of spaces
+    collapse, and the result is at most 400 characters (never empty)::
+
+        >>> safe_message("hepbundle yank a/b@1.0.0: bad $(touch /x) `id`; rm -rf /")
+        'hepbundle yank a/b@1.0.0: bad touch /x id rm rf /'
+    """
+    words = [w.lstrip("-") for w in _SAFE_CHARS.sub(" ", text).split()]
+    out = " ".join(w for w in words if w)[:_MESSAGE_LIMIT].strip()
+    return out or "hepbundle"
+
+
+def safe_tag(text: str) -> str:
+    """A CVMFS tag name from free text: ``atlas/tauid-1.2.0`` → ``atlas.tauid-1.2.0``.
+
+    Tag names may hold no spaces (``cvmfs_server publish`` refuses them) and go through the same
+    shell as messages: only ``[A-Za-z0-9._-]``, starting with a letter or digit, ≤ 100 chars."""
+    tag = re.sub(r"[^A-Za-z0-9._-]+", ".", text.replace("/", ".")).strip(".-_")[:100]
+    return tag.rstrip(".-_") or "hepbundle"
+
+
+def error_lines(output: str | None, *, limit: int = 3) -> str:
+    """cvmfs_server's own error from its output: the first non-empty lines, up to the
+    ``Executed Command:`` section it appends (whose last line is the echoed swissknife command,
+    not the cause), joined by ``; ``."""
+    lines: list[str] = []
+    for line in (output or "").splitlines():
+        if line.strip().startswith("Executed Command"):
+            break
+        if line.strip():
+            lines.append(line.strip())
+        if len(lines) == limit:
+            break
+    return "; ".join(lines)
