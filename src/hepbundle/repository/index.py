@@ -40,6 +40,7 @@ __all__ = [
     "open_index",
     "rebuild_index",
     "upsert_name",
+    "upsert_names",
     "writable_index",
 ]
 
@@ -185,11 +186,19 @@ def writable_index(repo_root: Path) -> Iterator[sqlite3.Connection]:
 def upsert_name(conn: sqlite3.Connection, catalog: NameCatalog, root: Path | None = None) -> None:
     """Replace the rows of one name in a single transaction; the legacy-path rows too when the
     bundles are under ``root`` (a catalogue-only patch leaves them to ``rebuild_index``)."""
+    upsert_names(conn, [catalog], root)
+
+
+def upsert_names(
+    conn: sqlite3.Connection, catalogs: Sequence[NameCatalog], root: Path | None = None
+) -> None:
+    """Replace the rows of every name in ``catalogs`` in ONE transaction (a batch publish)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        _replace_rows(conn, catalog)
-        if root is not None:
-            _replace_legacy_rows(conn, catalog, root)
+        for catalog in catalogs:
+            _replace_rows(conn, catalog)
+            if root is not None:
+                _replace_legacy_rows(conn, catalog, root)
         crash_point("index-uncommitted")
         conn.execute("COMMIT")
     except BaseException:

@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING
 from .._base import fsync_dir
 from ..bundle import Bundle
 from ..digest import FileDigest, copy_and_hash, map_files, sha256_bytes
-from ..errors import IntegrityError, RepositoryError
+from ..errors import HepbundleError, IntegrityError, RepositoryError
 from ..filemodes import make_dirs, publish_tree
 from ..manifest import MANIFEST_FILENAME, canonical_json
 from ..paths import is_reserved
 from ._crash import crash_point
 from .catalog import NameCatalog, VersionRecord, read_name_catalog, write_name_catalog
-from .index import upsert_name, writable_index
+from .index import upsert_name, upsert_names, writable_index
 from .layout import (
     CVMFS_CATALOG_MARKER,
     STAGING_DIR,
@@ -48,7 +48,15 @@ from .layout import (
 if TYPE_CHECKING:
     from .publish import PublishRequest
 
-__all__ = ["Installed", "change_catalog", "check_not_conflicting", "install", "recover"]
+__all__ = [
+    "Installed",
+    "change_catalog",
+    "check_not_conflicting",
+    "install",
+    "install_many",
+    "plan_many",
+    "recover",
+]
 
 log = logging.getLogger("hepbundle")
 
@@ -86,46 +94,107 @@ def _staging(root: Path) -> Path:
 
 def install(root: Path, req: PublishRequest) -> Installed:
     """Publish ``req.bundle`` into the tree at ``root`` (see the module docstring)."""
+    return install_many(root, [req])[0]
+
+
+def plan_many(catalogs: dict[str, NameCatalog], requests: Sequence[PublishRequest]) -> list[bool]:
+    """Which of ``requests`` publish a new version (True) or find it already there (False),
+    applying them in order to ``catalogs`` (name → catalogue, updated in place). Raises before
+    anything is written if any is refused (different content under a published version, or
+    the same version twice in the batch with different content), naming which one."""
+    new: list[bool] = []
+    for i, req in enumerate(requests):
+        rec, name = req.record, req.bundle.name
+        cat = catalogs[name]
+        try:
+            present = check_not_conflicting(cat, rec)
+            cat = cat if present else cat.with_version(rec)
+            if req.alias is not None:
+                cat = cat.with_alias(req.alias, rec.version)
+        except HepbundleError as e:
+            if len(requests) == 1:
+                raise
+            raise type(e)(
+                f"batch refused, nothing published: {name}@{rec.version} "
+                f"(bundle {i + 1} of {len(requests)}): {e.message}",
+                hint=e.hint,
+            ) from None
+        catalogs[name] = cat
+        new.append(not present)
+    return new
+
+
+def install_many(root: Path, requests: Sequence[PublishRequest]) -> list[Installed]:
+    """Publish every request into the tree at ``root``, all or nothing: every refusal is found
+    before anything is written; every new version is staged and verified before the first one
+    is renamed into place; then each changed per-name file is written once, the index rows of
+    every changed name are replaced in ONE SQLite transaction and the serial goes up by one.
+
+    A failure before the renames leaves the tree as it was; a crash after them is completed by
+    :func:`recover` version by version (each has its own intent), as for a single publish."""
     ensure_repository(root)
     crash_point("locked")
     recovered = tuple(recover(root))
-    rec = req.record
-    name = req.bundle.name
-    cat = read_name_catalog(root, name, missing_ok=True)
-    if check_not_conflicting(cat, rec):
-        new = cat if req.alias is None else cat.with_alias(req.alias, rec.version)
-        serial = int(read_repository(root)["serial"])
-        if new != cat:
-            _, serial = _commit(root, new, {"name": name})
-        return Installed("unchanged", new, serial, recovered)
+    names = list(dict.fromkeys(r.bundle.name for r in requests))
+    before = {n: read_name_catalog(root, n, missing_ok=True) for n in names}
+    after = dict(before)
+    is_new = plan_many(after, requests)
+    staged: list[tuple[Path, Path]] = []  # (work dir, final place)
+    renamed: list[tuple[Path, Path]] = []
+    try:
+        for req, fresh in zip(requests, is_new, strict=True):
+            if fresh:
+                staged.append((_stage(root, req), root / req.record.path))
+        for work, final in staged:
+            make_dirs(final.parent)
+            os.rename(work / "bundle", final)
+            renamed.append((work, final))
+            fsync_dir(final.parent)
+            crash_point("renamed")
+    except BaseException:
+        for work, final in reversed(renamed):  # put back what became visible: all or nothing
+            os.rename(final, work / "bundle")
+        for work, _ in staged:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    changed = [after[n] for n in names if after[n] != before[n]]
+    works = [w for w, _ in staged]
+    serial = _commit_many(root, changed, works) if changed else int(read_repository(root)["serial"])
+    return [
+        Installed("published" if fresh else "unchanged", after[r.bundle.name], serial, recovered)
+        for r, fresh in zip(requests, is_new, strict=True)
+    ]
+
+
+def _stage(root: Path, req: PublishRequest) -> Path:
+    """Copy one new version into a work directory, verify the copy, write its intent."""
+    rec, name = req.record, req.bundle.name
     final = root / rec.path
     if final.exists():
         raise RepositoryError(
             f"{final} exists but {name}@{rec.version} is not in the catalogue",
             hint="inspect it by hand: hepbundle never overwrites a bundle directory",
         )
-    new = cat.with_version(rec)
-    if req.alias is not None:
-        new = new.with_alias(req.alias, rec.version)
     work = _new_work_dir(root, f"{name.replace('/', '.')}@{rec.version}")
-    stage = work / "bundle"
-    _copy_bundle(req.bundle, stage, req.progress)
-    crash_point("staged")
-    copy = Bundle.load(stage)
-    if copy.manifest_digest != rec.manifest_digest:
-        raise IntegrityError(f"{name}@{rec.version}: hepbundle.json changed while it was copied")
-    copy.verify().raise_for_problems(f"the staged copy of {name}@{rec.version}")
-    crash_point("verified")
-    intent = {"name": name, "record": rec.to_json(), "version": rec.version, "alias": req.alias}
-    (work / _INTENT).write_bytes(canonical_json(intent))
-    fsync_dir(work)
-    crash_point("intent-written")
-    make_dirs(final.parent)
-    os.rename(stage, final)
-    fsync_dir(final.parent)
-    crash_point("renamed")
-    _, serial = _commit(root, new, None, work=work)
-    return Installed("published", new, serial, recovered)
+    try:
+        stage = work / "bundle"
+        _copy_bundle(req.bundle, stage, req.progress)
+        crash_point("staged")
+        copy = Bundle.load(stage)
+        if copy.manifest_digest != rec.manifest_digest:
+            raise IntegrityError(
+                f"{name}@{rec.version}: hepbundle.json changed while it was copied"
+            )
+        copy.verify().raise_for_problems(f"the staged copy of {name}@{rec.version}")
+        crash_point("verified")
+        intent = {"name": name, "record": rec.to_json(), "version": rec.version, "alias": req.alias}
+        (work / _INTENT).write_bytes(canonical_json(intent))
+        fsync_dir(work)
+        crash_point("intent-written")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return work
 
 
 def change_catalog(
@@ -139,28 +208,36 @@ def change_catalog(
     new = change(cat)
     if new == cat:
         return cat, int(read_repository(root)["serial"])
-    return _commit(root, new, {"name": name})
+    return new, _commit_many(root, [new], [])
 
 
-def _commit(
-    root: Path, new: NameCatalog, intent: dict[str, object] | None, *, work: Path | None = None
-) -> tuple[NameCatalog, int]:
-    """Steps 4–5: per-name file, index rows, serial, then drop the work directory (whose intent
-    makes a crash anywhere in here finish on the next run)."""
-    if work is None:
-        work = _new_work_dir(root, new.name.replace("/", "."))
-        (work / _INTENT).write_bytes(canonical_json(intent))
-        fsync_dir(work)
-    write_name_catalog(root, new, tmp_dir=work)
-    crash_point("catalogued")
+def _commit_many(root: Path, catalogs: Sequence[NameCatalog], works: Sequence[Path]) -> int:
+    """Steps 4–5: per-name files, index rows (one transaction), serial, then drop the work
+    directories (whose intents make a crash anywhere in here finish on the next run). A name
+    whose change has no publish intent gets a catalogue-change intent first."""
+    intended = set()
+    for w in works:
+        intended.add(json.loads((w / _INTENT).read_bytes())["name"])
+    works = list(works)
+    for cat in catalogs:
+        if cat.name not in intended:
+            work = _new_work_dir(root, cat.name.replace("/", "."))
+            (work / _INTENT).write_bytes(canonical_json({"name": cat.name}))
+            fsync_dir(work)
+            works.append(work)
+    tmp = works[0]
+    for cat in catalogs:
+        write_name_catalog(root, cat, tmp_dir=tmp)
+        crash_point("catalogued")
     with writable_index(root) as conn:
-        upsert_name(conn, new, root)
+        upsert_names(conn, catalogs, root)
     crash_point("indexed")
-    serial = bump_serial(root, tmp_dir=work)
+    serial = bump_serial(root, tmp_dir=tmp)
     crash_point("serial-bumped")
-    shutil.rmtree(work)
+    for w in works:
+        shutil.rmtree(w)
     crash_point("cleaned")
-    return new, serial
+    return serial
 
 
 def _new_work_dir(root: Path, label: str) -> Path:
