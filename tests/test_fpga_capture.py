@@ -379,6 +379,8 @@ def test_float_gates_and_argmax() -> None:
         "maxAbsDiff": pytest.approx(0.01),
         "meanAbsDiff": pytest.approx(0.01),
         "argmaxAgreement": 1.0,
+        "floatRange": pytest.approx(float(np.ptp(flt))),
+        "maxRelativeDiff": pytest.approx(0.01 / float(np.ptp(flt))),
     }
     swapped = emu.copy()
     swapped[:, [0, 1]] = swapped[:, [1, 0]]
@@ -386,6 +388,50 @@ def test_float_gates_and_argmax() -> None:
         "y", emu, float_out=swapped, tolerance=Tolerance(min_argmax_agreement=0.99)
     )
     assert res.failures and "argmax" in res.failures[0]
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+@pytest.mark.parametrize("constant", [0.0, 1 / 3, 0.5, 1.0])
+def test_default_gate_fails_a_constant_output_firmware(constant: float) -> None:
+    """The issue's broken firmware: a 3-class softmax emulated as a constant 0.333."""
+    rng = np.random.default_rng(2)
+    flt = _softmax(rng.normal(scale=2.0, size=(500, 3)))
+    res = compare_outputs("y", np.full_like(flt, constant), float_out=flt)
+    assert res.failures, res.float_vs_emulation
+    assert any("range" in f for f in res.failures)
+    # one-output score: constant on one side of the cut keeps the majority's decisions
+    score = 1 / (1 + np.exp(-rng.normal(loc=-2.0, size=(500, 1))))
+    res = compare_outputs("y", np.full_like(score, constant), float_out=score)
+    assert any("range" in f for f in res.failures), res.float_vs_emulation
+
+
+def test_default_gate_passes_a_quantised_copy() -> None:
+    """ap_fixed<16,6> rounding of a real-valued output is well inside the default gate."""
+    rng = np.random.default_rng(3)
+    flt = _softmax(rng.normal(scale=2.0, size=(500, 5)))
+    emu = np.round(flt * 1024) / 1024
+    res = compare_outputs("y", emu, float_out=flt)
+    assert not res.failures
+    assert res.float_vs_emulation is not None
+    assert res.float_vs_emulation["maxRelativeDiff"] < 0.01
+
+
+def test_switched_off_bounds_pass_anything() -> None:
+    flt = _softmax(np.random.default_rng(4).normal(size=(50, 3)))
+    off = Tolerance(min_argmax_agreement=None, max_relative_diff=None)
+    assert not compare_outputs("y", np.zeros_like(flt), float_out=flt, tolerance=off).failures
+
+
+def test_comparing_nothing_is_an_error(built: hepbundle.Bundle, tmp_path: Path) -> None:
+    np.savez(tmp_path / "x.npz", x=np.zeros((2, 16)))
+    args = ["fpga", "compare", str(built.root), "--inputs", str(tmp_path / "x.npz"), "--no-float"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2, res.output
+    assert "nothing to compare" in res.output and "PASS" not in res.output
 
 
 def test_shape_mismatch_is_an_error() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,6 +309,65 @@ def test_compare_float_gate_and_human_output(case: Hls4mlCase, packed: Path, emu
     res = CliRunner().invoke(main, [*args, "--float-tolerance", "0.5"])
     assert res.exit_code == 0, res.output
     assert "PASS cms-l1t/jet-tagger@1.0.0" in res.output
+
+
+def test_default_gate_fails_a_constant_output_firmware(case: Hls4mlCase, tmp_path: Path) -> None:
+    """A firmware whose last layer lost its weights (output = bias = 0.333 for every sample),
+    packed with the right float model: the default thresholds fail it, and the record says so."""
+    project = tmp_path / "broken_prj"
+    shutil.copytree(case.project, project, ignore=shutil.ignore_patterns("*.so", "*.o"))
+    weights = project / "firmware" / "weights"
+    (weights / "w6.txt").write_text(", ".join(["0"] * 160))
+    (weights / "b6.txt").write_text(", ".join(["0.333"] * 5))
+    src = tmp_path / "src"
+    write_spec(
+        src,
+        """
+        name: cms-l1t/broken
+        version: 1.0.0
+        summary: Firmware that outputs a constant
+        framework: keras
+        files:
+          - path: MODEL_CARD.md
+            role: docs
+        """,
+    )
+    (src / "MODEL_CARD.md").write_text("# Broken\n")
+    dest = tmp_path / "dist"
+    res = CliRunner().invoke(
+        main,
+        [
+            "build",
+            str(src),
+            "-o",
+            str(dest),
+            "--fpga-project",
+            str(project),
+            "--toolchain",
+            "hls4ml",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(
+        main,
+        [
+            "fpga",
+            "compare",
+            str(dest),
+            "--inputs",
+            str(case.inputs),
+            "--out",
+            str(tmp_path / "rep"),
+        ],
+    )
+    assert res.exit_code == 1, res.output
+    assert "FAIL" in res.output and "PASS" not in res.output
+    assert "argmax agreement" in res.output
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["passed"] is False
+    fe = report["outputs"][0]["float_vs_emulation"]
+    assert fe["maxRelativeDiff"] > 0.2 and fe["argmaxAgreement"] < 0.9
+    assert report["tolerance"]["min_argmax_agreement"] == 0.9
 
 
 def test_compare_appends_signed_record(

@@ -12,6 +12,7 @@ from .. import load as _load
 from .. import repository as _repository
 from .._base import write_atomic
 from ..errors import VerificationError
+from ..fpga.tolerance import DEFAULT_MAX_RELATIVE_DIFF, DEFAULT_MIN_ARGMAX_AGREEMENT
 from ..manifest import canonical_json
 from ._common import emit_json, json_option
 from ._trust import trust_options_with
@@ -86,11 +87,22 @@ def capture(project_dir: Path, toolchain: str, to: str | None, out: Path | None)
     show_default=True,
     help="Fraction of hardware values that must be within --tolerance.",
 )
-@click.option("--float-tolerance", type=float, help="Fail if max |emulation - float| exceeds this.")
+@click.option(
+    "--float-tolerance", type=float, help="Also fail if max |emulation - float| exceeds this."
+)
 @click.option(
     "--min-argmax-agreement",
     type=click.FloatRange(0, 1),
-    help="Fail if float vs emulation argmax agreement is below this.",
+    default=DEFAULT_MIN_ARGMAX_AGREEMENT,
+    show_default=True,
+    help="Fail if float vs emulation argmax (decision) agreement is below this (0: off).",
+)
+@click.option(
+    "--max-relative-diff",
+    type=click.FloatRange(0, min_open=True),
+    default=DEFAULT_MAX_RELATIVE_DIFF,
+    show_default=True,
+    help="Fail if max |emulation - float| exceeds this fraction of the float output's range.",
 )
 @click.option(
     "--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write the histogram PNG here."
@@ -128,7 +140,8 @@ def compare(
     tolerance: float,
     min_agreement: float,
     float_tolerance: float | None,
-    min_argmax_agreement: float | None,
+    min_argmax_agreement: float,
+    max_relative_diff: float,
     plot: Path | None,
     out_dir: Path | None,
     key: Path | None,
@@ -145,8 +158,12 @@ def compare(
     a trust policy (--policy, --trust-key, … or $HEPBUNDLE_POLICY); only the files its manifest
     lists are compiled, each verified as it is copied.
 
-    Exit status 1 when a tolerance is exceeded (a CI gate). The report is appended to the
-    bundle's catalogue entry as an evaluation record when REF is a published bundle.
+    Exit status 1 when a tolerance is exceeded (a CI gate); the defaults fail a firmware that
+    does not compute the model (e.g. a constant output): bit-exact hardware, and float vs
+    emulation decisions kept for 90 % of the samples with max |diff| within 20 % of the float
+    output's range. Comparing nothing (--no-float and no --hardware-outputs) is an error
+    (exit 2). The report is appended to the bundle's catalogue entry as an evaluation record
+    when REF is a published bundle.
     """
     from ..fpga._plot import render_png
     from ..fpga.compare import Tolerance, compare_bundle, record_report
@@ -163,7 +180,13 @@ def compare(
         bundle,
         inputs,
         hardware_npz=hardware_outputs,
-        tolerance=Tolerance(tolerance, min_agreement, float_tolerance, min_argmax_agreement),
+        tolerance=Tolerance(
+            hardware_atol=tolerance,
+            min_agreement=min_agreement,
+            float_atol=float_tolerance,
+            min_argmax_agreement=min_argmax_agreement or None,
+            max_relative_diff=max_relative_diff,
+        ),
         build_dir=build_dir,
         float_model=not no_float,
         allow_unsigned=allow_unsigned,
@@ -191,8 +214,8 @@ def _summary_line(out: dict[str, object]) -> str:
     fe = out.get("float_vs_emulation")
     if isinstance(fe, dict):
         parts.append(
-            f"float-emu max|d|={fe['maxAbsDiff']:.4g} mean|d|={fe['meanAbsDiff']:.4g} "
-            f"argmax={fe['argmaxAgreement']:.4f}"
+            f"float-emu max|d|={fe['maxAbsDiff']:.4g} ({fe['maxRelativeDiff']:.3g} of range) "
+            f"mean|d|={fe['meanAbsDiff']:.4g} argmax={fe['argmaxAgreement']:.4f}"
         )
     eh = out.get("emulation_vs_hardware")
     if isinstance(eh, dict):

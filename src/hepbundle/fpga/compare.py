@@ -29,8 +29,11 @@ from ..digest import hash_file
 from ..errors import ToolError
 from ..manifest import canonical_json
 from .emulation import hls4ml_model
+from .tolerance import DEFAULT_MAX_RELATIVE_DIFF, DEFAULT_MIN_ARGMAX_AGREEMENT, Tolerance
 
 __all__ = [
+    "DEFAULT_MAX_RELATIVE_DIFF",
+    "DEFAULT_MIN_ARGMAX_AGREEMENT",
     "RECORD_KIND",
     "CompareReport",
     "OutputComparison",
@@ -43,20 +46,9 @@ __all__ = [
 ]
 
 RECORD_KIND = "fpga-compare"
+_DEFAULT_TOLERANCE = Tolerance()
 _FLOAT_SUFFIXES = (".keras", ".h5", ".onnx")
 _FIXED = re.compile(r"ap_(u?)(fixed|int)<\s*(\d+)\s*(?:,\s*(-?\d+))?")
-
-
-@dataclass(frozen=True)
-class Tolerance:
-    """When a comparison fails. Hardware: at least ``min_agreement`` of the values within
-    ``hardware_atol`` of the emulation (defaults: every value bit-exact). Float: optional
-    bounds on the max abs difference and on the argmax agreement."""
-
-    hardware_atol: float = 0.0
-    min_agreement: float = 1.0
-    float_atol: float | None = None
-    min_argmax_agreement: float | None = None
 
 
 @dataclass
@@ -120,7 +112,7 @@ def compare_outputs(
     *,
     float_out: np.ndarray | None = None,
     hardware: np.ndarray | None = None,
-    tolerance: Tolerance = Tolerance(),
+    tolerance: Tolerance = _DEFAULT_TOLERANCE,
 ) -> OutputComparison:
     """Compare one output's arrays (samples × values) and apply ``tolerance``."""
     emu = _as_2d(emulation)
@@ -128,22 +120,29 @@ def compare_outputs(
     if float_out is not None:
         ref = _check_shape(_as_2d(float_out), emu, f"float model output {name}")
         diff = emu - ref
+        max_abs = float(np.max(np.abs(diff))) if diff.size else 0.0
+        scale = _output_range(ref)
         res.float_vs_emulation = {
-            "maxAbsDiff": float(np.max(np.abs(diff))) if diff.size else 0.0,
+            "maxAbsDiff": max_abs,
             "meanAbsDiff": float(np.mean(np.abs(diff))) if diff.size else 0.0,
             "argmaxAgreement": _decision_agreement(ref, emu),
+            "floatRange": scale,
+            "maxRelativeDiff": max_abs / scale,
         }
         res.diffs["emulation - float"] = diff.ravel()
         t = tolerance
-        if t.float_atol is not None and res.float_vs_emulation["maxAbsDiff"] > t.float_atol:
-            res.failures.append(
-                f"float vs emulation max |diff| {res.float_vs_emulation['maxAbsDiff']:.6g} "
-                f"> {t.float_atol:g}"
-            )
         agree = res.float_vs_emulation["argmaxAgreement"]
         if t.min_argmax_agreement is not None and agree < t.min_argmax_agreement:
             res.failures.append(
                 f"float vs emulation argmax agreement {agree:.4f} < {t.min_argmax_agreement:g}"
+            )
+        if t.float_atol is not None and max_abs > t.float_atol:
+            res.failures.append(f"float vs emulation max |diff| {max_abs:.6g} > {t.float_atol:g}")
+        rel = res.float_vs_emulation["maxRelativeDiff"]
+        if t.max_relative_diff is not None and rel > t.max_relative_diff:
+            res.failures.append(
+                f"float vs emulation max |diff| {max_abs:.6g} is {rel:.3g} of the float output's "
+                f"range {scale:.6g} (allowed {t.max_relative_diff:g})"
             )
     if hardware is not None:
         hw = _check_shape(_as_2d(hardware), emu, f"hardware output {name}")
@@ -171,13 +170,25 @@ def compare_bundle(
     inputs_npz: Path,
     *,
     hardware_npz: Path | None = None,
-    tolerance: Tolerance = Tolerance(),
+    tolerance: Tolerance = _DEFAULT_TOLERANCE,
     build_dir: Path | None = None,
     float_model: bool = True,
     allow_unsigned: bool = False,
 ) -> CompareReport:
     """Run the float model and the emulation of ``bundle`` on ``inputs_npz`` and compare them
     with each other and with ``hardware_npz`` (one array per output)."""
+    float_path = _float_model_path(bundle) if float_model else None
+    if float_path is None and hardware_npz is None:
+        raise ToolError(
+            f"{bundle.ref}: nothing to compare the emulation with: "
+            + (
+                "the float model is switched off"
+                if not float_model
+                else "the bundle packs no float model"
+            )
+            + " and no hardware outputs were given",
+            hint="give hardware outputs (--hardware-outputs) or compare with the float model",
+        )
     emu = hls4ml_model(bundle, build_dir=build_dir, allow_unsigned=allow_unsigned)
     in_names = [p.name for p in emu.inputs]
     out_names = [p.name for p in emu.outputs]
@@ -185,7 +196,6 @@ def compare_bundle(
     # the double bridge: float32 would round fixed-point outputs wider than 24 significant bits
     x64 = [np.asarray(x, dtype=np.float64) for x in xs]
     emu_outs = _as_list(emu.predict(x64[0] if len(x64) == 1 else x64))
-    float_path = _float_model_path(bundle) if float_model else None
     float_outs = _run_float(bundle, float_path, xs) if float_path else None
     if float_outs is not None and len(float_outs) != len(emu_outs):
         raise ToolError(
@@ -336,6 +346,14 @@ def _check_shape(a: np.ndarray, emu: np.ndarray, what: str) -> np.ndarray:
             hint="use the same inputs, in the same order, for every run",
         )
     return a
+
+
+def _output_range(a: np.ndarray) -> float:
+    """The spread of an output (max - min); its largest magnitude for a constant one, 1 for 0."""
+    if not a.size:
+        return 1.0
+    spread = float(np.max(a) - np.min(a))
+    return spread or float(np.max(np.abs(a))) or 1.0
 
 
 def _decision_agreement(a: np.ndarray, b: np.ndarray) -> float:
