@@ -358,6 +358,7 @@ def test_default_gate_fails_a_constant_output_firmware(case: Hls4mlCase, tmp_pat
             str(case.inputs),
             "--out",
             str(tmp_path / "rep"),
+            "--allow-unsigned",  # built right here
         ],
     )
     assert res.exit_code == 1, res.output
