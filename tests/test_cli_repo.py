@@ -43,7 +43,9 @@ def test_sign_publish_prod_find_show_versions_yank(
     assert code == 0 and out.strip() == "yanked atlas/tauid@1.2.0: bad calibration"
     code, out, _ = run("versions", "atlas/tauid", "--repo", repo)
     assert out.split() == ["1.2.0", *out.split()[1:2], "@prod", "[YANKED:", "bad", "calibration]"]
-    code, out, _ = run("show", "atlas/tauid@1.2.0", "--repo", repo, "--no-card")
+    code, _, err = run("show", "atlas/tauid@1.2.0", "--repo", repo, "--no-card")
+    assert code == 2 and "atlas/tauid@1.2.0 is yanked: bad calibration" in err  # as `path` does
+    code, out, _ = run("show", "atlas/tauid@1.2.0", "--repo", repo, "--no-card", "--allow-yanked")
     assert "YANKED: bad calibration" in out
     check_invariants(repo)
 

@@ -40,13 +40,14 @@ from .errors import (
     SpecError,
     VerificationError,
 )
-from .load import open, resolve
+from .load import open
 from .manifest import FileEntry, Manifest
 
 if TYPE_CHECKING:
     from .builder import build
     from .policy import TrustPolicy
     from .repository.publish import publish
+    from .resolver import resolve
     from .signing import sign, verify
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
 # inside the functions that sign
 _LAZY = {
     "build": "builder",
+    "resolve": "resolver",
     "sign": "signing",
     "verify": "signing",
     "TrustPolicy": "policy",

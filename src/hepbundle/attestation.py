@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -26,7 +27,7 @@ from ._signers import parse_signature
 from .errors import SignatureError, SigningError
 from .policy import Candidate, SignerInfo, TrustPolicy, policy_from_env
 from .provenance import slsa
-from .provenance.lineage import locate_bundle, read_manifest
+from .resolver import read_ref
 from .signing import PRIMARY_ROLE, Signer
 
 if TYPE_CHECKING:
@@ -58,11 +59,16 @@ class VerifiedAttestation:
 
 
 def sign_provenance(
-    ref: str, signer: Signer, out: str | os.PathLike[str], *, repo: Path | None = None
+    ref: str,
+    signer: Signer,
+    out: str | os.PathLike[str],
+    *,
+    repos: Sequence[str | os.PathLike[str]] | None = None,
+    allow_yanked: bool = False,
 ) -> Path:
     """Sign the SLSA statement of the bundle REF names and write the attestation to ``out``
     (a new file: an existing one is never replaced)."""
-    manifest, digest = read_manifest(locate_bundle(ref, repo))
+    _, manifest, digest = read_ref(ref, repos=repos, allow_yanked=allow_yanked)
     target = Path(out)
     if target.exists():
         raise SigningError(f"{target} already exists", hint="choose another --output")
@@ -79,7 +85,8 @@ def verify_provenance(
     ref: str,
     policy: TrustPolicy | None = None,
     *,
-    repo: Path | None = None,
+    repos: Sequence[str | os.PathLike[str]] | None = None,
+    allow_yanked: bool = False,
 ) -> VerifiedAttestation:
     """Check that ``attestation`` is a SLSA provenance statement about the bundle REF names,
     signed by a signer the policy (default ``HEPBUNDLE_POLICY``) allows for the bundle's name."""
@@ -89,7 +96,7 @@ def verify_provenance(
             "no trust policy configured: the attestation's signature cannot be checked",
             hint="pass --policy or --key, or set HEPBUNDLE_POLICY",
         )
-    manifest, digest = read_manifest(locate_bundle(ref, repo))
+    _, manifest, digest = read_ref(ref, repos=repos, allow_yanked=allow_yanked)
     sig = parse_signature(Path(attestation))
     stmt = sig.statement
     if stmt.get("predicateType") != slsa.PREDICATE_TYPE:

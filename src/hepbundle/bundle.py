@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .digest import sha256_bytes
-from .errors import BuildError, HepbundleError, IntegrityError, VerificationError
+from .errors import HepbundleError, IntegrityError, NotABundleError, VerificationError
 from .integrity import IntegrityReport, check_entry, check_tree
 from .manifest import MANIFEST_FILENAME, FileEntry, Manifest
 
@@ -53,12 +53,12 @@ class Bundle:
         mpath = root / MANIFEST_FILENAME
         if not root.is_dir():
             why = "it does not exist" if not root.exists() else "it is not a directory"
-            raise BuildError(f"{root} is not a bundle directory ({why})")
+            raise NotABundleError(f"{root} is not a bundle directory ({why})", path=root)
         try:
             data = mpath.read_bytes()
         except FileNotFoundError:
-            raise IntegrityError(
-                f"{root} is not a bundle: {MANIFEST_FILENAME} is missing"
+            raise NotABundleError(
+                f"{root} is not a bundle: {MANIFEST_FILENAME} is missing", path=root
             ) from None
         manifest = Manifest.from_bytes(data, source=str(mpath))
         return cls(root, manifest, sha256_bytes(data), verify_files=verify_files)

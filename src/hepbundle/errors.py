@@ -10,8 +10,10 @@ HepbundleError                 any failure hepbundle reports to a person (exit c
 │   ├── SignatureError         unsigned, malformed or invalid signature
 │   └── PolicyError            signature valid, but the signer is not allowed
 ├── SigningError               a signature could not be made (unreadable or unsupported key/cert)
+├── NotABundleError            a path given as a bundle is not one (missing, no hepbundle.json)
 ├── RepositoryError            publishing / catalogue failures (conflicts, locks, backends)
 │   └── NotFoundError          an unknown bundle reference, name, version or alias
+│       └── YankedError        the reference names a yanked version
 ├── MissingExtraError          an optional framework is not installed (names the extra)
 ├── ToolError                  a domain tool failed (FPGA, data, reproduce)
 │   └── DataError              unreadable/unsuitable input data (ROOT, NPZ, profile)
@@ -19,6 +21,9 @@ HepbundleError                 any failure hepbundle reports to a person (exit c
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 __all__ = [
     "BuildError",
@@ -28,6 +33,7 @@ __all__ = [
     "HepbundleError",
     "IntegrityError",
     "MissingExtraError",
+    "NotABundleError",
     "NotFoundError",
     "PathError",
     "PolicyError",
@@ -37,6 +43,7 @@ __all__ = [
     "SpecError",
     "ToolError",
     "VerificationError",
+    "YankedError",
 ]
 
 
@@ -46,10 +53,21 @@ class HepbundleError(Exception):
     #: process exit code the CLI uses for this kind of error
     exit_code: int = 2
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        ref: str | None = None,
+        path: str | os.PathLike[str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        #: the bundle reference (``ns/name@version``) the error is about, when known
+        self.ref = ref
+        #: the file or directory the error is about, when known
+        self.path = Path(path) if path is not None else None
 
     def __str__(self) -> str:
         return self.diagnostics()
@@ -103,6 +121,14 @@ class RepositoryError(HepbundleError):
 
 class NotFoundError(RepositoryError):
     """A bundle reference, name, version or alias does not exist."""
+
+
+class YankedError(NotFoundError):
+    """The reference names a yanked version (refused unless ``allow_yanked``/``--allow-yanked``)."""
+
+
+class NotABundleError(HepbundleError):
+    """A path given as a bundle is not one: missing, not a directory, or no ``hepbundle.json``."""
 
 
 class MissingExtraError(HepbundleError):

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .digest import sha256_bytes
-from .errors import FormatError, PathError, SpecError
+from .errors import FormatError, NotABundleError, PathError, SpecError
 from .paths import check_collisions, check_relpath, is_reserved
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "READERS",
     "FileEntry",
     "Manifest",
+    "read_manifest",
 ]
 
 MANIFEST_FILENAME = "hepbundle.json"
@@ -236,3 +239,16 @@ READERS: dict[str, Callable[[dict[str, Any], str], Manifest]] = {MEDIA_TYPE_V1: 
 
 def sorted_entries(entries: Iterable[FileEntry]) -> tuple[FileEntry, ...]:
     return tuple(sorted(entries, key=lambda f: f.path))
+
+
+def read_manifest(path: str | os.PathLike[str], where: str = "") -> tuple[Manifest, str]:
+    """The manifest of the bundle at ``path`` and the SHA-256 of its bytes."""
+    path = Path(path)
+    mpath = path / MANIFEST_FILENAME if path.is_dir() else path
+    try:
+        data = mpath.read_bytes()
+    except OSError as e:
+        raise NotABundleError(
+            f"{where}{path} is not a bundle: cannot read {mpath.name}: {e}", path=path
+        ) from None
+    return Manifest.from_bytes(data, source=str(mpath)), sha256_bytes(data)

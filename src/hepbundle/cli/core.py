@@ -10,13 +10,12 @@ from typing import Any
 import click
 
 from .. import builder as _builder
-from .. import load as _load
-from .. import repository as _repository
+from .. import resolver as _resolver
 from ..errors import BuildError
 from ..spec import SPEC_FILENAME, load_spec
 from ._common import emit_json, json_option, progress
+from ._options import ref_options
 from .render import render_bundle
-from .repo import repo_option
 
 __all__ = ["COMMANDS"]
 
@@ -172,13 +171,20 @@ def build(
 @click.argument("bundle", metavar="REF")
 @click.option("--card/--no-card", default=True, help="Render the model card.")
 @click.option("--all-files", is_flag=True, help="List every file (default: 12 per role).")
-@repo_option
+@ref_options
 @json_option
-def show(bundle: str, card: bool, all_files: bool, repo: str | None, as_json: bool) -> None:
+def show(
+    bundle: str,
+    card: bool,
+    all_files: bool,
+    repos: tuple[Path, ...],
+    allow_yanked: bool,
+    as_json: bool,
+) -> None:
     """Show a readable summary of REF (a bundle directory, or ns/name[@version|@alias] in
     --repo): identity, files by role, metrics, provenance."""
-    where = _repository.locate(bundle, repo)
-    b = _load.open(where.path, verify="lazy")
+    where = _resolver.locate(bundle, repos=repos, allow_yanked=allow_yanked)
+    b = _resolver.open_located(where, verify="lazy")
     if as_json:
         emit_json(
             {"path": str(b.root), "manifest_sha256": b.manifest_digest, **b.manifest.to_json()}

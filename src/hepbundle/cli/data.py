@@ -16,15 +16,13 @@ from ..data import reference as _reference
 from ..data import root2npz as _root2npz  # the module
 from ..errors import DataError, DriftAlert, VerificationError
 from ._common import emit_json, json_option
+from ._options import ref_options
 
 __all__ = ["COMMANDS"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-_repos_option = click.option(
-    "--repo", "repos", multiple=True, metavar="R", help="Repository to resolve REF in."
-)
 _ref_argument = click.argument("ref", metavar="REF")
 
 
@@ -139,7 +137,7 @@ def root2npz(
 )
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG.")
 @click.option("--top", default=6, show_default=True, help="Features in the plot.")
-@_repos_option
+@ref_options
 @json_option
 def drift(
     ref: str,
@@ -148,7 +146,8 @@ def drift(
     threshold: str | None,
     plot: Path | None,
     top: int,
-    repos: tuple[str, ...],
+    repos: tuple[Path, ...],
+    allow_yanked: bool,
     as_json: bool,
 ) -> None:
     """Compare new data with the reference profile of REF (a bundle directory or
@@ -161,7 +160,8 @@ def drift(
         data_path,
         outputs=outputs,
         thresholds=_drift.parse_thresholds(threshold),
-        repos=list(repos) or None,
+        repos=repos,
+        allow_yanked=allow_yanked,
     )
     if plot is not None:
         _plot.plot_drift(report, plot, top)
@@ -236,7 +236,7 @@ def _drift_table(report: _drift.DriftReport) -> str:
     help="--runner hls4ml: compile and run the firmware of a bundle whose signatures no trust "
     "policy checked (only for a bundle you built yourself).",
 )
-@_repos_option
+@ref_options
 @json_option
 def eval_(
     ref: str,
@@ -249,7 +249,8 @@ def eval_(
     out: Path | None,
     key: Path | None,
     allow_unsigned: bool,
-    repos: tuple[str, ...],
+    repos: tuple[Path, ...],
+    allow_yanked: bool,
     as_json: bool,
 ) -> None:
     """Run the model of REF on NPZ data, compute metrics, compare with the recorded ones.
@@ -260,7 +261,7 @@ def eval_(
     """
     from ..data import evaluate as _evaluate
 
-    bundle = _reference.open_ref(ref, list(repos) or None)
+    bundle = _reference.open_ref(ref, repos, allow_yanked=allow_yanked)
     result = _evaluate.evaluate(
         bundle,
         data_path,
@@ -337,7 +338,7 @@ def _split(text: str | None) -> list[str]:
 @click.option("--metrics-file", help="--run: the JSON file the training writes its metrics to.")
 @click.option("--tolerance", type=float, default=0.01, show_default=True, help="|new - recorded|")
 @click.option("--timeout", type=float, help="--run: seconds before the training is stopped.")
-@_repos_option
+@ref_options
 @json_option
 def reproduce(
     ref: str,
@@ -350,7 +351,8 @@ def reproduce(
     metrics_file: str | None,
     tolerance: float,
     timeout: float | None,
-    repos: tuple[str, ...],
+    repos: tuple[Path, ...],
+    allow_yanked: bool,
     as_json: bool,
 ) -> None:
     """Can REF be re-trained? --check lists the code pin, environment lock, data and command
@@ -362,7 +364,7 @@ def reproduce(
 
     if do_check == (workdir is not None):
         raise DataError("give exactly one of --check and --run WORKDIR")
-    bundle = _reference.open_ref(ref, list(repos) or None)
+    bundle = _reference.open_ref(ref, repos, allow_yanked=allow_yanked)
     if workdir is None:
         report = _reproduce.check(bundle, mirrors=mirrors, data_dirs=data_dirs, network=network)
         if as_json:

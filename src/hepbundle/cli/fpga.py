@@ -8,15 +8,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .. import load as _load
-from .. import repository as _repository
+from .. import resolver as _resolver
 from .._base import write_atomic
 from ..errors import VerificationError
 from ..fpga.tolerance import DEFAULT_MAX_RELATIVE_DIFF, DEFAULT_MIN_ARGMAX_AGREEMENT
 from ..manifest import canonical_json
 from ._common import emit_json, json_option
+from ._options import ref_options
 from ._trust import trust_options_with
-from .repo import repo_option
 
 if TYPE_CHECKING:
     from ..policy import TrustPolicy
@@ -61,7 +60,7 @@ def capture(project_dir: Path, toolchain: str, to: str | None, out: Path | None)
 
 @fpga.command()
 @click.argument("ref", metavar="REF")
-@repo_option
+@ref_options
 @click.option(
     "--inputs",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -134,7 +133,8 @@ def capture(project_dir: Path, toolchain: str, to: str | None, out: Path | None)
 @json_option
 def compare(
     ref: str,
-    repo: str | None,
+    repos: tuple[Path, ...],
+    allow_yanked: bool,
     inputs: Path,
     hardware_outputs: Path | None,
     tolerance: float,
@@ -168,7 +168,7 @@ def compare(
     from ..fpga._plot import render_png
     from ..fpga.compare import Tolerance, compare_bundle, record_report
 
-    bundle = _load.open(_repository.locate(ref, repo).path, verify="lazy", policy=trust)
+    bundle = _resolver.resolve(ref, repos=repos, allow_yanked=allow_yanked, policy=trust)
     signer = None
     if key is not None:
         from ..repository.records import recordable_repo
@@ -226,13 +226,13 @@ def _summary_line(out: dict[str, object]) -> str:
 
 @fpga.command()
 @click.argument("ref", metavar="REF")
-@repo_option
+@ref_options
 @json_option
-def reloadable(ref: str, repo: str | None, as_json: bool) -> None:
+def reloadable(ref: str, repos: tuple[Path, ...], allow_yanked: bool, as_json: bool) -> None:
     """Which layers' weights of REF's hls4ml firmware can change without a new bitstream."""
     from ..fpga.reloadable import reloadable as _reloadable
 
-    report = _reloadable(_load.open(_repository.locate(ref, repo).path, verify="lazy"))
+    report = _reloadable(_resolver.resolve(ref, repos=repos, allow_yanked=allow_yanked))
     if as_json:
         emit_json(report.to_json())
         return

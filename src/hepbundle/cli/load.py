@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 import click
 
 from .. import load as _load
+from .. import resolver as _resolver
 from ._common import emit_json, json_option
+from ._options import allow_yanked_option, repos_option
 from ._trust import trust_options
 
 if TYPE_CHECKING:
@@ -20,13 +22,7 @@ __all__ = ["COMMANDS"]
 @click.command()
 @click.argument("ref")
 @click.argument("file", required=False)
-@click.option(
-    "--repo",
-    "repos",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Repository to search (repeatable; default: $HEPBUNDLE_PATH, then $HEPBUNDLE_REPO).",
-)
+@repos_option
 @click.option(
     "--verify",
     "mode",
@@ -36,7 +32,7 @@ __all__ = ["COMMANDS"]
     help="lazy: signature + FILE's digest (or nothing more for the bundle path); full: every file.",
 )
 @trust_options
-@click.option("--allow-yanked", is_flag=True, help="Accept a yanked version (with a warning).")
+@allow_yanked_option
 @click.option(
     "--legacy",
     is_flag=True,
@@ -76,7 +72,7 @@ def path(
             repos=repos or None,
         )
     else:
-        b = _load.resolve(
+        b = _resolver.resolve(
             ref,
             verify=mode,
             policy=trust,

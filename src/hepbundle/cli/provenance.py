@@ -16,7 +16,7 @@ from ..policy import TrustPolicy
 from ..provenance import lineage as _lineage
 from ..provenance import slsa as _slsa
 from ._common import emit_json, json_option
-from .repo import repo_option
+from ._options import ref_options
 from .signing import _signer
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -41,15 +41,21 @@ __all__ = ["COMMANDS", "render_lineage"]
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file (atomically) instead of stdout.",
 )
-@repo_option
-def provenance(ref: str, fmt: str, output: Path | None, repo: str | None) -> None:
+@ref_options
+def provenance(
+    ref: str,
+    fmt: str,
+    output: Path | None,
+    repos: tuple[Path, ...],
+    allow_yanked: bool,
+) -> None:
     """Export the provenance of REF (a bundle directory, or ns/name@version in --repo).
 
     The statement's subject is the bundle's manifest (name ns/name@version, SHA-256 of
     hepbundle.json); resolvedDependencies list the code commit, the data references with
     their checksums, the environment lock and the parent bundles.
     """
-    data = _slsa.export_ref(ref, fmt, repo=Path(repo) if repo else None)
+    data = _slsa.export_ref(ref, fmt, repos=repos, allow_yanked=allow_yanked)
     if output is None:
         click.echo(data.decode(), nl=False)
         return
@@ -71,7 +77,7 @@ def provenance(ref: str, fmt: str, output: Path | None, repo: str | None) -> Non
 @click.option("--chain", multiple=True, type=_FILE, help="Intermediate CA certificates.")
 @click.option("--sigstore", "use_sigstore", is_flag=True, help="Sign keyless via Fulcio/Rekor.")
 @click.option("--identity-token", metavar="TOKEN", envvar="SIGSTORE_ID_TOKEN")
-@repo_option
+@ref_options
 def attest(
     ref: str,
     output: Path,
@@ -80,12 +86,13 @@ def attest(
     chain: tuple[Path, ...],
     use_sigstore: bool,
     identity_token: str | None,
-    repo: str | None,
+    repos: tuple[Path, ...],
+    allow_yanked: bool,
 ) -> None:
     """Sign the SLSA provenance statement of REF with the signers 'hepbundle sign' uses, as a
     second attestation written outside the (immutable) bundle."""
     signer = _signer(key, cert, chain, use_sigstore, identity_token, None)
-    out = _attestation.sign_provenance(ref, signer, output, repo=Path(repo) if repo else None)
+    out = _attestation.sign_provenance(ref, signer, output, repos=repos, allow_yanked=allow_yanked)
     click.echo(f"signed the provenance of {ref} ({signer.describe()}) -> {out}")
 
 
@@ -94,14 +101,15 @@ def attest(
 @click.argument("ref")
 @click.option("--policy", type=_FILE, help="Trust policy YAML (default: $HEPBUNDLE_POLICY).")
 @click.option("--key", "keys", multiple=True, type=_FILE, help="Trust this public key.")
-@repo_option
+@ref_options
 @json_option
 def verify_attestation(
     attestation: Path,
     ref: str,
     policy: Path | None,
     keys: tuple[Path, ...],
-    repo: str | None,
+    repos: tuple[Path, ...],
+    allow_yanked: bool,
     as_json: bool,
 ) -> None:
     """Verify that ATTESTATION is REF's provenance, signed by a signer the trust policy allows
@@ -110,7 +118,7 @@ def verify_attestation(
         raise SpecError("give either --policy or --key")
     chosen = TrustPolicy.load(policy) if policy else TrustPolicy.from_flags(keys=keys)
     res = _attestation.verify_provenance(
-        attestation, ref, chosen, repo=Path(repo) if repo else None
+        attestation, ref, chosen, repos=repos, allow_yanked=allow_yanked
     )
     if as_json:
         emit_json(res.to_json())
@@ -121,7 +129,7 @@ def verify_attestation(
 
 @click.command("lineage")
 @click.argument("ref")
-@repo_option
+@ref_options
 @click.option(
     "--search",
     "search",
@@ -130,10 +138,16 @@ def verify_attestation(
     help="Also look for relatives in the bundles under this directory (repeatable).",
 )
 @json_option
-def lineage(ref: str, repo: str | None, search: tuple[Path, ...], as_json: bool) -> None:
+def lineage(
+    ref: str,
+    repos: tuple[Path, ...],
+    allow_yanked: bool,
+    search: tuple[Path, ...],
+    as_json: bool,
+) -> None:
     """Print the family tree of REF: its parents (fine-tuned from, distilled from, …) back to
     the first ancestor, and every bundle derived from it, matched by manifest digest."""
-    tree = _lineage.family(ref, repo=Path(repo) if repo else None, search=search)
+    tree = _lineage.family(ref, repos=repos, search=search, allow_yanked=allow_yanked)
     if as_json:
         emit_json(tree.to_json())
         return

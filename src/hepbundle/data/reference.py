@@ -56,12 +56,18 @@ def build_extras(
     return {PROFILE_PATH: (data, "data")}, meta
 
 
-def open_ref(ref: str | os.PathLike[str], repos: Sequence[str] | None = None) -> Bundle:
+def open_ref(
+    ref: str | os.PathLike[str],
+    repos: Sequence[str | os.PathLike[str]] | None = None,
+    *,
+    allow_yanked: bool = False,
+) -> Bundle:
     """The bundle a reference names (a path, or ``ns/name@version|alias`` in the repositories),
-    opened with lazy verification under the configured trust policy."""
-    from ..load import resolve
+    opened by :func:`hepbundle.resolver.resolve` (search, yank and catalogue rules) with lazy
+    verification under the configured trust policy."""
+    from ..resolver import resolve
 
-    return resolve(os.fspath(ref), repos=repos)
+    return resolve(ref, repos=repos, allow_yanked=allow_yanked)
 
 
 def load_profile(bundle: Bundle) -> dict[str, Any]:
@@ -92,10 +98,11 @@ def drift_ref(
     *,
     outputs: str | os.PathLike[str] | None = None,
     thresholds: Mapping[str, float] | None = None,
-    repos: Sequence[str] | None = None,
+    repos: Sequence[str | os.PathLike[str]] | None = None,
+    allow_yanked: bool = False,
 ) -> DriftReport:
     """Compare ``data`` with the reference profile of the bundle ``ref`` names."""
-    bundle = open_ref(ref, repos)
+    bundle = open_ref(ref, repos, allow_yanked=allow_yanked)
     return compare(
         load_profile(bundle), data, outputs=outputs, thresholds=thresholds, ref=bundle.ref
     )

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from ..bundle import Bundle
 from ..errors import NotFoundError, PathError, RepositoryError, VerificationError
-from ..load import VerifyMode, resolve, search_path
+from ..load import VerifyMode
 from ..paths import check_relpath
 from ..policy import TrustPolicy
 from ..repository.index import LegacyHit, find_legacy
 from ..repository.layout import INDEX_FILE, bundle_dir
+from ..resolver import resolve, search_path
 
 __all__ = ["best_per_legacy", "resolve_legacy", "write_compat_tree"]
 

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..digest import sha256_bytes
 from ..errors import HepbundleError, NotFoundError, SpecError
-from ..manifest import MANIFEST_FILENAME, Manifest
+from ..manifest import MANIFEST_FILENAME, read_manifest
+from ..repository.catalog import read_name_catalog
+from ..resolver import read_ref
 
 __all__ = [
     "RELATIONS",
@@ -27,8 +28,6 @@ __all__ = [
     "family",
     "known_bundles",
     "lineage",
-    "locate_bundle",
-    "read_manifest",
     "resolve_parents",
 ]
 
@@ -98,23 +97,9 @@ def resolve_parents(
     return out
 
 
-def read_manifest(path: Path, where: str = "") -> tuple[Manifest, str]:
-    """The manifest of the bundle at ``path`` and the SHA-256 of its bytes."""
-    mpath = path / MANIFEST_FILENAME if path.is_dir() else path
-    try:
-        data = mpath.read_bytes()
-    except OSError as e:
-        raise SpecError(f"{where}{path} is not a bundle: cannot read {mpath.name}: {e}") from None
-    return Manifest.from_bytes(data, source=str(mpath)), sha256_bytes(data)
-
-
 def _from_catalog(repo: Path, ref: str, where: str, *, missing_ok: bool) -> tuple[str, str] | None:
     """The catalogue's (digest, version) of ``ref``; None when the repository layer is not
     available, or the repository does not know ``ref`` and ``missing_ok``."""
-    try:
-        from ..repository.catalog import read_name_catalog
-    except ImportError:
-        return None
     name, _, selector = ref.partition("@")
     try:
         rec = read_name_catalog(repo, name).resolve(selector or None)
@@ -232,33 +217,26 @@ def lineage(root: KnownBundle, known: Mapping[str, KnownBundle], *, depth: int =
     return Lineage(root, up(root, 0), down(root, 0))
 
 
-def locate_bundle(ref: str, repo: Path | None = None) -> Path:
-    """The bundle directory REF names: an existing path, or ``ns/name@version|alias`` in the
-    repository (``repo``, default ``HEPBUNDLE_REPO``)."""
-    if _is_path(ref):
-        return Path(ref).expanduser()
-    from ..repository.operations import locate  # the repository layer sits above this one
-
-    return locate(ref, repo).path
-
-
-def _is_path(ref: str) -> bool:
-    return Path(ref).exists() or ref.startswith(("/", ".", "~"))
-
-
-def family(ref: str, *, repo: Path | None = None, search: Sequence[Path] = ()) -> Lineage:
-    """The family tree of REF among the bundles of ``repo`` (or ``HEPBUNDLE_REPO``) and the
-    ``search`` directories; with neither, the tree of built bundles REF lies in
-    (``dist/`` for ``dist/<ns>/<name>/<version>``)."""
-    path = locate_bundle(ref, repo)
-    m, digest = read_manifest(path)
+def family(
+    ref: str,
+    *,
+    repos: Sequence[str | os.PathLike[str]] | None = None,
+    search: Sequence[Path] = (),
+    allow_yanked: bool = False,
+) -> Lineage:
+    """The family tree of REF (found by :func:`hepbundle.resolver.read_ref`: the search, yank
+    and catalogue rules of every REF) among the bundles of the repository REF was found in (or
+    ``repos``/``HEPBUNDLE_REPO`` for a path) and the ``search`` directories; with neither, the
+    tree of built bundles REF lies in (``dist/`` for ``dist/<ns>/<name>/<version>``)."""
+    where, m, digest = read_ref(ref, repos=repos, allow_yanked=allow_yanked)
+    path = where.path
     sources = list(search)
-    if not _is_path(ref):
-        from ..repository.publish import default_repo
-
-        sources.append(repo or default_repo())  # where locate_bundle found it
-    elif repo is not None or os.environ.get("HEPBUNDLE_REPO"):
-        sources.append(Path(repo or os.environ["HEPBUNDLE_REPO"]))
+    if where.repo is not None:
+        sources.append(where.repo)
+    elif repos:
+        sources.extend(Path(r) for r in repos)
+    elif os.environ.get("HEPBUNDLE_REPO"):
+        sources.append(Path(os.environ["HEPBUNDLE_REPO"]))
     if not sources:
         parts = path.resolve().parts
         tail = (*m.name.split("/"), m.version)

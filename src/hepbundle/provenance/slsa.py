@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
-from pathlib import Path
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._base import __version__
@@ -67,11 +67,18 @@ def export(manifest: Manifest, manifest_digest: str, fmt: str) -> bytes:
     raise FormatError(f"unknown provenance format {fmt!r} (expected one of: {', '.join(FORMATS)})")
 
 
-def export_ref(ref: str, fmt: str, *, repo: Path | None = None) -> bytes:
-    """:func:`export` for the bundle REF names (a path, or ``ns/name@version`` in a repository)."""
-    from .lineage import locate_bundle, read_manifest
+def export_ref(
+    ref: str,
+    fmt: str,
+    *,
+    repos: Sequence[str | os.PathLike[str]] | None = None,
+    allow_yanked: bool = False,
+) -> bytes:
+    """:func:`export` for the bundle REF names (a path, or ``ns/name@version`` found by
+    :func:`hepbundle.resolver.read_ref`, under its search, yank and catalogue rules)."""
+    from ..resolver import read_ref
 
-    manifest, digest = read_manifest(locate_bundle(ref, repo))
+    _, manifest, digest = read_ref(ref, repos=repos, allow_yanked=allow_yanked)
     return export(manifest, digest, fmt)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from .catalog import AliasEvent, NameCatalog, VersionRecord, list_names, read_name_catalog
 from .index import FindHit, FindQuery, find, rebuild_index
 from .layout import bundle_dir, bundle_relpath, catalog_file, read_repository
-from .operations import Changed, Located, locate, rebuild, set_alias, versions, yank
+from .operations import Changed, rebuild, set_alias, versions, yank
 from .publish import (
     BACKENDS,
     Publisher,
@@ -43,7 +43,6 @@ __all__ = [
     "Changed",
     "FindHit",
     "FindQuery",
-    "Located",
     "NameCatalog",
     "PublishRequest",
     "PublishResult",
@@ -59,7 +58,6 @@ __all__ = [
     "find",
     "list_names",
     "list_records",
-    "locate",
     "make_publisher",
     "parse_ref",
     "publish",

@@ -1,5 +1,5 @@
-"""Catalogue operations on a repository: look up a REF, list versions, move an alias, yank,
-rebuild the index. Each is one typed function the CLI calls."""
+"""Catalogue operations on a repository: list versions, move an alias, yank, rebuild the index
+(looking a REF up is :mod:`hepbundle.resolver`). Each is one typed function the CLI calls."""
 
 from __future__ import annotations
 
@@ -7,18 +7,17 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import NotFoundError
-from .catalog import NameCatalog, VersionRecord, check_alias, read_name_catalog
+from .catalog import NameCatalog, check_alias, read_name_catalog
 from .index import rebuild_index
-from .layout import STAGING_DIR, bundle_dir, read_repository
+from .layout import STAGING_DIR, read_repository
 from .lock import LOCK_FILENAME, repository_lock
 from .publish import default_repo, make_publisher
 from .refs import Ref, parse_ref
 from .tree import recover
 
-__all__ = ["Changed", "Located", "locate", "rebuild", "set_alias", "versions", "yank"]
+__all__ = ["Changed", "rebuild", "set_alias", "versions", "yank"]
 
 
 @dataclass(frozen=True)
@@ -31,24 +30,6 @@ class Changed:
     serial: int | None
 
 
-@dataclass(frozen=True)
-class Located:
-    """Where a REF points: a bundle directory, and its catalogue record when it came from one."""
-
-    path: Path
-    ref: Ref
-    record: VersionRecord | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "ref": str(self.ref),
-            "version": self.record.version if self.record else None,
-            "yanked": self.record.yanked if self.record else None,
-            "catalog_manifest_sha256": self.record.manifest_digest if self.record else None,
-        }
-
-
 def _root(repo: str | os.PathLike[str] | None) -> Path:
     return Path(repo) if repo is not None else default_repo()
 
@@ -58,18 +39,6 @@ def _name_ref(text: str) -> Ref:
     if ref.name is None:
         raise NotFoundError(f"{text!r} is a path; this needs a catalogue reference ns/name@version")
     return ref
-
-
-def locate(text: str, repo: str | os.PathLike[str] | None = None) -> Located:
-    """Resolve a REF (``ns/name@version``, ``ns/name@alias``, ``ns/name`` or a path) to a bundle
-    directory, reading only the per-name catalogue file."""
-    ref = parse_ref(text)
-    if ref.path is not None:
-        return Located(ref.path, ref)
-    root = _root(repo)
-    assert ref.name is not None
-    rec = read_name_catalog(root, ref.name).resolve(ref.selector)
-    return Located(bundle_dir(root, ref.name, rec.version), ref, rec)
 
 
 def versions(name: str, repo: str | os.PathLike[str] | None = None) -> NameCatalog:
