@@ -24,8 +24,8 @@ from .conftest import write_spec
 W = np.array([[1.5], [-2.0]], dtype=np.float32)
 
 
-def logistic_onnx(path: Path) -> None:
-    """sigmoid(x @ W + b): a real two-feature classifier."""
+def logistic_onnx(path: Path, width: int | None = 2) -> None:
+    """sigmoid(x @ W + b): a real two-feature classifier (``width=None``: undeclared)."""
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["x", "W"], ["z0"]),
@@ -33,7 +33,7 @@ def logistic_onnx(path: Path) -> None:
             helper.make_node("Sigmoid", ["z"], ["p"]),
         ],
         "logistic",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, width])],
         [helper.make_tensor_value_info("p", TensorProto.FLOAT, [None, 1])],
         [
             helper.make_tensor("W", TensorProto.FLOAT, [2, 1], W.ravel().tolist()),
@@ -162,3 +162,76 @@ def test_eval_appends_record_to_published_bundle(
     (rec,) = list_records(repo, "cms/logit", "1.0.0", "evaluation")
     assert json.loads(out)["written"]["record"] == str(rec.path)
     assert rec.payload["metrics"]["auc"] > 0.8 and rec.payload["passed"] is True
+
+
+def _npz(path: Path, **arrays: np.ndarray) -> Path:
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.fixture
+def columns(tmp_path: Path) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(5)
+    n = 2000
+    a, b = rng.normal(size=n).astype(np.float32), rng.normal(size=n).astype(np.float32)
+    y = (1.5 * a - 2.0 * b + 0.25 + rng.logistic(size=n) > 0).astype(np.int8)
+    return {"a": a, "b": b, "y": y, "x": np.stack([a, b], axis=1)}
+
+
+def test_eval_picks_inputs_from_the_model_itself(
+    tmp_path: Path, model_bundle: tuple[Path, float], columns: dict[str, np.ndarray]
+) -> None:
+    """The issue's case: more arrays than the model takes (13 columns for a 3-wide input used
+    to reach ONNX Runtime and print its traceback)."""
+    root, _ = model_bundle
+    c = columns
+    extra = np.zeros((len(c["y"]), 11), dtype=np.float32)
+    weight = np.ones(len(c["y"]), dtype=np.float32)
+    # an array named like the model's input wins
+    data = _npz(tmp_path / "named.npz", x=c["x"], extra=extra, weight=weight, y=c["y"])
+    code, out, err = run("eval", root, "--data", data, "--labels", "y", "--json")
+    assert code in (0, 1), err
+    assert json.loads(out)["metrics"]["auc"] > 0.8
+    # else the only array as wide as the input
+    data = _npz(tmp_path / "wide.npz", feats=c["x"], extra=extra, weight=weight, y=c["y"])
+    code, out, err = run("eval", root, "--data", data, "--labels", "y", "--json")
+    assert code in (0, 1), err
+    assert json.loads(out)["metrics"]["auc"] > 0.8
+    # nothing fits: one line naming the model's input and the arrays, exit 2
+    data = _npz(tmp_path / "bad.npz", a=c["a"], b=c["b"], extra=extra, weight=weight, y=c["y"])
+    code, out, err = run("eval", root, "--data", data, "--labels", "y")
+    assert code == 2 and "Traceback" not in err
+    assert "x (2 values per row)" in err and "extra (11 per row)" in err and "--inputs" in err
+    assert len(err.strip().splitlines()) == 1
+    # explicit arrays that do not add up to the input's width: refused before the model runs
+    code, out, err = run("eval", root, "--data", data, "--labels", "y", "--inputs", "a,extra")
+    assert code == 2 and "takes 2 values per row" in err and "give 12" in err
+    code, out, err = run("eval", root, "--data", data, "--labels", "y", "--inputs", "a,b")
+    assert code in (0, 1), err
+
+
+def test_eval_model_refusing_inputs_is_one_line(
+    tmp_path: Path, columns: dict[str, np.ndarray]
+) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    logistic_onnx(src / "model.onnx", width=None)
+    write_spec(
+        src,
+        """
+        name: cms/logit-any
+        version: 1.0.0
+        framework: onnx
+        files:
+          - path: model.onnx
+            role: model
+        """,
+    )
+    root = hepbundle.build(src, tmp_path / "b").root
+    c = columns
+    data = _npz(tmp_path / "d.npz", a=c["a"], b=c["b"], x3=np.zeros((len(c["y"]), 3)), y=c["y"])
+    code, _, err = run("eval", root, "--data", data, "--labels", "y", "--inputs", "x3")
+    assert code == 2 and "refused the inputs" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run("eval", root, "--data", data, "--labels", "y", "--inputs", "a,b")
+    assert code in (0, 1), err

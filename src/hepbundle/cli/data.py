@@ -209,7 +209,11 @@ def _drift_table(report: _drift.DriftReport) -> str:
     metavar="A,B,…",
     help="Metrics (built-in: auc, accuracy, logloss, mse; more via hepbundle.evaluators).",
 )
-@click.option("--inputs", metavar="A,B,…", help="Input arrays, in model order (default: all).")
+@click.option(
+    "--inputs",
+    metavar="A,B,…",
+    help="Input arrays, in model order (default: chosen from the model's input names and widths).",
+)
 @click.option(
     "--runner",
     type=click.Choice(["auto", "onnx", "keras", "hls4ml"]),

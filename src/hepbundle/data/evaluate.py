@@ -24,9 +24,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .._base import write_atomic
-from ..errors import DataError, ToolError
+from ..errors import DataError, HepbundleError, ToolError
 from . import metrics as _metrics
-from ._npz import iter_npz_chunks, npz_members
+from ._npz import NpzMember, iter_npz_chunks, npz_members
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "EvalResult",
+    "ModelInput",
     "available_metrics",
+    "choose_inputs",
     "evaluate",
     "keep_result",
     "run_model",
@@ -99,6 +101,22 @@ class EvalResult:
         }
 
 
+@dataclass(frozen=True)
+class ModelInput:
+    """One input of the model: its name and the values per row (None when not fixed)."""
+
+    name: str
+    width: int | None
+
+
+@dataclass(frozen=True)
+class _Runner:
+    kind: str
+    model_file: str
+    inputs: tuple[ModelInput, ...]
+    predict: Callable[[list[npt.NDArray[np.float32]]], Any]
+
+
 def evaluate(
     bundle: Bundle,
     data: str | os.PathLike[str],
@@ -110,9 +128,15 @@ def evaluate(
     tolerance: float = 0.01,
     allow_unsigned: bool = False,
 ) -> EvalResult:
-    """Run ``bundle``'s model on ``data`` (features ``inputs``, default every numeric array
-    but ``labels``), compute ``metric_names`` against array ``labels``, compare with the
-    manifest's metrics of the same names (|new − recorded| ≤ ``tolerance``)."""
+    """Run ``bundle``'s model on ``data``, compute ``metric_names`` against array ``labels``,
+    compare with the manifest's metrics of the same names (|new − recorded| ≤ ``tolerance``).
+
+    The arrays fed to the model are ``inputs`` (in model order; several arrays side by side
+    when the model has one input), else chosen from the model's own inputs: the arrays named
+    like them, else for a one-input model the only array with as many values per row, else
+    every array but ``labels`` when together they have that many. A choice that does not fit
+    the model's input widths is refused before the model runs (:class:`DataError`).
+    """
     from ..digest import hash_file
 
     table = available_metrics()
@@ -125,12 +149,15 @@ def evaluate(
     members = npz_members(data)
     if labels not in members:
         raise DataError(f"{data} has no labels array {labels!r}; arrays: {', '.join(members)}")
-    features = list(inputs) if inputs else [n for n in members if n != labels]
-    missing = [f for f in features if f not in members]
-    if missing:
-        raise DataError(f"{data} has no input array {missing[0]!r}; arrays: {', '.join(members)}")
-    kind, model_file, predict = _runner(bundle, runner, allow_unsigned)
-    scores = run_model(predict, data, features)
+    if inputs:
+        missing = [f for f in inputs if f not in members]
+        if missing:
+            raise DataError(
+                f"{data} has no input array {missing[0]!r}; arrays: {', '.join(members)}"
+            )
+    run = _runner(bundle, runner, allow_unsigned)
+    groups = choose_inputs(run.inputs, members, labels, inputs, where=f"{data}")
+    scores = run_model(run.predict, data, groups, model=f"{bundle.ref}: {run.model_file}")
     y = np.concatenate(list(iter_npz_chunks(data, labels))) if members[labels].shape[0] else None
     if y is None or len(y) != len(scores):
         raise DataError(f"{data}: {labels!r} has a different number of rows than the inputs")
@@ -140,8 +167,8 @@ def evaluate(
         manifest_digest=bundle.manifest_digest,
         data=os.fspath(data),
         data_sha256=hash_file(data).sha256,
-        runner=kind,
-        model_file=model_file,
+        runner=run.kind,
+        model_file=run.model_file,
         samples=len(y),
         metrics=values,
         comparison=tuple(_compare(values, bundle.manifest.meta.get("metrics"), tolerance)),
@@ -149,14 +176,101 @@ def evaluate(
     )
 
 
+def _row_width(m: NpzMember) -> int:
+    return math.prod(m.shape[1:]) if len(m.shape) > 1 else 1
+
+
+def choose_inputs(
+    model_inputs: Sequence[ModelInput],
+    members: Mapping[str, NpzMember],
+    labels: str,
+    explicit: Sequence[str] | None,
+    *,
+    where: str,
+) -> list[list[str]]:
+    """The NPZ arrays for each model input (several side by side for one input); see
+    :func:`evaluate`. Every refusal is one :class:`DataError` line naming what would fit."""
+
+    def described(names: Sequence[str]) -> str:
+        return ", ".join(f"{n} ({_row_width(members[n])} per row)" for n in names) or "(none)"
+
+    model_desc = ", ".join(
+        f"{i.name} ({i.width if i.width is not None else 'any number of'} values per row)"
+        for i in model_inputs
+    )
+    hint = "choose the arrays with --inputs A,B,… (in model order)"
+    usable = [n for n, m in members.items() if n != labels and m.dtype.kind in "biuf" and m.shape]
+    if explicit:
+        if len(model_inputs) == 1:
+            groups = [list(explicit)]
+        elif len(explicit) == len(model_inputs):
+            groups = [[n] for n in explicit]
+        else:
+            raise DataError(
+                f"the model takes {len(model_inputs)} inputs ({model_desc}); "
+                f"--inputs names {len(explicit)} arrays",
+                hint="give one array per model input, in model order",
+            )
+    elif all(i.name in members for i in model_inputs):
+        groups = [[i.name] for i in model_inputs]
+    elif len(model_inputs) == 1:
+        width = model_inputs[0].width
+        same = [n for n in usable if _row_width(members[n]) == width]
+        if width is None and len(usable) == 1:
+            groups = [usable]
+        elif width is not None and len(same) == 1:
+            groups = [same]
+        elif width is not None and sum(_row_width(members[n]) for n in usable) == width:
+            groups = [usable]
+        else:
+            raise DataError(
+                f"cannot tell which arrays of {where} feed the model's input {model_desc}: "
+                f"it has {described(usable)}",
+                hint=hint,
+            )
+    else:
+        raise DataError(
+            f"the model's inputs {model_desc} are not arrays of {where} (it has "
+            f"{described(usable)})",
+            hint=hint,
+        )
+    for inp, names in zip(model_inputs, groups, strict=True):
+        bad = [n for n in names if members[n].dtype.kind not in "biuf" or not members[n].shape]
+        if bad:
+            raise DataError(f"{where}: array {bad[0]!r} is not a numeric array of rows")
+        got = sum(_row_width(members[n]) for n in names)
+        if inp.width is not None and got != inp.width:
+            raise DataError(
+                f"the model's input {inp.name} takes {inp.width} values per row; "
+                f"{described(names)} give {got}",
+                hint=hint,
+            )
+    rows = {members[n].shape[0] for names in groups for n in names}
+    if len(rows) > 1:
+        raise DataError(f"{where}: the input arrays have different numbers of rows")
+    return groups
+
+
 def run_model(
-    predict: Callable[[npt.NDArray[np.float32]], Any],
+    predict: Callable[[list[npt.NDArray[np.float32]]], Any],
     data: str | os.PathLike[str],
-    features: Sequence[str],
+    groups: Sequence[Sequence[str]],
+    *,
+    model: str = "the model",
 ) -> npt.NDArray[np.float64]:
-    """Model scores on ``data``: the feature arrays side by side as float32 columns, fed in
-    chunks; a (N, 1) output is flattened."""
-    out = [np.asarray(predict(x), dtype=np.float64) for x in _feature_chunks(data, features)]
+    """Model scores on ``data``: for each model input, its arrays side by side as float32
+    columns, fed in chunks; a (N, 1) output is flattened. A model that refuses its inputs is
+    one :class:`DataError` line."""
+    out = []
+    for xs in _feature_chunks(data, groups):
+        try:
+            y = predict(xs)
+        except HepbundleError:
+            raise
+        except Exception as e:  # ONNX Runtime / Keras / ctypes errors: one line, not a traceback
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise DataError(f"{model} refused the inputs: {first}") from None
+        out.append(np.asarray(y, dtype=np.float64))
     if not out:
         raise DataError(f"{data} has no rows")
     scores = np.concatenate(out)
@@ -164,19 +278,27 @@ def run_model(
 
 
 def _feature_chunks(
-    data: str | os.PathLike[str], features: Sequence[str]
-) -> Iterator[npt.NDArray[np.float32]]:
-    streams = [iter_npz_chunks(data, f, rows=_ROWS) for f in features]
+    data: str | os.PathLike[str], groups: Sequence[Sequence[str]]
+) -> Iterator[list[npt.NDArray[np.float32]]]:
+    flat = [n for g in groups for n in g]
+    streams = [iter_npz_chunks(data, f, rows=_ROWS) for f in flat]
     for parts in zip(*streams, strict=True):
-        cols = [p.reshape(len(p), -1).astype(np.float32) for p in parts]
-        yield np.concatenate(cols, axis=1)
+        cols = iter(p.reshape(len(p), -1).astype(np.float32) for p in parts)
+        yield [np.concatenate([next(cols) for _ in g], axis=1) for g in groups]
 
 
-def _runner(
-    bundle: Bundle, runner: str, allow_unsigned: bool = False
-) -> tuple[str, str, Callable[[npt.NDArray[np.float32]], Any]]:
-    """(runner kind, model file, predict function) for ``runner`` (auto: ONNX if the bundle
-    has an ONNX model, else Keras)."""
+def _dim(d: Any) -> int | None:
+    return d if isinstance(d, int) and not isinstance(d, bool) and d > 0 else None
+
+
+def _width(shape: Sequence[Any]) -> int | None:
+    dims = [_dim(d) for d in list(shape)[1:]]
+    return math.prod(d for d in dims if d is not None) if None not in dims else None
+
+
+def _runner(bundle: Bundle, runner: str, allow_unsigned: bool = False) -> _Runner:
+    """The model of ``runner`` (auto: ONNX if the bundle has an ONNX model, else Keras), with
+    its inputs as the model itself declares them."""
     from ..loaders import find_model_file, keras_model, onnx_session
 
     has = {f.path.rsplit(".", 1)[-1].lower() for f in bundle.files()}
@@ -187,19 +309,33 @@ def _runner(
     if runner == "onnx":
         path = find_model_file(bundle, (".onnx",))
         session = onnx_session(bundle, path)
-        first = session.get_inputs()[0].name
-        if len(session.get_inputs()) != 1:
-            raise DataError(f"{bundle.ref}: {path} has several inputs; only one is supported")
-        return runner, path, lambda x: session.run(None, {first: x})[0]
+        names = [i.name for i in session.get_inputs()]
+        ins = tuple(ModelInput(i.name, _width(i.shape)) for i in session.get_inputs())
+        return _Runner(
+            runner, path, ins, lambda xs: session.run(None, dict(zip(names, xs, strict=True)))[0]
+        )
     if runner == "keras":
         path = find_model_file(bundle, (".keras", ".h5"))
         model = keras_model(bundle, path)
-        return runner, path, lambda x: model.predict(x, verbose=0)
+        ins = tuple(
+            ModelInput(str(getattr(t, "name", f"input_{i}")), _width(tuple(t.shape)))
+            for i, t in enumerate(model.inputs)
+        )
+        return _Runner(
+            runner, path, ins, lambda xs: model.predict(xs[0] if len(xs) == 1 else xs, verbose=0)
+        )
     if runner == "hls4ml":
         from ..fpga.emulation import hls4ml_model
 
-        model = hls4ml_model(bundle, allow_unsigned=allow_unsigned)
-        return runner, "hls4ml emulation", lambda x: model.predict(np.ascontiguousarray(x))
+        emu = hls4ml_model(bundle, allow_unsigned=allow_unsigned)
+        ins = tuple(ModelInput(p.name, p.size) for p in emu.inputs)
+
+        def predict(xs: list[npt.NDArray[np.float32]]) -> Any:
+            arrays = [np.ascontiguousarray(x) for x in xs]
+            out = emu.predict(arrays[0] if len(arrays) == 1 else arrays)
+            return out[0] if isinstance(out, list) else out
+
+        return _Runner(runner, "hls4ml emulation", ins, predict)
     raise DataError(f"unknown runner {runner!r}; use auto, onnx, keras or hls4ml")
 
 
