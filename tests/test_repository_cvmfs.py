@@ -20,9 +20,17 @@ from pathlib import Path
 import pytest
 
 import hepbundle
-from hepbundle.errors import RepositoryError
+from hepbundle.errors import RepositoryError, SignatureError
 from hepbundle.policy import TrustPolicy
-from hepbundle.repository import publish, read_name_catalog, read_repository, set_alias, yank
+from hepbundle.repository import (
+    list_records,
+    publish,
+    publish_many,
+    read_name_catalog,
+    read_repository,
+    set_alias,
+    yank,
+)
 from hepbundle.repository._publishers.cvmfs import error_lines, safe_message
 from hepbundle.repository.catalog import list_names
 
@@ -450,6 +458,100 @@ def test_ingest_publishes_the_tarball_backend_output_in_one_step(
     standin.run("ingest", "-d", "bundles/atlas/tauid/1.0.0", REPO)
     assert not (standin.root / "bundles/atlas/tauid/1.0.0").exists()
     standin.assert_clean()
+
+
+# --- batch publishing ----------------------------------------------------------------------
+
+
+@pytest.mark.cvmfs
+def test_batch_publish_is_one_transaction_and_one_publish(
+    standin: Standin, tmp_path: Path, ec_key: tuple[Path, Path], policy: TrustPolicy
+) -> None:
+    bundles = [
+        _signed(tmp_path, ec_key[0], "1.0.0"),
+        _signed(tmp_path, ec_key[0], "1.1.0"),
+        make_bundle(tmp_path, "cms/btag", "2.0.0", key=ec_key[0]),
+    ]
+    results = publish_many([b.root for b in bundles], REPO, backend="cvmfs", policy=policy)
+    assert [r.status for r in results] == ["published"] * 3
+    assert {r.serial for r in results} == {1}
+    assert standin.commands() == ["transaction", "publish"]
+    assert standin.calls()[1]["argv"][:3] == ["publish", "-a", "hepbundle-batch-3-s1"]  # type: ignore[index]
+    assert check_invariants(standin.root) == {
+        "atlas/tauid": {"1.0.0", "1.1.0"},
+        "cms/btag": {"2.0.0"},
+    }
+    standin.assert_clean()
+    # the same batch again: nothing to do, no transaction at all
+    again = publish_many([b.root for b in bundles], REPO, backend="cvmfs", policy=policy)
+    assert [r.status for r in again] == ["unchanged"] * 3
+    assert standin.commands() == ["transaction", "publish"]
+
+
+@pytest.mark.cvmfs
+def test_batch_refusal_publishes_nothing_and_names_the_bundle(
+    standin: Standin,
+    tmp_path: Path,
+    ec_key: tuple[Path, Path],
+    policy: TrustPolicy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    publish(_signed(tmp_path, ec_key[0], "1.0.0").root, REPO, backend="cvmfs", policy=policy)
+    published = sorted(str(p.relative_to(standin.root)) for p in standin.root.rglob("*"))
+    fresh = _signed(tmp_path, ec_key[0], "1.1.0")
+    other = _signed(tmp_path, ec_key[0], "1.0.0", payload=b"other weights")
+    with pytest.raises(RepositoryError) as e:
+        publish_many([fresh.root, other.root], REPO, backend="cvmfs", policy=policy)
+    assert "batch refused, nothing published: atlas/tauid@1.0.0 (bundle 2 of 2)" in str(e.value)
+    assert "already published with different content" in str(e.value)
+    unsigned = make_bundle(tmp_path, "cms/btag", "1.0.0")
+    with pytest.raises(SignatureError, match=r"batch refused.*cms/btag@1.0.0 \(bundle 2 of 2\)"):
+        publish_many([fresh.root, unsigned.root], REPO, backend="cvmfs", policy=policy)
+    with pytest.raises(RepositoryError, match="two versions of atlas/tauid in one batch"):
+        publish_many([fresh.root, other.root], REPO, backend="cvmfs", policy=policy, alias="prod")
+    assert standin.commands() == ["transaction", "publish"]  # only the first publish
+    # a failure inside the transaction (disk full at the serial) aborts the whole batch
+    import hepbundle.repository.tree as tree
+
+    def disk_full(*a: object, **k: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tree, "bump_serial", disk_full)
+    with pytest.raises(OSError):
+        publish_many(
+            [fresh.root, make_bundle(tmp_path, "cms/btag", "1.0.1", key=ec_key[0]).root],
+            REPO,
+            backend="cvmfs",
+            policy=policy,
+        )
+    assert standin.commands()[-2:] == ["transaction", "abort"]
+    assert sorted(str(p.relative_to(standin.root)) for p in standin.root.rglob("*")) == published
+    standin.assert_clean()
+
+
+@pytest.mark.cvmfs
+def test_records_are_appended_in_a_transaction_on_a_stratum0(
+    standin: Standin, tmp_path: Path, ec_key: tuple[Path, Path], policy: TrustPolicy
+) -> None:
+    """On a Stratum-0 /cvmfs/R is read-only outside transactions: eval and fpga-compare records
+    go through one transaction each."""
+    from hepbundle.repository.records import record_for_bundle
+
+    publish(_signed(tmp_path, ec_key[0], "1.0.0").root, REPO, backend="cvmfs", policy=policy)
+    published = hepbundle.Bundle.load(standin.root / "bundles/atlas/tauid/1.0.0")
+    rec = record_for_bundle(published, "eval", {"auc": 0.91}, {"roc.txt": b"0 0\n1 1\n"})
+    assert rec is not None and rec.payload == {"auc": 0.91}
+    assert standin.commands() == ["transaction", "publish"] * 2
+    message = standin.calls()[-1]["argv"][4]  # type: ignore[index]
+    assert message == "hepbundle record eval for atlas/tauid@1.0.0"
+    listed = list_records(standin.root, "atlas/tauid", "1.0.0")
+    assert [r.kind for r in listed] == ["eval"] and listed[0].attachment("roc.txt").is_file()
+    standin.assert_clean()
+    # not a Stratum-0 (no cvmfs_server here): the clear error of a client mount stays
+    standin.monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    if standin.mode == "mount":
+        with pytest.raises(RepositoryError, match="is read-only"):
+            record_for_bundle(published, "eval", {"auc": 0.9})
 
 
 # --- tarball ----------------------------------------------------------------------------------

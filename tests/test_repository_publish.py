@@ -467,3 +467,57 @@ def test_lock_timeout_is_one_clear_error(tmp_path: Path) -> None:
             text=True,
         )
     assert proc.returncode != 0 and "another publisher holds" in proc.stderr
+
+
+def test_local_batch_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch whose second copy fails leaves the repository exactly as it was; a good batch
+    bumps the serial once and indexes every version in one go."""
+    import hepbundle.repository.tree as tree
+    from hepbundle.repository import publish_many
+
+    repo = tmp_path / "repo"
+    publish(make_bundle(tmp_path, version="0.9.0").root, repo, allow_unsigned=True)
+    before = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()}
+    a = make_bundle(tmp_path, version="1.0.0")
+    b = make_bundle(tmp_path, "cms/btag", "2.0.0")
+    real = tree._copy_bundle
+    calls = []
+
+    def copy_then_fail(bundle: hepbundle.Bundle, stage: Path, progress: object) -> None:
+        calls.append(bundle.ref)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(bundle, stage, progress)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tree, "_copy_bundle", copy_then_fail)
+    with pytest.raises(OSError):
+        publish_many([a.root, b.root], repo, allow_unsigned=True)
+    assert {p: p.read_bytes() for p in repo.rglob("*") if p.is_file()} == before
+    monkeypatch.setattr(tree, "_copy_bundle", real)
+    results = publish_many([a.root, b.root], repo, allow_unsigned=True)
+    assert [(r.ref, r.status, r.serial) for r in results] == [
+        ("atlas/tauid@1.0.0", "published", 2),
+        ("cms/btag@2.0.0", "published", 2),
+    ]
+    assert check_invariants(repo) == {"atlas/tauid": {"0.9.0", "1.0.0"}, "cms/btag": {"2.0.0"}}
+
+
+def test_cli_publishes_several_bundles_at_once(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hepbundle.cli import main
+
+    a = make_bundle(tmp_path, version="1.0.0")
+    b = make_bundle(tmp_path, "cms/btag", "2.0.0")
+    repo = tmp_path / "repo"
+    args = ["publish", str(a.root), str(b.root), "--repo", str(repo), "--allow-unsigned"]
+    r = CliRunner().invoke(main, [*args, "--json"])
+    assert r.exit_code == 0, r.stderr
+    assert [x["status"] for x in json.loads(r.stdout)] == ["published", "published"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and r.stdout.count("unchanged ") == 2
+    other = make_bundle(tmp_path, version="1.0.0", payload=b"changed")
+    r = CliRunner().invoke(main, ["publish", str(b.root), str(other.root), "--repo", str(repo),
+                                  "--allow-unsigned"])  # fmt: skip
+    assert r.exit_code == 2
+    assert "batch refused, nothing published: atlas/tauid@1.0.0 (bundle 2 of 2)" in r.stderr

@@ -34,10 +34,10 @@ _backend_option = click.option(
 
 
 @click.command()
-@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path))
 @repo_option
 @_backend_option
-@click.option("--alias", help="Point this alias (e.g. prod) at the published version.")
+@click.option("--alias", help="Point this alias (e.g. prod) at the published version(s).")
 @click.option("--allow-unsigned", is_flag=True, help="Publish an unsigned bundle (never on cvmfs).")
 @trust_options
 @click.option("--lease", metavar="PATH", help="cvmfs: open the transaction on REPO/PATH.")
@@ -48,7 +48,7 @@ _backend_option = click.option(
 )
 @json_option
 def publish(
-    bundle: Path,
+    bundles: tuple[Path, ...],
     repo: str | None,
     backend: str,
     alias: str | None,
@@ -58,16 +58,21 @@ def publish(
     out: Path | None,
     as_json: bool,
 ) -> None:
-    """Verify BUNDLE (digests, signature, policy) and publish it into the repository.
+    """Verify each BUNDLE (digests, signature, policy) and publish them into the repository.
 
-    Re-publishing identical content is a no-op; a different bundle under a published version is
-    refused. A crash leaves the repository as it was or with the version fully catalogued.
+    Several bundles are published all or nothing: every one is verified and checked against
+    the catalogue first (a refusal names the bundle and publishes none), then all go in at once
+    (cvmfs: ONE transaction and one cvmfs_server publish). Re-publishing identical content is a
+    no-op; a different bundle under a published version is refused. A crash leaves the
+    repository as it was or with the versions fully catalogued. --json prints one object for
+    one bundle, a list for several.
     """
-    b = Bundle.load(bundle)
-    total = 2 * sum(f.size for f in b.manifest.files)  # verified once, then copied
-    with progress(total, f"publishing {b.ref}") as cb:
-        res = _repo.publish(
-            b,
+    loaded = [Bundle.load(b) for b in bundles]
+    total = 2 * sum(f.size for b in loaded for f in b.manifest.files)  # verified, then copied
+    what = loaded[0].ref if len(loaded) == 1 else f"{len(loaded)} bundles"
+    with progress(total, f"publishing {what}") as cb:
+        results = _repo.publish_many(
+            loaded,
             repo,
             backend=backend,
             alias=alias,
@@ -78,13 +83,14 @@ def publish(
             progress=cb,
         )
     if as_json:
-        emit_json(res.to_json())
+        emit_json(results[0].to_json() if len(results) == 1 else [r.to_json() for r in results])
         return
-    for msg in res.recovered:
+    for msg in dict.fromkeys(m for r in results for m in r.recovered):
         click.echo(f"note: {msg}", err=True)
     tail = f", alias {alias}" if alias else ""
-    click.echo(f"{res.status} {res.ref} -> {res.path} ({res.backend}{tail})")
-    for cmd in res.commands:
+    for res in results:
+        click.echo(f"{res.status} {res.ref} -> {res.path} ({res.backend}{tail})")
+    for cmd in dict.fromkeys(c for r in results for c in r.commands):
         click.echo(f"  then run: {cmd}")
 
 

@@ -32,6 +32,7 @@ from .publish import (
     default_repo,
     make_publisher,
     publish,
+    publish_many,
 )
 from .records import RecordRef, append_record, list_records, verify_record
 from .refs import Ref, parse_ref, version_key
@@ -61,6 +62,7 @@ __all__ = [
     "make_publisher",
     "parse_ref",
     "publish",
+    "publish_many",
     "read_name_catalog",
     "read_repository",
     "rebuild",

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..bundle import Bundle
-from ..errors import RepositoryError, SignatureError
+from ..errors import HepbundleError, RepositoryError, SignatureError
 from .catalog import NameCatalog, VersionRecord
+from .tree import in_batch
 
 if TYPE_CHECKING:
     from ..policy import TrustPolicy
@@ -34,6 +35,7 @@ __all__ = [
     "default_repo",
     "make_publisher",
     "publish",
+    "publish_many",
     "verify_for_publish",
 ]
 
@@ -100,6 +102,10 @@ class Publisher(Protocol):
 
     def publish(self, request: PublishRequest) -> PublishResult:
         """Publish one version (idempotent for identical content, refusing different content)."""
+        ...
+
+    def publish_batch(self, requests: Sequence[PublishRequest]) -> list[PublishResult]:
+        """Publish several versions in one step, all or nothing (see :func:`publish_many`)."""
         ...
 
     def change(
@@ -184,16 +190,81 @@ def publish(
 
     Nothing is written before the verification passed. See :func:`make_publisher` for ``repo``.
     """
+    return publish_many(
+        [bundle],
+        repo,
+        backend=backend,
+        alias=alias,
+        allow_unsigned=allow_unsigned,
+        policy=policy,
+        lease=lease,
+        out=out,
+        progress=progress,
+    )[0]
+
+
+def publish_many(
+    bundles: Sequence[str | os.PathLike[str] | Bundle],
+    repo: str | os.PathLike[str] | None = None,
+    *,
+    backend: str = "local",
+    alias: str | None = None,
+    allow_unsigned: bool = False,
+    policy: TrustPolicy | None = None,
+    lease: str | None = None,
+    out: str | os.PathLike[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[PublishResult]:
+    """Verify every bundle, then publish them all in one step of ``backend``: all or nothing.
+
+    Every bundle is verified (digests, signature, policy) and checked against the catalogue
+    before anything is written; the first refusal raises, naming the bundle, and nothing is
+    published. Then the backend publishes the batch at once: one lock and one index transaction
+    (local), ONE ``cvmfs_server transaction`` … ``publish`` (cvmfs), one catalogue patch
+    (tarball). ``alias`` points that alias of every name at its bundle (a name given twice
+    with an alias is refused). The results are in the order of ``bundles``. This is the API
+    importers publish through::
+
+        results = repo.publish_many(["dist/a/x/1.0.0", "dist/a/y/2.1.0"], "ml.cern.ch",
+                                    backend="cvmfs", policy=policy)
+    """
+    if not bundles:
+        raise RepositoryError("nothing to publish: no bundle given")
     publisher = make_publisher(backend, repo, lease=lease, out=out)
-    b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
-    if allow_unsigned and not publisher.accepts_unsigned and not _is_signed(b):
-        raise SignatureError(
-            f"{b.ref} is unsigned and the {backend} backend never publishes unsigned bundles",
-            hint="sign it with 'hepbundle sign' first",
+    requests: list[PublishRequest] = []
+    loaded = [
+        b if isinstance(b, Bundle) else _load(b, i, len(bundles)) for i, b in enumerate(bundles)
+    ]
+    names = [b.name for b in loaded]
+    if alias is not None and len(set(names)) < len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise RepositoryError(
+            f"--alias {alias} with two versions of {dup} in one batch is ambiguous",
+            hint="publish the version the alias should name on its own, or set it afterwards",
         )
-    signers = verify_for_publish(b, policy=policy, allow_unsigned=allow_unsigned, progress=progress)
-    record = VersionRecord.from_bundle(b, signers=signers)
-    return publisher.publish(PublishRequest(b, record, alias, progress))
+    for i, b in enumerate(loaded):
+        try:
+            if allow_unsigned and not publisher.accepts_unsigned and not _is_signed(b):
+                raise SignatureError(
+                    f"{b.ref} is unsigned and the {backend} backend never publishes unsigned "
+                    "bundles",
+                    hint="sign it with 'hepbundle sign' first",
+                )
+            signers = verify_for_publish(
+                b, policy=policy, allow_unsigned=allow_unsigned, progress=progress
+            )
+        except HepbundleError as e:
+            raise in_batch(e, b.ref, i, len(loaded)) from None
+        record = VersionRecord.from_bundle(b, signers=signers)
+        requests.append(PublishRequest(b, record, alias, progress))
+    return publisher.publish_batch(requests)
+
+
+def _load(path: str | os.PathLike[str], i: int, n: int) -> Bundle:
+    try:
+        return Bundle.load(path)
+    except HepbundleError as e:
+        raise in_batch(e, str(path), i, n) from None
 
 
 def _is_signed(bundle: Bundle) -> bool:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ..bundle import Bundle
     from ..policy import SignerInfo, TrustPolicy
     from ..signing import Signer
+    from ._publishers.cvmfs import CvmfsServerPublisher
 
 __all__ = [
     "RECORD_FILENAME",
@@ -213,6 +214,18 @@ def record_for_bundle(
     if repo is None:
         return None
     if not os.access(repo / "catalog", os.W_OK):
+        stratum0 = _stratum0_publisher(repo)
+        if stratum0 is not None:
+            # a Stratum-0 whose /cvmfs/R is read-only outside transactions: append in one
+            stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}"
+            return stratum0.write(
+                bundle.name,
+                lambda root: append_record(
+                    root, bundle.name, bundle.version, kind, payload, attachments, signer=signer
+                ),
+                message=f"hepbundle record {kind} for {bundle.name}@{bundle.version}",
+                tag=f"{bundle.name}-{bundle.version}-{kind}-{stamp}",
+            )
         # e.g. a client's /cvmfs mount: records are appended where the repository is written
         raise RepositoryError(
             f"cannot append a {kind} record: {repo}/catalog is read-only (a CVMFS client mount?)",
@@ -221,3 +234,17 @@ def record_for_bundle(
     return append_record(
         repo, bundle.name, bundle.version, kind, payload, attachments, signer=signer
     )
+
+
+def _stratum0_publisher(repo: Path) -> CvmfsServerPublisher | None:
+    """The cvmfs publisher of ``repo`` when it is ``/cvmfs/<R>`` (``HEPBUNDLE_CVMFS_ROOT``) on a
+    machine that has ``cvmfs_server``, i.e. a Stratum-0 or a gateway publisher."""
+    from ._publishers.cvmfs import CvmfsServerPublisher, cvmfs_root
+
+    try:
+        on_cvmfs = repo.resolve().parent == cvmfs_root().resolve()
+    except OSError:
+        return None
+    if not on_cvmfs or shutil.which("cvmfs_server") is None:
+        return None
+    return CvmfsServerPublisher(repo.name)

@@ -52,6 +52,7 @@ __all__ = [
     "Installed",
     "change_catalog",
     "check_not_conflicting",
+    "in_batch",
     "install",
     "install_many",
     "plan_many",
@@ -97,6 +98,20 @@ def install(root: Path, req: PublishRequest) -> Installed:
     return install_many(root, [req])[0]
 
 
+def in_batch(e: HepbundleError, what: str, i: int, n: int) -> HepbundleError:
+    """``e`` (same class, same hint) naming the bundle of a batch that was refused; ``e`` itself
+    for a batch of one."""
+    if n == 1:
+        return e
+    err = type(e).__new__(type(e))
+    HepbundleError.__init__(
+        err,
+        f"batch refused, nothing published: {what} (bundle {i + 1} of {n}): {e.message}",
+        hint=e.hint,
+    )
+    return err
+
+
 def plan_many(catalogs: dict[str, NameCatalog], requests: Sequence[PublishRequest]) -> list[bool]:
     """Which of ``requests`` publish a new version (True) or find it already there (False),
     applying them in order to ``catalogs`` (name → catalogue, updated in place). Raises before
@@ -112,13 +127,7 @@ def plan_many(catalogs: dict[str, NameCatalog], requests: Sequence[PublishReques
             if req.alias is not None:
                 cat = cat.with_alias(req.alias, rec.version)
         except HepbundleError as e:
-            if len(requests) == 1:
-                raise
-            raise type(e)(
-                f"batch refused, nothing published: {name}@{rec.version} "
-                f"(bundle {i + 1} of {len(requests)}): {e.message}",
-                hint=e.hint,
-            ) from None
+            raise in_batch(e, f"{name}@{rec.version}", i, len(requests)) from None
         catalogs[name] = cat
         new.append(not present)
     return new

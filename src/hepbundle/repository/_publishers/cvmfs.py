@@ -20,19 +20,22 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from ...errors import RepositoryError
 from ..catalog import NameCatalog, read_name_catalog
-from ..layout import STAGING_DIR, is_repository
+from ..layout import INDEX_FILE, REPOSITORY_FILE, STAGING_DIR, is_repository
 from ..lock import repository_lock
 from ..publish import PublishRequest, PublishResult
-from ..tree import Installed, change_catalog, check_not_conflicting, install
+from ..tree import Installed, change_catalog, install_many, plan_many
 
 __all__ = ["CvmfsServerPublisher", "cvmfs_root", "error_lines", "safe_message", "safe_tag"]
 
 log = logging.getLogger("hepbundle")
+
+T = TypeVar("T")
 
 _TRANSACTION_BUSY = 17  # exit code of a second `cvmfs_server transaction` (CVMFS notes)
 
@@ -117,50 +120,81 @@ class CvmfsServerPublisher:
             raise
 
     def publish(self, request: PublishRequest) -> PublishResult:
-        rec = request.record
-        name = request.bundle.name
-        cat = (
-            read_name_catalog(self.root, name, missing_ok=True)
-            if is_repository(self.root)
-            else NameCatalog(name)
-        )
-        status = "unchanged"
+        return self.publish_batch([request])[0]
+
+    def publish_batch(self, requests: Sequence[PublishRequest]) -> list[PublishResult]:
+        """Every request in ONE transaction and one ``cvmfs_server publish``; refusals are found
+        from the published catalogue before any transaction is opened."""
+        names = list(dict.fromkeys(r.bundle.name for r in requests))
+        published = is_repository(self.root)
+        before = {
+            n: read_name_catalog(self.root, n, missing_ok=True) if published else NameCatalog(n)
+            for n in names
+        }
+        after = dict(before)
+        plan_many(after, requests)
+        outcome: list[Installed] = [
+            Installed("unchanged", after[r.bundle.name], 0, ()) for r in requests
+        ]
         serial: int | None = None
-        if not check_not_conflicting(cat, rec) or (
-            request.alias is not None and cat.aliases.get(request.alias) != rec.version
-        ):
-            ns = name.split("/", 1)[0]
-            self._check_lease([rec.path, f"catalog/{ns}", "catalog/index.sqlite", STAGING_DIR])
-            outcome: list[Installed] = []
+        if after != before:
+            self._check_lease(
+                [p for r in requests for p in self._paths_written(r.bundle.name, r.record.path)]
+            )
 
             def work() -> tuple[bool, str, str]:
-                done = install(self.root, request)
-                outcome.append(done)
-                message = (
-                    f"hepbundle publish {name}@{rec.version} manifest sha256:{rec.manifest_digest}"
-                )
-                return True, safe_tag(f"{name}-{rec.version}"), message
+                outcome[:] = install_many(self.root, requests)
+                if len(requests) == 1:
+                    rec = requests[0].record
+                    ref = f"{requests[0].bundle.name}@{rec.version}"
+                    message = f"hepbundle publish {ref} manifest sha256:{rec.manifest_digest}"
+                    return True, f"{requests[0].bundle.name}-{rec.version}", message
+                refs = " ".join(f"{r.bundle.name}@{r.record.version}" for r in requests)
+                message = f"hepbundle publish {len(requests)} bundles: {refs}"
+                return True, f"hepbundle-batch-{len(requests)}-s{outcome[0].serial}", message
 
             with repository_lock(self._lock_path()):
                 self._in_transaction(work)
-            status, serial = outcome[0].status, outcome[0].serial
-        return PublishResult(
-            ref=f"{name}@{rec.version}",
-            status=status,
-            backend=self.backend,
-            repository=self.repo,
-            path=str(self.root / rec.path),
-            manifest_digest=rec.manifest_digest,
-            serial=serial,
-            alias=request.alias,
-            signers=rec.signers,
-        )
+            serial = outcome[0].serial
+        return [
+            PublishResult(
+                ref=f"{r.bundle.name}@{r.record.version}",
+                status=o.status,
+                backend=self.backend,
+                repository=self.repo,
+                path=str(self.root / r.record.path),
+                manifest_digest=r.record.manifest_digest,
+                serial=serial,
+                alias=r.alias,
+                signers=r.record.signers,
+            )
+            for r, o in zip(requests, outcome, strict=True)
+        ]
+
+    def _paths_written(self, name: str, bundle_path: str | None = None) -> list[str]:
+        """Everything a change of ``name`` writes, relative to the repository root."""
+        ns = name.split("/", 1)[0]
+        paths = [f"catalog/{ns}", INDEX_FILE, REPOSITORY_FILE, STAGING_DIR]
+        return [bundle_path, *paths] if bundle_path else paths
+
+    def write(self, name: str, work: Callable[[Path], T], message: str, tag: str) -> T:
+        """Run ``work(root)`` (a change under ``name``'s catalogue, e.g. appending an evaluation
+        record) inside a transaction and publish it, tagged ``tag``; abort on any failure."""
+        self._check_lease(self._paths_written(name))
+        result: list[T] = []
+
+        def run() -> tuple[bool, str, str]:
+            result.append(work(self.root))
+            return True, tag, message
+
+        with repository_lock(self._lock_path()):
+            self._in_transaction(run)
+        return result[0]
 
     def change(
         self, name: str, change: Callable[[NameCatalog], NameCatalog], message: str
     ) -> tuple[NameCatalog, int | None]:
-        ns = name.split("/", 1)[0]
-        self._check_lease([f"catalog/{ns}", "catalog/index.sqlite", STAGING_DIR])
+        self._check_lease(self._paths_written(name))
         result: list[tuple[NameCatalog, int]] = []
 
         def work() -> tuple[bool, str, str]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ...filemodes import make_dirs
 from ..catalog import NameCatalog
 from ..lock import LOCK_FILENAME, repository_lock
 from ..publish import PublishRequest, PublishResult
-from ..tree import change_catalog, install
+from ..tree import change_catalog, install_many
 
 __all__ = ["LocalPublisher"]
 
@@ -25,22 +25,28 @@ class LocalPublisher:
         self.lock_timeout = lock_timeout
 
     def publish(self, request: PublishRequest) -> PublishResult:
+        return self.publish_batch([request])[0]
+
+    def publish_batch(self, requests: Sequence[PublishRequest]) -> list[PublishResult]:
+        """Every request under one lock, one index transaction, one serial bump."""
         make_dirs(self.root)
         with repository_lock(self.root / LOCK_FILENAME, timeout=self.lock_timeout):
-            done = install(self.root, request)
-        rec = request.record
-        return PublishResult(
-            ref=f"{request.bundle.name}@{rec.version}",
-            status=done.status,
-            backend=self.backend,
-            repository=str(self.root),
-            path=str(self.root / rec.path),
-            manifest_digest=rec.manifest_digest,
-            serial=done.serial,
-            alias=request.alias,
-            signers=rec.signers,
-            recovered=done.recovered,
-        )
+            done = install_many(self.root, requests)
+        return [
+            PublishResult(
+                ref=f"{req.bundle.name}@{req.record.version}",
+                status=d.status,
+                backend=self.backend,
+                repository=str(self.root),
+                path=str(self.root / req.record.path),
+                manifest_digest=req.record.manifest_digest,
+                serial=d.serial,
+                alias=req.alias,
+                signers=req.record.signers,
+                recovered=d.recovered,
+            )
+            for req, d in zip(requests, done, strict=True)
+        ]
 
     def change(
         self, name: str, change: Callable[[NameCatalog], NameCatalog], message: str

@@ -17,13 +17,13 @@ import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ...errors import RepositoryError
 from ...filemodes import make_dirs, publish_mode
 from ..catalog import NameCatalog, read_name_catalog, write_name_catalog
-from ..index import upsert_name, writable_index
+from ..index import upsert_names, writable_index
 from ..layout import (
     CATALOG_DIR,
     CVMFS_CATALOG_MARKER,
@@ -35,7 +35,7 @@ from ..layout import (
 )
 from ..publish import PublishRequest, PublishResult
 from ..refs import split_name
-from ..tree import check_not_conflicting
+from ..tree import plan_many
 
 __all__ = ["TarballPublisher"]
 
@@ -56,52 +56,72 @@ class TarballPublisher:
         return NameCatalog(name)
 
     def publish(self, request: PublishRequest) -> PublishResult:
-        rec = request.record
-        b = request.bundle
-        ns, short = split_name(b.name)
-        cat = self._catalog(b.name)
-        if check_not_conflicting(cat, rec) and (
-            request.alias is None or cat.aliases.get(request.alias) == rec.version
-        ):
-            status = "unchanged"
-            artifacts: dict[str, str] = {}
-            commands: tuple[str, ...] = ()
-            serial = None
-        else:
-            new = cat.with_version(rec)
-            if request.alias is not None:
-                new = new.with_alias(request.alias, rec.version)
-            stem = f"{ns}.{short}-{rec.version}"
-            make_dirs(self.out)
-            bundle_tar = self.out / f"{stem}.bundle.tar"
-            members = [(p, f"{rec.version}/{p}") for p in _bundle_files(b.root)]
-            _write_tar(bundle_tar, b.root, members, add_marker=f"{rec.version}/")
-            catalog_tar, serial = self._catalog_patch(new, stem)
-            status = "written"
-            artifacts = {"bundle_tar": str(bundle_tar), "catalog_tar": str(catalog_tar)}
-            commands = (
-                f"cvmfs_server ingest --tar_file {bundle_tar.name} "
-                f"--base_dir {rec.path.rsplit('/', 1)[0]} <repository>",
-                f"cvmfs_server ingest --tar_file {catalog_tar.name} --base_dir {CATALOG_DIR} "
-                "<repository>",
-            )
-        return PublishResult(
-            ref=f"{b.name}@{rec.version}",
-            status=status,
-            backend=self.backend,
-            repository=str(self.root),
-            path=rec.path,
-            manifest_digest=rec.manifest_digest,
-            serial=serial,
-            alias=request.alias,
-            signers=rec.signers,
-            artifacts=artifacts,
-            commands=commands,
-        )
+        return self.publish_batch([request])[0]
 
-    def _catalog_patch(self, new: NameCatalog, stem: str) -> tuple[Path, int]:
-        """Apply ``new`` to a scratch copy of the catalogue files and tar what changed."""
-        ns, short = split_name(new.name)
+    def publish_batch(self, requests: Sequence[PublishRequest]) -> list[PublishResult]:
+        """One bundle tar per new version, and ONE catalogue patch for the whole batch (written
+        last, after every bundle tar: a refusal or failure leaves no patch to ingest)."""
+        names = list(dict.fromkeys(r.bundle.name for r in requests))
+        before = {n: self._catalog(n) for n in names}
+        after = dict(before)
+        is_new = plan_many(after, requests)
+        changed = [after[n] for n in names if after[n] != before[n]]
+        commands: list[str] = []
+        artifacts: list[dict[str, str]] = []
+        for req, fresh in zip(requests, is_new, strict=True):
+            rec, b = req.record, req.bundle
+            ns, short = split_name(b.name)
+            art: dict[str, str] = {}
+            if fresh:
+                make_dirs(self.out)
+                bundle_tar = self.out / f"{ns}.{short}-{rec.version}.bundle.tar"
+                members = [(p, f"{rec.version}/{p}") for p in _bundle_files(b.root)]
+                _write_tar(bundle_tar, b.root, members, add_marker=f"{rec.version}/")
+                art["bundle_tar"] = str(bundle_tar)
+                commands.append(
+                    f"cvmfs_server ingest --tar_file {bundle_tar.name} "
+                    f"--base_dir {rec.path.rsplit('/', 1)[0]} <repository>"
+                )
+            artifacts.append(art)
+        serial = None
+        if changed:
+            first = requests[0]
+            ns, short = split_name(first.bundle.name)
+            stem = f"{ns}.{short}-{first.record.version}"
+            if len(requests) > 1:
+                stem = f"batch-{len(requests)}-{stem}"
+            make_dirs(self.out)
+            catalog_tar, serial = self._catalog_patch(changed, stem)
+            commands.append(
+                f"cvmfs_server ingest --tar_file {catalog_tar.name} --base_dir {CATALOG_DIR} "
+                "<repository>"
+            )
+            for art in artifacts:
+                art["catalog_tar"] = str(catalog_tar)
+        results: list[PublishResult] = []
+        for req, art in zip(requests, artifacts, strict=True):
+            written = "bundle_tar" in art or (
+                changed and req.bundle.name in {c.name for c in changed} and req.alias is not None
+            )
+            results.append(
+                PublishResult(
+                    ref=f"{req.bundle.name}@{req.record.version}",
+                    status="written" if written else "unchanged",
+                    backend=self.backend,
+                    repository=str(self.root),
+                    path=req.record.path,
+                    manifest_digest=req.record.manifest_digest,
+                    serial=serial if written else None,
+                    alias=req.alias,
+                    signers=req.record.signers,
+                    artifacts=art if written else {},
+                    commands=tuple(commands) if written else (),
+                )
+            )
+        return results
+
+    def _catalog_patch(self, changed: Sequence[NameCatalog], stem: str) -> tuple[Path, int]:
+        """Apply ``changed`` to a scratch copy of the catalogue files and tar what changed."""
         with tempfile.TemporaryDirectory(prefix=".hepbundle-patch-", dir=self.out) as tmp:
             scratch = Path(tmp)
             for rel in (REPOSITORY_FILE, INDEX_FILE):
@@ -109,12 +129,14 @@ class TarballPublisher:
                     (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(self.root / rel, scratch / rel)
             ensure_repository(scratch, identity=self.root.name)
-            write_name_catalog(scratch, new)
+            for new in changed:
+                write_name_catalog(scratch, new)
             with writable_index(scratch) as conn:
-                upsert_name(conn, new)
+                upsert_names(conn, changed)
             serial = bump_serial(scratch)
             base = scratch / CATALOG_DIR
-            members = [(p, p) for p in (f"{ns}/{short}.json", "index.sqlite", "repository.json")]
+            files = ["/".join(split_name(new.name)) + ".json" for new in changed]
+            members = [(p, p) for p in (*files, "index.sqlite", "repository.json")]
             target = self.out / f"{stem}.catalog.tar"
             _write_tar(target, base, members)
         return target, serial
@@ -124,7 +146,8 @@ class TarballPublisher:
     ) -> tuple[NameCatalog, int | None]:
         del message
         new = change(read_name_catalog(self.root, name))
-        _, serial = self._catalog_patch(new, f"{name.replace('/', '.')}-change")
+        make_dirs(self.out)
+        _, serial = self._catalog_patch([new], f"{name.replace('/', '.')}-change")
         return new, serial
 
 
