@@ -27,7 +27,6 @@ from hepbundle.repository import (
     Ref,
     bundle_dir,
     find,
-    locate,
     parse_ref,
     publish,
     read_name_catalog,
@@ -38,6 +37,7 @@ from hepbundle.repository import (
     versions,
     yank,
 )
+from hepbundle.resolver import locate
 from hepbundle.signing import generate_key
 
 from .repo_fixtures import check_invariants, index_rows, make_bundle
@@ -217,7 +217,7 @@ def test_resolve_latest_skips_prerelease_and_yanked(tmp_path: Path, repo: Path) 
         (lambda r: read_name_catalog(r, "atlas/tauidd"), "did you mean 'atlas/tauid'"),
         (lambda r: read_name_catalog(r, "atlas/tauid").resolve("prd"), "did you mean 'prod'"),
         (lambda r: read_name_catalog(r, "atlas/tauid").resolve("1.0.1"), "did you mean '1.0.0'"),
-        (lambda r: locate("atlas/tauid@9.9.9", r), "no version '9.9.9'"),
+        (lambda r: locate("atlas/tauid@9.9.9", repos=[r]), "no version '9.9.9'"),
     ],
 )
 def test_unknown_names_suggest_the_closest(tmp_path: Path, repo: Path, call, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -230,9 +230,9 @@ def test_unknown_names_suggest_the_closest(tmp_path: Path, repo: Path, call, mes
 def test_locate_refs_and_paths(tmp_path: Path, repo: Path) -> None:
     b = make_bundle(tmp_path, version="1.0.0")
     pub(b, repo, alias="prod")
-    loc = locate("atlas/tauid@prod", repo)
+    loc = locate("atlas/tauid@prod", repos=[repo])
     assert loc.path == bundle_dir(repo, "atlas/tauid", "1.0.0") and loc.record is not None
-    assert locate(str(b.root), repo).path == b.root
+    assert locate(str(b.root), repos=[repo]).path == b.root
 
 
 def test_corrupt_or_future_catalogue_is_a_format_error(tmp_path: Path, repo: Path) -> None:
