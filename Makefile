@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install sysdeps lint types unit docs bench clean
+.PHONY: demo test install sysdeps services services-stop lint types unit docs bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,19 @@ types: $(STAMP)
 sysdeps:
 	bash tools/ci/install-system-deps.sh
 
+## real XRootD and Rucio servers on 127.0.0.1 for the tests marked `services` (tools/services/):
+## the first run installs the Rucio server venv under ~/.cache/hepbundle-ci (~3 min), later ~25 s
+services:
+	bash tools/services/up.sh start >/dev/null
+
+services-stop:
+	bash tools/services/up.sh stop
+
+## the servers run for the whole suite and are stopped after it, pass or fail; where they cannot
+## start, the `services` tests skip (and fail in CI, HEPBUNDLE_REQUIRE_SERVICES=1)
 unit: $(STAMP) sysdeps
-	$(BIN)/pytest
+	@bash tools/services/up.sh start >/dev/null || echo "make: data services did not start (see above)"
+	$(BIN)/pytest; rc=$$?; bash tools/services/up.sh stop; exit $$rc
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict

@@ -92,3 +92,9 @@ def signed(built: hepbundle.Bundle, ec_key: tuple[Path, Path]) -> hepbundle.Bund
 
     sign(built.root, KeySigner(ec_key[0]))
     return hepbundle.Bundle.load(built.root)
+
+
+# real XRootD and Rucio servers on loopback (tests marked `services`)
+from .services import _rucio_session, _xrootd_session, rucio_server, xrootd_server  # noqa: E402
+
+__all__ = ["_rucio_session", "_xrootd_session", "rucio_server", "xrootd_server"]

@@ -128,7 +128,7 @@ def _truncated(p: Path) -> None:
         (
             "missing tree",
             {"tree": "Event"},
-            "no TTree 'Event' (did you mean 'Events'?); trees: Events",
+            "no TTree or RNTuple 'Event' (did you mean 'Events'?); TTrees: Events; RNTuples: (none)",
         ),
         (
             "missing branch",

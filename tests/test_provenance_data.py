@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import zlib
 from pathlib import Path
 
@@ -11,9 +13,10 @@ import pytest
 
 import hepbundle
 from hepbundle.digest import data_checksums, sha256_bytes
-from hepbundle.errors import SpecError
+from hepbundle.errors import BuildError, SpecError
 from hepbundle.provenance.datarefs import NPZ_RECORD_SUFFIX
 
+from .needs import missing
 from .provenance_fixtures import write_npz_with_record
 
 PAYLOAD = bytes(range(256)) * 4099  # > 1 MiB: adler32 carries across read blocks
@@ -44,7 +47,7 @@ def test_file_reference_is_hashed_and_given_checksums_checked(tmp_path: Path) ->
         tmp_path,
         f"  - {{type: file, path: train.h5, adler32: {adler}, bytes: {len(PAYLOAD)}, split: train}}\n"
         "  - {type: file, path: /eos/atlas/not/mounted/here.root, adler32: 0000abcd}\n"
-        "  - {type: file, path: 'root://eosatlas.cern.ch//eos/atlas/x.root'}\n",
+        "  - {type: file, path: 'https://opendata.example.org/x.root'}\n",
     )
     local, eos, url = b.manifest.meta["data"]
     assert local == {
@@ -62,6 +65,16 @@ def test_file_reference_is_hashed_and_given_checksums_checked(tmp_path: Path) ->
         "0000abcd",
     )
     assert (url["verified"], url["reason"]) == (False, "remote URL, not read")
+
+
+def test_root_url_reference_on_a_server_that_is_down_is_one_line(tmp_path: Path) -> None:
+    """root:// references are asked of their XRootD server (tests/test_data_services.py runs a
+    real one); nothing listens on port 1, so this one fails fast, with a clear message."""
+    if importlib.util.find_spec("XRootD") is None:
+        missing("the XRootD bindings are not installed (hepbundle[data-services])")
+    with pytest.raises(BuildError, match=r"data\[0\]\.path: the XRootD server 127\.0\.0\.1:1 "):
+        build_with_data(tmp_path, "  - {type: file, path: 'root://127.0.0.1:1//eos/x.root'}\n")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
@@ -181,10 +194,14 @@ def test_npz_without_record_and_not_an_npz(tmp_path: Path) -> None:
 def test_rucio_configured_without_client_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """rucio-clients is not installed here: a configured server is noticed, not contacted."""
+    """Without rucio-clients a configured server is noticed, not contacted. (The dev install
+    has it: hide it, as a machine without the data-services extra would.)"""
     cfg = tmp_path / "rucio.cfg"
     cfg.write_text("[client]\nrucio_host = https://rucio-lb-prod.cern.ch\n")
     monkeypatch.setenv("RUCIO_CONFIG", str(cfg))
+    for mod in [m for m in sys.modules if m == "rucio" or m.startswith("rucio.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "rucio", None)  # import rucio → ImportError
     b = build_with_data(
         tmp_path,
         "  - {type: rucio, did: 'user.jdoe:ntuple.root', bytes: 10, adler32: 0a0b0c0d, md5: "
@@ -195,6 +212,19 @@ def test_rucio_configured_without_client_says_so(
     assert ref["resolved"] is False
     assert ref["reason"] == f"rucio-clients is not installed (configuration {cfg} found)"
     assert (ref["scope"], ref["name"], ref["md5"]) == ("user.jdoe", "ntuple.root", "a" * 32)
+
+
+def test_rucio_config_without_a_server_is_a_one_line_build_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if importlib.util.find_spec("rucio") is None:
+        missing("rucio-clients is not installed (hepbundle[data-services])")
+    cfg = tmp_path / "rucio.cfg"
+    cfg.write_text("[client]\nrucio_host = https://rucio.example.org\n")  # no auth_host
+    monkeypatch.setenv("RUCIO_CONFIG", str(cfg))
+    with pytest.raises(BuildError, match=r"data\[0\]\.did: Rucio could not answer for u\.j:n") as e:
+        build_with_data(tmp_path, "  - {type: rucio, did: 'u.j:n', bytes: 1, adler32: 0a0b0c0d}\n")
+    assert "\n" not in str(e.value)
 
 
 def test_npz_from_the_real_root2npz_tool(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # System packages the test suite drives for real: Debian's Chromium and its WebDriver, for the
-# catalogue-site browser test (tests/test_site.py). Idempotent; needs root (CI and dev machines
-# run as root here). Skips apt entirely when everything is already installed.
+# catalogue-site browser test (tests/test_site.py); the XRootD server and client (xrdcp, xrdfs)
+# and a C compiler for its loopback bind shim, for the data-services tests (tools/services/).
+# Idempotent; needs root (CI and dev machines run as root here). Skips apt entirely when
+# everything is already installed.
 set -euo pipefail
 
-packages=(chromium chromium-driver)
+packages=(chromium chromium-driver xrootd-server xrootd-client gcc)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

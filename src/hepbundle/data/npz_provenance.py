@@ -23,6 +23,8 @@ from .._base import __version__, created_timestamp, write_atomic
 from ..digest import FileDigest, data_checksums, hash_file
 from ..errors import DataError, SpecError
 from ..manifest import canonical_json
+from ..remote.xrootd import is_root_url
+from ..remote.xrootd import stat as xrootd_stat
 from ..spec import validate
 
 __all__ = [
@@ -56,9 +58,14 @@ class InputRecord:
     sha256: str | None
     tree: str | None = None
     entries: int | None = None
+    #: ``TTree`` or ``RNTuple``: which kind of object ``tree`` names in this file
+    kind: str | None = None
+    #: where size and adler32 come from: ``local`` (read here) or ``xrootd`` (the server's
+    #: checksum query); None when neither was possible
+    checksum_source: str | None = None
 
-    def with_entries(self, *, tree: str, entries: int) -> InputRecord:
-        return replace(self, tree=tree, entries=entries)
+    def with_entries(self, *, tree: str, kind: str, entries: int) -> InputRecord:
+        return replace(self, tree=tree, kind=kind, entries=entries)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,18 +74,34 @@ class InputRecord:
             "adler32": self.adler32,
             "sha256": self.sha256,
             "tree": self.tree,
+            "kind": self.kind,
             "entries": self.entries,
+            "checksumSource": self.checksum_source,
         }
 
 
 def checksum_input(name: str) -> InputRecord:
-    """Size, adler32 and SHA-256 of a local input in one read; a URL is recorded as given,
-    without checksums (reading it twice over the network would double the transfer)."""
+    """Size, adler32 and SHA-256 of a local input in one read. A ``root://`` input's size and
+    adler32 are the XRootD server's (its checksum query: no second read over the network; no
+    SHA-256, which XRootD does not offer); any other URL is recorded as given."""
+    if is_root_url(name):
+        remote = xrootd_stat(name)
+        return InputRecord(
+            path=name,
+            size=remote.size,
+            adler32=remote.adler32,
+            sha256=None,
+            checksum_source="xrootd" if remote.adler32 else None,
+        )
     if is_url(name):
         return InputRecord(path=name, size=None, adler32=None, sha256=None)
     got = data_checksums(name)
     return InputRecord(
-        path=str(Path(name).absolute()), size=got.size, adler32=got.adler32, sha256=got.sha256
+        path=str(Path(name).absolute()),
+        size=got.size,
+        adler32=got.adler32,
+        sha256=got.sha256,
+        checksum_source="local",
     )
 
 
@@ -90,6 +113,7 @@ def write_record(
     compressed: bool,
     inputs: Sequence[InputRecord],
     tree: str,
+    kind: str,
     branches: Sequence[dict[str, Any]],
     cut: str | None,
     step_size: str | int,
@@ -107,6 +131,7 @@ def write_record(
         "command": list(command),
         "inputs": [i.to_json() for i in inputs],
         "tree": tree,
+        "kind": kind,
         "branches": list(branches),
         "cut": cut,
         "stepSize": step_size,

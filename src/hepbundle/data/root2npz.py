@@ -1,16 +1,20 @@
-"""Convert ROOT TTrees to one NPZ in bounded memory, with a provenance record beside it.
+"""Convert ROOT TTrees and RNTuples to one NPZ in bounded memory, with a provenance record beside it.
 
-Each input is read with uproot's chunked ``TTree.iterate`` (one step of at most ``step_size``
-in memory), each chunk is appended to :class:`~hepbundle.data._npz.NpzStreamWriter`, and the
+Each input is read with uproot's chunked ``iterate`` of the TTree or RNTuple (one step of at most
+``step_size`` in memory), each chunk is appended to :class:`~hepbundle.data._npz.NpzStreamWriter`, and the
 inputs are checksummed (adler32 + SHA-256) in a background thread while they are converted.
-Inputs are local paths or URLs (``root://``, ``https://``…), which go to uproot untouched.
+Inputs are local paths or URLs (``root://``, ``https://``…), which go to uproot untouched; a
+``root://`` input's size and adler32 come from the XRootD server (:mod:`hepbundle.remote.xrootd`)
+instead of a second read over the network.
 Every input is opened and checked (tree, branches, types) before any data is read, so a typo
 in the last file fails in seconds, not after an hour.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
+import operator
 import os
 import re
 import sys
@@ -25,6 +29,8 @@ import numpy as np
 
 from ..digest import default_workers
 from ..errors import DataError, MissingExtraError
+from ..remote.xrootd import is_root_url, remote_options
+from ..remote.xrootd import stat as xrootd_stat
 from ._npz import NpzStreamWriter
 from .npz_provenance import InputRecord, checksum_input, is_url, write_record
 
@@ -127,14 +133,18 @@ def root2npz(
 
     plan: list[BranchPlan] | None = None
     entries_in: list[int] = []
+    kinds: list[str] = []
     for name in names:
-        with _open_tree(uproot, name, tree) as t:
-            this = _plan(t, name, tree, branches, pads)
+        with _open_tree(uproot, name, tree) as (t, kind):
+            this = _plan(t, kind, name, tree, branches, pads)
             if plan is not None and [p.dtype for p in this] != [p.dtype for p in plan]:
                 raise DataError(f"{name}: branch types differ from those of {names[0]}")
             plan = plan or this
             entries_in.append(int(t.num_entries))
+            kinds.append(kind)
     assert plan is not None
+    if cut is not None and "RNTuple" in kinds:
+        _Cut(cut)  # a malformed cut fails before any data is read
 
     total_in = sum(entries_in)
     # zlib/lz4 release the GIL: decompressing baskets on all cores is where we gain over a
@@ -150,8 +160,8 @@ def root2npz(
             writer.declare(p.name, p.dtype, p.inner_shape)
         truncated = dict.fromkeys(pads, 0)
         for name in names:
-            with _open_tree(uproot, name, tree) as t:
-                for chunk, n_read in _chunks(uproot, t, name, branches, cut, step, inflate):
+            with _open_tree(uproot, name, tree) as (t, kind):
+                for chunk, n_read in _chunks(uproot, t, kind, name, branches, cut, step, inflate):
                     for p in plan:
                         arr, cut_off = _to_numpy(chunk[p.name], p)
                         writer.append(p.name, arr)
@@ -171,10 +181,11 @@ def root2npz(
             output_digest=digest,
             compressed=compress,
             inputs=[
-                r.with_entries(tree=tree, entries=n)
-                for r, n in zip(records, entries_in, strict=True)
+                r.with_entries(tree=tree, kind=k, entries=n)
+                for r, k, n in zip(records, kinds, entries_in, strict=True)
             ],
             tree=tree,
+            kind=kinds[0] if len(set(kinds)) == 1 else "mixed",
             branches=[
                 {**p.to_json(), **({"truncated": truncated[p.name]} if p.pad else {})} for p in plan
             ],
@@ -199,29 +210,37 @@ def _shutdown(executor: Any) -> Iterator[None]:
         executor.shutdown()
 
 
+#: uproot class name → the object kind recorded in the provenance record
+KINDS = {"TTree": "TTree", "ROOT::RNTuple": "RNTuple"}
+
+
 @contextmanager
-def _open_tree(uproot: Any, name: str, tree: str) -> Iterator[Any]:
-    """Open ``name`` and yield its TTree ``tree``; every failure is a one-line DataError."""
+def _open_tree(uproot: Any, name: str, tree: str) -> Iterator[tuple[Any, str]]:
+    """Open ``name`` and yield its TTree or RNTuple ``tree`` and which of the two it is; every
+    failure is a one-line DataError."""
     if not is_url(name) and not Path(name).is_file():
         raise DataError(f"input file {name} does not exist")
+    if is_root_url(name):
+        xrootd_stat(name, checksum=False)  # a missing file or a dead server: its own one line
     broken = (OSError, ValueError, uproot.deserialization.DeserializationError)
     try:
-        f = uproot.open(name)
+        f = uproot.open(name, **remote_options(name))
     except FileNotFoundError:
         raise DataError(f"input file {name} does not exist") from None
     except broken as e:
         raise _corrupt(name, e) from None
     try:
         try:
-            trees = f.keys(filter_classname="TTree", cycle=False)
+            found = f.classnames(filter_classname=list(KINDS), cycle=False)
         except broken as e:
             raise _corrupt(name, e) from None
-        if tree not in trees:
+        if tree not in found:
+            by_kind = {k: [n for n, c in found.items() if KINDS[c] == k] for k in KINDS.values()}
+            present = "; ".join(f"{k}s: {', '.join(v) or '(none)'}" for k, v in by_kind.items())
             raise DataError(
-                f"{name} has no TTree {tree!r}{_suggest(tree, trees)}; "
-                f"trees: {', '.join(trees) or '(none)'}"
+                f"{name} has no TTree or RNTuple {tree!r}{_suggest(tree, list(found))}; {present}"
             )
-        yield f[tree]
+        yield f[tree], KINDS[found[tree]]
     finally:
         f.close()
 
@@ -241,19 +260,56 @@ def _suggest(word: str, options: Sequence[str]) -> str:
 
 
 def _plan(
-    t: Any, source: str, tree: str, branches: Sequence[str], pads: Mapping[str, int]
+    t: Any, kind: str, source: str, tree: str, branches: Sequence[str], pads: Mapping[str, int]
 ) -> list[BranchPlan]:
+    available = list(t.keys())
+    for b in branches:
+        if b not in available:
+            what, many = ("branch", "branches") if kind == "TTree" else ("field", "fields")
+            raise DataError(
+                f"{source}:{tree} has no {what} {b!r}{_suggest(b, available)}; "
+                f"{many}: {', '.join(available)}"
+            )
+    if kind == "RNTuple":
+        return [_plan_field(t[b], b, pads) for b in branches]
+    return _plan_branches(t, branches, pads)
+
+
+def _plan_field(field: Any, b: str, pads: Mapping[str, int]) -> BranchPlan:
+    """An RNTuple field from its awkward form: a number, a fixed-size array of numbers
+    (``std::array``), or a list of numbers (``std::vector``, padded)."""
+    from awkward.forms import ListForm, ListOffsetForm, NumpyForm, RegularForm
+
+    form = field.to_akform()[0].contents[0]
+    typename = str(field.typename)
+    inner: tuple[int, ...] = ()
+    while isinstance(form, RegularForm):  # std::array<T, N>: a fixed shape per entry
+        inner, form = (*inner, form.size), form.content
+    jagged = isinstance(form, ListOffsetForm | ListForm) and form.parameter("__array__") is None
+    if jagged and not inner:
+        form = form.content
+    if isinstance(form, NumpyForm) and form.parameter("__array__") is None:
+        to = np.dtype(form.primitive)
+        shape = (*inner, *form.inner_shape)
+        if not jagged:
+            return BranchPlan(b, to, shape, typename)
+        if b not in pads:
+            raise DataError(
+                f"field {b!r} ({typename}) has a variable length per entry",
+                hint=f"pad/truncate it to a fixed length with --pad {b}=N, or leave it out",
+            )
+        return BranchPlan(b, to, (pads[b], *shape), typename, pad=pads[b])
+    raise DataError(
+        f"field {b!r} has type {typename or 'record'}, which is not a number or a list of numbers"
+    )
+
+
+def _plan_branches(t: Any, branches: Sequence[str], pads: Mapping[str, int]) -> list[BranchPlan]:
     from uproot.interpretation.jagged import AsJagged
     from uproot.interpretation.numerical import AsDtype
 
-    available = list(t.keys())
     out = []
     for b in branches:
-        if b not in available:
-            raise DataError(
-                f"{source}:{tree} has no branch {b!r}{_suggest(b, available)}; "
-                f"branches: {', '.join(available)}"
-            )
         interp = t[b].interpretation
         typename = str(t[b].typename)
         if isinstance(interp, AsDtype):
@@ -277,6 +333,7 @@ def _plan(
 def _chunks(
     uproot: Any,
     t: Any,
+    kind: str,
     source: str,
     branches: Sequence[str],
     cut: str | None,
@@ -284,9 +341,13 @@ def _chunks(
     pool: Any,
 ) -> Any:
     """Yield (chunk, entries read) from one tree, with uproot's errors made one-line."""
+    # uproot 5.7 ignores ``cut`` for an RNTuple (without a word): read the names the cut uses
+    # and apply it here, with the same expression language
+    rn_cut = _Cut(cut) if cut is not None and kind == "RNTuple" else None
+    read = list(branches) if rn_cut is None else list(dict.fromkeys([*branches, *rn_cut.names]))
     it = t.iterate(
-        branches,
-        cut=cut,
+        read,
+        cut=cut if rn_cut is None else None,
         step_size=step,
         library="ak",
         report=True,
@@ -305,8 +366,114 @@ def _chunks(
             raise _corrupt(source, e) from None
         n = int(report.tree_entry_stop - report.tree_entry_start)
         del report
+        if rn_cut is not None:
+            chunk = chunk[rn_cut.mask(chunk, source)][list(branches)]
         yield chunk, n
         del chunk  # not kept alive while the next step is read
+
+
+_BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.BitAnd: operator.and_,
+    ast.BitOr: operator.or_,
+    ast.BitXor: operator.xor,
+}
+_CMPOPS: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
+_UNOPS: dict[type[ast.unaryop], Callable[[Any], Any]] = {
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+    ast.Invert: operator.invert,
+    ast.Not: np.logical_not,
+}
+#: the functions a cut may call (numpy ufuncs; they work on awkward arrays too)
+_FUNCS: dict[str, Callable[..., Any]] = {
+    f: getattr(np, f)
+    for f in (
+        "abs", "sqrt", "exp", "log", "log10", "sin", "cos", "tan", "arctan2", "hypot",
+        "minimum", "maximum", "where", "isfinite", "isnan",
+    )
+}  # fmt: skip
+
+
+class _Cut:
+    """A ``--cut`` expression (uproot's Python expression language: arithmetic, comparisons,
+    ``&``/``|``/``~``, ``and``/``or``/``not``, numpy functions) evaluated on a chunk's fields.
+    A small interpreter over the parsed expression: nothing of Python but these is reachable."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        try:
+            self.tree = ast.parse(text.strip(), mode="eval")
+        except SyntaxError:
+            raise DataError(f"--cut {text!r} is not a valid expression") from None
+        self.names = sorted(
+            n.id for n in ast.walk(self.tree) if isinstance(n, ast.Name) and n.id not in _FUNCS
+        )
+
+    def mask(self, chunk: Any, source: str) -> Any:
+        ak = _ak()
+        fields = set(chunk.fields)
+        missing = [n for n in self.names if n not in fields]
+        if missing:
+            raise DataError(f"--cut {self.text!r}: unknown name {missing[0]!r} in {source}")
+        got = self._eval(self.tree.body, chunk)
+        try:
+            mask = np.asarray(ak.to_numpy(got) if isinstance(got, ak.Array) else got)
+        except (ValueError, TypeError):
+            mask = np.zeros(0)
+        if mask.dtype != np.bool_ or mask.shape != (len(chunk),):
+            raise DataError(f"--cut {self.text!r} does not give one true/false value per entry")
+        return mask
+
+    def _eval(self, node: ast.AST, chunk: Any) -> Any:
+        ev = self._eval
+        if isinstance(node, ast.Constant) and isinstance(node.value, int | float | bool):
+            return node.value
+        if isinstance(node, ast.Name):
+            return chunk[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            return _BINOPS[type(node.op)](ev(node.left, chunk), ev(node.right, chunk))
+        if isinstance(node, ast.UnaryOp) and type(node.op) in _UNOPS:
+            return _UNOPS[type(node.op)](ev(node.operand, chunk))
+        if isinstance(node, ast.BoolOp):
+            combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
+            values = [ev(v, chunk) for v in node.values]
+            out = values[0]
+            for v in values[1:]:
+                out = combine(out, v)
+            return out
+        if isinstance(node, ast.Compare) and all(type(op) in _CMPOPS for op in node.ops):
+            left, out = ev(node.left, chunk), None
+            for op, right_node in zip(node.ops, node.comparators, strict=True):
+                right = ev(right_node, chunk)
+                this = _CMPOPS[type(op)](left, right)
+                out = this if out is None else np.logical_and(out, this)
+                left = right
+            return out
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in _FUNCS
+            and not node.keywords
+        ):
+            return _FUNCS[node.func.id](*(ev(a, chunk) for a in node.args))
+        raise DataError(
+            f"--cut {self.text!r}: {ast.unparse(node)!r} is not supported in a cut on an RNTuple",
+            hint=f"use field names, numbers, arithmetic, comparisons, &, |, ~ and {', '.join(_FUNCS)}",
+        )
 
 
 def _to_numpy(arr: Any, p: BranchPlan) -> tuple[np.ndarray[Any, Any], int]:

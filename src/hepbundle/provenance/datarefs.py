@@ -1,10 +1,13 @@
 """Typed data references: Rucio DIDs, local/EOS files, CERN Open Data records, NPZ datasets.
 
 Each ``data:`` entry of a spec is checked for form (the JSON Schema does the patterns) and, where
-the data is reachable from here, for content: a readable file is hashed (size, SHA-256, adler32)
-and a checksum the spec gives that does not match is an error naming the YAML line. A Rucio DID
-is resolved through ``rucio-clients`` only when a Rucio server is configured; otherwise what the
-spec gives is recorded with ``resolved: false`` and the reason.
+the data is reachable from here, for content: a readable file is hashed (size, SHA-256, adler32),
+a ``root://`` file's size and adler32 are asked of its XRootD server, and a checksum the spec
+gives that does not match is an error naming the YAML line. A Rucio DID is resolved through
+``rucio-clients`` (:mod:`hepbundle.remote.rucio`) when a Rucio client configuration exists: its
+type, size, checksums and file count are recorded, and the root:// replicas of a file DID are
+checked against Rucio's record; otherwise what the spec gives is recorded with
+``resolved: false`` and the reason.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..digest import data_checksums
-from ..errors import BuildError, SpecError
+from ..errors import BuildError, DataError, MissingExtraError, SpecError
 
 __all__ = ["NPZ_RECORD_SUFFIX", "TYPES", "Where", "check_data_refs", "rucio_configured"]
 
@@ -64,8 +67,8 @@ def _rucio(ref: Mapping[str, Any], base: Path, where: Callable[[str], str], i: i
     rec.update(_given(ref, where, i))
     if "rse" in ref:
         rec["rse"] = ref["rse"]
-    resolved, reason = _resolve_did(scope, name)
-    if resolved is None:
+    info, reason = _resolve_did(did, where, i)
+    if info is None:
         if "bytes" not in rec or "adler32" not in rec:
             raise SpecError(
                 f"{where('did')}data[{i}]: Rucio DID {did} needs 'bytes:' and 'adler32:' "
@@ -74,50 +77,109 @@ def _rucio(ref: Mapping[str, Any], base: Path, where: Callable[[str], str], i: i
             )
         rec.update(resolved=False, reason=reason)
         return rec
-    for key, value in resolved.items():
-        if key in rec and value is not None and rec[key] != value:
+    if info.type != "file":
+        for key in ("adler32", "md5"):
+            if key in rec:
+                raise SpecError(
+                    f"{where(key)}data[{i}].{key}: {did} is a {info.type}; Rucio keeps "
+                    f"{key} for files only (give bytes: for the total, or nothing)"
+                )
+    theirs = {"bytes": info.bytes, "adler32": info.adler32, "md5": info.md5}
+    for key, value in theirs.items():
+        if key in rec and value is not None and str(rec[key]).lower() != str(value).lower():
+            what = "total bytes" if key == "bytes" and info.type != "file" else key
             raise SpecError(
-                f"{where(key)}data[{i}].{key}: {rec[key]} does not match Rucio's {value} for {did}"
+                f"{where(key)}data[{i}].{key}: the spec says {rec[key]}, Rucio's {what} "
+                f"for {did} is {value}",
+                hint="the DID's content differs from what the spec was written for",
             )
         if value is not None:
             rec[key] = value
-    rec.update(resolved=True)
+    rec.update(didType=info.type, files=info.files, resolved=True)
+    if info.type == "file":
+        rec["replicas"] = _check_replicas(did, info, where, i)
     return rec
+
+
+#: root:// replicas of one file DID whose size and adler32 are checked at build time
+MAX_REPLICAS_CHECKED = 3
+
+
+def _check_replicas(did: str, info: Any, where: Callable[[str], str], i: int) -> list[Any]:
+    """Ask the XRootD server behind each root:// replica (up to :data:`MAX_REPLICAS_CHECKED`)
+    for size and adler32: a replica that differs from Rucio's record is a build error; one that
+    cannot be reached is recorded as not checked."""
+    from ..remote import rucio, xrootd
+
+    try:
+        reps = rucio.replicas(did)
+    except DataError as e:
+        return [{"checked": False, "reason": str(e)}]
+    out: list[dict[str, Any]] = []
+    for rse, pfn in reps.pfns:
+        entry: dict[str, Any] = {"rse": rse, "pfn": pfn}
+        if not xrootd.is_root_url(pfn):
+            out.append({**entry, "checked": False, "reason": "not a root:// replica"})
+            continue
+        if sum(1 for o in out if o["checked"]) >= MAX_REPLICAS_CHECKED:
+            out.append({**entry, "checked": False, "reason": "enough replicas checked"})
+            continue
+        try:
+            got = xrootd.stat(pfn)
+        except (DataError, MissingExtraError) as e:
+            out.append({**entry, "checked": False, "reason": str(e)})
+            continue
+        pairs = (("bytes", got.size, info.bytes), ("adler32", got.adler32, info.adler32))
+        for key, mine, recorded in pairs:
+            if mine is not None and recorded is not None and str(mine) != str(recorded):
+                raise BuildError(
+                    f"{where('did')}data[{i}]: the replica of {did} on {rse} has {key} {mine}, "
+                    f"Rucio records {recorded} ({pfn})",
+                    hint="the replica is damaged or was replaced; tell the data managers",
+                )
+        if got.adler32 is None:
+            out.append({**entry, "checked": False, "via": "xrootd", "reason": got.reason})
+        else:
+            out.append({**entry, "checked": True, "via": "xrootd"})
+    return out
 
 
 def rucio_configured() -> str | None:
     """The Rucio configuration file in effect, as rucio-clients would find it, or None."""
-    candidates = [os.environ.get("RUCIO_CONFIG")]
-    if os.environ.get("RUCIO_HOME"):
-        candidates.append(os.path.join(os.environ["RUCIO_HOME"], "etc", "rucio.cfg"))
-    candidates += ["/opt/rucio/etc/rucio.cfg"]
-    if os.environ.get("VIRTUAL_ENV"):
-        candidates.append(os.path.join(os.environ["VIRTUAL_ENV"], "etc", "rucio.cfg"))
-    return next((c for c in candidates if c and os.path.isfile(c)), None)
+    from ..remote.rucio import configured
+
+    return configured()
 
 
-def _resolve_did(scope: str, name: str) -> tuple[dict[str, Any] | None, str]:
-    """Rucio's bytes/adler32/md5 for the DID, or None and why it was not asked."""
-    cfg = rucio_configured()
+def _resolve_did(did: str, where: Callable[[str], str], i: int) -> tuple[Any, str]:
+    """What Rucio says of ``did`` (a :class:`~hepbundle.remote.rucio.DidInfo`), or None and
+    why Rucio was not asked. An unknown DID or a server that fails is a build error."""
+    from ..remote import rucio
+
+    cfg = rucio.configured()
     if cfg is None:
         return None, "no Rucio server configured (RUCIO_CONFIG / RUCIO_HOME)"
     try:
-        from rucio.client.didclient import DIDClient
-        from rucio.common.exception import RucioException
-    except ImportError:
+        return rucio.did_info(did), ""
+    except MissingExtraError:
         return None, f"rucio-clients is not installed (configuration {cfg} found)"
-    try:
-        meta = DIDClient().get_metadata(scope=scope, name=name)
-    except RucioException as e:
-        raise BuildError(f"Rucio could not resolve {scope}:{name}: {e}") from None
-    return {"bytes": meta.get("bytes"), "adler32": meta.get("adler32"), "md5": meta.get("md5")}, ""
+    except rucio.DidNotFound as e:
+        raise BuildError(
+            f"{where('did')}data[{i}].did: {e}", hint=f"Rucio configuration: {cfg}"
+        ) from None
+    except DataError as e:
+        raise BuildError(f"{where('did')}data[{i}].did: {e}", hint=e.hint) from None
 
 
 def _file(ref: Mapping[str, Any], base: Path, where: Callable[[str], str], i: int) -> Any:
     path = str(ref["path"])
     rec: dict[str, Any] = {"path": path}
     if _URL.match(path):
-        # root://eosuser.cern.ch//eos/…: reading it here would copy the data over the network
+        from ..remote import xrootd
+
+        if xrootd.is_root_url(path):
+            return {**rec, **_remote_checked(path, ref, where, i)}
+        # https://…: reading it here would copy the data over the network
         return {**rec, **_given(ref, where, i), "verified": False, "reason": "remote URL, not read"}
     local = Path(path) if os.path.isabs(path) else base / path
     if not local.is_file():
@@ -130,6 +192,34 @@ def _file(ref: Mapping[str, Any], base: Path, where: Callable[[str], str], i: in
             }
         raise SpecError(f"{where('path')}data[{i}].path: {local} does not exist")
     return {**rec, **_checked(local, ref, where, i)}
+
+
+def _remote_checked(url: str, ref: Mapping[str, Any], where: Callable[[str], str], i: int) -> Any:
+    """Size and adler32 of a ``root://`` file from its XRootD server (no data read); what the
+    spec gives must match. SHA-256 and MD5 cannot be asked of XRootD: kept as given."""
+    from ..remote import xrootd
+
+    given = _given(ref, where, i)
+    try:
+        got = xrootd.stat(url)
+    except MissingExtraError as e:
+        return {**given, "verified": False, "reason": str(e)}
+    except DataError as e:
+        raise BuildError(f"{where('path')}data[{i}].path: {e}", hint=e.hint) from None
+    actual = {"bytes": got.size, "adler32": got.adler32}
+    for key, want in given.items():
+        have = actual.get(key)
+        if have is not None and str(want) != str(have):
+            raise SpecError(
+                f"{where(key)}data[{i}].{key}: the spec says {want}, the XRootD server has "
+                f"{key} {have} for {url}",
+                hint="the file changed since the reference was written, or the value is wrong",
+            )
+    rec = {**given, **{k: v for k, v in actual.items() if v is not None}}
+    rec["checksumSource"] = "xrootd"
+    if got.adler32 is None:
+        return {**rec, "verified": False, "reason": f"size only: {got.reason}"}
+    return {**rec, "verified": True}
 
 
 def _given(ref: Mapping[str, Any], where: Callable[[str], str], i: int) -> dict[str, Any]:
