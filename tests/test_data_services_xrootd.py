@@ -51,7 +51,7 @@ def test_root2npz_reads_by_url_and_takes_checksums_from_the_server(
         write_rntuple(src, 2000)
     path, url = xrootd_server.put(src, f"{tmp_path.name}/{kind}.root")
     local = root2npz([src], "Events", ["pt", "nhits"], tmp_path / "local.npz")
-    remote = root2npz([url], "Events", ["pt", "nhits"], tmp_path / "remote.npz", step_size=500)
+    remote = root2npz([url], "Events", ["pt", "nhits"], tmp_path / "remote.npz", step_size="64KB")
     zl, zr = np.load(tmp_path / "local.npz"), np.load(tmp_path / "remote.npz")
     assert all(np.array_equal(zl[b], zr[b]) for b in ("pt", "nhits"))
     (li,), (ri,) = local.record["inputs"], remote.record["inputs"]

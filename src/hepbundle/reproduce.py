@@ -181,6 +181,8 @@ def _packed(what: str, path: str, bundle: Bundle) -> CheckItem:
 def _check_data(ref: Mapping[str, Any], data_dirs: Sequence[str | os.PathLike[str]]) -> CheckItem:
     kind = str(ref.get("type"))
     name = str(ref.get("path") or ref.get("did") or ref.get("doi") or ref.get("record") or kind)
+    if kind == "rucio":
+        return _check_rucio(name)
     if kind not in ("file", "npz"):
         return CheckItem("data", name, "unchecked", f"{kind} reference: not resolvable offline")
     want = ref.get("sha256")
@@ -200,6 +202,40 @@ def _check_data(ref: Mapping[str, Any], data_dirs: Sequence[str | os.PathLike[st
         )
     where = ", ".join(str(c.parent) for c in candidates) or "-"
     return CheckItem("data", name, "missing", f"not found in {where} (give --data-dir)")
+
+
+def _check_rucio(did: str) -> CheckItem:
+    """Ask Rucio (where a client configuration exists) whether every file of ``did`` still has
+    an AVAILABLE replica, and on which RSEs."""
+    from .errors import DataError, MissingExtraError
+    from .remote import rucio
+
+    if rucio.configured() is None:
+        return CheckItem(
+            "data", did, "unchecked", "Rucio DID: no Rucio server configured (RUCIO_CONFIG)"
+        )
+    try:
+        reps = rucio.replicas(did)
+    except MissingExtraError as e:
+        return CheckItem("data", did, "unchecked", f"Rucio DID: {e}")
+    except rucio.DidNotFound:
+        return CheckItem("data", did, "missing", "Rucio no longer knows this DID")
+    except DataError as e:
+        return CheckItem("data", did, "unchecked", str(e))
+    where = ", ".join(f"{r} {n}/{reps.files}" for r, n in sorted(reps.available.items()))
+    if reps.files == 0:
+        return CheckItem("data", did, "missing", "Rucio lists no files for this DID")
+    if reps.covered < reps.files:
+        return CheckItem(
+            "data",
+            did,
+            "missing",
+            f"{reps.files - reps.covered} of {reps.files} files have no available replica"
+            + (f" (available: {where})" if where else ""),
+        )
+    return CheckItem(
+        "data", did, "ok", f"{reps.files} file(s) with replicas on: {where}", found=None
+    )
 
 
 @dataclass

@@ -49,6 +49,8 @@ def _print_plan(plan: ImportPlan) -> None:
         click.echo(
             f"  provenance: found: {', '.join(found) or '-'}; missing: {', '.join(missing) or '-'}"
         )
+        for item, note in b.gap_notes().items():
+            click.echo(f"  provenance note: {item}: {note}")
     if plan.skipped:
         click.echo(f"\nskipped ({len(plan.skipped)}):")
         for s in plan.skipped:

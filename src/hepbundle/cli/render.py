@@ -98,6 +98,7 @@ def render_bundle(b: Bundle, *, card: bool = True, all_files: bool = False) -> s
         for d in meta.get("data") or []:
             lines.append(
                 f"  data      [{d.get('type')}] {d.get('did') or d.get('path') or d.get('doi') or d.get('uri') or d.get('name', '')}"
+                + _data_status(d)
             )
         for p in meta.get("parents") or []:
             lines.append(
@@ -111,6 +112,32 @@ def render_bundle(b: Bundle, *, card: bool = True, all_files: bool = False) -> s
             lines.append("")
             lines.append(render_markdown(b.path(meta["modelCard"]).read_text(encoding="utf-8")))
     return "\n".join(lines)
+
+
+def _data_status(d: Any) -> str:
+    """How far a data reference was checked at build time, for the ``data`` line of show."""
+    if not isinstance(d, dict):
+        return ""
+    if d.get("type") == "rucio":
+        if not d.get("resolved"):
+            return f" (not resolved by Rucio: {d.get('reason', 'no reason recorded')})"
+        what = [str(d.get("didType") or "DID")]
+        if d.get("didType") not in (None, "file"):
+            what.append(f"{d.get('files', '?')} files")
+        if d.get("bytes") is not None:
+            what.append(f"{d['bytes']:,} bytes")
+        if d.get("adler32"):
+            what.append(f"adler32 {d['adler32']}")
+        checked = [r.get("rse", "?") for r in d.get("replicas") or [] if r.get("checked")]
+        if checked:
+            what.append("replica checked on " + ", ".join(checked))
+        return f" (resolved by Rucio: {', '.join(what)})"
+    if d.get("type") == "file":
+        if d.get("verified"):
+            via = " by the XRootD server" if d.get("checksumSource") == "xrootd" else ""
+            return f" (verified{via})"
+        return f" (not verified: {d.get('reason', 'no reason recorded')})"
+    return ""
 
 
 def _fpga_lines(fpga: Any) -> list[str]:

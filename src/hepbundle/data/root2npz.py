@@ -224,7 +224,7 @@ def _open_tree(uproot: Any, name: str, tree: str) -> Iterator[tuple[Any, str]]:
         xrootd_stat(name, checksum=False)  # a missing file or a dead server: its own one line
     broken = (OSError, ValueError, uproot.deserialization.DeserializationError)
     try:
-        f = uproot.open(name, **remote_options(name))
+        f = uproot.open(name, **_open_options(uproot, name))
     except FileNotFoundError:
         raise DataError(f"input file {name} does not exist") from None
     except broken as e:
@@ -243,6 +243,16 @@ def _open_tree(uproot: Any, name: str, tree: str) -> Iterator[tuple[Any, str]]:
         yield f[tree], KINDS[found[tree]]
     finally:
         f.close()
+
+
+def _open_options(uproot: Any, name: str) -> dict[str, Any]:
+    """``uproot.open`` options: for root://, a bounded timeout and the XRootD bindings' own
+    handler. (uproot's default there, fsspec-xrootd 0.5, fails on the numpy offsets a TTree
+    memory-size step makes: "integer argument expected for offset".)"""
+    opts = remote_options(name)
+    if opts:
+        opts["handler"] = uproot.source.xrootd.XRootDSource
+    return opts
 
 
 def _corrupt(name: str, e: BaseException) -> DataError:

@@ -102,6 +102,25 @@ class PlannedBundle:
             "license": bool(self.spec.license),
         }
 
+    def gap_notes(self) -> dict[str, str]:
+        """What the gap report adds to a found item: Rucio DIDs that the build will record
+        unresolved because no Rucio client configuration is present here."""
+        dids = [
+            str(r.get("did"))
+            for r in self.spec.sections.get("data") or []
+            if isinstance(r, Mapping) and r.get("type") == "rucio"
+        ]
+        if not dids:
+            return {}
+        from ..remote.rucio import configured
+
+        if configured() is not None:
+            return {"data": f"Rucio DIDs resolved at build time: {', '.join(dids)}"}
+        return {
+            "data": f"Rucio DIDs not resolved (no Rucio server configured: RUCIO_CONFIG): "
+            f"{', '.join(dids)}"
+        }
+
     def with_root(self, root: Path) -> PlannedBundle:
         """This plan reading its files from ``root`` (after materialising them there)."""
         return replace(self, source_root=root, spec=replace(self.spec, path=root / _SPEC_NAME))
@@ -117,6 +136,7 @@ class PlannedBundle:
             "size": self.size,
             "aliases": list(self.aliases),
             "gaps": {k: ("found" if v else "missing") for k, v in self.gaps().items()},
+            "gapNotes": self.gap_notes(),
         }
 
 

@@ -150,6 +150,10 @@ class MlflowImporter:
         if "metrics" not in meta and run.data.metrics:
             # the same records the training capture derives, so the two agree
             meta["metrics"] = [_split_metric(k, v) for k, v in sorted(run.data.metrics.items())]
+        if "data" not in meta:
+            data = _dataset_refs(run)
+            if data:
+                meta["data"] = data
         meta["training"] = {"mlflow": {"run_id": mv.run_id, "tracking_uri": uri}}
         user_tags = {k: v for k, v in sorted(tags.items()) if not k.startswith("mlflow.")}
         record = {
@@ -173,3 +177,57 @@ class MlflowImporter:
             extra_meta={"extra": {"import": {"kind": "mlflow", "mlflow": record}}},
             aliases=aliases,
         )
+
+
+#: run tags naming the training data: ``dataset``, or ``dataset.<split>`` (train, test, …)
+_DATASET_TAG = "dataset"
+
+
+def _dataset_refs(run: Any) -> list[dict[str, Any]]:
+    """Typed Rucio data references for a run's datasets that are Rucio DIDs: the run tag
+    ``dataset`` (or ``dataset.train``, ``dataset.test``, …: the suffix is the split) and the
+    datasets logged with ``mlflow.log_input`` whose name or source is a DID (their context tag
+    ``mlflow.data.context`` gives the split). Anything else is left to the import map."""
+    from ..remote.rucio import is_did
+
+    refs: dict[str, dict[str, Any]] = {}
+    for key, value in sorted(run.data.tags.items()):
+        if key != _DATASET_TAG and not key.startswith(_DATASET_TAG + "."):
+            continue
+        did = str(value).strip()
+        if is_did(did):
+            split = key.partition(".")[2]
+            ref = {"type": "rucio", "did": did, "imported": f"mlflow run tag {key}"}
+            refs.setdefault(did, ref | ({"split": split} if split in _SPLITS else {}))
+    inputs = getattr(getattr(run, "inputs", None), "dataset_inputs", None) or []
+    for di in inputs:
+        ds = di.dataset
+        context = next((t.value for t in di.tags or [] if t.key == "mlflow.data.context"), None)
+        for did in (str(ds.name or "").strip(), _source_did(ds.source)):
+            if did and is_did(did):
+                ref = {"type": "rucio", "did": did, "imported": f"mlflow dataset input {ds.name}"}
+                refs.setdefault(did, ref | ({"split": context} if context in _SPLITS else {}))
+                break
+    return list(refs.values())
+
+
+_SPLITS = ("train", "validation", "test", "calibration")
+
+
+def _source_did(source: Any) -> str:
+    """The DID in an MLflow dataset source: a bare DID, ``rucio:DID`` or JSON with a DID value."""
+    import json
+
+    text = str(source or "").strip()
+    if text.startswith("rucio:"):
+        return text.removeprefix("rucio:")
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(obj, dict):
+        for key in ("did", "uri", "url", "path", "source"):
+            v = str(obj.get(key) or "")
+            if v:
+                return v.removeprefix("rucio:")
+    return ""

@@ -65,11 +65,12 @@ def _rucio(ref: Mapping[str, Any], base: Path, where: Callable[[str], str], i: i
     scope, _, name = did.partition(":")
     rec: dict[str, Any] = {"did": did, "scope": scope, "name": name}
     rec.update(_given(ref, where, i))
-    if "rse" in ref:
-        rec["rse"] = ref["rse"]
+    for key in ("rse", "imported"):
+        if key in ref:
+            rec[key] = ref[key]
     info, reason = _resolve_did(did, where, i)
     if info is None:
-        if "bytes" not in rec or "adler32" not in rec:
+        if ("bytes" not in rec or "adler32" not in rec) and "imported" not in ref:
             raise SpecError(
                 f"{where('did')}data[{i}]: Rucio DID {did} needs 'bytes:' and 'adler32:' "
                 f"because it cannot be resolved here ({reason})",

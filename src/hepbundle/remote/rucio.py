@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -21,16 +22,20 @@ from typing import Any, TypeVar
 from ..errors import DataError, MissingExtraError
 
 __all__ = [
+    "DID_RE",
     "TIMEOUT_ENV",
     "DidInfo",
     "DidNotFound",
     "Replicas",
     "configured",
     "did_info",
+    "is_did",
     "replicas",
     "split_did",
 ]
 
+#: scope:name, as the spec schema's ``did`` pattern (scope up to 25, name up to 250 characters)
+DID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,25}:[A-Za-z0-9_.+-][A-Za-z0-9_.+/-]{0,249}$")
 TIMEOUT_ENV = "HEPBUNDLE_RUCIO_TIMEOUT"
 _DEFAULT_TIMEOUT = 30
 _T = TypeVar("_T")
@@ -61,10 +66,12 @@ class DidInfo:
 @dataclass(frozen=True)
 class Replicas:
     """Where the files of a DID have replicas: ``available[rse]`` counts files in state
-    AVAILABLE there; ``pfns`` lists (rse, pfn) of each file replica (for a file DID)."""
+    AVAILABLE there, ``covered`` the files with at least one; ``pfns`` lists (rse, pfn) of each
+    file replica."""
 
     did: str
     files: int
+    covered: int = 0
     available: dict[str, int] = field(default_factory=dict)
     pfns: list[tuple[str, str]] = field(default_factory=list)
 
@@ -83,6 +90,11 @@ def configured() -> str | None:
     if os.environ.get("VIRTUAL_ENV"):
         candidates.append(os.path.join(os.environ["VIRTUAL_ENV"], "etc", "rucio.cfg"))
     return next((c for c in candidates if c and os.path.isfile(c)), None)
+
+
+def is_did(text: str) -> bool:
+    """True for a well-formed Rucio DID ``scope:name``."""
+    return bool(DID_RE.match(text))
 
 
 def split_did(did: str) -> tuple[str, str]:
@@ -118,17 +130,22 @@ def replicas(did: str, *, schemes: list[str] | None = None) -> Replicas:
     scope, name = split_did(did)
 
     def ask(c: Any) -> Replicas:
-        files = 0
+        files = covered = 0
         available: dict[str, int] = {}
         pfns: list[tuple[str, str]] = []
         for rep in c.list_replicas([{"scope": scope, "name": name}], schemes=schemes):
             files += 1
-            for rse, state in (rep.get("states") or {}).items():
-                if str(state).upper() == "AVAILABLE":
-                    available[rse] = available.get(rse, 0) + 1
+            here = [
+                rse
+                for rse, state in (rep.get("states") or {}).items()
+                if str(state).upper() == "AVAILABLE"
+            ]
+            covered += bool(here)
+            for rse in here:
+                available[rse] = available.get(rse, 0) + 1
             for rse, urls in (rep.get("rses") or {}).items():
                 pfns += [(rse, str(u)) for u in urls]
-        return Replicas(did, files, available, pfns)
+        return Replicas(did, files, covered, available, pfns)
 
     return _call(did, ask)
 
