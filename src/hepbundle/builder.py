@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,7 @@ from .filemodes import publish_tree
 from .manifest import MANIFEST_FILENAME, FileEntry, Manifest
 from .paths import check_collisions, check_relpath, is_reserved
 from .provenance import capture as capture_provenance
+from .regular import describe_mode
 from .spec import BundleSpec, load_spec
 
 __all__ = [
@@ -151,6 +153,7 @@ def plan_files(spec: BundleSpec) -> list[_Planned]:
                 hint="fix the glob or mark the entry 'optional: true'",
             )
         for src, rel in matches:
+            _check_regular(src, f"{spec.path}:{rule.line}: files:")
             dest = _placement(rule.to, src, rel, spec, rule.line)
             if dest in planned and planned[dest].src != src:
                 raise BuildError(
@@ -168,6 +171,19 @@ def plan_files(spec: BundleSpec) -> list[_Planned]:
             planned[dest] = _Planned(card, dest, "docs")
     check_collisions(planned)
     return [planned[k] for k in sorted(planned)]
+
+
+def _check_regular(src: Path, where: str) -> None:
+    """Only regular files are packed: a FIFO would block the build, a device never ends."""
+    try:
+        mode = src.stat().st_mode
+    except OSError as e:
+        raise BuildError(f"{where} cannot read {src}: {e.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise BuildError(
+            f"{where} {src} is {describe_mode(mode)}; bundles hold regular files only",
+            hint="remove it from the packed directory, or exclude it from the glob",
+        )
 
 
 def _expand(base: Path, pattern: str) -> list[tuple[Path, str]]:

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .digest import sha256_bytes
-from .errors import HepbundleError, IntegrityError, NotABundleError, VerificationError
+from .errors import FormatError, HepbundleError, IntegrityError, NotABundleError, VerificationError
 from .integrity import IntegrityReport, check_entry, check_tree
+from .limits import MAX_MANIFEST_BYTES
 from .manifest import MANIFEST_FILENAME, FileEntry, Manifest
+from .regular import read_regular
 
 if TYPE_CHECKING:
     from .cache import VerificationCache
@@ -55,11 +57,15 @@ class Bundle:
             why = "it does not exist" if not root.exists() else "it is not a directory"
             raise NotABundleError(f"{root} is not a bundle directory ({why})", path=root)
         try:
-            data = mpath.read_bytes()
+            data = read_regular(mpath, limit=MAX_MANIFEST_BYTES)
         except FileNotFoundError:
             raise NotABundleError(
                 f"{root} is not a bundle: {MANIFEST_FILENAME} is missing", path=root
             ) from None
+        except HepbundleError as e:  # not a regular file, or over the size limit
+            raise FormatError(e.message, hint=e.hint) from None
+        except OSError as e:
+            raise IntegrityError(f"cannot read {mpath}: {e.strerror or e}") from None
         manifest = Manifest.from_bytes(data, source=str(mpath))
         return cls(root, manifest, sha256_bytes(data), verify_files=verify_files)
 
@@ -130,7 +136,7 @@ class Bundle:
 
     def manifest_bytes(self) -> bytes:
         """The exact bytes of hepbundle.json, checked against the digest read at open."""
-        data = (self.root / MANIFEST_FILENAME).read_bytes()
+        data = read_regular(self.root / MANIFEST_FILENAME, limit=MAX_MANIFEST_BYTES)
         if sha256_bytes(data) != self.manifest_digest:
             raise VerificationError(
                 f"{self.ref}: {MANIFEST_FILENAME} changed after the bundle was opened"

@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._json import parse_json
 from .digest import sha256_bytes
-from .errors import FormatError, NotABundleError, PathError, SpecError
+from .errors import FormatError, HepbundleError, NotABundleError, PathError, SpecError
+from .limits import MAX_MANIFEST_BYTES, MAX_MANIFEST_FILES
 from .paths import check_collisions, check_relpath, is_reserved
+from .regular import read_regular
 
 __all__ = [
     "HASHING",
@@ -130,10 +133,7 @@ class Manifest:
     @classmethod
     def from_bytes(cls, data: bytes, *, source: str = MANIFEST_FILENAME) -> Manifest:
         """Parse and validate; dispatch on the media type."""
-        try:
-            obj = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise FormatError(f"{source}: not valid JSON: {e}") from None
+        obj = parse_json(data, source, limit=MAX_MANIFEST_BYTES)
         if not isinstance(obj, dict):
             raise FormatError(f"{source}: a manifest must be a JSON object")
         media_type = obj.get("mediaType")
@@ -207,6 +207,11 @@ def _roles() -> frozenset[str]:
 def _check_files(files: Any, source: str) -> None:
     if not isinstance(files, list):
         raise FormatError(f"{source}: files: must be a list")
+    if len(files) > MAX_MANIFEST_FILES:
+        raise FormatError(
+            f"{source}: {len(files):,} file entries, over the limit of {MAX_MANIFEST_FILES:,}",
+            hint="see bundle-spec/README.md § Limits",
+        )
     roles = _roles()
     for i, f in enumerate(files):
         where = f"{source}: files[{i}]"
@@ -246,9 +251,11 @@ def read_manifest(path: str | os.PathLike[str], where: str = "") -> tuple[Manife
     path = Path(path)
     mpath = path / MANIFEST_FILENAME if path.is_dir() else path
     try:
-        data = mpath.read_bytes()
+        data = read_regular(mpath, limit=MAX_MANIFEST_BYTES)
     except OSError as e:
         raise NotABundleError(
             f"{where}{path} is not a bundle: cannot read {mpath.name}: {e}", path=path
         ) from None
+    except HepbundleError as e:  # over the size limit
+        raise FormatError(f"{where}{e.message}", hint=e.hint) from None
     return Manifest.from_bytes(data, source=str(mpath)), sha256_bytes(data)

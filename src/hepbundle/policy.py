@@ -274,7 +274,7 @@ class TrustPolicy:
         from .spec import validate
 
         p = Path(path)
-        data, lines = load_yaml(p, what="trust policy")
+        data, lines = load_yaml(p, what="trust policy", aliases=False)
         validate(data, "policy.schema.json", filename=str(p), lines=lines)
         base = p.resolve().parent
         rules = tuple(

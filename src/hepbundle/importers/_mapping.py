@@ -120,7 +120,7 @@ def load_map(path: str | Path | None) -> ImportMap:
     if path is None:
         return ImportMap()
     p = Path(path)
-    data, lines = load_yaml(p, what="import mapping")
+    data, lines = load_yaml(p, what="import mapping", aliases=False)
     if data is None:
         data = {}
     if not isinstance(data, dict):

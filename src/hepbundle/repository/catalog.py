@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._base import utc_timestamp, write_atomic
+from .._json import read_json
 from ..errors import FormatError, NotFoundError, SpecError
+from ..limits import MAX_CATALOG_BYTES
 from ..manifest import canonical_json
 from .layout import (
     CATALOG_DIR,
@@ -315,7 +317,7 @@ def read_name_catalog(repo_root: Path, name: str, *, missing_ok: bool = False) -
     """
     path = catalog_file(repo_root, name)
     try:
-        data = path.read_bytes()
+        obj = read_json(path, limit=MAX_CATALOG_BYTES)
     except FileNotFoundError:
         if missing_ok:
             return NameCatalog(name=name)
@@ -331,10 +333,6 @@ def read_name_catalog(repo_root: Path, name: str, *, missing_ok: bool = False) -
             if close
             else "see: hepbundle find",
         ) from None
-    try:
-        obj = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FormatError(f"{path}: not valid JSON: {e}") from None
     cat = catalog_from_json(obj, source=str(path))
     if cat.name != name:
         raise FormatError(f"{path}: describes {cat.name!r}, expected {name!r}")

@@ -10,7 +10,6 @@ mount) open it with ``mode=ro&immutable=1`` so SQLite never tries to lock or wri
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import tempfile
@@ -21,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from .._base import fsync_dir
-from ..errors import FormatError, RepositoryError
+from .._json import read_json
+from ..errors import FormatError, HepbundleError, RepositoryError
 from ..filemodes import make_dirs, publish_mode
+from ..limits import MAX_MANIFEST_BYTES, clip
 from ..manifest import MANIFEST_FILENAME
 from ._crash import crash_point
 from .catalog import NameCatalog, list_names, read_name_catalog
@@ -148,6 +149,20 @@ def open_index(repo_root: Path, *, readonly: bool | None = None) -> sqlite3.Conn
     return conn
 
 
+@contextmanager
+def _reading(repo_root: Path, readonly: bool | None) -> Iterator[sqlite3.Connection]:
+    """The index open for reading; a damaged one (not a database, tables missing, corrupt
+    pages) is one :class:`RepositoryError` saying how to recover, never an sqlite3 traceback."""
+    try:
+        with closing(open_index(repo_root, readonly=readonly)) as conn:
+            yield conn
+    except sqlite3.Error as e:
+        raise RepositoryError(
+            f"{_index_path(repo_root)} is damaged: {clip(str(e), 200)}",
+            hint=f"run: hepbundle catalog rebuild --repo {repo_root}",
+        ) from None
+
+
 def _check_format(conn: sqlite3.Connection, path: Path) -> None:
     (fmt,) = conn.execute("PRAGMA user_version").fetchone()
     if fmt != INDEX_FORMAT:
@@ -266,8 +281,9 @@ def _replace_legacy_rows(conn: sqlite3.Connection, cat: NameCatalog, root: Path)
     rows = []
     for r in cat.versions.values():
         try:
-            files = json.loads((root / r.path / MANIFEST_FILENAME).read_bytes())["files"]
-        except (OSError, ValueError, KeyError, TypeError):
+            doc = read_json(root / r.path / MANIFEST_FILENAME, limit=MAX_MANIFEST_BYTES)
+            files = doc["files"]
+        except (OSError, HepbundleError, KeyError, TypeError):
             continue  # not on this tree (catalogue-only patch) or not a bundle: nothing to map
         rows += [
             (f"{ns}:{f['legacyPath']}", cat.name, r.version, f["path"])
@@ -310,7 +326,7 @@ def find_legacy(
         f"WHERE {cond} AND v.yanked IS NULL "
         "ORDER BY l.legacy, v.prerelease, v.sort_key DESC, l.name"
     )
-    with closing(open_index(repo_root, readonly=readonly)) as conn:
+    with _reading(repo_root, readonly) as conn:
         has_table = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'legacy_paths'"
         ).fetchone()
@@ -331,7 +347,7 @@ def find(repo_root: Path, query: FindQuery, *, readonly: bool | None = None) -> 
     )
     sql += " ORDER BY name, sort_key DESC LIMIT ?"
     params.append(query.limit)
-    with closing(open_index(repo_root, readonly=readonly)) as conn:
+    with _reading(repo_root, readonly) as conn:
         rows = conn.execute(sql, params).fetchall()
         aliases = _aliases_of(conn, {r[0] for r in rows})
     return [
@@ -416,7 +432,7 @@ def _chunks(items: Sequence[str], n: int) -> Iterator[Sequence[str]]:
 
 def dump_index(repo_root: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Every row, sorted (to compare an incrementally maintained index with a rebuilt one)."""
-    with closing(open_index(repo_root)) as conn:
+    with _reading(repo_root, None) as conn:
         versions = conn.execute("SELECT * FROM versions ORDER BY name, version").fetchall()
         aliases = conn.execute("SELECT * FROM aliases ORDER BY name, alias").fetchall()
     return versions, aliases

@@ -15,11 +15,11 @@ The normative description is ``bundle-spec/repository.md``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._base import utc_timestamp, write_atomic
+from .._json import read_json
 from ..errors import FormatError, HepbundleError, RepositoryError
 from ..filemodes import make_dirs
 from ..manifest import canonical_json
@@ -87,14 +87,21 @@ def read_repository(repo_root: Path) -> dict[str, Any]:
     """Parse ``catalog/repository.json``; :class:`RepositoryError` if ``repo_root`` is none."""
     path = Path(repo_root) / REPOSITORY_FILE
     try:
-        obj = json.loads(path.read_bytes())
+        obj = read_json(path)
     except FileNotFoundError:
         raise RepositoryError(
             f"{repo_root} is not a hepbundle repository ({REPOSITORY_FILE} is missing)",
             hint="publish a bundle into it first, or set --repo / HEPBUNDLE_REPO",
         ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise FormatError(f"{path}: not valid JSON: {e}") from None
+    if (
+        isinstance(obj, dict)
+        and "serial" in obj
+        and (type(obj["serial"]) is not int or obj["serial"] < 0)
+    ):
+        raise FormatError(
+            f"{path}: serial must be a non-negative integer, not {str(obj['serial'])[:40]!r}",
+            hint="restore repository.json from the repository's history or a replica",
+        )
     if not isinstance(obj, dict) or obj.get("mediaType") != REPOSITORY_MEDIA_TYPE:
         found = obj.get("mediaType") if isinstance(obj, dict) else None
         raise FormatError(

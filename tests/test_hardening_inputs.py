@@ -1,0 +1,290 @@
+"""Hostile inputs give one clear error line and a non-zero exit, never a hang, a traceback or
+unbounded memory: special files where a file is expected, YAML bombs and deep nesting, NUL
+bytes, deeply nested JSON, bad serials, broken SQLite indexes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import hepbundle
+from hepbundle.cli import main
+from hepbundle.errors import FormatError, HepbundleError, SpecError
+from hepbundle.manifest import Manifest
+
+from .conftest import write_spec
+
+
+@contextmanager
+def no_hang(seconds: int = 30) -> Iterator[None]:
+    """Fail (instead of blocking the suite forever) when the body takes longer than ``seconds``."""
+
+    def boom(signum: int, frame: object) -> None:
+        raise TimeoutError(f"hung for {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _cli(*args: str) -> Result:
+    with no_hang():
+        return CliRunner().invoke(main, list(args))
+
+
+def _clean_failure(res: Result, code: int | None = None, *, words: str = "") -> None:
+    assert res.exit_code != 0, res.output
+    if code is not None:
+        assert res.exit_code == code, res.output
+    assert "Traceback" not in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    if words:
+        assert words in res.output, res.output
+    assert len(res.output) < 5000
+
+
+# --- special files ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def with_empty(tmp_path: Path) -> hepbundle.Bundle:
+    """A bundle listing an empty file (what a /dev/null node would imitate)."""
+    src = tmp_path / "src"
+    (src / "m").mkdir(parents=True)
+    (src / "m" / "model.onnx").write_bytes(b"onnx" * 100)
+    (src / "m" / "empty.txt").write_bytes(b"")
+    write_spec(
+        src,
+        """
+        name: atlas/special
+        version: 1.0.0
+        summary: x
+        files:
+          - path: m
+            role: model
+        """,
+    )
+    return hepbundle.build(src, tmp_path / "out" / "atlas" / "special" / "1.0.0")
+
+
+def _replace(p: Path, kind: str) -> None:
+    p.unlink()
+    if kind == "fifo":
+        os.mkfifo(p)
+    else:
+        if os.getuid() != 0:
+            pytest.skip("creating device nodes needs root")
+        minor = {"zero": 5, "null": 3}[kind]
+        try:
+            os.mknod(p, stat.S_IFCHR | 0o666, os.makedev(1, minor))
+        except PermissionError:
+            pytest.skip("mknod not permitted here")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero", "null"])
+def test_special_file_in_place_of_listed_file(with_empty: hepbundle.Bundle, kind: str) -> None:
+    _replace(with_empty.root / "m" / "empty.txt", kind)
+    res = _cli("verify", str(with_empty.root))
+    _clean_failure(res, 1, words="m/empty.txt")
+    assert "regular files only" in res.output
+    res = _cli("path", str(with_empty.root), "m/empty.txt")
+    _clean_failure(res, 1, words="regular files only")
+    with no_hang(), pytest.raises(hepbundle.IntegrityError, match="regular files only"):
+        hepbundle.open(with_empty.root).path("m/empty.txt")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_special_file_as_manifest(with_empty: hepbundle.Bundle, kind: str) -> None:
+    _replace(with_empty.root / "hepbundle.json", kind)
+    _clean_failure(_cli("verify", str(with_empty.root)), words="not a regular file")
+
+
+def test_fifo_in_packed_directory_fails_the_build(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "m").mkdir(parents=True)
+    (src / "m" / "model.onnx").write_bytes(b"x" * 10)
+    os.mkfifo(src / "m" / "pipe")
+    write_spec(
+        src,
+        """
+        name: atlas/fifo
+        version: 1.0.0
+        summary: x
+        files:
+          - path: m
+            role: model
+        """,
+    )
+    out = tmp_path / "out"
+    res = _cli("build", str(src), "-o", str(out))
+    _clean_failure(res, words="FIFO")
+    assert not out.exists()
+    _clean_failure(_cli("build", str(src), "-o", str(out), "--check"), words="FIFO")
+
+
+def test_fifo_as_spec_policy_and_input(tmp_path: Path, with_empty: hepbundle.Bundle) -> None:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    _clean_failure(_cli("verify", str(with_empty.root), "--policy", str(fifo)), words="FIFO")
+    d = tmp_path / "specdir"
+    d.mkdir()
+    os.mkfifo(d / "hepbundle.yaml")
+    _clean_failure(_cli("build", str(d), "-o", str(tmp_path / "o")), words="FIFO")
+
+
+# --- YAML -------------------------------------------------------------------------------------
+
+_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(9)
+)
+
+
+def _spec(tmp_path: Path, extra: str) -> Path:
+    d = tmp_path / "s"
+    d.mkdir(exist_ok=True)
+    (d / "m.onnx").write_bytes(b"m")
+    (d / "hepbundle.yaml").write_text(
+        "name: atlas/bomb\nversion: 1.0.0\nsummary: x\nfiles:\n  - path: m.onnx\n    role: model\n"
+        + extra
+    )
+    return d
+
+
+def _policy_file(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "policy.yaml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (_BOMB.replace("\n", "\n  ").join(["hyperparameters:\n  ", "\n"]), "aliases are expanded"),
+        ("hyperparameters: " + "[" * 20000 + "]" * 20000 + "\n", "nested deeper"),
+        ("summary2: a\x00b\n", "NUL"),
+    ],
+    ids=["alias-bomb", "deep", "nul"],
+)
+def test_hostile_spec(tmp_path: Path, body: str, words: str) -> None:
+    d = _spec(tmp_path, body)
+    res = _cli("build", str(d), "-o", str(tmp_path / "o"), "--check")
+    _clean_failure(res, words=words)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("version: 1\nrules: &r\n  - namespace: '*'\n    signers: []\nextra: *r\n", "not allowed"),
+        (_BOMB, "not allowed"),
+        ("version: 1\nrules: " + "[" * 20000 + "]" * 20000 + "\n", "nested deeper"),
+        ("version: 1\x00\n", "NUL"),
+        ("version: 1\nrules: [\n", "invalid YAML"),
+        ("\xff\xfe", "UTF-8"),
+    ],
+    ids=["alias", "bomb", "deep", "nul", "truncated", "not-utf8"],
+)
+def test_hostile_policy(
+    tmp_path: Path, with_empty: hepbundle.Bundle, text: str, words: str
+) -> None:
+    p = tmp_path / "policy.yaml"
+    p.write_bytes(text.encode("utf-8", "surrogateescape") if text != "\xff\xfe" else b"\xff\xfe")
+    res = _cli("verify", str(with_empty.root), "--policy", str(p))
+    _clean_failure(res, words=words)
+
+
+def test_import_map_refuses_aliases(tmp_path: Path) -> None:
+    from hepbundle.importers._mapping import load_map
+
+    m = tmp_path / "map.yaml"
+    m.write_text(_BOMB)
+    with no_hang(), pytest.raises(SpecError, match="not allowed"):
+        load_map(m)
+
+
+def test_spec_with_a_useful_alias_still_loads(tmp_path: Path) -> None:
+    d = _spec(tmp_path, "hyperparameters: &h {lr: 0.1}\nmetrics: {auc: 0.9}\n")
+    from hepbundle.spec import load_spec
+
+    assert load_spec(d).hyperparameters == {"lr": 0.1}
+
+
+def test_oversized_yaml(tmp_path: Path) -> None:
+    d = _spec(tmp_path, "description: " + "x" * (5 * 1024 * 1024) + "\n")
+    _clean_failure(_cli("build", str(d), "--check"), words="over the limit")
+
+
+# --- JSON and SQLite --------------------------------------------------------------------------
+
+_DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def test_deep_manifest(with_empty: hepbundle.Bundle) -> None:
+    doc = json.loads((with_empty.root / "hepbundle.json").read_bytes())
+    text = json.dumps(doc)[:-1] + ', "extra": ' + _DEEP + "}"
+    with pytest.raises(FormatError, match="nested deeper"):
+        Manifest.from_bytes(text.encode())
+    (with_empty.root / "hepbundle.json").write_text(text)
+    _clean_failure(_cli("verify", str(with_empty.root)), words="nested deeper")
+    # just under the interpreter's recursion limit: still refused (a later writer would fail)
+    text = json.dumps(doc)[:-1] + ', "extra": ' + "[" * 900 + "]" * 900 + "}"
+    with pytest.raises(FormatError, match="nested deeper"):
+        Manifest.from_bytes(text.encode())
+
+
+@pytest.fixture
+def repo(with_empty: hepbundle.Bundle, tmp_path: Path) -> Path:
+    from hepbundle.repository import publish
+
+    r = tmp_path / "repo"
+    publish(with_empty.root, r, allow_unsigned=True)
+    return r
+
+
+def test_deep_catalogue_and_repository_json(repo: Path) -> None:
+    cat = repo / "catalog" / "atlas" / "special.json"
+    good = cat.read_bytes()
+    cat.write_text(_DEEP)
+    _clean_failure(_cli("path", "atlas/special@1.0.0", "--repo", str(repo)), words="nested deeper")
+    _clean_failure(_cli("catalog", "rebuild", "--repo", str(repo)), words="nested deeper")
+    cat.write_bytes(good)
+    rj = repo / "catalog" / "repository.json"
+    rj.write_text(_DEEP)
+    res = _cli("alias", "atlas/special@1.0.0", "prod", "--repo", str(repo))
+    _clean_failure(res, words="nested deeper")
+
+
+def test_serial_not_a_number(repo: Path) -> None:
+    rj = repo / "catalog" / "repository.json"
+    doc = json.loads(rj.read_bytes())
+    doc["serial"] = "abc"
+    rj.write_text(json.dumps(doc))
+    res = _cli("alias", "atlas/special@1.0.0", "prod", "--repo", str(repo))
+    _clean_failure(res, words="serial")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "no-tables", "empty"])
+def test_broken_index(repo: Path, damage: str) -> None:
+    idx = repo / "catalog" / "index.sqlite"
+    if damage == "garbage":
+        idx.write_bytes(b"this is not a database" * 100)
+    elif damage == "empty":
+        idx.write_bytes(b"")
+    else:
+        idx.unlink()
+        sqlite3.connect(idx).close()
+    for args in (["find", "special"], ["path", "--legacy", "atlas:x/y"]):
+        res = _cli(*args, "--repo", str(repo))
+        _clean_failure(res, words="catalog rebuild")
