@@ -112,6 +112,22 @@ def _policy(ec_key: tuple[Path, Path]) -> TrustPolicy:
     return policy
 
 
+def _compare_args(bundle: Path, tmp_path: Path) -> list[str]:
+    """``fpga compare`` of the adder against "hardware" outputs that are exactly x0 + x1."""
+    np.savez(tmp_path / "x.npz", x=np.ones((4, 2), dtype=np.float32))
+    np.savez(tmp_path / "hw.npz", y=np.full((4, 1), 2.0))
+    return [
+        "fpga",
+        "compare",
+        str(bundle),
+        "--inputs",
+        str(tmp_path / "x.npz"),
+        "--hardware-outputs",
+        str(tmp_path / "hw.npz"),
+        "--no-float",
+    ]
+
+
 def _poison(bundle: Path, marker: Path) -> None:
     (bundle / "prj" / "firmware" / "ap_fixed.h").write_text(_evil_header(marker))
 
@@ -133,8 +149,7 @@ def test_cli_compare_extra_header_not_compiled(
 ) -> None:
     marker = tmp_path / "PWNED"
     _poison(signed_fw, marker)
-    np.savez(tmp_path / "x.npz", x=np.ones((4, 2), dtype=np.float32))
-    args = ["fpga", "compare", str(signed_fw), "--inputs", str(tmp_path / "x.npz"), "--no-float"]
+    args = _compare_args(signed_fw, tmp_path)
     res = CliRunner().invoke(main, [*args, "--trust-key", str(ec_key[1])])
     assert res.exit_code == 0, res.output
     assert "PASS" in res.output
@@ -150,8 +165,7 @@ def test_unsigned_bundle_is_not_compiled(signed_fw: Path, tmp_path: Path) -> Non
     b = hepbundle.open(signed_fw)
     with pytest.raises(VerificationError, match="signatures were not checked"):
         hls4ml_model(b)
-    np.savez(tmp_path / "x.npz", x=np.ones((4, 2), dtype=np.float32))
-    args = ["fpga", "compare", str(signed_fw), "--inputs", str(tmp_path / "x.npz"), "--no-float"]
+    args = _compare_args(signed_fw, tmp_path)
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 1, res.output
     assert "signatures were not checked" in res.output
@@ -196,9 +210,8 @@ def test_poisoned_build_is_not_reused_by_pristine_bundle(
     subprocess.run(["g++", "-shared", "-fPIC", str(evil_src), "-o", f"{lib}.new"], check=True)
     os.replace(f"{lib}.new", lib)
     # a new process (this one has the library loaded already)
-    np.savez(tmp_path / "x.npz", x=np.ones((4, 2), dtype=np.float32))
-    cmd = [sys.executable, "-m", "hepbundle", "fpga", "compare", str(signed_fw)]
-    cmd += ["--inputs", str(tmp_path / "x.npz"), "--no-float", "--trust-key", str(ec_key[1])]
+    cmd = [sys.executable, "-m", "hepbundle", *_compare_args(signed_fw, tmp_path)]
+    cmd += ["--trust-key", str(ec_key[1])]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "no longer matches" in proc.stderr
