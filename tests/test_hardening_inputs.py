@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 import hepbundle
 from hepbundle.cli import main
-from hepbundle.errors import FormatError, HepbundleError, SpecError
+from hepbundle.errors import FormatError, SpecError
 from hepbundle.manifest import Manifest
 
 from .conftest import write_spec
