@@ -41,7 +41,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "path": ("load", "Print the verified absolute path of bundle REF, or of FILE inside it."),
     "publish": (
         "repo",
-        "Verify BUNDLE (digests, signature, policy) and publish it into the repository.",
+        "Verify each BUNDLE (digests, signature, policy) and publish them into the repository.",
     ),
     "find": (
         "repo",
