@@ -53,7 +53,8 @@ class Standin:
         self.state = tmp / "standin-state"
         self.mount = tmp / "cvmfs"
         self.repo = repo
-        monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+        self.path = f"{bindir}:{os.environ['PATH']}"
+        monkeypatch.setenv("PATH", self.path)
         monkeypatch.setenv("STANDIN_STATE", str(self.state))
         monkeypatch.setenv("HEPBUNDLE_CVMFS_ROOT", str(self.mount))
         monkeypatch.setenv("HEPBUNDLE_LOCK_DIR", str(tmp / "locks"))
@@ -78,7 +79,9 @@ class Standin:
         return proc
 
     def close(self) -> None:
-        self.run("rmfs", self.repo, check=False)
+        # with this machine's PATH: a test may have emptied it, and the read-only bind mount
+        # must never outlive the test (umount has to be found)
+        self.run("rmfs", self.repo, check=False, PATH=self.path)
 
     @property
     def root(self) -> Path:
