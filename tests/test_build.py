@@ -25,7 +25,10 @@ def test_build_writes_manifest_with_every_file(built: hepbundle.Bundle, model_di
     assert set(files) == {"model/model.onnx", "model/weights.bin", "MODEL_CARD.md"}
     assert files["model/model.onnx"]["role"] == "model"
     assert files["MODEL_CARD.md"]["role"] == "docs"
-    assert files["model/model.onnx"]["sha256"] == hash_file(model_dir / "model/model.onnx").sha256
+    alg = m["hashing"]["algorithm"]
+    assert alg == "blake3"  # the default for new bundles (docs/performance.md)
+    want = hash_file(model_dir / "model/model.onnx", alg).digest
+    assert files["model/model.onnx"][alg] == want
     assert m["metrics"] == [{"name": "auc", "value": 0.93}]
     assert m["authors"] == [{"name": "Jane Doe", "email": "jane@cern.ch"}]
     assert m["modelCard"] == "MODEL_CARD.md"
@@ -147,7 +150,7 @@ def test_failure_mid_copy_removes_stage(
 ) -> None:
     import hepbundle.builder as mod
 
-    def boom(src: object, dst: object) -> object:
+    def boom(src: object, dst: object, *_: object, **__: object) -> object:
         raise OSError(5, "Input/output error", str(src))
 
     monkeypatch.setattr(mod, "copy_and_hash", boom)

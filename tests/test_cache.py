@@ -67,9 +67,9 @@ def test_other_manifest_digest_does_not_match(built: hepbundle.Bundle, tmp_path:
     cache = VerificationCache(tmp_path / "c")
     p = built.root / "model" / "model.onnx"
     e = built.manifest.file("model/model.onnx")
-    cache.record(built.manifest_digest, [(e.path, e.sha256, p, p.stat())])
-    assert cache.is_verified(built.manifest_digest, e.path, e.sha256, p, p.stat())
-    assert not cache.is_verified("0" * 64, e.path, e.sha256, p, p.stat())
+    cache.record(built.manifest_digest, [(e.path, e.digest, p, p.stat())])
+    assert cache.is_verified(built.manifest_digest, e.path, e.digest, p, p.stat())
+    assert not cache.is_verified("0" * 64, e.path, e.digest, p, p.stat())
     assert not cache.is_verified(built.manifest_digest, e.path, "f" * 64, p, p.stat())
 
 

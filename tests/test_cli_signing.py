@@ -121,17 +121,59 @@ def _upstream(*args: object) -> subprocess.CompletedProcess[str]:
     )
 
 
+# model_signing 1.1.1's command line hashes with SHA-256 whatever the signature says (its verify
+# commands pass a default hashing configuration; there is no algorithm option), so SHA-256
+# bundles are checked with the command and BLAKE3 bundles with upstream's Python API, which takes
+# the algorithm from the signed statement (serialization.hash_type) — docs/signing.md.
+_UPSTREAM_API = """
+import sys
+from model_signing import hashing, signing, verifying
+op, model, sig, key = sys.argv[1:5]
+if op == "verify":
+    verifying.Config().use_elliptic_key_verifier(public_key=key).verify(model, sig)
+else:
+    signing.Config().use_elliptic_key_signer(private_key=key).set_hashing_config(
+        hashing.Config().use_file_serialization(hashing_algorithm=sys.argv[5])
+    ).sign(model, sig)
+print("upstream", op, "succeeded")
+"""
+
+
+def _upstream_api(*args: object) -> subprocess.CompletedProcess[str]:
+    """Upstream model_signing's own Python API, in a fresh interpreter (no hepbundle import)."""
+    return subprocess.run(
+        [sys.executable, "-c", _UPSTREAM_API, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def built_sha256(model_dir: Path, tmp_path: Path) -> hepbundle.Bundle:
+    return hepbundle.build(model_dir, tmp_path / "sha256" / "1.2.0", algorithm="sha256")
+
+
+@pytest.fixture
+def signed_sha256(built_sha256: hepbundle.Bundle, ec_key: tuple[Path, Path]) -> hepbundle.Bundle:
+    assert run("sign", built_sha256.root, "--key", ec_key[0])[0] == 0
+    return built_sha256
+
+
 @pytest.mark.integration
 @pytest.mark.usefixtures("upstream_cli")
 def test_upstream_verifies_key_signature(
-    signed: hepbundle.Bundle, ec_key: tuple[Path, Path]
+    signed_sha256: hepbundle.Bundle, ec_key: tuple[Path, Path]
 ) -> None:
     """`model_signing verify key` accepts our signature, also once published into CVMFS (the
     nested-catalog marker is in the signed ignore list), and catches a modified file."""
+    signed = signed_sha256
     (signed.root / ".cvmfscatalog").touch()
     sig = signed.root / "hepbundle.sig"
     r = _upstream("verify", "key", signed.root, "--signature", sig, "--public_key", ec_key[1])
     assert r.returncode == 0 and "Verification succeeded" in r.stdout, r.stderr
+    r = _upstream_api("verify", signed.root, sig, ec_key[1])
+    assert r.returncode == 0, r.stderr
     (signed.root / "model" / "weights.bin").write_bytes(b"evil")
     r = _upstream("verify", "key", signed.root, "--signature", sig, "--public_key", ec_key[1])
     assert r.returncode == 1 and "Hash mismatch for 'model/weights.bin'" in r.stderr
@@ -139,12 +181,55 @@ def test_upstream_verifies_key_signature(
 
 @pytest.mark.integration
 @pytest.mark.usefixtures("upstream_cli")
+def test_upstream_verifies_blake3_key_signature(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path]
+) -> None:
+    """A BLAKE3 bundle's signature (hash_type and every resource algorithm ``blake3``, digests
+    of the plain file contents) verifies with upstream model_signing's API, also with the CVMFS
+    marker present, and upstream catches a modified file. Upstream's 1.1.1 command line cannot:
+    it recomputes SHA-256 and reports every file as mismatched (the documented cost)."""
+    assert signed.algorithm == "blake3"
+    (signed.root / ".cvmfscatalog").touch()
+    sig = signed.root / "hepbundle.sig"
+    r = _upstream_api("verify", signed.root, sig, ec_key[1])
+    assert r.returncode == 0 and "upstream verify succeeded" in r.stdout, r.stderr
+    r = _upstream("verify", "key", signed.root, "--signature", sig, "--public_key", ec_key[1])
+    assert r.returncode == 1 and "Expected 'Digest(algorithm='blake3'" in r.stderr
+    assert "Actual 'Digest(algorithm='sha256'" in r.stderr
+    (signed.root / "model" / "weights.bin").write_bytes(b"evil")
+    r = _upstream_api("verify", signed.root, sig, ec_key[1])
+    assert r.returncode == 1 and "Hash mismatch for 'model/weights.bin'" in r.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("alg", ["sha256", "blake3"])
+def test_bundle_signed_by_upstream_api_verifies_here(
+    model_dir: Path, tmp_path: Path, ec_key: tuple[Path, Path], alg: str
+) -> None:
+    """Upstream's API signing with the bundle's algorithm gives a signature hepbundle accepts;
+    one in the other algorithm is refused with the reason (no payload is re-hashed at open)."""
+    b = hepbundle.build(model_dir, tmp_path / alg, algorithm=alg)
+    sig = b.root / "hepbundle.sig"
+    r = _upstream_api("sign", b.root, sig, ec_key[0], alg)
+    assert r.returncode == 0, r.stderr
+    code, out, err = run("verify", b.root, "--key", ec_key[1], "--json")
+    assert code == 0 and json.loads(out)["signers"][0]["kind"] == "key", err
+    other = "sha256" if alg == "blake3" else "blake3"
+    r = _upstream_api("sign", b.root, sig, ec_key[0], other)
+    assert r.returncode == 0, r.stderr
+    code, _, err = run("verify", b.root, "--key", ec_key[1])
+    assert code == 1 and f"signs {other} digests but the manifest lists {alg} digests" in err
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("upstream_cli")
 def test_upstream_verifies_ec_certificate_signature(
-    built: hepbundle.Bundle, tmp_path: Path, ec_key: tuple[Path, Path]
+    built_sha256: hepbundle.Bundle, tmp_path: Path, ec_key: tuple[Path, Path]
 ) -> None:
     """`model_signing verify certificate` accepts our EC certificate signature (through an
     intermediate); a co-signature is skipped with --ignore-paths. For RSA it fails: upstream
     verifies ECDSA only, which docs/signing.md states."""
+    built = built_sha256
     root_ca = pki.make_ca()
     inter = pki.make_ca("Test Intermediate", issuer=root_ca)
     cert, key = pki.make_cert(inter).write(tmp_path, "user")
@@ -188,10 +273,12 @@ def test_upstream_verifies_ec_certificate_signature(
 @pytest.mark.integration
 @pytest.mark.usefixtures("upstream_cli")
 def test_bundle_signed_by_upstream_verifies_here(
-    built: hepbundle.Bundle, ec_key: tuple[Path, Path]
+    built_sha256: hepbundle.Bundle, ec_key: tuple[Path, Path]
 ) -> None:
     """The other direction: `model_signing sign key` on a bundle directory gives a signature
-    hepbundle accepts (it covers hepbundle.json too); it records no signing time."""
+    hepbundle accepts (it covers hepbundle.json too); it records no signing time. The command
+    signs SHA-256 only, so this is a SHA-256 bundle (BLAKE3: the API test above)."""
+    built = built_sha256
     sig = built.root / "hepbundle.sig"
     r = _upstream("sign", "key", built.root, "--signature", sig, "--private_key", ec_key[0])
     assert r.returncode == 0, r.stderr

@@ -250,14 +250,20 @@ def test_changed_source_is_a_conflict_never_overwritten(
 def test_source_changing_during_import_aborts(
     groupdata: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The second hashing pass sees other bytes than the build packed: nothing is published."""
+    """A source rewritten after the build copied it (even to the same size with its mtime set
+    back: the ctime moves) is caught without hashing the store again: nothing is published."""
     import hepbundle.importers.run as run_mod
 
     real = run_mod.build_from_spec
 
     def build_then_edit(spec: BundleSpec, opts: BuildOptions) -> hepbundle.Bundle:
         b = real(spec, opts)
-        (groupdata / "JetTagCalibration/v2/dl1.onnx").write_bytes(b"tampered")
+        p = groupdata / "JetTagCalibration/v2/dl1.onnx"
+        st = p.stat()
+        data = bytearray(p.read_bytes())
+        data[0] ^= 1
+        p.write_bytes(bytes(data))
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
         return b
 
     monkeypatch.setattr(run_mod, "build_from_spec", build_then_edit)

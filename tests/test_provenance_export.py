@@ -86,7 +86,7 @@ def test_slsa_statement_of_a_trained_bundle_validates(trained: hepbundle.Bundle)
     assert stmt["predicate"]["runDetails"]["byproducts"] == [
         {
             "name": "runs/model.npz",
-            "digest": {"sha256": trained.manifest.file("runs/model.npz").sha256},
+            "digest": {"blake3": trained.manifest.file("runs/model.npz").digest},
         }
     ]
 

@@ -196,11 +196,12 @@ def _edit_manifest(root: Path) -> None:
     p = root / "model" / "weights.bin"
     p.write_bytes(b"evil weights")
     doc = json.loads((root / "hepbundle.json").read_text())
+    alg = doc["hashing"]["algorithm"]
     for f in doc["files"]:
         if f["path"] == "model/weights.bin":
-            import hashlib
+            from hepbundle.digest import algorithm
 
-            f["sha256"], f["size"] = hashlib.sha256(b"evil weights").hexdigest(), 12
+            f[alg], f["size"] = algorithm(alg).hex(b"evil weights"), 12
     (root / "hepbundle.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
@@ -554,10 +555,10 @@ def test_signing_time_in_the_future_is_refused(built: hepbundle.Bundle, grid: Pk
     """The X.509 signing time is the signer's claim inside the signed statement: a claim ahead of
     our clock (beyond a 5-minute skew) is refused, so validity cannot be stretched forward."""
     cert, key = grid.user("user")
-    digests = {f.path: f.sha256 for f in built.manifest.files}
-    digests["hepbundle.json"] = built.manifest_digest
+    digests = {f.path: f.digest for f in built.manifest.files}
+    digests["hepbundle.json"] = built.manifest_digest_as()
     extra = {"signedAt": "2099-01-01T00:00:00Z", "role": "primary", "name": built.ref}
-    payload = signing._payload(built.ref, digests, ["hepbundle.sig"], extra)
+    payload = signing._payload(built.ref, digests, ["hepbundle.sig"], extra, built.algorithm)
     text = signing.X509Signer(cert, key).sign_payload(payload)
     (built.root / "hepbundle.sig").write_text(text)
     with pytest.raises(SignatureError, match="signing time 2099-01-01T00:00:00Z is in the future"):

@@ -76,7 +76,7 @@ def test_all_problems_reported_together(built: hepbundle.Bundle) -> None:
 
 def test_edited_manifest_is_a_format_or_integrity_failure(built: hepbundle.Bundle) -> None:
     m = json.loads((built.root / "hepbundle.json").read_text())
-    m["files"][0]["sha256"] = "0" * 64
+    m["files"][0][m["hashing"]["algorithm"]] = "0" * 64
     (built.root / "hepbundle.json").write_text(json.dumps(m))
     assert not hepbundle.open(built.root, verify="none").verify().ok
     m["mediaType"] = "application/vnd.hepbundle.manifest.v9+json"
@@ -116,7 +116,8 @@ def test_unknown_file_suggests_closest(built: hepbundle.Bundle) -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda f: f.update(sha256="ABC"), r"files\[0\]\.sha256"),
+        (lambda f: f.update(blake3="ABC"), r"files\[0\]\.blake3"),
+        (lambda f: f.update(sha256=f.pop("blake3")), r"files\[0\].*a sha256 digest in a blake3"),
         (lambda f: f.update(size=-1), r"files\[0\]\.size"),
         (lambda f: f.update(size=True), r"files\[0\]\.size"),
         (lambda f: f.update(role="weird"), r"files\[0\]\.role"),

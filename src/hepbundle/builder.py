@@ -25,10 +25,10 @@ from typing import Any
 
 from ._base import __version__, created_timestamp, write_atomic
 from .bundle import Bundle
-from .digest import copy_and_hash, map_files, sha256_bytes
+from .digest import DEFAULT_ALGORITHM, algorithm, copy_and_hash, map_files
 from .errors import BuildError, PathError
 from .filemodes import publish_tree
-from .manifest import MANIFEST_FILENAME, FileEntry, Manifest
+from .manifest import MANIFEST_FILENAME, FileEntry, Manifest, hashing_for
 from .paths import check_collisions, check_relpath, is_reserved
 from .provenance import capture as capture_provenance
 from .regular import describe_mode
@@ -71,6 +71,8 @@ class BuildOptions:
     #: the same capture table (``build --fpga-project`` gives ``fpga``, ``--profile-from``
     #: gives ``profile``; paths in them are absolute or relative to the spec's directory)
     sections: Mapping[str, Any] = field(default_factory=dict)
+    #: digest algorithm of the manifest's file entries (``hepbundle.digest.ALGORITHMS``)
+    algorithm: str = DEFAULT_ALGORITHM
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,12 +253,16 @@ def _stage_files(
     planned: Sequence[_Planned],
     progress: Callable[[int], None] | None,
     legacy: Mapping[str, str],
+    alg: str,
+    written: dict[str, os.stat_result],
 ) -> tuple[FileEntry, ...]:
     for d in sorted({str(Path(p.dest).parent) for p in planned}):
         (stage / d).mkdir(parents=True, exist_ok=True)
     try:
         digests = map_files(
-            lambda p: copy_and_hash(p.src, stage / p.dest),
+            lambda p: copy_and_hash(
+                p.src, stage / p.dest, alg, written=lambda st: written.__setitem__(p.dest, st)
+            ),
             planned,
             [p.src.stat().st_size for p in planned],
             progress=progress,
@@ -265,21 +271,33 @@ def _stage_files(
         raise BuildError(f"cannot copy {e.filename}: {e.strerror}") from None
     return tuple(
         FileEntry(
-            path=p.dest, size=d.size, sha256=d.sha256, role=p.role, legacy_path=legacy.get(p.dest)
+            path=p.dest,
+            size=d.size,
+            digest=d.digest,
+            role=p.role,
+            legacy_path=legacy.get(p.dest),
+            algorithm=alg,
         )
         for p, d in zip(planned, digests, strict=True)
     )
 
 
 def _write_generated(
-    stage: Path, generated: Mapping[str, tuple[bytes, str]]
+    stage: Path,
+    generated: Mapping[str, tuple[bytes, str]],
+    alg: str,
+    written: dict[str, os.stat_result],
 ) -> tuple[FileEntry, ...]:
+    a = algorithm(alg)
     out = []
     for dest, (content, role) in sorted(generated.items()):
         target = stage / dest
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(content)
-        out.append(FileEntry(path=dest, size=len(content), sha256=sha256_bytes(content), role=role))
+        with open(target, "xb") as f:
+            f.write(content)
+            f.flush()
+            written[dest] = os.fstat(f.fileno())
+        out.append(FileEntry(dest, len(content), a.hex(content), role, algorithm=a.name))
     return tuple(out)
 
 
@@ -342,17 +360,24 @@ def write(work: BuildPlan, opts: BuildOptions) -> Bundle:
     """Write the planned bundle (stage, copy + hash, manifest, rename) and open it."""
     spec = work.spec
     out = prepare_output(spec, opts)
+    alg = algorithm(opts.algorithm).name
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.build-", dir=out.parent))
+    written: dict[str, os.stat_result] = {}
     try:
-        entries = _stage_files(stage, work.files, opts.progress, opts.legacy_paths)
-        entries += _write_generated(stage, work.generated)
+        entries = _stage_files(stage, work.files, opts.progress, opts.legacy_paths, alg, written)
+        entries += _write_generated(stage, work.generated, alg, written)
         entries = tuple(sorted(entries, key=lambda e: e.path))
         manifest = Manifest(
-            name=spec.name, version=spec.version, created=created_timestamp(), files=entries
+            name=spec.name,
+            version=spec.version,
+            created=created_timestamp(),
+            files=entries,
+            hashing=hashing_for(alg),
         ).with_meta(**work.meta)
         write_atomic(stage / MANIFEST_FILENAME, manifest.to_bytes())
         publish_tree(stage)  # mkdtemp made it 0700: a bundle is read by every account
+        written = _unchanged_since_written(stage, written)
         if opts.force and out.exists():
             shutil.rmtree(out)
         os.rename(stage, out)
@@ -360,7 +385,42 @@ def write(work: BuildPlan, opts: BuildOptions) -> Bundle:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     log.info("built %s (%d files) in %s", manifest.ref, len(entries), out)
-    return Bundle.load(out)
+    return _vouched(Bundle.load(out), written)
+
+
+def _unchanged_since_written(
+    stage: Path, written: Mapping[str, os.stat_result]
+) -> dict[str, os.stat_result]:
+    """The identity of each staged file now (``publish_tree``'s chmod moved its ctime), for the
+    files whose inode, size and mtime are still those of right after this process wrote them;
+    any other file is left out and will be hashed when next checked."""
+    out = {}
+    for rel, st in written.items():
+        now = os.stat(stage / rel, follow_symlinks=False)
+        if (now.st_ino, now.st_size, now.st_mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns):
+            out[rel] = now
+    return out
+
+
+def _vouched(b: Bundle, written: Mapping[str, os.stat_result]) -> Bundle:
+    """The built bundle, with every file the build wrote recorded as verified: its digest is of
+    the bytes this process wrote, and the identity (inode, size, mtime, ctime) is the file's
+    after the build set its mode, so any later write makes the record miss and the file is
+    hashed again. Recorded in the node cache (a later ``sign`` or ``publish`` on this node reads
+    no payload byte twice) or, with the cache off, in memory for this object only."""
+    from .cache import VerificationCache, default_cache
+
+    cache = default_cache() or VerificationCache(None)
+    cache.record(
+        b.manifest_digest,
+        [
+            (e.path, e.digest, b.root / e.path, written[e.path])
+            for e in b.manifest.files
+            if e.path in written
+        ],
+    )
+    b.cache = cache
+    return b
 
 
 @dataclass

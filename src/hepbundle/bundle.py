@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .digest import sha256_bytes
+from .digest import algorithm, sha256_bytes
 from .errors import FormatError, HepbundleError, IntegrityError, NotABundleError, VerificationError
-from .integrity import IntegrityReport, check_entry, check_tree
+from .integrity import IntegrityReport, check_entry, check_layout, check_tree
 from .limits import MAX_MANIFEST_BYTES
 from .manifest import MANIFEST_FILENAME, FileEntry, Manifest
 from .regular import read_regular
@@ -35,16 +35,26 @@ class Bundle:
     """
 
     def __init__(
-        self, root: Path, manifest: Manifest, manifest_digest: str, *, verify_files: bool = True
+        self,
+        root: Path,
+        manifest: Manifest,
+        manifest_digest: str,
+        *,
+        verify_files: bool = True,
+        manifest_data: bytes | None = None,
     ) -> None:
         self.root = root
         self.manifest = manifest
         self.manifest_digest = manifest_digest
+        self._manifest_data = manifest_data
         self.verify_files = verify_files
         self._verified: set[str] = set()
         self._lock = threading.Lock()
         #: set by the signing layer once the signature over this manifest has been checked
         self.signature: Any = None
+        #: signature file name → SHA-256 of the bytes checked (set with :attr:`signature`);
+        #: a publisher copies exactly these (repository/tree.py)
+        self.signature_files: dict[str, str] | None = None
         #: node-local verification cache (set by hepbundle.open); None hashes every time
         self.cache: VerificationCache | None = None
 
@@ -67,11 +77,29 @@ class Bundle:
         except OSError as e:
             raise IntegrityError(f"cannot read {mpath}: {e.strerror or e}") from None
         manifest = Manifest.from_bytes(data, source=str(mpath))
-        return cls(root, manifest, sha256_bytes(data), verify_files=verify_files)
+        return cls(
+            root, manifest, sha256_bytes(data), verify_files=verify_files, manifest_data=data
+        )
 
     @property
     def name(self) -> str:
         return self.manifest.name
+
+    @property
+    def algorithm(self) -> str:
+        """The digest algorithm of the manifest's file entries."""
+        return self.manifest.algorithm
+
+    def manifest_digest_as(self, alg: str | None = None) -> str:
+        """Digest of ``hepbundle.json`` as read at open, in ``alg`` (default: the bundle's own
+        algorithm, as the signed statement lists it). :attr:`manifest_digest` is its SHA-256."""
+        a = algorithm(alg or self.algorithm)
+        if a.name == "sha256":
+            return self.manifest_digest
+        data = self._manifest_data
+        if data is None:
+            data = self.manifest_bytes()
+        return a.hex(data)
 
     @property
     def version(self) -> str:
@@ -133,6 +161,11 @@ class Bundle:
                     files if files is not None else (f.path for f in self.manifest.files)
                 )
         return report
+
+    def check_layout(self) -> IntegrityReport:
+        """Every check of :meth:`verify` that reads no file content (see
+        :func:`hepbundle.integrity.check_layout`)."""
+        return check_layout(self.root, self.manifest)
 
     def manifest_bytes(self) -> bytes:
         """The exact bytes of hepbundle.json, checked against the digest read at open."""

@@ -3,8 +3,9 @@
 A worker node opens the same bundle in many jobs. Each successful digest check is remembered
 under a key that changes whenever the file's content could have changed:
 
-* the bundle's **manifest digest** and the file's **expected SHA-256** (a new bundle version,
-  or a manifest listing another digest, never matches an old entry);
+* the bundle's **manifest digest** and the file's **expected digest** (in the manifest's
+  algorithm; a new bundle version, or a manifest listing another digest, never matches an old
+  entry);
 * the file's **identity as the kernel reports it**: device, inode, size, mtime and ctime in
   nanoseconds. Writing a file changes mtime and ctime; resetting mtime with ``utime`` still moves
   ctime, which no unprivileged user can set back;
@@ -130,17 +131,23 @@ class _Identity:
 
 
 class VerificationCache:
-    """Remembers successful file verifications of bundles on this node (see module docstring)."""
+    """Remembers successful file verifications of bundles on this node (see module docstring).
 
-    def __init__(self, directory: Path) -> None:
+    ``directory=None`` keeps the records in memory only: what a build hands to the
+    :class:`~hepbundle.bundle.Bundle` it returns when the node cache is off."""
+
+    def __init__(self, directory: Path | None) -> None:
         self.directory = directory
         self._lock = threading.Lock()
         self._loaded: dict[str, dict[str, Any]] = {}
 
     def _file(self, manifest_digest: str) -> Path:
+        assert self.directory is not None
         return self.directory / "verified" / manifest_digest[:2] / f"{manifest_digest}.json"
 
     def _entries(self, manifest_digest: str) -> dict[str, Any]:
+        if manifest_digest not in self._loaded and self.directory is None:
+            self._loaded[manifest_digest] = {}
         if manifest_digest not in self._loaded:
             path = self._file(manifest_digest)
             try:
@@ -160,10 +167,10 @@ class VerificationCache:
         return self._loaded[manifest_digest]
 
     @staticmethod
-    def _key(sha256: str, path: Path, st: os.stat_result) -> list[Any]:
+    def _key(digest: str, path: Path, st: os.stat_result) -> list[Any]:
         ident = _Identity.of(st)
         return [
-            sha256,
+            digest,
             ident.dev,
             ident.ino,
             ident.size,
@@ -173,29 +180,33 @@ class VerificationCache:
         ]
 
     def is_verified(
-        self, manifest_digest: str, relpath: str, sha256: str, path: Path, st: os.stat_result
+        self, manifest_digest: str, relpath: str, digest: str, path: Path, st: os.stat_result
     ) -> bool:
         """True if this exact file (same identity, same CVMFS content hash) verified before."""
         with self._lock:
             entry = self._entries(manifest_digest).get(relpath)
-        return entry is not None and entry == self._key(sha256, path, st)
+        return entry is not None and entry == self._key(digest, path, st)
 
     def record(
         self, manifest_digest: str, items: list[tuple[str, str, Path, os.stat_result]]
     ) -> None:
-        """Remember verified files ``(relpath, sha256, path, stat before hashing)`` and persist.
+        """Remember verified files ``(relpath, digest, path, stat)`` and persist.
 
-        The stat is taken *before* hashing: if the file changed while it was hashed, its ctime
-        moved and the entry will not match next time."""
+        The stat is taken *before* hashing when a file is verified (if it changed while it was
+        hashed, its ctime moved and the entry will not match next time), and *after the last
+        write* when a build wrote it (the digest is of the bytes written; any later write moves
+        ctime)."""
         if not items:
             return
         with self._lock:
             entries = self._entries(manifest_digest)
-            for relpath, sha256, path, st in items:
-                entries[relpath] = self._key(sha256, path, st)
+            for relpath, digest, path, st in items:
+                entries[relpath] = self._key(digest, path, st)
             self._persist(manifest_digest, entries)
 
     def _persist(self, manifest_digest: str, entries: dict[str, Any]) -> None:
+        if self.directory is None:
+            return
         target = self._file(manifest_digest)
         try:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

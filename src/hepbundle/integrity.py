@@ -20,7 +20,7 @@ from .manifest import FileEntry, Manifest
 from .paths import Resolver, check_relpath, is_reserved, resolve_inside
 from .regular import describe_mode
 
-__all__ = ["IntegrityReport", "Problem", "check_entry", "check_tree"]
+__all__ = ["IntegrityReport", "Problem", "check_entry", "check_layout", "check_tree"]
 
 ProblemKind = Literal["missing", "extra", "modified", "path"]
 
@@ -113,7 +113,7 @@ def check_entry(
     cache: VerificationCache | None = None,
     manifest_digest: str = "",
 ) -> Problem | None:
-    """Check one manifest entry against the file on disk (size first, then SHA-256)."""
+    """Check one manifest entry against the file on disk (size first, then its digest)."""
     problems, _, _ = _check_entries(root, [entry], None, None, cache, manifest_digest)
     return problems[0] if problems else None
 
@@ -152,6 +152,20 @@ def check_tree(
     )
 
 
+def check_layout(root: Path, manifest: Manifest) -> IntegrityReport:
+    """Every check of :func:`check_tree` that needs no file content: path rules, missing and
+    extra files, symlinks, sizes. A publisher that hashes each byte as it copies it (and refuses
+    a mismatch) runs this first instead of a full verification (docs/design.md)."""
+    problems: list[Problem] = list(_scan_extra(root, manifest.by_path))
+    resolve = Resolver(root)
+    for e in manifest.files:
+        pre = _precheck(resolve, e)
+        if isinstance(pre, Problem):
+            problems.append(pre)
+    problems.sort(key=lambda p: (p.kind, p.path))
+    return IntegrityReport(checked=len(manifest.files), bytes=0, problems=tuple(problems))
+
+
 def _check_entries(
     root: Path,
     wanted: Sequence[FileEntry],
@@ -170,12 +184,12 @@ def _check_entries(
         pre = _precheck(resolve, e)
         if isinstance(pre, Problem):
             problems.append(pre)
-        elif cache is not None and cache.is_verified(manifest_digest, e.path, e.sha256, *pre):
+        elif cache is not None and cache.is_verified(manifest_digest, e.path, e.digest, *pre):
             cached += 1
         else:
             to_hash.append((e, *pre))
     digests: list[FileDigest] = map_files(
-        lambda item: hash_file(item[1]),
+        lambda item: hash_file(item[1], item[0].algorithm),
         to_hash,
         [e.size for e, _, _ in to_hash],
         workers=workers,
@@ -183,10 +197,10 @@ def _check_entries(
     )
     good = []
     for (e, p, st), d in zip(to_hash, digests, strict=True):
-        if d.sha256 != e.sha256:
-            problems.append(Problem("modified", e.path, "sha256 differs"))
+        if d.digest != e.digest:
+            problems.append(Problem("modified", e.path, f"{e.algorithm} differs"))
         else:
-            good.append((e.path, e.sha256, p, st))
+            good.append((e.path, e.digest, p, st))
     if cache is not None:
         cache.record(manifest_digest, good)
     return problems, sum(e.size for e, _, _ in to_hash), cached

@@ -2,7 +2,10 @@
 
 Serialised canonically (sorted keys, two-space indent, UTF-8, LF, trailing newline) so that the
 same inputs give the same bytes. The media type carries the format version; readers dispatch on
-it through :data:`READERS` and reject versions they do not know.
+it through :data:`READERS` and reject versions they do not know. ``hashing.algorithm`` names the
+digest algorithm of every file entry (``sha256`` or ``blake3``, through
+:data:`hepbundle.digest.ALGORITHMS`); each entry carries its digest in the member of that name,
+and an unknown algorithm is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ._json import parse_json
-from .digest import sha256_bytes
+from .digest import ALGORITHMS, DEFAULT_ALGORITHM, algorithm, sha256_bytes
 from .errors import FormatError, HepbundleError, NotABundleError, PathError, SpecError
 from .limits import MAX_MANIFEST_BYTES, MAX_MANIFEST_FILES
 from .paths import check_collisions, check_relpath, is_reserved
@@ -30,18 +33,23 @@ __all__ = [
     "READERS",
     "FileEntry",
     "Manifest",
+    "hashing_for",
     "read_manifest",
 ]
 
 MANIFEST_FILENAME = "hepbundle.json"
 MEDIA_TYPE_V1 = "application/vnd.hepbundle.manifest.v1+json"
 
-#: the hashing parameters, recorded in every manifest so a verifier can recompute exactly
-HASHING: Mapping[str, Any] = {
-    "algorithm": "sha256",
-    "ignore": ["hepbundle.json", "hepbundle.sig", "hepbundle.*.sig", ".cvmfscatalog"],
-    "symlinks": "refuse",
-}
+_IGNORE = ("hepbundle.json", "hepbundle.sig", "hepbundle.*.sig", ".cvmfscatalog")
+
+
+def hashing_for(alg: str = DEFAULT_ALGORITHM) -> dict[str, Any]:
+    """The hashing parameters recorded in a manifest of digest algorithm ``alg`` (checked)."""
+    return {"algorithm": algorithm(alg).name, "ignore": list(_IGNORE), "symlinks": "refuse"}
+
+
+#: the hashing parameters of new bundles, recorded in every manifest so a verifier can recompute
+HASHING: Mapping[str, Any] = hashing_for()
 
 # identity fields in the order shown; everything else is metadata kept in ``Manifest.meta``
 _CORE_KEYS = ("mediaType", "name", "version", "created", "hashing", "files")
@@ -49,19 +57,29 @@ _CORE_KEYS = ("mediaType", "name", "version", "created", "hashing", "files")
 
 @dataclass(frozen=True, slots=True)
 class FileEntry:
-    """One payload file: its bundle-relative path, size in bytes, hex SHA-256 and role."""
+    """One payload file: its bundle-relative path, size in bytes, hex digest (in ``algorithm``,
+    the manifest's), role, and the path it had in a legacy store."""
 
     path: str
     size: int
-    sha256: str
+    digest: str
     role: str = "other"
     legacy_path: str | None = None
+    algorithm: str = DEFAULT_ALGORITHM
+
+    @property
+    def sha256(self) -> str:
+        """The hex SHA-256 of a SHA-256 bundle's entry; :class:`ValueError` for other algorithms
+        (code that needs a digest of any algorithm reads :attr:`digest`)."""
+        if self.algorithm != "sha256":
+            raise ValueError(f"{self.path}: the manifest digest is {self.algorithm}, not sha256")
+        return self.digest
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "path": self.path,
             "size": self.size,
-            "sha256": self.sha256,
+            self.algorithm: self.digest,
             "role": self.role,
         }
         if self.legacy_path:
@@ -83,11 +101,21 @@ class Manifest:
     hashing: Mapping[str, Any] = field(default_factory=lambda: dict(HASHING))
 
     def __post_init__(self) -> None:
+        alg = self.algorithm
         for f in self.files:
+            if f.algorithm != alg:
+                raise FormatError(
+                    f"file entry {f.path!r} has a {f.algorithm} digest in a {alg} manifest"
+                )
             check_relpath(f.path)
             if is_reserved(f.path):
                 raise FormatError(f"manifest lists reserved file {f.path!r} as payload")
         check_collisions(f.path for f in self.files)
+
+    @property
+    def algorithm(self) -> str:
+        """The digest algorithm of every file entry (``hashing.algorithm``), a known one."""
+        return algorithm(str(self.hashing.get("algorithm"))).name
 
     @property
     def namespace(self) -> str:
@@ -127,7 +155,9 @@ class Manifest:
 
     @property
     def digest(self) -> str:
-        """SHA-256 of the canonical bytes; equals the digest of a freshly written hepbundle.json."""
+        """SHA-256 of the canonical bytes; equals the digest of a freshly written hepbundle.json
+        (the manifest digest is SHA-256 whatever the files' algorithm: it names the version in
+        catalogues, lock files and caches)."""
         return sha256_bytes(self.to_bytes())
 
     @classmethod
@@ -165,19 +195,28 @@ def _read_v1(obj: dict[str, Any], source: str) -> Manifest:
 
     # The file list is checked by _check_files (same rules as the schema's files.items, compiled
     # by hand): jsonschema costs ~150 µs per entry, which a 2000-file bundle would pay at every
-    # open. Everything else goes through the normative schema.
+    # open. Everything else goes through the normative schema. The digest algorithm is checked
+    # first, so that a manifest of an algorithm added later is refused with that reason.
+    hashing = obj.get("hashing")
+    if isinstance(hashing, dict) and "algorithm" in hashing:
+        try:
+            algorithm(hashing["algorithm"])
+        except FormatError as e:
+            raise type(e)(f"{source}: hashing.algorithm: {e.message}", hint=e.hint) from None
     try:
         validate({**obj, "files": []}, "manifest.schema.json", filename=source)
     except SpecError as e:
         raise FormatError(str(e)) from None
-    _check_files(obj.get("files"), source)
+    alg = obj["hashing"]["algorithm"]
+    _check_files(obj.get("files"), alg, source)
     files = tuple(
         FileEntry(
             path=f["path"],
             size=f["size"],
-            sha256=f["sha256"],
+            digest=f[alg],
             role=f["role"],
             legacy_path=f.get("legacyPath"),
+            algorithm=alg,
         )
         for f in obj["files"]
     )
@@ -193,8 +232,7 @@ def _read_v1(obj: dict[str, Any], source: str) -> Manifest:
     )
 
 
-_SHA256 = re.compile(r"[0-9a-f]{64}")
-_FILE_KEYS = {"path", "size", "sha256", "role", "legacyPath"}
+_HEX256 = re.compile(r"[0-9a-f]{64}")
 
 
 @functools.cache
@@ -204,7 +242,7 @@ def _roles() -> frozenset[str]:
     return frozenset(schema("spec.schema.json")["$defs"]["role"]["enum"])
 
 
-def _check_files(files: Any, source: str) -> None:
+def _check_files(files: Any, alg: str, source: str) -> None:
     if not isinstance(files, list):
         raise FormatError(f"{source}: files: must be a list")
     if len(files) > MAX_MANIFEST_FILES:
@@ -213,20 +251,24 @@ def _check_files(files: Any, source: str) -> None:
             hint="see bundle-spec/README.md § Limits",
         )
     roles = _roles()
+    required = {"path", "size", alg, "role"}
+    allowed = required | {"legacyPath"}
     for i, f in enumerate(files):
         where = f"{source}: files[{i}]"
         if not isinstance(f, dict):
             raise FormatError(f"{where}: must be an object")
-        if not f.keys() >= {"path", "size", "sha256", "role"} or not f.keys() <= _FILE_KEYS:
+        if not f.keys() >= required or not f.keys() <= allowed:
+            other = sorted((f.keys() - allowed) & set(ALGORITHMS))
+            why = f" (a {other[0]} digest in a {alg} manifest)" if other else ""
             raise FormatError(
-                f"{where}: must have exactly path, size, sha256, role (and legacyPath)"
+                f"{where}: must have exactly path, size, {alg}, role (and legacyPath){why}"
             )
         if not isinstance(f["path"], str) or not f["path"]:
             raise FormatError(f"{where}.path: must be a non-empty string")
         if type(f["size"]) is not int or f["size"] < 0:
             raise FormatError(f"{where}.size: must be a non-negative integer")
-        if not isinstance(f["sha256"], str) or not _SHA256.fullmatch(f["sha256"]):
-            raise FormatError(f"{where}.sha256: must be 64 lowercase hex digits")
+        if not isinstance(f[alg], str) or not _HEX256.fullmatch(f[alg]):
+            raise FormatError(f"{where}.{alg}: must be 64 lowercase hex digits")
         if f["role"] not in roles:
             raise FormatError(f"{where}.role: {f['role']!r} is not a known role")
         if "legacyPath" in f:

@@ -32,13 +32,14 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ._base import TIME_FORMAT, utc_timestamp, write_atomic
-from ._signers import Signer, parse_signature, signed_digests
+from ._signers import Signer, parse_signature, signed_algorithm, signed_digests
 from ._signers.certificate import X509Signer
 from ._signers.keys import SUPPORTED_CURVES, KeySigner, generate_key
 from ._signers.sigstore import SigstoreSigner
 from .bundle import Bundle
-from .digest import hash_files
-from .errors import PathError, SignatureError, SigningError
+from .cache import default_cache
+from .digest import DEFAULT_ALGORITHM, algorithm, hash_files
+from .errors import FormatError, PathError, SignatureError, SigningError
 from .integrity import IntegrityReport
 from .manifest import MANIFEST_FILENAME
 from .paths import check_relpath, is_reserved
@@ -126,20 +127,27 @@ class SignResult:
 
 
 def _payload(
-    name: str, digests: Mapping[str, str], ignore: Sequence[str], extra: dict[str, Any]
+    name: str,
+    digests: Mapping[str, str],
+    ignore: Sequence[str],
+    extra: dict[str, Any],
+    alg: str = "sha256",
 ) -> _oms.Payload:
-    """The OMS v1.0 in-toto statement over ``digests`` (path → hex SHA-256)."""
+    """The OMS v1.0 in-toto statement over ``digests`` (path → hex digest in ``alg``): the
+    serialization's ``hash_type`` and every resource's ``algorithm`` name ``alg``, which is what
+    upstream ``model_signing`` recomputes with when it verifies."""
     # model_signing builds the statement (~0.4 s to import): only signing pays for it
     from model_signing import manifest as _oms_manifest
     from model_signing._hashing import hashing as _oms_hashing
     from model_signing._signing import signing as _oms
 
+    alg = algorithm(alg).name
     serialization = _oms_manifest._FileSerialization(
-        "sha256", allow_symlinks=False, ignore_paths=[Path(p) for p in ignore]
+        alg, allow_symlinks=False, ignore_paths=[Path(p) for p in ignore]
     )
     items = [
         _oms_manifest.FileManifestItem(
-            path=PurePosixPath(p), digest=_oms_hashing.Digest("sha256", bytes.fromhex(h))
+            path=PurePosixPath(p), digest=_oms_hashing.Digest(alg, bytes.fromhex(h))
         )
         for p, h in sorted(digests.items())
     ]
@@ -151,7 +159,13 @@ def _payload(
 
 
 def _write_signature(
-    root: Path, role: str | None, name: str, digests: Mapping[str, str], signer: Signer, force: bool
+    root: Path,
+    role: str | None,
+    name: str,
+    digests: Mapping[str, str],
+    alg: str,
+    signer: Signer,
+    force: bool,
 ) -> SignResult:
     target = root / signature_name(role)
     if target.exists() and not force:
@@ -160,31 +174,47 @@ def _write_signature(
     ignore = sorted({*_IGNORED, target.name, *others})
     now = utc_timestamp()
     extra = {"signedAt": now, "role": role or PRIMARY_ROLE, "name": name}
-    text = signer.sign_payload(_payload(name, digests, ignore, extra))
+    text = signer.sign_payload(_payload(name, digests, ignore, extra, alg))
     write_atomic(target, text.encode("utf-8"))
     log.info("signed %s as %s (%s)", name, role or PRIMARY_ROLE, signer.describe())
     return SignResult(target, role or PRIMARY_ROLE, signer.describe(), now)
 
 
 def sign(
-    bundle_path: str | os.PathLike[str],
+    bundle: str | os.PathLike[str] | Bundle,
     signer: Signer,
     *,
     role: str | None = None,
     force: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> SignResult:
-    """Sign the bundle at ``bundle_path`` after checking every file against its manifest (a
-    damaged bundle is never signed). ``role`` writes a co-signature ``hepbundle.<role>.sig``."""
-    b = Bundle.load(bundle_path)
+    """Sign a bundle (a directory, or the :class:`Bundle` a build returned) after checking every
+    file against its manifest: a damaged bundle is never signed. ``role`` writes a co-signature
+    ``hepbundle.<role>.sig``.
+
+    The check reads each payload byte at most once, and not at all for a file whose digest this
+    node computed from the bytes it wrote or verified (the build's records in the verification
+    cache, or the in-memory records of the :class:`Bundle` a build just returned), as long as the
+    file provably did not change since (docs/design.md, "One hashing pass per byte")."""
+    if isinstance(bundle, Bundle):
+        b = bundle
+    else:
+        b = Bundle.load(bundle)
+        b.cache = default_cache()
     b.verify(progress=progress).raise_for_problems(f"{b.ref} (refusing to sign)")
-    digests = {f.path: f.sha256 for f in b.manifest.files}
-    digests[MANIFEST_FILENAME] = b.manifest_digest
     b.manifest_bytes()  # unchanged since the check above
-    return _write_signature(b.root, role, b.ref, digests, signer, force)
+    return _write_signature(b.root, role, b.ref, _bundle_digests(b), b.algorithm, signer, force)
 
 
-def _directory_digests(root: Path) -> dict[str, str]:
+def _bundle_digests(b: Bundle) -> dict[str, str]:
+    """What a bundle's signature lists: every payload digest of the manifest, and the digest of
+    hepbundle.json as read at open, all in the bundle's algorithm."""
+    digests = {f.path: f.digest for f in b.manifest.files}
+    digests[MANIFEST_FILENAME] = b.manifest_digest_as(b.algorithm)
+    return digests
+
+
+def _directory_digests(root: Path, alg: str) -> dict[str, str]:
     rels: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -197,7 +227,8 @@ def _directory_digests(root: Path) -> dict[str, str]:
             if (Path(dirpath) / n).is_symlink():
                 raise PathError(f"{root}/{rel} is a symlink; signed directories hold regular files")
             rels.append(rel)
-    return {r: d.sha256 for r, d in zip(rels, hash_files([root / r for r in rels]), strict=True)}
+    digests = hash_files([root / r for r in rels], alg)
+    return {r: d.digest for r, d in zip(rels, digests, strict=True)}
 
 
 def sign_directory(
@@ -207,13 +238,15 @@ def sign_directory(
     name: str | None = None,
     role: str | None = None,
     force: bool = False,
+    alg: str = DEFAULT_ALGORITHM,
 ) -> SignResult:
     """Sign every regular file under a small directory (not a bundle: no manifest), e.g. an
     evaluation record. ``name`` is recorded in the statement (default: the directory name)."""
     root = Path(path)
     if not root.is_dir():
         raise SigningError(f"{root} is not a directory")
-    return _write_signature(root, role, name or root.name, _directory_digests(root), signer, force)
+    digests = _directory_digests(root, algorithm(alg).name)
+    return _write_signature(root, role, name or root.name, digests, alg, signer, force)
 
 
 def _signed_at(stmt: Mapping[str, Any]) -> dt.datetime:
@@ -225,9 +258,30 @@ def _signed_at(stmt: Mapping[str, Any]) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
 
 
-def _check_statement(sig: ParsedSignature, expected: Mapping[str, str], what: str) -> dt.datetime:
-    """The signed digests must be exactly ``expected``; returns the claimed signing time."""
+def _statement_algorithm(sig: ParsedSignature) -> str:
+    """The digest algorithm a signature's statement uses (a known one)."""
+    try:
+        name = signed_algorithm(sig.statement)
+    except (KeyError, TypeError, ValueError) as e:
+        raise SignatureError(f"{sig.name}: malformed signature file: statement: {e}") from None
+    try:
+        return algorithm(name).name
+    except FormatError as e:
+        raise SignatureError(f"{sig.name}: {e.message}", hint=e.hint) from None
+
+
+def _check_statement(
+    sig: ParsedSignature, expected: Mapping[str, str], alg: str, what: str
+) -> dt.datetime:
+    """The signed digests must be exactly ``expected``, in algorithm ``alg``; returns the
+    claimed signing time."""
     stmt = sig.statement
+    signed_alg = _statement_algorithm(sig)
+    if signed_alg != alg:
+        raise SignatureError(
+            f"{what}: {sig.name} signs {signed_alg} digests but the manifest lists {alg} digests",
+            hint="the signature belongs to another build of this bundle",
+        )
     try:
         signed = signed_digests(stmt)
     except (KeyError, TypeError, ValueError) as e:
@@ -252,8 +306,16 @@ def _check_statement(sig: ParsedSignature, expected: Mapping[str, str], what: st
 
 
 def _verify(
-    root: Path, expected: Mapping[str, str], name: str, what: str, policy: TrustPolicy
+    root: Path,
+    expected: Callable[[str], tuple[str, Mapping[str, str]]],
+    name: str,
+    what: str,
+    policy: TrustPolicy,
+    checked: dict[str, str] | None = None,
 ) -> list[SignerInfo]:
+    """Check every signature file of ``root``; ``expected(algorithm of the signature)`` gives the
+    algorithm the digests must be in and the digests (path → hex) the statement must list.
+    ``checked`` receives file name → SHA-256 of the bytes of every signature file checked."""
     files = signature_files(root)
     if not files:
         raise SignatureError(
@@ -263,8 +325,11 @@ def _verify(
     candidates = []
     for file_role, p in files.items():
         sig = parse_signature(p)
-        signed_at = _check_statement(sig, expected, what)
+        alg, digests = expected(_statement_algorithm(sig))
+        signed_at = _check_statement(sig, digests, alg, what)
         candidates.append(Candidate(sig, _signed_role(sig, file_role, what), signed_at))
+        if checked is not None:
+            checked[p.name] = sig.file_sha256
     return policy.evaluate(name, candidates)
 
 
@@ -298,10 +363,18 @@ def verify_signatures(bundle: Bundle, policy: TrustPolicy | None = None) -> list
             f"{bundle.ref}: no trust policy configured: signatures cannot be checked",
             hint="pass a policy or set HEPBUNDLE_POLICY",
         )
-    expected = {f.path: f.sha256 for f in bundle.manifest.files}
-    expected[MANIFEST_FILENAME] = bundle.manifest_digest
-    signers = _verify(bundle.root, expected, bundle.name, bundle.ref, policy)
+    expected = _bundle_digests(bundle)
+    checked: dict[str, str] = {}
+    signers = _verify(
+        bundle.root,
+        lambda _: (bundle.algorithm, expected),
+        bundle.name,
+        bundle.ref,
+        policy,
+        checked,
+    )
     bundle.signature = signers
+    bundle.signature_files = checked
     return signers
 
 
@@ -309,9 +382,17 @@ def verify_directory(
     path: str | os.PathLike[str], policy: TrustPolicy, *, name: str
 ) -> list[SignerInfo]:
     """Verify a directory signed with :func:`sign_directory`: every file hashed and compared with
-    the signed statement, signers checked against the rule of ``policy`` for ``name``."""
+    the signed statement (in the algorithm the statement names), signers checked against the
+    rule of ``policy`` for ``name``."""
     root = Path(path)
-    return _verify(root, _directory_digests(root), name, str(root), policy)
+    hashed: dict[str, dict[str, str]] = {}
+
+    def expected(alg: str) -> tuple[str, Mapping[str, str]]:
+        if alg not in hashed:
+            hashed[alg] = _directory_digests(root, alg)
+        return alg, hashed[alg]
+
+    return _verify(root, expected, name, str(root), policy)
 
 
 @dataclass(frozen=True)

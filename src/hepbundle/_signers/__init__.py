@@ -19,6 +19,7 @@ refuses), so a production job that opens a bundle under a key or X.509 policy do
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ __all__ = [
     "Signer",
     "pae",
     "parse_signature",
+    "signed_algorithm",
     "signed_digests",
 ]
 
@@ -83,6 +85,8 @@ class ParsedSignature:
     chain: tuple[x509.Certificate, ...] = ()
     #: the sigstore-python bundle, for keyless signatures
     sigstore_bundle: Any = None
+    #: hex SHA-256 of the file's bytes as parsed (so a copy can be checked to be this file)
+    file_sha256: str = ""
 
     @property
     def statement(self) -> dict[str, Any]:
@@ -139,6 +143,25 @@ def signed_digests(statement: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def signed_algorithm(statement: dict[str, Any]) -> str:
+    """The one digest algorithm an OMS statement's resources use: the serialization's
+    ``hash_type``, which every resource's ``algorithm`` must repeat (upstream hashes with
+    ``hash_type`` and compares algorithm and value). ``sha256`` for the v0.2 compat form.
+    Raises KeyError, TypeError or ValueError when malformed or mixed."""
+    if statement["predicateType"] == _PREDICATE_TYPE_COMPAT:
+        return "sha256"
+    hash_type = statement["predicate"]["serialization"]["hash_type"]
+    if not isinstance(hash_type, str):
+        raise TypeError(f"serialization.hash_type must be a string, got {hash_type!r}")
+    for resource in statement["predicate"]["resources"]:
+        if resource["algorithm"] != hash_type:
+            raise ValueError(
+                f"resource {resource['name']!r} has a {resource['algorithm']!r} digest but the "
+                f"serialization names {hash_type!r}"
+            )
+    return hash_type
+
+
 def _resource_id(name: str, method: str) -> str:
     """The identifier upstream gives a resource: a normalised POSIX path, or ``path:start:end``
     for a shard."""
@@ -165,12 +188,17 @@ def parse_signature(path: Path) -> ParsedSignature:
     alone (the bundle is small and specified); keyless ones through sigstore-python."""
     name = path.name
     try:
-        raw = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        raw = data.decode("utf-8")
         doc = json.loads(raw)
     except FileNotFoundError:
         raise SignatureError(f"{name} is missing") from None
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise SignatureError(f"{name}: malformed signature file: {e}") from None
+    return dataclasses.replace(_parse(name, raw, doc), file_sha256=hashlib.sha256(data).hexdigest())
+
+
+def _parse(name: str, raw: str, doc: Any) -> ParsedSignature:
     try:
         vm = doc["verificationMaterial"]
         if vm.get("tlogEntries") or "certificate" in vm:

@@ -34,6 +34,7 @@ def render_bundle(b: Bundle, *, card: bool = True, all_files: bool = False) -> s
     ]
     lines.append(f"  path      {b.root}")
     lines.append(f"  manifest  sha256:{b.manifest_digest}")
+    lines.append(f"  digests   {m.algorithm} (every file entry)")
     lines.append(f"  created   {m.created}")
     if meta.get("authors"):
         lines.append("  authors   " + ", ".join(_person(a) for a in meta["authors"]))
@@ -52,7 +53,7 @@ def render_bundle(b: Bundle, *, card: bool = True, all_files: bool = False) -> s
             entries if all_files or len(entries) <= _FILES_PER_ROLE else entries[:_FILES_PER_ROLE]
         )
         lines.append(f"  {role}:")
-        lines.extend(f"    {f.path:<48} {human_size(f.size):>10}  {f.sha256[:12]}" for f in shown)
+        lines.extend(f"    {f.path:<48} {human_size(f.size):>10}  {f.digest[:12]}" for f in shown)
         if len(shown) < len(entries):
             rest = entries[len(shown) :]
             lines.append(

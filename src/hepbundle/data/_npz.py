@@ -161,7 +161,7 @@ class _HashingStream(io.RawIOBase):
         self._f.flush()
 
     def digest(self) -> FileDigest:
-        return FileDigest(size=self._n, sha256=self._h.hexdigest())
+        return FileDigest(self._n, self._h.hexdigest(), "sha256")
 
 
 def _write_header(fp: IO[bytes], header: dict[str, Any]) -> None:

@@ -144,11 +144,17 @@ class Emulation:
 @dataclass(frozen=True)
 class SourceFile:
     """One file of the project to compile: its path relative to the project and the size and
-    SHA-256 it must have (a bundle's manifest entry)."""
+    digest (in ``algorithm``) it must have (a bundle's manifest entry)."""
 
     path: str
     size: int
-    sha256: str
+    digest: str
+    algorithm: str = "sha256"
+
+    @property
+    def key(self) -> str:
+        """The digest as the content key names it (bare for SHA-256, as before agility)."""
+        return self.digest if self.algorithm == "sha256" else f"{self.algorithm}:{self.digest}"
 
 
 def load_emulation(
@@ -208,13 +214,13 @@ def _tree_sources(project_dir: Path) -> list[SourceFile]:
     out = []
     for p, rel in walk(project_dir):
         d = hash_file(p)
-        out.append(SourceFile(rel, d.size, d.sha256))
+        out.append(SourceFile(rel, d.size, d.digest))
     return out
 
 
 def _content_key(name: str, sources: Sequence[SourceFile]) -> str:
     lines = [f"hls4ml-emulation-v2\0{name}\n"]
-    lines += [f"{f.path}\0{f.size}\0{f.sha256}\n" for f in sorted(sources, key=lambda f: f.path)]
+    lines += [f"{f.path}\0{f.size}\0{f.key}\n" for f in sorted(sources, key=lambda f: f.path)]
     return sha256_bytes("".join(lines).encode())
 
 
@@ -265,12 +271,12 @@ def _reuse(build_dir: Path, key: str, sources: Sequence[SourceFile]) -> Path | N
     if not lib_name.endswith(".so") or "/" in lib_name or lib_name.startswith("."):
         return None
     library = build_dir / "firmware" / lib_name
-    expected = [(f.path, f.sha256) for f in sources] + [
-        (f"firmware/{lib_name}", str(stamp.get("librarySha256")))
+    expected = [(f.path, f.algorithm, f.digest) for f in sources] + [
+        (f"firmware/{lib_name}", "sha256", str(stamp.get("librarySha256")))
     ]
-    for rel, sha in expected:
+    for rel, alg, want in expected:
         try:
-            if hash_file(build_dir / rel).sha256 != sha:
+            if hash_file(build_dir / rel, alg).digest != want:
                 raise OSError(f"{rel} changed")
         except OSError as e:
             log.warning("emulation cache %s no longer matches (%s): rebuilding", build_dir, e)
@@ -349,10 +355,10 @@ def _copy_verified(src: Path, dst: Path, sources: Sequence[SourceFile]) -> None:
         target = dst / f.path
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
-            got = copy_and_hash(src / f.path, target)
+            got = copy_and_hash(src / f.path, target, f.algorithm)
         except OSError as e:
             raise IntegrityError(f"cannot copy {f.path} of {src}: {e.strerror or e}") from None
-        if (got.size, got.sha256) != (f.size, f.sha256):
+        if (got.size, got.digest) != (f.size, f.digest):
             raise IntegrityError(
                 f"{src}: {f.path} does not match its manifest entry; not compiling it",
                 hint="verify the bundle (hepbundle verify) and use an intact copy",
@@ -434,7 +440,7 @@ def hls4ml_model(
     prefix = hls4ml_project_dir(bundle, project)
     strip = len(prefix) + 1 if prefix else 0
     files = [
-        SourceFile(f.path[strip:], f.size, f.sha256)
+        SourceFile(f.path[strip:], f.size, f.digest, f.algorithm)
         for f in bundle.manifest.files
         if prefix == "" or f.path.startswith(prefix + "/")
     ]

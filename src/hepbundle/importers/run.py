@@ -6,8 +6,10 @@ For each :class:`~.base.PlannedBundle`, in plan order:
   the published manifest — identical is ``unchanged`` (a no-op), anything else is a ``conflict``,
   reported and never overwritten;
 * otherwise build it in a private work directory (the build hashes every byte as it copies it),
-  hash the source files again and abort if any differs (the store changed under the import),
-  sign it, and publish it (digests, signature and policy verified; atomic per version);
+  abort if any source file's identity (inode, size, mtime, ctime) differs from before the build
+  (the store changed under the import), sign it over the digests the build just computed, and
+  publish it (signature and policy verified, every byte hashed again as it is copied into the
+  repository; atomic per version): two reads of each byte in all (docs/design.md);
 * then point the bundle's aliases at it.
 
 A run killed half-way leaves only whole versions in the repository (publish is atomic); running
@@ -142,7 +144,7 @@ def _import_one(pb: PlannedBundle, repo: Path, work: Path, opts: ImportOptions) 
         pb = pb.with_root(pb.materialize(work / "source"))
     published = _published(repo, pb)
     if published is not None:
-        problems = _compare(pb, _hash_sources(pb, opts.progress), published)
+        problems = _compare(pb, _hash_sources(pb, published.algorithm, opts.progress), published)
         status = "conflict" if problems else "unchanged"
         if problems:
             log.info("%s: conflict: %s", pb.ref, "; ".join(problems))
@@ -150,6 +152,7 @@ def _import_one(pb: PlannedBundle, repo: Path, work: Path, opts: ImportOptions) 
             _point_aliases(pb, repo)
         return _outcome(pb, status, "; ".join(problems))
     out = work / "bundle"
+    before = _source_identities(pb)
     bundle = build_from_spec(
         pb.spec,
         BuildOptions(
@@ -159,11 +162,11 @@ def _import_one(pb: PlannedBundle, repo: Path, work: Path, opts: ImportOptions) 
             progress=opts.progress,
         ),
     )
-    _check_unchanged(pb, bundle)
+    _check_unchanged(pb, before)
     if opts.signer is not None:
-        sign(out, opts.signer)
+        sign(bundle, opts.signer)  # the build's own records: no payload byte is read again
     result = publish(
-        out,
+        Bundle.load(out),
         repo,
         policy=opts.policy,
         allow_unsigned=opts.allow_unsigned and opts.signer is None,
@@ -187,12 +190,12 @@ def _published(repo: Path, pb: PlannedBundle) -> Manifest | None:
 
 
 def _hash_sources(
-    pb: PlannedBundle, progress: Callable[[int], None] | None = None
+    pb: PlannedBundle, alg: str, progress: Callable[[int], None] | None = None
 ) -> list[FileDigest]:
     assert pb.source_root is not None
     root = pb.source_root
     return map_files(
-        lambda f: hash_file(root / f.source),
+        lambda f: hash_file(root / f.source, alg),
         pb.files,
         [f.size for f in pb.files],
         progress=progress,
@@ -207,10 +210,10 @@ def _compare(pb: PlannedBundle, digests: list[FileDigest], published: Manifest) 
         entry = have.get(f.dest)
         if entry is None:
             problems.append(f"{f.legacy or f.source} is new")
-        elif entry.sha256 != d.sha256:
+        elif entry.digest != d.digest:
             problems.append(
-                f"{f.legacy or f.source} changed (sha256 {d.sha256[:12]}… ≠ "
-                f"published {entry.sha256[:12]}…)"
+                f"{f.legacy or f.source} changed ({d.algorithm} {d.digest[:12]}… ≠ "
+                f"published {entry.digest[:12]}…)"
             )
     planned = {f.dest for f in pb.files}
     problems += [
@@ -221,18 +224,36 @@ def _compare(pb: PlannedBundle, digests: list[FileDigest], published: Manifest) 
     return problems
 
 
-def _check_unchanged(pb: PlannedBundle, bundle: Bundle) -> None:
-    """Hash the sources again after the build: every file must still be what was packed."""
-    after = _hash_sources(pb)
-    entries = bundle.manifest.by_path
+def _source_identities(pb: PlannedBundle) -> list[tuple[int, int, int, int, int] | None]:
+    """What the kernel says about each source file: device, inode, size, mtime, ctime (ns)."""
+    assert pb.source_root is not None
+    out: list[tuple[int, int, int, int, int] | None] = []
+    for f in pb.files:
+        try:
+            st = (pb.source_root / f.source).stat()
+        except OSError:
+            out.append(None)  # the build reports the missing file
+            continue
+        out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return out
+
+
+def _check_unchanged(
+    pb: PlannedBundle, before: list[tuple[int, int, int, int, int] | None]
+) -> None:
+    """Every source file must still be what was packed: its identity after the build equals the
+    one before it (any write in between moves its ctime, which no unprivileged user can set
+    back; the same evidence the node verification cache relies on), so the build's copy — hashed
+    as it was written — is of one consistent state of the store, without reading it again."""
+    after = _source_identities(pb)
     changed = [
         f.legacy or f.source
-        for f, d in zip(pb.files, after, strict=True)
-        if d.sha256 != entries[f.dest].sha256
+        for f, b, a in zip(pb.files, before, after, strict=True)
+        if b is None or b != a
     ]
     if changed:
         raise IntegrityError(
-            f"{pb.ref}: {changed[0]} changed while it was imported (sha256 before ≠ after)"
+            f"{pb.ref}: {changed[0]} changed while it was imported (modified during the copy)"
             + (f" and {len(changed) - 1} more" if len(changed) > 1 else ""),
             hint="nothing of this version was published; re-run once the store is quiet",
         )

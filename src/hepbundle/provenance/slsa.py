@@ -214,7 +214,7 @@ def _data_descriptor(ref: Mapping[str, Any]) -> dict[str, Any]:
 def _byproducts(manifest: Manifest) -> list[dict[str, Any]]:
     """The model files themselves, so a reader of the statement alone sees what was produced."""
     return [
-        {"name": f.path, "digest": {"sha256": f.sha256}}
+        {"name": f.path, "digest": {f.algorithm: f.digest}}
         for f in manifest.files
         if f.role in ("model", "weights", "firmware", "bitstream")
     ]

@@ -99,6 +99,9 @@ class Publisher(Protocol):
     root: Path
     #: whether an unsigned bundle may be published with ``allow_unsigned``
     accepts_unsigned: bool
+    #: whether :meth:`publish` hashes every byte as it copies it and refuses a file that does not
+    #: match the manifest (then :func:`publish` checks layout and signatures only, beforehand)
+    verifies_on_copy: bool
 
     def publish(self, request: PublishRequest) -> PublishResult:
         """Publish one version (idempotent for identical content, refusing different content)."""
@@ -155,14 +158,21 @@ def verify_for_publish(
     policy: TrustPolicy | None = None,
     allow_unsigned: bool = False,
     progress: Callable[[int], None] | None = None,
+    contents: bool = True,
 ) -> tuple[str, ...]:
-    """Check every file digest, then the signatures under ``policy``; return signer identities.
+    """Check the files, then the signatures under ``policy``; return signer identities.
 
-    An unsigned bundle is refused unless ``allow_unsigned``; a signed one is always verified.
+    ``contents=True`` checks every file digest (reading each byte once); ``contents=False``
+    checks everything but the content (path rules, missing/extra files, symlinks, sizes) for a
+    publisher that verifies each byte as it copies it. An unsigned bundle is refused unless
+    ``allow_unsigned``; a signed one is always verified.
     """
     from .. import signing  # the signing layer: only publishers pay for importing it
 
-    bundle.verify(progress=progress).raise_for_problems(bundle.ref)
+    if contents:
+        bundle.verify(progress=progress).raise_for_problems(bundle.ref)
+    else:
+        bundle.check_layout().raise_for_problems(bundle.ref)
     if not signing.is_signed(bundle):
         if not allow_unsigned:
             raise SignatureError(
@@ -170,6 +180,7 @@ def verify_for_publish(
                 hint="sign it with 'hepbundle sign', or pass --allow-unsigned (local/tarball only)",
             )
         log.warning("publishing UNSIGNED bundle %s (allow_unsigned)", bundle.ref)
+        bundle.signature_files = {}
         return ()
     return tuple(s.identity for s in signing.verify_signatures(bundle, policy))
 
@@ -188,8 +199,9 @@ def publish(
 ) -> PublishResult:
     """Verify ``bundle`` (digests, signature, policy) and publish it with ``backend``.
 
-    Nothing is written before the verification passed. See :func:`make_publisher` for ``repo``.
-    """
+    Nothing is made visible before the verification passed: the local and cvmfs backends check
+    layout and signatures first and every digest on the copy into the repository (one read of
+    each byte); the tarball backend checks every digest first. See :func:`make_publisher`."""
     return publish_many(
         [bundle],
         repo,
@@ -251,7 +263,11 @@ def publish_many(
                     hint="sign it with 'hepbundle sign' first",
                 )
             signers = verify_for_publish(
-                b, policy=policy, allow_unsigned=allow_unsigned, progress=progress
+                b,
+                policy=policy,
+                allow_unsigned=allow_unsigned,
+                progress=progress,
+                contents=not publisher.verifies_on_copy,
             )
         except HepbundleError as e:
             raise in_batch(e, b.ref, i, len(loaded)) from None

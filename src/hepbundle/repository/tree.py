@@ -2,8 +2,11 @@
 
 Publishing one version (the caller holds the repository lock):
 
-1. copy the bundle into ``.hepbundle-staging/<work>/bundle`` (hashing while copying), fsync,
-   and verify the copy against its manifest;
+1. copy the bundle into ``.hepbundle-staging/<work>/bundle``, hashing each byte as it is
+   written and comparing every payload digest with the manifest, ``hepbundle.json`` with the
+   manifest digest read at open and every signature file with the bytes whose signature was
+   checked; fsync (this comparison *is* the verification of the published copy: the staged
+   file holds exactly the bytes hashed, in a directory only the publisher writes);
 2. write ``intent.json`` (name, version record, alias) into the work directory;
 3. ``rename`` the copy to ``bundles/<ns>/<name>/<version>`` — from here the version exists;
 4. replace ``catalog/<ns>/<name>.json`` (write-new + rename), update the index rows of that name
@@ -176,7 +179,8 @@ def install_many(root: Path, requests: Sequence[PublishRequest]) -> list[Install
 
 
 def _stage(root: Path, req: PublishRequest) -> Path:
-    """Copy one new version into a work directory, verify the copy, write its intent."""
+    """Copy one new version into a work directory, verifying every byte as it is copied, and
+    write its intent."""
     rec, name = req.record, req.bundle.name
     final = root / rec.path
     if final.exists():
@@ -194,7 +198,6 @@ def _stage(root: Path, req: PublishRequest) -> Path:
             raise IntegrityError(
                 f"{name}@{rec.version}: hepbundle.json changed while it was copied"
             )
-        copy.verify().raise_for_problems(f"the staged copy of {name}@{rec.version}")
         crash_point("verified")
         intent = {"name": name, "record": rec.to_json(), "version": rec.version, "alias": req.alias}
         (work / _INTENT).write_bytes(canonical_json(intent))
@@ -256,31 +259,48 @@ def _new_work_dir(root: Path, label: str) -> Path:
 
 
 def _copy_bundle(bundle: Bundle, stage: Path, progress: Callable[[int], None] | None) -> None:
-    """Copy payload, manifest and signature files (hashing as they pass), add the CVMFS
-    nested-catalog marker, and fsync everything before the rename makes it visible."""
+    """Copy payload, manifest and signature files (hashing as they pass) and compare each with
+    what was verified, add the CVMFS nested-catalog marker, and fsync everything before the
+    rename makes it visible.
+
+    Payload files are compared with the manifest digests, ``hepbundle.json`` with its SHA-256 read
+    at open, signature files with the SHA-256 of the bytes :func:`verify_signatures` checked
+    (``bundle.signature_files``; when that is None the caller verified the signatures some other
+    way and they are copied as they are)."""
     payload = {f.path: f for f in bundle.manifest.files}
     extra = [p.name for p in bundle.root.iterdir() if p.is_file() and is_reserved(p.name)]
     names = sorted(set(payload) | {n for n in extra if n != CVMFS_CATALOG_MARKER})
+    checked_sigs = bundle.signature_files
     for d in sorted({str(Path(n).parent) for n in names}):
         (stage / d).mkdir(parents=True, exist_ok=True)
 
     def copy(rel: str) -> FileDigest:
-        d = copy_and_hash(bundle.root / rel, stage / rel)
+        alg = bundle.algorithm if rel in payload else "sha256"
+        d = copy_and_hash(bundle.root / rel, stage / rel, alg)
         _fsync_file(stage / rel)
         crash_point("mid-copy")
         return d
 
-    digests = map_files(
-        copy, names, [(bundle.root / n).stat().st_size for n in names], progress=progress
-    )
-    bad = [
-        n
-        for n, d in zip(names, digests, strict=True)
-        if (n in payload and d.sha256 != payload[n].sha256)
-        or (n == MANIFEST_FILENAME and d.sha256 != bundle.manifest_digest)
-    ]
+    try:
+        digests = map_files(
+            copy, names, [(bundle.root / n).stat().st_size for n in names], progress=progress
+        )
+    except FileNotFoundError as e:
+        raise IntegrityError(f"{bundle.ref}: {e.filename} disappeared while being copied") from None
+    bad = []
+    for n, got in zip(names, digests, strict=True):
+        if n in payload:
+            ok = got.digest == payload[n].digest
+        elif n == MANIFEST_FILENAME:
+            ok = got.digest == bundle.manifest_digest
+        else:  # a signature file
+            ok = checked_sigs is None or checked_sigs.get(n) == got.digest
+        if not ok:
+            bad.append(n)
     if bad:
-        raise IntegrityError(f"{bundle.ref}: {', '.join(bad)} changed while being copied")
+        raise IntegrityError(
+            f"{bundle.ref}: {', '.join(bad)} changed while being copied (nothing was published)"
+        )
     (stage / CVMFS_CATALOG_MARKER).touch()
     publish_tree(stage)
     for d in sorted({str(Path(n).parent) for n in names}, reverse=True):

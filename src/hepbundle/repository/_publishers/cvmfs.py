@@ -50,6 +50,7 @@ class CvmfsServerPublisher:
 
     backend = "cvmfs"
     accepts_unsigned = False
+    verifies_on_copy = True
 
     def __init__(self, repo: str, *, lease: str | None = None, command: str = "cvmfs_server"):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", repo):

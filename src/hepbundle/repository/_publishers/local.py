@@ -19,6 +19,7 @@ class LocalPublisher:
 
     backend = "local"
     accepts_unsigned = True
+    verifies_on_copy = True
 
     def __init__(self, root: Path, *, lock_timeout: float | None = None) -> None:
         self.root = root.absolute()

@@ -45,6 +45,7 @@ class TarballPublisher:
 
     backend = "tarball"
     accepts_unsigned = True
+    verifies_on_copy = False
 
     def __init__(self, out: Path, root: Path) -> None:
         self.out = out

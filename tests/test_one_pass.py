@@ -1,0 +1,187 @@
+"""One hashing pass per byte on the way into a repository, with every guarantee kept: nothing
+unverified is signed or published (docs/design.md, "One hashing pass per byte")."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import hepbundle
+from hepbundle import digest
+from hepbundle.errors import IntegrityError
+from hepbundle.policy import TrustPolicy
+from hepbundle.repository import publish, read_name_catalog
+from hepbundle.signing import KeySigner, sign
+
+
+class Reads:
+    """Bytes hashed by each digest entry point, wherever it is called from."""
+
+    def __init__(self) -> None:
+        self.hashed = 0
+        self.copied = 0
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[Reads]:
+    import hepbundle.builder as bundle_mod
+    import hepbundle.integrity as integrity_mod
+    import hepbundle.repository.tree as tree_mod
+
+    r = Reads()
+    real_hash, real_copy = digest.hash_file, digest.copy_and_hash
+
+    def hash_file(path: Any, *a: Any, **kw: Any) -> digest.FileDigest:
+        d = real_hash(path, *a, **kw)
+        r.hashed += d.size
+        return d
+
+    def copy_and_hash(src: Any, dst: Any, *a: Any, **kw: Any) -> digest.FileDigest:
+        d = real_copy(src, dst, *a, **kw)
+        r.copied += d.size
+        return d
+
+    monkeypatch.setattr(integrity_mod, "hash_file", hash_file)
+    monkeypatch.setattr(bundle_mod, "copy_and_hash", copy_and_hash)
+    monkeypatch.setattr(tree_mod, "copy_and_hash", copy_and_hash)
+    yield r
+
+
+def _payload(b: hepbundle.Bundle) -> int:
+    return sum(f.size for f in b.manifest.files)
+
+
+def _rewrite_same_size_keep_mtime(p: Path) -> None:
+    st = p.stat()
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 1
+    p.write_bytes(bytes(data))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("cache", ["node-cache", "no-cache"])
+def test_build_sign_publish_reads_each_byte_twice_at_most(
+    model_dir: Path,
+    tmp_path: Path,
+    ec_key: tuple[Path, Path],
+    reads: Reads,
+    monkeypatch: pytest.MonkeyPatch,
+    cache: str,
+) -> None:
+    """build (copy+hash) → sign → publish (copy+hash into the repository): 2× the payload with
+    the node cache; without it `sign` of a directory hashes once more (3×), while signing the
+    Bundle object the build returned still reads nothing."""
+    if cache == "no-cache":
+        monkeypatch.setenv("HEPBUNDLE_NO_CACHE", "1")
+    b = hepbundle.build(model_dir, tmp_path / "b")
+    n = _payload(b)
+    assert (reads.copied, reads.hashed) == (n, 0)
+    sign(b.root, KeySigner(ec_key[0]))
+    assert reads.hashed == (0 if cache == "node-cache" else n)
+    reads.hashed = 0
+    sign(b, KeySigner(ec_key[0]), role="release")  # the object the build returned
+    assert reads.hashed == 0
+    res = publish(b.root, tmp_path / "repo", policy=TrustPolicy.from_flags(keys=[ec_key[1]]))
+    assert res.status == "published"
+    # the build's copy + the repository's copy of the payload, plus the manifest and signatures
+    meta = sum(p.stat().st_size for p in b.root.glob("hepbundle*"))
+    assert reads.hashed == 0 and reads.copied == 2 * n + meta
+    published = hepbundle.Bundle.load(res.path)
+    assert published.verify().ok
+    assert read_name_catalog(tmp_path / "repo", b.name).resolve(None).signers == res.signers
+
+
+def test_sign_after_a_change_hashes_and_refuses(
+    built: hepbundle.Bundle, ec_key: tuple[Path, Path], reads: Reads
+) -> None:
+    """The build's records vouch only for files that provably did not change: a same-size rewrite
+    with the mtime set back moves the ctime, so sign hashes it and refuses."""
+    _rewrite_same_size_keep_mtime(built.root / "model" / "weights.bin")
+    with pytest.raises(IntegrityError, match="refusing to sign.*modified model/weights.bin"):
+        sign(built.root, KeySigner(ec_key[0]))
+    assert reads.hashed == built.manifest.file("model/weights.bin").size
+    with pytest.raises(IntegrityError, match="modified model/weights.bin"):
+        sign(built, KeySigner(ec_key[0]))
+    assert not (built.root / "hepbundle.sig").exists()
+
+
+def test_publish_refuses_a_file_changed_after_signing(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path, reads: Reads
+) -> None:
+    """Publishing does not verify beforehand and then copy: it verifies the bytes as it copies
+    them, so a change after signing is refused and nothing becomes visible."""
+    _rewrite_same_size_keep_mtime(signed.root / "model" / "weights.bin")
+    repo = tmp_path / "repo"
+    with pytest.raises(IntegrityError, match=r"model/weights.bin changed while being copied"):
+        publish(signed.root, repo, policy=TrustPolicy.from_flags(keys=[ec_key[1]]))
+    assert reads.hashed == 0
+    assert not list(repo.glob("bundles/**/hepbundle.json"))
+    assert not any((repo / ".hepbundle-staging").iterdir())
+
+
+def test_publish_refuses_a_signature_swapped_after_its_check(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The signature files copied into the repository must be the bytes whose signature was
+    checked: one replaced in between (here: by a valid signature of another key) is refused."""
+    from hepbundle.repository.catalog import VersionRecord
+    from hepbundle.repository.publish import PublishRequest, make_publisher, verify_for_publish
+
+    policy = TrustPolicy.from_flags(keys=[ec_key[1]])
+    b = hepbundle.Bundle.load(signed.root)
+    signers = verify_for_publish(b, policy=policy, contents=False)
+    other, _ = hepbundle.signing.generate_key(tmp_path / "other.pem")
+    sign(signed.root, KeySigner(other), force=True)
+    publisher = make_publisher("local", tmp_path / "repo")
+    request = PublishRequest(b, VersionRecord.from_bundle(b, signers=signers))
+    with pytest.raises(IntegrityError, match=r"hepbundle.sig changed while being copied"):
+        publisher.publish(request)
+    assert not list((tmp_path / "repo").glob("bundles/**/hepbundle.json"))
+
+
+@pytest.mark.parametrize(
+    ("damage", "kind"),
+    [
+        (lambda r: (r / "model" / "extra.bin").write_bytes(b"x"), "extra model/extra.bin"),
+        (lambda r: (r / "MODEL_CARD.md").unlink(), "missing MODEL_CARD.md"),
+        (
+            lambda r: (
+                (r / "MODEL_CARD.md").unlink(),
+                os.symlink("/etc/hostname", r / "MODEL_CARD.md"),
+            ),
+            "path MODEL_CARD.md",
+        ),
+    ],
+)
+def test_publish_layout_problems_refused_before_anything_is_written(
+    signed: hepbundle.Bundle,
+    ec_key: tuple[Path, Path],
+    tmp_path: Path,
+    damage: Callable[[Path], object],
+    kind: str,
+) -> None:
+    damage(signed.root)
+    with pytest.raises(IntegrityError, match=kind):
+        publish(signed.root, tmp_path / "repo", policy=TrustPolicy.from_flags(keys=[ec_key[1]]))
+    assert not (tmp_path / "repo").exists()
+
+
+def test_tarball_backend_verifies_first(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path, reads: Reads
+) -> None:
+    """The tarball backend streams files into an archive without hashing them, so publish checks
+    every digest first (one read) — and refuses a changed file before writing an archive."""
+    _rewrite_same_size_keep_mtime(signed.root / "model" / "weights.bin")
+    with pytest.raises(IntegrityError, match="modified model/weights.bin"):
+        publish(
+            signed.root,
+            tmp_path / "repo",
+            backend="tarball",
+            out=tmp_path / "tar",
+            policy=TrustPolicy.from_flags(keys=[ec_key[1]]),
+        )
+    assert reads.hashed > 0 and not list((tmp_path / "tar").glob("*.tar*"))
