@@ -4,12 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install sysdeps services services-stop lint types unit docs bench clean
+.PHONY: demo test install sysdeps services services-stop lint types unit docs bench wheel clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	@echo 'installing hepbundle with every extra (TensorFlow, hls4ml, mlflow…): ~5 minutes the first time'
+	$(BIN)/pip install --progress-bar on -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -46,8 +47,12 @@ unit: $(STAMP) sysdeps
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
 
+## the release artefact: dist/hepbundle-<version>-py3-none-any.whl (a few seconds, no network)
+wheel: $(STAMP)
+	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w dist .
+
 ## install everything and run the whole suite (slow tests included): what .ci/run calls
-test: lint types unit
+test: lint types wheel unit
 
 bench: $(STAMP)
 	cd tools/bench && for b in verify load signing catalog root2npz import; do ../../$(BIN)/python $$b.py || exit 1; done

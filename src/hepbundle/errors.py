@@ -23,6 +23,8 @@ HepbundleError                 any failure hepbundle reports to a person (exit c
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = [
@@ -137,7 +139,7 @@ class MissingExtraError(HepbundleError):
     def __init__(self, module: str, extra: str) -> None:
         super().__init__(
             f"{module} is not installed",
-            hint=f"install it with: pip install 'hepbundle[{extra}]'",
+            hint=f"install it with: {install_command(extra)} (hepbundle's {extra!r} extra)",
         )
         self.module = module
         self.extra = extra
@@ -155,3 +157,47 @@ class DriftAlert(HepbundleError):
     """New data drifted from the bundle's reference profile past an alert threshold."""
 
     exit_code = 3
+
+
+_EXTRA_MARKER = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
+
+
+def install_command(extra: str, requires: Sequence[str] | None = None) -> str:
+    """A pip command that installs hepbundle's ``extra`` where this hepbundle runs.
+
+    hepbundle is installed from a checkout or a wheel, not from a package index, so
+    ``pip install 'hepbundle[x]'`` would not work: the command names the extra's own packages
+    as the installed metadata declares them (``requires``, default: this installation's), else
+    the checkout this module comes from."""
+    if requires is None:
+        import importlib.metadata as md
+
+        try:
+            requires = md.requires("hepbundle") or []
+        except md.PackageNotFoundError:
+            requires = []
+    packages = _extra_packages(extra, requires, set())
+    if packages:
+        return "pip install " + " ".join(f"'{p}'" for p in packages)
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file():
+        return f"pip install '{checkout}[{extra}]'"
+    return f"pip install 'hepbundle[{extra}]' from the hepbundle checkout or wheel"
+
+
+def _extra_packages(extra: str, requires: Sequence[str], seen: set[str]) -> list[str]:
+    seen.add(extra)
+    out: list[str] = []
+    for line in requires:
+        req, _, marker = line.partition(";")
+        m = _EXTRA_MARKER.search(marker)
+        if m is None or m.group(1) != extra:
+            continue
+        req = req.strip().replace(" ", "")
+        if req.startswith("hepbundle["):
+            for sub in req[len("hepbundle[") :].rstrip("]").split(","):
+                if sub not in seen:
+                    out += [p for p in _extra_packages(sub, requires, seen) if p not in out]
+        elif req not in out:
+            out.append(req)
+    return out

@@ -22,7 +22,7 @@ def plot_drift(report: DriftReport, out: str | os.PathLike[str], top: int = 6) -
         matplotlib.use("Agg")  # batch nodes and CI have no display
         import matplotlib.pyplot as plt
     except ImportError:
-        raise MissingExtraError("matplotlib", "fpga") from None
+        raise MissingExtraError("matplotlib", "plot") from None
     feats = [f for f in report.features if f.edges][: max(1, top)]
     ncols = min(3, max(1, len(feats)))
     nrows = max(1, -(-len(feats) // ncols))

@@ -27,7 +27,7 @@ def render_png(report: CompareReport) -> bytes:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise MissingExtraError("matplotlib", "fpga") from None
+        raise MissingExtraError("matplotlib", "plot") from None
     kinds = sorted({k for o in report.outputs for k in o.diffs}) or ["(nothing compared)"]
     rows = max(1, len(report.outputs))
     fig, axes = plt.subplots(
