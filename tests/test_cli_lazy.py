@@ -41,3 +41,16 @@ def test_help_imports_no_framework() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == ""
+
+
+def test_top_level_help_never_cuts_a_sentence() -> None:
+    from click.testing import CliRunner
+
+    from hepbundle.cli import main
+
+    out = CliRunner().invoke(main, ["--help"], terminal_width=80).output
+    listing = " ".join(out.split("Commands:", 1)[1].split())
+    assert "..." not in listing
+    for name, (_, short) in _COMMANDS.items():
+        first_clause = short.split("; ", 1)[0]
+        assert first_clause in listing, name

@@ -39,8 +39,13 @@ def test_sign_publish_prod_find_show_versions_yank(
     assert json.loads(out)["catalog"]["version"] == "1.2.0"
     code, out, _ = run("publish", signed.root, "--repo", repo, "--key", ec_key[1])
     assert code == 0 and out.startswith("unchanged atlas/tauid@1.2.0")
-    code, out, _ = run("yank", "atlas/tauid@prod", "--reason", "bad calibration", "--repo", repo)
+    yank = ("yank", "atlas/tauid@prod", "--reason", "bad calibration", "--repo", repo)
+    code, out, err = run(*yank)  # prod points at it: every job loading @prod would fail
+    assert code == 2 and "is what @prod points at" in err and "--force" in err
+    env = {"HEPBUNDLE_ACTOR": "release-manager@cern.ch"}
+    code, out, err = run(*yank, "--force", env=env)
     assert code == 0 and out.strip() == "yanked atlas/tauid@1.2.0: bad calibration"
+    assert "@prod now points at a yanked version" in err
     code, out, _ = run("versions", "atlas/tauid", "--repo", repo)
     assert out.split() == ["1.2.0", *out.split()[1:2], "@prod", "[YANKED:", "bad", "calibration]"]
     code, _, err = run("show", "atlas/tauid@1.2.0", "--repo", repo, "--no-card")
@@ -58,6 +63,49 @@ def test_default_repo_is_env_then_cwd(tmp_path: Path, monkeypatch: pytest.Monkey
     env_repo = tmp_path / "env-repo"
     code, _, _ = run("publish", b.root, "--allow-unsigned", env={"HEPBUNDLE_REPO": str(env_repo)})
     assert code == 0 and (env_repo / "catalog/atlas/tauid.json").is_file()
+
+
+def test_yank_and_alias_safety_record_who(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    for v in ("1.0.0", "1.1.0"):
+        b = make_bundle(tmp_path, version=v)
+        assert run("publish", b.root, "--repo", repo, "--allow-unsigned")[0] == 0
+    me = {"HEPBUNDLE_ACTOR": "jane@cern.ch"}
+    assert run("alias", "atlas/tauid@1.1.0", "prod", "--repo", repo, env=me)[0] == 0
+    # yanking what prod points at: refused, with the command that moves prod first
+    code, _, err = run("yank", "atlas/tauid@1.1.0", "--reason", "bad", "--repo", repo)
+    assert code == 2 and "@prod points at" in err
+    assert "hepbundle alias atlas/tauid@1.0.0 prod" in err and "--force" in err
+    assert len(err.strip().splitlines()) == 1
+    # the unaliased 1.0.0 yanks; a second yank does not silently replace the reason
+    code, out, _ = run("yank", "atlas/tauid@1.0.0", "--reason", "first", "--repo", repo, "--json")
+    assert code == 0 and json.loads(out)["actor"]
+    code, _, err = run("yank", "atlas/tauid@1.0.0", "--reason", "second", "--repo", repo)
+    assert code == 2 and "already yanked" in err and "first" in err
+    code, _, _ = run(
+        "yank", "atlas/tauid@1.0.0", "--reason", "second", "--repo", repo, "--force", env=me
+    )
+    assert code == 0
+    # an alias onto a yanked version: refused, then allowed with --force and a warning
+    code, _, err = run("alias", "atlas/tauid@1.0.0", "beta", "--repo", repo)
+    assert code == 2 and "is yanked (second)" in err and "--force" in err
+    code, _, err = run("alias", "atlas/tauid@1.0.0", "beta", "--repo", repo, "--force", env=me)
+    assert code == 0 and "@beta now points at a yanked version" in err
+    doc = json.loads((repo / "catalog/atlas/tauid.json").read_text())
+    assert doc["versions"]["1.0.0"]["yanked"] == {
+        "reason": "second",
+        "time": doc["versions"]["1.0.0"]["yanked"]["time"],
+        "actor": "jane@cern.ch",
+    }
+    assert [(e["alias"], e["actor"]) for e in doc["aliasHistory"]] == [
+        ("prod", "jane@cern.ch"),
+        ("beta", "jane@cern.ch"),
+    ]
+    check_invariants(repo)  # the schema takes the actor fields
+    # every version yanked: ns/name says so instead of suggesting yanked versions
+    assert run("yank", "atlas/tauid@1.1.0", "--reason", "bad", "--repo", repo, "--force")[0] == 0
+    code, _, err = run("show", "atlas/tauid", "--repo", repo)
+    assert code == 2 and "every version of atlas/tauid is yanked" in err
 
 
 def test_alias_versions_rebuild(tmp_path: Path) -> None:

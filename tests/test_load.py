@@ -79,7 +79,7 @@ def test_alias_move_is_seen_by_the_next_resolve(repo: Path) -> None:
 
 
 def test_yanked_refused_unless_allowed(repo: Path, caplog: pytest.LogCaptureFixture) -> None:
-    yank("atlas/tauid@1.1.0", "wrong pile-up profile", repo)
+    yank("atlas/tauid@1.1.0", "wrong pile-up profile", repo, force=True)
     with pytest.raises(NotFoundError, match="yanked: wrong pile-up profile"):
         hepbundle.resolve("atlas/tauid@prod")
     assert hepbundle.resolve("atlas/tauid@1.1.0", allow_yanked=True).version == "1.1.0"

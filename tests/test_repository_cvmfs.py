@@ -304,7 +304,7 @@ def test_hostile_text_never_reaches_a_shell(
     marker = tmp_path / "pwned"
     for reason in HOSTILE:
         text = reason.format(marker=marker)
-        yank("atlas/tauid@1.0.0", text, REPO, backend="cvmfs")
+        yank("atlas/tauid@1.0.0", text, REPO, backend="cvmfs", force=True)  # re-yanks
         assert not marker.exists(), reason
         assert read_name_catalog(standin.root, "atlas/tauid").versions["1.0.0"].yanked == text
         message = standin.calls()[-1]["argv"][4]  # type: ignore[index]

@@ -68,7 +68,7 @@ def test_yanked_version_refused_by_every_command(
     ec_key: tuple[Path, Path],
     command: str,
 ) -> None:
-    yank("atlas/tauid@1.1.0", "wrong pile-up profile", repo)
+    yank("atlas/tauid@1.1.0", "wrong pile-up profile", repo, force=True)
     args = [a.format(ref="atlas/tauid@prod") for a in _commands(tmp_path, ec_key)[command]]
     code, out, err = _run(args)
     assert code == 2, (out, err)
@@ -103,7 +103,7 @@ def test_locate_reads_the_catalogue_without_opening(repo: Path) -> None:  # noqa
     assert where.repo == repo and where.path == repo / "bundles" / "atlas" / "tauid" / "1.1.0"
     shutil.rmtree(where.path)  # nothing is opened: a missing directory is not noticed here
     assert resolver.locate("atlas/tauid@prod").path == where.path
-    yank("atlas/tauid@1.0.0", "bad", repo)
+    yank("atlas/tauid@1.0.0", "bad", repo, force=True)
     with pytest.raises(YankedError) as e:
         resolver.locate("atlas/tauid@1.0.0")
     assert isinstance(e.value, NotFoundError) and e.value.ref == "atlas/tauid@1.0.0"

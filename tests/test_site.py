@@ -131,7 +131,7 @@ def repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPa
         _publish(tmp_path, ec_key[0], root, name, version, summary, tags)
     set_alias("atlas/tauid@1.0.0", "prod", root)
     set_alias("atlas/tauid@1.1.0", "prod", root)
-    yank("atlas/tauid@1.0.0", "wrong pile-up profile", root)
+    yank("atlas/tauid@1.0.0", "wrong pile-up profile", root, force=True)
     append_record(
         root,
         "atlas/tauid",

@@ -50,7 +50,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "versions": ("repo", "List every version of NAME with its aliases and yanked marks."),
     "alias": (
         "repo",
-        "Point ALIAS (e.g. prod) at the version REF names; the move is kept in the history.",
+        "Point ALIAS (e.g. prod) at the version REF names; the move, and who made it, is kept "
+        "in the history.",
     ),
     "yank": (
         "repo",
@@ -126,7 +127,17 @@ class LazyGroup(HepbundleGroup):
 
 
 def _short(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 3, 10)].rsplit(" ", 1)[0] + "..."
+    """The one-liner, cut at the end of a clause (``; `` outside parentheses) when it is longer
+    than ``limit``; never mid-sentence (what does not fit on one line wraps)."""
+    if len(text) <= limit:
+        return text
+    depth, cuts = 0, []
+    for i, ch in enumerate(text):
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(ch, 0)
+        if depth == 0 and text[i : i + 2] == "; ":
+            cuts.append(i)
+    fitting = [c for c in cuts if c <= limit]
+    return text[: fitting[-1]] + "." if fitting else text
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -166,15 +166,26 @@ def versions(name: str, repo: str | None, as_json: bool) -> None:
         click.echo(f"{r.version:<16} {r.published}  {' '.join(marks)}".rstrip())
 
 
+_FORCE_HELP = (
+    "Do it even though {what} (the change and who made it are recorded; "
+    "$HEPBUNDLE_ACTOR overrides user@host)."
+)
+
+
 @click.command()
 @click.argument("ref")
 @click.argument("alias")
 @repo_option
 @_backend_option
+@click.option("--force", is_flag=True, help=_FORCE_HELP.format(what="the version is yanked"))
 @json_option
-def alias(ref: str, alias: str, repo: str | None, backend: str, as_json: bool) -> None:
-    """Point ALIAS (e.g. prod) at the version REF names; the move is kept in the history."""
-    _report(_repo.set_alias(ref, alias, repo, backend=backend), as_json, alias=alias)
+def alias(ref: str, alias: str, repo: str | None, backend: str, force: bool, as_json: bool) -> None:
+    """Point ALIAS (e.g. prod) at the version REF names; the move, and who made it, is kept in
+    the history. A yanked version is refused unless --force."""
+    done = _repo.set_alias(ref, alias, repo, backend=backend, force=force)
+    if done.catalog.versions[done.version].yanked:
+        click.echo(f"warning: @{alias} now points at a yanked version", err=True)
+    _report(done, as_json, alias=alias)
 
 
 @click.command()
@@ -182,16 +193,37 @@ def alias(ref: str, alias: str, repo: str | None, backend: str, as_json: bool) -
 @click.option("--reason", required=True, help="Why (shown to everyone who resolves it).")
 @repo_option
 @_backend_option
+@click.option(
+    "--force",
+    is_flag=True,
+    help=_FORCE_HELP.format(what="an alias points at the version, or it is already yanked"),
+)
 @json_option
-def yank(ref: str, reason: str, repo: str | None, backend: str, as_json: bool) -> None:
-    """Mark the version REF names as yanked (never deleted; loaders warn or refuse)."""
-    _report(_repo.yank(ref, reason, repo, backend=backend), as_json, reason=reason)
+def yank(ref: str, reason: str, repo: str | None, backend: str, force: bool, as_json: bool) -> None:
+    """Mark the version REF names as yanked (never deleted; loaders warn or refuse).
+
+    Refused unless --force when an alias (e.g. prod) points at it, since every job loading
+    the alias would then fail, or when it is already yanked (the first reason would go)."""
+    done = _repo.yank(ref, reason, repo, backend=backend, force=force)
+    pointing = sorted(a for a, v in done.catalog.aliases.items() if v == done.version)
+    if pointing:
+        click.echo(
+            "warning: " + ", ".join(f"@{a}" for a in pointing) + " now points at a yanked "
+            "version; jobs loading it are refused until it is moved",
+            err=True,
+        )
+    _report(done, as_json, reason=reason)
 
 
 def _report(done: _repo.Changed, as_json: bool, **what: str) -> None:
     name = done.catalog.name
+    rec = done.catalog.versions[done.version]
+    history = [e for e in done.catalog.alias_history if e.alias == what.get("alias")]
+    actor = (history[-1].actor if history else None) if "alias" in what else rec.yanked_by
     if as_json:
-        emit_json({"name": name, "version": done.version, "serial": done.serial, **what})
+        emit_json(
+            {"name": name, "version": done.version, "serial": done.serial, "actor": actor, **what}
+        )
     elif "alias" in what:
         click.echo(f"{name}@{what['alias']} -> {done.version}")
     else:

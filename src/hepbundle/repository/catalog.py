@@ -70,6 +70,7 @@ class VersionRecord:
     signers: tuple[str, ...] = ()
     yanked: str | None = None
     yanked_time: str | None = None
+    yanked_by: str | None = None
 
     @classmethod
     def from_bundle(
@@ -111,7 +112,11 @@ class VersionRecord:
             "signers": list(self.signers),
             "yanked": None
             if self.yanked is None
-            else {"reason": self.yanked, "time": self.yanked_time},
+            else {
+                "reason": self.yanked,
+                "time": self.yanked_time,
+                **({"actor": self.yanked_by} if self.yanked_by else {}),
+            },
         }
 
     @classmethod
@@ -132,6 +137,7 @@ class VersionRecord:
             signers=tuple(obj.get("signers", ())),
             yanked=None if yanked is None else yanked["reason"],
             yanked_time=None if yanked is None else yanked["time"],
+            yanked_by=None if yanked is None else yanked.get("actor"),
         )
 
 
@@ -143,6 +149,7 @@ class AliasEvent:
     version: str
     previous: str | None
     time: str
+    actor: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -150,6 +157,7 @@ class AliasEvent:
             "version": self.version,
             "previous": self.previous,
             "time": self.time,
+            **({"actor": self.actor} if self.actor else {}),
         }
 
 
@@ -177,10 +185,21 @@ class NameCatalog:
         if selector is None or (selector == "latest" and "latest" not in self.aliases):
             rec = self.latest()
             if rec is None:
+                every = self.sorted_versions()
+                usable = [r.version for r in every if not r.yanked]
+                if not every:
+                    raise NotFoundError(f"{self.name} has no published version")
+                if not usable:
+                    last = every[-1]
+                    raise NotFoundError(
+                        f"every version of {self.name} is yanked (latest {last.version}: "
+                        f"{last.yanked})",
+                        hint="publish a fixed version, or name a yanked one explicitly and "
+                        "allow it (--allow-yanked / allow_yanked=True)",
+                    )
                 raise NotFoundError(
-                    f"{self.name} has no released, non-yanked version",
-                    hint="name a version explicitly: "
-                    + ", ".join(r.version for r in self.sorted_versions()[-5:]),
+                    f"{self.name} has only pre-release versions",
+                    hint=f"name one explicitly: {', '.join(usable[-5:])}",
                 )
             return rec
         if selector in self.versions:
@@ -189,6 +208,7 @@ class NameCatalog:
             return self.versions[self.aliases[selector]]
         known = [*self.versions, *self.aliases]
         close = difflib.get_close_matches(selector, known, n=3, cutoff=0.5)
+        close = [c for c in close if not self.resolve(c).yanked] or close
         kind = "version" if is_version(selector) else "version or alias"
         raise NotFoundError(
             f"{self.name} has no {kind} {selector!r}",
@@ -200,27 +220,32 @@ class NameCatalog:
     def with_version(self, record: VersionRecord) -> NameCatalog:
         return replace(self, versions={**self.versions, record.version: record})
 
-    def with_alias(self, alias: str, version: str, *, time: str | None = None) -> NameCatalog:
-        """Point ``alias`` at ``version`` (which must exist), appending to the history."""
+    def with_alias(
+        self, alias: str, version: str, *, time: str | None = None, actor: str | None = None
+    ) -> NameCatalog:
+        """Point ``alias`` at ``version`` (which must exist), appending to the history (with
+        who did it, when ``actor`` is given)."""
         check_alias(alias)
         if version not in self.versions:
             raise NotFoundError(f"{self.name} has no version {version!r} to alias")
         previous = self.aliases.get(alias)
         if previous == version:
             return self
-        event = AliasEvent(alias, version, previous, time or utc_timestamp())
+        event = AliasEvent(alias, version, previous, time or utc_timestamp(), actor)
         return replace(
             self,
             aliases={**self.aliases, alias: version},
             alias_history=(*self.alias_history, event),
         )
 
-    def with_yank(self, version: str, reason: str, *, time: str | None = None) -> NameCatalog:
+    def with_yank(
+        self, version: str, reason: str, *, time: str | None = None, actor: str | None = None
+    ) -> NameCatalog:
         """Mark ``version`` yanked (the bundle stays; loaders warn or refuse per policy)."""
         rec = self.resolve(version)
         if not reason.strip():
             raise SpecError("a yank needs a reason", hint="pass --reason 'why'")
-        yanked = replace(rec, yanked=reason, yanked_time=time or utc_timestamp())
+        yanked = replace(rec, yanked=reason, yanked_time=time or utc_timestamp(), yanked_by=actor)
         return self.with_version(yanked)
 
     def to_json(self) -> dict[str, Any]:

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import getpass
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, RepositoryError, SpecError
 from .catalog import NameCatalog, check_alias, read_name_catalog
 from .index import rebuild_index
 from .layout import STAGING_DIR, read_repository
@@ -17,7 +19,7 @@ from .publish import default_repo, make_publisher
 from .refs import Ref, parse_ref
 from .tree import recover
 
-__all__ = ["Changed", "rebuild", "set_alias", "versions", "yank"]
+__all__ = ["Changed", "default_actor", "rebuild", "set_alias", "versions", "yank"]
 
 
 @dataclass(frozen=True)
@@ -48,24 +50,50 @@ def versions(name: str, repo: str | os.PathLike[str] | None = None) -> NameCatal
     return read_name_catalog(_root(repo), ref.name)
 
 
+def default_actor() -> str:
+    """Who changes the catalogue, as recorded with an alias move or a yank:
+    ``$HEPBUNDLE_ACTOR`` (a CI job sets e.g. its pipeline URL), else ``user@host``."""
+    explicit = os.environ.get("HEPBUNDLE_ACTOR", "").strip()
+    if explicit:
+        return explicit
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _force_hint(what: str) -> str:
+    return f"{what}, or pass --force (force=True from Python) if that is what you want"
+
+
 def set_alias(
     ref_text: str,
     alias: str,
     repo: str | os.PathLike[str] | None = None,
     *,
     backend: str = "local",
+    force: bool = False,
+    actor: str | None = None,
 ) -> Changed:
     """Point ``alias`` at the version REF names (moving it if it pointed elsewhere; the
-    catalogue keeps every move in ``aliasHistory``). A malformed alias is refused before any
-    backend is asked to do anything."""
+    catalogue keeps every move, and who made it, in ``aliasHistory``). A malformed alias is
+    refused before any backend is asked to do anything; pointing an alias at a yanked version
+    is refused unless ``force``."""
     check_alias(alias)
-    return _change(
-        ref_text,
-        repo,
-        backend,
-        lambda cat, v: cat.with_alias(alias, v),
-        lambda ref: f"hepbundle alias {ref} as {alias}",
-    )
+    who = actor or default_actor()
+
+    def apply(cat: NameCatalog, version: str) -> NameCatalog:
+        rec = cat.versions[version]
+        if rec.yanked is not None and not force:
+            raise RepositoryError(
+                f"{cat.name}@{version} is yanked ({rec.yanked}); every job loading "
+                f"{cat.name}@{alias} would be refused",
+                hint=_force_hint("alias a version that is not yanked"),
+            )
+        return cat.with_alias(alias, version, actor=who)
+
+    return _change(ref_text, repo, backend, apply, lambda ref: f"hepbundle alias {ref} as {alias}")
 
 
 def yank(
@@ -74,21 +102,52 @@ def yank(
     repo: str | os.PathLike[str] | None = None,
     *,
     backend: str = "local",
+    force: bool = False,
+    actor: str | None = None,
 ) -> Changed:
-    """Mark the version REF names as yanked with ``reason``; the bundle stays in place."""
+    """Mark the version REF names as yanked with ``reason``; the bundle stays in place.
+
+    Refused unless ``force`` when an alias points at that version (every job loading the alias
+    would then fail) or when it is already yanked (the first reason would be replaced)."""
     ref = _name_ref(ref_text)
     if ref.selector is None:
         raise NotFoundError(
             f"yank needs an explicit version or alias, not {ref_text!r}",
             hint=f"e.g. {ref.name}@1.2.0",
         )
-    return _change(
-        ref_text,
-        repo,
-        backend,
-        lambda cat, v: cat.with_yank(v, reason),
-        lambda ref: f"hepbundle yank {ref}: {reason}",
-    )
+    if not reason.strip():
+        raise SpecError("a yank needs a reason", hint="pass --reason 'why'")
+    who = actor or default_actor()
+
+    def apply(cat: NameCatalog, version: str) -> NameCatalog:
+        rec = cat.versions[version]
+        if rec.yanked is not None and not force:
+            by = f" by {rec.yanked_by}" if rec.yanked_by else ""
+            raise RepositoryError(
+                f"{cat.name}@{version} is already yanked{by} at {rec.yanked_time}: {rec.yanked}",
+                hint=_force_hint("keep the first reason"),
+            )
+        pointing = sorted(a for a, v in cat.aliases.items() if v == version)
+        if pointing and not force:
+            others = [
+                r.version for r in cat.sorted_versions() if not r.yanked and r.version != version
+            ]
+            move = (
+                f"move it first: hepbundle alias {cat.name}@{others[-1]} {pointing[0]}"
+                if others
+                else "publish a fixed version and move the alias to it first"
+            )
+            raise RepositoryError(
+                f"{cat.name}@{version} is what "
+                + ", ".join(f"@{a}" for a in pointing)
+                + " points at: yanking it makes every job loading "
+                + " and ".join(f"{cat.name}@{a}" for a in pointing)
+                + " fail",
+                hint=_force_hint(move),
+            )
+        return cat.with_yank(version, reason, actor=who)
+
+    return _change(ref_text, repo, backend, apply, lambda ref: f"hepbundle yank {ref}: {reason}")
 
 
 def _change(
@@ -98,7 +157,8 @@ def _change(
     apply: Callable[[NameCatalog, str], NameCatalog],
     message: Callable[[str], str],
 ) -> Changed:
-    """Resolve REF to a version in the current catalogue, then let the backend apply the change."""
+    """Resolve REF to a version in the current catalogue, then let the backend apply the change
+    (``apply`` runs on the catalogue as the backend reads it, under its lock)."""
     ref = _name_ref(ref_text)
     assert ref.name is not None
     publisher = make_publisher(backend, repo)
