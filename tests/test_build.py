@@ -197,3 +197,27 @@ def test_spec_fpga_section_packs_the_project(tmp_path: Path) -> None:
     packed = [f.path for f in b.manifest.files if f.path != "model.onnx"]
     assert packed and all(p.startswith("firmware/finn/") for p in packed)
     assert b.verify().ok
+
+
+def test_rebuild_over_a_signed_bundle_speaks_python_and_says_signatures_go(
+    model_dir: Path, tmp_path: Path, ec_key: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    from hepbundle.signing import KeySigner, sign
+
+    out = tmp_path / "dist" / "atlas" / "tauid" / "1.2.0"
+    sign(hepbundle.build(model_dir, out).root, KeySigner(ec_key[0]))
+    with pytest.raises(BuildError, match="already exists") as e:
+        hepbundle.build(model_dir, out)
+    assert "force=True" in str(e.value) and "signatures" in str(e.value)
+    with caplog.at_level("WARNING", logger="hepbundle"):
+        hepbundle.build(model_dir, out, force=True)
+    assert "removes its signatures (hepbundle.sig)" in caplog.text
+    assert not (out / "hepbundle.sig").exists()
+
+
+def test_output_path_naming_another_version_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "dist" / "atlas" / "tauid" / "0.2.0"
+    with pytest.raises(BuildError, match=r"names version 0\.2\.0, but .*version: is 1\.2\.0"):
+        hepbundle.build(model_dir, out)
+    assert not out.exists()
+    assert hepbundle.build(model_dir, tmp_path / "anywhere").version == "1.2.0"

@@ -17,19 +17,47 @@ def run(*args: str) -> tuple[int, str, str]:
     return r.exit_code, r.stdout, r.stderr
 
 
-def test_init_build_verify_show(tmp_path: Path) -> None:
+def test_init_build_verify_show(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     code, out, _ = run("init", tmp_path / "m", "--name", "cms/btag")
     assert code == 0 and "hepbundle.yaml" in out
-    (tmp_path / "m" / "model").mkdir()
+    assert (tmp_path / "m" / "model").is_dir()  # the folder the starter's files: entry names
     (tmp_path / "m" / "model" / "model.onnx").write_bytes(b"\x08\x01" * 100)
+    # the unedited template is refused, field by field, before anything is written
+    spec, card = tmp_path / "m" / "hepbundle.yaml", tmp_path / "m" / "MODEL_CARD.md"
+    code, _, err = run("build", tmp_path / "m", "-o", tmp_path / "b")
+    assert code == 2 and "summary: still the template's" in err and not (tmp_path / "b").exists()
+    spec.write_text(spec.read_text().replace("One line saying what this model does.", "B-tag"))
+    code, _, err = run("build", tmp_path / "m", "-o", tmp_path / "b")
+    assert code == 2 and "'Your Name' is the template's placeholder" in err
+    text = spec.read_text().replace("Your Name", "Jane Doe").replace("you@cern.ch", "j@cern.ch")
+    spec.write_text(text)
+    code, _, err = run("build", tmp_path / "m", "-o", tmp_path / "b", "--check")
+    assert code == 0 and "MODEL_CARD.md is still the unedited template" in caplog.text  # warns
+    caplog.clear()
+    card.write_text(card.read_text().replace("What the model is for", "Tagging b-jets"))
     code, out, err = run("build", tmp_path / "m", "-o", tmp_path / "b", "--json")
     assert code == 0, err
+    assert "unedited template" not in caplog.text
     res = json.loads(out)
     assert res["ref"] == "cms/btag@0.1.0" and res["files"] == 2
     code, out, _ = run("verify", tmp_path / "b")
     assert code == 0 and out.startswith("OK cms/btag@0.1.0")
     code, out, _ = run("show", tmp_path / "b")
     assert code == 0 and "model/model.onnx" in out and "Intended use" in out
+
+
+def test_init_with_summary_and_authors_builds_at_once(tmp_path: Path) -> None:
+    code, _, _ = run(
+        "init", tmp_path / "m", "--name", "cms/btag", "--summary", "B-tagging: a DNN",
+        "--author", "Jane Doe <jane@cern.ch>", "--author", "Joe Bloggs <joe@cern.ch>",
+    )  # fmt: skip
+    assert code == 0
+    (tmp_path / "m" / "model" / "model.onnx").write_bytes(b"\x08\x01" * 100)
+    code, _, err = run("build", tmp_path / "m", "-o", tmp_path / "b", "--json")
+    assert code == 0, err
+    meta = json.loads((tmp_path / "b" / "hepbundle.json").read_text())
+    assert meta["summary"] == "B-tagging: a DNN"
+    assert [a["name"] for a in meta["authors"]] == ["Jane Doe", "Joe Bloggs"]
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:

@@ -50,6 +50,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("hepbundle")
+#: an output directory named like a SemVer version (``dist/atlas/x/0.2.0``)
+_VERSION_LIKE = re.compile(r"^\d+\.\d+\.\d+([-+].*)?$")
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,9 @@ def plan(spec: BundleSpec, opts: BuildOptions) -> BuildPlan:
     """Validate everything a build of ``spec`` depends on (globs, path rules, provenance capture:
     the git checkout, data references and their checksums, FPGA project, profile) and return what
     it would write. Nothing is written: ``hepbundle build --check``."""
+    from .template import check_placeholders
+
+    check_placeholders(spec)
     planned = plan_files(spec)
     unknown = sorted(set(opts.legacy_paths) - {p.dest for p in planned})
     if unknown:
@@ -346,10 +351,18 @@ def prepare_output(spec: BundleSpec, opts: BuildOptions) -> Path:
     """The bundle directory the build writes, refused early (before any capture) when it exists
     and ``force`` is not given, or when ``force`` would replace something that is not a bundle."""
     out = opts.out or Path("dist") / spec.name / spec.version
+    if _VERSION_LIKE.match(out.name) and out.name != spec.version:
+        raise BuildError(
+            f"{out} names version {out.name}, but {spec.where('version')}version: is "
+            f"{spec.version}",
+            hint=f"set version: {out.name} in the spec, or build into {out.parent / spec.version}",
+        )
     if out.exists():
         if not opts.force:
             raise BuildError(
-                f"output directory {out} already exists", hint="use --force to replace it"
+                f"output directory {out} already exists",
+                hint="replace it with --force (force=True from Python); a signed bundle then "
+                "loses its signatures",
             )
         if not (out / MANIFEST_FILENAME).is_file():
             raise BuildError(f"refusing to replace {out}: it is not a bundle directory")
@@ -379,6 +392,13 @@ def write(work: BuildPlan, opts: BuildOptions) -> Bundle:
         publish_tree(stage)  # mkdtemp made it 0700: a bundle is read by every account
         written = _unchanged_since_written(stage, written)
         if opts.force and out.exists():
+            signatures = sorted(p.name for p in out.glob("hepbundle*.sig"))
+            if signatures:
+                log.warning(
+                    "replacing %s removes its signatures (%s): sign the new build again",
+                    out,
+                    ", ".join(signatures),
+                )
             shutil.rmtree(out)
         os.rename(stage, out)
     except BaseException:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +25,33 @@ __all__ = ["COMMANDS"]
 @click.option(
     "--name", default="myexp/my-model", show_default=True, help="namespace/name of the bundle."
 )
+@click.option("--summary", metavar="TEXT", help="One line saying what the model does.")
+@click.option(
+    "--author",
+    "authors",
+    multiple=True,
+    metavar="'NAME <EMAIL>'",
+    help="Who is responsible for the model (repeatable).",
+)
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
-def init(directory: Path, name: str, force: bool) -> None:
-    """Write a commented starter hepbundle.yaml and MODEL_CARD.md into DIRECTORY."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for tmpl, target in (("hepbundle.yaml", SPEC_FILENAME), ("MODEL_CARD.md", "MODEL_CARD.md")):
-        dest = directory / target
-        if dest.exists() and not force:
-            raise BuildError(f"{dest} already exists", hint="use --force to overwrite")
-        text = (resources.files("hepbundle") / "templates" / tmpl).read_text(encoding="utf-8")
-        dest.write_text(text.replace("{name}", name), encoding="utf-8")
-        written.append(str(dest))
-    click.echo(f"wrote {', '.join(written)}; edit them, then run: hepbundle build {directory}")
+def init(
+    directory: Path, name: str, summary: str | None, authors: tuple[str, ...], force: bool
+) -> None:
+    """Write a commented starter hepbundle.yaml and MODEL_CARD.md into DIRECTORY.
+
+    Also creates the folders the starter's files: entries name (model/). A build refuses the
+    template's placeholder summary and authors: give --summary and --author here, or edit
+    hepbundle.yaml; it warns while MODEL_CARD.md is the unedited template.
+    """
+    from ..template import write_starter
+
+    written = write_starter(directory, name, summary=summary, authors=authors, force=force)
+    click.echo(
+        f"wrote {', '.join(str(p) + ('/' if p.is_dir() else '') for p in written)}; "
+        f"fill in {'the model card' if summary and authors else 'summary, authors and the model card'}, "
+        f"put the model in {directory / 'model'}/, "
+        f"then run: hepbundle build {directory}"
+    )
 
 
 @click.command()
