@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 import hepbundle
 from hepbundle.cli import main
-from hepbundle.errors import FormatError, SpecError
+from hepbundle.errors import FormatError, HepbundleError, SpecError
 from hepbundle.manifest import Manifest
 
 from .conftest import write_spec
@@ -288,3 +288,39 @@ def test_broken_index(repo: Path, damage: str) -> None:
     for args in (["find", "special"], ["path", "--legacy", "atlas:x/y"]):
         res = _cli(*args, "--repo", str(repo))
         _clean_failure(res, words="catalog rebuild")
+
+
+# --- sizes, counts, message lengths -----------------------------------------------------------
+
+
+def _manifest_doc(n: int) -> dict[str, object]:
+    files = [
+        {"path": f"d/f{i:07d}.bin", "size": 1, "sha256": "0" * 64, "role": "data"} for i in range(n)
+    ]
+    return {
+        "mediaType": "application/vnd.hepbundle.manifest.v1+json",
+        "name": "atlas/big",
+        "version": "1.0.0",
+        "created": "2024-01-01T00:00:00Z",
+        "hashing": {"algorithm": "sha256", "ignore": [], "symlinks": "refuse"},
+        "files": files,
+    }
+
+
+def test_huge_manifest_refused_before_parsing(with_empty: hepbundle.Bundle) -> None:
+    """1,000,000 entries (133 MB): refused on its size, before any JSON is parsed."""
+    data = json.dumps(_manifest_doc(1_000_000)).encode()
+    (with_empty.root / "hepbundle.json").write_bytes(data)
+    res = _cli("verify", str(with_empty.root))
+    _clean_failure(res, words="over the limit")
+
+
+def test_manifest_entry_count_limit() -> None:
+    with pytest.raises(FormatError, match="100,001 file entries, over the limit"):
+        Manifest.from_bytes(json.dumps(_manifest_doc(100_001)).encode())
+
+
+def test_messages_are_capped() -> None:
+    e = HepbundleError("; ".join(f"extra f{i}" for i in range(1_000_000)), hint="h" * 10_000)
+    assert len(str(e)) < 2600
+    assert "more characters" in e.message

@@ -62,13 +62,15 @@ def parse_json(
 
 def check_depth(obj: Any, source: str, max_depth: int = MAX_JSON_DEPTH) -> None:
     """:class:`FormatError` when ``obj`` nests arrays/objects deeper than ``max_depth``
-    (iterative: no recursion whatever the depth)."""
-    stack: list[tuple[Any, int]] = [(obj, 1)]
-    while stack:
-        value, depth = stack.pop()
+    (level by level: no recursion whatever the depth, one pass over the containers)."""
+    level: list[Any] = [obj] if isinstance(obj, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > max_depth:
             raise FormatError(f"{source}: JSON nested deeper than {max_depth} levels")
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
+        below: list[Any] = []
+        for value in level:
+            children = value.values() if type(value) is dict else value
+            below += [c for c in children if type(c) is dict or type(c) is list]
+        level = below

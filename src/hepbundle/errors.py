@@ -27,6 +27,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from .limits import clip
+
 __all__ = [
     "BuildError",
     "DataError",
@@ -63,9 +65,12 @@ class HepbundleError(Exception):
         ref: str | None = None,
         path: str | os.PathLike[str] | None = None,
     ) -> None:
+        # one line a person can read: a message built from hostile input (a million mismatching
+        # file names…) is cut to MAX_MESSAGE_CHARS, saying how much was left out
+        message = clip(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = clip(hint, 500) if hint is not None else None
         #: the bundle reference (``ns/name@version``) the error is about, when known
         self.ref = ref
         #: the file or directory the error is about, when known

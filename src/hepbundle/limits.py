@@ -22,9 +22,11 @@ __all__ = [
     "clip",
 ]
 
-#: hepbundle.json: bytes and file entries (a 100,000-file manifest is about 20 MB)
-MAX_MANIFEST_BYTES = 64 * 1024 * 1024
-MAX_MANIFEST_FILES = 200_000
+#: hepbundle.json: bytes and file entries (a 100,000-file manifest is about 15 MB). The byte
+#: limit is checked before the JSON is parsed, the entry limit before any entry is examined, so
+#: the work done on an unverified manifest is bounded by parsing 32 MB of JSON.
+MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+MAX_MANIFEST_FILES = 100_000
 #: a signature file (hepbundle.sig, hepbundle.<who>.sig, a sigstore bundle)
 MAX_SIGNATURE_BYTES = 4 * 1024 * 1024
 #: one per-name catalogue file (catalog/<ns>/<name>.json)

@@ -286,6 +286,15 @@ def _check_statement(
         signed = signed_digests(stmt)
     except (KeyError, TypeError, ValueError) as e:
         raise SignatureError(f"{sig.name}: malformed signature file: statement: {e}") from None
+    if (
+        MANIFEST_FILENAME in expected
+        and signed.get(MANIFEST_FILENAME) != expected[MANIFEST_FILENAME]
+    ):
+        # the manifest decides everything else: say that, not one line per payload file
+        raise SignatureError(
+            f"{what}: {sig.name} does not match: digest mismatch in {MANIFEST_FILENAME}",
+            hint="the manifest was edited or the signature belongs to another bundle",
+        )
     problems = [
         f"digest mismatch in {p}"
         for p in sorted(expected)
@@ -301,7 +310,9 @@ def _check_statement(
             if any(MANIFEST_FILENAME in p for p in problems)
             else None
         )
-        raise SignatureError(f"{what}: {sig.name} does not match: {'; '.join(problems)}", hint=hint)
+        listed = "; ".join(problems[:20])
+        more = f"; … and {len(problems) - 20:,} more" if len(problems) > 20 else ""
+        raise SignatureError(f"{what}: {sig.name} does not match: {listed}{more}", hint=hint)
     return _signed_at(stmt)
 
 
