@@ -71,7 +71,7 @@ def parse_yaml(text: str, filename: str, *, aliases: bool = True) -> tuple[Any, 
         raise SpecError(_marked(filename, e)) from None
     except yaml.YAMLError as e:
         raise SpecError(f"{filename}: invalid YAML: {clip(str(e), 300)}") from None
-    except (RecursionError, ValueError, TypeError, OverflowError) as e:
+    except (RecursionError, ValueError, TypeError, OverflowError, AttributeError, LookupError) as e:
         # constructors of odd scalars (a timestamp out of range…) raise plain Python errors
         raise SpecError(f"{filename}: invalid YAML: {clip(str(e), 300)}") from None
     finally:
