@@ -72,6 +72,56 @@ def test_nav_names_existing_pages() -> None:
         assert src.is_file(), f"mkdocs.yml nav names {page}, which does not exist"
 
 
+@pytest.mark.parametrize(
+    ("page", "finding"),
+    [
+        ("[gone](missing.md)", "missing.md"),
+        ("[a directory](sub/)", "sub/"),
+        ("[the code](code/run.py)", "code/run.py"),  # a file the site excludes
+        ("no link, but orphan.md is not in the nav", "orphan.md"),
+        ("[fine](sub/page.md)", None),
+    ],
+    ids=["missing-page", "directory-link", "excluded-file", "page-not-in-nav", "control"],
+)
+def test_strict_build_fails_on_every_dead_link(
+    tmp_path: Path, page: str, finding: str | None
+) -> None:
+    """The site's own validation settings turn each kind of dead link mkdocs only reports at
+    INFO level by default into a failure of ``mkdocs build --strict``."""
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(), Loader=_ConfigLoader)
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "code").mkdir()
+    (docs / "code" / "run.py").write_text("print('hi')\n")
+    (docs / "sub" / "page.md").write_text("# Sub\n")
+    (docs / "index.md").write_text(f"# Home\n\n{page}\n")
+    nav = ["index.md", "sub/page.md"]
+    if "orphan" in page:
+        (docs / "orphan.md").write_text("# Orphan\n")
+    project = {
+        "site_name": "t",
+        "docs_dir": str(docs),
+        "strict": True,
+        "validation": config["validation"],
+        "exclude_docs": "/code/\n",
+        "hooks": [str(ROOT / "tools/docs/strict_links.py")],
+        "nav": nav,
+    }
+    (tmp_path / "mkdocs.yml").write_text(yaml.safe_dump(project))
+    r = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "s")],
+        cwd=tmp_path,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if finding is None:
+        assert r.returncode == 0, r.stdout + r.stderr
+    else:
+        assert r.returncode != 0 and finding in r.stdout + r.stderr, r.stdout + r.stderr
+
+
 @pytest.mark.slow
 def test_mkdocs_build_strict(tmp_path: Path) -> None:
     out = tmp_path / "site"
