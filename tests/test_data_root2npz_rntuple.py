@@ -31,7 +31,11 @@ def columns(n: int, seed: int = 0) -> dict[str, object]:
 def write_rntuple(path: Path, n: int, seed: int = 0) -> dict[str, object]:
     cols = columns(n, seed)
     with uproot.recreate(path) as f:
-        f["Events"] = cols  # a dict of arrays: uproot writes an RNTuple
+        # a dict of arrays: uproot writes an RNTuple; one cluster per 500 entries, so reading
+        # in steps crosses cluster boundaries
+        f["Events"] = {k: v[:500] for k, v in cols.items()}  # type: ignore[index]
+        for lo in range(500, n, 500):
+            f["Events"].extend({k: v[lo : lo + 500] for k, v in cols.items()})  # type: ignore[index]
         f.mktree("Meta", {"run": np.int32}).extend({"run": np.array([1], np.int32)})
     return cols
 
@@ -52,7 +56,9 @@ def rntuples(tmp_path: Path) -> tuple[list[Path], list[dict[str, object]]]:
 
 
 def test_the_file_really_holds_an_rntuple(rntuples) -> None:  # type: ignore[no-untyped-def]
-    assert uproot.open(rntuples[0][0]).classnames(cycle=False)["Events"] == "ROOT::RNTuple"
+    f = uproot.open(rntuples[0][0])
+    assert f.classnames(cycle=False)["Events"] == "ROOT::RNTuple"
+    assert len(f["Events"].cluster_summaries) == 6
 
 
 def test_rntuple_round_trip_chunked(tmp_path: Path, rntuples) -> None:  # type: ignore[no-untyped-def]

@@ -1,9 +1,11 @@
 """Benchmark of `hepbundle data root2npz` against bare uproot + np.savez, in one run.
 
     python tools/bench/root2npz.py [--workdir /tmp/hb-bench-root2npz] [--entries 1000000]
+                                   [--kind ttree|rntuple|both]
 
 Input: a TTree of ``--entries`` entries × 17 branches (9 float32, 4 float64, 4 int32; uproot's
-default compression), and a second one 5× larger. Throughput: best of ``--repeat`` interleaved
+default compression), and a second one 5× larger; with ``--kind rntuple`` (or ``both``) also the
+same columns as an RNTuple (what ``f["Events"] = {...}`` writes), read by both contenders. Throughput: best of ``--repeat`` interleaved
 in-process runs of ``root2npz`` (which also checksums the inputs and hashes the output) against
 the baseline ``uproot.open(f)["Events"].arrays(library="np")`` + ``np.savez`` on the same file.
 Peak RSS: each contender as a grandchild process (RUSAGE_CHILDREN of a fresh launcher) on the
@@ -52,23 +54,29 @@ np.savez(sys.argv[2], **arrays)
 """
 
 
-def make_input(path: Path, entries: int, seed: int = 0) -> Path:
+def make_input(path: Path, entries: int, seed: int = 0, kind: str = "ttree") -> Path:
     rng = np.random.default_rng(seed)
-    with uproot.recreate(path) as f:
-        t = f.mktree("Events", {b: _TYPES[b[0]] for b in BRANCHES})
-        step = 200_000
-        for lo in range(0, entries, step):
-            n = min(step, entries - lo)
-            t.extend(
-                {
-                    b: (
-                        rng.integers(0, 1000, n).astype(np.int32)
-                        if b[0] == "i"
-                        else rng.normal(0, 1, n).astype(_TYPES[b[0]])
-                    )
-                    for b in BRANCHES
-                }
+    step = 200_000
+
+    def chunk(n: int) -> dict[str, np.ndarray]:
+        return {
+            b: (
+                rng.integers(0, 1000, n).astype(np.int32)
+                if b[0] == "i"
+                else rng.normal(0, 1, n).astype(_TYPES[b[0]])
             )
+            for b in BRANCHES
+        }
+
+    with uproot.recreate(path) as f:
+        if kind == "rntuple":
+            f["Events"] = chunk(min(step, entries))  # a dict: uproot writes an RNTuple
+            for lo in range(step, entries, step):
+                f["Events"].extend(chunk(min(step, entries - lo)))
+            return path
+        t = f.mktree("Events", {b: _TYPES[b[0]] for b in BRANCHES})
+        for lo in range(0, entries, step):
+            t.extend(chunk(min(step, entries - lo)))
     return path
 
 
@@ -83,37 +91,22 @@ def peak_rss(argv: list[str]) -> tuple[float, int]:
     return wall, rss
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", type=Path, default=None)
-    ap.add_argument("--entries", type=int, default=1_000_000)
-    ap.add_argument("--repeat", type=int, default=5, help="interleaved throughput runs")
-    ap.add_argument("--step-size", default="100MB", help="step size of the throughput runs")
-    ap.add_argument("--rss-steps", default="10MB,50MB,100MB", help="step sizes of the RSS runs")
-    args = ap.parse_args()
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="hb-bench-root2npz-"))
-    work.mkdir(parents=True, exist_ok=True)
-    small = work / "small.root"
-    large = work / "large.root"
-    if not small.exists():
-        make_input(small, args.entries)
-    if not large.exists():
-        make_input(large, 5 * args.entries, seed=1)
-    warm([small, large])
-    mib = small.stat().st_size / 2**20
-    print(f"input: {args.entries:,} entries x {len(BRANCHES)} branches, {mib:.1f} MiB on disk")
-    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-
+def throughput(src: Path, kind: str, args: argparse.Namespace, work: Path) -> None:
+    """Interleaved best-of runs of both contenders on ``src``; prints the ratio."""
+    mib = src.stat().st_size / 2**20
+    print(
+        f"{kind} input: {args.entries:,} entries x {len(BRANCHES)} branches, {mib:.1f} MiB on disk"
+    )
     # interleaved, best of --repeat: both contenders see the same moments of a shared machine
     t_base = t_ours = float("inf")
     for _ in range(args.repeat):
-        t_base = min(t_base, best_of(1, lambda: baseline(small, work / "base.npz"))[0])
+        t_base = min(t_base, best_of(1, lambda: baseline(src, work / "base.npz"))[0])
         t_ours = min(
             t_ours,
             best_of(
                 1,
                 lambda: root2npz(
-                    [small],
+                    [src],
                     "Events",
                     BRANCHES,
                     work / "ours.npz",
@@ -126,23 +119,62 @@ def main() -> None:
     got = np.load(work / "ours.npz")
     assert all(np.array_equal(ref[b], got[b]) for b in BRANCHES), "outputs differ"
     rate = args.entries / 1e6
-    print(f"baseline arrays()+savez : {t_base:6.2f} s  {rate / t_base:6.2f} M entries/s")
-    print(f"hepbundle root2npz      : {t_ours:6.2f} s  {rate / t_ours:6.2f} M entries/s")
-    print(f"throughput ratio        : {t_base / t_ours:.2f}x of baseline (target >= 0.8)")
+    print(f"{kind} baseline arrays()+savez : {t_base:6.2f} s  {rate / t_base:6.2f} M entries/s")
+    print(f"{kind} hepbundle root2npz      : {t_ours:6.2f} s  {rate / t_ours:6.2f} M entries/s")
+    print(f"{kind} throughput ratio        : {t_base / t_ours:.2f}x of baseline (target >= 0.8)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--entries", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=5, help="interleaved throughput runs")
+    ap.add_argument("--step-size", default="100MB", help="step size of the throughput runs")
+    ap.add_argument("--rss-steps", default="10MB,50MB,100MB", help="step sizes of the RSS runs")
+    ap.add_argument("--kind", choices=["ttree", "rntuple", "both"], default="both")
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="hb-bench-root2npz-"))
+    work.mkdir(parents=True, exist_ok=True)
+    kinds = ["ttree", "rntuple"] if args.kind == "both" else [args.kind]
+    small = work / "small.root"
+    large = work / "large.root"
+    if "ttree" in kinds and not small.exists():
+        make_input(small, args.entries)
+    if "ttree" in kinds and not large.exists():
+        make_input(large, 5 * args.entries, seed=1)
+    inputs = {"ttree": small} if "ttree" in kinds else {}
+    large_rn = work / "large-rntuple.root"
+    if "rntuple" in kinds:
+        inputs["rntuple"] = work / "small-rntuple.root"
+        if not inputs["rntuple"].exists():
+            make_input(inputs["rntuple"], args.entries, kind="rntuple")
+        if not large_rn.exists():
+            make_input(large_rn, 5 * args.entries, seed=1, kind="rntuple")
+    warm([p for p in (small, large, *inputs.values()) if p.exists()])
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
+    for kind in kinds:
+        throughput(inputs[kind], kind, args, work)
 
     script = work / "baseline.py"
     script.write_text(BASELINE)
     _, floor = peak_rss([PY, "-c", "import numpy, uproot, awkward, hepbundle.cli"])
     print(f"peak RSS of the imports alone: {floor / 2**20:.0f} MiB")
-    for label, src in (("1x", small), ("5x", large)):
-        bwall, brss = peak_rss([PY, str(script), str(src), str(work / f"bchild-{label}.npz")])
+    runs = [("ttree 1x", small), ("ttree 5x", large)] if "ttree" in kinds else []
+    runs += (
+        [("rntuple 1x", inputs["rntuple"]), ("rntuple 5x", large_rn)] if "rntuple" in kinds else []
+    )
+    for label, src in runs:
+        out = work / f"bchild-{label.replace(' ', '-')}.npz"
+        bwall, brss = peak_rss([PY, str(script), str(src), str(out)])
         line = f"peak RSS {label}: baseline {brss / 2**20:6.0f} MiB ({bwall:4.1f} s)"
         for step in args.rss_steps.split(","):
             cmd = [PY, "-m", "hepbundle", "data", "root2npz", str(src), "-t", "Events"]
             cmd += ["-b", ",".join(BRANCHES), "--step-size", step]
-            wall, rss = peak_rss([*cmd, "-o", str(work / f"child-{label}.npz")])
+            wall, rss = peak_rss([*cmd, "-o", str(out.with_name("child.npz"))])
             line += f" | root2npz step {step}: {rss / 2**20:4.0f} MiB ({wall:4.1f} s)"
         print(line)
+    if "ttree" not in kinds:
+        return
     step = args.rss_steps.split(",")[-1]
     trace = subprocess.run(
         [PY, "-c", TRACE, str(large), ",".join(BRANCHES), str(work / "trace.npz"), step],

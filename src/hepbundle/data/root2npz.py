@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import itertools
 import operator
 import os
 import re
@@ -355,17 +356,23 @@ def _chunks(
     # and apply it here, with the same expression language
     rn_cut = _Cut(cut) if cut is not None and kind == "RNTuple" else None
     read = list(branches) if rn_cut is None else list(dict.fromkeys([*branches, *rn_cut.names]))
-    it = t.iterate(
-        read,
-        cut=cut if rn_cut is None else None,
-        step_size=step,
-        library="ak",
-        report=True,
-        decompression_executor=pool,
-    )
+    if kind == "RNTuple":
+        it = _rntuple_steps(t, read, step)
+    else:
+        it = (
+            (chunk, int(report.tree_entry_stop - report.tree_entry_start))
+            for chunk, report in t.iterate(
+                read,
+                cut=cut,
+                step_size=step,
+                library="ak",
+                report=True,
+                decompression_executor=pool,
+            )
+        )
     while True:
         try:
-            chunk, report = next(it)
+            chunk, n = next(it)
         except StopIteration:
             return
         except uproot.KeyInFileError as e:
@@ -374,12 +381,40 @@ def _chunks(
             raise DataError(f"--cut {cut!r} is not a valid expression") from None
         except (OSError, ValueError, uproot.deserialization.DeserializationError) as e:
             raise _corrupt(source, e) from None
-        n = int(report.tree_entry_stop - report.tree_entry_start)
-        del report
         if rn_cut is not None:
             chunk = chunk[rn_cut.mask(chunk, source)][list(branches)]
         yield chunk, n
         del chunk  # not kept alive while the next step is read
+
+
+def _rntuple_steps(t: Any, fields: Sequence[str], step: str | int) -> Iterator[tuple[Any, int]]:
+    """(chunk, entries) of an RNTuple in whole clusters of about ``step`` (entries or memory
+    size) each. uproot 5.7 reads an RNTuple's pages on one thread (its decompression_executor
+    is not used there); the fields are split in groups read on one thread each (zlib/lz4/zstd
+    release the GIL), over the same entry range, so one step is in memory, as for a TTree."""
+    ak = _ak()
+    target = step if isinstance(step, int) else int(t.num_entries_for(step, filter_name=fields))
+    target = max(1, target)
+    bounds = [0]
+    for c in t.cluster_summaries:
+        end = int(c.num_first_entry + c.num_entries)
+        if end - bounds[-1] >= target or end >= t.num_entries:
+            bounds.append(end)
+    if bounds[-1] < t.num_entries:  # no clusters listed (empty) or a short last window
+        bounds.append(int(t.num_entries))
+    n_groups = max(1, min(default_workers(), len(fields)))
+    groups = [list(fields[i::n_groups]) for i in range(n_groups)]
+    with ThreadPoolExecutor(max_workers=n_groups, thread_name_prefix="hepbundle-rntuple") as pool:
+        for lo, hi in itertools.pairwise(bounds):
+
+            def read(group: list[str], lo: int = lo, hi: int = hi) -> Any:
+                return t.arrays(group, entry_start=lo, entry_stop=hi, library="ak")
+
+            parts = list(pool.map(read, groups))
+            columns = {f: part[f] for part in parts for f in part.fields}
+            del parts
+            yield ak.zip(columns, depth_limit=1), hi - lo
+            del columns
 
 
 _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..errors import DataError, MissingExtraError
+from . import seconds_from_env
 
 __all__ = [
     "DID_RE",
@@ -105,12 +106,8 @@ def split_did(did: str) -> tuple[str, str]:
 
 
 def timeout() -> int:
-    raw = os.environ.get(TIMEOUT_ENV, "")
-    if not raw:
-        return _DEFAULT_TIMEOUT
-    if not raw.isdigit() or int(raw) == 0:
-        raise DataError(f"{TIMEOUT_ENV}={raw!r} must be a positive number of seconds")
-    return int(raw)
+    """Seconds any one Rucio request may take (``HEPBUNDLE_RUCIO_TIMEOUT``, default 30)."""
+    return seconds_from_env(TIMEOUT_ENV, _DEFAULT_TIMEOUT)
 
 
 def did_info(did: str) -> DidInfo:

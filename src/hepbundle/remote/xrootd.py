@@ -10,12 +10,12 @@ that, never a hang. ``HEPBUNDLE_XROOTD_TIMEOUT`` (seconds, default 30) sets it.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..errors import DataError, MissingExtraError
+from . import seconds_from_env
 
 __all__ = ["TIMEOUT_ENV", "RemoteFile", "is_root_url", "remote_options", "stat", "timeout"]
 
@@ -42,12 +42,7 @@ def is_root_url(name: str) -> bool:
 
 def timeout() -> int:
     """Seconds any one XRootD step may take (``HEPBUNDLE_XROOTD_TIMEOUT``, default 30)."""
-    raw = os.environ.get(TIMEOUT_ENV, "")
-    if not raw:
-        return _DEFAULT_TIMEOUT
-    if not raw.isdigit() or int(raw) == 0:
-        raise DataError(f"{TIMEOUT_ENV}={raw!r} must be a positive number of seconds")
-    return int(raw)
+    return seconds_from_env(TIMEOUT_ENV, _DEFAULT_TIMEOUT)
 
 
 def remote_options(name: str) -> dict[str, Any]:
