@@ -95,6 +95,12 @@ def signed(built: hepbundle.Bundle, ec_key: tuple[Path, Path]) -> hepbundle.Bund
 
 
 # real XRootD and Rucio servers on loopback (tests marked `services`)
-from .services import _rucio_session, _xrootd_session, rucio_server, xrootd_server  # noqa: E402
+from .services import (  # noqa: E402
+    _rucio_session,
+    _services,
+    _xrootd_session,
+    rucio_server,
+    xrootd_server,
+)
 
-__all__ = ["_rucio_session", "_xrootd_session", "rucio_server", "xrootd_server"]
+__all__ = ["_rucio_session", "_services", "_xrootd_session", "rucio_server", "xrootd_server"]

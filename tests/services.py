@@ -3,8 +3,9 @@
 The servers are the project's own (``tools/services/``): ``xrootd.sh`` and ``rucio.sh`` install
 what is missing (Debian xrootd packages; a Rucio server venv cached under
 ``~/.cache/hepbundle-ci``), start on 127.0.0.1 and print the client settings. The session
-fixtures here run them once per test session, reuse servers that already run (``make unit``
-starts them first), and stop only what they started. Where a server cannot be installed or
+fixtures here use the servers on the default ports when both run (``make unit`` starts them
+first), and otherwise start a private pair (own directory, free ports) once per test session
+and stop it at the end: two sessions side by side never stop each other's servers. Where a server cannot be installed or
 started the tests skip with the reason — and fail in CI (``HEPBUNDLE_REQUIRE_SERVICES=1``,
 :mod:`tests.needs`).
 
@@ -20,6 +21,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,13 +38,16 @@ _REAL_CONNECT = socket.socket.connect
 _START_TIMEOUT = 900  # a cold install of the Rucio server venv takes minutes
 
 
-def _script(name: str, action: str) -> subprocess.CompletedProcess[str]:
+def _script(
+    name: str, action: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", str(TOOLS / name), action],
         capture_output=True,
         text=True,
         timeout=_START_TIMEOUT,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -55,16 +60,45 @@ def _exports(text: str) -> dict[str, str]:
     return out
 
 
-def _start(name: str) -> tuple[dict[str, str], bool]:
-    """Start (or reuse) one service; its env lines and whether this call started it."""
-    if shutil.which("bash") is None:
-        missing("bash is not available to run tools/services")
-    running = _script(name, "status").returncode == 0
-    res = _script(name, "start")
-    if res.returncode != 0:
-        last = (res.stderr.strip().splitlines() or ["(no output)"])[-1]
-        missing(f"tools/services/{name} could not start its server: {last}")
-    return _exports(res.stdout), not running
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class _Instance:
+    """Which servers this session uses: the shared ones on the default ports (started by
+    ``make unit`` / ``up.sh start``: used, never stopped here), or a private pair in a directory
+    and on ports of its own (started and stopped by this session), so that two test sessions
+    running side by side never stop each other's servers."""
+
+    env: dict[str, str]
+    private: bool
+    started: list[str]
+
+    def start(self, name: str) -> dict[str, str]:
+        if shutil.which("bash") is None:
+            missing("bash is not available to run tools/services")
+        res = _script(name, "start", self.env)
+        if res.returncode != 0:
+            last = (res.stderr.strip().splitlines() or ["(no output)"])[-1]
+            missing(f"tools/services/{name} could not start its server: {last}")
+        if self.private:
+            self.started.append(name)
+        return _exports(res.stdout)
+
+
+def _instance() -> _Instance:
+    if all(_script(n, "status").returncode == 0 for n in ("xrootd.sh", "rucio.sh")):
+        return _Instance({}, private=False, started=[])
+    home = tempfile.mkdtemp(prefix="hepbundle-services-")
+    env = {
+        "HEPBUNDLE_SERVICES_DIR": home,
+        "HEPBUNDLE_XROOTD_PORT": str(_free_port()),
+        "HEPBUNDLE_RUCIO_PORT": str(_free_port()),
+    }
+    return _Instance(env, private=True, started=[])
 
 
 def adler32(path: Path) -> str:
@@ -139,38 +173,42 @@ def _loopback_connect(sock: socket.socket, address: Any) -> None:
 
 
 @pytest.fixture(scope="session")
-def _xrootd_session() -> Iterator[XRootDServer]:
+def _services() -> Iterator[_Instance]:
+    inst = _instance()
+    yield inst
+    for name in reversed(inst.started):
+        _script(name, "stop", inst.env)
+    if inst.private:
+        shutil.rmtree(inst.env["HEPBUNDLE_SERVICES_DIR"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def _xrootd_session(_services: _Instance) -> XRootDServer:
     if importlib.util.find_spec("XRootD") is None:
         missing(
             "the XRootD Python bindings are not installed: pip install 'hepbundle[data-services]'"
         )
-    env, started = _start("xrootd.sh")
-    yield XRootDServer(env["XROOTD_URL"], Path(env["XROOTD_EXPORT"]))
-    if started:
-        _script("xrootd.sh", "stop")
+    env = _services.start("xrootd.sh")
+    return XRootDServer(env["XROOTD_URL"], Path(env["XROOTD_EXPORT"]))
 
 
 @pytest.fixture(scope="session")
-def _rucio_session(_xrootd_session: XRootDServer) -> Iterator[RucioServer]:
+def _rucio_session(_services: _Instance, _xrootd_session: XRootDServer) -> RucioServer:
     if importlib.util.find_spec("rucio") is None:
         missing("rucio-clients is not installed: pip install 'hepbundle[data-services]'")
-    env, started = _start("rucio.sh")
-    seeded = subprocess.run(
-        ["bash", str(TOOLS / "rucio.sh"), "seed"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={
-            **os.environ,
+    env = _services.start("rucio.sh")
+    seeded = _script(
+        "rucio.sh",
+        "seed",
+        {
+            **_services.env,
             "XROOTD_URL": _xrootd_session.url,
             "XROOTD_EXPORT": str(_xrootd_session.export),
         },
     )
     if seeded.returncode != 0:
         missing(f"tools/services/rucio.sh seed failed: {seeded.stderr.strip()[-300:]}")
-    yield RucioServer(Path(env["RUCIO_CONFIG"]), _xrootd_session)
-    if started:
-        _script("rucio.sh", "stop")
+    return RucioServer(Path(env["RUCIO_CONFIG"]), _xrootd_session)
 
 
 @pytest.fixture

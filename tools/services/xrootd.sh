@@ -67,6 +67,7 @@ do_start() {
     [[ -z $(listeners "$PORT") ]] || die "port $PORT is taken by another process; set HEPBUNDLE_XROOTD_PORT"
     local user; user=$(run_user)
     mkdir -p "$RUN" "$HOME_DIR/log" "$EXPORT"
+    chmod 755 "$SERVICES_DIR" "$HOME_DIR"  # the server's user must reach its directories
     chown "$user" "$RUN" "$HOME_DIR/log" "$EXPORT" 2>/dev/null || chmod 1777 "$RUN" "$HOME_DIR/log" "$EXPORT"
     cat >"$CFG" <<CFG
 # written by tools/services/xrootd.sh
