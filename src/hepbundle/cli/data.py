@@ -54,7 +54,12 @@ def _branch_list(branches: tuple[str, ...], branches_file: Path | None) -> list[
 
 @data.command("root2npz")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-t", "--tree", required=True, help="TTree name (e.g. Events, CollectionTree).")
+@click.option(
+    "-t",
+    "--tree",
+    required=True,
+    help="Name of the TTree or RNTuple (e.g. Events, CollectionTree); each file may hold either.",
+)
 @click.option(
     "-b", "--branches", multiple=True, metavar="A,B,…", help="Branches to convert (repeatable)."
 )
@@ -63,7 +68,9 @@ def _branch_list(branches: tuple[str, ...], branches_file: Path | None) -> list[
     type=click.Path(dir_okay=False, path_type=Path),
     help="File with one branch name per line (# comments).",
 )
-@click.option("--cut", help="uproot cut expression, e.g. 'pt > 20'.")
+@click.option(
+    "--cut", help="uproot cut expression, e.g. '(pt > 20) & (abs(eta) < 2.5)' (TTree and RNTuple)."
+)
 @click.option(
     "--step-size",
     default="100MB",
@@ -94,11 +101,13 @@ def root2npz(
     out: Path,
     as_json: bool,
 ) -> None:
-    """Convert branches of TREE in INPUTS (paths or root:// URLs) into OUT.npz.
+    """Convert branches (RNTuple: fields) of TREE in INPUTS (paths or root:// URLs) into OUT.npz.
 
-    Reads in chunks (memory bounded by --step-size whatever the input size), keeps each
-    branch's dtype, and writes OUT.npz.provenance.json beside it: inputs with adler32 and
-    sha256, selection, entries in/out, software versions, command line, output digest.
+    TREE may be a TTree or an RNTuple. Reads in chunks (memory bounded by --step-size whatever
+    the input size), keeps each branch's dtype, and writes OUT.npz.provenance.json beside it:
+    inputs with adler32 and sha256 (for root:// the XRootD server's size and adler32, no second
+    read), the object kind, selection, entries in/out, software versions, command line, output
+    digest. XRootD steps wait at most HEPBUNDLE_XROOTD_TIMEOUT seconds (default 30).
     """
     res = _root2npz.root2npz(
         list(inputs),
