@@ -180,3 +180,32 @@ def test_sigstore_signer_without_network_fails_cleanly(built: hepbundle.Bundle) 
     with pytest.raises(SigningError, match="sigstore signing failed"):
         signing.sign(built.root, signing.SigstoreSigner(identity_token="not-a-jwt"))
     assert not (built.root / "hepbundle.sig").exists()
+
+
+def test_sigstore_sign_with_no_network_is_one_line(built: hepbundle.Bundle) -> None:
+    """The real CLI in a network namespace with no interface: one line saying so, no urllib3
+    retry warnings, no "report the issue at sigstore-python" text."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from .needs import missing
+
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-n", "true"]).returncode != 0:
+        missing("needs unshare -n (util-linux, root) for a namespace without network")
+    src = Path(hepbundle.__file__).resolve().parents[1]
+    r = subprocess.run(
+        [unshare, "-n", sys.executable, "-m", "hepbundle", "sign", str(built.root), "--sigstore"],
+        env={**os.environ, "PYTHONPATH": str(src)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert "no network (cannot reach tuf-repo-cdn.sigstore.dev)" in r.stderr
+    assert "Retrying" not in r.stderr and "reporting the issue" not in r.stderr
+    assert not (built.root / "hepbundle.sig").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +54,10 @@ class SigstoreSigner:
         from model_signing._signing import sign_sigstore as _oms_sigstore
         from sigstore.errors import Error as SigstoreError
 
+        # urllib3 logs every retry of an unreachable host as a WARNING: the failure is ours to say
+        net_log = logging.getLogger("urllib3")
+        level = net_log.level
+        net_log.setLevel(logging.ERROR)
         try:
             signer = _oms_sigstore.Signer(
                 identity_token=self.identity_token,
@@ -61,14 +66,40 @@ class SigstoreSigner:
                 trust_config=self.trust_config,
             )
             text: str = signer.sign(payload).bundle.to_json()
-        except SigstoreError as e:
-            raise SigningError(f"sigstore signing failed: {e.diagnostics()}") from None
-        except (OSError, ValueError) as e:
-            raise SigningError(
-                f"sigstore signing failed: {e}",
-                hint="keyless signing needs network access to Fulcio/Rekor and an OIDC token",
-            ) from None
+        except (SigstoreError, OSError, ValueError) as e:
+            raise _signing_failure(e) from None
+        finally:
+            net_log.setLevel(level)
         return text
+
+
+_NETWORK_ERRORS = ("NameResolutionError", "NewConnectionError", "ConnectTimeoutError",
+                   "MaxRetryError", "ConnectionError", "DownloadError", "gaierror")  # fmt: skip
+_HINT = "keyless signing needs network access to Fulcio, Rekor and the sigstore TUF root, and an OIDC token"
+
+
+def _signing_failure(e: BaseException) -> SigningError:
+    """One line for a failed keyless signing: no network, no OIDC token, or sigstore's own
+    message (first sentence, whitespace collapsed); never a retry log or a bug-report link."""
+    chain: list[BaseException] = []
+    x: BaseException | None = e
+    while x is not None and len(chain) < 20:
+        chain.append(x)
+        x = x.__cause__ or x.__context__
+    names = {c.__name__ for x in chain for c in type(x).__mro__}
+    if names & set(_NETWORK_ERRORS):
+        hosts = [getattr(getattr(x, "conn", None), "host", None) for x in chain]
+        host = next((str(h) for h in hosts if h), "the sigstore services")
+        return SigningError(
+            f"sigstore signing failed: no network (cannot reach {host})", hint=_HINT
+        )
+    text = " ".join(str(getattr(e, "diagnostics", lambda: str(e))()).split())
+    if "IdentityError" in names or "token" in text.lower():
+        return SigningError(
+            f"sigstore signing failed: no usable OIDC identity token ({text.split('. ')[0]})",
+            hint="pass --identity-token, or run where an ambient OIDC token exists (CI)",
+        )
+    return SigningError(f"sigstore signing failed: {text.split('. ')[0].rstrip('.')}", hint=_HINT)
 
 
 @functools.cache
