@@ -254,3 +254,13 @@ def test_local_project_without_file_list(tmp_path: Path) -> None:
     prj = _project(tmp_path)
     emu = load_emulation(prj, build_dir=tmp_path / "emu")
     assert np.allclose(emu.predict(np.array([[1.0, 1.5]])), [[2.5]])
+
+
+def test_cli_compare_empty_inputs_is_one_clear_line(
+    signed_fw: Path, ec_key: tuple[Path, Path], tmp_path: Path
+) -> None:
+    args = _compare_args(signed_fw, tmp_path)
+    (tmp_path / "x.npz").write_bytes(b"")
+    res = CliRunner().invoke(main, [*args, "--trust-key", str(ec_key[1])])
+    assert res.exit_code == 2, res.output
+    assert "the file is empty" in res.output and "Aborted" not in res.output

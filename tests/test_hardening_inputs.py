@@ -324,3 +324,35 @@ def test_messages_are_capped() -> None:
     e = HepbundleError("; ".join(f"extra f{i}" for i in range(1_000_000)), hint="h" * 10_000)
     assert len(str(e)) < 2600
     assert "more characters" in e.message
+
+
+# --- fpga compare inputs ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["empty", "npy", "strings", "fifo", "garbage"])
+def test_compare_inputs_are_checked(tmp_path: Path, kind: str) -> None:
+    import numpy as np
+
+    from hepbundle.errors import ToolError
+    from hepbundle.fpga.compare import load_npz
+
+    p = tmp_path / "in.npz"
+    if kind == "empty":
+        p.write_bytes(b"")
+    elif kind == "npy":
+        p = tmp_path / "in.npy"
+        np.save(p, np.ones((3, 2)))
+    elif kind == "strings":
+        np.savez(p, x=np.array([["a", "b"]]))
+    elif kind == "fifo":
+        os.mkfifo(p)
+    else:
+        p.write_bytes(b"PK\x03\x04 not a zip")
+    if kind == "npy":
+        with no_hang():
+            (a,) = load_npz(p, ["x"], what="inputs")
+        assert a.shape == (3, 2)
+        return
+    words = {"empty": "empty", "strings": "not numbers", "fifo": "FIFO", "garbage": "cannot read"}
+    with no_hang(), pytest.raises(ToolError, match=words[kind]):
+        load_npz(p, ["x"], what="inputs")

@@ -71,5 +71,16 @@ def keras_model(bundle: Bundle, relpath: str | None = None, *, compile: bool = F
     """A Keras model loaded from the bundle's (verified) ``.keras``/``.h5`` file."""
     require("tensorflow", "fpga")
     keras = require("keras", "fpga")
-    path = bundle.path(find_model_file(bundle, (".keras", ".h5"), relpath))
-    return keras.models.load_model(str(path), compile=compile)
+    rel = find_model_file(bundle, (".keras", ".h5"), relpath)
+    path = bundle.path(rel)
+    try:
+        # safe mode, explicitly: a Lambda layer's Python code is never deserialised and run
+        return keras.models.load_model(str(path), compile=compile, safe_mode=True)
+    except ValueError as e:
+        if "safe_mode" not in str(e) and "arbitrary code" not in str(e):
+            raise HepbundleError(f"{bundle.ref}: Keras cannot load {rel}: {e}") from None
+        raise HepbundleError(
+            f"{bundle.ref}: {rel} holds Python code (a Lambda layer or custom object), which "
+            "Keras safe mode refuses to load",
+            hint="rebuild the model without Lambda layers (use built-in or registered layers)",
+        ) from None

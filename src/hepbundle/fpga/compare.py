@@ -16,6 +16,7 @@ CI. The report (JSON + PNG) is appended to the bundle's catalogue entry as an ev
 from __future__ import annotations
 
 import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from ..bundle import Bundle
 from ..digest import hash_file
 from ..errors import ToolError
 from ..manifest import canonical_json
+from ..regular import open_regular
 from .emulation import hls4ml_model
 from .tolerance import DEFAULT_MAX_RELATIVE_DIFF, DEFAULT_MIN_ARGMAX_AGREEMENT, Tolerance
 
@@ -264,10 +266,23 @@ def decode_fixed(raw: np.ndarray, ctype: str | None, port: str = "output") -> np
 def load_npz(path: Path, names: Sequence[str], *, what: str) -> list[np.ndarray]:
     """One array per name from an NPZ file: by name, or the only array when one is expected."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: np.asarray(z[k]) for k in z.files}
-    except (OSError, ValueError) as e:
+        with open_regular(path) as f:
+            loaded = np.load(f, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):  # a .npy file: one array
+                arrays = {"arr_0": loaded}
+            else:
+                with loaded as z:
+                    arrays = {k: np.asarray(z[k]) for k in z.files}
+    except EOFError:
+        raise ToolError(f"cannot read {what} {path}: the file is empty") from None
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise ToolError(f"cannot read {what} {path}: {e}") from None
+    for k, a in arrays.items():
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+            raise ToolError(
+                f"{what} {path}: array {k!r} holds {a.dtype} values, not numbers",
+                hint="save numeric arrays (float or integer)",
+            )
     if all(n in arrays for n in names):
         return [arrays[n] for n in names]
     if len(names) == 1 and len(arrays) == 1:
