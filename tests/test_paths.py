@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hepbundle.errors import PathError
@@ -77,6 +77,9 @@ def test_valid_paths_accepted(parts: list[str]) -> None:
         unique_by=lambda t: t[0].casefold(),
     )
 )
+# no deadline: the first example also compiles the manifest schema, which on a loaded shared
+# machine took >200 ms (speed is measured by tools/bench, never by a unit test's clock)
+@settings(deadline=None)
 def test_manifest_round_trip(entries: list[tuple[str, int, bytes]]) -> None:
     entries = [
         e for e in entries if not (len(e[0]) > 1 and e[0][1] == ":") and not is_reserved(e[0])

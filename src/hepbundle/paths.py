@@ -13,6 +13,7 @@ The rules (normative text in ``bundle-spec/README.md`` § Paths):
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
@@ -42,12 +43,16 @@ def is_reserved(relpath: str) -> bool:
     )
 
 
+#: NUL, C0 controls and DEL (one regex search: this runs for every entry at every open)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def check_relpath(relpath: str) -> str:
     """Return ``relpath`` if it obeys the path rules, else raise :class:`PathError` naming the rule."""
-    shown = relpath.encode("unicode_escape").decode("ascii")
     if not relpath:
         raise PathError("empty path")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in relpath):
+    if _CONTROL.search(relpath):
+        shown = relpath.encode("unicode_escape").decode("ascii")
         raise PathError(f"path {shown!r} contains a NUL or control character")
     if "\\" in relpath:
         raise PathError(f"path {relpath!r} contains a backslash; use '/' as separator")
