@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
 import tempfile
 import zipfile
@@ -31,9 +32,20 @@ import numpy.typing as npt
 from ..digest import FileDigest
 from ..errors import DataError
 
-__all__ = ["NpzMember", "NpzStreamWriter", "iter_npz_chunks", "npz_members"]
+__all__ = ["NpzMember", "NpzStreamWriter", "iter_npz_chunks", "member_name", "npz_members"]
 
 _COPY_BLOCK = 1 << 20
+
+
+_UNSAFE_MEMBER = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def member_name(name: str) -> str:
+    """The zip member name (without ``.npy``) of array ``name``: a branch called
+    ``../../evil`` or ``a/b`` must not become a path that an unzip writes outside its directory,
+    so separators and control characters become ``_`` and a leading dot is escaped."""
+    safe = _UNSAFE_MEMBER.sub("_", name)
+    return "_" + safe if safe.startswith(".") or not safe else safe
 
 
 class NpzStreamWriter:
@@ -57,6 +69,12 @@ class NpzStreamWriter:
             dt = dt.newbyteorder("=")
         if dt.hasobject:
             raise DataError(f"array {name!r} has object dtype, which NPZ cannot hold portably")
+        member = member_name(name)
+        clash = [n for n in self._dtype if member_name(n) == member]
+        if clash:
+            raise DataError(
+                f"arrays {clash[0]!r} and {name!r} would both be stored as {member}.npy"
+            )
         self._dtype[name] = dt
         self._inner[name] = tuple(inner_shape)
         self._rows[name] = 0
@@ -104,7 +122,7 @@ class NpzStreamWriter:
                     "shape": (self._rows[name], *self._inner[name]),
                 }
                 with (
-                    zf.open(f"{name}.npy", "w", force_zip64=True) as member,
+                    zf.open(f"{member_name(name)}.npy", "w", force_zip64=True) as member,
                     open(self._scratch / f"{i}.raw", "rb") as raw,
                 ):
                     _write_header(member, header)

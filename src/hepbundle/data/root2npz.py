@@ -163,6 +163,14 @@ def root2npz(
         for name in names:
             with _open_tree(uproot, name, tree) as (t, kind):
                 for chunk, n_read in _chunks(uproot, t, kind, name, branches, cut, step, inflate):
+                    if cut is None and len(chunk) != n_read:
+                        # a basket that decompressed to the wrong length (the payload itself is
+                        # not checksummed by ROOT: wrong values of the right length go unseen)
+                        raise DataError(
+                            f"{name}: read {len(chunk)} entries where the tree index says "
+                            f"{n_read}: a corrupt basket",
+                            hint="it may be truncated or corrupt; copy it again",
+                        )
                     for p in plan:
                         arr, cut_off = _to_numpy(chunk[p.name], p)
                         writer.append(p.name, arr)
@@ -254,6 +262,21 @@ def _open_options(uproot: Any, name: str) -> dict[str, Any]:
     if opts:
         opts["handler"] = uproot.source.xrootd.XRootDSource
     return opts
+
+
+def _decompression_errors() -> tuple[type[BaseException], ...]:
+    """What the codecs raise on a corrupt basket (zlib.error, lzma.LZMAError, cramjam's)."""
+    import lzma
+    import zlib
+
+    errors: list[type[BaseException]] = [zlib.error, lzma.LZMAError, EOFError]
+    try:
+        import cramjam
+
+        errors.append(cramjam.DecompressionError)
+    except (ImportError, AttributeError):
+        pass
+    return tuple(errors)
 
 
 def _corrupt(name: str, e: BaseException) -> DataError:
@@ -380,6 +403,8 @@ def _chunks(
         except SyntaxError:
             raise DataError(f"--cut {cut!r} is not a valid expression") from None
         except (OSError, ValueError, uproot.deserialization.DeserializationError) as e:
+            raise _corrupt(source, e) from None
+        except _decompression_errors() as e:  # a corrupt zlib/lzma/zstd/lz4 basket
             raise _corrupt(source, e) from None
         if rn_cut is not None:
             chunk = chunk[rn_cut.mask(chunk, source)][list(branches)]
