@@ -138,3 +138,14 @@ def test_show_summarises_long_roles_and_the_fpga_section(tmp_path: Path) -> None
     code, full, _ = run("show", b.root, "--all-files")
     assert code == 0 and "--all-files lists them" not in full
     assert all(f.path in full for f in b.manifest.files)
+
+
+def test_json_failure_is_one_object_and_typos_get_suggestions(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["show", "atlas/nope@1.0.0", "--repo", str(tmp_path), "--json"])
+    assert r.exit_code == 2
+    doc = json.loads(r.stdout)
+    assert doc["ok"] is False and doc["error"] == "NotFoundError" and doc["exitCode"] == 2
+    assert "atlas/nope" in doc["message"]
+    assert "hepbundle: error:" in r.stderr  # people still get the one line
+    r = CliRunner().invoke(main, ["pubish"])
+    assert r.exit_code == 2 and "did you mean 'publish'?" in r.stderr

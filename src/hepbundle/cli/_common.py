@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -20,11 +21,39 @@ class HepbundleGroup(click.Group):
     """A click group that reports :class:`HepbundleError` (and OS errors on user-named files)
     as one line on stderr with the error's exit code, never a traceback."""
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """A mistyped command name gets the closest known ones ("did you mean")."""
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as e:
+            name = args[0] if args else ""
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=3, cutoff=0.6)
+            if close and not name.startswith("-"):
+                raise click.UsageError(
+                    f"no such command {name!r}; did you mean {' or '.join(map(repr, close))}?",
+                    ctx,
+                ) from None
+            raise e
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except HepbundleError as e:
             click.echo(f"hepbundle: error: {e.diagnostics()}", err=True)
+            if ctx.meta.get(_JSON_META) and not ctx.meta.get(_JSON_EMITTED):
+                # the command's own result (e.g. a failed gate's report) is the answer when it
+                # printed one; otherwise the failure itself is the one JSON object
+                emit_json(
+                    {
+                        "ok": False,
+                        "error": type(e).__name__,
+                        "message": e.message,
+                        "hint": e.hint,
+                        "exitCode": e.exit_code,
+                    }
+                )
             ctx.exit(e.exit_code)
         except BrokenPipeError:
             # the reader went away (`hepbundle find | head`): stop quietly, as Unix tools do
@@ -46,12 +75,30 @@ def fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+_JSON_META = "hepbundle.json"
+_JSON_EMITTED = "hepbundle.json.emitted"
+
+
+def _remember_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[_JSON_META] = True  # shared by every context: the group reports failures too
+    return value
+
+
 json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print a machine-readable JSON result on stdout."
+    "--json",
+    "as_json",
+    is_flag=True,
+    callback=_remember_json,
+    help="Print a machine-readable JSON result on stdout (on failure: one object with "
+    "ok: false, error, message, hint, exitCode).",
 )
 
 
 def emit_json(obj: Any) -> None:
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta[_JSON_EMITTED] = True
     click.echo(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False))
 
 
