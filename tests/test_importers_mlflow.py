@@ -126,3 +126,77 @@ def test_missing_store_is_an_error_not_a_new_store(tmp_path: Path) -> None:
         with pytest.raises(SpecError, match="does not exist"):
             plan_import("mlflow", source)
         assert not source.exists(), "the client would have created it"
+
+
+def test_moved_artifacts_are_refused_never_published_empty(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    """A registered version whose artifacts were moved away (or whose model directory is empty)
+    is refused in the plan with the reason, and the real import publishes the others and exits
+    non-zero naming it — never a signed, immutable, empty bundle."""
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+    from mlflow.tracking import MlflowClient
+
+    from hepbundle.cli import main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.create_experiment("tau", artifact_location=(tmp_path / "artifacts").as_uri())
+    client.create_registered_model("tau-id")
+    run_ids = []
+    for version in (1, 2, 3):
+        rid = client.create_run(exp, tags={"mlflow.user": "jdoe"}).info.run_id
+        stage = tmp_path / "stage" / rid / "model"
+        stage.mkdir(parents=True)
+        (stage / "model.onnx").write_bytes(b"tau-%d" % version * 100)
+        client.log_artifacts(rid, str(stage), artifact_path="model")
+        client.set_terminated(rid)
+        client.create_model_version("tau-id", source=f"runs:/{rid}/model", run_id=rid)
+        run_ids.append(rid)
+    artifacts = tmp_path / "artifacts"
+    # v1: the run's whole artifact directory moved to another disk; v3: model files deleted
+    shutil.move(str(next(artifacts.rglob(run_ids[0]))), str(tmp_path / "moved"))
+    for f in (next(artifacts.rglob(run_ids[2])) / "artifacts" / "model").iterdir():
+        f.unlink()
+
+    plan = plan_import("mlflow", uri)
+    assert [b.ref for b in plan.bundles] == ["mlflow/tau-id@2.0.0"]
+    assert [r.what for r in plan.refused] == ["tau-id v1", "tau-id v3"]
+    assert "does not exist" in plan.refused[0].reason and "is empty" in plan.refused[1].reason
+    assert all(r.reason.startswith("refused: no payload: ") for r in plan.refused)
+
+    runner = CliRunner()
+    dry = runner.invoke(main, ["import", "mlflow", uri, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "refused versions (2, not published):" in dry.output
+    assert "tau-id v1: refused: no payload:" in dry.output
+    dry_json = json.loads(
+        runner.invoke(main, ["import", "mlflow", uri, "--dry-run", "--json"]).output
+    )
+    assert [r["what"] for r in dry_json["refused"]] == ["tau-id v1", "tau-id v3"]
+
+    repo = tmp_path / "repo"
+    r = runner.invoke(main, ["import", "mlflow", uri, "--repo", str(repo), "--key", str(ec_key[0])])
+    assert r.exit_code == 2, r.output
+    assert "2 version(s) refused, not published: tau-id v1, tau-id v3" in r.output
+    assert sorted(read_name_catalog(repo, "mlflow/tau-id").versions) == ["2.0.0"]
+
+
+def test_run_import_refuses_a_hand_made_empty_bundle(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from hepbundle.errors import SpecError
+    from hepbundle.importers.base import ImportPlan, make_bundle
+
+    empty = make_bundle(
+        name="mlflow/x", version="1.0.0", files=[], meta={}, origin="x v1", source_root=tmp_path
+    )
+    plan = ImportPlan("mlflow", "hand-made", (empty,))
+    with pytest.raises(SpecError, match="no file to import; an empty bundle is never published"):
+        run_import(plan, ImportOptions(repo=tmp_path / "repo", allow_unsigned=True))
+    assert not (tmp_path / "repo").exists()
+    moved = replace(plan).without_empty()
+    assert moved.bundles == () and moved.refused[0].what == "mlflow/x@1.0.0 [x v1]"

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import RepositoryError
+from ..errors import RepositoryError, SpecError
 from ._common import emit_json, json_option, progress
 
 if TYPE_CHECKING:
@@ -55,6 +55,14 @@ def _print_plan(plan: ImportPlan) -> None:
         click.echo(f"\nskipped ({len(plan.skipped)}):")
         for s in plan.skipped:
             click.echo(f"    {s.what}: {s.reason}")
+    _print_refused(plan)
+
+
+def _print_refused(plan: ImportPlan) -> None:
+    if plan.refused:
+        click.echo(f"\nrefused versions ({len(plan.refused)}, not published):")
+        for s in plan.refused:
+            click.echo(f"    {s.what}: {s.reason}")
 
 
 def _print_report(report: ImportReport) -> None:
@@ -65,9 +73,11 @@ def _print_report(report: ImportReport) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for o in report.conflicts:
         click.echo(f"conflict: {o.ref}: {o.detail}")
+    _print_refused(report.plan)
     click.echo(
         f"{report.count('published')} published, {report.count('unchanged')} unchanged, "
         f"{len(report.conflicts)} conflicts"
+        + (f", {len(report.plan.refused)} refused" if report.plan.refused else "")
         + (f", {report.compat_links} compat links" if report.compat_links else "")
         + f" in {report.seconds:.1f} s"
     )
@@ -137,7 +147,9 @@ def import_(
     KIND is dir (with --map), atlas-groupdata, cms-data (a git checkout), mlflow (a tracking URI
     or path), or an importer an experiment registered (entry-point group hepbundle.importers).
     Re-running publishes nothing new; a changed file under an already published version is
-    reported as a conflict (exit 2), never overwritten. Every file keeps its legacy path:
+    reported as a conflict (exit 2), never overwritten. A version without payload (an MLflow
+    model whose artifacts were moved) is listed as refused and never published (exit 2, after
+    the others). Every file keeps its legacy path:
 
     \b
         hepbundle path --legacy atlas:tauRecTools/R22_preprod/model.json
@@ -178,6 +190,14 @@ def import_(
         emit_json(report.to_json())
     else:
         _print_report(report)
+    if plan.refused:
+        conflicts = f" (and {len(report.conflicts)} conflict(s))" if report.conflicts else ""
+        raise SpecError(
+            f"{len(plan.refused)} version(s) refused, not published{conflicts}: "
+            + ", ".join(r.what for r in plan.refused),
+            hint="see 'refused versions' above (or --dry-run): restore the missing payload and "
+            "re-run; what was published stays",
+        )
     if report.conflicts:
         raise RepositoryError(
             f"{len(report.conflicts)} version(s) already published with other content: "

@@ -78,8 +78,9 @@ def get_importer(kind: str) -> Importer:
 
 def plan_import(kind: str, source: str | Path, mapping: str | Path | None = None) -> ImportPlan:
     """Plan the import of ``source`` with the importer of ``kind`` and an optional mapping file.
-    Two parts of the store that would become the same version are an error (naming both)."""
-    plan = get_importer(kind).plan(str(source), load_map(mapping))
+    Two parts of the store that would become the same version are an error (naming both); a
+    planned bundle without files is moved to the plan's ``refused`` (never published)."""
+    plan = get_importer(kind).plan(str(source), load_map(mapping)).without_empty()
     seen: dict[str, str] = {}
     for b in plan.bundles:
         if b.ref in seen:

@@ -25,6 +25,7 @@ from ._mapping import ImportMap, glob_match
 
 __all__ = [
     "GAP_ITEMS",
+    "NO_PAYLOAD",
     "ImportPlan",
     "Importer",
     "PlannedBundle",
@@ -150,12 +151,29 @@ class Skipped:
 
 @dataclass(frozen=True)
 class ImportPlan:
-    """What an importer found: the bundles to create and what it skipped."""
+    """What an importer found: the bundles to create, what it skipped, and the versions it
+    refused to create (``refused``: e.g. a registered model whose artifacts are gone — an
+    importer never publishes a bundle without payload; the real import exits non-zero)."""
 
     kind: str
     source: str
     bundles: tuple[PlannedBundle, ...]
     skipped: tuple[Skipped, ...] = ()
+    refused: tuple[Skipped, ...] = ()
+
+    def without_empty(self) -> ImportPlan:
+        """This plan with every bundle that has no file moved to ``refused``."""
+        empty = [b for b in self.bundles if not b.files]
+        if not empty:
+            return self
+        return replace(
+            self,
+            bundles=tuple(b for b in self.bundles if b.files),
+            refused=self.refused
+            + tuple(
+                Skipped(f"{b.ref} [{b.origin}]", NO_PAYLOAD + "no file to import") for b in empty
+            ),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -165,7 +183,12 @@ class ImportPlan:
             "files": sum(len(b.files) for b in self.bundles),
             "size": sum(b.size for b in self.bundles),
             "skipped": [{"what": s.what, "reason": s.reason} for s in self.skipped],
+            "refused": [{"what": s.what, "reason": s.reason} for s in self.refused],
         }
+
+
+#: how a refusal for want of payload starts (an empty bundle would be signed and immutable)
+NO_PAYLOAD = "refused: no payload: "
 
 
 class Importer(Protocol):

@@ -22,7 +22,15 @@ from urllib.parse import unquote, urlparse
 from ..errors import MissingExtraError, SpecError
 from ..provenance._training import _split_metric, _tracking_uri
 from ._mapping import ImportMap
-from .base import ImportPlan, PlannedBundle, PlannedFile, Skipped, make_bundle, safe_name
+from .base import (
+    NO_PAYLOAD,
+    ImportPlan,
+    PlannedBundle,
+    PlannedFile,
+    Skipped,
+    make_bundle,
+    safe_name,
+)
 
 __all__ = ["MlflowImporter"]
 
@@ -90,6 +98,7 @@ class MlflowImporter:
             raise SpecError(f"cannot open MLflow store {uri}: {str(e).splitlines()[0]}") from None
         bundles: list[PlannedBundle] = []
         skipped: list[Skipped] = []
+        refused: list[Skipped] = []
         try:
             models = client.search_registered_models()
             for rm in sorted(models, key=lambda m: m.name):
@@ -103,26 +112,31 @@ class MlflowImporter:
                     if not mv.run_id:
                         skipped.append(Skipped(f"{rm.name} v{mv.version}", "no run recorded"))
                         continue
-                    bundles.append(
-                        self._bundle(
-                            client,
-                            uri,
-                            rm,
-                            mv,
-                            sorted(by_version.get(str(mv.version), [])),
-                            mapping,
-                        )
+                    planned = self._bundle(
+                        client,
+                        uri,
+                        rm,
+                        mv,
+                        sorted(by_version.get(str(mv.version), [])),
+                        mapping,
                     )
+                    if isinstance(planned, Skipped):
+                        refused.append(planned)
+                    else:
+                        bundles.append(planned)
         except MlflowException as e:
             raise SpecError(f"cannot read MLflow store {uri}: {str(e).splitlines()[0]}") from None
-        if not bundles and not skipped:
+        if not bundles and not skipped and not refused:
             raise SpecError(f"the MLflow store {uri} has no registered model versions")
-        return ImportPlan(self.kind, uri, tuple(bundles), tuple(skipped))
+        return ImportPlan(self.kind, uri, tuple(bundles), tuple(skipped), tuple(refused))
 
     @staticmethod
     def _bundle(
         client: Any, uri: str, rm: Any, mv: Any, aliases: list[str], mapping: ImportMap
-    ) -> PlannedBundle:
+    ) -> PlannedBundle | Skipped:
+        """The bundle of one model version, or its refusal when the model's artifacts are not
+        where the store says (moved or deleted): an empty bundle, once signed and published,
+        would block the real one for good."""
         run = client.get_run(mv.run_id)
         what = f"{rm.name} v{mv.version}"
         source = str(mv.source)
@@ -133,6 +147,13 @@ class MlflowImporter:
             model_dir = _local_dir(client.get_model_version_download_uri(rm.name, mv.version), what)
         run_dir = _local_dir(run.info.artifact_uri, what)
         files = _files_under(model_dir, "model", mapping, None)
+        if not files:
+            state = "is empty" if model_dir.is_dir() else "does not exist"
+            return Skipped(
+                what,
+                f"{NO_PAYLOAD}the model's artifact directory {model_dir} {state} (source "
+                f"{source}; moved or deleted?)",
+            )
         if run_dir.is_dir():
             files += _files_under(run_dir, "artifacts", mapping, model_dir)
         tags = run.data.tags

@@ -30,7 +30,7 @@ from typing import Any
 from ..builder import BuildOptions, build_from_spec
 from ..bundle import Bundle
 from ..digest import FileDigest, hash_file, map_files
-from ..errors import IntegrityError
+from ..errors import IntegrityError, SpecError
 from ..manifest import Manifest
 from ..policy import TrustPolicy
 from ..repository.catalog import read_name_catalog
@@ -111,13 +111,23 @@ class ImportReport:
             "published": self.count("published"),
             "unchanged": self.count("unchanged"),
             "conflicts": self.count("conflict"),
+            "refused": [{"what": r.what, "reason": r.reason} for r in self.plan.refused],
             "compat_links": self.compat_links,
             "seconds": round(self.seconds, 3),
         }
 
 
 def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
-    """Carry out ``plan`` into ``opts.repo`` (see the module docstring)."""
+    """Carry out ``plan`` into ``opts.repo`` (see the module docstring). A planned bundle
+    without files is refused before anything is written (``plan_import`` moves such bundles to
+    ``plan.refused``; a hand-made plan may still hold one)."""
+    empty = [b for b in plan.bundles if not b.files]
+    if empty:
+        raise SpecError(
+            f"{empty[0].ref} [{empty[0].origin}]: no file to import; an empty bundle is never "
+            "published (nothing was written)",
+            hint="plan with hepbundle.importers.plan_import, which lists such versions as refused",
+        )
     start = time.monotonic()
     repo = opts.repo.absolute()
     if is_repository(repo):
