@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install sysdeps services services-stop lint types unit docs bench wheel clean
+.PHONY: demo test install sysdeps services services-stop lint types unit native native-asan docs bench wheel clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,22 @@ unit: $(STAMP) sysdeps
 	@bash tools/services/up.sh start >/dev/null || echo "make: data services did not start (see above)"
 	$(BIN)/pytest; rc=$$?; bash tools/services/up.sh stop; exit $$rc
 
+## the native C++ library (src/libhepbundle): Release build + GoogleTest via ctest, then the same
+## tests under AddressSanitizer + UndefinedBehaviorSanitizer (tests/test_native_conformance.py
+## drives build/native/hepbundle-native against the Python implementation)
+NATIVE_BUILD ?= build/native
+NATIVE_JOBS  ?= 2
+native: sysdeps
+	cmake -S src/libhepbundle -B $(NATIVE_BUILD) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(abspath $(NATIVE_BUILD))/install
+	cmake --build $(NATIVE_BUILD) -j $(NATIVE_JOBS)
+	cmake --install $(NATIVE_BUILD) > /dev/null
+	ctest --test-dir $(NATIVE_BUILD) --output-on-failure --timeout 300
+
+native-asan: sysdeps
+	cmake -S src/libhepbundle -B $(NATIVE_BUILD)-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEPBUNDLE_SANITIZE=ON -DHEPBUNDLE_EXAMPLES=OFF
+	cmake --build $(NATIVE_BUILD)-asan -j $(NATIVE_JOBS)
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir $(NATIVE_BUILD)-asan --output-on-failure --timeout 600
+
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
 
@@ -52,10 +68,10 @@ wheel: $(STAMP)
 	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w dist .
 
 ## install everything and run the whole suite (slow tests included): what .ci/run calls
-test: lint types wheel unit
+test: lint types wheel native unit
 
 bench: $(STAMP)
 	cd tools/bench && for b in verify load signing catalog root2npz import; do ../../$(BIN)/python $$b.py || exit 1; done
 
 clean:
-	rm -rf $(VENV) demo-run dist site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-run dist site build .pytest_cache .mypy_cache .ruff_cache

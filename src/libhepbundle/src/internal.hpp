@@ -1,0 +1,153 @@
+// Internal declarations shared by the library's translation units (not installed).
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "hepbundle/hepbundle.hpp"
+
+namespace hepbundle::detail {
+
+using json = nlohmann::json;
+
+// ---- text helpers (util.cpp) -------------------------------------------------------------
+/// Python's repr() of a str: 'x', "it's", with \n, \x00 … escapes
+std::string pyrepr(const std::string& s);
+/// fnmatch.fnmatchcase: *, ?, [seq], [!seq]; '*' matches '/' too
+bool fnmatchcase(const std::string& name, const std::string& pattern);
+/// difflib.get_close_matches (SequenceMatcher ratio, best first)
+std::vector<std::string> closeMatches(const std::string& word,
+                                      const std::vector<std::string>& possibilities, std::size_t n,
+                                      double cutoff);
+std::string join(const std::vector<std::string>& parts, const std::string& sep);
+bool startsWith(const std::string& s, const std::string& prefix);
+bool endsWith(const std::string& s, const std::string& suffix);
+bool isNameValid(const std::string& name);        // namespace/name
+bool isSemver(const std::string& version);        // SemVer 2.0.0
+bool isPrerelease(const std::string& version);
+bool isAlias(const std::string& alias);           // ^[a-z][a-z0-9._-]{0,63}$
+/// a string whose byte order is SemVer precedence (repository/refs.py version_key)
+std::string versionKey(const std::string& version);
+std::string hexOf(const unsigned char* data, std::size_t n);
+bool isLowerHex(const std::string& s, std::size_t n);
+/// "YYYY-MM-DDTHH:MM:SSZ" → seconds since the epoch; nullopt if malformed
+std::optional<std::int64_t> parseUtc(const std::string& s);
+std::string formatUtc(std::int64_t t, const char* fmt = "%Y-%m-%dT%H:%M:%SZ");
+/// Path(p).absolute() as Python prints it: cwd-joined, '.' and empty segments dropped
+std::string absolutePath(const std::string& p);
+std::string dirName(const std::string& p);
+std::string baseName(const std::string& p);
+std::string envOr(const char* name, const std::string& fallback = "");
+
+// ---- files (util.cpp) --------------------------------------------------------------------
+/// read a whole regular file (never a FIFO or device), at most max bytes; throws ReadError
+struct ReadError {
+  int err;            // errno, or 0 with tooBig/notRegular
+  bool tooBig = false;
+  bool notRegular = false;
+};
+std::string readSmallFile(const std::string& path, std::size_t max);
+/// JSON parse with a nesting limit; throws FormatError "<source>: not valid JSON: …"
+json parseJson(const std::string& text, const std::string& source);
+
+// ---- paths (paths.cpp) -------------------------------------------------------------------
+bool isReserved(const std::string& relpath);
+/// os.path.realpath (non-strict: what does not exist is kept lexically)
+std::string realpathOf(const std::string& p);
+/// throws PathError naming the rule (paths.py check_relpath)
+void checkRelpath(const std::string& relpath);
+/// throws PathError on two paths equal after NFC + case folding
+void checkCollisions(const std::vector<std::string>& paths);
+
+class Resolver {
+ public:
+  explicit Resolver(std::string root);
+  /// root/relpath after the rules and the parent-directory containment check (PathError)
+  std::string operator()(const std::string& relpath);
+  /// the final component is a symlink pointing outside the root
+  bool escapes(const std::string& relpath) const;
+  bool inside(const std::string& real) const;
+
+ private:
+  std::string root_, realRoot_;
+  std::map<std::string, bool> dirs_;
+};
+
+// ---- digests (digest.cpp) ----------------------------------------------------------------
+enum class Algorithm { Sha256, Blake3 };
+Algorithm algorithmFromName(const std::string& name);  // throws FormatError
+const char* algorithmName(Algorithm a);
+std::string sha256Hex(const std::string& data);
+/// stream the file through the algorithm (1 MiB blocks, one buffer per thread)
+std::string hashFile(const std::string& path, Algorithm a, std::uint64_t* size = nullptr);
+unsigned defaultWorkers();
+
+// ---- manifest (manifest.cpp) -------------------------------------------------------------
+struct Manifest {
+  std::string name, version, created, mediaType;
+  Algorithm algorithm = Algorithm::Sha256;
+  std::vector<FileEntry> files;  // as listed
+  std::map<std::string, std::size_t> index;  // path → position in files
+  std::string ref() const { return name + "@" + version; }
+};
+Manifest parseManifest(const std::string& bytes, const std::string& source);
+constexpr std::size_t kMaxManifestBytes = 64u << 20;
+constexpr std::size_t kMaxSignatureBytes = 16u << 20;
+constexpr std::size_t kMaxCatalogBytes = 64u << 20;
+constexpr int kMaxJsonDepth = 256;
+
+// ---- node verification cache (cache.cpp) -------------------------------------------------
+class VerificationCache {
+ public:
+  explicit VerificationCache(std::string directory);
+  bool isVerified(const std::string& manifestDigest, const std::string& relpath,
+                  const std::string& digest, const std::string& path, const struct stat& st);
+  struct Item {
+    std::string relpath, digest, path;
+    struct stat st;
+  };
+  void record(const std::string& manifestDigest, const std::vector<Item>& items);
+  const std::string& directory() const { return dir_; }
+
+ private:
+  json& entries(const std::string& manifestDigest);
+  std::string file(const std::string& manifestDigest) const;
+  std::string dir_;
+  std::mutex lock_;
+  std::map<std::string, json> loaded_;
+};
+/// the user's cache (HEPBUNDLE_CACHE_DIR, XDG_CACHE_HOME/hepbundle, ~/.cache/hepbundle), or null
+std::shared_ptr<VerificationCache> defaultCache();
+/// cvmfs2 FUSE mount points in a /proc/<pid>/mountinfo text, longest first
+std::vector<std::string> parseMountinfo(const std::string& text);
+std::optional<std::string> cvmfsMountOf(const std::string& path);
+json cvmfsKey(const std::string& path);
+
+// ---- integrity (integrity.cpp) -----------------------------------------------------------
+IntegrityReport checkTree(const std::string& root, const Manifest& m,
+                          const std::vector<std::string>* files, unsigned workers,
+                          VerificationCache* cache, const std::string& manifestDigest);
+
+// ---- signatures and policy (signature.cpp, policy.cpp) -----------------------------------
+class TrustPolicy;
+std::shared_ptr<const TrustPolicy> loadPolicy(const std::string& path);
+/// verify every signature file of the bundle at root against the policy; the signers accepted
+std::vector<Signer> verifySignatures(const std::string& root, const std::string& name,
+                                     const std::string& what,
+                                     const std::map<std::string, std::string>& expected,
+                                     const TrustPolicy& policy);
+/// signature files at the top of root by role, "primary" first
+std::vector<std::pair<std::string, std::string>> signatureFiles(const std::string& root);
+
+// ---- logging ----------------------------------------------------------------------------
+void log(const Options& o, LogLevel level, const std::string& msg);
+
+}  // namespace hepbundle::detail

@@ -1,0 +1,375 @@
+// Trust policy (bundle-spec/signing.md § 5, v1/policy.schema.json; src/hepbundle/policy.py):
+// ordered rules, the first whose namespace glob matches decides; signers are key / x509 /
+// sigstore leaves combined by lists, any_of and all_of. Read with yaml-cpp, checked by hand with
+// the schema's rules (SpecError naming file, line and field).
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include "sig.hpp"
+
+namespace hepbundle::detail {
+
+namespace {
+
+struct Fail {
+  std::exception_ptr ex;
+  bool broken;  // a SignatureError: a broken signature beats a mismatch
+  std::string message;
+};
+
+[[noreturn]] void pick(const std::vector<Fail>& failures) {
+  for (const auto& f : failures)
+    if (f.broken) std::rethrow_exception(f.ex);
+  std::vector<std::string> msgs;
+  for (const auto& f : failures)
+    if (std::find(msgs.begin(), msgs.end(), f.message) == msgs.end()) msgs.push_back(f.message);
+  if (msgs.size() > 1) throw PolicyError(join(msgs, "; "));
+  std::rethrow_exception(failures.at(0).ex);
+}
+
+template <class F>
+void collect(std::vector<Fail>& fails, F&& f) {
+  try {
+    f();
+  } catch (const VerificationError& e) {
+    fails.push_back({std::current_exception(), dynamic_cast<const SignatureError*>(&e) != nullptr, e.message()});
+  }
+}
+
+struct Node {
+  virtual ~Node() = default;
+  virtual std::vector<Signer> evaluate(const std::string& name, const std::vector<Candidate>& cs) const = 0;
+  virtual std::string describe() const = 0;
+};
+using NodePtr = std::shared_ptr<const Node>;
+
+struct Leaf : Node {
+  std::string role;  // empty: any
+  virtual const char* kind() const = 0;
+  virtual Signer check(const std::string& name, const Candidate& c) const = 0;
+  std::vector<Signer> evaluate(const std::string& name, const std::vector<Candidate>& cs) const override {
+    std::vector<const Candidate*> mine;
+    for (const auto& c : cs)
+      if (c.sig.kind == kind() && (role.empty() || c.role == role)) mine.push_back(&c);
+    if (mine.empty())
+      throw PolicyError(std::string("no ") + kind() + " signature" + (role.empty() ? "" : " with role " + pyrepr(role)) +
+                        " (policy requires " + describe() + ")");
+    std::vector<Fail> fails;
+    for (const Candidate* c : mine) {
+      std::vector<Signer> out;
+      collect(fails, [&] { out.push_back(check(name, *c)); });
+      if (!out.empty()) return out;
+    }
+    pick(fails);
+  }
+};
+
+struct AllowKey : Leaf {
+  KeyPtr key;
+  std::string id;
+  const char* kind() const override { return "key"; }
+  Signer check(const std::string& name, const Candidate& c) const override {
+    if (c.sig.keyHint && !c.sig.keyHint->empty() && "sha256:" + *c.sig.keyHint != id)
+      throw PolicyError("signer key sha256:" + *c.sig.keyHint + " (" + c.sig.name + ") is not allowed to sign " + name +
+                        "; the policy allows key " + id);
+    verifySignatureBytes(key.get(), c.sig.signature, c.sig.payload, c.sig.name);
+    return c.info("key", id);
+  }
+  std::string describe() const override { return "key " + id; }
+};
+
+struct AllowX509 : Leaf {
+  CaStore store;
+  std::vector<std::string> subjects;
+  const char* kind() const override { return "x509"; }
+  Signer check(const std::string& name, const Candidate& c) const override {
+    X509* leaf = c.sig.chain[0].get();
+    const std::string dn = dnString(X509_get_subject_name(leaf));
+    bool ok = false;
+    for (const auto& p : subjects) ok = ok || dnMatches(X509_get_subject_name(leaf), p);
+    if (!ok)
+      throw PolicyError("signer " + dn + " (" + c.sig.name + ") is not allowed to sign " + name + "; the policy allows subjects " +
+                        join(subjects, ", "));
+    verifyX509(c, store);
+    return c.info("x509", dn, dnString(X509_get_issuer_name(leaf)));
+  }
+  std::string describe() const override { return "x509 " + join(subjects, " or ") + " under " + store.label; }
+};
+
+struct AllowSigstore : Leaf {
+  std::string identity, issuer;
+  const char* kind() const override { return "sigstore"; }
+  Signer check(const std::string& name, const Candidate& c) const override {
+    auto [who, claimed] = sigstoreIdentity(c.sig.chain[0].get());
+    if (who != identity || claimed != issuer)
+      throw PolicyError(c.sig.name + ": sigstore signer " + who + " (issuer " + (claimed.empty() ? "?" : claimed) + ") is not " +
+                        identity + " (issuer " + issuer + "): not allowed to sign " + name);
+    // the Fulcio chain, SCT and Rekor proofs are not checked here yet: refuse rather than pretend
+    throw SignatureError(c.sig.name + ": keyless signatures are not supported by the native library yet",
+                         "verify this bundle with the Python hepbundle, or sign it with a key or an X.509 certificate");
+  }
+  std::string describe() const override { return "sigstore " + identity + " from " + issuer; }
+};
+
+struct AnyOf : Node {
+  std::vector<NodePtr> children;
+  std::vector<Signer> evaluate(const std::string& name, const std::vector<Candidate>& cs) const override {
+    std::vector<Fail> fails;
+    for (const auto& ch : children) {
+      std::vector<Signer> out;
+      bool done = false;
+      collect(fails, [&] {
+        out = ch->evaluate(name, cs);
+        done = true;
+      });
+      if (done) return out;
+    }
+    pick(fails);
+  }
+  std::string describe() const override {
+    std::vector<std::string> d;
+    for (const auto& c : children) d.push_back(c->describe());
+    return "any of (" + join(d, "; ") + ")";
+  }
+};
+
+bool sameSigner(const Signer& a, const Signer& b) {
+  return a.kind == b.kind && a.identity == b.identity && a.file == b.file && a.role == b.role && a.signedAt == b.signedAt &&
+         a.issuer == b.issuer;
+}
+
+struct AllOf : AnyOf {
+  std::vector<Signer> evaluate(const std::string& name, const std::vector<Candidate>& cs) const override {
+    std::vector<Signer> out;
+    for (const auto& ch : children)
+      for (const auto& s : ch->evaluate(name, cs)) {
+        bool seen = false;
+        for (const auto& o : out) seen = seen || sameSigner(o, s);
+        if (!seen) out.push_back(s);
+      }
+    return out;
+  }
+  std::string describe() const override {
+    std::string any = AnyOf::describe();
+    return "all of" + any.substr(6);
+  }
+};
+
+// ---- reading the YAML ---------------------------------------------------------------------
+
+struct Reader {
+  std::string filename, base;
+
+  std::string where(const YAML::Node& n) const {
+    return filename + ":" + std::to_string(n.Mark().line + 1) + ": ";
+  }
+  [[noreturn]] void fail(const YAML::Node& n, const std::string& field, const std::string& what) const {
+    throw SpecError(where(n) + field + ": " + what);
+  }
+
+  // PyYAML's resolvers: a plain scalar that reads as null, bool, int or float is not a string
+  static bool plainNonString(const std::string& v) {
+    static const std::set<std::string> words = {"", "~", "null", "Null", "NULL", "yes", "Yes", "YES", "no", "No", "NO",
+                                                "true", "True", "TRUE", "false", "False", "FALSE", "on", "On", "ON",
+                                                "off", "Off", "OFF", ".inf", ".Inf", ".INF", "-.inf", "+.inf", ".nan", ".NaN", ".NAN"};
+    if (words.count(v)) return true;
+    std::size_t i = (v[0] == '-' || v[0] == '+') ? 1 : 0;
+    if (i >= v.size()) return false;
+    bool digits = false, dot = false;
+    for (std::size_t k = i; k < v.size(); ++k) {
+      const char c = v[k];
+      if ((c >= '0' && c <= '9') || c == '_') digits = true;
+      else if (c == '.' && !dot) dot = true;
+      else if ((c == 'e' || c == 'E') && digits && dot) return true;
+      else return startsWith(v.substr(i), "0x") || startsWith(v.substr(i), "0b") ? true : false;
+    }
+    return digits;
+  }
+  static bool isString(const YAML::Node& n) {
+    return n.IsScalar() && (n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str" || !plainNonString(n.Scalar()));
+  }
+  std::string string(const YAML::Node& n, const std::string& field, bool nonEmpty = true) const {
+    if (!isString(n)) fail(n, field, describe(n) + " is not of type 'string'");
+    if (nonEmpty && n.Scalar().empty()) fail(n, field, "'' should be non-empty");
+    return n.Scalar();
+  }
+  static std::string describe(const YAML::Node& n) {
+    if (n.IsScalar()) return isString(n) ? pyrepr(n.Scalar()) : n.Scalar();
+    if (n.IsSequence()) return "[…]";
+    if (n.IsMap()) return "{…}";
+    return "None";
+  }
+  void keys(const YAML::Node& map, const std::string& field, std::initializer_list<const char*> allowed) const {
+    std::set<std::string> seen;
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      const std::string k = it->first.IsScalar() ? it->first.Scalar() : "?";
+      if (!seen.insert(k).second) throw SpecError(where(it->first) + "invalid YAML: duplicate key " + pyrepr(k));
+      bool ok = false;
+      for (const char* a : allowed) ok = ok || k == a;
+      if (!ok) {
+        std::vector<std::string> names(allowed.begin(), allowed.end());
+        auto close = closeMatches(k, names, 1, 0.6);
+        fail(it->first, (field.empty() ? "" : field + ".") + k,
+             "unknown key" + (close.empty() ? std::string() : " (did you mean " + pyrepr(close[0]) + "?)"));
+      }
+    }
+  }
+  std::vector<std::string> paths(const YAML::Node& n, const std::string& field) const {
+    std::vector<std::string> out;
+    if (n.IsSequence()) {
+      if (n.size() == 0) fail(n, field, "[] should be non-empty");
+      for (std::size_t i = 0; i < n.size(); ++i) out.push_back(string(n[i], field + "[" + std::to_string(i) + "]"));
+    } else {
+      out.push_back(string(n, field));
+    }
+    return out;
+  }
+  std::string rel(const std::string& p) const {
+    std::string q = p;
+    if (q == "~" || startsWith(q, "~/")) q = envOr("HOME") + q.substr(1);
+    return realpathOf(absolutePath(q[0] == '/' ? q : base + "/" + q));
+  }
+  std::string role(const YAML::Node& spec, const std::string& field) const {
+    if (!spec["role"]) return "";
+    const std::string r = string(spec["role"], field + ".role");
+    for (char c : r)
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'))
+        fail(spec["role"], field + ".role", pyrepr(r) + " does not match '^[A-Za-z0-9_-]+$'");
+    return r;
+  }
+
+  NodePtr node(const YAML::Node& spec, const std::string& field, int depth) const {
+    if (depth > 64) fail(spec, field, "signer expressions nest deeper than 64 levels");
+    if (spec.IsSequence()) {
+      if (spec.size() == 0) fail(spec, field, "[] should be non-empty");
+      auto any = std::make_shared<AnyOf>();
+      for (std::size_t i = 0; i < spec.size(); ++i) any->children.push_back(node(spec[i], field + "[" + std::to_string(i) + "]", depth + 1));
+      return any;
+    }
+    if (!spec.IsMap()) fail(spec, field, describe(spec) + " is not valid under any of the given schemas");
+    for (const char* op : {"any_of", "all_of"}) {
+      if (!spec[op]) continue;
+      keys(spec, field, {op});
+      const YAML::Node kids = spec[op];
+      if (!kids.IsSequence() || kids.size() == 0) fail(kids, field + "." + op, "must be a non-empty list");
+      std::shared_ptr<AnyOf> group = std::string(op) == "any_of" ? std::make_shared<AnyOf>() : std::make_shared<AllOf>();
+      for (std::size_t i = 0; i < kids.size(); ++i)
+        group->children.push_back(node(kids[i], field + "." + op + "[" + std::to_string(i) + "]", depth + 1));
+      return group;
+    }
+    try {
+      if (spec["key"]) {
+        keys(spec, field, {"key", "role"});
+        auto leaf = std::make_shared<AllowKey>();
+        leaf->role = role(spec, field);
+        leaf->key = loadPublicKey(rel(string(spec["key"], field + ".key")));
+        leaf->id = keyId(leaf->key.get());
+        return leaf;
+      }
+      if (spec["x509"]) {
+        keys(spec, field, {"x509", "role"});
+        const YAML::Node x = spec["x509"];
+        const std::string f = field + ".x509";
+        if (!x.IsMap()) fail(x, f, describe(x) + " is not of type 'object'");
+        keys(x, f, {"ca", "ca_dir", "crl", "subject"});
+        if (!x["ca"] && !x["ca_dir"]) fail(x, f, "{…} is not valid under any of the given schemas (needs ca or ca_dir)");
+        auto leaf = std::make_shared<AllowX509>();
+        leaf->role = role(spec, field);
+        std::vector<std::string> cas, dirs, crls;
+        if (x["ca"])
+          for (const auto& p : paths(x["ca"], f + ".ca")) cas.push_back(rel(p));
+        if (x["ca_dir"]) dirs.push_back(rel(string(x["ca_dir"], f + ".ca_dir", false)));
+        if (x["crl"])
+          for (const auto& p : paths(x["crl"], f + ".crl")) crls.push_back(rel(p));
+        leaf->subjects = x["subject"] ? paths(x["subject"], f + ".subject") : std::vector<std::string>{"*"};
+        leaf->store = loadCaStore(cas, dirs, crls);
+        return leaf;
+      }
+      if (spec["sigstore"]) {
+        keys(spec, field, {"sigstore", "role"});
+        const YAML::Node s = spec["sigstore"];
+        const std::string f = field + ".sigstore";
+        if (!s.IsMap()) fail(s, f, describe(s) + " is not of type 'object'");
+        keys(s, f, {"identity", "issuer", "trust_config"});
+        for (const char* k : {"identity", "issuer"})
+          if (!s[k]) fail(s, f + "." + k, "required field is missing");
+        auto leaf = std::make_shared<AllowSigstore>();
+        leaf->role = role(spec, field);
+        leaf->identity = string(s["identity"], f + ".identity");
+        leaf->issuer = string(s["issuer"], f + ".issuer");
+        if (s["trust_config"]) string(s["trust_config"], f + ".trust_config", false);
+        return leaf;
+      }
+    } catch (const SpecError& e) {
+      if (startsWith(e.message(), filename + ":")) throw;
+      throw SpecError(where(spec) + e.message(), e.hint());
+    }
+    fail(spec, field, describe(spec) + " is not valid under any of the given schemas");
+  }
+};
+
+}  // namespace
+
+class TrustPolicy {
+ public:
+  struct Rule {
+    std::string ns;
+    NodePtr signers;
+    bool matches(const std::string& name) const {
+      const std::string target = ns.find('/') != std::string::npos ? name : name.substr(0, name.find('/'));
+      return fnmatchcase(target, ns);
+    }
+  };
+  std::vector<Rule> rules;
+  std::string source;
+};
+
+std::shared_ptr<const TrustPolicy> loadPolicy(const std::string& path) {
+  std::string text;
+  try {
+    text = readSmallFile(path, 1u << 20);
+  } catch (const ReadError& e) {
+    if (e.err == ENOENT) throw SpecError("trust policy " + path + " does not exist");
+    const std::string why = e.tooBig ? "larger than 1 MiB" : e.notRegular ? "not a regular file" : std::strerror(e.err);
+    throw SpecError("cannot read trust policy " + path + ": " + why);
+  }
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw SpecError(path + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+  }
+  Reader r{path, dirName(realpathOf(absolutePath(path)))};
+  auto policy = std::make_shared<TrustPolicy>();
+  policy->source = path;
+  if (!doc.IsMap()) throw SpecError(path + ": (top level): " + Reader::describe(doc) + " is not of type 'object'");
+  r.keys(doc, "", {"version", "rules", "description"});
+  for (const char* k : {"version", "rules"})
+    if (!doc[k]) throw SpecError(r.where(doc) + k + ": required field is missing");
+  const YAML::Node version = doc["version"];
+  if (!version.IsScalar() || version.Tag() == "!" || version.Scalar() != "1") r.fail(version, "version", "1 was expected");
+  const YAML::Node rules = doc["rules"];
+  if (!rules.IsSequence()) r.fail(rules, "rules", Reader::describe(rules) + " is not of type 'array'");
+  if (rules.size() == 0) r.fail(rules, "rules", "[] should be non-empty");
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    const std::string f = "rules[" + std::to_string(i) + "]";
+    const YAML::Node rule = rules[i];
+    if (!rule.IsMap()) r.fail(rule, f, Reader::describe(rule) + " is not of type 'object'");
+    r.keys(rule, f, {"namespace", "signers", "description"});
+    for (const char* k : {"namespace", "signers"})
+      if (!rule[k]) r.fail(rule, f + "." + k, "required field is missing");
+    policy->rules.push_back({r.string(rule["namespace"], f + ".namespace"), r.node(rule["signers"], f + ".signers", 0)});
+  }
+  return policy;
+}
+
+std::vector<Signer> evaluatePolicy(const TrustPolicy& policy, const std::string& name, const std::vector<Candidate>& cs) {
+  for (const auto& rule : policy.rules)
+    if (rule.matches(name)) return rule.signers->evaluate(name, cs);
+  throw PolicyError("no rule of trust policy " + policy.source + " covers " + name, "add a rule whose namespace pattern matches it");
+}
+
+}  // namespace hepbundle::detail

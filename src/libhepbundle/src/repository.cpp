@@ -1,0 +1,334 @@
+// Resolving references over repositories (src/hepbundle/load.py resolve, repository/refs.py,
+// repository/catalog.py; bundle-spec/repository.md): only the per-name catalogue file is read,
+// then the bundle is opened and must have the manifest digest the catalogue recorded.
+#include <dirent.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "internal.hpp"
+
+namespace hepbundle {
+
+namespace detail {
+
+namespace {
+
+using ojson = nlohmann::ordered_json;
+const char* kCatalogMediaType = "application/vnd.hepbundle.catalog.v1+json";
+
+struct Record {
+  std::string version, digest;
+  std::optional<std::string> yanked;
+};
+
+struct NameCatalog {
+  std::string name;
+  std::vector<Record> versions;  // file order
+  std::vector<std::pair<std::string, std::string>> aliases;
+
+  const Record* find(const std::string& v) const {
+    for (const auto& r : versions)
+      if (r.version == v) return &r;
+    return nullptr;
+  }
+  std::vector<const Record*> sorted() const {
+    std::vector<const Record*> out;
+    for (const auto& r : versions) out.push_back(&r);
+    std::stable_sort(out.begin(), out.end(), [](const Record* a, const Record* b) { return versionKey(a->version) < versionKey(b->version); });
+    return out;
+  }
+  const Record& resolve(const std::optional<std::string>& selector) const {
+    const auto alias = [&](const std::string& a) -> const std::string* {
+      for (const auto& [k, v] : aliases)
+        if (k == a) return &v;
+      return nullptr;
+    };
+    if (!selector || (*selector == "latest" && !alias("latest"))) {
+      const Record* best = nullptr;
+      for (const Record* r : sorted())
+        if (!r->yanked && !isPrerelease(r->version)) best = r;
+      if (!best) {
+        auto all = sorted();
+        std::vector<std::string> last;
+        for (std::size_t i = all.size() > 5 ? all.size() - 5 : 0; i < all.size(); ++i) last.push_back(all[i]->version);
+        throw NotFoundError(name + " has no released, non-yanked version", "name a version explicitly: " + join(last, ", "));
+      }
+      return *best;
+    }
+    if (const Record* r = find(*selector)) return *r;
+    if (const std::string* v = alias(*selector)) return *find(*v);
+    std::vector<std::string> known;
+    for (const auto& r : versions) known.push_back(r.version);
+    for (const auto& a : aliases) known.push_back(a.first);
+    auto close = closeMatches(*selector, known, 3, 0.5);
+    std::vector<std::string> quoted;
+    for (const auto& c : close) quoted.push_back(pyrepr(c));
+    std::vector<std::string> tail(known.size() > 8 ? known.end() - 8 : known.begin(), known.end());
+    throw NotFoundError(name + " has no " + (isSemver(*selector) ? "version" : "version or alias") + " " + pyrepr(*selector),
+                        close.empty() ? "known: " + (tail.empty() ? std::string("none") : join(tail, ", "))
+                                      : "did you mean " + join(quoted, " or ") + "?");
+  }
+};
+
+struct Bad {
+  std::string what;
+};
+
+const ojson& field(const ojson& obj, const char* key) {
+  auto it = obj.find(key);
+  if (it == obj.end()) throw Bad{std::string("missing field '") + key + "'"};
+  return *it;
+}
+
+const char* pyType(const ojson& v) {
+  switch (v.type()) {
+    case ojson::value_t::object: return "dict";
+    case ojson::value_t::array: return "list";
+    case ojson::value_t::string: return "str";
+    case ojson::value_t::boolean: return "bool";
+    case ojson::value_t::null: return "NoneType";
+    case ojson::value_t::number_float: return "float";
+    default: return "int";
+  }
+}
+
+const ojson& expect(const ojson& v, ojson::value_t t, const char* kind, const std::string& where) {
+  const bool ok = v.type() == t || (t == ojson::value_t::number_integer && v.is_number_integer());
+  if (!ok) throw Bad{where + " must be a JSON " + kind + ", not " + pyType(v)};
+  return v;
+}
+
+std::string nsOf(const std::string& name) { return name.substr(0, name.find('/')); }
+std::string shortOf(const std::string& name) { return name.substr(name.find('/') + 1); }
+
+bool isFile(const std::string& p) {
+  struct stat st {};
+  return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+bool isDirPath(const std::string& p) {
+  struct stat st {};
+  return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string catalogFile(const std::string& root, const std::string& name) {
+  return root + "/catalog/" + nsOf(name) + "/" + shortOf(name) + ".json";
+}
+
+std::vector<std::string> listNames(const std::string& root) {
+  std::vector<std::string> out;
+  const std::string base = root + "/catalog";
+  DIR* d = opendir(base.c_str());
+  if (!d) return out;
+  std::vector<std::string> nss;
+  while (dirent* e = readdir(d)) {
+    const std::string n = e->d_name;
+    if (n != "." && n != ".." && isDirPath(base + "/" + n)) nss.push_back(n);
+  }
+  closedir(d);
+  std::sort(nss.begin(), nss.end());
+  for (const auto& ns : nss) {
+    std::vector<std::string> files;
+    if (DIR* dd = opendir((base + "/" + ns).c_str())) {
+      while (dirent* e = readdir(dd)) {
+        const std::string n = e->d_name;
+        if (endsWith(n, ".json") && n[0] != '.') files.push_back(n.substr(0, n.size() - 5));
+      }
+      closedir(dd);
+    }
+    std::sort(files.begin(), files.end());
+    for (const auto& f : files) out.push_back(ns + "/" + f);
+  }
+  return out;
+}
+
+NameCatalog readCatalog(const std::string& root, const std::string& name) {
+  const std::string path = catalogFile(root, name);
+  std::string data;
+  try {
+    data = readSmallFile(path, kMaxCatalogBytes);
+  } catch (const ReadError& e) {
+    if (e.err == ENOENT) {
+      if (!isFile(root + "/catalog/repository.json"))
+        throw NotFoundError(root + " is not a hepbundle repository (catalog/repository.json is missing)",
+                            "set --repo or HEPBUNDLE_REPO to a repository");
+      auto close = closeMatches(name, listNames(root), 3, 0.6);
+      std::vector<std::string> q;
+      for (const auto& c : close) q.push_back(pyrepr(c));
+      throw NotFoundError("no bundle named " + pyrepr(name) + " in repository " + root,
+                          close.empty() ? "see: hepbundle find" : "did you mean " + join(q, " or ") + "?");
+    }
+    throw FormatError(path + ": " + (e.tooBig ? "larger than 64 MiB; not a catalogue" : e.notRegular ? "not a regular file" : std::strerror(e.err)));
+  }
+  // parsed with key order kept: the versions' file order shows in hints, as in Python
+  const json probe = parseJson(data, path);  // depth limit and the message of Python's json
+  (void)probe;
+  ojson obj = ojson::parse(data);
+  const auto mt = obj.is_object() ? obj.find("mediaType") : obj.end();
+  if (!obj.is_object() || mt == obj.end() || *mt != kCatalogMediaType) {
+    std::string found = (!obj.is_object() || mt == obj.end() || mt->is_null()) ? "None" : mt->is_string() ? pyrepr(mt->get<std::string>()) : mt->dump();
+    throw FormatError(path + ": unknown catalogue format " + found + "; this hepbundle reads " + kCatalogMediaType, "upgrade hepbundle");
+  }
+  NameCatalog cat;
+  std::string where = "name";
+  try {
+    cat.name = expect(field(obj, "name"), ojson::value_t::string, "str", "name").get<std::string>();
+    if (!isNameValid(cat.name)) throw Bad{pyrepr(cat.name) + " is not namespace/name"};
+    const ojson& versions = expect(field(obj, "versions"), ojson::value_t::object, "dict", "versions");
+    for (auto it = versions.begin(); it != versions.end(); ++it) {
+      const std::string v = it.key();
+      where = "versions." + v;
+      const ojson& r = expect(it.value(), ojson::value_t::object, "dict", where);
+      if (!isSemver(v)) throw Bad{pyrepr(v) + " is not a SemVer version"};
+      const ojson& d = field(r, "manifestSha256");
+      if (!d.is_string() || !isLowerHex(d.get<std::string>(), 64))
+        throw Bad{"manifestSha256 " + (d.is_string() ? pyrepr(d.get<std::string>()) : d.dump()) + " is not 64 hex digits"};
+      const std::string expectedPath = "bundles/" + nsOf(cat.name) + "/" + shortOf(cat.name) + "/" + v;
+      const ojson& p = field(r, "path");
+      if (!p.is_string() || p.get<std::string>() != expectedPath)
+        throw Bad{"path " + (p.is_string() ? pyrepr(p.get<std::string>()) : p.dump()) + " is not " + pyrepr(expectedPath)};
+      for (const char* k : {"created", "published"}) expect(field(r, k), ojson::value_t::string, "str", k);
+      for (const char* k : {"authors", "tags", "datasets", "signers"}) {
+        auto f = r.find(k);
+        if (f == r.end()) continue;
+        expect(*f, ojson::value_t::array, "list", k);
+        for (const auto& x : *f)
+          if (!x.is_string()) throw Bad{std::string(k) + " must be a list of strings"};
+      }
+      const ojson& y = field(r, "yanked");
+      Record rec{v, d.get<std::string>(), std::nullopt};
+      if (!y.is_null()) {
+        expect(y, ojson::value_t::object, "dict", "yanked");
+        rec.yanked = expect(field(y, "reason"), ojson::value_t::string, "str", "yanked.reason").get<std::string>();
+        field(y, "time");
+      }
+      cat.versions.push_back(rec);
+    }
+    where = "aliases";
+    const ojson& aliases = expect(field(obj, "aliases"), ojson::value_t::object, "dict", "aliases");
+    for (auto it = aliases.begin(); it != aliases.end(); ++it) {
+      const std::string v = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+      if (!isAlias(it.key()) || !cat.find(v)) throw Bad{"alias " + pyrepr(it.key()) + " -> " + pyrepr(v) + " names no published version"};
+      cat.aliases.emplace_back(it.key(), v);
+    }
+    where = "aliasHistory";
+    const ojson& history = expect(field(obj, "aliasHistory"), ojson::value_t::array, "list", where);
+    for (const auto& e : history) {
+      expect(e, ojson::value_t::object, "dict", where);
+      for (const char* k : {"alias", "version", "previous", "time"}) field(e, k);
+      if (e.size() != 4) throw Bad{"AliasEvent.__init__() got an unexpected keyword argument"};
+    }
+  } catch (const Bad& b) {
+    throw FormatError(path + ": " + where + ": " + b.what);
+  }
+  if (cat.name != name) throw FormatError(path + ": describes " + pyrepr(cat.name) + ", expected " + pyrepr(name));
+  return cat;
+}
+
+struct ParsedRef {
+  std::optional<std::string> path, name, selector;
+};
+
+ParsedRef parseRef(const std::string& text) {
+  if (text.empty()) throw NotFoundError("empty bundle reference");
+  std::string expanded = text;
+  if (expanded == "~" || startsWith(expanded, "~/")) expanded = envOr("HOME") + expanded.substr(1);
+  struct stat st {};
+  if (text.find('\0') == std::string::npos && (lstat(expanded.c_str(), &st) == 0 && stat(expanded.c_str(), &st) == 0))
+    return {expanded, std::nullopt, std::nullopt};
+  if (text[0] == '/' || text[0] == '.' || text[0] == '~') return {expanded, std::nullopt, std::nullopt};
+  const auto at = text.find('@');
+  const std::string name = text.substr(0, at);
+  if (!isNameValid(name))
+    throw NotFoundError(pyrepr(text) + " is neither an existing path nor a bundle reference",
+                        "write ns/name@version, ns/name@alias, ns/name, or a bundle directory");
+  if (at == std::string::npos) return {std::nullopt, name, std::nullopt};
+  const std::string selector = text.substr(at + 1);
+  if (!(isSemver(selector) || isAlias(selector)))
+    throw NotFoundError(pyrepr(text) + ": " + pyrepr(selector) + " is neither a SemVer version nor an alias name",
+                        "write ns/name@1.2.0 or ns/name@prod");
+  return {std::nullopt, name, selector.empty() ? std::nullopt : std::optional<std::string>(selector)};
+}
+
+std::vector<std::string> searchPath(const Options& o) {
+  if (!o.repos.empty()) return o.repos;
+  const std::string env = envOr("HEPBUNDLE_PATH");
+  std::vector<std::string> out;
+  if (!env.empty()) {
+    std::size_t start = 0;
+    while (true) {
+      auto pos = env.find(':', start);
+      std::string p = env.substr(start, pos - start);
+      if (!p.empty()) out.push_back(p);
+      if (pos == std::string::npos) break;
+      start = pos + 1;
+    }
+    if (!out.empty()) return out;
+  }
+  const std::string repo = envOr("HEPBUNDLE_REPO");
+  if (!repo.empty()) return {repo};
+  if (isDirPath("hepbundle-repo")) return {"hepbundle-repo"};
+  throw NotFoundError("no repository to search", "set HEPBUNDLE_PATH=/cvmfs/<repo>:<other> or pass --repo");
+}
+
+// str(Path(p)): what Python prints for a search-path entry
+std::string shown(const std::string& p) {
+  std::vector<std::string> keep;
+  std::size_t start = 0;
+  while (true) {
+    auto pos = p.find('/', start);
+    std::string seg = p.substr(start, pos - start);
+    if (!seg.empty() && seg != ".") keep.push_back(seg);
+    if (pos == std::string::npos) break;
+    start = pos + 1;
+  }
+  std::string out = (p[0] == '/' ? "/" : "") + join(keep, "/");
+  return out.empty() ? "." : out;
+}
+
+}  // namespace
+
+}  // namespace detail
+
+Bundle resolve(const std::string& ref, const Options& options) {
+  using namespace detail;
+  const ParsedRef parsed = parseRef(ref);
+  if (parsed.path) return open(*parsed.path, options);
+  const std::string& name = *parsed.name;
+  const auto roots = searchPath(options);
+  std::optional<NotFoundError> first;
+  for (const auto& rootIn : roots) {
+    const std::string root = shown(rootIn);
+    if (!isFile(catalogFile(root, name))) continue;
+    const Record* rec = nullptr;
+    NameCatalog cat;
+    try {
+      cat = readCatalog(root, name);
+      rec = &cat.resolve(parsed.selector);
+    } catch (const NotFoundError& e) {
+      if (!first) first = e;
+      continue;
+    }
+    if (rec->yanked) {
+      const std::string msg = name + "@" + rec->version + " is yanked: " + *rec->yanked;
+      if (!options.allowYanked) throw NotFoundError(msg, "pin another version, or pass allow_yanked=True / --allow-yanked");
+      log(options, LogLevel::Warning, msg + " (allowed)");
+    }
+    if (parsed.selector != rec->version) log(options, LogLevel::Info, "resolved " + ref + " to " + name + "@" + rec->version + " in " + root);
+    Bundle b = open(root + "/bundles/" + name + "/" + rec->version, options);
+    if (b.manifestDigest() != rec->digest)
+      throw VerificationError(b.ref() + " in " + root + ": manifest digest sha256:" + b.manifestDigest().substr(0, 16) +
+                                  "… differs from the catalogue's sha256:" + rec->digest.substr(0, 16) + "…",
+                              "the bundle directory was changed behind the catalogue; do not use it");
+    if (b.name() != name || b.version() != rec->version)
+      throw VerificationError(root + ": catalogue entry " + name + "@" + rec->version + " holds " + b.ref());
+    return b;
+  }
+  if (first) throw *first;
+  std::vector<std::string> shownRoots;
+  for (const auto& r : roots) shownRoots.push_back(shown(r));
+  throw NotFoundError("no bundle named " + pyrepr(name) + " in " + join(shownRoots, ", "), "check HEPBUNDLE_PATH, or search with: hepbundle find");
+}
+
+}  // namespace hepbundle

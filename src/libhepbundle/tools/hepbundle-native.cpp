@@ -1,0 +1,126 @@
+// hepbundle-native: the native library's command line, for shell scripts and for the
+// conformance test (tests/test_native_conformance.py) that holds it equal to Python's hepbundle.
+//
+//   hepbundle-native verify PATH|REF [--policy P] [--json]      signatures + every file
+//   hepbundle-native resolve REF [--policy P] [--allow-yanked]  prints the bundle directory
+//   hepbundle-native path REF FILE [--policy P]                 prints the verified file path
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "hepbundle/hepbundle.hpp"
+
+namespace {
+
+const char* kUsage =
+    "usage: hepbundle-native verify PATH|REF [options]\n"
+    "       hepbundle-native resolve REF [options]\n"
+    "       hepbundle-native path REF FILE [options]\n"
+    "\n"
+    "Verify and resolve hepbundle bundles with the native C++ library (no Python).\n"
+    "  verify   check the signatures against the trust policy, then every file\n"
+    "  resolve  find REF over HEPBUNDLE_PATH, check the catalogue digest and signatures;\n"
+    "           print the bundle directory\n"
+    "  path     as resolve, then print the verified absolute path of FILE\n"
+    "\n"
+    "options:\n"
+    "  --policy FILE     trust policy (default: HEPBUNDLE_POLICY)\n"
+    "  --repo DIR        repository to search (repeatable; default: HEPBUNDLE_PATH)\n"
+    "  --allow-yanked    accept a yanked version (with a warning)\n"
+    "  --verify MODE     lazy (default), full or none\n"
+    "  --no-cache        do not use the node verification cache\n"
+    "  --json            print one JSON object (ok, error class, message, …)\n"
+    "exit codes: 0 ok, 1 verification failed, 2 any other error\n";
+
+nlohmann::json signersJson(const hepbundle::Bundle& b) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& s : b.signers())
+    out.push_back({{"kind", s.kind}, {"identity", s.identity}, {"file", s.file}, {"role", s.role}, {"signedAt", s.signedAt}});
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> pos;
+  hepbundle::Options opt;
+  bool asJson = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << "hepbundle-native: " << a << " needs a value\n" << kUsage;
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "-h" || a == "--help") {
+      std::cout << kUsage;
+      return 0;
+    } else if (a == "--policy") {
+      opt.policy = value();
+    } else if (a == "--repo") {
+      opt.repos.push_back(value());
+    } else if (a == "--allow-yanked") {
+      opt.allowYanked = true;
+    } else if (a == "--no-cache") {
+      opt.useCache = false;
+    } else if (a == "--json") {
+      asJson = true;
+    } else if (a == "--verify") {
+      const std::string m = value();
+      if (m == "lazy") opt.verify = hepbundle::Verify::Lazy;
+      else if (m == "full") opt.verify = hepbundle::Verify::Full;
+      else if (m == "none") opt.verify = hepbundle::Verify::None;
+      else {
+        std::cerr << "hepbundle-native: --verify must be lazy, full or none\n";
+        return 2;
+      }
+    } else if (a.size() > 1 && a[0] == '-' && a != "-") {
+      std::cerr << "hepbundle-native: unknown option " << a << "\n" << kUsage;
+      return 2;
+    } else {
+      pos.push_back(a);
+    }
+  }
+  if (pos.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string cmd = pos[0];
+  const std::size_t want = cmd == "path" ? 3 : 2;
+  if ((cmd != "verify" && cmd != "resolve" && cmd != "path") || pos.size() != want) {
+    std::cerr << "hepbundle-native: bad arguments\n" << kUsage;
+    return 2;
+  }
+  try {
+    if (cmd == "verify") opt.verify = hepbundle::Verify::Full;
+    hepbundle::Bundle b = hepbundle::resolve(pos[1], opt);
+    const std::string out = cmd == "path" ? b.path(pos[2]) : b.root();
+    if (asJson) {
+      std::cout << nlohmann::json{{"ok", true},
+                                  {"ref", b.ref()},
+                                  {"path", out},
+                                  {"manifest_sha256", b.manifestDigest()},
+                                  {"signers", b.signaturesChecked() ? signersJson(b) : nlohmann::json()}}
+                       .dump()
+                << "\n";
+    } else {
+      std::cout << out << "\n";
+    }
+    return 0;
+  } catch (const hepbundle::HepbundleError& e) {
+    if (asJson)
+      std::cout << nlohmann::json{{"ok", false}, {"error", e.className()}, {"message", e.what()}}.dump(
+                       -1, ' ', false, nlohmann::json::error_handler_t::replace)
+                << "\n";
+    std::cerr << "hepbundle-native: error: " << e.what() << "\n";
+    return e.exitCode();
+  } catch (const std::exception& e) {
+    if (asJson) std::cout << nlohmann::json{{"ok", false}, {"error", "InternalError"}, {"message", e.what()}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    std::cerr << "hepbundle-native: internal error: " << e.what() << "\n";
+    return 2;
+  }
+}

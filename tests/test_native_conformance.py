@@ -1,0 +1,610 @@
+"""Conformance of the native C++ library (src/libhepbundle) with the Python implementation.
+
+Every case runs through both — Python's ``hepbundle.resolve``/``Bundle.path`` and the native
+``hepbundle-native`` command built from the library — and must give the same verdict and the same
+error class (and, where both sides word it the same way, the same message): the golden v1 bundle,
+every tamper kind, every trust-policy failure, every resolve case. Malformed inputs must give the
+native side a clean one-line error, quickly, with bounded memory.
+
+The binary comes from ``make native`` (``build/native/hepbundle-native``) or ``HEPBUNDLE_NATIVE``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import hepbundle
+from hepbundle.errors import HepbundleError
+from hepbundle.policy import TrustPolicy
+from hepbundle.repository.layout import catalog_file
+from hepbundle.repository.operations import yank
+from hepbundle.repository.publish import publish
+from hepbundle.signing import KeySigner, X509Signer, sign
+
+from . import pki
+from .needs import missing
+from .repo_fixtures import make_bundle
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "signed-v1"
+DN = "/DC=ch/DC=cern/OU=Users/CN=jdoe/CN=Jane Doe"
+#: about 100 cases, each building and signing real bundles: about a minute
+pytestmark = pytest.mark.slow
+
+
+def native_binary() -> Path:
+    path = Path(
+        os.environ.get("HEPBUNDLE_NATIVE") or ROOT / "build" / "native" / "hepbundle-native"
+    )
+    if not path.is_file():
+        missing(f"the native library is not built ({path}); run: make native")
+    return path
+
+
+@dataclass
+class Case:
+    """One verdict to compare: resolve ``ref`` (a path or a catalogue reference) under
+    ``policy``; with ``file``, lazily open and ask for that file; without, verify everything."""
+
+    ref: str
+    policy: Path | None = None
+    file: str | None = None
+    repos: list[Path] = field(default_factory=list)
+    allow_yanked: bool = False
+    #: the messages differ in wording (the class must still be equal)
+    same_message: bool = True
+
+
+def python_verdict(c: Case) -> tuple[str, str]:
+    try:
+        policy = TrustPolicy.load(c.policy) if c.policy else None
+        b = hepbundle.resolve(
+            c.ref,
+            verify="lazy" if c.file else "full",
+            policy=policy,
+            allow_yanked=c.allow_yanked,
+            repos=c.repos or None,
+        )
+        out = str(b.path(c.file)) if c.file else str(b.root)
+    except HepbundleError as e:
+        return type(e).__name__, str(e)
+    return "ok", out
+
+
+def native_verdict(c: Case) -> tuple[str, str]:
+    cmd = [str(native_binary()), "path" if c.file else "verify", c.ref]
+    if c.file:
+        cmd.append(c.file)
+    if c.policy:
+        cmd += ["--policy", str(c.policy)]
+    for r in c.repos:
+        cmd += ["--repo", str(r)]
+    if c.allow_yanked:
+        cmd.append("--allow-yanked")
+    proc = subprocess.run(
+        [*cmd, "--json"], capture_output=True, text=True, errors="replace", timeout=60, check=False
+    )
+    assert proc.stdout, f"no output from {cmd}: {proc.stderr}"
+    doc = json.loads(proc.stdout)
+    assert (
+        proc.returncode == (0 if doc["ok"] else (1 if "Error" in doc["error"] else 2))
+        or not doc["ok"]
+    )
+    return ("ok", doc["path"]) if doc["ok"] else (doc["error"], doc["message"])
+
+
+# --- the world the cases live in -----------------------------------------------------------------
+
+
+@dataclass
+class World:
+    tmp: Path
+    key: tuple[Path, Path]
+    bundle: Path  # atlas/tauid@1.2.0 signed by key (hepbundle.sig)
+    policy: Path  # key policy for atlas
+    grid_ca: pki.Issued
+    grid_ca_pem: Path
+
+    def write_policy(self, text: str, name: str = "policy.yaml") -> Path:
+        p = self.tmp / name
+        p.write_text(text)
+        return p
+
+    def x509_signed(self, subject: str = DN, **kw: object) -> tuple[Path, Path]:
+        """A fresh copy of the unsigned bundle, signed with a certificate of the grid CA."""
+        root = self.tmp / f"x509-{len(list(self.tmp.glob('x509-*')))}"
+        shutil.copytree(self.bundle, root)
+        (root / "hepbundle.sig").unlink()
+        issuer = kw.pop("issuer", self.grid_ca)
+        user = pki.make_cert(issuer, pki.grid_name(*subject.split("/CN=")[1:]), **kw)  # type: ignore[arg-type]
+        cert, key = user.write(self.tmp, f"user-{root.name}")
+        sign(root, X509Signer(cert, key))
+        return root, Path(str(user.cert.serial_number))
+
+
+@pytest.fixture
+def world(built: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path) -> World:
+    sign(built.root, KeySigner(ec_key[0]))
+    ca = pki.make_ca()
+    w = World(
+        tmp_path,
+        ec_key,
+        built.root,
+        tmp_path / "policy.yaml",
+        ca,
+        pki.write_pem(tmp_path / "pki" / "ca.pem", ca.cert),
+    )
+    w.write_policy(
+        f"version: 1\nrules:\n  - namespace: atlas\n    signers: [{{key: {ec_key[1]}}}]\n"
+    )
+    return w
+
+
+def _flip(root: Path, rel: str = "model/weights.bin") -> None:
+    p = root / rel
+    data = bytearray(p.read_bytes())
+    data[100] ^= 0x01
+    p.write_bytes(bytes(data))
+
+
+def _edit_manifest(root: Path) -> None:
+    import hashlib
+
+    (root / "model" / "weights.bin").write_bytes(b"evil weights")
+    doc = json.loads((root / "hepbundle.json").read_text())
+    for f in doc["files"]:
+        if f["path"] == "model/weights.bin":
+            f["sha256"], f["size"] = hashlib.sha256(b"evil weights").hexdigest(), 12
+    (root / "hepbundle.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def _x509_policy(
+    w: World, subject: str = "/DC=ch/DC=cern/OU=Users/CN=jdoe/*", **extra: str
+) -> Path:
+    more = "".join(f", {k}: {v}" for k, v in extra.items())
+    return w.write_policy(
+        "version: 1\nrules:\n  - namespace: atlas\n    signers:\n"
+        f"      - x509: {{ca: {w.grid_ca_pem}, subject: {json.dumps(subject)}{more}}}\n",
+        "x509-policy.yaml",
+    )
+
+
+def golden(w: World, *, tamper: Callable[[Path], None] | None = None, policy: str = "") -> Case:
+    root = w.tmp / "golden"
+    shutil.copytree(GOLDEN, root)
+    if tamper:
+        tamper(root / "bundle")
+    p = root / "policy.yaml"
+    p.write_text(
+        policy
+        or "version: 1\nrules:\n  - namespace: demo\n    signers:\n      all_of:\n"
+        "        - {key: release.pub.pem, role: primary}\n"
+        "        - x509: {ca: ca.pem, subject: '/DC=ch/DC=cern/OU=Users/CN=golden/*'}\n"
+        "          role: author\n"
+    )
+    return Case(str(root / "bundle"), p)
+
+
+def _with(case: Case, **changes: object) -> Case:
+    from dataclasses import replace
+
+    return replace(case, **changes)  # type: ignore[arg-type]
+
+
+def _tamper(fn: Callable[[Path], object], **kw: object) -> Callable[[World], Case]:
+    def make(w: World) -> Case:
+        fn(w.bundle)
+        return Case(str(w.bundle), w.policy, **kw)  # type: ignore[arg-type]
+
+    return make
+
+
+def _append(path: Path) -> None:
+    with path.open("ab") as f:
+        f.write(b"x")
+
+
+def _symlink_escape(root: Path) -> None:
+    outside = root.parent / "outside.bin"
+    shutil.copy(root / "model" / "weights.bin", outside)
+    (root / "model" / "weights.bin").unlink()
+    (root / "model" / "weights.bin").symlink_to(outside)
+
+
+def _symlink_inside(root: Path) -> None:
+    shutil.copy(root / "model" / "weights.bin", root / "model" / "copy.bin")
+    (root / "model" / "weights.bin").unlink()
+    (root / "model" / "weights.bin").symlink_to("copy.bin")
+
+
+def _dir_escape(root: Path) -> None:
+    shutil.move(root / "model", root.parent / "model-outside")
+    (root / "model").symlink_to(root.parent / "model-outside")
+
+
+def _corrupt_signature(root: Path) -> None:
+    import base64
+
+    doc = json.loads((root / "hepbundle.sig").read_text())
+    sig = bytearray(base64.b64decode(doc["dsseEnvelope"]["signatures"][0]["sig"]))
+    sig[-1] ^= 0xFF
+    doc["dsseEnvelope"]["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
+    (root / "hepbundle.sig").write_text(json.dumps(doc))
+
+
+def _swapped_signature(w: World) -> Case:
+    other = w.tmp / "other"
+    shutil.copytree(w.bundle, other)
+    (other / "model" / "weights.bin").write_bytes(b"\x03" * 100)
+    _rewrite_manifest(other)
+    sign(other, KeySigner(w.key[0]), force=True)
+    shutil.copy(other / "hepbundle.sig", w.bundle / "hepbundle.sig")
+    return Case(str(w.bundle), w.policy)
+
+
+def _rewrite_manifest(root: Path) -> None:
+    import hashlib
+
+    doc = json.loads((root / "hepbundle.json").read_text())
+    for f in doc["files"]:
+        data = (root / f["path"]).read_bytes()
+        f["sha256"], f["size"] = hashlib.sha256(data).hexdigest(), len(data)
+    (root / "hepbundle.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def _wrong_key(w: World) -> Case:
+    _, other = pki.write_key(pki.ec_key(), w.tmp / "other.pem")
+    p = w.write_policy(
+        f"version: 1\nrules:\n  - namespace: atlas\n    signers: [{{key: {other}}}]\n"
+    )
+    return Case(str(w.bundle), p)
+
+
+def _namespace_not_allowed(w: World) -> Case:
+    p = w.write_policy(
+        f"version: 1\nrules:\n  - namespace: cms\n    signers: [{{key: {w.key[1]}}}]\n"
+    )
+    return Case(str(w.bundle), p)
+
+
+def _first_rule_wins(w: World) -> Case:
+    _, other = pki.write_key(pki.ec_key(), w.tmp / "other.pem")
+    p = w.write_policy(
+        "version: 1\nrules:\n"
+        f"  - namespace: 'atlas/tau*'\n    signers: [{{key: {w.key[1]}}}]\n"
+        f"  - namespace: atlas\n    signers: [{{key: {other}}}]\n"
+    )
+    return Case(str(w.bundle), p)
+
+
+def _stale_cosignature(w: World) -> Case:
+    priv, _ = pki.write_key(pki.ec_key(), w.tmp / "rm.pem")
+    sign(w.bundle, KeySigner(priv), role="release")
+    stale = (w.bundle / "hepbundle.release.sig").read_text()
+    _edit_manifest(w.bundle)
+    sign(w.bundle, KeySigner(w.key[0]), force=True)
+    (w.bundle / "hepbundle.release.sig").write_text(stale)
+    return Case(str(w.bundle), w.policy)
+
+
+def _cosign(w: World, *, author: bool) -> Case:
+    p = w.write_policy(
+        "version: 1\nrules:\n  - namespace: 'atlas/*'\n    signers:\n      all_of:\n"
+        f"        - {{key: {w.key[1]}, role: primary}}\n"
+        f"        - x509: {{ca: {w.grid_ca_pem}, subject: '/DC=ch/DC=cern/OU=Users/CN=jdoe/*'}}\n"
+        "          role: author\n"
+    )
+    if author:
+        cert, key = pki.make_cert(w.grid_ca).write(w.tmp, "author")
+        sign(w.bundle, X509Signer(cert, key), role="author")
+    return Case(str(w.bundle), p)
+
+
+def _x509(w: World, case: str) -> Case:
+    now = dt.datetime.now(dt.UTC)
+    subject = "/DC=ch/DC=cern/OU=Users/CN=jdoe/CN=Jane Doe"
+    kw: dict[str, object] = {}
+    if case == "wrong-dn":
+        subject = "/DC=ch/DC=cern/OU=Users/CN=mallory"
+    elif case == "untrusted-ca":
+        kw["issuer"] = pki.make_ca("Rogue CA")
+    elif case == "expired":
+        kw = {"not_before": now - dt.timedelta(days=30), "not_after": now - dt.timedelta(days=1)}
+    root, _ = w.x509_signed(subject, **kw)
+    if case == "rfc4514":
+        return Case(str(root), _x509_policy(w, "CN=Jane Doe,CN=jdoe,OU=Users,DC=cern,DC=ch"))
+    return Case(str(root), _x509_policy(w))
+
+
+def _revoked(w: World, *, listed: bool) -> Case:
+    root = w.tmp / "revoked"
+    shutil.copytree(w.bundle, root)
+    (root / "hepbundle.sig").unlink()
+    user = pki.make_cert(w.grid_ca)
+    victim = user if listed else pki.make_cert(w.grid_ca, pki.grid_name("someone-else"))
+    cert, key = user.write(w.tmp, "user")
+    sign(root, X509Signer(cert, key))
+    igtf = pki.write_igtf_dir(
+        w.tmp / "certificates",
+        pki.make_ca("Other CA"),
+        w.grid_ca,
+        crls={1: pki.make_crl(w.grid_ca, [victim.cert])},
+    )
+    p = w.write_policy(
+        "version: 1\nrules:\n  - namespace: atlas\n    signers:\n"
+        f"      - x509: {{ca_dir: {igtf}, subject: '/DC=ch/DC=cern/OU=Users/CN=jdoe/*'}}\n"
+    )
+    return Case(str(root), p, same_message=listed is False)
+
+
+def _proxy(w: World) -> Case:
+    """A bundle signed (by hand: hepbundle refuses to sign with one) with an RFC 3820 proxy."""
+    root = w.tmp / "proxy"
+    shutil.copytree(w.bundle, root)
+    (root / "hepbundle.sig").unlink()
+    user = pki.make_cert(w.grid_ca)
+    cert, key = user.write(w.tmp, "user")
+    sign(root, X509Signer(cert, key))
+    proxy = pki.make_proxy(user)
+    doc = json.loads((root / "hepbundle.sig").read_text())
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+
+    der = proxy.cert.public_bytes(serialization.Encoding.DER)
+    doc["verificationMaterial"]["x509CertificateChain"]["certificates"][0]["rawBytes"] = (
+        base64.b64encode(der).decode()
+    )
+    (root / "hepbundle.sig").write_text(json.dumps(doc))
+    return Case(str(root), _x509_policy(w, "*"))
+
+
+CASES: dict[str, Callable[[World], Case]] = {
+    # the golden bundle, kept forever: key + RSA grid certificate co-signature
+    "golden": golden,
+    "golden-lazy-path": lambda w: _with(golden(w), file="model/model.onnx"),
+    "golden-flip": lambda w: golden(w, tamper=lambda r: _flip(r, "model/model.onnx")),
+    "golden-x509-only-wrong-dn": lambda w: golden(
+        w,
+        policy="version: 1\nrules:\n  - namespace: demo\n    signers:\n"
+        "      - x509: {ca: ca.pem, subject: '/DC=ch/DC=cern/OU=Users/CN=other/*'}\n",
+    ),
+    # integrity
+    "clean": lambda w: Case(str(w.bundle), w.policy),
+    "clean-no-policy": lambda w: Case(str(w.bundle)),
+    "byte-flip": _tamper(_flip),
+    "byte-flip-lazy": _tamper(_flip, file="model/weights.bin"),
+    "byte-flip-other-file-lazy": _tamper(_flip, file="model/model.onnx"),
+    "append": _tamper(lambda r: _append(r / "model" / "weights.bin")),
+    "truncate": _tamper(lambda r: os.truncate(r / "model" / "weights.bin", 10)),
+    "extra-file": _tamper(lambda r: (r / "model" / "extra.py").write_text("x")),
+    "missing-file": _tamper(lambda r: (r / "model" / "weights.bin").unlink()),
+    "missing-file-lazy": _tamper(
+        lambda r: (r / "model" / "weights.bin").unlink(), file="model/weights.bin"
+    ),
+    "renamed-file": _tamper(lambda r: (r / "model" / "weights.bin").rename(r / "model" / "w.bin")),
+    "symlink-escape": _tamper(_symlink_escape),
+    "symlink-escape-lazy": _tamper(_symlink_escape, file="model/weights.bin"),
+    "symlink-inside": _tamper(_symlink_inside),
+    "symlinked-dir-escape": _tamper(_dir_escape),
+    "symlinked-dir-escape-lazy": _tamper(_dir_escape, file="model/weights.bin"),
+    "unknown-file": lambda w: Case(str(w.bundle), w.policy, file="model/model.onx"),
+    "fifo-extra": _tamper(lambda r: os.mkfifo(r / "model" / "pipe")),
+    # signatures
+    "edited-manifest": _tamper(_edit_manifest),
+    "malformed-signature": lambda w: _with(
+        _tamper(lambda r: (r / "hepbundle.sig").write_text("{not json"))(w), same_message=False
+    ),
+    "corrupt-signature": _tamper(_corrupt_signature),
+    "swapped-signature": _swapped_signature,
+    "unsigned": _tamper(lambda r: (r / "hepbundle.sig").unlink()),
+    "unsigned-no-policy": lambda w: (
+        lambda c: (Path(c.ref, "hepbundle.sig").unlink(), Case(c.ref))[1]
+    )(Case(str(w.bundle))),
+    "wrong-key": _wrong_key,
+    "namespace-not-allowed": _namespace_not_allowed,
+    "first-rule-wins": _first_rule_wins,
+    "stale-cosignature": _stale_cosignature,
+    "cosignature-missing": lambda w: _cosign(w, author=False),
+    "cosignature-all-of": lambda w: _cosign(w, author=True),
+    # X.509
+    "x509-ok": lambda w: _x509(w, "ok"),
+    "x509-rfc4514-subject": lambda w: _x509(w, "rfc4514"),
+    "x509-wrong-dn": lambda w: _x509(w, "wrong-dn"),
+    "x509-untrusted-ca": lambda w: Case(
+        _x509(w, "untrusted-ca").ref, _x509_policy(w), same_message=False
+    ),
+    "x509-expired": lambda w: _x509(w, "expired"),
+    "x509-revoked": lambda w: _revoked(w, listed=True),
+    "x509-crl-of-other-cert": lambda w: _revoked(w, listed=False),
+    "x509-proxy": _proxy,
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_same_verdict(world: World, name: str) -> None:
+    case = CASES[name](world)
+    py = python_verdict(case)
+    native = native_verdict(case)
+    assert native[0] == py[0], f"python: {py}\nnative: {native}"
+    if case.same_message:
+        assert native[1] == py[1]
+
+
+# --- resolve: catalogue, aliases, latest, yank, digest check, search-path order -------------------
+
+
+@dataclass(frozen=True)
+class Repos:
+    a: Path  # atlas/tauid 1.0.0 (prod), 1.1.0, 1.2.0-rc.1, 2.0.0 (yanked)
+    b: Path  # atlas/tauid 9.0.0, cms/jet 1.0.0
+    policy: Path  # one key for every namespace
+    key: Path
+
+
+@pytest.fixture(scope="module")
+def repos(tmp_path_factory: pytest.TempPathFactory) -> Repos:
+    tmp = tmp_path_factory.mktemp("repos")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp / "cache"))
+        for var in ("HEPBUNDLE_REPO", "HEPBUNDLE_PATH", "HEPBUNDLE_POLICY"):
+            mp.delenv(var, raising=False)
+        priv, pub = pki.write_key(pki.ec_key(), tmp / "release.pem")
+        policy = tmp / "policy.yaml"
+        policy.write_text(
+            f"version: 1\nrules:\n  - namespace: '*'\n    signers: [{{key: {pub}}}]\n"
+        )
+        loaded = TrustPolicy.load(policy)
+        a, b = tmp / "repo-a", tmp / "repo-b"
+        for repo, name, version, alias in [
+            (a, "atlas/tauid", "1.0.0", "prod"),
+            (a, "atlas/tauid", "1.1.0", None),
+            (a, "atlas/tauid", "1.2.0-rc.1", None),
+            (a, "atlas/tauid", "2.0.0", None),
+            (b, "atlas/tauid", "9.0.0", None),
+            (b, "cms/jet", "1.0.0", None),
+        ]:
+            bundle = make_bundle(
+                tmp, name, version, payload=f"{repo.name}{version}".encode(), key=priv
+            )
+            publish(bundle, repo, policy=loaded, alias=alias)
+        yank("atlas/tauid@2.0.0", "wrong calibration", repo=a)
+    return Repos(a, b, policy, priv)
+
+
+def _copy_repo(r: Repos, tmp: Path) -> Path:
+    dest = tmp / "repo-copy"
+    shutil.copytree(r.a, dest, symlinks=True)
+    for p in [dest, *dest.rglob("*")]:
+        if not p.is_symlink():
+            p.chmod(p.stat().st_mode | 0o200)
+    return dest
+
+
+def _digest_mismatch(r: Repos, tmp: Path) -> Case:
+    """The bundle behind the catalogue was replaced by another, validly signed one."""
+    repo = _copy_repo(r, tmp)
+    root = repo / "bundles" / "atlas" / "tauid" / "1.0.0"
+    doc = json.loads((root / "hepbundle.json").read_text())
+    doc["summary"] = "swapped behind the catalogue"
+    (root / "hepbundle.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    sign(root, KeySigner(r.key), force=True)
+    return Case("atlas/tauid@prod", r.policy, repos=[repo])
+
+
+def _bad_catalog(r: Repos, tmp: Path, text: str, *, same: bool) -> Case:
+    repo = _copy_repo(r, tmp)
+    catalog_file(repo, "atlas/tauid").write_text(text)
+    return Case("atlas/tauid@prod", r.policy, repos=[repo], same_message=same)
+
+
+def _catalog_path_escape(r: Repos, tmp: Path) -> Case:
+    repo = _copy_repo(r, tmp)
+    cat = catalog_file(repo, "atlas/tauid")
+    doc = json.loads(cat.read_text())
+    doc["versions"]["1.0.0"]["path"] = "bundles/atlas/tauid/../../../../etc"
+    cat.write_text(json.dumps(doc))
+    return Case("atlas/tauid@prod", r.policy, repos=[repo])
+
+
+RESOLVE: dict[str, Callable[[Repos, Path], Case]] = {
+    "version": lambda r, t: Case("atlas/tauid@1.1.0", r.policy, repos=[r.a, r.b]),
+    "alias": lambda r, t: Case("atlas/tauid@prod", r.policy, repos=[r.a, r.b]),
+    "latest": lambda r, t: Case("atlas/tauid", r.policy, repos=[r.a, r.b]),
+    "latest-word": lambda r, t: Case("atlas/tauid@latest", r.policy, repos=[r.a]),
+    "prerelease-pinned": lambda r, t: Case("atlas/tauid@1.2.0-rc.1", r.policy, repos=[r.a]),
+    "yanked": lambda r, t: Case("atlas/tauid@2.0.0", r.policy, repos=[r.a]),
+    "yanked-allowed": lambda r, t: Case(
+        "atlas/tauid@2.0.0", r.policy, repos=[r.a], allow_yanked=True
+    ),
+    "lazy-path": lambda r, t: Case("atlas/tauid@prod", r.policy, "model/model.onnx", repos=[r.a]),
+    "unknown-name": lambda r, t: Case("atlas/nope", r.policy, repos=[r.a, r.b]),
+    "unknown-version": lambda r, t: Case("atlas/tauid@3.0.0", r.policy, repos=[r.a]),
+    "unknown-alias": lambda r, t: Case("atlas/tauid@prdo", r.policy, repos=[r.a]),
+    "search-order-second-repo": lambda r, t: Case("cms/jet", r.policy, repos=[r.a, r.b]),
+    "search-order-version-in-second": lambda r, t: Case(
+        "atlas/tauid@9.0.0", r.policy, repos=[r.a, r.b]
+    ),
+    "search-order-first-wins": lambda r, t: Case("atlas/tauid", r.policy, repos=[r.b, r.a]),
+    "not-a-reference": lambda r, t: Case("Not/A Ref", r.policy, repos=[r.a]),
+    "bad-selector": lambda r, t: Case("atlas/tauid@Prod!", r.policy, repos=[r.a]),
+    "no-repository": lambda r, t: Case("atlas/tauid", r.policy),
+    "not-a-repository": lambda r, t: Case("atlas/tauid", r.policy, repos=[t]),
+    "digest-mismatch": _digest_mismatch,
+    "catalog-truncated": lambda r, t: _bad_catalog(r, t, '{"mediaType": ', same=False),
+    "catalog-nested": lambda r, t: _bad_catalog(r, t, "[" * 50 + "]" * 50, same=True),
+    "catalog-unknown-format": lambda r, t: _bad_catalog(r, t, '{"mediaType": "x"}', same=True),
+    "catalog-path-escape": _catalog_path_escape,
+}
+
+
+@pytest.mark.parametrize("name", sorted(RESOLVE))
+def test_same_resolve_verdict(repos: Repos, tmp_path: Path, name: str) -> None:
+    case = RESOLVE[name](repos, tmp_path)
+    py = python_verdict(case)
+    native = native_verdict(case)
+    assert native[0] == py[0], f"python: {py}\nnative: {native}"
+    if case.same_message:
+        assert native[1] == py[1]
+
+
+# --- malformed inputs: the native side gives one clean error, quickly -----------------------------
+
+
+def _manifest(text: bytes) -> Callable[[Path], None]:
+    return lambda root: (root / "hepbundle.json").write_bytes(text)
+
+
+def _sparse_manifest(root: Path) -> None:
+    with (root / "hepbundle.json").open("wb") as f:
+        f.truncate(300 << 20)
+
+
+def _fifo(name: str) -> Callable[[Path], None]:
+    def make(root: Path) -> None:
+        (root / name).unlink()
+        os.mkfifo(root / name)
+
+    return make
+
+
+MALFORMED: dict[str, tuple[Callable[[Path], None], str]] = {
+    "truncated-json": (_manifest(b'{"mediaType": "application/vnd.hepbundle'), "FormatError"),
+    "deep-nesting": (_manifest(b"[" * 100_000 + b"]" * 100_000), "FormatError"),
+    "deep-object-nesting": (_manifest(b'{"a":' * 100_000 + b"1" + b"}" * 100_000), "FormatError"),
+    "300-mb-manifest": (_sparse_manifest, "FormatError"),
+    "fifo-manifest": (_fifo("hepbundle.json"), "FormatError"),
+    "fifo-payload": (_fifo("model/weights.bin"), "IntegrityError"),
+    "nul-in-path": (
+        lambda r: (r / "hepbundle.json").write_text(
+            (r / "hepbundle.json").read_text().replace("model/weights.bin", "model/\\u0000w.bin")
+        ),
+        "PathError",
+    ),
+    "deep-signature": (
+        lambda r: (r / "hepbundle.sig").write_bytes(b"[" * 100_000),
+        "SignatureError",
+    ),
+    "not-utf8-manifest": (_manifest(b"\xff\xfe{}"), "FormatError"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_malformed_input_gives_a_clean_error(world: World, name: str) -> None:
+    import time
+
+    tamper, error = MALFORMED[name]
+    tamper(world.bundle)
+    start = time.monotonic()
+    cls, message = native_verdict(Case(str(world.bundle), world.policy))
+    assert (cls, time.monotonic() - start < 10) == (error, True), message
+    assert "\n" not in message and len(message) < 2000
