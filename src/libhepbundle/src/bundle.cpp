@@ -40,7 +40,7 @@ std::shared_ptr<Bundle::Impl> load(const std::string& path, bool verifyFiles) {
     data = readSmallFile(mpath, kMaxManifestBytes);
   } catch (const ReadError& e) {
     if (e.err == ENOENT) throw IntegrityError(impl->root + " is not a bundle: hepbundle.json is missing");
-    if (e.tooBig) throw FormatError(mpath + ": larger than " + std::to_string(kMaxManifestBytes >> 20) + " MiB; not a manifest");
+    if (e.tooBig) tooBig(mpath, e.size, kMaxManifestBytes);
     if (e.notRegular) throw FormatError(mpath + ": not a regular file");
     throw FormatError(mpath + ": cannot read: " + std::strerror(e.err));
   }

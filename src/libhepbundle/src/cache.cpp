@@ -18,8 +18,12 @@
 
 namespace hepbundle::detail {
 
+// CernVM-FS mount points, longest first: a client's fuse from cvmfs2, or a Stratum-0's repository
+// FUSE mount at /var/spool/cvmfs/<R>/rdonly (source <R>) and the read-only overlay /cvmfs/<R>
+// over it (only while no transaction is open), as src/hepbundle/cache.py parse_mountinfo.
 std::vector<std::string> parseMountinfo(const std::string& text) {
   std::vector<std::string> mounts;
+  std::vector<std::pair<std::string, std::string>> overlays;
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
@@ -29,12 +33,26 @@ std::vector<std::string> parseMountinfo(const std::string& text) {
     std::vector<std::string> lf, rf;
     for (std::string w; left >> w;) lf.push_back(w);
     for (std::string w; right >> w;) rf.push_back(w);
-    if (lf.size() >= 5 && rf.size() >= 2 && (rf[0] == "fuse" || rf[0] == "fuse.cvmfs2") && rf[1] == "cvmfs2") {
-      std::string mp = lf[4];
-      for (std::size_t p; (p = mp.find("\\040")) != std::string::npos;) mp.replace(p, 4, " ");
-      mounts.push_back(mp);
+    if (lf.size() < 6 || rf.size() < 2) continue;
+    std::string point = lf[4];
+    for (std::size_t p; (p = point.find("\\040")) != std::string::npos;) point.replace(p, 4, " ");
+    if ((rf[0] == "fuse" || rf[0] == "fuse.cvmfs2") && (rf[1] == "cvmfs2" || endsWith(point, "/cvmfs/" + rf[1] + "/rdonly"))) {
+      mounts.push_back(point);
+    } else if (rf[0] == "overlay" && rf.size() >= 3) {
+      bool ro = false;
+      std::istringstream opts(lf[5]);
+      for (std::string o; std::getline(opts, o, ',');) ro = ro || o == "ro";
+      if (!ro) continue;
+      std::string lower;
+      std::istringstream super(rf[2]);
+      for (std::string o; std::getline(super, o, ',');)
+        if (startsWith(o, "lowerdir=")) lower = o.substr(9);
+      overlays.emplace_back(point, lower);
     }
   }
+  const std::vector<std::string> fuse = mounts;
+  for (const auto& [point, lower] : overlays)
+    if (std::find(fuse.begin(), fuse.end(), lower) != fuse.end()) mounts.push_back(point);
   std::stable_sort(mounts.begin(), mounts.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
   return mounts;
 }

@@ -28,6 +28,16 @@ namespace detail {
 
 namespace {
 
+std::string describeMode(mode_t m) {
+  if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISLNK(m)) return "a symbolic link";
+  return "a special file";
+}
+
 struct ToHash {
   const FileEntry* entry;
   std::string path;
@@ -54,12 +64,13 @@ bool precheck(Resolver& resolve, const FileEntry& e, std::vector<Problem>& probl
     problems.push_back({"path", e.path, std::string("is a symlink pointing ") + where + "; bundles hold regular files only"});
     return false;
   }
-  if (static_cast<std::uint64_t>(st.st_size) != e.size) {
-    problems.push_back({"modified", e.path, "size " + std::to_string(st.st_size) + " != " + std::to_string(e.size)});
+  if (!S_ISREG(st.st_mode)) {
+    // a FIFO would block the reader forever, /dev/zero never ends, /dev/null reads as empty
+    problems.push_back({"path", e.path, "is " + describeMode(st.st_mode) + "; bundles hold regular files only"});
     return false;
   }
-  if (!S_ISREG(st.st_mode)) {
-    problems.push_back({"path", e.path, "is not a regular file; bundles hold regular files only"});
+  if (static_cast<std::uint64_t>(st.st_size) != e.size) {
+    problems.push_back({"modified", e.path, "size " + std::to_string(st.st_size) + " != " + std::to_string(e.size)});
     return false;
   }
   out = {&e, p, st};

@@ -53,6 +53,7 @@ struct ReadError {
   int err;            // errno, or 0 with tooBig/notRegular
   bool tooBig = false;
   bool notRegular = false;
+  std::uint64_t size = 0;
 };
 std::string readSmallFile(const std::string& path, std::size_t max);
 /// JSON parse with a nesting limit; throws FormatError "<source>: not valid JSON: …"
@@ -99,10 +100,16 @@ struct Manifest {
   std::string ref() const { return name + "@" + version; }
 };
 Manifest parseManifest(const std::string& bytes, const std::string& source);
+// the limits of src/hepbundle/limits.py (bundle-spec/README.md § Limits)
 constexpr std::size_t kMaxManifestBytes = 64u << 20;
-constexpr std::size_t kMaxSignatureBytes = 16u << 20;
-constexpr std::size_t kMaxCatalogBytes = 64u << 20;
-constexpr int kMaxJsonDepth = 256;
+constexpr std::size_t kMaxManifestFiles = 200000;
+constexpr std::size_t kMaxSignatureBytes = 4u << 20;
+constexpr std::size_t kMaxCatalogBytes = 32u << 20;
+constexpr std::size_t kMaxJsonBytes = 64u << 20;
+constexpr std::size_t kMaxYamlBytes = 4u << 20;
+constexpr int kMaxJsonDepth = 64;
+/// "<source>: 1,234 bytes, over the limit of 1,000" (FormatError, with the limits hint)
+[[noreturn]] void tooBig(const std::string& source, std::uint64_t size, std::uint64_t limit);
 
 // ---- node verification cache (cache.cpp) -------------------------------------------------
 class VerificationCache {

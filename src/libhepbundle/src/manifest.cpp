@@ -101,8 +101,14 @@ void checkFiles(const json& files, const std::string& source) {
     if (!f["role"].is_string() || !kRoles.count(f["role"].get<std::string>()))
       throw FormatError(where + ".role: " + (f["role"].is_string() ? pyrepr(f["role"].get<std::string>()) : f["role"].dump()) +
                         " is not a known role");
-    if (f.contains("legacyPath") && !f["legacyPath"].is_string())
-      throw FormatError(where + ".legacyPath: must be a string");
+    if (f.contains("legacyPath")) {
+      if (!f["legacyPath"].is_string()) throw FormatError(where + ".legacyPath: must be a string");
+      try {
+        checkRelpath(f["legacyPath"].get<std::string>());
+      } catch (const PathError& e) {
+        throw FormatError(where + ".legacyPath: " + e.what());
+      }
+    }
   }
 }
 

@@ -330,10 +330,10 @@ class TrustPolicy {
 std::shared_ptr<const TrustPolicy> loadPolicy(const std::string& path) {
   std::string text;
   try {
-    text = readSmallFile(path, 1u << 20);
+    text = readSmallFile(path, kMaxYamlBytes);
   } catch (const ReadError& e) {
     if (e.err == ENOENT) throw SpecError("trust policy " + path + " does not exist");
-    const std::string why = e.tooBig ? "larger than 1 MiB" : e.notRegular ? "not a regular file" : std::strerror(e.err);
+    const std::string why = e.tooBig ? std::to_string(e.size) + " bytes, over the limit of " + std::to_string(kMaxYamlBytes) : e.notRegular ? "not a regular file" : std::strerror(e.err);
     throw SpecError("cannot read trust policy " + path + ": " + why);
   }
   YAML::Node doc;

@@ -159,7 +159,8 @@ NameCatalog readCatalog(const std::string& root, const std::string& name) {
       throw NotFoundError("no bundle named " + pyrepr(name) + " in repository " + root,
                           close.empty() ? "see: hepbundle find" : "did you mean " + join(q, " or ") + "?");
     }
-    throw FormatError(path + ": " + (e.tooBig ? "larger than 64 MiB; not a catalogue" : e.notRegular ? "not a regular file" : std::strerror(e.err)));
+    if (e.tooBig) tooBig(path, e.size, kMaxCatalogBytes);
+    throw FormatError(path + ": " + (e.notRegular ? "not a regular file" : std::strerror(e.err)));
   }
   // parsed with key order kept: the versions' file order shows in hints, as in Python
   const json probe = parseJson(data, path);  // depth limit and the message of Python's json
@@ -230,25 +231,33 @@ struct ParsedRef {
   std::optional<std::string> path, name, selector;
 };
 
+bool exists(const std::string& p) {
+  struct stat st {};
+  return p.find('\0') == std::string::npos && stat(p.c_str(), &st) == 0;
+}
+
 ParsedRef parseRef(const std::string& text) {
   if (text.empty()) throw NotFoundError("empty bundle reference");
-  std::string expanded = text;
-  if (expanded == "~" || startsWith(expanded, "~/")) expanded = envOr("HOME") + expanded.substr(1);
-  struct stat st {};
-  if (text.find('\0') == std::string::npos && (lstat(expanded.c_str(), &st) == 0 && stat(expanded.c_str(), &st) == 0))
+  // a string that parses as a catalogue reference is one, whatever the working directory holds;
+  // a bundle directory is written as a path (/…, ./…, ~…) or is anything that is no reference
+  if (text[0] == '/' || text[0] == '.' || text[0] == '~') {
+    std::string expanded = text;
+    if (expanded == "~" || startsWith(expanded, "~/")) expanded = envOr("HOME") + expanded.substr(1);
     return {expanded, std::nullopt, std::nullopt};
-  if (text[0] == '/' || text[0] == '.' || text[0] == '~') return {expanded, std::nullopt, std::nullopt};
+  }
   const auto at = text.find('@');
   const std::string name = text.substr(0, at);
-  if (!isNameValid(name))
-    throw NotFoundError(pyrepr(text) + " is neither an existing path nor a bundle reference",
-                        "write ns/name@version, ns/name@alias, ns/name, or a bundle directory");
-  if (at == std::string::npos) return {std::nullopt, name, std::nullopt};
-  const std::string selector = text.substr(at + 1);
-  if (!(isSemver(selector) || isAlias(selector)))
-    throw NotFoundError(pyrepr(text) + ": " + pyrepr(selector) + " is neither a SemVer version nor an alias name",
-                        "write ns/name@1.2.0 or ns/name@prod");
-  return {std::nullopt, name, selector.empty() ? std::nullopt : std::optional<std::string>(selector)};
+  if (isNameValid(name)) {
+    if (at == std::string::npos) return {std::nullopt, name, std::nullopt};
+    const std::string selector = text.substr(at + 1);
+    if (!(isSemver(selector) || isAlias(selector)))
+      throw NotFoundError(pyrepr(text) + ": " + pyrepr(selector) + " is neither a SemVer version nor an alias name",
+                          "write ns/name@1.2.0 or ns/name@prod" + (exists(text) ? ", or ./" + text + " for the directory" : ""));
+    return {std::nullopt, name, selector};
+  }
+  if (exists(text)) return {text, std::nullopt, std::nullopt};
+  throw NotFoundError(pyrepr(text) + " is neither an existing path nor a bundle reference",
+                      "write ns/name@version, ns/name@alias, ns/name, or a bundle directory");
 }
 
 std::vector<std::string> searchPath(const Options& o) {
@@ -325,7 +334,14 @@ Bundle resolve(const std::string& ref, const Options& options) {
       throw VerificationError(root + ": catalogue entry " + name + "@" + rec->version + " holds " + b.ref());
     return b;
   }
-  if (first) throw *first;
+  if (first) {
+    // a catalogue reference that also names a directory here: say how to mean the directory
+    const std::string shownRef = name + (parsed.selector ? "@" + *parsed.selector : "");
+    if (exists(shownRef))
+      throw NotFoundError(first->message(), "./" + shownRef + " is a directory here; write ./" + shownRef +
+                                                " to open it instead of the catalogue entry");
+    throw *first;
+  }
   std::vector<std::string> shownRoots;
   for (const auto& r : roots) shownRoots.push_back(shown(r));
   throw NotFoundError("no bundle named " + pyrepr(name) + " in " + join(shownRoots, ", "), "check HEPBUNDLE_PATH, or search with: hepbundle find");

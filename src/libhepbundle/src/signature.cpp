@@ -195,6 +195,31 @@ std::int64_t signedAt(const json& stmt) {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// The role a signature was made for, as its signed statement says; the file name is only where
+// it is stored. A signature whose file claims another role was renamed: refused.
+std::string roleOf(const ParsedSignature& sig, const json& stmt, const std::string& fileRole, const std::string& what) {
+  const json* role = nullptr;
+  auto p = stmt.find("predicate");
+  if (p != stmt.end() && p->is_object()) {
+    auto h = p->find("hepbundle");
+    if (h != p->end() && h->is_object()) {
+      auto r = h->find("role");
+      if (r != h->end() && !r->is_null()) role = &*r;
+    }
+  }
+  if (!role) {
+    // plain model_signing signs no role: it can only stand as the primary signature
+    if (fileRole == "primary") return fileRole;
+    throw SignatureError(what + ": " + sig.name + " names no role in its signed statement",
+                         "a co-signature's role must be signed: re-sign with hepbundle sign --role");
+  }
+  if (!role->is_string() || role->get<std::string>() != fileRole)
+    throw SignatureError(what + ": " + sig.name + " was signed as role " + (role->is_string() ? pyrepr(role->get<std::string>()) : role->dump()) +
+                             ", not " + pyrepr(fileRole),
+                         "the signature file was renamed; roles are taken from the signed statement");
+  return fileRole;
+}
+
 }  // namespace
 
 Signer Candidate::info(const std::string& kind, const std::string& identity, const std::string& issuer) const {
@@ -207,7 +232,7 @@ ParsedSignature parseSignature(const std::string& path, const std::string& name)
     raw = readSmallFile(path, kMaxSignatureBytes);
   } catch (const ReadError& e) {
     if (e.err == ENOENT) throw SignatureError(name + " is missing");
-    const std::string why = e.tooBig ? "larger than " + std::to_string(kMaxSignatureBytes >> 20) + " MiB"
+    const std::string why = e.tooBig ? std::to_string(e.size) + " bytes, over the limit of " + std::to_string(kMaxSignatureBytes)
                             : e.notRegular ? "not a regular file"
                                            : std::string("[Errno ") + std::to_string(e.err) + "] " + std::strerror(e.err);
     throw SignatureError(name + ": malformed signature file: " + why);
@@ -325,7 +350,8 @@ std::vector<Signer> verifySignatures(const std::string& root, const std::string&
       throw SignatureError(what + ": " + sig.name + " does not match: " + join(problems, "; "),
                            manifestProblem ? "the manifest was edited or the signature belongs to another bundle" : "");
     const std::int64_t at = signedAt(stmt);
-    candidates.push_back(Candidate{std::move(sig), role, at});
+    const std::string signedRole = roleOf(sig, stmt, role, what);
+    candidates.push_back(Candidate{std::move(sig), signedRole, at});
   }
   return evaluatePolicy(policy, name, candidates);
 }

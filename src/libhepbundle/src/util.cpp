@@ -401,7 +401,7 @@ std::string readSmallFile(const std::string& path, std::size_t max) {
   }
   if (static_cast<std::uint64_t>(st.st_size) > max) {
     ::close(fd);
-    throw ReadError{0, true, false};
+    throw ReadError{0, true, false, static_cast<std::uint64_t>(st.st_size)};
   }
   std::string out;
   out.resize(static_cast<std::size_t>(st.st_size));
@@ -423,18 +423,33 @@ std::string readSmallFile(const std::string& path, std::size_t max) {
   }
   ::close(fd);
   out.resize(got);
-  if (got > max) throw ReadError{0, true, false};
+  if (got > max) throw ReadError{0, true, false, got};
   return out;
 }
 
+namespace {
+std::string thousands(std::uint64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
+  return s;
+}
+struct TooDeep {};
+}  // namespace
+
+void tooBig(const std::string& source, std::uint64_t size, std::uint64_t limit) {
+  throw FormatError(source + ": " + thousands(size) + " bytes, over the limit of " + thousands(limit),
+                    "see docs/reference/errors.md § Limits");
+}
+
 json parseJson(const std::string& text, const std::string& source) {
+  if (text.size() > kMaxJsonBytes) tooBig(source, text.size(), kMaxJsonBytes);
   try {
     return json::parse(text, [](int depth, json::parse_event_t, json&) {
-      if (depth > kMaxJsonDepth) throw FormatError("nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+      if (depth > kMaxJsonDepth) throw TooDeep{};
       return true;
     });
-  } catch (const FormatError& e) {
-    throw FormatError(source + ": not valid JSON: " + e.message());
+  } catch (const TooDeep&) {
+    throw FormatError(source + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   } catch (const json::exception& e) {
     std::string what = e.what();
     const auto close = what.find("] ");

@@ -201,7 +201,7 @@ TEST_F(Golden, TruncatedAndNestedManifest) {
   write(bundle / "hepbundle.json", "{\"mediaType\": \"application/vnd.hepbundle.manifest.v1+json\", \"files\": [");
   EXPECT_NE(expectThrow<FormatError>([&] { open(bundle.string(), opts()); }).find("not valid JSON"), std::string::npos);
   write(bundle / "hepbundle.json", std::string(100000, '[') + std::string(100000, ']'));
-  EXPECT_NE(expectThrow<FormatError>([&] { open(bundle.string(), opts()); }).find("nesting deeper"), std::string::npos);
+  EXPECT_NE(expectThrow<FormatError>([&] { open(bundle.string(), opts()); }).find("JSON nested deeper than 64 levels"), std::string::npos);
   write(bundle / "hepbundle.json", "{\"a\":" + std::string(100000, '{'));
   EXPECT_THROW(open(bundle.string(), opts()), FormatError);
 }
@@ -212,7 +212,7 @@ TEST_F(Golden, HugeManifestIsRefusedWithoutReadingIt) {
   }
   fs::resize_file(bundle / "hepbundle.json", 300ull << 20);  // sparse: costs no disk
   const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_NE(expectThrow<FormatError>([&] { open(bundle.string(), opts()); }).find("larger than 64 MiB"), std::string::npos);
+  EXPECT_NE(expectThrow<FormatError>([&] { open(bundle.string(), opts()); }).find("314,572,800 bytes, over the limit of 67,108,864"), std::string::npos);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
 }
 
