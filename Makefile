@@ -55,8 +55,9 @@ native: sysdeps
 	cmake --install $(NATIVE_BUILD) > /dev/null
 	ctest --test-dir $(NATIVE_BUILD) --output-on-failure --timeout 300
 
+## clang: ASan + UBSan over every test, and the libFuzzer target over the readers (30 s, bounded)
 native-asan: sysdeps
-	cmake -S src/libhepbundle -B $(NATIVE_BUILD)-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEPBUNDLE_SANITIZE=ON -DHEPBUNDLE_EXAMPLES=OFF
+	CC=clang CXX=clang++ cmake -S src/libhepbundle -B $(NATIVE_BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DHEPBUNDLE_SANITIZE=ON -DHEPBUNDLE_FUZZ=ON
 	cmake --build $(NATIVE_BUILD)-asan -j $(NATIVE_JOBS)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir $(NATIVE_BUILD)-asan --output-on-failure --timeout 600
 
@@ -70,8 +71,8 @@ wheel: $(STAMP)
 ## install everything and run the whole suite (slow tests included): what .ci/run calls
 test: lint types wheel native unit
 
-bench: $(STAMP)
-	cd tools/bench && for b in verify load signing catalog root2npz import; do ../../$(BIN)/python $$b.py || exit 1; done
+bench: $(STAMP) native
+	cd tools/bench && for b in verify load signing catalog root2npz import native; do ../../$(BIN)/python $$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) demo-run dist site build .pytest_cache .mypy_cache .ruff_cache
