@@ -32,17 +32,19 @@ std::shared_ptr<Bundle::Impl> load(const std::string& path, bool verifyFiles) {
   struct stat st {};
   if (stat(impl->root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     const bool exists = lstat(impl->root.c_str(), &st) == 0;
-    throw BuildError(impl->root + " is not a bundle directory (" + (exists ? "it is not a directory" : "it does not exist") + ")");
+    throw NotABundleError(impl->root + " is not a bundle directory (" + (exists ? "it is not a directory" : "it does not exist") + ")");
   }
   const std::string mpath = impl->root + "/hepbundle.json";
   std::string data;
   try {
     data = readSmallFile(mpath, kMaxManifestBytes);
   } catch (const ReadError& e) {
-    if (e.err == ENOENT) throw IntegrityError(impl->root + " is not a bundle: hepbundle.json is missing");
-    if (e.tooBig) tooBig(mpath, e.size, kMaxManifestBytes);
-    if (e.notRegular) throw FormatError(mpath + ": not a regular file");
-    throw FormatError(mpath + ": cannot read: " + std::strerror(e.err));
+    if (e.err == ENOENT) throw NotABundleError(impl->root + " is not a bundle: hepbundle.json is missing");
+    if (e.tooBig)
+      throw FormatError(mpath + " is " + thousands(e.size) + " bytes, over the limit of " + thousands(kMaxManifestBytes),
+                        "see docs/reference/errors.md § Limits");
+    if (e.notRegular) throw FormatError(mpath + " is " + describeMode(e.mode) + ", not a regular file", "replace it with the real file");
+    throw IntegrityError("cannot read " + mpath + ": " + std::strerror(e.err));
   }
   impl->manifest = parseManifest(data, mpath);
   impl->digest = sha256Hex(data);

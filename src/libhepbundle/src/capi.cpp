@@ -64,7 +64,7 @@ hepbundle_bundle* hepbundle_resolve(const char* ref, const char* policy, int fla
 
 hepbundle_bundle* hepbundle_open(const char* path, const char* policy, int flags) {
   return guarded([&]() -> hepbundle_bundle* {
-    if (!path) throw hepbundle::BuildError("no bundle path given");
+    if (!path) throw hepbundle::NotABundleError("no bundle path given");
     return wrap(hepbundle::open(path, options(policy, flags)));
   });
 }

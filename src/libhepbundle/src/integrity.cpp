@@ -28,16 +28,6 @@ namespace detail {
 
 namespace {
 
-std::string describeMode(mode_t m) {
-  if (S_ISFIFO(m)) return "a FIFO (named pipe)";
-  if (S_ISCHR(m)) return "a character device";
-  if (S_ISBLK(m)) return "a block device";
-  if (S_ISSOCK(m)) return "a socket";
-  if (S_ISDIR(m)) return "a directory";
-  if (S_ISLNK(m)) return "a symbolic link";
-  return "a special file";
-}
-
 struct ToHash {
   const FileEntry* entry;
   std::string path;

@@ -54,7 +54,10 @@ struct ReadError {
   bool tooBig = false;
   bool notRegular = false;
   std::uint64_t size = 0;
+  mode_t mode = 0;
 };
+/// "a FIFO (named pipe)", "a character device", … (src/hepbundle/regular.py describe_mode)
+std::string describeMode(mode_t m);
 std::string readSmallFile(const std::string& path, std::size_t max);
 /// JSON parse with a nesting limit; throws FormatError "<source>: not valid JSON: …"
 json parseJson(const std::string& text, const std::string& source);
@@ -109,6 +112,7 @@ constexpr std::size_t kMaxJsonBytes = 64u << 20;
 constexpr std::size_t kMaxYamlBytes = 4u << 20;
 constexpr int kMaxJsonDepth = 64;
 /// "<source>: 1,234 bytes, over the limit of 1,000" (FormatError, with the limits hint)
+std::string thousands(std::uint64_t n);
 [[noreturn]] void tooBig(const std::string& source, std::uint64_t size, std::uint64_t limit);
 
 // ---- node verification cache (cache.cpp) -------------------------------------------------

@@ -2,9 +2,12 @@
 // ordered rules, the first whose namespace glob matches decides; signers are key / x509 /
 // sigstore leaves combined by lists, any_of and all_of. Read with yaml-cpp, checked by hand with
 // the schema's rules (SpecError naming file, line and field).
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <sstream>
 #include <cstring>
 #include <set>
 
@@ -311,6 +314,34 @@ struct Reader {
   }
 };
 
+// The event stream checked before the document is built (src/hepbundle/_yaml.py check_events):
+// no NUL byte, at most 64 levels deep, and no anchors or aliases (they serve no purpose in a
+// policy and would let a small file expand without bound).
+struct Guard : YAML::EventHandler {
+  std::string file;
+  int depth = 0;
+  explicit Guard(std::string f) : file(std::move(f)) {}
+  std::string at(const YAML::Mark& m) const { return file + ":" + std::to_string(m.line + 1) + ": "; }
+  void anchor(const YAML::Mark& m, YAML::anchor_t a) const {
+    if (a != YAML::NullAnchor) throw SpecError(at(m) + "anchors are not allowed in this file", "write the value out in full");
+  }
+  void open(const YAML::Mark& m, YAML::anchor_t a) {
+    anchor(m, a);
+    if (++depth > 64) throw SpecError(at(m) + "nested deeper than 64 levels");
+  }
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t a) override { anchor(m, a); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override {
+    throw SpecError(at(m) + "aliases are not allowed in this file", "write the value out in full");
+  }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t a, const std::string&) override { anchor(m, a); }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t a, YAML::EmitterStyle::value) override { open(m, a); }
+  void OnSequenceEnd() override { --depth; }
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t a, YAML::EmitterStyle::value) override { open(m, a); }
+  void OnMapEnd() override { --depth; }
+};
+
 }  // namespace
 
 class TrustPolicy {
@@ -336,8 +367,19 @@ std::shared_ptr<const TrustPolicy> loadPolicy(const std::string& path) {
     const std::string why = e.tooBig ? std::to_string(e.size) + " bytes, over the limit of " + std::to_string(kMaxYamlBytes) : e.notRegular ? "not a regular file" : std::strerror(e.err);
     throw SpecError("cannot read trust policy " + path + ": " + why);
   }
+  const auto nul = text.find('\0');
+  if (nul != std::string::npos)
+    throw SpecError(path + ":" + std::to_string(std::count(text.begin(), text.begin() + static_cast<long>(nul), '\n') + 1) +
+                    ": invalid YAML: a NUL byte");
   YAML::Node doc;
   try {
+    {
+      std::istringstream in(text);
+      YAML::Parser parser(in);
+      Guard guard(path);
+      while (parser.HandleNextDocument(guard)) {
+      }
+    }
     doc = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     throw SpecError(path + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);

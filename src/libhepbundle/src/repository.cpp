@@ -321,7 +321,7 @@ Bundle resolve(const std::string& ref, const Options& options) {
     }
     if (rec->yanked) {
       const std::string msg = name + "@" + rec->version + " is yanked: " + *rec->yanked;
-      if (!options.allowYanked) throw NotFoundError(msg, "pin another version, or pass allow_yanked=True / --allow-yanked");
+      if (!options.allowYanked) throw YankedError(msg, "pin another version, or pass allow_yanked=True / --allow-yanked");
       log(options, LogLevel::Warning, msg + " (allowed)");
     }
     if (parsed.selector != rec->version) log(options, LogLevel::Info, "resolved " + ref + " to " + name + "@" + rec->version + " in " + root);

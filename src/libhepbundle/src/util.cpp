@@ -397,7 +397,7 @@ std::string readSmallFile(const std::string& path, std::size_t max) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw ReadError{0, false, true};
+    throw ReadError{0, false, true, 0, st.st_mode};
   }
   if (static_cast<std::uint64_t>(st.st_size) > max) {
     ::close(fd);
@@ -427,12 +427,13 @@ std::string readSmallFile(const std::string& path, std::size_t max) {
   return out;
 }
 
-namespace {
 std::string thousands(std::uint64_t n) {
   std::string s = std::to_string(n);
   for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
   return s;
 }
+
+namespace {
 struct TooDeep {};
 }  // namespace
 
@@ -456,6 +457,16 @@ json parseJson(const std::string& text, const std::string& source) {
     if (startsWith(what, "[json.exception") && close != std::string::npos) what = what.substr(close + 2);
     throw FormatError(source + ": not valid JSON: " + what);
   }
+}
+
+std::string describeMode(mode_t m) {
+  if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISLNK(m)) return "a symbolic link";
+  return "a special file";
 }
 
 void log(const Options& o, LogLevel level, const std::string& msg) {

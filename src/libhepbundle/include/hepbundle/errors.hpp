@@ -12,8 +12,10 @@
 // │   ├── SignatureError   unsigned, malformed or invalid signature
 // │   └── PolicyError      signature valid, but the signer is not allowed
 // ├── SigningError         unsupported key or certificate material
+// ├── NotABundleError      a path given as a bundle is not one (missing, no hepbundle.json)
 // └── RepositoryError      repository failures
 //     └── NotFoundError    an unknown reference, name, version or alias
+//         └── YankedError  the reference names a yanked version
 #pragma once
 
 #include <stdexcept>
@@ -54,6 +56,8 @@ HEPBUNDLE_ERROR_CLASS(FormatError, HepbundleError)
 HEPBUNDLE_ERROR_CLASS(SigningError, HepbundleError)
 HEPBUNDLE_ERROR_CLASS(RepositoryError, HepbundleError)
 HEPBUNDLE_ERROR_CLASS(NotFoundError, RepositoryError)
+HEPBUNDLE_ERROR_CLASS(YankedError, NotFoundError)
+HEPBUNDLE_ERROR_CLASS(NotABundleError, HepbundleError)
 
 class VerificationError : public HepbundleError {
  public:
