@@ -43,6 +43,8 @@ std::optional<std::int64_t> parseUtc(const std::string& s);
 std::string formatUtc(std::int64_t t, const char* fmt = "%Y-%m-%dT%H:%M:%SZ");
 /// Path(p).absolute() as Python prints it: cwd-joined, '.' and empty segments dropped
 std::string absolutePath(const std::string& p);
+/// str(PurePosixPath(p)): empty and '.' segments dropped, trailing '/' removed ("" → ".")
+std::string posixPath(const std::string& p);
 std::string dirName(const std::string& p);
 std::string baseName(const std::string& p);
 std::string envOr(const char* name, const std::string& fallback = "");

@@ -281,21 +281,6 @@ std::vector<std::string> searchPath(const Options& o) {
   throw NotFoundError("no repository to search", "set HEPBUNDLE_PATH=/cvmfs/<repo>:<other> or pass --repo");
 }
 
-// str(Path(p)): what Python prints for a search-path entry
-std::string shown(const std::string& p) {
-  std::vector<std::string> keep;
-  std::size_t start = 0;
-  while (true) {
-    auto pos = p.find('/', start);
-    std::string seg = p.substr(start, pos - start);
-    if (!seg.empty() && seg != ".") keep.push_back(seg);
-    if (pos == std::string::npos) break;
-    start = pos + 1;
-  }
-  std::string out = (p[0] == '/' ? "/" : "") + join(keep, "/");
-  return out.empty() ? "." : out;
-}
-
 }  // namespace
 
 }  // namespace detail
@@ -308,7 +293,7 @@ Bundle resolve(const std::string& ref, const Options& options) {
   const auto roots = searchPath(options);
   std::optional<NotFoundError> first;
   for (const auto& rootIn : roots) {
-    const std::string root = shown(rootIn);
+    const std::string root = posixPath(rootIn);
     if (!isFile(catalogFile(root, name))) continue;
     const Record* rec = nullptr;
     NameCatalog cat;
@@ -343,7 +328,7 @@ Bundle resolve(const std::string& ref, const Options& options) {
     throw *first;
   }
   std::vector<std::string> shownRoots;
-  for (const auto& r : roots) shownRoots.push_back(shown(r));
+  for (const auto& r : roots) shownRoots.push_back(posixPath(r));
   throw NotFoundError("no bundle named " + pyrepr(name) + " in " + join(shownRoots, ", "), "check HEPBUNDLE_PATH, or search with: hepbundle find");
 }
 

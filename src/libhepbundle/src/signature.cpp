@@ -93,23 +93,6 @@ std::string fromhexToHex(const json& v) {
   return out;
 }
 
-// str(PurePosixPath(name))
-std::string posixPath(const std::string& name) {
-  if (name.empty()) return ".";
-  std::vector<std::string> keep;
-  std::size_t start = 0;
-  while (true) {
-    auto pos = name.find('/', start);
-    std::string seg = name.substr(start, pos - start);
-    if (!seg.empty() && seg != ".") keep.push_back(seg);
-    if (pos == std::string::npos) break;
-    start = pos + 1;
-  }
-  std::string lead = name[0] == '/' ? (startsWith(name, "//") && !startsWith(name, "///") ? "//" : "/") : "";
-  std::string out = lead + join(keep, "/");
-  return out.empty() ? "." : out;
-}
-
 std::map<std::string, std::string> signedDigests(const json& statement) {
   const std::string predicateType = str(at(statement, "predicateType"));
   std::map<std::string, std::string> out;

@@ -367,6 +367,23 @@ std::string absolutePath(const std::string& p) {
   return "/" + join(keep, "/");
 }
 
+// str(PurePosixPath(name))
+std::string posixPath(const std::string& name) {
+  if (name.empty()) return ".";
+  std::vector<std::string> keep;
+  std::size_t start = 0;
+  while (true) {
+    auto pos = name.find('/', start);
+    std::string seg = name.substr(start, pos - start);
+    if (!seg.empty() && seg != ".") keep.push_back(seg);
+    if (pos == std::string::npos) break;
+    start = pos + 1;
+  }
+  std::string lead = name[0] == '/' ? (startsWith(name, "//") && !startsWith(name, "///") ? "//" : "/") : "";
+  std::string out = lead + join(keep, "/");
+  return out.empty() ? "." : out;
+}
+
 std::string dirName(const std::string& p) {
   const auto pos = p.rfind('/');
   if (pos == std::string::npos) return ".";
