@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .config import settings
 from .errors import BuildError
 from .filemodes import make_dirs, publish_mode
 
@@ -35,7 +36,7 @@ def utc_timestamp(t: float | None = None) -> str:
 
 def created_timestamp() -> str:
     """UTC build time, or ``SOURCE_DATE_EPOCH`` when set (reproducible builds)."""
-    sde = os.environ.get("SOURCE_DATE_EPOCH")
+    sde = settings().source_date_epoch
     if sde is None:
         return utc_timestamp(int(time.time()))
     try:

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import settings
+
 __all__ = ["VerificationCache", "cvmfs_mount_of", "default_cache", "parse_mountinfo"]
 
 log = logging.getLogger("hepbundle")
@@ -221,10 +223,5 @@ class VerificationCache:
 
 def default_cache() -> VerificationCache | None:
     """The user's cache, or None when ``HEPBUNDLE_NO_CACHE`` is set."""
-    if os.environ.get("HEPBUNDLE_NO_CACHE"):
-        return None
-    base = os.environ.get("HEPBUNDLE_CACHE_DIR")
-    if base:
-        return VerificationCache(Path(base))
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return VerificationCache(Path(xdg) / "hepbundle")
+    s = settings()
+    return None if s.no_cache else VerificationCache(s.cache_dir)

@@ -21,6 +21,7 @@ from typing import Protocol, TypeVar
 
 import blake3
 
+from .config import settings
 from .errors import FormatError
 from .regular import open_regular
 
@@ -121,9 +122,9 @@ class FileDigest:
 
 def default_workers() -> int:
     """Threads to hash with: ``HEPBUNDLE_HASH_THREADS`` or the CPUs this process may use."""
-    env = os.environ.get("HEPBUNDLE_HASH_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
+    threads = settings().hash_threads
+    if threads is not None:
+        return threads
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux

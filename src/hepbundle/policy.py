@@ -29,6 +29,7 @@ from ._signers import ParsedSignature, SignatureKind
 from ._signers.certificate import CaStore, dn_matches, dn_string, verify_x509
 from ._signers.keys import PublicKey, key_id, load_public_key, verify_signature_bytes
 from ._yaml import LineMap, load_yaml
+from .config import settings
 from .errors import PolicyError, SignatureError, SpecError, VerificationError
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "SignerInfo",
     "TrustPolicy",
     "policy_from_env",
+    "resolve_policy",
 ]
 
 POLICY_ENV = "HEPBUNDLE_POLICY"
@@ -375,5 +377,36 @@ def _node(
 
 def policy_from_env() -> TrustPolicy | None:
     """The policy named by ``HEPBUNDLE_POLICY``, or None when it is unset."""
-    path = os.environ.get(POLICY_ENV)
+    path = settings().policy_file
     return TrustPolicy.load(path) if path else None
+
+
+def resolve_policy(
+    policy: Path | None = None,
+    *,
+    keys: Sequence[Path] = (),
+    ca: Sequence[Path] = (),
+    subjects: Sequence[str] = (),
+    identity: str | None = None,
+    issuer: str | None = None,
+    trust_config: Path | None = None,
+) -> TrustPolicy | None:
+    """The trust policy a caller names, by precedence: the ``policy`` file, else the quick
+    allowances (``keys``, ``ca``/``subjects``, ``identity``/``issuer``), else
+    ``HEPBUNDLE_POLICY``, else None (signatures cannot be judged). Giving both a file and quick
+    allowances is an error; ``trust_config`` (a sigstore trusted root) applies to whichever
+    policy is chosen. The command line's trust options are exactly these arguments."""
+    flags = TrustPolicy.from_flags(
+        keys=keys,
+        ca=ca,
+        subjects=subjects,
+        identity=identity,
+        issuer=issuer,
+        trust_config=trust_config,
+    )
+    if policy is not None and flags is not None:
+        raise SpecError("give either --policy or the quick flags (--key, --ca, --identity)")
+    chosen = TrustPolicy.load(policy) if policy is not None else flags or policy_from_env()
+    if chosen is not None and trust_config is not None:
+        chosen = chosen.using_trust_config(trust_config)
+    return chosen

@@ -308,7 +308,8 @@ def run(
     lock_item = report.item("environment")
     env_desc, path_prefix = _environment(environment, work, lock_item.found if lock_item else None)
     log = work / "train.log"
-    env = {**os.environ, "PATH": f"{path_prefix}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ}  # the training inherits the environment, its venv first on PATH
+    env["PATH"] = f"{path_prefix}{os.pathsep}{env.get('PATH', '')}"
     with open(log, "wb") as f:
         try:
             rc = subprocess.run(

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .config import settings
 from .errors import NotFoundError, VerificationError, YankedError
 from .load import VerifyMode, open
 from .manifest import Manifest, read_manifest
@@ -80,11 +81,11 @@ def search_path(repos: Repos = None) -> list[Path]:
     like ``CALIBPATH``), else ``HEPBUNDLE_REPO``, else ``./hepbundle-repo`` if it exists."""
     if repos:
         return [Path(r) for r in repos]
-    env = os.environ.get("HEPBUNDLE_PATH")
-    if env:
-        return [Path(p) for p in env.split(os.pathsep) if p]
-    if os.environ.get("HEPBUNDLE_REPO"):
-        return [Path(os.environ["HEPBUNDLE_REPO"])]
+    s = settings()
+    if s.search_path:
+        return list(s.search_path)
+    if s.repo is not None:
+        return [s.repo]
     if Path("hepbundle-repo").is_dir():
         return [Path("hepbundle-repo")]
     raise NotFoundError(

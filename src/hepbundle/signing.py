@@ -38,8 +38,9 @@ from ._signers.keys import SUPPORTED_CURVES, KeySigner, generate_key
 from ._signers.sigstore import SigstoreSigner
 from .bundle import Bundle
 from .cache import default_cache
+from .config import settings
 from .digest import DEFAULT_ALGORITHM, algorithm, hash_files
-from .errors import FormatError, PathError, SignatureError, SigningError
+from .errors import FormatError, PathError, SignatureError, SigningError, SpecError
 from .integrity import IntegrityReport
 from .manifest import MANIFEST_FILENAME
 from .paths import check_relpath, is_reserved
@@ -69,6 +70,7 @@ __all__ = [
     "sign_directory",
     "signature_files",
     "signature_name",
+    "signer_from",
     "verify",
     "verify_directory",
     "verify_signatures",
@@ -442,3 +444,36 @@ def check_signatures_for_open(b: Bundle, policy: TrustPolicy | None) -> list[Sig
             log.info("%s is unsigned and no trust policy is configured: integrity only", b.ref)
         return None
     return verify_signatures(b, policy)
+
+
+def signer_from(
+    *,
+    key: Path | None = None,
+    cert: Path | None = None,
+    chain: Sequence[Path] = (),
+    sigstore: bool = False,
+    identity_token: str | None = None,
+    trust_config: Path | None = None,
+    password: str | None = None,
+) -> Signer:
+    """The signer the caller names: ``sigstore`` (keyless; ``identity_token``, default
+    ``SIGSTORE_ID_TOKEN``), ``cert`` + ``key`` (+ ``chain``) for X.509, or ``key`` alone for an EC
+    key. An encrypted key's ``password`` defaults to ``HEPBUNDLE_KEY_PASSWORD``. The command
+    line's signer options are exactly these arguments."""
+    password = password if password is not None else settings().key_password
+    if sigstore:
+        if key or cert:
+            raise SpecError("--sigstore signs keyless: drop --key/--cert")
+        token = identity_token or settings().sigstore_id_token
+        return SigstoreSigner(token, trust_config=trust_config)
+    if cert is not None:
+        if key is None:
+            raise SpecError("--cert needs --key (the certificate's private key)")
+        return X509Signer(cert, key, tuple(chain), password=password)
+    if chain:
+        raise SpecError("--chain goes with --cert")
+    if key is None:
+        raise SpecError(
+            "say how to sign: --key KEY.pem, --cert CERT.pem --key KEY.pem, or --sigstore"
+        )
+    return KeySigner(key, password)

@@ -1,21 +1,39 @@
 """Options shared by every command that takes them, declared once so that names and help agree.
 
-``ref_options``  for commands that take a REF: ``--repo R`` (repeatable; the search path of
-                 :func:`hepbundle.resolver.search_path`) and ``--allow-yanked``. The command
-                 receives ``repos: tuple[Path, ...]`` and ``allow_yanked: bool``.
+``ref_options``        commands that take a REF: ``--repo R`` (repeatable; the search path of
+                       :func:`hepbundle.resolver.search_path`) and ``--allow-yanked``; the
+                       command receives ``repos: tuple[Path, ...]`` and ``allow_yanked: bool``.
+``repository_option``  commands that write to or list one repository: ``--repo R``; the
+                       command receives ``repo: str | None``.
+``signer_options``     commands that sign: ``--key``, ``--cert``, ``--chain``, ``--sigstore``,
+                       ``--identity-token``; the command receives ``signer: Signer | None``, made
+                       by :func:`hepbundle.signing.signer_from`.
+trust options          commands that verify: :mod:`._trust` (``--policy``, ``--key`` or
+                       ``--trust-key``, ``--ca``, ``--subject``, ``--identity``, ``--issuer``,
+                       ``--trust-config``); the command receives ``trust``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-__all__ = ["allow_yanked_option", "ref_options", "repos_option"]
+from ._trust import trust_config_option
+
+__all__ = [
+    "allow_yanked_option",
+    "ref_options",
+    "repos_option",
+    "repository_option",
+    "signer_options",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 repos_option = click.option(
     "--repo",
@@ -29,8 +47,69 @@ repos_option = click.option(
 allow_yanked_option = click.option(
     "--allow-yanked", is_flag=True, help="Accept a yanked version (with a warning)."
 )
+repository_option = click.option(
+    "--repo",
+    metavar="R",
+    help="Repository: a directory (local, tarball) or a CVMFS repository name (cvmfs). "
+    "Default: $HEPBUNDLE_REPO, else ./hepbundle-repo.",
+)
 
 
 def ref_options(f: F) -> F:
     """``--repo`` (repeatable) and ``--allow-yanked``: how every command finds its REF."""
     return repos_option(allow_yanked_option(f))
+
+
+_SIGNER_OPTIONS = [
+    click.option(
+        "--key",
+        type=_FILE,
+        help="Sign with this EC private key (PEM; P-256/384/521), or the private key of --cert "
+        "(EC or RSA). An encrypted key's password is read from $HEPBUNDLE_KEY_PASSWORD.",
+    ),
+    click.option(
+        "--cert",
+        type=_FILE,
+        help="Sign with this X.509 certificate (PEM, and its --key), e.g. a grid usercert.pem; "
+        "not a proxy.",
+    ),
+    click.option(
+        "--chain",
+        multiple=True,
+        type=_FILE,
+        help="Intermediate CA certificates to embed with --cert (repeatable).",
+    ),
+    click.option("--sigstore", is_flag=True, help="Sign keyless via Fulcio/Rekor."),
+    click.option(
+        "--identity-token",
+        metavar="TOKEN",
+        help="OIDC token for --sigstore (default: $SIGSTORE_ID_TOKEN, else ambient CI "
+        "credentials).",
+    ),
+]
+_SIGNER_NAMES = ("key", "cert", "chain", "sigstore", "identity_token")
+
+
+def signer_options(*, required: bool = False, trust_config: bool = False) -> Callable[[F], F]:
+    """Add the signer options; the command receives ``signer`` (None when no signer option was
+    given, unless ``required``: then the error says how to sign). With ``trust_config``,
+    ``--trust-config`` is added too and used for ``--sigstore``."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            given = {name: kwargs.pop(name) for name in _SIGNER_NAMES}
+            config = kwargs.pop("trust_config") if trust_config else None
+            signer = None
+            if required or given["key"] or given["cert"] or given["chain"] or given["sigstore"]:
+                from ..signing import signer_from  # the signers load only when signing
+
+                signer = signer_from(**given, trust_config=config)
+            return fn(*args, signer=signer, **kwargs)
+
+        options = [*_SIGNER_OPTIONS, *([trust_config_option] if trust_config else [])]
+        for option in reversed(options):
+            wrapper = option(wrapper)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -1,22 +1,18 @@
 """The trust-policy options every verifying command shares: ``--policy FILE`` or the quick flags
 (``--key``, ``--ca``/``--subject``, ``--identity``/``--issuer``, ``--trust-config``), falling back
-to ``$HEPBUNDLE_POLICY``. A decorated command receives one ``trust`` argument."""
+to ``$HEPBUNDLE_POLICY``. A decorated command receives one ``trust`` argument: :func:`hepbundle.policy.resolve_policy`
+of the options (the precedence lives in the library)."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
-from ..errors import SpecError
-
-if TYPE_CHECKING:
-    from ..policy import TrustPolicy
-
-__all__ = ["trust_config_option", "trust_options", "trust_options_with", "trust_policy"]
+__all__ = ["trust_config_option", "trust_options", "trust_options_with"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -63,35 +59,6 @@ _OTHER_OPTIONS = [
 _NAMES = ("policy", "keys", "ca", "subjects", "identity", "issuer", "trust_config")
 
 
-def trust_policy(
-    policy: Path | None = None,
-    keys: tuple[Path, ...] = (),
-    ca: tuple[Path, ...] = (),
-    subjects: tuple[str, ...] = (),
-    identity: str | None = None,
-    issuer: str | None = None,
-    trust_config: Path | None = None,
-) -> TrustPolicy | None:
-    """The policy the options name: ``--policy``, else the quick flags, else
-    ``$HEPBUNDLE_POLICY``, else None (signatures cannot be judged)."""
-    from ..policy import TrustPolicy, policy_from_env  # imported only by commands that verify
-
-    flags = TrustPolicy.from_flags(
-        keys=keys,
-        ca=ca,
-        subjects=subjects,
-        identity=identity,
-        issuer=issuer,
-        trust_config=trust_config,
-    )
-    if policy is not None and flags is not None:
-        raise SpecError("give either --policy or the quick flags (--key, --ca, --identity)")
-    chosen = TrustPolicy.load(policy) if policy is not None else flags or policy_from_env()
-    if chosen is not None and trust_config is not None:
-        chosen = chosen.using_trust_config(trust_config)
-    return chosen
-
-
 def trust_options(fn: F) -> F:
     """Add the trust options to a click command and pass it ``trust=<TrustPolicy | None>``."""
     return trust_options_with()(fn)
@@ -105,7 +72,10 @@ def trust_options_with(*, key_flag: str = "--key") -> Callable[[F], F]:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             given = {name: kwargs.pop(name) for name in _NAMES}
-            return fn(*args, trust=trust_policy(**given), **kwargs)
+            from ..policy import resolve_policy  # imported only by commands that verify
+
+            policy = given.pop("policy")
+            return fn(*args, trust=resolve_policy(policy, **given), **kwargs)
 
         for option in reversed(_options(key_flag)):
             wrapper = option(wrapper)

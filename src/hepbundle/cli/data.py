@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,7 +15,10 @@ from ..data import reference as _reference
 from ..data import root2npz as _root2npz  # the module
 from ..errors import DataError, DriftAlert, VerificationError
 from ._common import emit_json, json_option
-from ._options import ref_options
+from ._options import ref_options, signer_options
+
+if TYPE_CHECKING:
+    from ..signing import Signer
 
 __all__ = ["COMMANDS"]
 
@@ -238,11 +240,7 @@ def _drift_table(report: _drift.DriftReport) -> str:
     help="Allowed |new - recorded| per metric.",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write JSON here.")
-@click.option(
-    "--key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="EC key to sign the evaluation record with (password from HEPBUNDLE_KEY_PASSWORD).",
-)
+@signer_options()
 @click.option(
     "--allow-unsigned",
     is_flag=True,
@@ -260,7 +258,7 @@ def eval_(
     runner: str,
     tolerance: float,
     out: Path | None,
-    key: Path | None,
+    signer: Signer | None,
     allow_unsigned: bool,
     repos: tuple[Path, ...],
     allow_yanked: bool,
@@ -285,11 +283,6 @@ def eval_(
         tolerance=tolerance,
         allow_unsigned=allow_unsigned,
     )
-    signer = None
-    if key is not None:
-        from ..signing import KeySigner
-
-        signer = KeySigner(key, os.environ.get("HEPBUNDLE_KEY_PASSWORD"))
     where = _evaluate.keep_result(bundle, result, out=out, signer=signer)
     if as_json:
         emit_json({**result.to_json(), "written": where})

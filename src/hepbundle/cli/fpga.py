@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,16 +13,16 @@ from ..errors import VerificationError
 from ..fpga.tolerance import DEFAULT_MAX_RELATIVE_DIFF, DEFAULT_MIN_ARGMAX_AGREEMENT
 from ..manifest import canonical_json
 from ._common import emit_json, json_option
-from ._options import ref_options
+from ._options import ref_options, signer_options
 from ._trust import trust_options_with
 
 if TYPE_CHECKING:
     from ..policy import TrustPolicy
+    from ..signing import Signer
 
 __all__ = ["COMMANDS"]
 
 _TOOLCHAINS = ["hls4ml", "finn", "vitis-ai"]
-_PASSWORD_ENV = "HEPBUNDLE_KEY_PASSWORD"
 
 
 @click.group()
@@ -112,11 +111,7 @@ def capture(project_dir: Path, toolchain: str, to: str | None, out: Path | None)
     type=click.Path(file_okay=False, path_type=Path),
     help="Also write report.json and report.png into this directory.",
 )
-@click.option(
-    "--key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help=f"EC key to sign the evaluation record with (password from {_PASSWORD_ENV}).",
-)
+@signer_options()
 @click.option(
     "--build-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -144,7 +139,7 @@ def compare(
     max_relative_diff: float,
     plot: Path | None,
     out_dir: Path | None,
-    key: Path | None,
+    signer: Signer | None,
     build_dir: Path | None,
     no_float: bool,
     allow_unsigned: bool,
@@ -169,12 +164,9 @@ def compare(
     from ..fpga.compare import Tolerance, compare_bundle, record_report
 
     bundle = _resolver.resolve(ref, repos=repos, allow_yanked=allow_yanked, policy=trust)
-    signer = None
-    if key is not None:
+    if signer is not None:
         from ..repository.records import recordable_repo
-        from ..signing import KeySigner
 
-        signer = KeySigner(key, os.environ.get(_PASSWORD_ENV))
         recordable_repo(bundle, signer=signer)  # --key needs a catalogue entry to sign into
     report = compare_bundle(
         bundle,

@@ -9,10 +9,14 @@ import click
 
 from ..errors import RepositoryError, SpecError
 from ._common import emit_json, json_option, progress
+from ._options import repository_option, signer_options
+from ._trust import trust_options_with
 
 if TYPE_CHECKING:
     from ..importers.base import ImportPlan
     from ..importers.run import ImportReport
+    from ..policy import TrustPolicy
+    from ..signing import Signer
 
 __all__ = ["COMMANDS"]
 
@@ -90,11 +94,7 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.command("import")
 @click.argument("kind")
 @click.argument("source")
-@click.option(
-    "--repo",
-    type=_DIR,
-    help="Local repository to publish into (default: $HEPBUNDLE_REPO, else ./hepbundle-repo).",
-)
+@repository_option
 @click.option(
     "--map",
     "mapping",
@@ -102,18 +102,8 @@ _DIR = click.Path(file_okay=False, path_type=Path)
     help="Mapping YAML: namespace, defaults, roles, names, explicit bundles.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan and provenance gaps; write nothing.")
-@click.option(
-    "--key", type=_FILE, help="Sign with this EC private key (PEM), or the key of --cert."
-)
-@click.option("--cert", type=_FILE, help="Sign with this X.509 certificate (and --key).")
-@click.option(
-    "--chain", type=_FILE, multiple=True, help="Intermediate CA certificates to embed (repeatable)."
-)
-@click.option(
-    "--policy",
-    type=_FILE,
-    help="Trust policy the signatures must satisfy (default: $HEPBUNDLE_POLICY).",
-)
+@signer_options()
+@trust_options_with(key_flag="--trust-key")
 @click.option("--allow-unsigned", is_flag=True, help="Publish unsigned bundles (local tests only).")
 @click.option(
     "--compat-tree",
@@ -130,13 +120,11 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 def import_(
     kind: str,
     source: str,
-    repo: Path | None,
+    repo: str | None,
     mapping: Path | None,
     dry_run: bool,
-    key: Path | None,
-    cert: Path | None,
-    chain: tuple[Path, ...],
-    policy: Path | None,
+    signer: Signer | None,
+    trust: TrustPolicy | None,
     allow_unsigned: bool,
     compat_tree: Path | None,
     work_dir: Path | None,
@@ -167,19 +155,14 @@ def import_(
         return
     # signing, policy and publishing are imported only when importing
     from ..importers.run import ImportOptions, run_import
-    from ..policy import TrustPolicy, policy_from_env
     from ..repository.publish import default_repo
-    from .signing import _signer
 
-    signer = None
-    if key is not None or cert is not None:
-        signer = _signer(key, cert, chain, False, None, None)
     total = sum(b.size for b in plan.bundles)
     with progress(total, "importing", enabled=not as_json) as cb:
         opts = ImportOptions(
-            repo=repo or default_repo(),
+            repo=Path(repo) if repo else default_repo(),
             signer=signer,
-            policy=TrustPolicy.load(policy) if policy else policy_from_env(),
+            policy=trust,
             allow_unsigned=allow_unsigned,
             compat_tree=compat_tree,
             work_dir=work_dir,

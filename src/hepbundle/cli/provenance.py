@@ -11,13 +11,13 @@ import click
 
 from .. import attestation as _attestation
 from .._base import write_atomic
-from ..errors import SpecError
 from ..policy import TrustPolicy
 from ..provenance import lineage as _lineage
 from ..provenance import slsa as _slsa
+from ..signing import Signer
 from ._common import emit_json, json_option
-from ._options import ref_options
-from .signing import _signer
+from ._options import ref_options, signer_options
+from ._trust import trust_options
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -72,26 +72,17 @@ def provenance(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Attestation file to write (a sigstore bundle JSON), e.g. B.provenance.sigstore.json.",
 )
-@click.option("--key", type=_FILE, help="EC private key, or the private key of --cert.")
-@click.option("--cert", type=_FILE, help="X.509 signing certificate (PEM).")
-@click.option("--chain", multiple=True, type=_FILE, help="Intermediate CA certificates.")
-@click.option("--sigstore", "use_sigstore", is_flag=True, help="Sign keyless via Fulcio/Rekor.")
-@click.option("--identity-token", metavar="TOKEN", envvar="SIGSTORE_ID_TOKEN")
+@signer_options(required=True)
 @ref_options
 def attest(
     ref: str,
     output: Path,
-    key: Path | None,
-    cert: Path | None,
-    chain: tuple[Path, ...],
-    use_sigstore: bool,
-    identity_token: str | None,
+    signer: Signer,
     repos: tuple[Path, ...],
     allow_yanked: bool,
 ) -> None:
     """Sign the SLSA provenance statement of REF with the signers 'hepbundle sign' uses, as a
     second attestation written outside the (immutable) bundle."""
-    signer = _signer(key, cert, chain, use_sigstore, identity_token, None)
     out = _attestation.sign_provenance(ref, signer, output, repos=repos, allow_yanked=allow_yanked)
     click.echo(f"signed the provenance of {ref} ({signer.describe()}) -> {out}")
 
@@ -99,26 +90,21 @@ def attest(
 @click.command("verify-attestation")
 @click.argument("attestation", type=_FILE)
 @click.argument("ref")
-@click.option("--policy", type=_FILE, help="Trust policy YAML (default: $HEPBUNDLE_POLICY).")
-@click.option("--key", "keys", multiple=True, type=_FILE, help="Trust this public key.")
+@trust_options
 @ref_options
 @json_option
 def verify_attestation(
     attestation: Path,
     ref: str,
-    policy: Path | None,
-    keys: tuple[Path, ...],
+    trust: TrustPolicy | None,
     repos: tuple[Path, ...],
     allow_yanked: bool,
     as_json: bool,
 ) -> None:
     """Verify that ATTESTATION is REF's provenance, signed by a signer the trust policy allows
     for REF's name. Exit status: 0 verified, 1 verification failure, 2 usage or input error."""
-    if policy is not None and keys:
-        raise SpecError("give either --policy or --key")
-    chosen = TrustPolicy.load(policy) if policy else TrustPolicy.from_flags(keys=keys)
     res = _attestation.verify_provenance(
-        attestation, ref, chosen, repos=repos, allow_yanked=allow_yanked
+        attestation, ref, trust, repos=repos, allow_yanked=allow_yanked
     )
     if as_json:
         emit_json(res.to_json())

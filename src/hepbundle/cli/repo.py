@@ -10,19 +10,14 @@ import click
 from .. import repository as _repo
 from ..bundle import Bundle
 from ._common import emit_json, json_option, progress
+from ._options import repository_option
 from ._trust import trust_options
 
 if TYPE_CHECKING:
     from ..policy import TrustPolicy
 
-__all__ = ["COMMANDS", "repo_option"]
+__all__ = ["COMMANDS"]
 
-repo_option = click.option(
-    "--repo",
-    metavar="R",
-    help="Repository: a directory (local, tarball) or a CVMFS repository name (cvmfs). "
-    "Default: $HEPBUNDLE_REPO, else ./hepbundle-repo.",
-)
 _backend_option = click.option(
     "--backend",
     type=click.Choice(_repo.BACKENDS),
@@ -35,7 +30,7 @@ _backend_option = click.option(
 
 @click.command()
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=Path))
-@repo_option
+@repository_option
 @_backend_option
 @click.option("--alias", help="Point this alias (e.g. prod) at the published version(s).")
 @click.option("--allow-unsigned", is_flag=True, help="Publish an unsigned bundle (never on cvmfs).")
@@ -106,7 +101,7 @@ def publish(
 @click.option("--all-versions", is_flag=True, help="Every matching version, not the latest.")
 @click.option("--include-yanked", is_flag=True, help="Also yanked versions.")
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
-@repo_option
+@repository_option
 @json_option
 def find(
     text: str | None,
@@ -145,7 +140,7 @@ def find(
 
 @click.command()
 @click.argument("name")
-@repo_option
+@repository_option
 @json_option
 def versions(name: str, repo: str | None, as_json: bool) -> None:
     """List every version of NAME with its aliases and yanked marks."""
@@ -175,7 +170,7 @@ _FORCE_HELP = (
 @click.command()
 @click.argument("ref")
 @click.argument("alias")
-@repo_option
+@repository_option
 @_backend_option
 @click.option("--force", is_flag=True, help=_FORCE_HELP.format(what="the version is yanked"))
 @json_option
@@ -191,7 +186,7 @@ def alias(ref: str, alias: str, repo: str | None, backend: str, force: bool, as_
 @click.command()
 @click.argument("ref")
 @click.option("--reason", required=True, help="Why (shown to everyone who resolves it).")
-@repo_option
+@repository_option
 @_backend_option
 @click.option(
     "--force",
@@ -236,7 +231,7 @@ def catalog() -> None:
 
 
 @catalog.command()
-@repo_option
+@repository_option
 @json_option
 def rebuild(repo: str | None, as_json: bool) -> None:
     """Rebuild catalog/index.sqlite from the per-name catalogue files."""

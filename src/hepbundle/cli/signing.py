@@ -2,77 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from .. import signing as _signing
-from ..errors import SpecError
 from ..policy import TrustPolicy
 from ._common import emit_json, json_option, progress
-from ._trust import trust_config_option, trust_options
+from ._options import signer_options
+from ._trust import trust_options
 
 __all__ = ["COMMANDS"]
-
-_PASSWORD_ENV = "HEPBUNDLE_KEY_PASSWORD"
-_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-
-def _signer(
-    key: Path | None,
-    cert: Path | None,
-    chain: tuple[Path, ...],
-    use_sigstore: bool,
-    identity_token: str | None,
-    trust_config: Path | None,
-) -> _signing.Signer:
-    password = os.environ.get(_PASSWORD_ENV)
-    if use_sigstore:
-        if key or cert:
-            raise SpecError("--sigstore signs keyless: drop --key/--cert")
-        return _signing.SigstoreSigner(identity_token, trust_config=trust_config)
-    if cert is not None:
-        if key is None:
-            raise SpecError("--cert needs --key (the certificate's private key)")
-        return _signing.X509Signer(cert, key, chain, password=password)
-    if chain:
-        raise SpecError("--chain goes with --cert")
-    if key is None:
-        raise SpecError(
-            "say how to sign: --key KEY.pem, --cert CERT.pem --key KEY.pem, or --sigstore"
-        )
-    return _signing.KeySigner(key, password)
 
 
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--key",
-    type=_FILE,
-    help="EC private key (PEM; P-256/384/521), or the private key of --cert (EC or RSA). "
-    f"An encrypted key's password is read from {_PASSWORD_ENV}.",
-)
-@click.option(
-    "--cert",
-    type=_FILE,
-    help="X.509 signing certificate (PEM), e.g. a grid usercert.pem; not a proxy.",
-)
-@click.option(
-    "--chain",
-    multiple=True,
-    type=_FILE,
-    help="Intermediate CA certificates to embed (repeatable).",
-)
-@click.option("--sigstore", "use_sigstore", is_flag=True, help="Sign keyless via Fulcio/Rekor.")
-@click.option(
-    "--identity-token",
-    metavar="TOKEN",
-    envvar="SIGSTORE_ID_TOKEN",
-    help="OIDC token for --sigstore (default: ambient CI credentials).",
-)
-@trust_config_option
+@signer_options(required=True, trust_config=True)
 @click.option(
     "--as",
     "role",
@@ -83,12 +29,7 @@ def _signer(
 @json_option
 def sign(
     bundle: Path,
-    key: Path | None,
-    cert: Path | None,
-    chain: tuple[Path, ...],
-    use_sigstore: bool,
-    identity_token: str | None,
-    trust_config: Path | None,
+    signer: _signing.Signer,
     role: str | None,
     force: bool,
     as_json: bool,
@@ -101,7 +42,6 @@ def sign(
     hepbundle sign B --sigstore                           keyless, in CI
     hepbundle sign B --key rm.pem --as release            co-signature
     """
-    signer = _signer(key, cert, chain, use_sigstore, identity_token, trust_config)
     with progress(_tree_size(bundle), "checking") as cb:
         res = _signing.sign(bundle, signer, role=role, force=force, progress=cb)
     if as_json:

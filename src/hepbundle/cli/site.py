@@ -9,17 +9,14 @@ import click
 from ..repository import default_repo
 from ..site import build_site
 from ._common import emit_json, json_option
+from ._options import repository_option
 from .repo import catalog
 
 __all__ = ["COMMANDS"]
 
 
 @click.command("html")
-@click.option(
-    "--repo",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Repository directory, e.g. /cvmfs/ml.cern.ch (default: $HEPBUNDLE_REPO, else ./hepbundle-repo).",
-)
+@repository_option
 @click.option(
     "-o",
     "--output",
@@ -29,13 +26,13 @@ __all__ = ["COMMANDS"]
     help="Site directory to write (replaced as a whole if hepbundle generated it before).",
 )
 @json_option
-def html(repo: Path | None, out: Path, as_json: bool) -> None:
+def html(repo: str | None, out: Path, as_json: bool) -> None:
     """Write a static, searchable catalogue site: a page per version and a history per name.
 
     The site has relative links only: open OUTPUT/index.html from disk, serve it with any static
     web server, or publish it next to the bundles (e.g. /cvmfs/REPO/site/).
     """
-    res = build_site(repo or default_repo(), out)
+    res = build_site(Path(repo) if repo else default_repo(), out)
     if as_json:
         emit_json(
             {

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.ctypeslib as npc
 
+from ..config import cache_dir
 from ..digest import copy_and_hash, hash_file, sha256_bytes
 from ..errors import HepbundleError, IntegrityError, ToolError, VerificationError
 from ..loaders import require
@@ -68,12 +69,9 @@ _TYPEDEF = re.compile(r"typedef\s+(.+?)\s+(\w+);")
 
 
 def cache_root() -> Path:
-    """``$HEPBUNDLE_CACHE`` or ``$XDG_CACHE_HOME/hepbundle`` (``~/.cache/hepbundle``)."""
-    env = os.environ.get("HEPBUNDLE_CACHE")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "hepbundle"
+    """hepbundle's cache root, :func:`hepbundle.config.cache_dir` (``$HEPBUNDLE_CACHE_DIR``, the
+    deprecated ``$HEPBUNDLE_CACHE``, else ``$XDG_CACHE_HOME/hepbundle``)."""
+    return cache_dir()
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,10 @@ manifest sections filled from the real sources, and generated files to pack:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import settings
 from ._environment import LOCK_PATH, capture_environment
 from ._git import PATCH_PATH, pin_code
 from ._training import capture_training, write_training_record
@@ -85,12 +84,8 @@ def capture(
     if "data" in s:
         out["data"] = check_data_refs(s["data"], base, lambda i, k=None: _where(spec, "data", i, k))
     if "parents" in s:
-        repo = os.environ.get("HEPBUNDLE_REPO")
         out["parents"] = resolve_parents(
-            s["parents"],
-            base,
-            lambda i, k=None: _where(spec, "parents", i, k),
-            Path(repo) if repo else None,
+            s["parents"], base, lambda i, k=None: _where(spec, "parents", i, k), settings().repo
         )
     if "extra" in s:
         out["extra"] = s["extra"]

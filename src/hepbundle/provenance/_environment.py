@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import json
-import os
 import platform
 import re
 import shutil
@@ -24,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..config import settings
 from ..digest import sha256_bytes
 from ..errors import SpecError
 from .datarefs import Where
@@ -212,8 +212,9 @@ def _container(value: Any, where: Where) -> dict[str, str]:
 
 def detect_cuda(versions: Mapping[str, str]) -> dict[str, Any]:
     """CUDA as far as this host shows it: container variable, toolkit, driver, pip runtime."""
-    if os.environ.get("CUDA_VERSION"):
-        return {"version": os.environ["CUDA_VERSION"], "source": "CUDA_VERSION"}
+    cuda = settings().cuda_version
+    if cuda:
+        return {"version": cuda, "source": "CUDA_VERSION"}
     vfile = Path("/usr/local/cuda/version.json")
     if vfile.is_file():
         try:

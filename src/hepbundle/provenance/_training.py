@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .._base import utc_timestamp
+from ..config import settings
 from ..errors import MissingExtraError, SpecError
 from ..manifest import canonical_json
 from ..spec import normalise_metrics, validate
@@ -131,7 +132,7 @@ def _tracking_uri(value: Any, base: Path) -> str:
     """A local store: ``sqlite:///…``, ``file:…``, or a path (``.db`` → sqlite, directory →
     file store) relative to the spec; default ``MLFLOW_TRACKING_URI``."""
     if value is None:
-        env = os.environ.get("MLFLOW_TRACKING_URI")
+        env = settings().mlflow_tracking_uri
         if not env:
             return f"sqlite:///{(base / 'mlflow.db').resolve()}"
         value = env

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import settings
 from ..errors import HepbundleError, NotFoundError, SpecError
 from ..manifest import MANIFEST_FILENAME, read_manifest
 from ..repository.catalog import read_name_catalog
@@ -235,8 +236,8 @@ def family(
         sources.append(where.repo)
     elif repos:
         sources.extend(Path(r) for r in repos)
-    elif os.environ.get("HEPBUNDLE_REPO"):
-        sources.append(Path(os.environ["HEPBUNDLE_REPO"]))
+    elif settings().repo is not None:
+        sources.append(settings().default_repo)
     if not sources:
         parts = path.resolve().parts
         tail = (*m.name.split("/"), m.version)

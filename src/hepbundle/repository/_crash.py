@@ -1,5 +1,6 @@
 """Named crash points for fault-injection tests: ``HEPBUNDLE_CRASH_AT=<point>`` kills the process.
 
+
 The crash tests run a publisher in a subprocess with this variable set and check the repository
 invariants afterwards; SIGKILL gives the process no chance to clean up, like a power cut would
 (minus the loss of unsynced page-cache data, which the fsyncs of the writers guard against).
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+
+from ..config import settings
 
 __all__ = ["CRASH_POINTS", "crash_point"]
 
@@ -30,5 +33,5 @@ CRASH_POINTS = (
 
 def crash_point(name: str) -> None:
     """Kill this process with SIGKILL if ``HEPBUNDLE_CRASH_AT`` names this point."""
-    if os.environ.get("HEPBUNDLE_CRASH_AT") == name:
+    if settings().crash_at == name:
         os.kill(os.getpid(), signal.SIGKILL)

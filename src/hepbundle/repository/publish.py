@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..bundle import Bundle
+from ..config import settings
 from ..errors import HepbundleError, RepositoryError, SignatureError
 from .catalog import NameCatalog, VersionRecord
 from .tree import in_batch
@@ -120,7 +121,7 @@ class Publisher(Protocol):
 
 def default_repo() -> Path:
     """``HEPBUNDLE_REPO``, else ``./hepbundle-repo``."""
-    return Path(os.environ.get("HEPBUNDLE_REPO") or "hepbundle-repo")
+    return settings().default_repo
 
 
 def make_publisher(

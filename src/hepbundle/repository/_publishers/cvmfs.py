@@ -15,7 +15,6 @@ published catalogue first, and the lock file lives outside the repository. The m
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from ...config import settings
 from ...errors import RepositoryError
 from ..catalog import NameCatalog, read_name_catalog
 from ..layout import INDEX_FILE, REPOSITORY_FILE, STAGING_DIR, is_repository
@@ -42,7 +42,7 @@ _TRANSACTION_BUSY = 17  # exit code of a second `cvmfs_server transaction` (CVMF
 
 def cvmfs_root() -> Path:
     """Where repositories are mounted: ``HEPBUNDLE_CVMFS_ROOT`` or ``/cvmfs``."""
-    return Path(os.environ.get("HEPBUNDLE_CVMFS_ROOT") or "/cvmfs")
+    return settings().cvmfs_root
 
 
 class CvmfsServerPublisher:
@@ -64,7 +64,7 @@ class CvmfsServerPublisher:
 
     def _lock_path(self) -> Path:
         # outside the repository: nothing may be written under /cvmfs/REPO without a transaction
-        base = Path(os.environ.get("HEPBUNDLE_LOCK_DIR") or tempfile.gettempdir())
+        base = settings().lock_dir or Path(tempfile.gettempdir())
         return base / f"hepbundle-cvmfs-{self.repo}.lock"
 
     def _run(self, *args: str) -> None:

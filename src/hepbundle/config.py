@@ -1,0 +1,181 @@
+"""Configuration: every environment variable hepbundle reads, read here and nowhere else.
+
+:data:`VARIABLES` is the one table (docs/configuration.md is checked against it by a test);
+:func:`settings` reads the environment at call time into a :class:`Settings` (in the spirit of
+twine's ``Settings``), so a test or a job that changes the environment is seen by the next call.
+Command-line options override these; the library functions take them as arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["VARIABLES", "Settings", "Variable", "cache_dir", "settings"]
+
+log = logging.getLogger("hepbundle")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its name, what it means, and its default."""
+
+    name: str
+    meaning: str
+    default: str = ""
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "HEPBUNDLE_PATH",
+        "Repositories a REF is searched in, colon-separated, first match wins (like CALIBPATH).",
+        "$HEPBUNDLE_REPO",
+    ),
+    Variable(
+        "HEPBUNDLE_REPO",
+        "The repository commands publish to and change (alias, yank, records); searched for a "
+        "REF when HEPBUNDLE_PATH is unset.",
+        "./hepbundle-repo",
+    ),
+    Variable(
+        "HEPBUNDLE_POLICY",
+        "Trust policy YAML every verifying command and `hepbundle.open` applies.",
+        "none: signatures cannot be judged (a warning)",
+    ),
+    Variable(
+        "HEPBUNDLE_CACHE_DIR",
+        "Root of hepbundle's caches: the node verification cache and the FPGA emulation builds "
+        "(`fpga-emulation/`).",
+        "$XDG_CACHE_HOME/hepbundle",
+    ),
+    Variable(
+        "HEPBUNDLE_CACHE",
+        "Deprecated spelling of HEPBUNDLE_CACHE_DIR (still read, with a warning).",
+    ),
+    Variable("HEPBUNDLE_NO_CACHE", "Set (non-empty) to hash every file on every open."),
+    Variable(
+        "HEPBUNDLE_HASH_THREADS",
+        "Threads hashing files in a build or a full verification.",
+        "min(8, CPUs)",
+    ),
+    Variable("HEPBUNDLE_KEY_PASSWORD", "Password of an encrypted private key given with --key."),
+    Variable(
+        "HEPBUNDLE_CVMFS_ROOT",
+        "Where CVMFS repositories are mounted (the cvmfs publisher).",
+        "/cvmfs",
+    ),
+    Variable(
+        "HEPBUNDLE_LOCK_DIR",
+        "Directory of the cvmfs publisher's local lock files.",
+        "the system temporary directory",
+    ),
+    Variable(
+        "HEPBUNDLE_CRASH_AT", "Testing only: crash a publish at this named point (crash tests)."
+    ),
+    Variable(
+        "SOURCE_DATE_EPOCH",
+        "Build time (seconds since the epoch) for reproducible builds.",
+        "now",
+    ),
+    Variable("SIGSTORE_ID_TOKEN", "OIDC identity token for keyless signing (--identity-token)."),
+    Variable("XDG_CACHE_HOME", "Base of the default cache directory.", "~/.cache"),
+    Variable("MLFLOW_TRACKING_URI", "MLflow server of `build --from-mlflow` and `import mlflow`."),
+    Variable(
+        "RUCIO_CONFIG",
+        "Rucio client configuration; with RUCIO_HOME or VIRTUAL_ENV (etc/rucio.cfg), tells "
+        "whether Rucio data references can be resolved at build.",
+    ),
+    Variable("RUCIO_HOME", "Rucio client home (etc/rucio.cfg)."),
+    Variable("VIRTUAL_ENV", "Virtual environment searched for etc/rucio.cfg."),
+    Variable("CUDA_VERSION", "CUDA version recorded in the environment provenance."),
+)
+
+_KNOWN = {v.name for v in VARIABLES}
+
+
+def _get(name: str) -> str | None:
+    if name not in _KNOWN:  # every variable is declared in the table
+        raise KeyError(name)
+    return os.environ.get(name) or None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The environment, read once by :func:`settings`."""
+
+    search_path: tuple[Path, ...]
+    repo: Path | None
+    policy_file: Path | None
+    cache_dir: Path
+    no_cache: bool
+    #: a positive integer, else None (the CPUs this process may use)
+    hash_threads: int | None
+    key_password: str | None
+    cvmfs_root: Path
+    lock_dir: Path | None
+    crash_at: str | None
+    #: as written; the build parses it (an invalid value fails the build, nothing else)
+    source_date_epoch: str | None
+    sigstore_id_token: str | None
+    mlflow_tracking_uri: str | None
+    rucio_config: str | None
+    rucio_home: str | None
+    virtual_env: str | None
+    cuda_version: str | None
+
+    @property
+    def default_repo(self) -> Path:
+        """``HEPBUNDLE_REPO``, else ``./hepbundle-repo``."""
+        return self.repo or Path("hepbundle-repo")
+
+
+_warned: set[str] = set()
+
+
+def cache_dir() -> Path:
+    """``HEPBUNDLE_CACHE_DIR``, else the deprecated ``HEPBUNDLE_CACHE``, else
+    ``$XDG_CACHE_HOME/hepbundle`` (``~/.cache/hepbundle``)."""
+    new, old = _get("HEPBUNDLE_CACHE_DIR"), _get("HEPBUNDLE_CACHE")
+    if new:
+        return Path(new)
+    if old:
+        if "HEPBUNDLE_CACHE" not in _warned:
+            _warned.add("HEPBUNDLE_CACHE")
+            log.warning("HEPBUNDLE_CACHE is deprecated: set HEPBUNDLE_CACHE_DIR instead")
+        return Path(old)
+    xdg = _get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "hepbundle"
+
+
+def _positive(name: str) -> int | None:
+    text = _get(name)
+    return int(text) if text and text.isdigit() and int(text) > 0 else None
+
+
+def settings() -> Settings:
+    """The configuration the environment gives now."""
+    path = _get("HEPBUNDLE_PATH")
+    repo = _get("HEPBUNDLE_REPO")
+    policy = _get("HEPBUNDLE_POLICY")
+    lock_dir = _get("HEPBUNDLE_LOCK_DIR")
+    return Settings(
+        search_path=tuple(Path(p) for p in (path or "").split(os.pathsep) if p),
+        repo=Path(repo) if repo else None,
+        policy_file=Path(policy) if policy else None,
+        cache_dir=cache_dir(),
+        no_cache=bool(_get("HEPBUNDLE_NO_CACHE")),
+        hash_threads=_positive("HEPBUNDLE_HASH_THREADS"),
+        key_password=_get("HEPBUNDLE_KEY_PASSWORD"),
+        cvmfs_root=Path(_get("HEPBUNDLE_CVMFS_ROOT") or "/cvmfs"),
+        lock_dir=Path(lock_dir) if lock_dir else None,
+        crash_at=_get("HEPBUNDLE_CRASH_AT"),
+        source_date_epoch=_get("SOURCE_DATE_EPOCH"),
+        sigstore_id_token=_get("SIGSTORE_ID_TOKEN"),
+        mlflow_tracking_uri=_get("MLFLOW_TRACKING_URI"),
+        rucio_config=_get("RUCIO_CONFIG"),
+        rucio_home=_get("RUCIO_HOME"),
+        virtual_env=_get("VIRTUAL_ENV"),
+        cuda_version=_get("CUDA_VERSION"),
+    )
