@@ -9,10 +9,13 @@ import hepbundle
 
 def test_public_names() -> None:
     assert hepbundle.__all__ == [
-        "BuildError", "Bundle", "FileEntry", "FormatError", "HepbundleError", "IntegrityError",
-        "Manifest", "MissingExtraError", "NotFoundError", "PathError", "PolicyError",
-        "RepositoryError", "SignatureError", "SigningError", "SpecError", "TrustPolicy",
-        "VerificationError", "__version__", "build", "open", "publish", "resolve", "sign", "verify",
+        "BuildError", "BuildPlan", "Bundle", "DataError", "DriftAlert", "FileEntry", "FormatError",
+        "HepbundleError", "IntegrityError", "IntegrityReport", "KeySigner", "Located", "Manifest",
+        "MissingExtraError", "NotABundleError", "NotFoundError", "NotInBundleError", "PathError",
+        "PolicyError", "PublishResult", "RepositoryError", "SignResult", "SignatureError", "Signer",
+        "SigningError", "SigstoreSigner", "SpecError", "ToolError", "TrustPolicy", "UsageError",
+        "VerificationError", "VerifyResult", "X509Signer", "YankedError", "__version__", "build",
+        "locate", "open", "publish", "resolve", "sign", "verify",
     ]  # fmt: skip
 
 

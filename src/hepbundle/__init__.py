@@ -1,15 +1,8 @@
 """hepbundle: signed, versioned, provenance-carrying bundles of trained ML models for HEP.
 
-The layers, bottom to top (each imports only those below it):
-
-``spec``        load + validate ``hepbundle.yaml`` and manifests against ``bundle-spec/``
-``digest``      streaming, parallel SHA-256
-``provenance``  code pin, environment, data references, training record
-``bundle``      build a bundle directory; :class:`Bundle` with per-file lazy verification
-``signing``     sign / verify (sigstore keyless, X.509 incl. RSA, EC keys) under a trust policy
-``repository``  publish (local, cvmfs, tarball), the catalogue, aliases, yank
-``load``        ``open`` / ``resolve`` for production jobs, verification cache, framework loaders
-``cli``         the ``hepbundle`` command, a thin layer over the above
+The public API is this namespace (``__all__``) and the public modules listed in
+docs/reference/api.md; the layer order of the modules is written once, in docs/design.md, and
+enforced by the import-linter contract in pyproject.toml.
 
 Example::
 
@@ -17,59 +10,93 @@ Example::
     b = hepbundle.build("hepbundle.yaml", "out/atlas/tauid/1.0.0")
     b = hepbundle.open("out/atlas/tauid/1.0.0")          # lazy: each file checked on first use
     session_path = b.path("model/model.onnx")
+    b = hepbundle.resolve("atlas/tauid@prod")            # search path, yank and catalogue rules
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._base import __version__
 from .bundle import Bundle
 from .errors import (
     BuildError,
+    DataError,
+    DriftAlert,
     FormatError,
     HepbundleError,
     IntegrityError,
     MissingExtraError,
+    NotABundleError,
     NotFoundError,
+    NotInBundleError,
     PathError,
     PolicyError,
     RepositoryError,
     SignatureError,
     SigningError,
     SpecError,
+    ToolError,
+    UsageError,
     VerificationError,
+    YankedError,
 )
+from .integrity import IntegrityReport
 from .load import open
 from .manifest import FileEntry, Manifest
 
-if TYPE_CHECKING:
-    from .builder import build
+if _TYPE_CHECKING:
+    from .builder import BuildPlan, build
     from .policy import TrustPolicy
-    from .repository.publish import publish
-    from .resolver import resolve
-    from .signing import sign, verify
+    from .repository import PublishResult, publish
+    from .resolver import Located, locate, resolve
+    from .signing import (
+        KeySigner,
+        Signer,
+        SignResult,
+        SigstoreSigner,
+        VerifyResult,
+        X509Signer,
+        sign,
+        verify,
+    )
 
 __all__ = [
     "BuildError",
+    "BuildPlan",
     "Bundle",
+    "DataError",
+    "DriftAlert",
     "FileEntry",
     "FormatError",
     "HepbundleError",
     "IntegrityError",
+    "IntegrityReport",
+    "KeySigner",
+    "Located",
     "Manifest",
     "MissingExtraError",
+    "NotABundleError",
     "NotFoundError",
+    "NotInBundleError",
     "PathError",
     "PolicyError",
+    "PublishResult",
     "RepositoryError",
+    "SignResult",
     "SignatureError",
+    "Signer",
     "SigningError",
+    "SigstoreSigner",
     "SpecError",
+    "ToolError",
     "TrustPolicy",
+    "UsageError",
     "VerificationError",
+    "VerifyResult",
+    "X509Signer",
+    "YankedError",
     "__version__",
     "build",
+    "locate",
     "open",
     "publish",
     "resolve",
@@ -77,15 +104,25 @@ __all__ = [
     "verify",
 ]
 
-# building, signing and publishing are imported when first used: a job that only opens bundles
-# never loads the build's provenance capture or the signers, and model_signing/sigstore load only
-# inside the functions that sign
+# building, resolving, signing and publishing are imported when first used: a job that only
+# opens bundles never loads the build's provenance capture or the signers, and
+# model_signing/sigstore load only inside the functions that sign
 _LAZY = {
+    "BuildPlan": "builder",
     "build": "builder",
+    "Located": "resolver",
+    "locate": "resolver",
     "resolve": "resolver",
+    "KeySigner": "signing",
+    "Signer": "signing",
+    "SigstoreSigner": "signing",
+    "SignResult": "signing",
+    "VerifyResult": "signing",
+    "X509Signer": "signing",
     "sign": "signing",
     "verify": "signing",
     "TrustPolicy": "policy",
+    "PublishResult": "repository",
     "publish": "repository",
 }
 
@@ -96,3 +133,7 @@ def __getattr__(name: str) -> object:
 
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'hepbundle' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .digest import algorithm, sha256_bytes
-from .errors import FormatError, HepbundleError, IntegrityError, NotABundleError, VerificationError
+from .errors import (
+    FormatError,
+    HepbundleError,
+    IntegrityError,
+    NotABundleError,
+    NotInBundleError,
+    VerificationError,
+)
 from .integrity import IntegrityReport, check_entry, check_layout, check_tree
 from .limits import MAX_MANIFEST_BYTES
 from .manifest import MANIFEST_FILENAME, FileEntry, Manifest
@@ -127,7 +134,9 @@ class Bundle:
 
             close = difflib.get_close_matches(relpath, [f.path for f in self.manifest.files], n=1)
             hint = f"did you mean {close[0]!r}?" if close else None
-            raise HepbundleError(f"{self.ref} has no file {relpath!r}", hint=hint) from None
+            raise NotInBundleError(
+                f"{self.ref} has no file {relpath!r}", hint=hint, ref=self.ref
+            ) from None
         if self.verify_files and relpath not in self._verified:
             with self._lock:
                 if relpath not in self._verified:
@@ -140,7 +149,9 @@ class Bundle:
             self.root, entry, cache=self.cache, manifest_digest=self.manifest_digest
         )
         if problem is not None:
-            raise IntegrityError(f"{self.ref}: {problem}")
+            raise IntegrityError(
+                f"{self.ref}: {problem}", ref=self.ref, path=self.root / entry.path
+            )
 
     def verify(
         self, files: Sequence[str] | None = None, *, progress: Callable[[int], None] | None = None

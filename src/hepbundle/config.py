@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["VARIABLES", "Settings", "Variable", "cache_dir", "settings"]
+__all__ = ["VARIABLES", "Settings", "Variable", "cache_dir", "settings", "value"]
 
 log = logging.getLogger("hepbundle")
 
@@ -53,6 +53,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "HEPBUNDLE_CACHE",
         "Deprecated spelling of HEPBUNDLE_CACHE_DIR (still read, with a warning).",
+    ),
+    Variable(
+        "HEPBUNDLE_RUCIO_TIMEOUT", "Seconds a Rucio request may take (data references).", "30"
+    ),
+    Variable(
+        "HEPBUNDLE_XROOTD_TIMEOUT", "Seconds any one XRootD step may take (root:// inputs).", "30"
     ),
     Variable("HEPBUNDLE_NO_CACHE", "Set (non-empty) to hash every file on every open."),
     Variable(
@@ -95,10 +101,15 @@ VARIABLES: tuple[Variable, ...] = (
 _KNOWN = {v.name for v in VARIABLES}
 
 
-def _get(name: str) -> str | None:
-    if name not in _KNOWN:  # every variable is declared in the table
+def value(name: str) -> str | None:
+    """The raw value of the declared variable ``name`` (None when unset or empty); an undeclared
+    name is a ``KeyError``, so every variable read is in :data:`VARIABLES`."""
+    if name not in _KNOWN:
         raise KeyError(name)
     return os.environ.get(name) or None
+
+
+_get = value
 
 
 @dataclass(frozen=True)
@@ -116,6 +127,9 @@ class Settings:
     cvmfs_root: Path
     lock_dir: Path | None
     crash_at: str | None
+    #: as written; the remote clients check them (a positive number of seconds)
+    rucio_timeout: str | None
+    xrootd_timeout: str | None
     #: as written; the build parses it (an invalid value fails the build, nothing else)
     source_date_epoch: str | None
     sigstore_id_token: str | None
@@ -171,6 +185,8 @@ def settings() -> Settings:
         cvmfs_root=Path(_get("HEPBUNDLE_CVMFS_ROOT") or "/cvmfs"),
         lock_dir=Path(lock_dir) if lock_dir else None,
         crash_at=_get("HEPBUNDLE_CRASH_AT"),
+        rucio_timeout=_get("HEPBUNDLE_RUCIO_TIMEOUT"),
+        xrootd_timeout=_get("HEPBUNDLE_XROOTD_TIMEOUT"),
         source_date_epoch=_get("SOURCE_DATE_EPOCH"),
         sigstore_id_token=_get("SIGSTORE_ID_TOKEN"),
         mlflow_tracking_uri=_get("MLFLOW_TRACKING_URI"),

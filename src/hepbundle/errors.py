@@ -11,6 +11,8 @@ HepbundleError                 any failure hepbundle reports to a person (exit c
 │   └── PolicyError            signature valid, but the signer is not allowed
 ├── SigningError               a signature could not be made (unreadable or unsupported key/cert)
 ├── NotABundleError            a path given as a bundle is not one (missing, no hepbundle.json)
+├── NotInBundleError           the bundle has no file / model / project of that name (or several)
+├── UsageError                 a call's arguments do not fit together or name an unknown mode
 ├── RepositoryError            publishing / catalogue failures (conflicts, locks, backends)
 │   └── NotFoundError          an unknown bundle reference, name, version or alias
 │       └── YankedError        the reference names a yanked version
@@ -26,6 +28,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .limits import clip
 
@@ -39,6 +42,7 @@ __all__ = [
     "MissingExtraError",
     "NotABundleError",
     "NotFoundError",
+    "NotInBundleError",
     "PathError",
     "PolicyError",
     "RepositoryError",
@@ -46,6 +50,7 @@ __all__ = [
     "SigningError",
     "SpecError",
     "ToolError",
+    "UsageError",
     "VerificationError",
     "YankedError",
 ]
@@ -107,7 +112,20 @@ class VerificationError(HepbundleError):
 
 
 class IntegrityError(VerificationError):
-    """Files are missing, extra or modified with respect to the manifest."""
+    """Files are missing, extra or modified with respect to the manifest; ``report`` is the
+    :class:`~hepbundle.integrity.IntegrityReport` listing every problem, when one was made."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        ref: str | None = None,
+        path: str | os.PathLike[str] | None = None,
+        report: Any = None,
+    ) -> None:
+        super().__init__(message, hint=hint, ref=ref, path=path)
+        self.report = report
 
 
 class SignatureError(VerificationError):
@@ -136,6 +154,15 @@ class YankedError(NotFoundError):
 
 class NotABundleError(HepbundleError):
     """A path given as a bundle is not one: missing, not a directory, or no ``hepbundle.json``."""
+
+
+class NotInBundleError(HepbundleError):
+    """The bundle has no file (model file, hls4ml project) of the name or kind asked for, or
+    several where one was expected."""
+
+
+class UsageError(HepbundleError):
+    """A call's arguments do not fit together or name an unknown mode."""
 
 
 class MissingExtraError(HepbundleError):

@@ -77,7 +77,9 @@ class IntegrityReport:
         if self.problems:
             listed = "; ".join(str(p) for p in self.problems[:20])
             more = f"; … and {len(self.problems) - 20} more" if len(self.problems) > 20 else ""
-            raise IntegrityError(f"{what} failed integrity verification: {listed}{more}")
+            raise IntegrityError(
+                f"{what} failed integrity verification: {listed}{more}", ref=what, report=self
+            )
 
 
 def _precheck(resolve: Resolver, entry: FileEntry) -> Problem | tuple[Path, os.stat_result]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .bundle import Bundle
 from .cache import default_cache
-from .errors import HepbundleError
+from .errors import UsageError
 
 if TYPE_CHECKING:
     from .policy import TrustPolicy
@@ -40,7 +40,7 @@ def open(
     """Open the bundle directory at ``path``; ``bundle.signature`` holds the signers that
     satisfied the policy (None when signatures were not checked)."""
     if verify not in ("lazy", "full", "none"):
-        raise HepbundleError(f"verify must be 'lazy', 'full' or 'none', not {verify!r}")
+        raise UsageError(f"verify must be 'lazy', 'full' or 'none', not {verify!r}")
     bundle = Bundle.load(path, verify_files=verify != "none")
     bundle.cache = default_cache()
     if verify == "none":

@@ -5,26 +5,17 @@ it is missing."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .errors import HepbundleError, MissingExtraError
+from .errors import HepbundleError, NotInBundleError
+from .extras import require
 
 if TYPE_CHECKING:
     from .bundle import Bundle
     from .manifest import FileEntry
 
-__all__ = ["find_model_file", "keras_model", "onnx_session", "require"]
-
-
-def require(module: str, extra: str) -> ModuleType:
-    """Import ``module`` or raise :class:`MissingExtraError` naming ``hepbundle[extra]``."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingExtraError(module, extra) from None
+__all__ = ["find_model_file", "keras_model", "onnx_session"]
 
 
 def find_model_file(bundle: Bundle, suffixes: tuple[str, ...], relpath: str | None = None) -> str:
@@ -52,16 +43,16 @@ def find_model_file(bundle: Bundle, suffixes: tuple[str, ...], relpath: str | No
         if len(found) == 1:
             return found[0]
         if len(found) > 1:
-            raise HepbundleError(
+            raise NotInBundleError(
                 f"{bundle.ref} has several {'/'.join(suffixes)} models: {', '.join(found)}",
                 hint="name the one to load",
             )
-    raise HepbundleError(f"{bundle.ref} has no {'/'.join(suffixes)} model file")
+    raise NotInBundleError(f"{bundle.ref} has no {'/'.join(suffixes)} model file", ref=bundle.ref)
 
 
 def onnx_session(bundle: Bundle, relpath: str | None = None, **kwargs: Any) -> Any:
     """An ``onnxruntime.InferenceSession`` on the bundle's (verified) ONNX model."""
-    ort = require("onnxruntime", "onnx")
+    ort = require("onnxruntime")
     path = bundle.path(find_model_file(bundle, (".onnx",), relpath))
     kwargs.setdefault("providers", ["CPUExecutionProvider"])
     return ort.InferenceSession(str(path), **kwargs)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MissingExtraError
+from ..extras import require
 from .drift import DriftReport
 
 __all__ = ["plot_drift"]
@@ -16,13 +16,9 @@ __all__ = ["plot_drift"]
 def plot_drift(report: DriftReport, out: str | os.PathLike[str], top: int = 6) -> Path:
     """Draw the ``top`` worst features of ``report`` (normalised step histograms, under- and
     overflow in the title) into ``out`` (PNG, written to a temporary name and renamed)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # batch nodes and CI have no display
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise MissingExtraError("matplotlib", "plot") from None
+    matplotlib = require("matplotlib")
+    matplotlib.use("Agg")  # batch nodes and CI have no display
+    plt = require("matplotlib.pyplot")
     feats = [f for f in report.features if f.edges][: max(1, top)]
     ncols = min(3, max(1, len(feats)))
     nrows = max(1, -(-len(feats) // ncols))

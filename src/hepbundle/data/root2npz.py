@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from ..digest import default_workers
-from ..errors import DataError, MissingExtraError
+from ..errors import DataError
+from ..extras import require
 from ..remote.xrootd import is_root_url, remote_options
 from ..remote.xrootd import stat as xrootd_stat
 from ._npz import NpzStreamWriter
@@ -339,8 +340,8 @@ def _plan_field(field: Any, b: str, pads: Mapping[str, int]) -> BranchPlan:
 
 
 def _plan_branches(t: Any, branches: Sequence[str], pads: Mapping[str, int]) -> list[BranchPlan]:
-    from uproot.interpretation.jagged import AsJagged
-    from uproot.interpretation.numerical import AsDtype
+    AsJagged = require("uproot.interpretation.jagged").AsJagged
+    AsDtype = require("uproot.interpretation.numerical").AsDtype
 
     out = []
     for b in branches:
@@ -558,16 +559,8 @@ def _to_numpy(arr: Any, p: BranchPlan) -> tuple[np.ndarray[Any, Any], int]:
 
 
 def _uproot() -> Any:
-    try:
-        import uproot
-    except ImportError:
-        raise MissingExtraError("uproot", "root") from None
-    return uproot
+    return require("uproot")
 
 
 def _ak() -> Any:
-    try:
-        import awkward
-    except ImportError:
-        raise MissingExtraError("awkward", "root") from None
-    return awkward
+    return require("awkward")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ToolError
+from ..extras import optional
 from ._files import FpgaCapture, compact, hls4ml_config, role_of, walk
 
 __all__ = ["capture_hls4ml", "firmware_layers", "synthesis_report"]
@@ -182,10 +183,10 @@ def _hls4ml_report(project_dir: Path, backend: str) -> dict[str, Any]:
         (sln / app).is_file() for app in ("vivado_hls.app", "hls.app")
     ):
         return {}
-    try:
-        from hls4ml.report import parse_vivado_report
-    except ImportError:
+    report = optional("hls4ml.report")
+    if report is None:
         return {}
+    parse_vivado_report = report.parse_vivado_report
     # the reader prints progress to stdout; keep it off our (JSON) output
     with contextlib.redirect_stdout(io.StringIO()):
         try:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import MissingExtraError
+from ..extras import require
 
 if TYPE_CHECKING:
     from .compare import CompareReport
@@ -21,13 +21,9 @@ __all__ = ["render_png"]
 
 def render_png(report: CompareReport) -> bytes:
     """One row per output, one panel per difference kind, counts on a log scale."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise MissingExtraError("matplotlib", "plot") from None
+    matplotlib = require("matplotlib")
+    matplotlib.use("Agg")  # batch nodes and CI have no display
+    plt = require("matplotlib.pyplot")
     kinds = sorted({k for o in report.outputs for k in o.diffs}) or ["(nothing compared)"]
     rows = max(1, len(report.outputs))
     fig, axes = plt.subplots(

@@ -35,8 +35,8 @@ import numpy.ctypeslib as npc
 
 from ..config import cache_dir
 from ..digest import copy_and_hash, hash_file, sha256_bytes
-from ..errors import HepbundleError, IntegrityError, ToolError, VerificationError
-from ..loaders import require
+from ..errors import IntegrityError, NotInBundleError, ToolError, VerificationError
+from ..extras import require
 from ..paths import check_relpath
 from ..regular import open_regular
 from ._files import hls4ml_project_name, walk
@@ -409,7 +409,7 @@ def hls4ml_project_dir(bundle: Bundle, project: str | None = None) -> str:
     )
     if len(dirs) != 1:
         what = "no" if not dirs else "several"
-        raise HepbundleError(
+        raise NotInBundleError(
             f"{bundle.ref} has {what} hls4ml project ({_HLS4ML_CONFIG})"
             + (f": {', '.join(dirs)}" if dirs else "")
         )
@@ -427,7 +427,7 @@ def hls4ml_model(
     bundle you built yourself). Exactly the manifest's files of the project are copied, each
     verified as it is copied, into a private build directory outside the bundle (bundles on
     CVMFS are read-only) and compiled there; files the manifest does not list are never used."""
-    require("hls4ml", "fpga")
+    require("hls4ml")
     if bundle.signature is None and not allow_unsigned:
         raise VerificationError(
             f"{bundle.ref}: its signatures were not checked, so its firmware code is not "

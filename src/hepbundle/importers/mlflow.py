@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ..errors import MissingExtraError, SpecError
+from ..errors import SpecError
+from ..extras import require
 from ..provenance._training import _split_metric, _tracking_uri
 from ._mapping import ImportMap
 from .base import (
@@ -78,11 +79,8 @@ class MlflowImporter:
     kind = "mlflow"
 
     def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
-        try:
-            from mlflow.exceptions import MlflowException
-            from mlflow.tracking import MlflowClient
-        except ImportError:
-            raise MissingExtraError("mlflow", "mlflow") from None
+        MlflowException = require("mlflow.exceptions").MlflowException
+        MlflowClient = require("mlflow.tracking").MlflowClient
         uri = _tracking_uri(source, Path.cwd())
         local = _local_store(uri)
         if local is not None and not local.exists():

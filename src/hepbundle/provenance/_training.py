@@ -20,7 +20,8 @@ from typing import Any
 
 from .._base import utc_timestamp
 from ..config import settings
-from ..errors import MissingExtraError, SpecError
+from ..errors import SpecError
+from ..extras import require
 from ..manifest import canonical_json
 from ..spec import normalise_metrics, validate
 from ._environment import nvidia_gpus
@@ -92,11 +93,8 @@ def _from_file(path: Path, where: Where) -> dict[str, Any]:
 def _from_mlflow(cfg: Mapping[str, Any], base: Path, where: Where) -> dict[str, Any]:
     """Params → hyperparameters (``*seed`` → seeds), latest metrics with the split read from a
     ``test_``/``val_``/``train_`` prefix or ``/`` part, run start/end, system tags."""
-    try:
-        from mlflow.exceptions import MlflowException
-        from mlflow.tracking import MlflowClient
-    except ImportError:
-        raise MissingExtraError("mlflow", "mlflow") from None
+    MlflowException = require("mlflow.exceptions").MlflowException
+    MlflowClient = require("mlflow.tracking").MlflowClient
     uri = _tracking_uri(cfg.get("tracking_uri"), base)
     run_id = str(cfg["run_id"])
     try:

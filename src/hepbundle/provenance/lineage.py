@@ -19,7 +19,7 @@ from typing import Any
 from ..config import settings
 from ..errors import HepbundleError, NotFoundError, SpecError
 from ..manifest import MANIFEST_FILENAME, read_manifest
-from ..repository.catalog import read_name_catalog
+from ..repository.catalog import list_names, read_name_catalog
 from ..resolver import read_ref
 
 __all__ = [
@@ -157,11 +157,7 @@ def known_bundles(sources: Iterable[Path]) -> dict[str, KnownBundle]:
 
 
 def _manifests(src: Path) -> Iterable[Path]:
-    try:
-        from ..repository.catalog import list_names, read_name_catalog
-    except ImportError:
-        list_names = None  # type: ignore[assignment]
-    if list_names is not None and (src / "catalog").is_dir():
+    if (src / "catalog").is_dir():
         for name in list_names(src):
             for rec in read_name_catalog(src, name).versions.values():
                 yield src / rec.path / MANIFEST_FILENAME

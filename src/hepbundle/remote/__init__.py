@@ -5,8 +5,7 @@ every failure is one line (:class:`~hepbundle.errors.DataError`)."""
 
 from __future__ import annotations
 
-import os
-
+from ..config import value
 from ..errors import DataError
 
 __all__ = ["seconds_from_env"]
@@ -14,7 +13,7 @@ __all__ = ["seconds_from_env"]
 
 def seconds_from_env(name: str, default: int) -> int:
     """A positive whole number of seconds from environment variable ``name``, else ``default``."""
-    raw = os.environ.get(name, "").strip()
+    raw = (value(name) or "").strip()
     if not raw:
         return default
     if not raw.isdigit() or int(raw) == 0:

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..errors import DataError, MissingExtraError
+from ..errors import DataError
+from ..extras import require
 from . import seconds_from_env
 
 __all__ = [
@@ -84,12 +85,13 @@ class Replicas:
 
 def configured() -> str | None:
     """The Rucio configuration file in effect, as rucio-clients would find it, or None."""
-    candidates = [os.environ.get("RUCIO_CONFIG")]
-    if os.environ.get("RUCIO_HOME"):
-        candidates.append(os.path.join(os.environ["RUCIO_HOME"], "etc", "rucio.cfg"))
+    s = settings()
+    candidates = [s.rucio_config]
+    if s.rucio_home:
+        candidates.append(os.path.join(s.rucio_home, "etc", "rucio.cfg"))
     candidates += ["/opt/rucio/etc/rucio.cfg"]
-    if os.environ.get("VIRTUAL_ENV"):
-        candidates.append(os.path.join(os.environ["VIRTUAL_ENV"], "etc", "rucio.cfg"))
+    if s.virtual_env:
+        candidates.append(os.path.join(s.virtual_env, "etc", "rucio.cfg"))
     return next((c for c in candidates if c and os.path.isfile(c)), None)
 
 
@@ -148,19 +150,17 @@ def replicas(did: str, *, schemes: list[str] | None = None) -> Replicas:
 
 
 def _client() -> Any:
-    try:
-        from rucio.client import Client
-    except ImportError:
-        raise MissingExtraError("rucio-clients", "data-services") from None
+    Client = require("rucio.client").Client
     return Client(timeout=timeout(), logger=_QUIET)
 
 
 def _call(did: str, fn: Callable[[Any], _T]) -> _T:
     """``fn(client)`` with Rucio's and the HTTP layer's failures as one line."""
-    try:
-        from rucio.common.exception import DataIdentifierNotFound, RucioException
-    except ImportError:
-        raise MissingExtraError("rucio-clients", "data-services") from None
+    exceptions = require("rucio.common.exception")
+    DataIdentifierNotFound, RucioException = (
+        exceptions.DataIdentifierNotFound,
+        exceptions.RucioException,
+    )
     import requests
 
     try:

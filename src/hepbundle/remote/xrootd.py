@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import DataError, MissingExtraError
+from ..errors import DataError
+from ..extras import require
 from . import seconds_from_env
 
 __all__ = ["TIMEOUT_ENV", "RemoteFile", "is_root_url", "remote_options", "stat", "timeout"]
@@ -108,12 +109,9 @@ def _one_line(text: str) -> str:
 def _client() -> tuple[Any, Any]:
     """The XRootD client module, set (at every call: the bound may change) for one bounded
     connection attempt; its defaults retry a dead server for minutes."""
-    try:
-        from XRootD import client
-        from XRootD.client import flags
-        from XRootD.client.env import EnvPutInt
-    except ImportError:
-        raise MissingExtraError("xrootd", "data-services") from None
+    client = require("XRootD.client")
+    flags = client.flags
+    EnvPutInt = require("XRootD.client.env").EnvPutInt
     t = timeout()
     for key, value in (
         ("ConnectionRetry", 1),
@@ -123,5 +121,5 @@ def _client() -> tuple[Any, Any]:
         # how often the client looks for expired requests (default 15 s, longer than a bound)
         ("TimeoutResolution", 1),
     ):
-        EnvPutInt(key, value)  # type: ignore[no-untyped-call]
+        EnvPutInt(key, value)
     return client, flags

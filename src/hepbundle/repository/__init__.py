@@ -20,20 +20,13 @@ Example::
 
 from __future__ import annotations
 
+from ._publishers import make_publisher
 from .catalog import AliasEvent, NameCatalog, VersionRecord, list_names, read_name_catalog
 from .index import FindHit, FindQuery, find, rebuild_index
 from .layout import bundle_dir, bundle_relpath, catalog_file, read_repository
 from .operations import Changed, rebuild, set_alias, versions, yank
-from .publish import (
-    BACKENDS,
-    Publisher,
-    PublishRequest,
-    PublishResult,
-    default_repo,
-    make_publisher,
-    publish,
-    publish_many,
-)
+from .publish import default_repo, publish, publish_many
+from .publisher import BACKENDS, Publisher, PublishRequest, PublishResult
 from .records import RecordRef, append_record, list_records, verify_record
 from .refs import Ref, parse_ref, version_key
 from .tree import recover

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import NotFoundError, RepositoryError, SpecError
+from ._publishers import make_publisher
 from .catalog import NameCatalog, check_alias, read_name_catalog
 from .index import rebuild_index
 from .layout import STAGING_DIR, read_repository
 from .lock import LOCK_FILENAME, repository_lock
-from .publish import default_repo, make_publisher
+from .publish import default_repo
 from .refs import Ref, parse_ref
 from .tree import recover
 

@@ -1,5 +1,9 @@
 """Publishing: verify a bundle, then hand it to one :class:`Publisher` backend.
 
+The interface (:class:`Publisher`, :class:`PublishRequest`, :class:`PublishResult`) lives in
+:mod:`.publisher`, below the backends that implement it (``_publishers/``), whose factory
+:func:`make_publisher` sits beside them in ``_publishers/__init__``.
+
 The backends (``local``: a directory, the embedded default; ``cvmfs``: ``cvmfs_server
 transaction/publish/abort`` on a Stratum-0; ``tarball``: files for ``cvmfs_server ingest``) share
 one interface, so the verification and the catalogue logic are written once::
@@ -14,27 +18,22 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING
 
 from ..bundle import Bundle
 from ..config import settings
 from ..errors import HepbundleError, RepositoryError, SignatureError
-from .catalog import NameCatalog, VersionRecord
+from ._publishers import make_publisher
+from .catalog import VersionRecord
+from .publisher import PublishRequest, PublishResult
 from .tree import in_batch
 
 if TYPE_CHECKING:
     from ..policy import TrustPolicy
 
 __all__ = [
-    "BACKENDS",
-    "Backend",
-    "PublishRequest",
-    "PublishResult",
-    "Publisher",
     "default_repo",
-    "make_publisher",
     "publish",
     "publish_many",
     "verify_for_publish",
@@ -42,115 +41,10 @@ __all__ = [
 
 log = logging.getLogger("hepbundle")
 
-Backend = Literal["local", "cvmfs", "tarball"]
-BACKENDS: tuple[Backend, ...] = ("local", "cvmfs", "tarball")
-
-
-@dataclass(frozen=True)
-class PublishRequest:
-    """A verified bundle, the catalogue record it will get, and an optional alias to point at it."""
-
-    bundle: Bundle
-    record: VersionRecord
-    alias: str | None = None
-    progress: Callable[[int], None] | None = None
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    """What a publish did. ``status`` is ``published`` or ``unchanged`` (identical content was
-    already there), or ``written`` for the tarball backend (files to ingest)."""
-
-    ref: str
-    status: str
-    backend: str
-    repository: str
-    path: str
-    manifest_digest: str
-    serial: int | None
-    alias: str | None
-    signers: tuple[str, ...]
-    recovered: tuple[str, ...] = ()
-    artifacts: dict[str, str] = field(default_factory=dict)
-    commands: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ref": self.ref,
-            "status": self.status,
-            "backend": self.backend,
-            "repository": self.repository,
-            "path": self.path,
-            "manifest_sha256": self.manifest_digest,
-            "serial": self.serial,
-            "alias": self.alias,
-            "signers": list(self.signers),
-            "recovered": list(self.recovered),
-            "artifacts": self.artifacts,
-            "commands": list(self.commands),
-        }
-
-
-class Publisher(Protocol):
-    """One way of getting a verified bundle and catalogue changes into a repository."""
-
-    #: backend name as the CLI spells it
-    backend: str
-    #: the repository tree catalogue reads go to (for cvmfs, the mounted repository)
-    root: Path
-    #: whether an unsigned bundle may be published with ``allow_unsigned``
-    accepts_unsigned: bool
-    #: whether :meth:`publish` hashes every byte as it copies it and refuses a file that does not
-    #: match the manifest (then :func:`publish` checks layout and signatures only, beforehand)
-    verifies_on_copy: bool
-
-    def publish(self, request: PublishRequest) -> PublishResult:
-        """Publish one version (idempotent for identical content, refusing different content)."""
-        ...
-
-    def publish_batch(self, requests: Sequence[PublishRequest]) -> list[PublishResult]:
-        """Publish several versions in one step, all or nothing (see :func:`publish_many`)."""
-        ...
-
-    def change(
-        self, name: str, change: Callable[[NameCatalog], NameCatalog], message: str
-    ) -> tuple[NameCatalog, int | None]:
-        """Apply a catalogue change (alias, yank) to one name; return it and the new serial."""
-        ...
-
 
 def default_repo() -> Path:
     """``HEPBUNDLE_REPO``, else ``./hepbundle-repo``."""
     return settings().default_repo
-
-
-def make_publisher(
-    backend: str,
-    repo: str | os.PathLike[str] | None = None,
-    *,
-    lease: str | None = None,
-    out: str | os.PathLike[str] | None = None,
-) -> Publisher:
-    """The publisher of ``backend``. ``repo`` is a directory for ``local`` and ``tarball`` (the
-    current repository the catalogue patch is based on) and a repository name for ``cvmfs``."""
-    if backend == "local":
-        from ._publishers.local import LocalPublisher
-
-        return LocalPublisher(Path(repo) if repo is not None else default_repo())
-    if backend == "cvmfs":
-        from ._publishers.cvmfs import CvmfsServerPublisher
-
-        if repo is None:
-            raise RepositoryError(
-                "the cvmfs backend needs --repo <repository name>, e.g. ml.cern.ch"
-            )
-        return CvmfsServerPublisher(str(repo), lease=lease)
-    if backend == "tarball":
-        from ._publishers.tarball import TarballPublisher
-
-        base = Path(repo) if repo is not None else default_repo()
-        return TarballPublisher(Path(out) if out is not None else Path("."), base)
-    raise RepositoryError(f"unknown backend {backend!r}", hint=f"use one of {', '.join(BACKENDS)}")
 
 
 def verify_for_publish(

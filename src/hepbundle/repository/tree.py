@@ -49,7 +49,7 @@ from .layout import (
 )
 
 if TYPE_CHECKING:
-    from .publish import PublishRequest
+    from .publisher import PublishRequest
 
 __all__ = [
     "Installed",

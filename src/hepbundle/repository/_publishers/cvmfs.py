@@ -28,7 +28,7 @@ from ...errors import RepositoryError
 from ..catalog import NameCatalog, read_name_catalog
 from ..layout import INDEX_FILE, REPOSITORY_FILE, STAGING_DIR, is_repository
 from ..lock import repository_lock
-from ..publish import PublishRequest, PublishResult
+from ..publisher import PublishRequest, PublishResult
 from ..tree import Installed, change_catalog, install_many, plan_many
 
 __all__ = ["CvmfsServerPublisher", "cvmfs_root", "error_lines", "safe_message", "safe_tag"]

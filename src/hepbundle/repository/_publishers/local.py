@@ -8,7 +8,7 @@ from pathlib import Path
 from ...filemodes import make_dirs
 from ..catalog import NameCatalog
 from ..lock import LOCK_FILENAME, repository_lock
-from ..publish import PublishRequest, PublishResult
+from ..publisher import PublishRequest, PublishResult
 from ..tree import change_catalog, install_many
 
 __all__ = ["LocalPublisher"]

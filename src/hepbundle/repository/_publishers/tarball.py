@@ -33,7 +33,7 @@ from ..layout import (
     ensure_repository,
     is_repository,
 )
-from ..publish import PublishRequest, PublishResult
+from ..publisher import PublishRequest, PublishResult
 from ..refs import split_name
 from ..tree import plan_many
 

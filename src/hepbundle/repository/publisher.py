@@ -1,0 +1,94 @@
+"""The publisher interface: what every backend implements and what publishing hands it.
+
+This module sits below the backends (``_publishers/local|cvmfs|tarball``), which import it, and
+below :mod:`.publish` (verification + the batch logic), which drives them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from ..bundle import Bundle
+from .catalog import NameCatalog, VersionRecord
+
+__all__ = ["BACKENDS", "Backend", "PublishRequest", "PublishResult", "Publisher"]
+
+
+Backend = Literal["local", "cvmfs", "tarball"]
+BACKENDS: tuple[Backend, ...] = ("local", "cvmfs", "tarball")
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    """A verified bundle, the catalogue record it will get, and an optional alias to point at it."""
+
+    bundle: Bundle
+    record: VersionRecord
+    alias: str | None = None
+    progress: Callable[[int], None] | None = None
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """What a publish did. ``status`` is ``published`` or ``unchanged`` (identical content was
+    already there), or ``written`` for the tarball backend (files to ingest)."""
+
+    ref: str
+    status: str
+    backend: str
+    repository: str
+    path: str
+    manifest_digest: str
+    serial: int | None
+    alias: str | None
+    signers: tuple[str, ...]
+    recovered: tuple[str, ...] = ()
+    artifacts: dict[str, str] = field(default_factory=dict)
+    commands: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "status": self.status,
+            "backend": self.backend,
+            "repository": self.repository,
+            "path": self.path,
+            "manifest_sha256": self.manifest_digest,
+            "serial": self.serial,
+            "alias": self.alias,
+            "signers": list(self.signers),
+            "recovered": list(self.recovered),
+            "artifacts": self.artifacts,
+            "commands": list(self.commands),
+        }
+
+
+class Publisher(Protocol):
+    """One way of getting a verified bundle and catalogue changes into a repository."""
+
+    #: backend name as the CLI spells it
+    backend: str
+    #: the repository tree catalogue reads go to (for cvmfs, the mounted repository)
+    root: Path
+    #: whether an unsigned bundle may be published with ``allow_unsigned``
+    accepts_unsigned: bool
+    #: whether :meth:`publish` hashes every byte as it copies it and refuses a file that does not
+    #: match the manifest (then :func:`publish` checks layout and signatures only, beforehand)
+    verifies_on_copy: bool
+
+    def publish(self, request: PublishRequest) -> PublishResult:
+        """Publish one version (idempotent for identical content, refusing different content)."""
+        ...
+
+    def publish_batch(self, requests: Sequence[PublishRequest]) -> list[PublishResult]:
+        """Publish several versions in one step, all or nothing (see :func:`publish_many`)."""
+        ...
+
+    def change(
+        self, name: str, change: Callable[[NameCatalog], NameCatalog], message: str
+    ) -> tuple[NameCatalog, int | None]:
+        """Apply a catalogue change (alias, yank) to one name; return it and the new serial."""
+        ...
