@@ -22,6 +22,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests tools docs/examples
 	$(BIN)/ruff check src tests tools docs/examples
+	$(BIN)/lint-imports  # the layer contract of docs/design.md (pyproject.toml [tool.importlinter])
 
 types: $(STAMP)
 	$(BIN)/mypy

@@ -5,7 +5,8 @@
 ``profile``         per-feature quantile histograms and moments of an NPZ, in bounded memory
 ``drift``           PSI / KS / mean and width shifts of new data against a bundle's profile
 
-This package sits above ``bundle``: it may read bundles; the bundle layer never imports it.
+Its place in the layer order (above ``fpga``, below ``builder``, which captures a spec's
+``profile:`` section through it) is written once, in docs/design.md.
 """
 
 from __future__ import annotations

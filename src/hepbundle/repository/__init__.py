@@ -1,11 +1,12 @@
 """The repository layer: publish bundles (local, CVMFS, tarball), the catalogue, aliases, yank.
 
-Layers inside, bottom to top: ``refs`` (REF syntax, SemVer order), ``layout`` (paths, atomic
-writes, ``repository.json``), ``catalog`` (the per-name JSON files, the source of truth),
-``index`` (the derived SQLite search index), ``lock``, ``tree`` (crash-safe changes of a tree),
-``publish`` (verification + the :class:`Publisher` interface) over ``_publishers/`` (one module
-per backend), ``operations`` (alias, yank, rebuild, look-ups) and ``records`` (evaluation
-records appended to versions). The normative format is ``bundle-spec/repository.md``.
+Modules inside, bottom to top (the package's place among the layers is in docs/design.md):
+``refs`` (REF syntax, SemVer order), ``layout`` (paths, ``repository.json``), ``catalog`` (the
+per-name JSON files, the source of truth), ``index`` (the derived SQLite search index),
+``lock``, ``publisher`` (the :class:`Publisher` interface), ``tree`` (crash-safe changes of a
+tree), ``_publishers/`` (one module per backend, and the factory), ``publish`` (verification,
+batches), ``operations`` (alias, yank, rebuild) and ``records`` (evaluation records appended to
+versions). Looking a REF up is :mod:`hepbundle.resolver`. The normative format is ``bundle-spec/repository.md``.
 
 Example::
 
