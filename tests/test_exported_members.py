@@ -16,10 +16,10 @@ from hepbundle import errors
 PUBLIC_MODULES = {
     "builder", "bundle", "config", "errors", "load", "loaders", "manifest", "policy",
     "provenance", "repository", "resolver", "signing", "attestation", "data", "fpga",
-    "importers", "site", "spec", "reproduce", "cli",
+    "importers", "site", "spec", "reproduce", "cli", "extras", "remote",
 }  # fmt: skip
 #: implementation modules the public ones import; no stability promise (docs/reference/api.md)
-INTERNAL_MODULES = {"cache", "digest", "filemodes", "integrity", "paths", "regular"}
+INTERNAL_MODULES = {"cache", "digest", "filemodes", "integrity", "limits", "paths", "regular"}
 
 _PROBE = """
 import json, sys, types

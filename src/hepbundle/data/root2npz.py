@@ -313,7 +313,9 @@ def _plan(
 def _plan_field(field: Any, b: str, pads: Mapping[str, int]) -> BranchPlan:
     """An RNTuple field from its awkward form: a number, a fixed-size array of numbers
     (``std::array``), or a list of numbers (``std::vector``, padded)."""
-    from awkward.forms import ListForm, ListOffsetForm, NumpyForm, RegularForm
+    forms = require("awkward.forms")
+    ListForm, ListOffsetForm = forms.ListForm, forms.ListOffsetForm
+    NumpyForm, RegularForm = forms.NumpyForm, forms.RegularForm
 
     form = field.to_akform()[0].contents[0]
     typename = str(field.typename)
