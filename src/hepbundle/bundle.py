@@ -31,7 +31,14 @@ from .regular import read_regular
 if TYPE_CHECKING:
     from .cache import VerificationCache
 
-__all__ = ["Bundle"]
+__all__ = ["Bundle", "check_bundle_dir"]
+
+
+def check_bundle_dir(root: Path) -> None:
+    """Refuse a path that cannot be a bundle: missing, or not a directory."""
+    if not root.is_dir():
+        why = "it does not exist" if not root.exists() else "it is not a directory"
+        raise NotABundleError(f"{root} is not a bundle directory ({why})", path=root)
 
 
 class Bundle:
@@ -70,9 +77,7 @@ class Bundle:
         """Read ``hepbundle.json`` of the bundle at ``path`` (no payload hashing)."""
         root = Path(path).absolute()
         mpath = root / MANIFEST_FILENAME
-        if not root.is_dir():
-            why = "it does not exist" if not root.exists() else "it is not a directory"
-            raise NotABundleError(f"{root} is not a bundle directory ({why})", path=root)
+        check_bundle_dir(root)
         try:
             data = read_regular(mpath, limit=MAX_MANIFEST_BYTES)
         except FileNotFoundError:

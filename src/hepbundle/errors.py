@@ -115,16 +115,8 @@ class IntegrityError(VerificationError):
     """Files are missing, extra or modified with respect to the manifest; ``report`` is the
     :class:`~hepbundle.integrity.IntegrityReport` listing every problem, when one was made."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        hint: str | None = None,
-        ref: str | None = None,
-        path: str | os.PathLike[str] | None = None,
-        report: Any = None,
-    ) -> None:
-        super().__init__(message, hint=hint, ref=ref, path=path)
+    def __init__(self, message: str, *, report: Any = None, **context: Any) -> None:
+        super().__init__(message, **context)
         self.report = report
 
 

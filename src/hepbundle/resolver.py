@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .bundle import check_bundle_dir
 from .config import settings
 from .errors import NotFoundError, VerificationError, YankedError
 from .load import VerifyMode, open
@@ -194,6 +195,7 @@ def read_ref(
     bundle (no signature or payload check), under the same search, yank and catalogue rules as
     :func:`resolve`."""
     where = locate(ref, repos=repos, allow_yanked=allow_yanked)
+    check_bundle_dir(where.path)
     manifest, digest = read_manifest(where.path)
     check_catalogue(where, manifest, digest)
     return where, manifest, digest
