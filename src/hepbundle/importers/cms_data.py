@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BuildError, SpecError
-from ..provenance._git import _git, strip_credentials
+from ..provenance import git_output, strip_credentials
 from ..repository.refs import version_key
 from ._mapping import ImportMap
 from .base import ImportPlan, PlannedBundle, PlannedFile, Skipped, make_bundle, safe_name
@@ -42,7 +42,9 @@ def tag_version(tag: str) -> str | None:
 
 def _tags(repo: Path) -> list[dict[str, str]]:
     out = []
-    raw = _git(["for-each-ref", "--format", _FIELDS, "refs/tags"], repo).decode(errors="replace")
+    raw = git_output(["for-each-ref", "--format", _FIELDS, "refs/tags"], repo).decode(
+        errors="replace"
+    )
     for rec in raw.split("\x1e"):
         parts = rec.lstrip("\n").split("\x00")
         if len(parts) != 10:
@@ -66,7 +68,7 @@ def _tags(repo: Path) -> list[dict[str, str]]:
 def _package(repo: Path) -> tuple[str, str, str]:
     """(Subsystem/Package, repository key, origin URL or '') from the origin URL's or the
     directory's name."""
-    remote = _git(["config", "--get", "remote.origin.url"], repo, ok=(0, 1)).decode().strip()
+    remote = git_output(["config", "--get", "remote.origin.url"], repo, ok=(0, 1)).decode().strip()
     key = (remote.rstrip("/").rsplit("/", 1)[-1] if remote else repo.name).removesuffix(".git")
     sub, sep, pkg = key.partition("-")
     if not sep or not sub or not pkg:
@@ -167,7 +169,7 @@ class CmsDataImporter:
     def _files(
         repo: Path, commit: str, prefix: str, mapping: ImportMap
     ) -> tuple[list[PlannedFile], list[Skipped]]:
-        raw = _git(["ls-tree", "-r", "-l", "-z", commit, "--", "data"], repo)
+        raw = git_output(["ls-tree", "-r", "-l", "-z", commit, "--", "data"], repo)
         files, skipped = [], []
         for item in raw.decode("utf-8", errors="surrogateescape").split("\x00"):
             if not item:

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlparse
 
 from ..errors import SpecError
 from ..extras import require
-from ..provenance._training import _split_metric, _tracking_uri
+from ..provenance import split_metric, tracking_uri
 from ._mapping import ImportMap
 from .base import (
     NO_PAYLOAD,
@@ -81,7 +81,7 @@ class MlflowImporter:
     def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
         MlflowException = require("mlflow.exceptions").MlflowException
         MlflowClient = require("mlflow.tracking").MlflowClient
-        uri = _tracking_uri(source, Path.cwd())
+        uri = tracking_uri(source, Path.cwd())
         local = _local_store(uri)
         if local is not None and not local.exists():
             # the client would create an empty store there: never write into what we import
@@ -168,7 +168,7 @@ class MlflowImporter:
             meta["code"] = {"repository": repo, "commit": commit}
         if "metrics" not in meta and run.data.metrics:
             # the same records the training capture derives, so the two agree
-            meta["metrics"] = [_split_metric(k, v) for k, v in sorted(run.data.metrics.items())]
+            meta["metrics"] = [split_metric(k, v) for k, v in sorted(run.data.metrics.items())]
         if "data" not in meta:
             data = _dataset_refs(run)
             if data:

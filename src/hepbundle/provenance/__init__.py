@@ -24,15 +24,23 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import settings
 from ._environment import LOCK_PATH, capture_environment
-from ._git import PATCH_PATH, pin_code
-from ._training import capture_training, write_training_record
+from ._git import PATCH_PATH, git_output, pin_code, strip_credentials
+from ._training import capture_training, split_metric, tracking_uri, write_training_record
 from .datarefs import check_data_refs
 from .lineage import resolve_parents
 
 if TYPE_CHECKING:
     from ..spec import BundleSpec
 
-__all__ = ["Captured", "capture", "write_training_record"]
+__all__ = [
+    "Captured",
+    "capture",
+    "git_output",
+    "split_metric",
+    "strip_credentials",
+    "tracking_uri",
+    "write_training_record",
+]
 
 
 @dataclass(frozen=True)

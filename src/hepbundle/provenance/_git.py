@@ -21,7 +21,7 @@ from ..digest import sha256_bytes
 from ..errors import BuildError, SpecError
 from .datarefs import Where
 
-__all__ = ["PATCH_PATH", "CodePin", "pin_code", "strip_credentials"]
+__all__ = ["PATCH_PATH", "CodePin", "git_output", "pin_code", "strip_credentials"]
 
 #: where the diff of a dirty checkout is packed in the bundle
 PATCH_PATH = "provenance/dirty.patch"
@@ -93,7 +93,7 @@ def strip_credentials(url: str) -> str:
     return url
 
 
-def _git(args: list[str], cwd: Path, *, ok: tuple[int, ...] = (0,)) -> bytes:
+def git_output(args: list[str], cwd: Path, *, ok: tuple[int, ...] = (0,)) -> bytes:
     exe = shutil.which("git")
     if exe is None:
         raise BuildError("git is not installed", hint="install git to pin the training code")
@@ -106,7 +106,7 @@ def _git(args: list[str], cwd: Path, *, ok: tuple[int, ...] = (0,)) -> bytes:
 
 
 def _text(args: list[str], cwd: Path) -> str:
-    return _git(args, cwd).decode(errors="replace").strip()
+    return git_output(args, cwd).decode(errors="replace").strip()
 
 
 def _inspect(checkout: Path, where: Where) -> dict[str, Any]:
@@ -133,7 +133,9 @@ def _inspect(checkout: Path, where: Where) -> dict[str, Any]:
         out["remotes"] = remotes
         out["remote"] = remotes.get("origin") or remotes[sorted(remotes)[0]]
     # exit status 1: a detached HEAD (a CI checkout of a tag or commit), which is fine
-    branch = _git(["symbolic-ref", "--quiet", "--short", "HEAD"], top, ok=(0, 1)).decode().strip()
+    branch = (
+        git_output(["symbolic-ref", "--quiet", "--short", "HEAD"], top, ok=(0, 1)).decode().strip()
+    )
     if branch:
         out["branch"] = branch
     tags = _text(["tag", "--points-at", "HEAD"], top).split()
@@ -143,7 +145,7 @@ def _inspect(checkout: Path, where: Where) -> dict[str, Any]:
     sub = checkout.relative_to(top.resolve()).as_posix() if checkout != top.resolve() else ""
     if sub:
         out["subdirectory"] = sub
-    status = _git(["status", "--porcelain=v1", "-z", "--untracked-files=all"], top)
+    status = git_output(["status", "--porcelain=v1", "-z", "--untracked-files=all"], top)
     changes = [e[3:].decode(errors="replace") for e in status.split(b"\0") if len(e) > 3]
     out["dirty"] = bool(changes)
     out["changes"] = changes
@@ -153,12 +155,12 @@ def _inspect(checkout: Path, where: Where) -> dict[str, Any]:
 def _diff(top: Path, where: Where) -> bytes:
     """``git diff HEAD`` (binary-safe) plus every untracked, not ignored file as a new-file diff,
     without touching the checkout's index."""
-    parts = [_git(["diff", "--binary", "--no-color", "--no-ext-diff", "HEAD"], top)]
-    untracked = _git(["ls-files", "--others", "--exclude-standard", "-z"], top)
+    parts = [git_output(["diff", "--binary", "--no-color", "--no-ext-diff", "HEAD"], top)]
+    untracked = git_output(["ls-files", "--others", "--exclude-standard", "-z"], top)
     for rel in sorted(p for p in untracked.decode(errors="surrogateescape").split("\0") if p):
         # --no-index exits 1 when the files differ, which is always the case against /dev/null
         parts.append(
-            _git(
+            git_output(
                 ["diff", "--binary", "--no-color", "--no-index", "--", os.devnull, rel],
                 top,
                 ok=(0, 1),

@@ -27,7 +27,14 @@ from ..spec import normalise_metrics, validate
 from ._environment import nvidia_gpus
 from .datarefs import Where
 
-__all__ = ["Training", "capture_training", "host_hardware", "write_training_record"]
+__all__ = [
+    "Training",
+    "capture_training",
+    "host_hardware",
+    "split_metric",
+    "tracking_uri",
+    "write_training_record",
+]
 
 Training = tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]
 _SPLITS = {"train": "train", "training": "train", "val": "validation", "valid": "validation"}
@@ -95,7 +102,7 @@ def _from_mlflow(cfg: Mapping[str, Any], base: Path, where: Where) -> dict[str, 
     ``test_``/``val_``/``train_`` prefix or ``/`` part, run start/end, system tags."""
     MlflowException = require("mlflow.exceptions").MlflowException
     MlflowClient = require("mlflow.tracking").MlflowClient
-    uri = _tracking_uri(cfg.get("tracking_uri"), base)
+    uri = tracking_uri(cfg.get("tracking_uri"), base)
     run_id = str(cfg["run_id"])
     try:
         run = MlflowClient(tracking_uri=uri).get_run(run_id)
@@ -108,7 +115,7 @@ def _from_mlflow(cfg: Mapping[str, Any], base: Path, where: Where) -> dict[str, 
     hyper: dict[str, Any] = {}
     for k, v in sorted(run.data.params.items()):
         (seeds if _SEED.search(k) else hyper)[k] = _number(v)
-    metrics = [_split_metric(k, v) for k, v in sorted(run.data.metrics.items())]
+    metrics = [split_metric(k, v) for k, v in sorted(run.data.metrics.items())]
     out: dict[str, Any] = {"hyperparameters": hyper, "metrics": metrics}
     if seeds:
         out["seeds"] = seeds
@@ -126,7 +133,7 @@ def _from_mlflow(cfg: Mapping[str, Any], base: Path, where: Where) -> dict[str, 
     return out
 
 
-def _tracking_uri(value: Any, base: Path) -> str:
+def tracking_uri(value: Any, base: Path) -> str:
     """A local store: ``sqlite:///…``, ``file:…``, or a path (``.db`` → sqlite, directory →
     file store) relative to the spec; default ``MLFLOW_TRACKING_URI``."""
     if value is None:
@@ -154,7 +161,7 @@ def _number(v: str) -> Any:
     return v
 
 
-def _split_metric(key: str, value: float) -> dict[str, Any]:
+def split_metric(key: str, value: float) -> dict[str, Any]:
     for sep in ("/", "_", "."):
         head, _, rest = key.partition(sep)
         if rest and head.lower() in _SPLITS:
