@@ -54,12 +54,14 @@ def test_no_optional_framework_imported_directly() -> None:
 
 
 def test_plot_needs_only_the_plot_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    for name in ("matplotlib", "matplotlib.pyplot"):  # None makes `import name` raise
+        monkeypatch.setitem(sys.modules, name, None)
     with pytest.raises(MissingExtraError, match=r"hepbundle\[plot\]"):
         extras.require("matplotlib.pyplot")
 
 
 def test_optional_is_none_when_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "hls4ml", None)
+    for name in ("hls4ml", "hls4ml.report"):
+        monkeypatch.setitem(sys.modules, name, None)
     assert extras.optional("hls4ml.report") is None
     assert extras.optional("json") is not None
