@@ -60,6 +60,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "HEPBUNDLE_XROOTD_TIMEOUT", "Seconds any one XRootD step may take (root:// inputs).", "30"
     ),
+    Variable(
+        "HEPBUNDLE_ACTOR",
+        "Who `alias` and `yank` record as the actor (a CI job sets e.g. its pipeline URL).",
+        "user@host",
+    ),
     Variable("HEPBUNDLE_NO_CACHE", "Set (non-empty) to hash every file on every open."),
     Variable(
         "HEPBUNDLE_HASH_THREADS",
@@ -127,6 +132,7 @@ class Settings:
     cvmfs_root: Path
     lock_dir: Path | None
     crash_at: str | None
+    actor: str | None
     #: as written; the remote clients check them (a positive number of seconds)
     rucio_timeout: str | None
     xrootd_timeout: str | None
@@ -185,6 +191,7 @@ def settings() -> Settings:
         cvmfs_root=Path(_get("HEPBUNDLE_CVMFS_ROOT") or "/cvmfs"),
         lock_dir=Path(lock_dir) if lock_dir else None,
         crash_at=_get("HEPBUNDLE_CRASH_AT"),
+        actor=(_get("HEPBUNDLE_ACTOR") or "").strip() or None,
         rucio_timeout=_get("HEPBUNDLE_RUCIO_TIMEOUT"),
         xrootd_timeout=_get("HEPBUNDLE_XROOTD_TIMEOUT"),
         source_date_epoch=_get("SOURCE_DATE_EPOCH"),

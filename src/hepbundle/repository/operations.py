@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import settings
 from ..errors import NotFoundError, RepositoryError, SpecError
 from ._publishers import make_publisher
 from .catalog import NameCatalog, check_alias, read_name_catalog
@@ -54,7 +55,7 @@ def versions(name: str, repo: str | os.PathLike[str] | None = None) -> NameCatal
 def default_actor() -> str:
     """Who changes the catalogue, as recorded with an alias move or a yank:
     ``$HEPBUNDLE_ACTOR`` (a CI job sets e.g. its pipeline URL), else ``user@host``."""
-    explicit = os.environ.get("HEPBUNDLE_ACTOR", "").strip()
+    explicit = settings().actor
     if explicit:
         return explicit
     try:
