@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ..config import settings
 from ..errors import DataError
 from ..extras import require
 from . import seconds_from_env
