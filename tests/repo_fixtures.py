@@ -10,6 +10,13 @@ import hepbundle
 from hepbundle.repository import read_name_catalog, read_repository
 from hepbundle.repository.catalog import list_names
 from hepbundle.repository.index import dump_index
+from hepbundle.repository.layout import (
+    catalog_dir,
+    catalog_file,
+    index_files,
+    namespaces,
+    staging_dirs,
+)
 from hepbundle.spec import validate
 
 from .conftest import write_spec
@@ -93,12 +100,11 @@ def check_invariants(root: Path, *, settled: bool = True) -> dict[str, set[str]]
         hepbundle.Bundle.load(root / "bundles" / name / version).verify().raise_for_problems()
     if settled:
         assert on_disk == {(n, v) for n, vs in out.items() for v in vs}
-        staging = root / ".hepbundle-staging"
-        assert not staging.exists() or not any(staging.iterdir())
-        assert not list((root / "catalog").rglob("*-journal")) and not list(
-            (root / "catalog").rglob("*-wal")
-        )
-        assert not list((root / "catalog").rglob(".*.tmp-*"))
+        for staging in staging_dirs(root):
+            assert not any(staging.iterdir())
+        for d in catalog_dirs(root):
+            assert not list(d.rglob("*-journal")) and not list(d.rglob("*-wal"))
+            assert not list(d.rglob(".*.tmp-*"))
         incremental = dump_index(root)
         from hepbundle.repository.index import rebuild_index
 
@@ -109,15 +115,32 @@ def check_invariants(root: Path, *, settled: bool = True) -> dict[str, set[str]]
     return out
 
 
+def catalog_dirs(root: Path) -> list[Path]:
+    """Every directory holding catalogue files: ``catalog/`` and, in format 2, each
+    ``bundles/<ns>/_catalog``."""
+    return [root / "catalog", *(catalog_dir(root, ns) for ns in namespaces(root))]
+
+
 def _copy_catalog(root: Path, dest: Path) -> None:
+    """The catalogue files of ``root`` (no index) into ``dest``, in the same layout."""
     import shutil
 
     shutil.rmtree(dest, ignore_errors=True)
-    shutil.copytree(
-        root / "catalog", dest / "catalog", ignore=shutil.ignore_patterns("index.sqlite")
-    )
+    skip = shutil.ignore_patterns("index.sqlite")
+    for d in catalog_dirs(root):
+        if d.is_dir():
+            shutil.copytree(d, dest / d.relative_to(root), ignore=skip, dirs_exist_ok=True)
 
 
 def index_rows(root: Path) -> int:
-    with sqlite3.connect(root / "catalog" / "index.sqlite") as conn:
-        return int(conn.execute("SELECT count(*) FROM versions").fetchone()[0])
+    total = 0
+    for _, path in index_files(root):
+        if path.is_file():
+            with sqlite3.connect(path) as conn:
+                total += int(conn.execute("SELECT count(*) FROM versions").fetchone()[0])
+    return total
+
+
+def catalog_path(root: Path, name: str) -> Path:
+    """The per-name catalogue file of ``name`` (either format)."""
+    return catalog_file(root, name)

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 import hepbundle
 from hepbundle.cli import main
+from hepbundle.repository.layout import catalog_file, index_file
 
 from .repo_fixtures import check_invariants, make_bundle
 
@@ -62,7 +63,7 @@ def test_default_repo_is_env_then_cwd(tmp_path: Path, monkeypatch: pytest.Monkey
     assert (tmp_path / "hepbundle-repo/bundles/atlas/tauid/2.0.0/hepbundle.json").is_file()
     env_repo = tmp_path / "env-repo"
     code, _, _ = run("publish", b.root, "--allow-unsigned", env={"HEPBUNDLE_REPO": str(env_repo)})
-    assert code == 0 and (env_repo / "catalog/atlas/tauid.json").is_file()
+    assert code == 0 and catalog_file(env_repo, "atlas/tauid").is_file()
 
 
 def test_yank_and_alias_safety_record_who(tmp_path: Path) -> None:
@@ -123,7 +124,7 @@ def test_alias_versions_rebuild(tmp_path: Path) -> None:
     assert [(h["previous"], h["version"]) for h in hist] == [(None, "1.0.0"), ("1.0.0", "1.1.0")]
     out = run("versions", "atlas/tauid", "--repo", repo)[1]
     assert out.splitlines()[0].split()[0] == "1.1.0" and "@prod (latest)" in out.splitlines()[0]
-    (repo / "catalog/index.sqlite").unlink()
+    index_file(repo, "atlas").unlink()
     assert run("catalog", "rebuild", "--repo", repo)[1] == "rebuilt the index: 2 versions\n"
     check_invariants(repo)
 

@@ -28,10 +28,12 @@ from hepbundle.importers.run import ImportOptions, ImportReport, run_import
 from hepbundle.policy import TrustPolicy
 from hepbundle.repository.catalog import list_names, read_name_catalog
 from hepbundle.repository.index import dump_index, find_legacy, rebuild_index
+from hepbundle.repository.layout import serial_of
 from hepbundle.signing import KeySigner
 from hepbundle.spec import BundleSpec
 
 from .import_fixtures import GROUPDATA, make_groupdata, policy_env, write_policy
+from .repo_fixtures import catalog_dirs
 
 __all__ = ["policy_env"]  # fixture re-export
 
@@ -200,12 +202,12 @@ def test_import_publishes_signed_then_is_idempotent(
     assert b.signature, "signed with ec_key and checked against the policy"
     assert b.manifest.file("rnn.onnx").legacy_path == "tauRecTools/00-02-00/rnn.onnx"
     assert b.path("rnn.onnx").read_bytes() == GROUPDATA["tauRecTools/00-02-00/rnn.onnx"]
-    serial = json.loads((repo / "catalog/repository.json").read_text())["serial"]
-    before = {p: p.stat().st_mtime_ns for p in (repo / "catalog").rglob("*") if p.is_file()}
+    serial = serial_of(repo, "atlas")
+    before = {p: p.stat().st_mtime_ns for p in _catalogue_files(repo)}
     again = _import(groupdata, repo, ec_key[0], policy=policy)
     assert [o.status for o in again.outcomes] == ["unchanged"] * len(GD_REFS)
-    assert json.loads((repo / "catalog/repository.json").read_text())["serial"] == serial
-    assert before == {p: p.stat().st_mtime_ns for p in (repo / "catalog").rglob("*") if p.is_file()}
+    assert serial_of(repo, "atlas") == serial
+    assert before == {p: p.stat().st_mtime_ns for p in _catalogue_files(repo)}
 
 
 def test_import_refuses_signer_outside_policy(
@@ -411,11 +413,11 @@ def test_import_killed_from_outside_half_way(
         _import_cmd(src, repo, ec_key[0]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list((repo / "catalog").glob("*/*.json")):
+    while time.monotonic() < deadline and not list_names(repo):
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = len(list((repo / "catalog").glob("*/*.json")))
+    done = len(list_names(repo))
     assert 1 <= done < 8, "killed half-way"
     for name in list_names(
         repo
@@ -533,3 +535,8 @@ def test_two_sources_mapping_to_one_version_are_refused(groupdata: Path, tmp_pat
     (groupdata / "tauRecTools/0-1-0/other.onnx").write_bytes(b"other")
     with pytest.raises(SpecError, match="tauRecTools/0-1-0 and tauRecTools/00-01-00 would both"):
         plan_import("atlas-groupdata", groupdata)
+
+
+def _catalogue_files(repo: Path) -> list[Path]:
+    """Every file of the catalogue (repository.json, per-name files, index shards, serials)."""
+    return [p for d in catalog_dirs(repo) for p in d.rglob("*") if p.is_file()]

@@ -23,6 +23,7 @@ from hepbundle.errors import (
     VerificationError,
 )
 from hepbundle.policy import TrustPolicy
+from hepbundle.repository.layout import catalog_file
 from hepbundle.repository.operations import set_alias, yank
 from hepbundle.repository.publish import publish
 from hepbundle.signing import KeySigner, sign
@@ -88,7 +89,7 @@ def test_yanked_refused_unless_allowed(repo: Path, caplog: pytest.LogCaptureFixt
 
 
 def test_catalogue_manifest_digest_mismatch_refused(repo: Path) -> None:
-    cat_file = repo / "catalog" / "atlas" / "tauid.json"
+    cat_file = catalog_file(repo, "atlas/tauid")
     cat = json.loads(cat_file.read_text())
     cat["versions"]["1.1.0"]["manifestSha256"] = "0" * 64
     cat_file.write_text(json.dumps(cat))

@@ -18,6 +18,7 @@ import pytest
 
 import hepbundle
 from hepbundle.repository import append_record, publish
+from hepbundle.repository.layout import catalog_file, index_file
 
 from .needs import missing
 from .repo_fixtures import make_bundle
@@ -71,6 +72,7 @@ def test_build_sign_publish_record_tarball_are_public_under_umask_077(
     append_record(repo, "atlas/tauid", "1.0.0", "eval", {"auc": 0.9}, {"plot.png": b"png"})
     _assert_public(repo / "bundles")
     _assert_public(repo / "catalog")
+    _assert_public(catalog_file(repo, "atlas/tauid").parent)
     out = public_tmp / "tar"
     publish(b.root, public_tmp / "base", backend="tarball", out=out, policy=policy)
     tars = sorted(out.glob("*.tar"))
@@ -129,7 +131,7 @@ from pathlib import Path
 pol = hepbundle.TrustPolicy.from_flags(keys=[Path({key!r})])
 b = hepbundle.resolve("atlas/tauid@prod", repos=[{str(repo)!r}], policy=pol)
 print(b.path("model/model.onnx").read_bytes()[:4].hex())
-con = sqlite3.connect("file:{repo}/catalog/index.sqlite?mode=ro", uri=True)
+con = sqlite3.connect("file:{index_file(repo, "atlas")}?mode=ro", uri=True)
 print(con.execute("select count(*) from versions").fetchone()[0])
 for t in sorted(glob.glob("{out}/*.tar")):
     with tarfile.open(t) as tf:

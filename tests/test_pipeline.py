@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from hepbundle.repository.layout import catalog_file, records_root
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -56,9 +58,9 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert m["data"][0]["type"] == "npz" and m["profile"]["path"]
     assert m["fpga"]["toolchain"] == "hls4ml"
     assert {r["name"] for r in m["metrics"]} == {"accuracy", "auc"}
-    cat = json.loads((repo / "catalog/demo/jet-tagger.json").read_text())
+    cat = json.loads(catalog_file(repo, "demo/jet-tagger").read_text())
     assert cat["aliases"]["prod"] == "1.0.0"
-    records = sorted(p.name for p in (repo / "catalog/demo/jet-tagger.records/1.0.0").iterdir())
+    records = sorted(p.name for p in (records_root(repo, "demo/jet-tagger") / "1.0.0").iterdir())
     assert any(r.endswith("fpga-compare") for r in records) and any(
         r.endswith("evaluation") for r in records
     )

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from hepbundle.repository import publish, read_name_catalog, read_repository
+from hepbundle.repository import publish, read_name_catalog
 from hepbundle.repository._crash import CRASH_POINTS
+from hepbundle.repository.layout import serial_of, staging_dir
 
 from .repo_fixtures import check_invariants, make_bundle
 
@@ -56,7 +57,7 @@ def _spawn(
 def test_sigkill_at_every_point_leaves_old_or_new_state(tmp_path: Path, point: str) -> None:
     repo = tmp_path / "repo"
     publish(make_bundle(tmp_path, version="1.0.0").root, repo, allow_unsigned=True, alias="prod")
-    serial_before = read_repository(repo)["serial"]
+    serial_before = serial_of(repo, "atlas")
     new = make_bundle(tmp_path, version="1.1.0")
 
     proc = _spawn(new.root, repo, "prod", crash=point)
@@ -81,7 +82,7 @@ def test_sigkill_at_every_point_leaves_old_or_new_state(tmp_path: Path, point: s
     assert read_name_catalog(repo, "atlas/tauid").aliases["prod"] == (
         "1.1.0" if visible else "1.0.0"
     )
-    assert read_repository(repo)["serial"] > serial_before
+    assert serial_of(repo, "atlas") > serial_before
     if point not in ("locked", "cleaned"):
         assert result["recovered"], "the interrupted publish left nothing to recover?"
 
@@ -89,7 +90,7 @@ def test_sigkill_at_every_point_leaves_old_or_new_state(tmp_path: Path, point: s
 def test_stale_staging_is_cleaned_and_reported(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     publish(make_bundle(tmp_path, version="1.0.0").root, repo, allow_unsigned=True)
-    junk = repo / ".hepbundle-staging" / "x.y@2.0.0.abcd" / "bundle"
+    junk = staging_dir(repo, "atlas") / "x.y@2.0.0.abcd" / "bundle"
     junk.mkdir(parents=True)
     (junk / "half.bin").write_bytes(b"\0" * 10)
     res = publish(make_bundle(tmp_path, version="1.1.0").root, repo, allow_unsigned=True)
@@ -117,5 +118,5 @@ def test_eight_concurrent_publishers(tmp_path: Path) -> None:
     cat = read_name_catalog(repo, "atlas/tauid")
     assert set(cat.versions) == {f"1.{i}.0" for i in range(6)} | {"9.0.0"}
     assert cat.versions["9.0.0"].manifest_digest == winner.manifest_digest
-    assert len(cat.alias_history) == 7 and read_repository(repo)["serial"] == 7
+    assert len(cat.alias_history) == 7 and serial_of(repo, "atlas") == 7
     check_invariants(repo)

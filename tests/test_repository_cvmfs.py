@@ -27,12 +27,12 @@ from hepbundle.repository import (
     publish,
     publish_many,
     read_name_catalog,
-    read_repository,
     set_alias,
     yank,
 )
 from hepbundle.repository._publishers.cvmfs import error_lines, safe_message
 from hepbundle.repository.catalog import list_names
+from hepbundle.repository.layout import index_file, serial_of
 
 from .repo_fixtures import check_invariants, make_bundle
 
@@ -161,7 +161,7 @@ def test_publish_protocol_and_published_tree(
     assert standin.commands() == ["transaction", "publish"] * 4
     cat = read_name_catalog(standin.root, "atlas/tauid")
     assert cat.aliases == {"prod": "1.1.0"} and cat.versions["1.0.0"].yanked == "superseded"
-    assert read_repository(standin.root)["serial"] == 4
+    assert serial_of(standin.root, "atlas") == 4
     standin.assert_clean()
     check_invariants(standin.root)
 
@@ -237,12 +237,22 @@ def test_busy_transaction_is_reported_and_not_aborted(
 def test_lease_must_cover_what_is_written_and_is_passed_through(
     standin: Standin, tmp_path: Path, ec_key: tuple[Path, Path], policy: TrustPolicy
 ) -> None:
+    """Format 2: a namespace's publish writes only under bundles/<ns>; creating the repository
+    writes catalog/repository.json, which needs a lease on the root."""
     b = _signed(tmp_path, ec_key[0], "1.0.0")
-    with pytest.raises(RepositoryError, match="lease /bundles/atlas does not cover"):
+    with pytest.raises(RepositoryError, match="lease /bundles/atlas does not cover catalog"):
         publish(b.root, REPO, backend="cvmfs", policy=policy, lease="bundles/atlas")
     assert standin.calls() == []
     publish(b.root, REPO, backend="cvmfs", policy=policy, lease="/")
     assert standin.calls()[0]["argv"] == ["transaction", REPO]
+    newer = _signed(tmp_path, ec_key[0], "1.1.0")
+    with pytest.raises(RepositoryError, match="lease /bundles/cms does not cover bundles/atlas"):
+        publish(newer.root, REPO, backend="cvmfs", policy=policy, lease="bundles/cms")
+    publish(newer.root, REPO, backend="cvmfs", policy=policy, lease="bundles/atlas")
+    assert standin.calls()[-2]["argv"] == ["transaction", f"{REPO}/bundles/atlas"]
+    set_alias("atlas/tauid@1.1.0", "prod", REPO, backend="cvmfs")
+    assert check_invariants(standin.root) == {"atlas/tauid": {"1.0.0", "1.1.0"}}
+    standin.assert_clean()
 
 
 @pytest.mark.cvmfs
@@ -578,8 +588,8 @@ def test_tarball_layout_and_ingest_emulation(
     assert res.commands == (
         "cvmfs_server ingest --tar_file atlas.tauid-1.1.0.bundle.tar "
         "--base_dir bundles/atlas/tauid <repository>",
-        "cvmfs_server ingest --tar_file atlas.tauid-1.1.0.catalog.tar --base_dir catalog "
-        "<repository>",
+        "cvmfs_server ingest --tar_file atlas.tauid-1.1.0.catalog.tar "
+        "--base_dir bundles/atlas/_catalog <repository>",
     )
     with tarfile.open(res.artifacts["bundle_tar"]) as tar:
         members = tar.getmembers()
@@ -593,18 +603,18 @@ def test_tarball_layout_and_ingest_emulation(
         }
         assert all(m.isfile() and m.mtime == 0 and m.uid == 0 for m in members)
     with tarfile.open(res.artifacts["catalog_tar"]) as tar:
-        assert sorted(tar.getnames()) == ["atlas/tauid.json", "index.sqlite", "repository.json"]
+        assert sorted(tar.getnames()) == ["index.sqlite", "namespace.json", "tauid.json"]
     # ingest emulated: unpack under the two base directories of a copy of the repository
     ingested = tmp_path / "ingested"
     shutil.copytree(base, ingested)
     with tarfile.open(res.artifacts["bundle_tar"]) as tar:
         tar.extractall(ingested / "bundles/atlas/tauid", filter="data")
     with tarfile.open(res.artifacts["catalog_tar"]) as tar:
-        tar.extractall(ingested / "catalog", filter="data")
+        tar.extractall(ingested / "bundles/atlas/_catalog", filter="data")
     assert check_invariants(ingested) == {"atlas/tauid": {"1.0.0", "1.1.0"}}
     assert read_name_catalog(ingested, "atlas/tauid").aliases == {"prod": "1.1.0"}
-    assert read_repository(ingested)["serial"] == 2
-    with sqlite3.connect(ingested / "catalog/index.sqlite") as conn:
+    assert serial_of(ingested, "atlas") == 2
+    with sqlite3.connect(index_file(ingested, "atlas")) as conn:
         assert conn.execute("SELECT count(*) FROM versions").fetchone() == (2,)
 
 

@@ -30,13 +30,13 @@ from hepbundle.repository import (
     parse_ref,
     publish,
     read_name_catalog,
-    read_repository,
     rebuild,
     set_alias,
     version_key,
     versions,
     yank,
 )
+from hepbundle.repository.layout import catalog_file, index_file, serial_of
 from hepbundle.resolver import locate
 from hepbundle.signing import generate_key
 
@@ -129,17 +129,17 @@ def test_publish_layout_catalogue_and_schemas(tmp_path: Path, repo: Path) -> Non
     assert rec.version == "1.2.0" and rec.manifest_digest == b.manifest_digest
     assert rec.path == "bundles/atlas/tauid/1.2.0" and rec.yanked is None
     assert rec.datasets == ("mc23_13p6TeV:tauid.1.2.0",) and rec.authors == ("Jane Doe",)
-    assert read_repository(repo)["serial"] == 1
+    assert serial_of(repo, "atlas") == 1
     assert check_invariants(repo) == {"atlas/tauid": {"1.2.0"}}
 
 
 def test_same_version_identical_is_noop_different_is_refused(tmp_path: Path, repo: Path) -> None:
     b = make_bundle(tmp_path, version="1.0.0")
     assert pub(b, repo) == "published"
-    serial = read_repository(repo)["serial"]
+    serial = serial_of(repo, "atlas")
     again = make_bundle(tmp_path / "again", version="1.0.0")  # rebuilt: same bytes?
     assert pub(b, repo) == "unchanged"
-    assert read_repository(repo)["serial"] == serial
+    assert serial_of(repo, "atlas") == serial
     other = make_bundle(tmp_path, version="1.0.0", payload=b"retrained")
     with pytest.raises(RepositoryError, match="already published with different content"):
         pub(other, repo)
@@ -237,7 +237,7 @@ def test_locate_refs_and_paths(tmp_path: Path, repo: Path) -> None:
 
 def test_corrupt_or_future_catalogue_is_a_format_error(tmp_path: Path, repo: Path) -> None:
     pub(make_bundle(tmp_path), repo)
-    f = repo / "catalog/atlas/tauid.json"
+    f = catalog_file(repo, "atlas/tauid")
     doc = json.loads(f.read_bytes())
     f.write_text(json.dumps({**doc, "mediaType": "application/vnd.hepbundle.catalog.v9+json"}))
     with pytest.raises(FormatError, match="upgrade"):
@@ -255,7 +255,7 @@ def test_alias_moves_and_history_is_kept(tmp_path: Path, repo: Path) -> None:
     for v in ("1.0.0", "1.1.0"):
         pub(make_bundle(tmp_path, version=v), repo)
     set_alias("atlas/tauid@1.0.0", "prod", repo)
-    s1 = read_repository(repo)["serial"]
+    s1 = serial_of(repo, "atlas")
     s2 = set_alias("atlas/tauid@1.1.0", "prod", repo).serial
     assert s2 == s1 + 1
     set_alias("atlas/tauid@prod", "validated", repo)  # an alias of an alias names a version
@@ -267,7 +267,7 @@ def test_alias_moves_and_history_is_kept(tmp_path: Path, repo: Path) -> None:
         ("validated", None, "1.1.0"),
     ]
     s3 = set_alias("atlas/tauid@1.1.0", "prod", repo).serial  # no move: nothing written
-    assert s3 == read_repository(repo)["serial"] == s2 + 1
+    assert s3 == serial_of(repo, "atlas") == s2 + 1
     assert [h.aliases for h in find(repo, FindQuery(all_versions=True))] == [
         ("prod", "validated"),
         (),
@@ -333,21 +333,22 @@ def test_rebuild_equals_incremental_and_restores_a_lost_index(tmp_path: Path, re
     yank("cms/btag@1.1.0", "bug", repo)
     set_alias("atlas/tauid@1.1.0", "validated", repo)
     check_invariants(repo)  # compares the incremental index with a rebuild
-    (repo / "catalog/index.sqlite").unlink()
+    index_file(repo, "atlas").unlink()
+    index_file(repo, "cms").unlink()
     assert rebuild(repo) == 6 == index_rows(repo)
     check_invariants(repo)
 
 
 def test_readonly_index_opens_immutable(tmp_path: Path, repo: Path) -> None:
     pub(make_bundle(tmp_path), repo)
-    cat_dir = repo / "catalog"
+    cat_dir = catalog_file(repo, "atlas/tauid").parent
     cat_dir.chmod(0o555)
     try:
         assert [h.version for h in find(repo, FindQuery(), readonly=True)] == ["1.0.0"]
         assert sorted(p.name for p in cat_dir.iterdir()) == [
-            "atlas",
             "index.sqlite",
-            "repository.json",
+            "namespace.json",
+            "tauid.json",
         ]
     finally:
         cat_dir.chmod(0o755)
@@ -393,7 +394,7 @@ def test_reader_refuses_what_the_schema_refuses(
     from hepbundle.spec import validate
 
     pub(make_bundle(tmp_path), repo)
-    f = repo / "catalog/atlas/tauid.json"
+    f = catalog_file(repo, "atlas/tauid")
     doc = json.loads(f.read_bytes())
     mutate(doc["versions"]["1.0.0"])
     if schema_refuses:
@@ -471,7 +472,7 @@ def test_lock_timeout_is_one_clear_error(tmp_path: Path) -> None:
 
 def test_local_batch_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch whose second copy fails leaves the repository exactly as it was; a good batch
-    bumps the serial once and indexes every version in one go."""
+    bumps each namespace's serial once and indexes every version in one go."""
     import hepbundle.repository.tree as tree
     from hepbundle.repository import publish_many
 
@@ -497,7 +498,7 @@ def test_local_batch_is_all_or_nothing(tmp_path: Path, monkeypatch: pytest.Monke
     results = publish_many([a.root, b.root], repo, allow_unsigned=True)
     assert [(r.ref, r.status, r.serial) for r in results] == [
         ("atlas/tauid@1.0.0", "published", 2),
-        ("cms/btag@2.0.0", "published", 2),
+        ("cms/btag@2.0.0", "published", 1),  # the first change in namespace cms
     ]
     assert check_invariants(repo) == {"atlas/tauid": {"0.9.0", "1.0.0"}, "cms/btag": {"2.0.0"}}
 

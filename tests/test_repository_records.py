@@ -10,6 +10,7 @@ import pytest
 from hepbundle.errors import NotFoundError, RepositoryError, SignatureError, SpecError
 from hepbundle.policy import TrustPolicy
 from hepbundle.repository import append_record, list_records, publish, verify_record
+from hepbundle.repository.layout import catalog_file, records_root
 
 from .needs import missing
 from .repo_fixtures import make_bundle
@@ -33,12 +34,12 @@ def test_append_and_list_in_order(repo: Path) -> None:
     assert recs[0] == first and recs[1] == second
     assert first.attachment("plot.png").read_bytes() == png
     doc = json.loads((first.path / "record.json").read_bytes())
-    bundle_digest = json.loads((repo / "catalog/atlas/tauid.json").read_bytes())["versions"][
-        "1.0.0"
-    ]["manifestSha256"]
+    bundle_digest = json.loads(catalog_file(repo, "atlas/tauid").read_bytes())["versions"]["1.0.0"][
+        "manifestSha256"
+    ]
     assert doc["manifestSha256"] == bundle_digest == first.manifest_digest
     assert doc["payload"] == {"max_abs_diff": 0.004} and not first.signed
-    assert first.path.parent == repo / "catalog/atlas/tauid.records/1.0.0"
+    assert first.path.parent == records_root(repo, "atlas/tauid") / "1.0.0"
     assert [r.kind for r in list_records(repo, "atlas/tauid", "1.0.0", kind="eval")] == ["eval"]
     assert list_records(repo, "atlas/tauid", "9.9.9") == []
 
@@ -91,7 +92,7 @@ def test_bad_records_refused_and_nothing_written(
     args.update(kwargs)
     with pytest.raises(error, match=message):
         append_record(repo, **args)  # type: ignore[arg-type]
-    records = repo / "catalog/atlas/tauid.records"
+    records = records_root(repo, "atlas/tauid")
     assert not records.exists() or not any(records.rglob("*.json"))
 
 

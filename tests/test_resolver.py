@@ -16,6 +16,7 @@ import hepbundle
 from hepbundle import resolver
 from hepbundle.cli import main
 from hepbundle.errors import NotFoundError, VerificationError, YankedError
+from hepbundle.repository.layout import catalog_file
 from hepbundle.repository.operations import yank
 
 from .test_load import make_version, repo  # noqa: F401  (the fixture)
@@ -114,7 +115,7 @@ def test_read_ref_checks_the_catalogue_digest(repo: Path) -> None:  # noqa: F811
     where, manifest, digest = resolver.read_ref("atlas/tauid@prod")
     assert manifest.version == "1.1.0" and where.record is not None
     assert digest == where.record.manifest_digest
-    cat_file = repo / "catalog" / "atlas" / "tauid.json"
+    cat_file = catalog_file(repo, "atlas/tauid")
     cat = json.loads(cat_file.read_text())
     cat["versions"]["1.1.0"]["manifestSha256"] = "0" * 64
     cat_file.write_text(json.dumps(cat))

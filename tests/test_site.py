@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from hepbundle.cli import main
 from hepbundle.errors import ToolError
 from hepbundle.repository import append_record, publish, set_alias, yank
+from hepbundle.repository.layout import catalog_file
 from hepbundle.signing import KeySigner, sign
 from hepbundle.site import build_site
 from hepbundle.site.collect import code_link
@@ -202,7 +203,7 @@ def test_regenerate_replaces_the_site_and_refuses_foreign_dirs(repo: Path, tmp_p
 def test_a_version_that_differs_from_its_catalogue_record_is_flagged(
     repo: Path, tmp_path: Path
 ) -> None:
-    cat_file = repo / "catalog" / "cms" / "l1t-jets.json"
+    cat_file = catalog_file(repo, "cms/l1t-jets")
     cat = json.loads(cat_file.read_text())
     cat["versions"]["0.3.0"]["manifestSha256"] = "0" * 64
     cat_file.write_text(json.dumps(cat))

@@ -1,7 +1,7 @@
 """Legacy paths after an import: resolve ``atlas:tauRecTools/R22/model.json`` to the bundle file,
 and write a compat tree of relative symlinks with the legacy layout.
 
-Both read the ``legacy_paths`` table of ``catalog/index.sqlite``, filled from the manifests'
+Both read the ``legacy_paths`` table of search index (the namespace's shard), filled from the manifests'
 ``legacyPath`` at publish (and by ``catalog rebuild``). A legacy path that several versions carry
 (a cms-data file across tags) resolves to the highest released version that is not yanked.
 """
@@ -19,7 +19,7 @@ from ..load import VerifyMode
 from ..paths import check_relpath
 from ..policy import TrustPolicy
 from ..repository.index import LegacyHit, find_legacy
-from ..repository.layout import INDEX_FILE, bundle_dir
+from ..repository.layout import bundle_dir, index_file
 from ..resolver import resolve, search_path
 
 __all__ = ["best_per_legacy", "resolve_legacy", "write_compat_tree"]
@@ -46,7 +46,7 @@ def resolve_legacy(
         )
     roots = search_path(repos)
     for root in roots:
-        if not (root / INDEX_FILE).is_file():
+        if not index_file(root, ns).is_file():
             continue
         legacy = f"{ns}:{rest.lstrip('/')}"
         hits = find_legacy(root, legacy)

@@ -21,11 +21,13 @@ from ..errors import FormatError, NotFoundError, SpecError
 from ..limits import MAX_CATALOG_BYTES
 from ..manifest import canonical_json
 from .layout import (
-    CATALOG_DIR,
+    NAMESPACE_FILE,
     REPOSITORY_FILE,
     bundle_relpath,
+    catalog_dir,
     catalog_file,
     is_repository,
+    namespaces,
 )
 from .refs import ALIAS_RE, NAME_RE, is_prerelease, is_version, version_key
 
@@ -373,14 +375,11 @@ def write_name_catalog(
 
 def list_names(repo_root: Path) -> list[str]:
     """Every ``ns/name`` that has a catalogue file, sorted (reads directory listings only)."""
-    base = Path(repo_root) / CATALOG_DIR
-    if not base.is_dir():
-        return []
     names = []
-    for ns_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-        for f in sorted(ns_dir.glob("*.json")):
-            if not f.name.startswith("."):
-                names.append(f"{ns_dir.name}/{f.stem}")
+    for ns in namespaces(repo_root):
+        for f in sorted(catalog_dir(repo_root, ns).glob("*.json")):
+            if not f.name.startswith(".") and f.name != NAMESPACE_FILE:
+                names.append(f"{ns}/{f.stem}")
     return names
 
 

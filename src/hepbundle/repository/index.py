@@ -1,6 +1,8 @@
-"""The searchable SQLite index ``catalog/index.sqlite``: one row per version, one per alias.
+"""The searchable SQLite index: one row per version, one per alias.
 
-It is derived data: every row comes from a per-name catalogue file, a publish replaces only the
+Format 2 repositories keep one shard per namespace (``bundles/<ns>/_catalog/index.sqlite``: a
+publish rewrites only the shard of its namespace, and a search reads every shard); format 1 has
+one ``catalog/index.sqlite``. The schema is the same. It is derived data: every row comes from a per-name catalogue file, a publish replaces only the
 rows of the name it touched (so its cost does not grow with the repository), and
 :func:`rebuild_index` writes a fresh file from all per-name files and renames it into place.
 Writers use ``journal_mode=DELETE`` so no ``-wal``/``-shm`` file exists next to a published index,
@@ -27,7 +29,7 @@ from ..limits import MAX_MANIFEST_BYTES, clip
 from ..manifest import MANIFEST_FILENAME
 from ._crash import crash_point
 from .catalog import NameCatalog, list_names, read_name_catalog
-from .layout import INDEX_FILE
+from .layout import index_file, index_files, namespaces, repository_format
 from .refs import version_key
 
 __all__ = [
@@ -128,17 +130,21 @@ class FindHit:
         }
 
 
-def _index_path(repo_root: Path) -> Path:
-    return Path(repo_root) / INDEX_FILE
+def open_index(
+    repo_root: Path, *, readonly: bool | None = None, ns: str | None = None
+) -> sqlite3.Connection:
+    """Open the index holding namespace ``ns`` (format 1: the one index) for reading.
+    ``readonly`` (default: when its directory is not writable, as on a CVMFS mount) opens it
+    ``immutable``: no locks, no journal, no writes."""
+    if ns is None and repository_format(repo_root) == 2:
+        raise ValueError("a format-2 repository has one index per namespace: give ns")
+    return _open(repo_root, index_file(repo_root, ns or "_"), readonly)
 
 
-def open_index(repo_root: Path, *, readonly: bool | None = None) -> sqlite3.Connection:
-    """Open the index for reading. ``readonly`` (default: when the catalogue directory is not
-    writable, as on a CVMFS mount) opens it ``immutable``: no locks, no journal, no writes."""
-    path = _index_path(repo_root)
+def _open(repo_root: Path, path: Path, readonly: bool | None) -> sqlite3.Connection:
     if not path.is_file():
         raise RepositoryError(
-            f"{repo_root} has no catalogue index ({INDEX_FILE})",
+            f"{repo_root} has no catalogue index ({path.relative_to(repo_root)})",
             hint="run: hepbundle catalog rebuild --repo " + str(repo_root),
         )
     if readonly is None:
@@ -150,17 +156,25 @@ def open_index(repo_root: Path, *, readonly: bool | None = None) -> sqlite3.Conn
 
 
 @contextmanager
-def _reading(repo_root: Path, readonly: bool | None) -> Iterator[sqlite3.Connection]:
-    """The index open for reading; a damaged one (not a database, tables missing, corrupt
-    pages) is one :class:`RepositoryError` saying how to recover, never an sqlite3 traceback."""
+def _reading(repo_root: Path, path: Path, readonly: bool | None) -> Iterator[sqlite3.Connection]:
+    """The index (shard) ``path`` open for reading; a damaged one (not a database, tables
+    missing, corrupt pages) is one :class:`RepositoryError` saying how to recover, never an
+    sqlite3 traceback."""
     try:
-        with closing(open_index(repo_root, readonly=readonly)) as conn:
+        with closing(_open(repo_root, path, readonly)) as conn:
             yield conn
     except sqlite3.Error as e:
         raise RepositoryError(
-            f"{_index_path(repo_root)} is damaged: {clip(str(e), 200)}",
+            f"{path} is damaged: {clip(str(e), 200)}",
             hint=f"run: hepbundle catalog rebuild --repo {repo_root}",
         ) from None
+
+
+def _shards(repo_root: Path) -> list[Path]:
+    """Every index a search reads: format 1's one, or format 2's existing shards; at least one
+    path (a missing one makes :func:`_open` say there is no index)."""
+    paths = [p for ns, p in index_files(repo_root) if ns is None or p.is_file()]
+    return paths or [index_file(repo_root, "_")]
 
 
 def _check_format(conn: sqlite3.Connection, path: Path) -> None:
@@ -186,12 +200,14 @@ def _create(conn: sqlite3.Connection) -> None:
 
 
 @contextmanager
-def writable_index(repo_root: Path) -> Iterator[sqlite3.Connection]:
-    """The index open for writing (the caller holds the repository lock); rebuilt from the
-    per-name files first if it is missing, so an index is never silently partial."""
-    path = _index_path(repo_root)
+def writable_index(repo_root: Path, ns: str) -> Iterator[sqlite3.Connection]:
+    """The index holding namespace ``ns`` open for writing (the caller holds the repository
+    lock); rebuilt from the per-name files first if it is missing, so it is never partial."""
+    path = index_file(repo_root, ns)
     if not path.is_file():
-        rebuild_index(repo_root)
+        _rebuild_one(
+            repo_root, path, _names_in(repo_root, ns if repository_format(repo_root) == 2 else None)
+        )
     with closing(_connect_rw(path)) as conn:
         _check_format(conn, path)
         conn.executescript(_LEGACY_SCHEMA)
@@ -247,10 +263,25 @@ def _replace_rows(conn: sqlite3.Connection, cat: NameCatalog) -> None:
     )
 
 
+def _names_in(repo_root: Path, ns: str | None) -> list[str]:
+    return [n for n in list_names(repo_root) if ns is None or n.split("/", 1)[0] == ns]
+
+
 def rebuild_index(repo_root: Path, *, work_dir: Path | None = None) -> int:
-    """Write a new index from every per-name file and rename it over the old one; return the
-    number of versions indexed. ``work_dir`` (same file system) holds the file while it grows."""
-    path = _index_path(repo_root)
+    """Write every index (format 2: every namespace's shard) anew from the per-name files and
+    rename each over the old one; return the number of versions indexed. ``work_dir`` (same
+    file system) holds a file while it grows."""
+    if repository_format(repo_root) == 1:
+        return _rebuild_one(repo_root, index_file(repo_root, "_"), list_names(repo_root), work_dir)
+    return sum(
+        _rebuild_one(repo_root, index_file(repo_root, ns), _names_in(repo_root, ns), work_dir)
+        for ns in namespaces(repo_root)
+    )
+
+
+def _rebuild_one(
+    repo_root: Path, path: Path, names: Sequence[str], work_dir: Path | None = None
+) -> int:
     make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=".index.sqlite.tmp-", dir=work_dir or path.parent)
     publish_mode(tmp, fd=fd)  # jobs under other accounts query the index
@@ -260,7 +291,7 @@ def rebuild_index(repo_root: Path, *, work_dir: Path | None = None) -> int:
         with closing(_connect_rw(Path(tmp))) as conn:
             _create(conn)
             conn.execute("BEGIN")
-            for name in list_names(repo_root):
+            for name in names:
                 cat = read_name_catalog(repo_root, name)
                 _replace_rows(conn, cat)
                 _replace_legacy_rows(conn, cat, repo_root)
@@ -326,7 +357,13 @@ def find_legacy(
         f"WHERE {cond} AND v.yanked IS NULL "
         "ORDER BY l.legacy, v.prerelease, v.sort_key DESC, l.name"
     )
-    with _reading(repo_root, readonly) as conn:
+    ns = (legacy or "").split(":", 1)[0] if legacy is not None else namespace
+    assert ns is not None
+    if repository_format(repo_root) == 2 and not index_file(repo_root, ns).is_file():
+        if not any(p.is_file() for _, p in index_files(repo_root)):
+            _open(repo_root, index_file(repo_root, ns), readonly)  # raises: no index at all
+        return []  # the namespace has no shard: nothing was published under it
+    with _reading(repo_root, index_file(repo_root, ns), readonly) as conn:
         has_table = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'legacy_paths'"
         ).fetchone()
@@ -347,9 +384,14 @@ def find(repo_root: Path, query: FindQuery, *, readonly: bool | None = None) -> 
     )
     sql += " ORDER BY name, sort_key DESC LIMIT ?"
     params.append(query.limit)
-    with _reading(repo_root, readonly) as conn:
-        rows = conn.execute(sql, params).fetchall()
-        aliases = _aliases_of(conn, {r[0] for r in rows})
+    rows: list[Any] = []
+    aliases: dict[tuple[str, str], list[str]] = {}
+    for path in _shards(repo_root):  # one per namespace (format 2): merge, then cut
+        with _reading(repo_root, path, readonly) as conn:
+            found = conn.execute(sql, params).fetchall()
+            rows += found
+            aliases.update(_aliases_of(conn, {r[0] for r in found}))
+    rows = sorted(rows, key=lambda r: (r[0], _desc(r[11])))[: query.limit]
     return [
         FindHit(
             name=r[0], version=r[1], summary=r[2], framework=r[3], authors=_split(r[4]),
@@ -358,6 +400,11 @@ def find(repo_root: Path, query: FindQuery, *, readonly: bool | None = None) -> 
         )
         for r in rows
     ]  # fmt: skip
+
+
+def _desc(key: str) -> tuple[int, ...]:
+    """A sort key that orders ``key`` strings descending."""
+    return (*tuple(-ord(c) for c in key), 1)
 
 
 def _where(q: FindQuery) -> tuple[list[str], list[Any]]:
@@ -432,7 +479,10 @@ def _chunks(items: Sequence[str], n: int) -> Iterator[Sequence[str]]:
 
 def dump_index(repo_root: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Every row, sorted (to compare an incrementally maintained index with a rebuilt one)."""
-    with _reading(repo_root, None) as conn:
-        versions = conn.execute("SELECT * FROM versions ORDER BY name, version").fetchall()
-        aliases = conn.execute("SELECT * FROM aliases ORDER BY name, alias").fetchall()
-    return versions, aliases
+    versions: list[tuple[Any, ...]] = []
+    aliases: list[tuple[Any, ...]] = []
+    for path in _shards(repo_root):
+        with _reading(repo_root, path, None) as conn:
+            versions += conn.execute("SELECT * FROM versions ORDER BY name, version").fetchall()
+            aliases += conn.execute("SELECT * FROM aliases ORDER BY name, alias").fetchall()
+    return sorted(versions, key=lambda r: (r[0], r[2])), sorted(aliases, key=lambda r: r[:2])

@@ -42,10 +42,14 @@ from .catalog import NameCatalog, VersionRecord, read_name_catalog, write_name_c
 from .index import upsert_name, upsert_names, writable_index
 from .layout import (
     CVMFS_CATALOG_MARKER,
-    STAGING_DIR,
     bump_serial,
+    ensure_namespace,
     ensure_repository,
     read_repository,
+    repository_format,
+    serial_of,
+    staging_dir,
+    staging_dirs,
 )
 
 if TYPE_CHECKING:
@@ -92,8 +96,8 @@ def check_not_conflicting(catalog: NameCatalog, record: VersionRecord) -> bool:
     return True
 
 
-def _staging(root: Path) -> Path:
-    return root / STAGING_DIR
+def _ns(name: str) -> str:
+    return name.split("/", 1)[0]
 
 
 def install(root: Path, req: PublishRequest) -> Installed:
@@ -145,9 +149,10 @@ def install_many(root: Path, requests: Sequence[PublishRequest]) -> list[Install
     A failure before the renames leaves the tree as it was; a crash after them is completed by
     :func:`recover` version by version (each has its own intent), as for a single publish."""
     ensure_repository(root)
-    crash_point("locked")
-    recovered = tuple(recover(root))
     names = list(dict.fromkeys(r.bundle.name for r in requests))
+    spaces = list(dict.fromkeys(_ns(n) for n in names))
+    crash_point("locked")
+    recovered = tuple(recover(root, only=spaces))
     before = {n: read_name_catalog(root, n, missing_ok=True) for n in names}
     after = dict(before)
     is_new = plan_many(after, requests)
@@ -171,9 +176,14 @@ def install_many(root: Path, requests: Sequence[PublishRequest]) -> list[Install
         raise
     changed = [after[n] for n in names if after[n] != before[n]]
     works = [w for w, _ in staged]
-    serial = _commit_many(root, changed, works) if changed else int(read_repository(root)["serial"])
+    serials = _commit_many(root, changed, works) if changed else {}
     return [
-        Installed("published" if fresh else "unchanged", after[r.bundle.name], serial, recovered)
+        Installed(
+            "published" if fresh else "unchanged",
+            after[r.bundle.name],
+            serials.get(_ns(r.bundle.name)) or serial_of(root, _ns(r.bundle.name)),
+            recovered,
+        )
         for r, fresh in zip(requests, is_new, strict=True)
     ]
 
@@ -188,7 +198,7 @@ def _stage(root: Path, req: PublishRequest) -> Path:
             f"{final} exists but {name}@{rec.version} is not in the catalogue",
             hint="inspect it by hand: hepbundle never overwrites a bundle directory",
         )
-    work = _new_work_dir(root, f"{name.replace('/', '.')}@{rec.version}")
+    work = _new_work_dir(root, _ns(name), f"{name.replace('/', '.')}@{rec.version}")
     try:
         stage = work / "bundle"
         _copy_bundle(req.bundle, stage, req.progress)
@@ -215,46 +225,62 @@ def change_catalog(
     """Apply ``change`` to one name's catalogue (alias, yank) crash-safely; return it and the
     serial. A change that alters nothing writes nothing."""
     read_repository(root)
-    recover(root)
+    recover(root, only=[_ns(name)])
     cat = read_name_catalog(root, name)
     new = change(cat)
     if new == cat:
-        return cat, int(read_repository(root)["serial"])
-    return new, _commit_many(root, [new], [])
+        return cat, serial_of(root, _ns(name))
+    return new, _commit_many(root, [new], [])[_ns(name)]
 
 
-def _commit_many(root: Path, catalogs: Sequence[NameCatalog], works: Sequence[Path]) -> int:
-    """Steps 4–5: per-name files, index rows (one transaction), serial, then drop the work
-    directories (whose intents make a crash anywhere in here finish on the next run). A name
-    whose change has no publish intent gets a catalogue-change intent first."""
+def _commit_many(
+    root: Path, catalogs: Sequence[NameCatalog], works: Sequence[Path]
+) -> dict[str, int]:
+    """Steps 4–5: per-name files, index rows (one transaction per index: format 2 has one per
+    namespace), the serial of each namespace touched (format 1: the repository's, once), then
+    drop the work directories (whose intents make a crash anywhere in here finish on the next
+    run). A name whose change has no publish intent gets a catalogue-change intent first.
+    Return namespace → new serial."""
+    work_of: dict[str, Path] = {}  # a work directory in each namespace, for temporary files
     intended = set()
     for w in works:
-        intended.add(json.loads((w / _INTENT).read_bytes())["name"])
+        name = json.loads((w / _INTENT).read_bytes())["name"]
+        intended.add(name)
+        work_of.setdefault(_ns(name), w)
     works = list(works)
     for cat in catalogs:
         if cat.name not in intended:
-            work = _new_work_dir(root, cat.name.replace("/", "."))
+            work = _new_work_dir(root, _ns(cat.name), cat.name.replace("/", "."))
             (work / _INTENT).write_bytes(canonical_json({"name": cat.name}))
             fsync_dir(work)
             works.append(work)
-    tmp = works[0]
+            work_of.setdefault(_ns(cat.name), work)
+    for ns in work_of:
+        ensure_namespace(root, ns)
     for cat in catalogs:
-        write_name_catalog(root, cat, tmp_dir=tmp)
+        write_name_catalog(root, cat, tmp_dir=work_of[_ns(cat.name)])
         crash_point("catalogued")
-    with writable_index(root) as conn:
-        upsert_names(conn, catalogs, root)
+    groups: dict[str, list[NameCatalog]] = {}
+    sharded = repository_format(root) == 2
+    for cat in catalogs:  # format 1: one index and one serial for everything
+        groups.setdefault(_ns(cat.name) if sharded else _ns(catalogs[0].name), []).append(cat)
+    for ns, cats in groups.items():
+        with writable_index(root, ns) as conn:
+            upsert_names(conn, cats, root)
     crash_point("indexed")
-    serial = bump_serial(root, tmp_dir=tmp)
+    serials = {ns: bump_serial(root, ns, tmp_dir=work_of[ns]) for ns in groups}
+    if not sharded:
+        serials = dict.fromkeys({_ns(c.name) for c in catalogs}, next(iter(serials.values())))
     crash_point("serial-bumped")
     for w in works:
         shutil.rmtree(w)
     crash_point("cleaned")
-    return serial
+    return serials
 
 
-def _new_work_dir(root: Path, label: str) -> Path:
-    staging = _staging(root)
-    staging.mkdir(exist_ok=True)
+def _new_work_dir(root: Path, ns: str, label: str) -> Path:
+    staging = staging_dir(root, ns)
+    make_dirs(staging)
     return Path(tempfile.mkdtemp(prefix=f"{label}.", dir=staging))
 
 
@@ -315,18 +341,16 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def recover(root: Path) -> list[str]:
+def recover(root: Path, *, only: Sequence[str] | None = None) -> list[str]:
     """Finish or undo what crashed writers left in the staging area; return what was done.
 
     A publish whose bundle reached its final place is completed (catalogue, index, serial); one
     that did not is discarded. Catalogue changes are re-applied to the index from the per-name
     file, which is the source of truth.
     """
-    staging = _staging(root)
-    if not staging.is_dir():
-        return []
     done = []
-    for work in sorted(staging.iterdir()):
+    works = [w for staging in staging_dirs(root, only) for w in sorted(staging.iterdir())]
+    for work in works:
         try:
             intent = json.loads((work / _INTENT).read_bytes())
         except (OSError, ValueError):
@@ -366,6 +390,6 @@ def _recover_publish(root: Path, intent: dict[str, object], work: Path) -> str:
 
 
 def _reindex(root: Path, cat: NameCatalog, work: Path) -> None:
-    with writable_index(root) as conn:
+    with writable_index(root, _ns(cat.name)) as conn:
         upsert_name(conn, cat, root)
-    bump_serial(root, tmp_dir=work)
+    bump_serial(root, _ns(cat.name), tmp_dir=work)

@@ -26,7 +26,7 @@ from typing import TypeVar
 from ...config import settings
 from ...errors import RepositoryError
 from ..catalog import NameCatalog, read_name_catalog
-from ..layout import INDEX_FILE, REPOSITORY_FILE, STAGING_DIR, is_repository
+from ..layout import REPOSITORY_FILE, is_repository, staging_dirs, written_paths
 from ..lock import repository_lock
 from ..publisher import PublishRequest, PublishResult
 from ..tree import Installed, change_catalog, install_many, plan_many
@@ -108,7 +108,8 @@ class CvmfsServerPublisher:
         self._run("transaction", target)
         try:
             changed, tag, message = work()
-            shutil.rmtree(self.root / STAGING_DIR, ignore_errors=True)
+            for staging in staging_dirs(self.root):  # a work area is never part of a release
+                shutil.rmtree(staging, ignore_errors=True)
             if changed:
                 self._run("publish", "-a", safe_tag(tag), "-m", safe_message(message), self.repo)
             else:
@@ -174,8 +175,9 @@ class CvmfsServerPublisher:
 
     def _paths_written(self, name: str, bundle_path: str | None = None) -> list[str]:
         """Everything a change of ``name`` writes, relative to the repository root."""
-        ns = name.split("/", 1)[0]
-        paths = [f"catalog/{ns}", INDEX_FILE, REPOSITORY_FILE, STAGING_DIR]
+        paths = written_paths(self.root, name.split("/", 1)[0])
+        if not is_repository(self.root):  # the first publish creates the repository
+            paths.append(REPOSITORY_FILE)
         return [bundle_path, *paths] if bundle_path else paths
 
     def write(self, name: str, work: Callable[[Path], T], message: str, tag: str) -> T:

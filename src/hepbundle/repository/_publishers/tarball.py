@@ -27,11 +27,15 @@ from ..index import upsert_names, writable_index
 from ..layout import (
     CATALOG_DIR,
     CVMFS_CATALOG_MARKER,
-    INDEX_FILE,
+    NAMESPACE_FILE,
     REPOSITORY_FILE,
     bump_serial,
+    catalog_dir,
+    ensure_namespace,
     ensure_repository,
+    index_file,
     is_repository,
+    repository_format,
 )
 from ..publisher import PublishRequest, PublishResult
 from ..refs import split_name
@@ -92,13 +96,17 @@ class TarballPublisher:
             if len(requests) > 1:
                 stem = f"batch-{len(requests)}-{stem}"
             make_dirs(self.out)
-            catalog_tar, serial = self._catalog_patch(changed, stem)
-            commands.append(
-                f"cvmfs_server ingest --tar_file {catalog_tar.name} --base_dir {CATALOG_DIR} "
-                "<repository>"
-            )
+            patches = self._catalog_patch(changed, stem)
+            serial = patches[-1][2]
+            for catalog_tar, base_dir, _ in patches:
+                commands.append(
+                    f"cvmfs_server ingest --tar_file {catalog_tar.name} --base_dir {base_dir} "
+                    "<repository>"
+                )
             for art in artifacts:
-                art["catalog_tar"] = str(catalog_tar)
+                art["catalog_tar"] = str(patches[-1][0])
+                if len(patches) > 1:
+                    art["catalog_tars"] = " ".join(str(p[0]) for p in patches)
         results: list[PublishResult] = []
         for req, art in zip(requests, artifacts, strict=True):
             written = "bundle_tar" in art or (
@@ -121,26 +129,62 @@ class TarballPublisher:
             )
         return results
 
-    def _catalog_patch(self, changed: Sequence[NameCatalog], stem: str) -> tuple[Path, int]:
-        """Apply ``changed`` to a scratch copy of the catalogue files and tar what changed."""
+    def _catalog_patch(
+        self, changed: Sequence[NameCatalog], stem: str
+    ) -> list[tuple[Path, str, int]]:
+        """Apply ``changed`` to a scratch copy of the catalogue files and tar what changed:
+        (tar, ingest base directory, serial after). Format 2: one tar per namespace, to ingest
+        under ``bundles/<ns>/_catalog`` (inside the namespace's lease); format 1: one tar of
+        ``catalog/``."""
+        fmt = repository_format(self.root)
+        spaces = list(dict.fromkeys(split_name(c.name)[0] for c in changed))
+        out = []
         with tempfile.TemporaryDirectory(prefix=".hepbundle-patch-", dir=self.out) as tmp:
             scratch = Path(tmp)
-            for rel in (REPOSITORY_FILE, INDEX_FILE):
+            copied = [REPOSITORY_FILE]
+            for ns in spaces:
+                shard = index_file(self.root, ns)
+                copied.append(str(shard.relative_to(self.root)))
+                copied.append(
+                    str((catalog_dir(self.root, ns) / NAMESPACE_FILE).relative_to(self.root))
+                )
+            for rel in copied:
                 if (self.root / rel).is_file():
                     (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(self.root / rel, scratch / rel)
-            ensure_repository(scratch, identity=self.root.name)
+            ensure_repository(scratch, identity=self.root.name, fmt=fmt)
+            if fmt == 2 and not is_repository(self.root):
+                # a new repository: its repository.json first (ingest needs a root lease once)
+                target = self.out / f"{stem}.repository.tar"
+                _write_tar(target, scratch / CATALOG_DIR, [("repository.json", "repository.json")])
+                out.append((target, CATALOG_DIR, 0))
+            for ns in spaces:
+                ensure_namespace(scratch, ns)
             for new in changed:
                 write_name_catalog(scratch, new)
-            with writable_index(scratch) as conn:
-                upsert_names(conn, changed)
-            serial = bump_serial(scratch)
-            base = scratch / CATALOG_DIR
-            files = ["/".join(split_name(new.name)) + ".json" for new in changed]
-            members = [(p, p) for p in (*files, "index.sqlite", "repository.json")]
-            target = self.out / f"{stem}.catalog.tar"
-            _write_tar(target, base, members)
-        return target, serial
+            by_ns = {ns: [c for c in changed if split_name(c.name)[0] == ns] for ns in spaces}
+            if fmt == 1:
+                with writable_index(scratch, spaces[0]) as conn:
+                    upsert_names(conn, changed)
+                serial = bump_serial(scratch, spaces[0])
+                files = ["/".join(split_name(new.name)) + ".json" for new in changed]
+                members = [(p, p) for p in (*files, "index.sqlite", "repository.json")]
+                target = self.out / f"{stem}.catalog.tar"
+                _write_tar(target, scratch / CATALOG_DIR, members)
+                return [(target, CATALOG_DIR, serial)]
+            for ns, cats in by_ns.items():
+                with writable_index(scratch, ns) as conn:
+                    upsert_names(conn, cats)
+                serial = bump_serial(scratch, ns)
+                files = [split_name(c.name)[1] + ".json" for c in cats]
+                members = [(p, p) for p in (*files, "index.sqlite", NAMESPACE_FILE)]
+                target = self.out / (
+                    f"{stem}.catalog.tar" if len(spaces) == 1 else f"{stem}.{ns}.catalog.tar"
+                )
+                base = catalog_dir(scratch, ns)
+                _write_tar(target, base, members)
+                out.append((target, str(base.relative_to(scratch)), serial))
+        return out
 
     def change(
         self, name: str, change: Callable[[NameCatalog], NameCatalog], message: str
@@ -148,7 +192,7 @@ class TarballPublisher:
         del message
         new = change(read_name_catalog(self.root, name))
         make_dirs(self.out)
-        _, serial = self._catalog_patch([new], f"{name.replace('/', '.')}-change")
+        serial = self._catalog_patch([new], f"{name.replace('/', '.')}-change")[0][2]
         return new, serial
 
 
