@@ -234,12 +234,49 @@ def catalog() -> None:
 @repository_option
 @json_option
 def rebuild(repo: str | None, as_json: bool) -> None:
-    """Rebuild catalog/index.sqlite from the per-name catalogue files."""
+    """Rebuild the search index (format 2: every namespace's shard) from the per-name files."""
     n = _repo.rebuild(repo)
     if as_json:
         emit_json({"versions": n})
         return
     click.echo(f"rebuilt the index: {n} versions")
+
+
+@catalog.command()
+@repo_option
+@_backend_option
+@json_option
+def migrate(repo: str | None, backend: str, as_json: bool) -> None:
+    """Migrate a format-1 repository to format 2, in place.
+
+    Format 2 keeps each namespace's catalogue (per-name files, records, its index shard and
+    serial) under bundles/<ns>, so a CVMFS gateway lease on R/bundles/<ns> covers a publish.
+    Local: under the repository lock. cvmfs (on the Stratum-0): ONE transaction on the root.
+    Readers before the switch see format 1, after it format 2; running it again is harmless.
+    Older hepbundle versions refuse a format-2 repository (upgrade readers first).
+    """
+    done = _repo.migrate(repo, backend=backend)
+    if as_json:
+        emit_json(
+            {
+                "formatBefore": done.format_before,
+                "format": 2,
+                "namespaces": list(done.namespaces),
+                "names": done.names,
+                "serial": done.serial,
+                "removed": list(done.cleaned),
+            }
+        )
+        return
+    if done.format_before == 2:
+        click.echo(
+            "already format 2" + (f"; removed {', '.join(done.cleaned)}" if done.cleaned else "")
+        )
+        return
+    click.echo(
+        f"migrated to format 2: {done.names} names in {len(done.namespaces)} namespaces "
+        f"({', '.join(done.namespaces) or 'none'}), serials continue from {done.serial}"
+    )
 
 
 COMMANDS = [publish, find, versions, alias, yank, catalog]

@@ -25,7 +25,7 @@ from ._publishers import make_publisher
 from .catalog import AliasEvent, NameCatalog, VersionRecord, list_names, read_name_catalog
 from .index import FindHit, FindQuery, find, rebuild_index
 from .layout import bundle_dir, bundle_relpath, catalog_file, read_repository
-from .operations import Changed, rebuild, set_alias, versions, yank
+from .operations import Changed, migrate, rebuild, set_alias, versions, yank
 from .publish import default_repo, publish, publish_many
 from .publisher import BACKENDS, Publisher, PublishRequest, PublishResult
 from .records import RecordRef, append_record, list_records, verify_record
@@ -54,6 +54,7 @@ __all__ = [
     "list_names",
     "list_records",
     "make_publisher",
+    "migrate",
     "parse_ref",
     "publish",
     "publish_many",

@@ -13,7 +13,7 @@ import signal
 
 from ..config import settings
 
-__all__ = ["CRASH_POINTS", "crash_point"]
+__all__ = ["CRASH_POINTS", "MIGRATE_CRASH_POINTS", "crash_point"]
 
 #: every point the publish path passes, in order (the tests iterate over them)
 CRASH_POINTS = (
@@ -29,6 +29,9 @@ CRASH_POINTS = (
     "serial-bumped",
     "cleaned",
 )
+
+#: the points a format 1 → 2 migration passes
+MIGRATE_CRASH_POINTS = ("migrate-namespace", "migrate-switched")
 
 
 def crash_point(name: str) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "FindHit",
     "FindQuery",
     "LegacyHit",
+    "build_index_file",
     "dump_index",
     "find",
     "find_legacy",
@@ -205,7 +206,7 @@ def writable_index(repo_root: Path, ns: str) -> Iterator[sqlite3.Connection]:
     lock); rebuilt from the per-name files first if it is missing, so it is never partial."""
     path = index_file(repo_root, ns)
     if not path.is_file():
-        _rebuild_one(
+        build_index_file(
             repo_root, path, _names_in(repo_root, ns if repository_format(repo_root) == 2 else None)
         )
     with closing(_connect_rw(path)) as conn:
@@ -272,16 +273,20 @@ def rebuild_index(repo_root: Path, *, work_dir: Path | None = None) -> int:
     rename each over the old one; return the number of versions indexed. ``work_dir`` (same
     file system) holds a file while it grows."""
     if repository_format(repo_root) == 1:
-        return _rebuild_one(repo_root, index_file(repo_root, "_"), list_names(repo_root), work_dir)
+        return build_index_file(
+            repo_root, index_file(repo_root, "_"), list_names(repo_root), work_dir
+        )
     return sum(
-        _rebuild_one(repo_root, index_file(repo_root, ns), _names_in(repo_root, ns), work_dir)
+        build_index_file(repo_root, index_file(repo_root, ns), _names_in(repo_root, ns), work_dir)
         for ns in namespaces(repo_root)
     )
 
 
-def _rebuild_one(
+def build_index_file(
     repo_root: Path, path: Path, names: Sequence[str], work_dir: Path | None = None
 ) -> int:
+    """Write the index file ``path`` anew from the per-name files of ``names`` (renamed into
+    place); return the number of versions indexed."""
     make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=".index.sqlite.tmp-", dir=work_dir or path.parent)
     publish_mode(tmp, fd=fd)  # jobs under other accounts query the index

@@ -13,7 +13,7 @@ Format 2 (written by this version; everything one namespace's publish writes lie
       bundles/<ns>/_catalog/index.sqlite    the namespace's shard of the search index
       bundles/<ns>/.hepbundle-staging/      hidden work area of publishers
 
-Format 1 (read, and migrated by :mod:`.migrate`): the per-name files in ``catalog/<ns>/``, one
+Format 1 (read, and migrated by :mod:`.migration`): the per-name files in ``catalog/<ns>/``, one
 ``catalog/index.sqlite``, the serial in ``catalog/repository.json``, ``.hepbundle-staging/`` at
 the root. Bundle paths are the same in both. The normative description is
 ``bundle-spec/repository.md``.

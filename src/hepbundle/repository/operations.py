@@ -9,6 +9,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import settings
 from ..errors import NotFoundError, RepositoryError, SpecError
@@ -21,7 +22,10 @@ from .publish import default_repo
 from .refs import Ref, parse_ref
 from .tree import recover
 
-__all__ = ["Changed", "default_actor", "rebuild", "set_alias", "versions", "yank"]
+if TYPE_CHECKING:
+    from .migration import Migrated
+
+__all__ = ["Changed", "default_actor", "migrate", "rebuild", "set_alias", "versions", "yank"]
 
 
 @dataclass(frozen=True)
@@ -185,3 +189,26 @@ def rebuild(repo: str | os.PathLike[str] | None = None) -> int:
         finally:
             if not any(staging.iterdir()):
                 staging.rmdir()
+
+
+def migrate(repo: str | os.PathLike[str] | None = None, *, backend: str = "local") -> Migrated:
+    """Migrate a format-1 repository to format 2 (``bundle-spec/repository.md``): a local
+    directory under its lock, or a CVMFS repository (``backend="cvmfs"``, on its Stratum-0)
+    in ONE transaction on the root. Running it again is harmless."""
+    from ._publishers.cvmfs import CvmfsServerPublisher
+    from .migration import migrate_tree
+
+    if backend == "cvmfs":
+        if repo is None:
+            raise RepositoryError("migrating on CVMFS needs --repo <repository name>")
+        pub = CvmfsServerPublisher(str(repo))
+        read_repository(pub.root)
+        return pub.write(
+            None, migrate_tree, "hepbundle migrate repository format 1 to 2", "hepbundle-format-2"
+        )
+    if backend != "local":
+        raise RepositoryError(f"repositories are migrated in place: not with the {backend} backend")
+    root = _root(repo).absolute()
+    read_repository(root)
+    with repository_lock(root / LOCK_FILENAME):
+        return migrate_tree(root)

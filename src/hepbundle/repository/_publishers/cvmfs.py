@@ -26,7 +26,14 @@ from typing import TypeVar
 from ...config import settings
 from ...errors import RepositoryError
 from ..catalog import NameCatalog, read_name_catalog
-from ..layout import REPOSITORY_FILE, is_repository, staging_dirs, written_paths
+from ..layout import (
+    BUNDLES_DIR,
+    CATALOG_DIR,
+    REPOSITORY_FILE,
+    is_repository,
+    staging_dirs,
+    written_paths,
+)
 from ..lock import repository_lock
 from ..publisher import PublishRequest, PublishResult
 from ..tree import Installed, change_catalog, install_many, plan_many
@@ -180,10 +187,12 @@ class CvmfsServerPublisher:
             paths.append(REPOSITORY_FILE)
         return [bundle_path, *paths] if bundle_path else paths
 
-    def write(self, name: str, work: Callable[[Path], T], message: str, tag: str) -> T:
+    def write(self, name: str | None, work: Callable[[Path], T], message: str, tag: str) -> T:
         """Run ``work(root)`` (a change under ``name``'s catalogue, e.g. appending an evaluation
-        record) inside a transaction and publish it, tagged ``tag``; abort on any failure."""
-        self._check_lease(self._paths_written(name))
+        record; with ``name`` None a change of the whole tree, e.g. a migration, which needs a
+        lease on the root) inside a transaction and publish it, tagged ``tag``; abort on any
+        failure."""
+        self._check_lease(self._paths_written(name) if name else [CATALOG_DIR, BUNDLES_DIR])
         result: list[T] = []
 
         def run() -> tuple[bool, str, str]:
