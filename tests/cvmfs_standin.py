@@ -74,6 +74,9 @@ from typing import Any
 
 STATE = Path(os.environ["STANDIN_STATE"])
 MOUNT = Path(os.environ["HEPBUNDLE_CVMFS_ROOT"])
+# absolute, so a test that empties PATH (to hide cvmfs_server) still unmounts what it mounted
+MOUNT_BIN = shutil.which("mount") or "/bin/mount"
+UMOUNT_BIN = shutil.which("umount") or "/bin/umount"
 CHUNK_MIN = 4 << 20
 CHUNK_SIZE = 8 << 20
 CATALOG_MARKER = ".cvmfscatalog"
@@ -197,7 +200,7 @@ class Repo:
         copy_into(self.published, self.tree)
         mode = "chmod" if os.geteuid() != 0 else "none"
         if os.geteuid() == 0 and os.environ.get("STANDIN_NO_MOUNT") != "1":
-            argv = ["mount", "--bind", str(self.tree), str(self.tree)]
+            argv = [MOUNT_BIN, "--bind", str(self.tree), str(self.tree)]
             mode = "mount" if subprocess.run(argv, capture_output=True).returncode == 0 else "none"
         self.publisher.parent.mkdir(parents=True, exist_ok=True)
         write_json(self.publisher, {"readonly": mode, "mount": str(MOUNT)})
@@ -206,7 +209,7 @@ class Repo:
     def seal(self) -> None:
         mode = self.mode
         if mode == "mount":
-            subprocess.run(["mount", "-o", "remount,bind,ro", str(self.tree)], check=True)
+            subprocess.run([MOUNT_BIN, "-o", "remount,bind,ro", str(self.tree)], check=True)
         elif mode == "chmod":
             for dirpath, _, _ in os.walk(self.tree):
                 os.chmod(dirpath, 0o555)
@@ -215,7 +218,7 @@ class Repo:
     def unseal(self) -> None:
         mode = self.mode
         if mode == "mount":
-            subprocess.run(["mount", "-o", "remount,bind,rw", str(self.tree)], check=True)
+            subprocess.run([MOUNT_BIN, "-o", "remount,bind,rw", str(self.tree)], check=True)
         elif mode == "chmod":
             for dirpath, _, _ in os.walk(self.tree):
                 os.chmod(dirpath, 0o755)
@@ -638,7 +641,7 @@ def cmd_rmfs(args: list[str]) -> None:
     repo = Repo(args[-1])
     repo.require()
     if repo.mode == "mount":
-        subprocess.run(["umount", "-l", str(repo.tree)], check=False)
+        subprocess.run([UMOUNT_BIN, "-l", str(repo.tree)], check=False)
     elif repo.mode == "chmod":
         repo.unseal()
     repo.publisher.unlink(missing_ok=True)

@@ -53,7 +53,8 @@ class Standin:
         self.state = tmp / "standin-state"
         self.mount = tmp / "cvmfs"
         self.repo = repo
-        self.path = f"{bindir}:{os.environ['PATH']}"
+        self.machines: list[Path] = []  # other publisher machines' /cvmfs roots (gateway tests)
+        self.path = f"{bindir}:{os.environ['PATH']}:/usr/sbin:/usr/bin:/sbin:/bin"
         monkeypatch.setenv("PATH", self.path)
         monkeypatch.setenv("STANDIN_STATE", str(self.state))
         monkeypatch.setenv("HEPBUNDLE_CVMFS_ROOT", str(self.mount))
@@ -71,7 +72,7 @@ class Standin:
             [str(self.exe), *argv],
             capture_output=True,
             text=True,
-            env={**os.environ, "STANDIN_DIRECT": "1", **env},
+            env={**os.environ, "STANDIN_DIRECT": "1", **env, "PATH": self.path},
             check=False,
         )
         if check and proc.returncode != 0:

@@ -179,6 +179,8 @@ def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Standin
     (s.state / "repos" / REPO / "repo.json").write_text(json.dumps(GATEWAY))
     monkeypatch.setenv("STANDIN_GATEWAY_KEY", "k-admin")
     yield s
+    for machine in s.machines:  # every publisher machine's mount goes, whatever happened
+        s.run("rmfs", REPO, check=False, HEPBUNDLE_CVMFS_ROOT=str(machine))
     s.close()
 
 
@@ -201,6 +203,7 @@ def test_two_publishers_with_leases_on_two_namespaces_lose_nothing(
         env = {**os.environ, "HEPBUNDLE_CVMFS_ROOT": str(machine), "STANDIN_GATEWAY_KEY": f"k-{ns}",
                "HEPBUNDLE_LOCK_DIR": str(machine / "locks"), "PYTHONPATH": SRC}  # fmt: skip
         gateway.run("mkfs", "-w", "http://gateway:4929/api/v1", REPO, **env)
+        gateway.machines.append(machine)
         bundles = [str(make_bundle(tmp_path, name, v, key=ec_key[0]).root) for v in versions]
         script = (
             "import sys; from pathlib import Path; from hepbundle.repository import publish; "
@@ -210,10 +213,14 @@ def test_two_publishers_with_leases_on_two_namespaces_lose_nothing(
         )
         argv = [sys.executable, "-c", script, str(ec_key[1]), f"bundles/{ns}", *bundles]
         jobs.append((machine, subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)))
+    errors = []
     for machine, job in jobs:
-        _, err = job.communicate(timeout=600)
-        assert job.returncode == 0, err
-        gateway.run("rmfs", REPO, HEPBUNDLE_CVMFS_ROOT=str(machine))
+        try:
+            _, err = job.communicate(timeout=600)
+            errors.append(err if job.returncode else "")
+        finally:
+            gateway.run("rmfs", REPO, check=False, HEPBUNDLE_CVMFS_ROOT=str(machine))
+    assert errors == ["", ""], errors
     published = gateway.state / "repos" / REPO / "published"
     assert check_invariants(published) == {
         "atlas/tauid": {"0.1.0", *versions},
@@ -237,6 +244,7 @@ def test_gateway_refuses_busy_and_foreign_paths(gateway: Standin, tmp_path: Path
     other = tmp_path / "other-machine"
     env = {"HEPBUNDLE_CVMFS_ROOT": str(other), "STANDIN_GATEWAY_KEY": "k-atlas"}
     gateway.run("mkfs", "-w", "http://gateway:4929/api/v1", REPO, **env)
+    gateway.machines.append(other)
     try:
         busy = gateway.run("transaction", f"{REPO}/bundles/atlas/tauid", check=False, **env)
         assert busy.returncode == 1 and '"status": "path_busy"' in busy.stdout

@@ -32,7 +32,12 @@ import hepbundle
 from hepbundle.repository import FindQuery, find, publish
 from hepbundle.repository.catalog import NameCatalog, VersionRecord
 from hepbundle.repository.index import rebuild_index
-from hepbundle.repository.layout import bundle_relpath, catalog_file, ensure_repository
+from hepbundle.repository.layout import (
+    bundle_relpath,
+    catalog_file,
+    ensure_repository,
+    index_files,
+)
 
 _WORDS = ["tau", "btag", "jet", "pid", "muon", "egamma", "vertex", "trigger", "gnn", "rnn"]
 _FRAMEWORKS = ["onnx", "keras", "hls4ml", "torch"]
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     rebuild = synthesise(large, args.names, args.per_name)
     print(f"synthesised {total:,} versions of {args.names:,} names in "
           f"{time.perf_counter() - t0:.1f} s (index rebuild {rebuild:.1f} s, "
-          f"{(large / 'catalog/index.sqlite').stat().st_size / 2**20:.1f} MiB)")  # fmt: skip
+          f"{sum(p.stat().st_size for _, p in index_files(large)) / 2**20:.1f} MiB)")  # fmt: skip
     synthesise(small, 10, 10)
 
     print(f"\nfind, in-process, {total:,} versions (median of 7):")
