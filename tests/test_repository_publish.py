@@ -364,11 +364,12 @@ def test_spec_examples_validate_against_the_schemas() -> None:
     from hepbundle.spec import validate
 
     text = (Path(__file__).parents[1] / "bundle-spec" / "repository.md").read_text()
-    catalog, repository, record = (
+    catalog, repository, namespace, record = (
         json.loads(b) for b in re.findall(r"```json\n(.*?)```", text, re.S)
     )
     validate(catalog, "catalog.schema.json")
     validate(repository, "repository.schema.json")
+    validate(namespace, "namespace.schema.json")
     assert catalog_from_json(catalog, source="spec").resolve("prod").yanked
     assert record["mediaType"] == "application/vnd.hepbundle.record.v1+json"
 
