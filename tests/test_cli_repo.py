@@ -92,7 +92,7 @@ def test_yank_and_alias_safety_record_who(tmp_path: Path) -> None:
     assert code == 2 and "is yanked (second)" in err and "--force" in err
     code, _, err = run("alias", "atlas/tauid@1.0.0", "beta", "--repo", repo, "--force", env=me)
     assert code == 0 and "@beta now points at a yanked version" in err
-    doc = json.loads((repo / "catalog/atlas/tauid.json").read_text())
+    doc = json.loads(catalog_file(repo, "atlas/tauid").read_text())
     assert doc["versions"]["1.0.0"]["yanked"] == {
         "reason": "second",
         "time": doc["versions"]["1.0.0"]["yanked"]["time"],

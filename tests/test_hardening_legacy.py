@@ -22,7 +22,7 @@ from hepbundle.importers.legacy import resolve_legacy, write_compat_tree
 from hepbundle.importers.run import ImportOptions, run_import
 from hepbundle.manifest import Manifest
 from hepbundle.repository import publish
-from hepbundle.repository.layout import INDEX_FILE
+from hepbundle.repository.layout import index_file
 from hepbundle.signing import KeySigner, sign
 from hepbundle.spec import load_spec, validate
 
@@ -75,7 +75,7 @@ def imported(tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path) -> Pat
 
 
 def _index_rows(repo: Path, sql: str, *args: object) -> None:
-    with sqlite3.connect(repo / INDEX_FILE) as conn:
+    with sqlite3.connect(index_file(repo, "atlas")) as conn:  # the atlas shard (format 2)
         conn.execute(sql, args)
 
 

@@ -76,7 +76,7 @@ def test_build_sign_publish_record_tarball_are_public_under_umask_077(
     out = public_tmp / "tar"
     publish(b.root, public_tmp / "base", backend="tarball", out=out, policy=policy)
     tars = sorted(out.glob("*.tar"))
-    assert len(tars) == 2
+    assert len(tars) == 3  # bundle, catalogue patch, repository.json of the new repository
     _assert_public(out)
     for t in tars:
         with tarfile.open(t) as tf:

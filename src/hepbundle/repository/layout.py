@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .._base import utc_timestamp, write_atomic
 from .._json import read_json
 from ..errors import FormatError, HepbundleError, RepositoryError
-from ..filemodes import make_dirs
+from ..filemodes import make_dirs, publish_mode
 from ..manifest import canonical_json
 from .refs import split_name
 
@@ -264,7 +264,9 @@ def ensure_namespace(repo_root: Path, ns: str) -> None:
     cat = catalog_dir(repo_root, ns)
     if not cat.is_dir():
         make_dirs(cat)
-        (cat.parent / CVMFS_CATALOG_MARKER).touch()
+        marker = cat.parent / CVMFS_CATALOG_MARKER
+        marker.touch()
+        publish_mode(marker)  # readable by every account whatever the umask
 
 
 def serial_of(repo_root: Path, ns: str) -> int:

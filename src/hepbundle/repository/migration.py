@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._base import utc_timestamp, write_atomic
-from ..filemodes import make_dirs
+from ..filemodes import make_dirs, publish_mode
 from ..manifest import canonical_json
 from ._crash import crash_point
 from .catalog import list_names
@@ -94,6 +94,7 @@ def _copy_namespace(root: Path, ns: str, names: list[str], serial: int) -> None:
     dest = root / BUNDLES_DIR / ns / CATALOG_SUBDIR
     make_dirs(dest)
     (dest.parent / CVMFS_CATALOG_MARKER).touch()
+    publish_mode(dest.parent / CVMFS_CATALOG_MARKER)
     for name in names:
         short = name.split("/", 1)[1]
         write_atomic(dest / f"{short}.json", (src / f"{short}.json").read_bytes())
