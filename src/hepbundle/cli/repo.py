@@ -243,7 +243,7 @@ def rebuild(repo: str | None, as_json: bool) -> None:
 
 
 @catalog.command()
-@repo_option
+@repository_option
 @_backend_option
 @json_option
 def migrate(repo: str | None, backend: str, as_json: bool) -> None:
