@@ -12,6 +12,7 @@ struct Bundle::Impl {
   std::string root;
   detail::Manifest manifest;
   std::string digest;
+  std::string algorithmDigest;  // hepbundle.json's digest in the files' algorithm (signed)
   bool verifyFiles = true;
   unsigned threads = 0;
   std::shared_ptr<detail::VerificationCache> cache;
@@ -48,6 +49,7 @@ std::shared_ptr<Bundle::Impl> load(const std::string& path, bool verifyFiles) {
   }
   impl->manifest = parseManifest(data, mpath);
   impl->digest = sha256Hex(data);
+  impl->algorithmDigest = digestHex(data, impl->manifest.algorithm);
   impl->verifyFiles = verifyFiles;
   const std::size_t n = impl->manifest.files.size();
   impl->locks.reset(new std::mutex[n]);
@@ -82,8 +84,8 @@ Bundle open(const std::string& path, const Options& options) {
     auto p = loadPolicy(policy);
     std::map<std::string, std::string> expected;
     for (const auto& f : impl->manifest.files) expected[f.path] = f.digest;
-    expected["hepbundle.json"] = impl->digest;
-    impl->signers = verifySignatures(impl->root, impl->manifest.name, ref, expected, *p);
+    expected["hepbundle.json"] = impl->algorithmDigest;
+    impl->signers = verifySignatures(impl->root, impl->manifest.name, ref, impl->manifest.algorithm, expected, *p);
     impl->checked = true;
   }
   Bundle b(impl);

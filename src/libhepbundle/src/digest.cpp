@@ -53,6 +53,16 @@ std::string sha256Hex(const std::string& data) {
   return hexOf(out, n);
 }
 
+std::string digestHex(const std::string& data, Algorithm a) {
+  if (a == Algorithm::Sha256) return sha256Hex(data);
+  blake3_hasher h;
+  blake3_hasher_init(&h);
+  blake3_hasher_update(&h, data.data(), data.size());
+  unsigned char out[BLAKE3_OUT_LEN];
+  blake3_hasher_finalize(&h, out, BLAKE3_OUT_LEN);
+  return hexOf(out, BLAKE3_OUT_LEN);
+}
+
 std::string hashFile(const std::string& path, Algorithm a, std::uint64_t* size) {
   // O_NONBLOCK so that a FIFO put in place of a file never blocks the open; callers lstat first
   Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)};

@@ -92,6 +92,7 @@ enum class Algorithm { Sha256, Blake3 };
 Algorithm algorithmFromName(const std::string& name);  // throws FormatError
 const char* algorithmName(Algorithm a);
 std::string sha256Hex(const std::string& data);
+std::string digestHex(const std::string& data, Algorithm a);
 /// stream the file through the algorithm (1 MiB blocks, one buffer per thread)
 std::string hashFile(const std::string& path, Algorithm a, std::uint64_t* size = nullptr);
 unsigned defaultWorkers();
@@ -154,7 +155,7 @@ class TrustPolicy;
 std::shared_ptr<const TrustPolicy> loadPolicy(const std::string& path);
 /// verify every signature file of the bundle at root against the policy; the signers accepted
 std::vector<Signer> verifySignatures(const std::string& root, const std::string& name,
-                                     const std::string& what,
+                                     const std::string& what, Algorithm alg,
                                      const std::map<std::string, std::string>& expected,
                                      const TrustPolicy& policy);
 /// signature files at the top of root by role, "primary" first

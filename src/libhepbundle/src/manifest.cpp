@@ -66,7 +66,8 @@ void checkTop(const json& obj, const std::string& source) {
   if (!hashing.is_object()) fail(source, "hashing", "is not of type 'object'");
   for (const char* key : {"algorithm", "ignore", "symlinks"})
     if (!hashing.contains(key)) fail(source, std::string("hashing.") + key, "required field is missing");
-  if (hashing["algorithm"] != "sha256") fail(source, "hashing.algorithm", "'sha256' was expected");
+  if (hashing["algorithm"] != "sha256" && hashing["algorithm"] != "blake3")
+    fail(source, "hashing.algorithm", "unknown digest algorithm " + hashing["algorithm"].dump() + "; this hepbundle knows blake3, sha256");
   checkStringArray(hashing, "ignore", source + ": hashing");
   if (hashing["symlinks"] != "refuse") fail(source, "hashing.symlinks", "'refuse' was expected");
   for (const char* key : {"summary", "description", "license", "framework", "modelCard"})
@@ -81,23 +82,31 @@ void checkTop(const json& obj, const std::string& source) {
     for (const char* key : {"name", "version"}) expectType(obj["builder"], key, json::value_t::string, source + ": builder");
 }
 
-void checkFiles(const json& files, const std::string& source) {
+void checkFiles(const json& files, const std::string& alg, const std::string& source) {
   if (!files.is_array()) throw FormatError(source + ": files: must be a list");
-  static const std::set<std::string> allowed = {"path", "size", "sha256", "role", "legacyPath"};
+  const std::set<std::string> allowed = {"path", "size", alg, "role", "legacyPath"};
   for (std::size_t i = 0; i < files.size(); ++i) {
     const std::string where = source + ": files[" + std::to_string(i) + "]";
     const json& f = files[i];
     if (!f.is_object()) throw FormatError(where + ": must be an object");
-    bool exact = f.contains("path") && f.contains("size") && f.contains("sha256") && f.contains("role");
+    bool exact = f.contains("path") && f.contains("size") && f.contains(alg) && f.contains("role");
     for (auto it = f.begin(); it != f.end(); ++it)
       if (!allowed.count(it.key())) exact = false;
-    if (!exact) throw FormatError(where + ": must have exactly path, size, sha256, role (and legacyPath)");
+    if (!exact) {
+      std::string why;
+      for (const char* other : {"blake3", "sha256"})
+        if (other != alg && f.contains(other)) {
+          why = std::string(" (a ") + other + " digest in a " + alg + " manifest)";
+          break;
+        }
+      throw FormatError(where + ": must have exactly path, size, " + alg + ", role (and legacyPath)" + why);
+    }
     if (!f["path"].is_string() || f["path"].get<std::string>().empty())
       throw FormatError(where + ".path: must be a non-empty string");
     if (!(f["size"].is_number_unsigned() || (f["size"].is_number_integer() && f["size"].get<std::int64_t>() >= 0)))
       throw FormatError(where + ".size: must be a non-negative integer");
-    if (!f["sha256"].is_string() || !isLowerHex(f["sha256"].get<std::string>(), 64))
-      throw FormatError(where + ".sha256: must be 64 lowercase hex digits");
+    if (!f[alg].is_string() || !isLowerHex(f[alg].get<std::string>(), 64))
+      throw FormatError(where + "." + alg + ": must be 64 lowercase hex digits");
     if (!f["role"].is_string() || !kRoles.count(f["role"].get<std::string>()))
       throw FormatError(where + ".role: " + (f["role"].is_string() ? pyrepr(f["role"].get<std::string>()) : f["role"].dump()) +
                         " is not a known role");
@@ -126,7 +135,8 @@ Manifest parseManifest(const std::string& bytes, const std::string& source) {
                       "upgrade hepbundle to read newer formats");
   }
   checkTop(obj, source);
-  checkFiles(obj["files"], source);
+  const std::string alg = obj["hashing"]["algorithm"].get<std::string>();
+  checkFiles(obj["files"], alg, source);
   Manifest m;
   m.mediaType = kMediaTypeV1;
   m.name = obj["name"].get<std::string>();
@@ -138,7 +148,7 @@ Manifest parseManifest(const std::string& bytes, const std::string& source) {
     FileEntry e;
     e.path = f["path"].get<std::string>();
     e.size = f["size"].get<std::uint64_t>();
-    e.digest = f["sha256"].get<std::string>();
+    e.digest = f[alg].get<std::string>();
     e.role = f["role"].get<std::string>();
     checkRelpath(e.path);
     if (isReserved(e.path)) throw FormatError("manifest lists reserved file " + pyrepr(e.path) + " as payload");

@@ -178,6 +178,29 @@ std::int64_t signedAt(const json& stmt) {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// The one digest algorithm the statement's resources use (serialization.hash_type, repeated by
+// every resource), a known one (src/hepbundle/signing.py _statement_algorithm)
+std::string signedAlgorithm(const ParsedSignature& sig, const json& stmt) {
+  std::string name;
+  try {
+    if (str(at(stmt, "predicateType")) == kPredicateCompat) return "sha256";
+    const json& ht = at(at(at(stmt, "predicate"), "serialization"), "hash_type");
+    if (!ht.is_string()) throw Malformed{"serialization.hash_type must be a string, got " + ht.dump()};
+    name = ht.get<std::string>();
+    for (const json& r : at(at(stmt, "predicate"), "resources"))
+      if (at(r, "algorithm") != ht)
+        throw Malformed{"resource " + pyrepr(str(at(r, "name"))) + " has a " + pyrepr(str(at(r, "algorithm"))) +
+                        " digest but the serialization names " + pyrepr(name)};
+  } catch (const Malformed& m) {
+    throw SignatureError(sig.name + ": malformed signature file: statement: " + m.what);
+  }
+  try {
+    return algorithmName(algorithmFromName(name));
+  } catch (const FormatError& e) {
+    throw SignatureError(sig.name + ": " + e.message(), e.hint());
+  }
+}
+
 // The role a signature was made for, as its signed statement says; the file name is only where
 // it is stored. A signature whose file claims another role was renamed: refused.
 std::string roleOf(const ParsedSignature& sig, const json& stmt, const std::string& fileRole, const std::string& what) {
@@ -296,7 +319,7 @@ std::vector<std::pair<std::string, std::string>> signatureFiles(const std::strin
   return out;
 }
 
-std::vector<Signer> verifySignatures(const std::string& root, const std::string& name, const std::string& what,
+std::vector<Signer> verifySignatures(const std::string& root, const std::string& name, const std::string& what, Algorithm alg,
                                      const std::map<std::string, std::string>& expected, const TrustPolicy& policy) {
   const auto files = signatureFiles(root);
   if (files.empty())
@@ -305,6 +328,11 @@ std::vector<Signer> verifySignatures(const std::string& root, const std::string&
   for (const auto& [role, path] : files) {
     ParsedSignature sig = parseSignature(path, baseName(path));
     const json stmt = statementOf(sig);
+    const std::string signedAlg = signedAlgorithm(sig, stmt);
+    if (signedAlg != algorithmName(alg))
+      throw SignatureError(what + ": " + sig.name + " signs " + signedAlg + " digests but the manifest lists " + algorithmName(alg) +
+                               " digests",
+                           "the signature belongs to another build of this bundle");
     std::map<std::string, std::string> signedMap;
     try {
       signedMap = signedDigests(stmt);
