@@ -540,3 +540,74 @@ def test_two_sources_mapping_to_one_version_are_refused(groupdata: Path, tmp_pat
 def _catalogue_files(repo: Path) -> list[Path]:
     """Every file of the catalogue (repository.json, per-name files, index shards, serials)."""
     return [p for d in catalog_dirs(repo) for p in d.rglob("*") if p.is_file()]
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "message"),
+    [
+        (
+            "cms-data",
+            "names: {RecoTauTag-TrainingFiles: cms/deeptau}\nbundles:\n"
+            "  - {name: cms/x, version: 1.0.0, include: [data/]}\n",
+            r"map.yaml:2: bundles: the cms-data importer does not use this key",
+        ),
+        ("cms-data", "include_dev: true\n", r"map.yaml:1: include_dev: the cms-data importer"),
+        (
+            "cms-data",
+            "defaults:\n  license: MIT\n  version: 2.0.0\n",
+            r"map.yaml:3: defaults.version: the cms-data importer does not use this key",
+        ),
+        (
+            "cms-data",
+            "names: {RecoTauTag-Training: cms/deeptau}\n",
+            r"map.yaml:1: names.RecoTauTag-Training: matches nothing the cms-data importer found",
+        ),
+        (
+            "mlflow",
+            "bundles:\n  - {name: mlflow/x, version: 1.0.0, include: [model/]}\n",
+            r"map.yaml:1: bundles: the mlflow importer does not use this key",
+        ),
+        ("mlflow", "skip: ['**/*.ckpt']\n", r"map.yaml:1: skip: the mlflow importer"),
+        (
+            "atlas-groupdata",
+            "names: {tauRecTool: atlas/tau}\n",
+            r"names.tauRecTool: matches nothing the atlas-groupdata importer found",
+        ),
+        (
+            "dir",
+            "names: {tauRecTools: atlas/tau}\nbundles:\n"
+            "  - {name: atlas/t, version: 1.0.0, include: [tauRecTools/]}\n",
+            r"map.yaml:1: names: the dir importer does not use this key",
+        ),
+    ],
+)
+def test_unknown_or_unused_mapping_keys_are_errors(
+    kind: str, text: str, message: str, groupdata: Path, tmp_path: Path
+) -> None:
+    """A mapping key the importer would silently ignore is an error naming its line: the mapping
+    is the migration's record of intent, and an ignored key publishes something else, for good."""
+    from .import_fixtures import make_cms_data
+
+    source = {
+        "cms-data": lambda: make_cms_data(tmp_path / "cms"),
+        "mlflow": lambda: tmp_path / "never-opened.db",
+    }.get(kind, lambda: groupdata)()
+    m = tmp_path / "map.yaml"
+    m.write_text(text)
+    with pytest.raises(SpecError, match=message) as e:
+        plan_import(kind, source, m)
+    if "tauRecTool:" in text:
+        assert e.value.hint == "did you mean 'tauRecTools'?"
+    r = CliRunner().invoke(main, ["import", kind, str(source), "--map", str(m), "--dry-run"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert not (tmp_path / "never-opened.db").exists()
+
+
+def test_used_mapping_keys_still_accepted(groupdata: Path, tmp_path: Path) -> None:
+    m = tmp_path / "map.yaml"
+    m.write_text(
+        "format: 1\nnamespace: atlas\ndefaults: {version: 2.0.0, license: MIT}\n"
+        "names: {tauRecTools: atlas/tau, tauRecTools/R22_preprod: atlas/tau-r22}\n"
+    )
+    refs = [b.ref for b in plan_import("atlas-groupdata", groupdata, m).bundles]
+    assert "atlas/tau@0.2.0" in refs and "atlas/tau-r22@2.0.0" in refs

@@ -79,8 +79,17 @@ def get_importer(kind: str) -> Importer:
 def plan_import(kind: str, source: str | Path, mapping: str | Path | None = None) -> ImportPlan:
     """Plan the import of ``source`` with the importer of ``kind`` and an optional mapping file.
     Two parts of the store that would become the same version are an error (naming both); a
-    planned bundle without files is moved to the plan's ``refused`` (never published)."""
-    plan = get_importer(kind).plan(str(source), load_map(mapping)).without_empty()
+    planned bundle without files is moved to the plan's ``refused`` (never published). A
+    mapping key the importer does not read (its ``mapping_keys``, when it declares them) or a
+    ``names:`` key that matched nothing is an error."""
+    importer = get_importer(kind)
+    m = load_map(mapping)
+    used = getattr(importer, "mapping_keys", None)
+    if used is not None:
+        m.check_keys(kind, frozenset(used))
+    plan = importer.plan(str(source), m).without_empty()
+    if used is not None:
+        m.check_names(kind)
     seen: dict[str, str] = {}
     for b in plan.bundles:
         if b.ref in seen:

@@ -7,6 +7,7 @@ directory, ``**`` crosses directories, and a pattern without ``/`` also matches 
 
 from __future__ import annotations
 
+import difflib
 import functools
 import re
 from collections.abc import Mapping
@@ -18,7 +19,11 @@ from .._yaml import LineMap, load_yaml
 from ..errors import SpecError
 from ..spec import validate
 
-__all__ = ["DEFAULT_ROLES", "ImportMap", "glob_match", "load_map"]
+__all__ = ["COMMON_KEYS", "DEFAULT_ROLES", "ImportMap", "glob_match", "load_map"]
+
+#: the mapping keys every built-in importer reads (``defaults.version`` is listed on its own:
+#: only the importers that make versions up read it)
+COMMON_KEYS = frozenset({"format", "namespace", "defaults", "roles", "skip", "names"})
 
 #: roles of common model-store files when the mapping says nothing (first match wins)
 DEFAULT_ROLES: tuple[tuple[str, str], ...] = (
@@ -87,6 +92,42 @@ class ImportMap:
     include_dev: bool = True
     bundles: tuple[Mapping[str, Any], ...] = ()
     lines: LineMap = field(default_factory=dict, compare=False, repr=False)
+    #: the keys the file sets (top level, and ``defaults.version``)
+    keys: frozenset[str] = frozenset()
+    #: source keys looked up in ``names`` while planning (see :meth:`name`)
+    looked_up: set[str] = field(default_factory=set, compare=False, repr=False)
+
+    def name(self, key: str) -> str | None:
+        """The bundle name ``names:`` gives the source key ``key`` (None: none), remembering
+        the lookup so that :meth:`check_names` can tell a names key that matched nothing."""
+        self.looked_up.add(key)
+        return self.names.get(key)
+
+    def check_keys(self, kind: str, used: frozenset[str]) -> None:
+        """A key the importer of ``kind`` does not read is an error, never silently ignored
+        (``bundles:`` given to the mlflow importer, ``include_dev:`` to cms-data)."""
+        for key in sorted(self.keys - used):
+            raise SpecError(
+                f"{self.where(*key.split('.'))}{key}: the {kind} importer does not use this key",
+                hint=f"it reads {', '.join(sorted(used - {'format'}))} (docs/migration.md); "
+                "remove the key",
+            )
+
+    def check_names(self, kind: str) -> None:
+        """A ``names:`` key that matched nothing in the store is an error (a typo would
+        otherwise publish, immutably, under the default name)."""
+        for key in self.names:
+            if key in self.looked_up:
+                continue
+            close = difflib.get_close_matches(key, sorted(self.looked_up), n=1)
+            raise SpecError(
+                f"{self.where('names', key)}names.{key}: matches nothing the {kind} importer "
+                "found in the store",
+                hint=f"did you mean {close[0]!r}?"
+                if close
+                else "keys are the source's own (Package or Package/subdir, the cms-data "
+                "repository, the registered model name)",
+            )
 
     def role(self, legacy: str) -> str:
         """The role of a file by its legacy path: the mapping's globs, then the defaults."""
@@ -136,4 +177,6 @@ def load_map(path: str | Path | None) -> ImportMap:
         include_dev=bool(data.get("include_dev", True)),
         bundles=tuple(data.get("bundles", ())),
         lines=lines,
+        keys=frozenset(data)
+        | ({"defaults.version"} if "version" in (data.get("defaults") or {}) else set()),
     )

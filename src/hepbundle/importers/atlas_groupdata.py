@@ -21,7 +21,7 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from ._mapping import ImportMap
+from ._mapping import COMMON_KEYS, ImportMap
 from .base import ImportPlan, PlannedBundle, Skipped, SourceFile, make_bundle, safe_name, scan_tree
 from .dir import explicit_bundles, planned_files
 
@@ -43,6 +43,7 @@ class GroupDataImporter:
     """ATLAS GroupData-style area (``CALIBPATH`` layout)."""
 
     kind = "atlas-groupdata"
+    mapping_keys = COMMON_KEYS | {"include_dev", "bundles", "defaults.version"}
 
     def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
         root = Path(source).resolve()
@@ -84,10 +85,10 @@ class GroupDataImporter:
         key = f"{package}/{subdir}"
         version = subdir_version(subdir)
         if version is not None:
-            name = mapping.names.get(key) or mapping.names.get(package)
+            name = mapping.name(key) or mapping.name(package)
             name = name or f"{ns}/{safe_name(package)}"
         else:
-            name = mapping.names.get(key) or f"{ns}/{safe_name(package)}.{safe_name(subdir)}"
+            name = mapping.name(key) or f"{ns}/{safe_name(package)}.{safe_name(subdir)}"
             version = str(mapping.defaults.get("version", "1.0.0"))
         if dev:
             version += "-dev" if "-" not in version else ".dev"

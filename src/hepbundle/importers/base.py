@@ -196,6 +196,9 @@ class Importer(Protocol):
     group (name = the KIND of ``hepbundle import KIND``; value = a class taking no arguments)."""
 
     kind: str
+    #: Optional (``frozenset[str]``): the mapping keys this importer reads (top-level keys, and
+    #: ``defaults.version`` if it uses it). When declared, any other key of the mapping file is
+    #: an error, and so is a ``names:`` key never looked up with ``ImportMap.name``.
 
     def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
         """Read the store at ``source`` and plan its bundles (no file is copied)."""

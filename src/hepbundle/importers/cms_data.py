@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import BuildError, SpecError
 from ..provenance import git_output, strip_credentials
 from ..repository.refs import version_key
-from ._mapping import ImportMap
+from ._mapping import COMMON_KEYS, ImportMap
 from .base import ImportPlan, PlannedBundle, PlannedFile, Skipped, make_bundle, safe_name
 
 __all__ = ["CmsDataImporter", "tag_version"]
@@ -118,13 +118,14 @@ class CmsDataImporter:
     """cms-data git repository, one bundle version per ``VAA-BB-CC`` tag."""
 
     kind = "cms-data"
+    mapping_keys = COMMON_KEYS
 
     def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
         repo = Path(source).resolve()
         if not (repo / ".git").exists():
             raise SpecError(f"{repo} is not a git checkout", hint="clone the cms-data repository")
         prefix, key, remote = _package(repo)
-        name = mapping.names.get(key) or f"{mapping.namespace_or('cms')}/{safe_name(key)}"
+        name = mapping.name(key) or f"{mapping.namespace_or('cms')}/{safe_name(key)}"
         bundles: list[PlannedBundle] = []
         skipped: list[Skipped] = []
         for t in _tags(repo):

@@ -95,6 +95,8 @@ class DirImporter:
     """Plain directory tree + mapping file."""
 
     kind = "dir"
+    #: names come from each entry of ``bundles:``; the namespace from the names
+    mapping_keys = frozenset({"format", "defaults", "roles", "skip", "bundles"})
 
     def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
         root = Path(source).resolve()

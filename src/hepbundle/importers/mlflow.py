@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlparse
 from ..errors import SpecError
 from ..extras import require
 from ..provenance import split_metric, tracking_uri
-from ._mapping import ImportMap
+from ._mapping import COMMON_KEYS, ImportMap
 from .base import (
     NO_PAYLOAD,
     ImportPlan,
@@ -77,6 +77,8 @@ class MlflowImporter:
     """Registered model versions of an MLflow tracking store (file or SQLite backend)."""
 
     kind = "mlflow"
+    #: no ``skip:`` (a model version's artifacts are taken whole) and no ``bundles:``
+    mapping_keys = COMMON_KEYS - {"skip"}
 
     def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
         MlflowException = require("mlflow.exceptions").MlflowException
@@ -137,6 +139,7 @@ class MlflowImporter:
         would block the real one for good."""
         run = client.get_run(mv.run_id)
         what = f"{rm.name} v{mv.version}"
+        name = mapping.name(rm.name) or f"{mapping.namespace_or('mlflow')}/{safe_name(rm.name)}"
         source = str(mv.source)
         if source.startswith("runs:/"):
             rel = source.removeprefix("runs:/").partition("/")[2]
@@ -183,9 +186,6 @@ class MlflowImporter:
             "tags": user_tags,
             "params": dict(sorted(run.data.params.items())),
         }
-        name = (
-            mapping.names.get(rm.name) or f"{mapping.namespace_or('mlflow')}/{safe_name(rm.name)}"
-        )
         return make_bundle(
             name=name,
             version=f"{mv.version}.0.0",
