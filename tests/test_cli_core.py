@@ -40,7 +40,9 @@ def test_init_build_verify_show(tmp_path: Path, caplog: pytest.LogCaptureFixture
     assert "unedited template" not in caplog.text
     res = json.loads(out)
     assert res["ref"] == "cms/btag@0.1.0" and res["files"] == 2
-    code, out, _ = run("verify", tmp_path / "b")
+    assert run("key", "generate", "-o", tmp_path / "k.pem")[0] == 0
+    assert run("sign", tmp_path / "b", "--key", tmp_path / "k.pem")[0] == 0
+    code, out, _ = run("verify", tmp_path / "b", "--key", tmp_path / "k.pub.pem")
     assert code == 0 and out.startswith("OK cms/btag@0.1.0")
     code, out, _ = run("show", tmp_path / "b")
     assert code == 0 and "model/model.onnx" in out and "Intended use" in out
@@ -68,12 +70,13 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
 
 def test_verify_failure_exit_1_and_json(built: hepbundle.Bundle) -> None:
     (built.root / "model" / "weights.bin").write_bytes(b"evil")
-    code, _, err = run("verify", built.root)
+    # unsigned: integrity checks only, asked for by name
+    code, _, err = run("verify", built.root, "--integrity-only")
     assert code == 1
     assert err.count("\n") == 1 and "modified model/weights.bin" in err
-    code, out, _ = run("verify", built.root, "--json")
+    code, out, _ = run("verify", built.root, "--integrity-only", "--json")
     assert code == 1 and json.loads(out)["modified"] == ["model/weights.bin"]
-    assert run("verify", built.root, "--file", "model/model.onnx")[0] == 0
+    assert run("verify", built.root, "--integrity-only", "--file", "model/model.onnx")[0] == 0
 
 
 @pytest.mark.parametrize(

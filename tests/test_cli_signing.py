@@ -40,9 +40,16 @@ def test_key_generate_sign_verify(built: hepbundle.Bundle, tmp_path: Path) -> No
     assert (
         res["ok"] and res["signers"][0]["kind"] == "key" and res["signers"][0]["role"] == "primary"
     )
-    # without a policy: integrity only, and it says so
+    # without a policy: refused, with how to configure trust
     code, out, err = run("verify", built.root)
-    assert code == 0 and "signatures NOT checked (no trust policy)" in out
+    assert code == 1 and out == "" and "no trust policy configured" in err and "--policy" in err
+    # integrity only must be asked for by name, and is never reported as verified
+    code, out, err = run("verify", built.root, "--integrity-only")
+    assert code == 0 and out.startswith("INTEGRITY ONLY atlas/tauid@1.2.0: signatures NOT checked")
+    assert "verified" not in out
+    code, out, _ = run("verify", built.root, "--integrity-only", "--json")
+    res = json.loads(out)
+    assert res["ok"] and res["verified"] is False and res["mode"] == "integrity-only"
 
 
 def test_verify_signature_before_digests(signed: hepbundle.Bundle, tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def test_profile_non_finite_and_constant(tmp_path: Path) -> None:
 
 
 def test_build_packs_signed_profile(profiled: Path, train: Path) -> None:
-    b = hepbundle.open(profiled)
+    b = hepbundle.open(profiled, verify="integrity")
     entry = b.manifest.file(PROFILE_PATH)
     assert entry.role == "data"
     meta = b.manifest.meta["profile"]
@@ -111,7 +111,7 @@ def test_build_profile_from_spec_section(tmp_path: Path, train: Path) -> None:
     model_spec(train.parent, "profile:\n  from: train.npz\n  features: [eta]\n")
     code, _, err = run("build", train.parent, "-o", tmp_path / "b2")
     assert code == 0, err
-    prof = load_profile(hepbundle.open(tmp_path / "b2"))
+    prof = load_profile(hepbundle.open(tmp_path / "b2", verify="integrity"))
     assert [f["name"] for f in prof["features"]] == ["eta"]
     (train.parent / "hepbundle.yaml").write_text(
         (train.parent / "hepbundle.yaml").read_text().replace("from: train.npz", "form: x"),
@@ -129,7 +129,9 @@ def test_psi_and_ks_basics() -> None:
 
 def test_drift_unshifted_does_not_alert(tmp_path: Path, profiled: Path) -> None:
     np.savez(tmp_path / "new.npz", **sample(40_000, 1))
-    code, out, err = run("drift", profiled, "--data", tmp_path / "new.npz", "--json")
+    code, out, err = run(
+        "drift", profiled, "--integrity-only", "--data", tmp_path / "new.npz", "--json"
+    )
     assert code == 0, err
     res = json.loads(out)
     assert res["alert"] is False and len(res["features"]) == 6
@@ -140,7 +142,15 @@ def test_drift_shifted_alerts_with_exit_3(tmp_path: Path, profiled: Path) -> Non
     np.savez(tmp_path / "new.npz", **sample(40_000, 2, eta_shift=1.5, pt_scale=1.5))
     png = tmp_path / "drift.png"
     code, out, err = run(
-        "drift", profiled, "--data", tmp_path / "new.npz", "--plot", png, "--threshold", "mean=0.5"
+        "drift",
+        profiled,
+        "--integrity-only",
+        "--data",
+        tmp_path / "new.npz",
+        "--plot",
+        png,
+        "--threshold",
+        "mean=0.5",
     )
     assert code == 3
     assert err.strip() == (
@@ -154,9 +164,9 @@ def test_drift_shifted_alerts_with_exit_3(tmp_path: Path, profiled: Path) -> Non
 
 def test_drift_errors(tmp_path: Path, profiled: Path, built: hepbundle.Bundle) -> None:
     np.savez(tmp_path / "partial.npz", pt=np.ones(10, dtype=np.float32))
-    code, _, err = run("drift", profiled, "--data", tmp_path / "partial.npz")
+    code, _, err = run("drift", profiled, "--integrity-only", "--data", tmp_path / "partial.npz")
     assert code == 2 and "has no array 'eta'" in err
-    code, _, err = run("drift", built.root, "--data", tmp_path / "partial.npz")
+    code, _, err = run("drift", built.root, "--integrity-only", "--data", tmp_path / "partial.npz")
     assert code == 2 and "has no reference profile" in err and "--profile-from" in err
     with pytest.raises(DataError, match="NAME=VALUE"):
         parse_thresholds("kl=0.1")
@@ -192,17 +202,18 @@ def test_build_with_output_profile_and_drift_on_outputs(tmp_path: Path, train: P
         train.parent / "scores.npz",
     )
     assert code == 0, err
-    meta = hepbundle.open(tmp_path / "b").manifest.meta["profile"]
+    meta = hepbundle.open(tmp_path / "b", verify="integrity").manifest.meta["profile"]
     assert (meta["features"], meta["outputs"]) == (1, 1)
     np.savez(tmp_path / "new.npz", **sample(20_000, 6))
     np.savez(
         tmp_path / "new-scores.npz", score=rng.beta(5, 2, 20_000)
     )  # the model now says "signal"
-    code, out, _ = run("drift", tmp_path / "b", "--data", tmp_path / "new.npz")
+    code, out, _ = run("drift", tmp_path / "b", "--integrity-only", "--data", tmp_path / "new.npz")
     assert code == 0 and "not checked (no --outputs): score" in out
     code, out, err = run(
         "drift",
         tmp_path / "b",
+        "--integrity-only",
         "--data",
         tmp_path / "new.npz",
         "--outputs",

@@ -83,8 +83,11 @@ def run(*args: object) -> tuple[int, str, str]:
 
 
 def run_eval(bundle: Path, tmp_path: Path, *args: object) -> tuple[int, str, str]:
-    """``hepbundle eval BUNDLE --data tmp_path/test.npz --labels y ARGS…``."""
-    return run("eval", bundle, "--data", tmp_path / "test.npz", "--labels", "y", *args)
+    """``hepbundle eval BUNDLE --integrity-only --data tmp_path/test.npz --labels y ARGS…`` (the
+    test bundles are unsigned: their integrity is checked, which must be asked for by name)."""
+    return run(
+        "eval", bundle, "--integrity-only", "--data", tmp_path / "test.npz", "--labels", "y", *args
+    )
 
 
 def test_auc_matches_sklearn_with_ties() -> None:
@@ -120,7 +123,10 @@ def test_builtins_are_registered_as_entry_points() -> None:
 def test_eval_runs_onnx_and_compares(tmp_path: Path, model_bundle: tuple[Path, float]) -> None:
     root, true_auc = model_bundle
     res = evaluate(
-        hepbundle.open(root), tmp_path / "test.npz", "y", metric_names=["auc", "logloss"]
+        hepbundle.open(root, verify="integrity"),
+        tmp_path / "test.npz",
+        "y",
+        metric_names=["auc", "logloss"],
     )
     assert res.runner == "onnx" and res.samples == 50_000
     assert res.metrics["auc"] == pytest.approx(true_auc, abs=1e-6)  # float32 model vs float64
@@ -142,7 +148,9 @@ def test_eval_cli_out_and_regression_exit(tmp_path: Path, model_bundle: tuple[Pa
 
 def test_eval_errors(tmp_path: Path, model_bundle: tuple[Path, float]) -> None:
     root, _ = model_bundle
-    code, _, err = run("eval", root, "--data", tmp_path / "test.npz", "--labels", "label")
+    code, _, err = run(
+        "eval", root, "--integrity-only", "--data", tmp_path / "test.npz", "--labels", "label"
+    )
     assert code == 2 and "no labels array 'label'; arrays: a, b, y" in err
     code, _, err = run_eval(root, tmp_path, "--metric", "f1")
     assert code == 2 and "unknown metric 'f1'" in err and "hepbundle.evaluators" in err
@@ -189,24 +197,32 @@ def test_eval_picks_inputs_from_the_model_itself(
     weight = np.ones(len(c["y"]), dtype=np.float32)
     # an array named like the model's input wins
     data = _npz(tmp_path / "named.npz", x=c["x"], extra=extra, weight=weight, y=c["y"])
-    code, out, err = run("eval", root, "--data", data, "--labels", "y", "--json")
+    code, out, err = run(
+        "eval", root, "--integrity-only", "--data", data, "--labels", "y", "--json"
+    )
     assert code in (0, 1), err
     assert json.loads(out)["metrics"]["auc"] > 0.8
     # else the only array as wide as the input
     data = _npz(tmp_path / "wide.npz", feats=c["x"], extra=extra, weight=weight, y=c["y"])
-    code, out, err = run("eval", root, "--data", data, "--labels", "y", "--json")
+    code, out, err = run(
+        "eval", root, "--integrity-only", "--data", data, "--labels", "y", "--json"
+    )
     assert code in (0, 1), err
     assert json.loads(out)["metrics"]["auc"] > 0.8
     # nothing fits: one line naming the model's input and the arrays, exit 2
     data = _npz(tmp_path / "bad.npz", a=c["a"], b=c["b"], extra=extra, weight=weight, y=c["y"])
-    code, out, err = run("eval", root, "--data", data, "--labels", "y")
+    code, out, err = run("eval", root, "--integrity-only", "--data", data, "--labels", "y")
     assert code == 2 and "Traceback" not in err
     assert "x (2 values per row)" in err and "extra (11 per row)" in err and "--inputs" in err
     assert len(err.strip().splitlines()) == 1
     # explicit arrays that do not add up to the input's width: refused before the model runs
-    code, out, err = run("eval", root, "--data", data, "--labels", "y", "--inputs", "a,extra")
+    code, out, err = run(
+        "eval", root, "--integrity-only", "--data", data, "--labels", "y", "--inputs", "a,extra"
+    )
     assert code == 2 and "takes 2 values per row" in err and "give 12" in err
-    code, out, err = run("eval", root, "--data", data, "--labels", "y", "--inputs", "a,b")
+    code, out, err = run(
+        "eval", root, "--integrity-only", "--data", data, "--labels", "y", "--inputs", "a,b"
+    )
     assert code in (0, 1), err
 
 
@@ -230,8 +246,12 @@ def test_eval_model_refusing_inputs_is_one_line(
     root = hepbundle.build(src, tmp_path / "b").root
     c = columns
     data = _npz(tmp_path / "d.npz", a=c["a"], b=c["b"], x3=np.zeros((len(c["y"]), 3)), y=c["y"])
-    code, _, err = run("eval", root, "--data", data, "--labels", "y", "--inputs", "x3")
+    code, _, err = run(
+        "eval", root, "--integrity-only", "--data", data, "--labels", "y", "--inputs", "x3"
+    )
     assert code == 2 and "refused the inputs" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
-    code, _, err = run("eval", root, "--data", data, "--labels", "y", "--inputs", "a,b")
+    code, _, err = run(
+        "eval", root, "--integrity-only", "--data", data, "--labels", "y", "--inputs", "a,b"
+    )
     assert code in (0, 1), err

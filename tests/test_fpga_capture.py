@@ -280,7 +280,8 @@ def test_cli_build_with_fpga_project(
         ],
     )
     assert res.exit_code == 0, res.output
-    b = hepbundle.open(dest, verify="full")
+    b = hepbundle.open(dest, verify="integrity")  # unsigned: every digest checked below
+    b.verify().raise_for_problems(b.ref)
     assert b.manifest.meta["fpga"]["toolchain"] == "finn"
     bit = b.manifest.meta["fpga"]["bitstreams"][0]
     # fpga.bitstreams records the SHA-256 programming tools check, whatever the bundle's algorithm
@@ -322,7 +323,7 @@ def test_cli_compare_refuses_to_sign_an_unpublished_bundle(
 ) -> None:
     np.savez(tmp_path / "x.npz", x=np.zeros((2, 16)))
     args = ["fpga", "compare", str(built.root), "--inputs", str(tmp_path / "x.npz")]
-    res = CliRunner().invoke(main, [*args, "--key", str(ec_key[0])])
+    res = CliRunner().invoke(main, [*args, "--integrity-only", "--key", str(ec_key[0])])
     assert res.exit_code == 2 and "not a published bundle" in res.output
 
 
@@ -430,7 +431,7 @@ def test_switched_off_bounds_pass_anything() -> None:
 def test_comparing_nothing_is_an_error(built: hepbundle.Bundle, tmp_path: Path) -> None:
     np.savez(tmp_path / "x.npz", x=np.zeros((2, 16)))
     args = ["fpga", "compare", str(built.root), "--inputs", str(tmp_path / "x.npz"), "--no-float"]
-    res = CliRunner().invoke(main, args)
+    res = CliRunner().invoke(main, [*args, "--integrity-only"])  # an unsigned test bundle
     assert res.exit_code == 2, res.output
     assert "nothing to compare" in res.output and "PASS" not in res.output
 

@@ -157,18 +157,21 @@ def test_cli_compare_extra_header_not_compiled(
 
 
 def test_unsigned_bundle_is_not_compiled(signed_fw: Path, tmp_path: Path) -> None:
-    """No policy: the signatures are not checked, so build_lib.sh is never run."""
+    """No policy: the bundle is refused, and opened for integrity only its signatures are not
+    checked, so build_lib.sh is never run."""
     marker = tmp_path / "RAN"
     (signed_fw / "hepbundle.sig").unlink()
     # a build_lib.sh that would leave the marker if it ran (the manifest is not signed, so
     # whoever can write the bundle can write its manifest too)
-    b = hepbundle.open(signed_fw)
+    with pytest.raises(VerificationError, match="no trust policy configured"):
+        hepbundle.open(signed_fw)  # default deny: not even opened
+    b = hepbundle.open(signed_fw, verify="integrity")  # asked for by name: still not compiled
     with pytest.raises(VerificationError, match="signatures were not checked"):
         hls4ml_model(b)
     args = _compare_args(signed_fw, tmp_path)
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 1, res.output
-    assert "signatures were not checked" in res.output
+    assert "no trust policy configured" in res.output
     assert "Traceback" not in res.output
     assert not marker.exists()
     # explicitly allowed: the user's own build

@@ -14,6 +14,8 @@ import hepbundle
 from hepbundle.errors import IntegrityError, MissingExtraError
 from hepbundle.fpga.emulation import hls4ml_model
 from hepbundle.loaders import keras_model, onnx_session
+from hepbundle.policy import TrustPolicy
+from hepbundle.signing import KeySigner, generate_key, sign
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tools"))
 from make_examples import tiny_onnx
@@ -29,11 +31,20 @@ def onnx_bundle(tmp_path: Path) -> hepbundle.Bundle:
         d,
         "name: demo/tagger\nversion: 1.0.0\nfiles:\n  - path: model/model.onnx\n    role: model\n",
     )
-    return hepbundle.build(d, tmp_path / "b")
+    b = hepbundle.build(d, tmp_path / "b")
+    priv, _ = generate_key(tmp_path / "k.pem")
+    sign(b.root, KeySigner(priv))
+    return b
+
+
+def _open(b: hepbundle.Bundle) -> hepbundle.Bundle:
+    """Open ``b`` under a policy trusting the key the fixture signed it with."""
+    policy = TrustPolicy.from_flags(keys=[b.root.parent / "k.pub.pem"])
+    return hepbundle.open(b.root, policy=policy)
 
 
 def test_onnx_session_runs_inference(onnx_bundle: hepbundle.Bundle) -> None:
-    sess = onnx_session(hepbundle.open(onnx_bundle.root))
+    sess = onnx_session(_open(onnx_bundle))
     x = np.random.default_rng(1).normal(size=(4, 16)).astype(np.float32)
     (probs,) = sess.run(None, {"x": x})
     assert probs.shape == (4, 5)
@@ -41,7 +52,7 @@ def test_onnx_session_runs_inference(onnx_bundle: hepbundle.Bundle) -> None:
 
 
 def test_tampered_model_refused_before_loading(onnx_bundle: hepbundle.Bundle) -> None:
-    b = hepbundle.open(onnx_bundle.root)
+    b = _open(onnx_bundle)
     p = onnx_bundle.root / "model" / "model.onnx"
     data = bytearray(p.read_bytes())
     data[-5] ^= 0x01
@@ -70,14 +81,14 @@ def test_missing_extra_named(
     with pytest.raises(
         MissingExtraError, match=rf"pip install .*'{module}[^']*'.*hepbundle's '{extra}' extra"
     ) as e:
-        method(hepbundle.open(onnx_bundle.root))
+        method(_open(onnx_bundle))
     assert "hepbundle[" not in str(e.value)
 
 
 @pytest.mark.slow
 def test_no_model_of_that_kind(onnx_bundle: hepbundle.Bundle) -> None:
     with pytest.raises(hepbundle.HepbundleError, match=r"no \.keras/\.h5 model file"):
-        keras_model(hepbundle.open(onnx_bundle.root))
+        keras_model(_open(onnx_bundle))
 
 
 @pytest.mark.slow
@@ -93,7 +104,7 @@ def test_keras_model_round_trip(tmp_path: Path) -> None:
     write_spec(
         d, "name: demo/k\nversion: 1.0.0\nfiles:\n  - path: model/tagger.keras\n    role: model\n"
     )
-    b = hepbundle.open(hepbundle.build(d, tmp_path / "b").root)
+    b = hepbundle.open(hepbundle.build(d, tmp_path / "b").root, verify="integrity")
     x = np.ones((2, 16), dtype=np.float32)
     np.testing.assert_allclose(
         keras_model(b).predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6

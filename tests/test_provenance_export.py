@@ -171,7 +171,7 @@ def test_build_cli_allow_dirty(tmp_path: Path) -> None:
     assert "uncommitted changes (train.py)" in r.output and "--allow-dirty" in r.output
     r = runner.invoke(main, ["build", str(repo), "-o", str(tmp_path / "b"), "--allow-dirty"])
     assert r.exit_code == 0, r.output
-    b = hepbundle.open(tmp_path / "b")
+    b = hepbundle.open(tmp_path / "b", verify="integrity")
     assert b.path("provenance/dirty.patch").read_bytes().count(b"+# changed") == 1
     assert git(repo, "status", "--porcelain") == "M train.py"  # the checkout is untouched
 

@@ -32,7 +32,15 @@ def trained(tmp_path: Path) -> tuple[Path, Path]:
 def test_check_ready_with_checkout_and_data(trained: tuple[Path, Path]) -> None:
     repo, bundle = trained
     code, out, err = run(
-        "reproduce", bundle, "--check", "--mirror", repo, "--data-dir", repo, "--json"
+        "reproduce",
+        bundle,
+        "--integrity-only",
+        "--check",
+        "--mirror",
+        repo,
+        "--data-dir",
+        repo,
+        "--json",
     )
     assert code == 0, err
     res = json.loads(out)
@@ -58,12 +66,21 @@ def test_check_lists_missing_items_and_mirror_fixes_code(
     moved = tmp_path / "elsewhere"
     shutil.move(repo, moved)  # the checkout is gone
     code, out, err = run(
-        "reproduce", bundle, "--check", "--mirror", repo, "--data-dir", tmp_path / "nothing"
+        "reproduce",
+        bundle,
+        "--integrity-only",
+        "--check",
+        "--mirror",
+        repo,
+        "--data-dir",
+        tmp_path / "nothing",
     )
     assert code == 1
     assert "cannot be re-trained: missing code " in err and "data data/train.npz" in err
     assert "remote, not tried without --network" in out
-    rep = check(hepbundle.open(bundle), mirrors=[str(mirror)], data_dirs=[moved])
+    rep = check(
+        hepbundle.open(bundle, verify="integrity"), mirrors=[str(mirror)], data_dirs=[moved]
+    )
     assert rep.ready and rep.item("code").detail == f"commit found in {mirror}"  # type: ignore[union-attr]
 
 
@@ -72,7 +89,9 @@ def test_check_refuses_changed_data(tmp_path: Path, trained: tuple[Path, Path]) 
     other = tmp_path / "other" / "data"
     other.mkdir(parents=True)
     np.savez(other / "train.npz", x=np.zeros((4, 3)), y=np.zeros(4))
-    rep = check(hepbundle.open(bundle), mirrors=[str(repo)], data_dirs=[other.parent])
+    rep = check(
+        hepbundle.open(bundle, verify="integrity"), mirrors=[str(repo)], data_dirs=[other.parent]
+    )
     (bad,) = rep.missing
     assert bad.what == "data" and "recorded" in bad.detail and "sha256" in bad.detail
 
@@ -91,6 +110,7 @@ def test_run_reproduces_recorded_metrics(
     code, out, err = run(
         "reproduce",
         bundle,
+        "--integrity-only",
         "--run",
         work,
         "--mirror",
@@ -108,17 +128,28 @@ def test_run_reproduces_recorded_metrics(
     assert set(names) == {"accuracy/test", "loss/train"}
     assert all(c["diff"] == 0 for c in names.values())  # deterministic training, same data
     head = git(work / "src", "rev-parse", "HEAD")
-    assert head == hepbundle.open(bundle).manifest.meta["provenance"]["code"]["commit"]
+    assert (
+        head
+        == hepbundle.open(bundle, verify="integrity").manifest.meta["provenance"]["code"]["commit"]
+    )
     assert (work / "src" / "data" / "train.npz").is_symlink()
 
 
 def test_run_refuses_when_not_ready(tmp_path: Path, trained: tuple[Path, Path]) -> None:
     repo, bundle = trained
     code, _, err = run(
-        "reproduce", bundle, "--run", tmp_path / "w", "--mirror", repo, "--data-dir", tmp_path
+        "reproduce",
+        bundle,
+        "--integrity-only",
+        "--run",
+        tmp_path / "w",
+        "--mirror",
+        repo,
+        "--data-dir",
+        tmp_path,
     )
     assert code == 2 and "cannot be re-trained: data data/train.npz" in err
-    code, _, err = run("reproduce", bundle)
+    code, _, err = run("reproduce", bundle, "--integrity-only")
     assert code == 2 and "exactly one of --check and --run" in err
 
 
@@ -169,7 +200,16 @@ def test_run_creates_environment_from_lock(tmp_path: Path) -> None:
     (repo / "model.txt").write_text("2.5")
     bundle = hepbundle.build(repo, tmp_path / "b").root
     code, out, err = run(
-        "reproduce", bundle, "--run", tmp_path / "w", "--mirror", repo, "--data-dir", repo, "--json"
+        "reproduce",
+        bundle,
+        "--integrity-only",
+        "--run",
+        tmp_path / "w",
+        "--mirror",
+        repo,
+        "--data-dir",
+        repo,
+        "--json",
     )
     assert code == 0, err + out
     res = json.loads(out)

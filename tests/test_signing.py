@@ -507,13 +507,22 @@ def test_policy_file_errors_name_the_line(tmp_path: Path, text: str, message: st
 # --- the no-policy rule and HEPBUNDLE_POLICY ----------------------------------------------------
 
 
-def test_signed_without_policy_warns(
-    signed: hepbundle.Bundle, caplog: pytest.LogCaptureFixture
+def test_signed_without_policy_is_refused(
+    signed: hepbundle.Bundle, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Default deny: no policy anywhere refuses the bundle and says how to configure trust; an
+    empty or unreadable HEPBUNDLE_POLICY is an error, not an absent policy."""
+    with pytest.raises(PolicyError, match="no trust policy configured, refusing") as e:
+        hepbundle.open(signed.root)
+    assert "HEPBUNDLE_POLICY" in str(e.value) and "--integrity-only" in str(e.value)
+    for value, message in (("", "set but empty"), ("/nonexistent/p.yaml", "does not exist")):
+        monkeypatch.setenv("HEPBUNDLE_POLICY", value)
+        with pytest.raises(PolicyError, match=message):
+            hepbundle.open(signed.root)
+    monkeypatch.delenv("HEPBUNDLE_POLICY")
     with caplog.at_level(logging.WARNING, logger="hepbundle"):
-        b = hepbundle.open(signed.root)
-    assert b.signature is None
-    assert "no trust policy configured: signatures of atlas/tauid@1.2.0 not checked" in caplog.text
+        b = hepbundle.open(signed.root, verify="integrity")
+    assert b.signature is None and "INTEGRITY CHECKS ONLY" in caplog.text
 
 
 def test_policy_from_environment(
@@ -567,8 +576,9 @@ def test_signing_time_in_the_future_is_refused(built: hepbundle.Bundle, grid: Pk
 
 def test_golden_signed_bundle_v1(tmp_path: Path) -> None:
     """A v1 bundle signed by an earlier hepbundle (EC key + RSA certificate co-signature) still
-    verifies: signatures are checked as of their signing time, so the certificate's later expiry
-    does not matter."""
+    verifies, as of its signing time, while its certificate is valid (until 2027-11-25; after
+    that only an RFC 3161 timestamp keeps an X.509 signature verifiable, see
+    test_timestamps.py)."""
     golden = Path(__file__).parent / "golden" / "signed-v1"
     bundle = shutil.copytree(golden / "bundle", tmp_path / "bundle")
     policy_file = _write_policy(

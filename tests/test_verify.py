@@ -11,6 +11,7 @@ import pytest
 
 import hepbundle
 from hepbundle.errors import FormatError, IntegrityError
+from hepbundle.policy import TrustPolicy
 
 
 def _flip(p: Path) -> None:
@@ -49,17 +50,21 @@ TAMPERS: dict[str, tuple[Callable[[Path], None], str, str]] = {
 }
 
 
+def _trusted(key: tuple[Path, Path]) -> TrustPolicy:
+    return TrustPolicy.from_flags(keys=[key[1]]) or TrustPolicy(())
+
+
 @pytest.mark.parametrize("kind", sorted(TAMPERS))
-def test_tamper_detected(built: hepbundle.Bundle, kind: str) -> None:
+def test_tamper_detected(signed: hepbundle.Bundle, ec_key: tuple[Path, Path], kind: str) -> None:
     tamper, problem_kind, path = TAMPERS[kind]
-    tamper(built.root)
-    report = hepbundle.open(built.root, verify="none").verify()
+    tamper(signed.root)
+    report = hepbundle.open(signed.root, verify="none").verify()
     assert not report.ok
     assert path in [p.path for p in report.problems if p.kind == problem_kind], report.problems
     with pytest.raises(IntegrityError, match=path.replace(".", r"\.")):
         report.raise_for_problems()
     with pytest.raises(IntegrityError):
-        hepbundle.open(built.root, verify="full")
+        hepbundle.open(signed.root, verify="full", policy=_trusted(ec_key))
 
 
 def test_all_problems_reported_together(built: hepbundle.Bundle) -> None:
@@ -93,12 +98,29 @@ def test_manifest_listing_escaping_path_rejected(built: hepbundle.Bundle) -> Non
         hepbundle.open(built.root)
 
 
-def test_lazy_path_verifies_on_first_use(built: hepbundle.Bundle) -> None:
-    b = hepbundle.open(built.root)  # lazy
-    _flip(built.root / "model/model.onnx")
+def test_lazy_path_verifies_on_first_use(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path]
+) -> None:
+    b = hepbundle.open(signed.root, policy=_trusted(ec_key))  # lazy
+    _flip(signed.root / "model/model.onnx")
     with pytest.raises(IntegrityError, match="model/model.onnx"):
         b.path("model/model.onnx")
     assert b.path("model/weights.bin").read_bytes()[:2] == b"\x01\x02"
+
+
+def test_integrity_only_is_asked_for_by_name_and_logged(
+    built: hepbundle.Bundle, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unsigned bundle with no trust configured is refused; verify='integrity' opens it with
+    digest checks only, says so in the log, and never marks it verified."""
+    with pytest.raises(hepbundle.PolicyError, match="no trust policy configured, refusing"):
+        hepbundle.open(built.root)
+    with caplog.at_level("WARNING", logger="hepbundle"):
+        b = hepbundle.open(built.root, verify="integrity")
+    assert "INTEGRITY CHECKS ONLY" in caplog.text and b.signature is None
+    _flip(built.root / "model/model.onnx")
+    with pytest.raises(IntegrityError, match="model/model.onnx"):
+        b.path("model/model.onnx")
 
 
 def test_verify_selected_files_only(built: hepbundle.Bundle) -> None:

@@ -238,12 +238,12 @@ def step_sign(run: Run) -> str:
     (run.work / "policy.yaml").write_text(
         "version: 1\nrules:\n  - namespace: 'demo/*'\n    signers:\n      - key: keys/release-manager.pub.pem\n"
     )
-    run.env["HEPBUNDLE_POLICY"] = str(run.work / "policy.yaml")
     return run.hb("sign", BUNDLE, "--key", "keys/release-manager.pem").stdout.strip()
 
 
 def step_verify(run: Run) -> str:
-    return run.hb("verify", BUNDLE).stdout.strip()  # signature under policy.yaml, then every digest
+    # signature under policy.yaml, then every digest (without a policy it would be refused)
+    return run.hb("verify", BUNDLE, "--policy", "policy.yaml").stdout.strip()
 
 
 def step_tamper(run: Run) -> str:
@@ -254,7 +254,7 @@ def step_tamper(run: Run) -> str:
         b = f.read(1)
         f.seek(100)
         f.write(bytes([b[0] ^ 1]))
-    p = run.hb("verify", copy, expect=1)
+    p = run.hb("verify", copy, "--policy", "policy.yaml", expect=1)
     shutil.rmtree(copy)
     return (
         "a copy with one flipped bit is refused: " + p.stderr.strip().split("error: ", 1)[-1][:120]
@@ -262,14 +262,19 @@ def step_tamper(run: Run) -> str:
 
 
 def step_publish(run: Run) -> str:
-    # into the embedded default ./hepbundle-repo (bundles/, catalog/ exactly as on CVMFS)
-    return run.hb("publish", BUNDLE, "--alias", "prod").stdout.strip()
+    # the operator creates ./hepbundle-repo (bundles/, catalog/ exactly as on CVMFS) with
+    # policy.yaml as its trust root: every later publish and every job is judged by it, and
+    # each catalogue change (publish, the move of prod) is a statement the release key signs
+    run.hb("repo", "init", "--policy", "policy.yaml")
+    return run.hb(
+        "publish", BUNDLE, "--alias", "prod", "--sign-key", "keys/release-manager.pem"
+    ).stdout.strip()
 
 
 JOB = """\
 import numpy as np, hepbundle
 from hepbundle.loaders import keras_model
-b = hepbundle.resolve("demo/jet-tagger@prod")          # HEPBUNDLE_PATH + HEPBUNDLE_POLICY
+b = hepbundle.resolve("demo/jet-tagger@prod")  # HEPBUNDLE_PATH; the repository's trust root
 x = np.load("training/data/jets-eval.npz")
 feats = np.stack([x[f"j_f{i:02d}"] for i in range(16)], axis=1)[:1000]
 pred = keras_model(b).predict(feats, verbose=0).argmax(axis=1)

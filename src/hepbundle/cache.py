@@ -38,7 +38,13 @@ from typing import Any
 
 from .config import settings
 
-__all__ = ["VerificationCache", "cvmfs_mount_of", "default_cache", "parse_mountinfo"]
+__all__ = [
+    "VerificationCache",
+    "cache_directory",
+    "cvmfs_mount_of",
+    "default_cache",
+    "parse_mountinfo",
+]
 
 log = logging.getLogger("hepbundle")
 
@@ -225,3 +231,8 @@ def default_cache() -> VerificationCache | None:
     """The user's cache, or None when ``HEPBUNDLE_NO_CACHE`` is set."""
     s = settings()
     return None if s.no_cache else VerificationCache(s.cache_dir)
+
+
+def cache_directory() -> Path:
+    """The node cache directory (also holds the accepted trust roots and the catalogue state)."""
+    return Path(settings().cache_dir)

@@ -2,20 +2,23 @@
 is resolved to a path by :mod:`hepbundle.resolver`, which then calls :func:`open`).
 
 ``lazy`` (default) checks the signatures once at open (no payload hashing) and each file's digest
-the first time the job asks for it; ``full`` checks everything up front; ``none`` must be asked
-for explicitly and is logged.
+the first time the job asks for it; ``full`` checks everything up front. ``integrity`` (file
+digests only, signatures not checked) and ``none`` must be asked for by name and are logged; a
+bundle opened so is never reported as verified (``bundle.signature`` stays None).
 
-The signature rule: with a trust policy (the ``policy`` argument, else the file named by
-``HEPBUNDLE_POLICY``) the bundle must be signed by a signer the policy allows for its name, or
-opening fails (``unsigned``, ``not allowed``…). Without any policy, signatures cannot be judged:
-a signed bundle is opened with a warning ("no trust policy configured: signatures not checked")
-and integrity checks only.
+Trust by default: the bundle must be signed by a signer the trust policy allows for its name, or
+opening fails. The policy is, in order, the ``policy`` argument, the file named by
+``HEPBUNDLE_POLICY`` (set but empty or unreadable is an error), or the trust root of the
+repository the bundle is published in (:mod:`hepbundle.repository.trust`). Without any of them
+the bundle is refused, with a message that says how to configure trust.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from .bundle import Bundle
@@ -24,12 +27,14 @@ from .errors import UsageError
 
 if TYPE_CHECKING:
     from .policy import TrustPolicy
+    from .signing import VerifyResult
 
-__all__ = ["VerifyMode", "open"]
+__all__ = ["VerifyMode", "open", "trust_policy_for", "verify"]
 
 log = logging.getLogger("hepbundle")
 
-VerifyMode = Literal["lazy", "full", "none"]
+VerifyMode = Literal["lazy", "full", "integrity", "none"]
+_MODES = ("lazy", "full", "integrity", "none")
 
 
 def open(
@@ -38,17 +43,73 @@ def open(
     policy: TrustPolicy | None = None,
 ) -> Bundle:
     """Open the bundle directory at ``path``; ``bundle.signature`` holds the signers that
-    satisfied the policy (None when signatures were not checked)."""
-    if verify not in ("lazy", "full", "none"):
-        raise UsageError(f"verify must be 'lazy', 'full' or 'none', not {verify!r}")
+    satisfied the policy (None when signatures were not checked: ``integrity`` or ``none``)."""
+    return _open(path, verify, policy, None)
+
+
+def _open(
+    path: str | os.PathLike[str], verify: str, policy: TrustPolicy | None, repo: Path | None
+) -> Bundle:
+    if verify not in _MODES:
+        raise UsageError(f"verify must be one of {', '.join(map(repr, _MODES))}, not {verify!r}")
     bundle = Bundle.load(path, verify_files=verify != "none")
     bundle.cache = default_cache()
     if verify == "none":
         log.warning("opening %s WITHOUT verification (verify='none')", bundle.ref)
         return bundle
-    from .signing import check_signatures_for_open  # at use: verify='none' never loads signers
+    if verify == "integrity":
+        log.warning(
+            "opening %s with INTEGRITY CHECKS ONLY (verify='integrity'): signatures not "
+            "checked, the bundle is not verified",
+            bundle.ref,
+        )
+        return bundle
+    from .signing import verify_signatures  # signing sits above bundle: import at use
 
-    bundle.signature = check_signatures_for_open(bundle, policy)
+    verify_signatures(bundle, trust_policy_for(bundle, policy, repo))
     if verify == "full":
         bundle.verify().raise_for_problems(bundle.ref)
     return bundle
+
+
+def trust_policy_for(
+    bundle: Bundle, policy: TrustPolicy | None = None, repo: Path | None = None
+) -> TrustPolicy:
+    """The policy that judges ``bundle``: ``policy``, else ``HEPBUNDLE_POLICY``, else the trust
+    root of ``repo`` (default: the repository ``bundle`` is published in); else refused."""
+    from .policy import no_policy_error, policy_from_env
+
+    chosen = policy or policy_from_env()
+    if chosen is not None:
+        return chosen
+    from .repository.layout import repository_of
+    from .repository.trust import trust_root_for
+
+    root = repo or repository_of(bundle)
+    found = trust_root_for(root) if root is not None else None
+    if found is None:
+        where = f" (repository {root} has no trust root)" if root is not None else ""
+        raise no_policy_error(f"{bundle.ref}{where}")
+    log.debug("%s judged by the trust root of %s (%s)", bundle.ref, root, found.authenticated_by)
+    return found.policy
+
+
+def verify(
+    path: str | os.PathLike[str],
+    policy: TrustPolicy | None = None,
+    *,
+    integrity_only: bool = False,
+    files: Sequence[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyResult:
+    """What ``hepbundle verify`` does: signatures under :func:`trust_policy_for` (refused
+    without a policy), then file digests. ``integrity_only`` skips signatures, logged; the
+    result then says ``verified: false``."""
+    from .signing import verify as _verify
+
+    b = Bundle.load(path)
+    if integrity_only:
+        # the result says so itself (verified: false); the log line is for -v
+        log.info("%s: INTEGRITY CHECKS ONLY (--integrity-only): signatures not checked", b.ref)
+        return _verify(b, integrity_only=True, files=files, progress=progress)
+    return _verify(b, trust_policy_for(b, policy), files=files, progress=progress)

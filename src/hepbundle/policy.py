@@ -25,14 +25,23 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
 from ._signers import ParsedSignature, SignatureKind
 from ._signers.certificate import CaStore, dn_matches, dn_string, verify_x509
-from ._signers.keys import PublicKey, key_id, load_public_key, verify_signature_bytes
+from ._signers.keys import (
+    PublicKey,
+    key_id,
+    load_public_key,
+    public_key_from_pem,
+    verify_signature_bytes,
+)
 from ._yaml import LineMap, load_yaml
-from .config import settings
 from .errors import PolicyError, SignatureError, SpecError, VerificationError
 
 __all__ = [
+    "CATALOG_ACTIONS",
     "AllOf",
     "AllowKey",
     "AllowSigstore",
@@ -42,6 +51,7 @@ __all__ = [
     "Rule",
     "SignerInfo",
     "TrustPolicy",
+    "no_policy_error",
     "policy_from_env",
     "resolve_policy",
 ]
@@ -68,6 +78,8 @@ class Candidate:
     sig: ParsedSignature
     role: str
     signed_at: dt.datetime
+    #: the signing time an RFC 3161 timestamp proves (checked against the policy's TSA roots)
+    timestamped_at: dt.datetime | None = None
 
     def info(self, kind: str, identity: str, **details: Any) -> SignerInfo:
         return SignerInfo(
@@ -77,6 +89,11 @@ class Candidate:
                 "file": self.sig.name,
                 "role": self.role,
                 "signedAt": f"{self.signed_at:%Y-%m-%dT%H:%M:%SZ}",
+                **(
+                    {"timestampedAt": f"{self.timestamped_at:%Y-%m-%dT%H:%M:%SZ}"}
+                    if self.timestamped_at
+                    else {}
+                ),
                 **details,
             },
         )
@@ -88,6 +105,19 @@ class Node(Protocol):
     def evaluate(self, name: str, candidates: Sequence[Candidate]) -> list[SignerInfo]: ...
 
     def describe(self) -> str: ...
+
+    def to_json(self) -> Any:
+        """The self-contained policy expression (keys and CA certificates inline as PEM)."""
+        ...
+
+
+def _now() -> dt.datetime:
+    """The verification clock (one place, so tests can move it years ahead)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def _with_role(doc: dict[str, Any], role: str | None) -> dict[str, Any]:
+    return {**doc, "role": role} if role is not None else doc
 
 
 @dataclass(frozen=True)
@@ -142,6 +172,13 @@ class AllowKey(_Leaf):
     def describe(self) -> str:
         return f"key {key_id(self.public_key) if self.public_key else '?'}"
 
+    def to_json(self) -> Any:
+        assert self.public_key is not None
+        pem = self.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return _with_role({"key": pem.decode("ascii")}, self.role)
+
 
 @dataclass(frozen=True)
 class AllowX509(_Leaf):
@@ -149,6 +186,8 @@ class AllowX509(_Leaf):
 
     store: CaStore = field(default_factory=CaStore)
     subjects: tuple[str, ...] = ("*",)
+    #: the ``x509`` document with files inlined and directories absolute (see :meth:`to_json`)
+    portable: Mapping[str, Any] = field(default_factory=dict, compare=False)
     kind: ClassVar[SignatureKind] = "x509"
 
     def check(self, name: str, c: Candidate) -> SignerInfo:
@@ -159,11 +198,25 @@ class AllowX509(_Leaf):
                 f"signer {dn} ({c.sig.name}) is not allowed to sign {name}; the policy allows "
                 f"subjects {', '.join(self.subjects)}"
             )
-        verify_x509(c.sig, self.store, c.signed_at)
+        if c.timestamped_at is not None:
+            # the TSA proves when the signature existed: judge the certificate as of then
+            verify_x509(c.sig, self.store, c.timestamped_at)
+        else:
+            verify_x509(c.sig, self.store, c.signed_at)  # as of the claimed time first
+            if _now() > leaf.not_valid_after_utc:
+                raise SignatureError(
+                    f"{c.sig.name}: certificate {dn} expired on {leaf.not_valid_after_utc:%Y-%m-%d} "
+                    "and the signature carries no RFC 3161 timestamp proving it was made before",
+                    hint="re-sign with a valid certificate (sign --tsa URL keeps it verifiable "
+                    "after the certificate expires)",
+                )
         return c.info("x509", dn, issuer=dn_string(leaf.issuer))
 
     def describe(self) -> str:
         return f"x509 {' or '.join(self.subjects)} under {self.store.label}"
+
+    def to_json(self) -> Any:
+        return _with_role({"x509": {**self.portable, "subject": list(self.subjects)}}, self.role)
 
 
 @dataclass(frozen=True)
@@ -186,6 +239,12 @@ class AllowSigstore(_Leaf):
 
     def describe(self) -> str:
         return f"sigstore {self.identity} from {self.issuer}"
+
+    def to_json(self) -> Any:
+        doc: dict[str, Any] = {"identity": self.identity, "issuer": self.issuer}
+        if self.trust_config is not None:
+            doc["trust_config"] = str(self.trust_config)
+        return _with_role({"sigstore": doc}, self.role)
 
 
 def _pick(failures: Sequence[VerificationError]) -> VerificationError:
@@ -215,6 +274,9 @@ class AnyOf:
     def describe(self) -> str:
         return "any of (" + "; ".join(c.describe() for c in self.children) + ")"
 
+    def to_json(self) -> Any:
+        return {"any_of": [c.to_json() for c in self.children]}
+
 
 @dataclass(frozen=True)
 class AllOf:
@@ -231,17 +293,47 @@ class AllOf:
     def describe(self) -> str:
         return "all of (" + "; ".join(c.describe() for c in self.children) + ")"
 
+    def to_json(self) -> Any:
+        return {"all_of": [c.to_json() for c in self.children]}
+
+
+#: the catalogue actions a signed statement records
+CATALOG_ACTIONS = ("publish", "alias", "yank")
+
 
 @dataclass(frozen=True)
 class Rule:
-    """Bundles whose name matches ``namespace`` must satisfy ``signers``."""
+    """Bundles whose name matches ``namespace`` must satisfy ``signers``; their catalogue
+    statements (publish, alias move, yank) must be signed by ``catalog[action]`` when the rule
+    names catalogue signers (None: the catalogue of these names is not signed)."""
 
     namespace: str
     signers: Node
+    catalog: Mapping[str, Node] | None = None
+    #: alias → role → who may sign that approval (``hepbundle approve --as ROLE``)
+    approvals: Mapping[str, Mapping[str, Node]] | None = None
 
     def matches(self, name: str) -> bool:
         target = name if "/" in self.namespace else name.split("/", 1)[0]
         return fnmatch.fnmatchcase(target, self.namespace)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"namespace": self.namespace, "signers": self.signers.to_json()}
+        if self.catalog is not None:
+            doc["catalog"] = {a: n.to_json() for a, n in self.catalog.items()}
+        if self.approvals:
+            doc["approvals"] = {
+                alias: {role: n.to_json() for role, n in roles.items()}
+                for alias, roles in self.approvals.items()
+            }
+        return doc
+
+    def with_catalog_signers(self) -> Rule:
+        """This rule, with its bundle signers also signing every catalogue action if it names
+        no catalogue signers (what ``repo init`` writes by default)."""
+        if self.catalog is not None:
+            return self
+        return replace(self, catalog=dict.fromkeys(CATALOG_ACTIONS, self.signers))
 
 
 @dataclass(frozen=True)
@@ -250,6 +342,8 @@ class TrustPolicy:
 
     rules: tuple[Rule, ...]
     source: str = "<policy>"
+    #: root certificates of the RFC 3161 Time-Stamping Authorities trusted for signing times
+    tsa_roots: tuple[x509.Certificate, ...] = ()
 
     def rule_for(self, name: str) -> Rule:
         for r in self.rules:
@@ -270,20 +364,94 @@ class TrustPolicy:
             self, rules=tuple(replace(r, signers=_with_root(r.signers, path)) for r in self.rules)
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """The policy as a self-contained document (what a repository trust root holds): public
+        keys and CA certificate files inline as PEM, directories and CRLs as absolute paths."""
+        doc: dict[str, Any] = {"version": 1, "rules": [r.to_json() for r in self.rules]}
+        if self.tsa_roots:
+            pem = serialization.Encoding.PEM
+            doc["tsa"] = {"ca": [c.public_bytes(pem).decode("ascii") for c in self.tsa_roots]}
+        return doc
+
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TrustPolicy:
         """Read and validate a policy file; errors name the line and field."""
-        from .spec import validate
-
         p = Path(path)
         data, lines = load_yaml(p, what="trust policy", aliases=False)
-        validate(data, "policy.schema.json", filename=str(p), lines=lines)
-        base = p.resolve().parent
-        rules = tuple(
-            Rule(r["namespace"], _node(r["signers"], base, lines, ("rules", i, "signers"), str(p)))
-            for i, r in enumerate(data["rules"])
+        return cls.from_data(data, base=p.resolve().parent, source=str(p), lines=lines)
+
+    @classmethod
+    def from_data(
+        cls, data: Any, *, base: Path, source: str, lines: LineMap | None = None
+    ) -> TrustPolicy:
+        """A policy from its parsed document; relative paths are taken from ``base``."""
+        from .spec import validate
+
+        lines = lines or {}
+        validate(data, "policy.schema.json", filename=source, lines=lines)
+
+        def rule(i: int, r: Mapping[str, Any]) -> Rule:
+            where = ("rules", i)
+            signers = _node(r["signers"], base, lines, (*where, "signers"), source)
+            approvals = {
+                alias: {
+                    role: _node(e, base, lines, (*where, "approvals", alias, role), source)
+                    for role, e in roles.items()
+                }
+                for alias, roles in (r.get("approvals") or {}).items()
+            }
+            cat = r.get("catalog")
+            if cat is None:
+                return Rule(r["namespace"], signers, None, approvals)
+            if isinstance(cat, Mapping) and set(cat) <= set(CATALOG_ACTIONS) and cat:
+                nodes = {
+                    a: _node(e, base, lines, (*where, "catalog", a), source) for a, e in cat.items()
+                }
+            else:
+                nodes = dict.fromkeys(
+                    CATALOG_ACTIONS, _node(cat, base, lines, (*where, "catalog"), source)
+                )
+            return Rule(r["namespace"], signers, nodes, approvals)
+
+        tsa: list[x509.Certificate] = []
+        for ca in (data.get("tsa") or {}).get("ca") or []:
+            try:
+                text = ca.encode() if ca.startswith(_PEM) else (base / ca).read_bytes()
+                tsa += x509.load_pem_x509_certificates(text)
+            except (OSError, ValueError) as e:
+                raise SpecError(
+                    f"{source}: tsa.ca {ca[:40]!r}: not a readable PEM certificate: {e}"
+                ) from None
+        return cls(
+            tuple(rule(i, r) for i, r in enumerate(data["rules"])),
+            source=source,
+            tsa_roots=tuple(tsa),
         )
-        return cls(rules, source=str(p))
+
+    def catalog_signers(self, name: str, action: str) -> Node | None:
+        """Who may sign a catalogue ``action`` for ``name`` (None: the rule does not sign its
+        catalogue); an action the rule's ``catalog`` leaves out may not be taken by anyone."""
+        rule = self.rule_for(name)
+        if rule.catalog is None:
+            return None
+        node = rule.catalog.get(action)
+        if node is None:
+            raise PolicyError(
+                f"the trust policy {self.source} allows no one to {action} {name}",
+                hint=f"add '{action}' to the catalog: signers of the rule {rule.namespace!r}",
+            )
+        return node
+
+    def required_approvals(self, name: str, alias: str) -> Mapping[str, Node]:
+        """Role → signers of the approvals pointing ``alias`` of ``name`` needs (may be empty)."""
+        return (self.rule_for(name).approvals or {}).get(alias, {})
+
+    def signs_catalog(self, name: str) -> bool:
+        return self.rule_for(name).catalog is not None
+
+    def with_catalog_signers(self) -> TrustPolicy:
+        """See :meth:`Rule.with_catalog_signers`."""
+        return replace(self, rules=tuple(r.with_catalog_signers() for r in self.rules))
 
     @classmethod
     def from_flags(
@@ -302,7 +470,10 @@ class TrustPolicy:
         if ca or subjects:
             if not ca:
                 raise SpecError("--subject needs --ca (the CA certificates or directory to trust)")
-            leaves.append(AllowX509(None, store=_store(ca), subjects=tuple(subjects) or ("*",)))
+            store, portable = _store(ca)
+            leaves.append(
+                AllowX509(None, store=store, subjects=tuple(subjects) or ("*",), portable=portable)
+            )
         if identity or issuer:
             if not (identity and issuer):
                 raise SpecError("--identity and --issuer go together")
@@ -322,16 +493,45 @@ def _with_root(node: Node, path: Path) -> Node:
     return node
 
 
-def _store(paths: Sequence[Path], crls: Sequence[Path] = ()) -> CaStore:
+_PEM = "-----BEGIN"
+
+
+def _store(
+    paths: Sequence[Path], crls: Sequence[Path] = (), inline: Sequence[str] = ()
+) -> tuple[CaStore, dict[str, Any]]:
+    """The CA store of CA files, IGTF directories and inline PEM certificates, and its portable
+    form (files and inline certificates as PEM, directories and CRLs as absolute paths)."""
     files = [p for p in paths if not p.is_dir()]
     dirs = [p for p in paths if p.is_dir()]
-    store = CaStore.load(files, dirs[0] if dirs else None, crls)
+    pems: list[str] = []
+    for text in inline:
+        try:
+            certs = x509.load_pem_x509_certificates(text.encode("ascii"))
+        except ValueError:
+            raise SpecError("an inline CA certificate is not valid PEM") from None
+        pems += [c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certs]
+    if files or dirs or not pems:
+        store = CaStore.load(files, dirs[0] if dirs else None, crls)
+    else:
+        store = CaStore(label="inline CA certificates")
     for d in dirs[1:]:
         extra = CaStore.load((), d)
         store.cas += extra.cas
         store.crls += extra.crls
         store.label += f", {extra.label}"
-    return store
+    for text in pems:
+        store.cas.append(x509.load_pem_x509_certificate(text.encode("ascii")))
+    file_pems = [
+        c.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        for f in files
+        for c in x509.load_pem_x509_certificates(f.read_bytes())
+    ]
+    portable: dict[str, Any] = {"ca": file_pems + pems} if file_pems or pems else {}
+    if dirs:
+        portable["ca_dir"] = str(dirs[0].resolve())
+    if crls:
+        portable["crl"] = [str(c.resolve()) for c in crls]
+    return store, portable
 
 
 def _node(
@@ -357,14 +557,27 @@ def _node(
     role = spec.get("role")
     try:
         if "key" in spec:
-            return AllowKey(role, public_key=load_public_key(rel(spec["key"])))
+            key = spec["key"]
+            if key.startswith(_PEM):
+                return AllowKey(role, public_key=public_key_from_pem(key.encode(), "inline key"))
+            return AllowKey(role, public_key=load_public_key(rel(key)))
         if "x509" in spec:
             x = spec["x509"]
-            paths = [rel(c) for c in as_list(x.get("ca", []))]
+            cas = as_list(x.get("ca", []))
+            paths = [rel(c) for c in cas if not c.startswith(_PEM)]
             if "ca_dir" in x:
                 paths.append(rel(x["ca_dir"]))
-            store = _store(paths, [rel(c) for c in as_list(x.get("crl", []))])
-            return AllowX509(role, store=store, subjects=tuple(as_list(x.get("subject", "*"))))
+            store, portable = _store(
+                paths,
+                [rel(c) for c in as_list(x.get("crl", []))],
+                [c for c in cas if c.startswith(_PEM)],
+            )
+            return AllowX509(
+                role,
+                store=store,
+                subjects=tuple(as_list(x.get("subject", "*"))),
+                portable=portable,
+            )
         s = spec["sigstore"]
         tc = s.get("trust_config")
         return AllowSigstore(
@@ -376,9 +589,37 @@ def _node(
 
 
 def policy_from_env() -> TrustPolicy | None:
-    """The policy named by ``HEPBUNDLE_POLICY``, or None when it is unset."""
-    path = settings().policy_file
-    return TrustPolicy.load(path) if path else None
+    """The policy named by ``HEPBUNDLE_POLICY``, or None when it is unset. Set but empty, or
+    naming a file that cannot be read, is an error: a job that meant to configure trust and got
+    it wrong must not run as if it had configured none."""
+    path = os.environ.get(POLICY_ENV)
+    if path is None:
+        return None
+    if not path.strip():
+        raise PolicyError(
+            f"{POLICY_ENV} is set but empty",
+            hint=f"point {POLICY_ENV} at a trust policy file, or unset it",
+        )
+    try:
+        return TrustPolicy.load(path)
+    except SpecError as e:
+        raise PolicyError(f"{POLICY_ENV}={path}: {e.message}", hint=e.hint) from None
+
+
+#: how to configure trust, for every refusal that has no policy to apply
+CONFIGURE_TRUST_HINT = (
+    "configure trust: publish into a repository with a trust root (hepbundle repo init "
+    "--policy FILE), set HEPBUNDLE_POLICY=FILE or pass --policy/--key; or ask for integrity "
+    "checks only by name (verify='integrity', --integrity-only)"
+)
+
+
+def no_policy_error(what: str) -> PolicyError:
+    """The default-deny refusal: nothing says whose signatures to accept for ``what``."""
+    return PolicyError(
+        f"{what}: no trust policy configured, refusing it (signatures cannot be checked)",
+        hint=CONFIGURE_TRUST_HINT,
+    )
 
 
 def resolve_policy(

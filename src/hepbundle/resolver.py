@@ -13,6 +13,11 @@ yank        a yanked version is refused (:class:`~hepbundle.errors.YankedError`)
 catalogue   the bundle found must be the one the catalogue recorded: its manifest digest,
             name and version are compared with the catalogue's record
             (:func:`check_catalogue`), whether the bundle is opened or only its manifest read.
+trust       opening a catalogue reference judges it under the policy given, else
+            ``HEPBUNDLE_POLICY``, else the repository's trust root (refused without any); when
+            that policy signs the name's catalogue, the signed statement behind the version or
+            alias is checked and a catalogue older than this node has seen is refused
+            (:mod:`hepbundle.repository.statements`).
 
 :func:`locate` returns the catalogue record without opening anything; :func:`resolve` opens
 the bundle (signatures under the trust policy, see :mod:`hepbundle.load`); :func:`read_ref`
@@ -25,7 +30,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +39,7 @@ from .config import settings
 from .errors import NotFoundError, VerificationError, YankedError
 from .load import VerifyMode, open
 from .manifest import Manifest, read_manifest
-from .repository.catalog import VersionRecord, read_name_catalog
+from .repository.catalog import NameCatalog, VersionRecord, read_name_catalog
 from .repository.layout import bundle_dir, catalog_file
 from .repository.refs import Ref, parse_ref, shadowing_hint
 
@@ -66,6 +71,8 @@ class Located:
     ref: Ref
     record: VersionRecord | None = None
     repo: Path | None = None
+    #: the per-name catalogue the record came from (its signed statements are checked at open)
+    catalog: NameCatalog | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -112,7 +119,8 @@ def locate(
         if not catalog_file(root, parsed.name).is_file():
             continue
         try:
-            record = read_name_catalog(root, parsed.name).resolve(parsed.selector)
+            catalog = read_name_catalog(root, parsed.name)
+            record = catalog.resolve(parsed.selector)
         except NotFoundError as e:
             first_error = first_error or e
             continue
@@ -127,7 +135,7 @@ def locate(
             log.warning("%s (allowed)", msg)
         if parsed.selector != record.version:
             log.info("resolved %s to %s@%s in %s", text, parsed.name, record.version, root)
-        return Located(bundle_dir(root, parsed.name, record.version), parsed, record, root)
+        return Located(bundle_dir(root, parsed.name, record.version), parsed, record, root, catalog)
     if first_error is not None:
         hint = shadowing_hint(parsed)
         if hint is not None:
@@ -161,11 +169,49 @@ def check_catalogue(where: Located, manifest: Manifest, manifest_digest: str) ->
 def open_located(
     where: Located, *, verify: VerifyMode = "lazy", policy: TrustPolicy | None = None
 ) -> Bundle:
-    """Open what :func:`locate` found (signatures under the trust policy) and check it is the
-    bundle the catalogue recorded."""
-    bundle = open(where.path, verify=verify, policy=policy)
+    """Open what :func:`locate` found (signatures under the trust policy, and for a catalogue
+    reference the signed catalogue statements behind it) and check it is the bundle the
+    catalogue recorded."""
+    chosen = policy
+    if verify not in ("integrity", "none") and where.repo is not None and where.record:
+        what = f"{where.ref.name}@{where.record.version} in {where.repo}"
+        chosen = _repository_policy(where.repo, policy, what)
+        if where.catalog is not None:
+            _check_catalog(where.repo, where.catalog, where.record, where.ref.selector, chosen)
+    bundle = open(where.path, verify=verify, policy=chosen)
     check_catalogue(where, bundle.manifest, bundle.manifest_digest)
     return bundle
+
+
+def _repository_policy(root: Path, policy: TrustPolicy | None, what: str) -> TrustPolicy:
+    from .policy import no_policy_error
+    from .repository.trust import repository_policy
+
+    chosen = repository_policy(root, policy)
+    if chosen is None:
+        raise no_policy_error(f"{what} (the repository has no trust root)")
+    return chosen
+
+
+def _check_catalog(
+    root: Path, cat: NameCatalog, record: VersionRecord, selector: str | None, policy: TrustPolicy
+) -> None:
+    """The signed statements behind ``record`` (see :mod:`hepbundle.repository.statements`)."""
+    if not policy.signs_catalog(cat.name):
+        return
+    from .repository.layout import read_repository
+    from .repository.statements import NodeState, check_catalog
+
+    doc = read_repository(root)
+    check_catalog(
+        cat,
+        record,
+        selector,
+        policy,
+        repository=str(doc.get("name")),
+        repo_serial=int(doc.get("serial", 0)),
+        state=NodeState.default(),
+    )
 
 
 def resolve(

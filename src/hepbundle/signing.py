@@ -24,6 +24,7 @@ Signers are plain objects the caller constructs: :class:`KeySigner`, :class:`X50
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -32,19 +33,25 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from ._base import TIME_FORMAT, utc_timestamp, write_atomic
-from ._signers import Signer, parse_signature, signed_algorithm, signed_digests
+from ._signers import (
+    Signer,
+    parse_signature,
+    parse_signature_text,
+    signed_algorithm,
+    signed_digests,
+)
 from ._signers.certificate import X509Signer
 from ._signers.keys import SUPPORTED_CURVES, KeySigner, generate_key
 from ._signers.sigstore import SigstoreSigner
 from .bundle import Bundle
 from .cache import default_cache
 from .config import settings
-from .digest import DEFAULT_ALGORITHM, algorithm, hash_files
+from .digest import DEFAULT_ALGORITHM, algorithm, hash_files, sha256_bytes
 from .errors import FormatError, PathError, SignatureError, SigningError, SpecError
 from .integrity import IntegrityReport
 from .manifest import MANIFEST_FILENAME
 from .paths import check_relpath, is_reserved
-from .policy import Candidate, SignerInfo, TrustPolicy, policy_from_env
+from .policy import Candidate, Node, SignerInfo, TrustPolicy, no_policy_error, policy_from_env
 
 if TYPE_CHECKING:
     from model_signing._signing import signing as _oms
@@ -54,8 +61,10 @@ if TYPE_CHECKING:
 __all__ = [
     "PRIMARY_ROLE",
     "SIGNATURE_FILENAME",
+    "STATEMENT_ROLE",
     "SUPPORTED_CURVES",
     "KeySigner",
+    "ParsedStatement",
     "SignResult",
     "Signer",
     "SignerInfo",
@@ -63,17 +72,19 @@ __all__ = [
     "TrustPolicy",
     "VerifyResult",
     "X509Signer",
-    "check_signatures_for_open",
     "generate_key",
     "is_signed",
+    "parse_statement",
     "sign",
     "sign_directory",
+    "sign_statement",
     "signature_files",
     "signature_name",
     "signer_from",
     "verify",
     "verify_directory",
     "verify_signatures",
+    "verify_statement",
 ]
 
 log = logging.getLogger("hepbundle")
@@ -168,6 +179,7 @@ def _write_signature(
     alg: str,
     signer: Signer,
     force: bool,
+    tsa_url: str | None = None,
 ) -> SignResult:
     target = root / signature_name(role)
     if target.exists() and not force:
@@ -177,9 +189,27 @@ def _write_signature(
     now = utc_timestamp()
     extra = {"signedAt": now, "role": role or PRIMARY_ROLE, "name": name}
     text = signer.sign_payload(_payload(name, digests, ignore, extra, alg))
+    if tsa_url is not None:
+        text = _add_timestamp(text, tsa_url)
     write_atomic(target, text.encode("utf-8"))
     log.info("signed %s as %s (%s)", name, role or PRIMARY_ROLE, signer.describe())
     return SignResult(target, role or PRIMARY_ROLE, signer.describe(), now)
+
+
+def _add_timestamp(text: str, tsa_url: str) -> str:
+    """The signature document with an RFC 3161 timestamp over its signature bytes, where
+    sigstore bundles keep one (``verificationMaterial.timestampVerificationData``)."""
+    import base64
+
+    from ._signers.timestamp import request_timestamp
+
+    doc = json.loads(text)
+    sig = base64.b64decode(doc["dsseEnvelope"]["signatures"][0]["sig"])
+    token = request_timestamp(tsa_url, sig)
+    vm = doc["verificationMaterial"]
+    stamps = vm.setdefault("timestampVerificationData", {}).setdefault("rfc3161Timestamps", [])
+    stamps.append({"signedTimestamp": base64.b64encode(token).decode("ascii")})
+    return json.dumps(doc, indent=2) + "\n"
 
 
 def sign(
@@ -189,10 +219,13 @@ def sign(
     role: str | None = None,
     force: bool = False,
     progress: Callable[[int], None] | None = None,
+    tsa_url: str | None = None,
 ) -> SignResult:
     """Sign a bundle (a directory, or the :class:`Bundle` a build returned) after checking every
     file against its manifest: a damaged bundle is never signed. ``role`` writes a co-signature
-    ``hepbundle.<role>.sig``.
+    ``hepbundle.<role>.sig``; ``tsa_url`` adds an RFC 3161 timestamp over the signature from
+    that Time-Stamping Authority, so an X.509 signature still verifies after its certificate
+    expires.
 
     The check reads each payload byte at most once, and not at all for a file whose digest this
     node computed from the bytes it wrote or verified (the build's records in the verification
@@ -205,7 +238,9 @@ def sign(
         b.cache = default_cache()
     b.verify(progress=progress).raise_for_problems(f"{b.ref} (refusing to sign)")
     b.manifest_bytes()  # unchanged since the check above
-    return _write_signature(b.root, role, b.ref, _bundle_digests(b), b.algorithm, signer, force)
+    return _write_signature(
+        b.root, role, b.ref, _bundle_digests(b), b.algorithm, signer, force, tsa_url
+    )
 
 
 def _bundle_digests(b: Bundle) -> dict[str, str]:
@@ -331,10 +366,21 @@ def _verify(
         sig = parse_signature(p)
         alg, digests = expected(_statement_algorithm(sig))
         signed_at = _check_statement(sig, digests, alg, what)
-        candidates.append(Candidate(sig, _signed_role(sig, file_role, what), signed_at))
+        stamped = _timestamped_at(sig, policy, f"{what}: {sig.name}")
+        candidates.append(Candidate(sig, _signed_role(sig, file_role, what), signed_at, stamped))
         if checked is not None:
             checked[p.name] = sig.file_sha256
     return policy.evaluate(name, candidates)
+
+
+def _timestamped_at(sig: ParsedSignature, policy: TrustPolicy, where: str) -> dt.datetime | None:
+    """The earliest time the signature's RFC 3161 timestamps prove (None without one); a token
+    that is forged, covers other bytes or comes from a TSA the policy does not trust refuses."""
+    if not sig.timestamps:
+        return None
+    from ._signers.timestamp import verify_timestamp
+
+    return min(verify_timestamp(t, sig.signature, policy.tsa_roots, where) for t in sig.timestamps)
 
 
 def _signed_role(sig: ParsedSignature, file_role: str, what: str) -> str:
@@ -359,14 +405,11 @@ def _signed_role(sig: ParsedSignature, file_role: str, what: str) -> str:
 
 
 def verify_signatures(bundle: Bundle, policy: TrustPolicy | None = None) -> list[SignerInfo]:
-    """Verify the bundle's signatures against ``policy`` (default: ``HEPBUNDLE_POLICY``); see the
-    module docstring. Stores and returns the signers that satisfied the policy."""
+    """Verify the bundle's signatures against ``policy`` (default: ``HEPBUNDLE_POLICY``; none is
+    refused); see the module docstring. Stores and returns the signers that satisfied it."""
     policy = policy or policy_from_env()
     if policy is None:
-        raise SignatureError(
-            f"{bundle.ref}: no trust policy configured: signatures cannot be checked",
-            hint="pass a policy or set HEPBUNDLE_POLICY",
-        )
+        raise no_policy_error(bundle.ref)
     expected = _bundle_digests(bundle)
     checked: dict[str, str] = {}
     signers = _verify(
@@ -401,7 +444,8 @@ def verify_directory(
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """What ``hepbundle verify`` found: who signed (None: not checked) and the file report."""
+    """What ``hepbundle verify`` found: who signed (None: not checked, integrity only) and the
+    file report. ``verified`` only when signatures were checked and every file matched."""
 
     bundle: Bundle
     signers: list[SignerInfo] | None
@@ -414,36 +458,31 @@ class VerifyResult:
             "manifest_sha256": self.bundle.manifest_digest,
             "signed": is_signed(self.bundle),
             "signers": None if self.signers is None else [s.to_json() for s in self.signers],
+            "mode": "integrity-only" if self.signers is None else "signatures",
+            "verified": self.verified,
             **self.report.to_json(),
         }
 
+    @property
+    def verified(self) -> bool:
+        return self.signers is not None and self.report.ok
+
 
 def verify(
-    bundle_path: str | os.PathLike[str],
+    bundle: str | os.PathLike[str] | Bundle,
     policy: TrustPolicy | None = None,
     *,
+    integrity_only: bool = False,
     files: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> VerifyResult:
-    """Signatures first (when a policy is given or configured), then file digests (all, or only
-    ``files``). Without any policy a signed bundle's signatures are not checked (a warning says
-    so) and an unsigned bundle is checked for integrity only."""
-    b = Bundle.load(bundle_path)
-    signers = check_signatures_for_open(b, policy)
+    """Signatures under ``policy`` (default ``HEPBUNDLE_POLICY``; none is refused) first, then
+    file digests (all, or only ``files``). ``integrity_only`` skips the signatures: asked for by
+    name, and the result says ``verified: false``. :func:`hepbundle.load.verify` also applies a
+    repository's trust root."""
+    b = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+    signers = None if integrity_only else verify_signatures(b, policy)
     return VerifyResult(b, signers, b.verify(files, progress=progress))
-
-
-def check_signatures_for_open(b: Bundle, policy: TrustPolicy | None) -> list[SignerInfo] | None:
-    """The rule :func:`hepbundle.open` and ``verify`` share: with a policy (argument or
-    ``HEPBUNDLE_POLICY``) signatures are required and checked; without one, they are not."""
-    policy = policy or policy_from_env()
-    if policy is None:
-        if is_signed(b):
-            log.warning("no trust policy configured: signatures of %s not checked", b.ref)
-        else:
-            log.info("%s is unsigned and no trust policy is configured: integrity only", b.ref)
-        return None
-    return verify_signatures(b, policy)
 
 
 def signer_from(
@@ -477,3 +516,66 @@ def signer_from(
             "say how to sign: --key KEY.pem, --cert CERT.pem --key KEY.pem, or --sigstore"
         )
     return KeySigner(key, password)
+
+
+#: the one resource a catalogue statement's OMS signature lists: the statement itself
+STATEMENT_RESOURCE = "hepbundle-catalog-statement.json"
+#: the role every catalogue statement is signed as
+STATEMENT_ROLE = "release"
+
+
+def sign_statement(signer: Signer, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Sign a catalogue statement about ``name`` (publish, alias move, yank): an OMS signature
+    whose one resource is the canonical statement and whose predicate carries it, as role
+    ``release``. Returns the signature document the per-name catalogue stores."""
+    from .manifest import canonical_json
+
+    # carried as its canonical text: the in-toto predicate is a protobuf Struct, which would
+    # turn the statement's integers into floats
+    text = canonical_json(dict(body)).decode("utf-8")
+    now = utc_timestamp()
+    extra = {"signedAt": now, "role": STATEMENT_ROLE, "name": name, "statement": text}
+    digest = sha256_bytes(text.encode("utf-8"))
+    signed = signer.sign_payload(_payload(name, {STATEMENT_RESOURCE: digest}, [], extra, "sha256"))
+    doc: dict[str, Any] = json.loads(signed)
+    return doc
+
+
+@dataclass(frozen=True)
+class ParsedStatement:
+    """A catalogue statement read from its signature document, not yet trusted."""
+
+    body: dict[str, Any]
+    sig: ParsedSignature
+    role: str
+    signed_at: dt.datetime
+
+
+def parse_statement(doc: Any, where: str) -> ParsedStatement:
+    """Read a statement's signature document; its signed resource must be the statement it
+    carries (so the body cannot be swapped under the signature)."""
+    sig = parse_signature_text(where, json.dumps(doc))
+    stmt = sig.statement
+    extra = (stmt.get("predicate") or {}).get(_PREDICATE_KEY)
+    text = extra.get("statement") if isinstance(extra, Mapping) else None
+    try:
+        body = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(text, str):
+        raise SignatureError(f"{where}: not a catalogue statement (no signed statement body)")
+    try:
+        signed = signed_digests(stmt)
+    except (KeyError, TypeError, ValueError) as e:
+        raise SignatureError(f"{where}: malformed statement signature: {e}") from None
+    if signed != {STATEMENT_RESOURCE: sha256_bytes(text.encode("utf-8"))}:
+        raise SignatureError(f"{where}: the statement does not match its signature")
+    assert isinstance(extra, Mapping)
+    role = extra.get("role")
+    return ParsedStatement(body, sig, str(role), _signed_at(stmt))
+
+
+def verify_statement(st: ParsedStatement, node: Node, name: str) -> list[SignerInfo]:
+    """Check the statement's signature against ``node`` (the policy's catalogue signers for
+    ``name`` and the statement's action); the role is the signed one, never a file name."""
+    return node.evaluate(name, [Candidate(st.sig, st.role, st.signed_at)])

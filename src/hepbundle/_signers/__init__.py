@@ -40,6 +40,7 @@ __all__ = [
     "Signer",
     "pae",
     "parse_signature",
+    "parse_signature_text",
     "signed_algorithm",
     "signed_digests",
 ]
@@ -87,6 +88,8 @@ class ParsedSignature:
     sigstore_bundle: Any = None
     #: hex SHA-256 of the file's bytes as parsed (so a copy can be checked to be this file)
     file_sha256: str = ""
+    #: RFC 3161 timestamp responses (DER) over ``signature`` (:mod:`.timestamp`)
+    timestamps: tuple[bytes, ...] = ()
 
     @property
     def statement(self) -> dict[str, Any]:
@@ -198,6 +201,16 @@ def parse_signature(path: Path) -> ParsedSignature:
     return dataclasses.replace(_parse(name, raw, doc), file_sha256=hashlib.sha256(data).hexdigest())
 
 
+def parse_signature_text(name: str, raw: str) -> ParsedSignature:
+    """:func:`parse_signature` of text already read (``name`` labels it in messages)."""
+    try:
+        doc = json.loads(raw)
+    except ValueError as e:
+        raise SignatureError(f"{name}: malformed signature file: {e}") from None
+    parsed = _parse(name, raw, doc)
+    return dataclasses.replace(parsed, file_sha256=hashlib.sha256(raw.encode()).hexdigest())
+
+
 def _parse(name: str, raw: str, doc: Any) -> ParsedSignature:
     try:
         vm = doc["verificationMaterial"]
@@ -208,6 +221,8 @@ def _parse(name: str, raw: str, doc: Any) -> ParsedSignature:
             raise SignatureError(f"{name}: malformed signature file: no DSSE envelope")
         payload_type, payload = str(env["payloadType"]), _b64(env["payload"])
         signature = _b64(env["signatures"][0]["sig"])
+        tsd = vm.get("timestampVerificationData") or {}
+        stamps = tuple(_b64(t["signedTimestamp"]) for t in tsd.get("rfc3161Timestamps") or [])
         if vm.get("x509CertificateChain") is not None:
             chain = tuple(
                 x509.load_der_x509_certificate(_b64(c["rawBytes"]))
@@ -215,11 +230,15 @@ def _parse(name: str, raw: str, doc: Any) -> ParsedSignature:
             )
             if not chain:
                 raise SignatureError(f"{name}: malformed signature file: empty certificate chain")
-            return ParsedSignature(name, "x509", payload_type, payload, signature, chain=chain)
+            return ParsedSignature(
+                name, "x509", payload_type, payload, signature, chain=chain, timestamps=stamps
+            )
         hint = (vm.get("publicKey") or {}).get("hint")
         if hint is not None and not isinstance(hint, str):
             raise TypeError(f"publicKey.hint must be a string, got {type(hint).__name__}")
-        return ParsedSignature(name, "key", payload_type, payload, signature, key_hint=hint)
+        return ParsedSignature(
+            name, "key", payload_type, payload, signature, key_hint=hint, timestamps=stamps
+        )
     except SignatureError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:

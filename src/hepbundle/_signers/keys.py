@@ -28,6 +28,7 @@ __all__ = [
     "key_id",
     "load_private_key",
     "load_public_key",
+    "public_key_from_pem",
     "verify_signature_bytes",
 ]
 
@@ -124,6 +125,11 @@ def load_public_key(path: Path) -> PublicKey:
         data = path.read_bytes()
     except OSError as e:
         raise SpecError(f"cannot read public key {path}: {e.strerror}") from None
+    return public_key_from_pem(data, str(path))
+
+
+def public_key_from_pem(data: bytes, path: str) -> PublicKey:
+    """The EC public key of PEM ``data`` (a public key or a certificate); ``path`` names it."""
     key: object
     try:
         key = serialization.load_pem_public_key(data)
@@ -134,7 +140,7 @@ def load_public_key(path: Path) -> PublicKey:
             raise SpecError(f"{path} is not a PEM public key") from None
     try:
         # key signatures are ECDSA only (as model_signing makes them); RSA needs a certificate
-        check_key(key, str(path))
+        check_key(key, path)
     except SigningError as e:
         raise SpecError(
             e.message, hint="RSA keys sign through certificates: trust their CA"

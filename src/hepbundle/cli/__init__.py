@@ -57,7 +57,15 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "repo",
         "Mark the version REF names as yanked (never deleted; loaders warn or refuse).",
     ),
+    "approve": (
+        "repo",
+        "Sign off the published version REF in ROLE: a signed approval over its manifest digest, kept in its records.",
+    ),
     "catalog": ("repo", "Maintain the catalogue of a repository."),
+    "repo": (
+        "repo",
+        "Create a repository and manage its trust root (the policy its readers apply).",
+    ),
     "data": (
         "data",
         "Prepare training/validation data: ROOT ntuples → NPZ with a provenance record.",

@@ -12,7 +12,13 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["trust_config_option", "trust_options", "trust_options_with"]
+__all__ = [
+    "integrity_only_option",
+    "policy_file_options",
+    "trust_config_option",
+    "trust_options",
+    "trust_options_with",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -56,6 +62,13 @@ _OTHER_OPTIONS = [
     click.option("--issuer", metavar="URL", help="OIDC issuer of --identity."),
     trust_config_option,
 ]
+#: the one way to skip signature checks in a reading command (logged; never "verified")
+integrity_only_option = click.option(
+    "--integrity-only",
+    is_flag=True,
+    help="Check file digests only, NOT signatures (logged; the result is not 'verified'). "
+    "Without it, a bundle no trust policy covers is refused.",
+)
 _NAMES = ("policy", "keys", "ca", "subjects", "identity", "issuer", "trust_config")
 
 
@@ -82,3 +95,9 @@ def trust_options_with(*, key_flag: str = "--key") -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def policy_file_options(fn: F) -> F:
+    """The trust options with ``--trust-key`` (for commands whose ``--key`` signs something else:
+    eval, drift, reproduce) and ``--integrity-only``; passes ``trust`` and ``integrity_only``."""
+    return integrity_only_option(trust_options_with(key_flag="--trust-key")(fn))

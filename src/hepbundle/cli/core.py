@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from .. import builder as _builder
+from .. import bundle as _bundle
 from .. import resolver as _resolver
 from ..digest import ALGORITHMS, DEFAULT_ALGORITHM
 from ..errors import BuildError
@@ -215,7 +216,13 @@ def show(
     """Show a readable summary of REF (a bundle directory, or ns/name[@version|@alias] in
     --repo): identity, files by role, metrics, provenance."""
     where = _resolver.locate(bundle, repos=repos, allow_yanked=allow_yanked)
-    b = _resolver.open_located(where, verify="lazy")
+    # a summary of the metadata, not a verification (that is `hepbundle verify`): the bundle is
+    # the catalogue's, and files shown (the model card) are checked against the manifest as read
+    from ..cache import default_cache
+
+    b = _bundle.Bundle.load(where.path)
+    b.cache = default_cache()
+    _resolver.check_catalogue(where, b.manifest, b.manifest_digest)
     if as_json:
         emit_json(
             {"path": str(b.root), "manifest_sha256": b.manifest_digest, **b.manifest.to_json()}

@@ -16,8 +16,10 @@ from ..data import root2npz as _root2npz  # the module
 from ..errors import DataError, DriftAlert, VerificationError
 from ._common import emit_json, json_option
 from ._options import ref_options, signer_options
+from ._trust import policy_file_options
 
 if TYPE_CHECKING:
+    from ..policy import TrustPolicy
     from ..signing import Signer
 
 __all__ = ["COMMANDS"]
@@ -149,6 +151,7 @@ def root2npz(
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG.")
 @click.option("--top", default=6, show_default=True, help="Features in the plot.")
 @ref_options
+@policy_file_options
 @json_option
 def drift(
     ref: str,
@@ -159,6 +162,8 @@ def drift(
     top: int,
     repos: tuple[Path, ...],
     allow_yanked: bool,
+    trust: TrustPolicy | None,
+    integrity_only: bool,
     as_json: bool,
 ) -> None:
     """Compare new data with the reference profile of REF (a bundle directory or
@@ -173,6 +178,8 @@ def drift(
         thresholds=_drift.parse_thresholds(threshold),
         repos=repos,
         allow_yanked=allow_yanked,
+        policy=trust,
+        integrity_only=integrity_only,
     )
     if plot is not None:
         _plot.plot_drift(report, plot, top)
@@ -248,6 +255,7 @@ def _drift_table(report: _drift.DriftReport) -> str:
     "policy checked (only for a bundle you built yourself).",
 )
 @ref_options
+@policy_file_options
 @json_option
 def eval_(
     ref: str,
@@ -262,6 +270,8 @@ def eval_(
     allow_unsigned: bool,
     repos: tuple[Path, ...],
     allow_yanked: bool,
+    trust: TrustPolicy | None,
+    integrity_only: bool,
     as_json: bool,
 ) -> None:
     """Run the model of REF on NPZ data, compute metrics, compare with the recorded ones.
@@ -272,7 +282,9 @@ def eval_(
     """
     from ..data import evaluate as _evaluate
 
-    bundle = _reference.open_ref(ref, repos, allow_yanked=allow_yanked)
+    bundle = _reference.open_ref(
+        ref, repos, allow_yanked=allow_yanked, policy=trust, integrity_only=integrity_only
+    )
     result = _evaluate.evaluate(
         bundle,
         data_path,
@@ -345,6 +357,7 @@ def _split(text: str | None) -> list[str]:
 @click.option("--tolerance", type=float, default=0.01, show_default=True, help="|new - recorded|")
 @click.option("--timeout", type=float, help="--run: seconds before the training is stopped.")
 @ref_options
+@policy_file_options
 @json_option
 def reproduce(
     ref: str,
@@ -359,6 +372,8 @@ def reproduce(
     timeout: float | None,
     repos: tuple[Path, ...],
     allow_yanked: bool,
+    trust: TrustPolicy | None,
+    integrity_only: bool,
     as_json: bool,
 ) -> None:
     """Can REF be re-trained? --check lists the code pin, environment lock, data and command
@@ -370,7 +385,9 @@ def reproduce(
 
     if do_check == (workdir is not None):
         raise DataError("give exactly one of --check and --run WORKDIR")
-    bundle = _reference.open_ref(ref, repos, allow_yanked=allow_yanked)
+    bundle = _reference.open_ref(
+        ref, repos, allow_yanked=allow_yanked, policy=trust, integrity_only=integrity_only
+    )
     if workdir is None:
         report = _reproduce.check(bundle, mirrors=mirrors, data_dirs=data_dirs, network=network)
         if as_json:

@@ -17,6 +17,7 @@ from ._options import ref_options, signer_options
 from ._trust import trust_options_with
 
 if TYPE_CHECKING:
+    from ..load import VerifyMode
     from ..policy import TrustPolicy
     from ..signing import Signer
 
@@ -119,10 +120,13 @@ def capture(project_dir: Path, toolchain: str, to: str | None, out: Path | None)
 )
 @click.option("--no-float", is_flag=True, help="Skip the float model (emulation vs hardware only).")
 @click.option(
+    "--integrity-only",
     "--allow-unsigned",
+    "allow_unsigned",
     is_flag=True,
-    help="Compile and run the firmware even when no trust policy checked REF's signatures "
-    "(only for a bundle you built yourself).",
+    help="Check file digests only, NOT signatures, and compile and run the firmware anyway "
+    "(logged; only for a bundle you built yourself). Without it, REF must satisfy a trust "
+    "policy (the repository's trust root, $HEPBUNDLE_POLICY or the options below).",
 )
 @trust_options_with(key_flag="--trust-key")
 @json_option
@@ -163,7 +167,10 @@ def compare(
     from ..fpga._plot import render_png
     from ..fpga.compare import Tolerance, compare_bundle, record_report
 
-    bundle = _resolver.resolve(ref, repos=repos, allow_yanked=allow_yanked, policy=trust)
+    mode: VerifyMode = "integrity" if allow_unsigned else "lazy"
+    bundle = _resolver.resolve(
+        ref, repos=repos, allow_yanked=allow_yanked, policy=trust, verify=mode
+    )
     if signer is not None:
         from ..repository.records import recordable_repo
 

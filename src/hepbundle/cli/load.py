@@ -11,7 +11,7 @@ from .. import load as _load
 from .. import resolver as _resolver
 from ._common import emit_json, json_option
 from ._options import allow_yanked_option, repos_option
-from ._trust import trust_options
+from ._trust import integrity_only_option, trust_options
 
 if TYPE_CHECKING:
     from ..policy import TrustPolicy
@@ -26,13 +26,15 @@ __all__ = ["COMMANDS"]
 @click.option(
     "--verify",
     "mode",
-    type=click.Choice(["lazy", "full", "none"]),
+    type=click.Choice(["lazy", "full", "integrity", "none"]),
     default="lazy",
     show_default=True,
-    help="lazy: signature + FILE's digest (or nothing more for the bundle path); full: every file.",
+    help="lazy: signature + FILE's digest (or nothing more for the bundle path); full: every "
+    "file; integrity: digests only, signatures NOT checked (same as --integrity-only).",
 )
 @trust_options
 @allow_yanked_option
+@integrity_only_option
 @click.option(
     "--legacy",
     is_flag=True,
@@ -46,6 +48,7 @@ def path(
     repos: tuple[Path, ...],
     mode: _load.VerifyMode,
     trust: TrustPolicy | None,
+    integrity_only: bool,
     allow_yanked: bool,
     legacy: bool,
     as_json: bool,
@@ -58,8 +61,12 @@ def path(
     \b
         MODEL=$(hepbundle path atlas/tauid@prod model/model.onnx) || exit 1
 
-    Nothing is printed on stdout unless verification passed (exit 0).
+    Nothing is printed on stdout unless verification passed (exit 0). The trust policy is
+    --policy / the quick flags, $HEPBUNDLE_POLICY, or the repository's trust root; without one
+    REF is refused.
     """
+    if integrity_only:
+        mode = "integrity"
     if legacy:
         if file:
             raise click.UsageError("--legacy takes no FILE: the legacy path names the file")

@@ -14,9 +14,29 @@ from ._options import repository_option
 from ._trust import trust_options
 
 if TYPE_CHECKING:
+    from .._signers import Signer
     from ..policy import TrustPolicy
 
 __all__ = ["COMMANDS"]
+
+_sign_key_option = click.option(
+    "--sign-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="EC private key that signs the catalogue statement of this change (a release key the "
+    "trust root allows; password from HEPBUNDLE_KEY_PASSWORD). Required when the repository's "
+    "trust root signs this name's catalogue.",
+)
+
+
+def _statement_signer(key: Path | None) -> Signer | None:
+    if key is None:
+        return None
+    import os
+
+    from ..signing import KeySigner
+
+    return KeySigner(key, os.environ.get("HEPBUNDLE_KEY_PASSWORD"))
+
 
 _backend_option = click.option(
     "--backend",
@@ -35,6 +55,14 @@ _backend_option = click.option(
 @click.option("--alias", help="Point this alias (e.g. prod) at the published version(s).")
 @click.option("--allow-unsigned", is_flag=True, help="Publish an unsigned bundle (never on cvmfs).")
 @trust_options
+@_sign_key_option
+@click.option(
+    "--expires",
+    "expires_days",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="DAYS",
+    help="The new catalogue statements expire after DAYS: a mirror frozen longer is refused.",
+)
 @click.option("--lease", metavar="PATH", help="cvmfs: open the transaction on REPO/PATH.")
 @click.option(
     "--out",
@@ -49,6 +77,8 @@ def publish(
     alias: str | None,
     allow_unsigned: bool,
     trust: TrustPolicy | None,
+    sign_key: Path | None,
+    expires_days: float | None,
     lease: str | None,
     out: Path | None,
     as_json: bool,
@@ -76,6 +106,8 @@ def publish(
             lease=lease,
             out=out,
             progress=cb,
+            statement_signer=_statement_signer(sign_key),
+            expires_days=expires_days,
         )
     if as_json:
         emit_json(results[0].to_json() if len(results) == 1 else [r.to_json() for r in results])
@@ -173,11 +205,25 @@ _FORCE_HELP = (
 @repository_option
 @_backend_option
 @click.option("--force", is_flag=True, help=_FORCE_HELP.format(what="the version is yanked"))
+@_sign_key_option
 @json_option
-def alias(ref: str, alias: str, repo: str | None, backend: str, force: bool, as_json: bool) -> None:
+def alias(
+    ref: str,
+    alias: str,
+    repo: str | None,
+    backend: str,
+    force: bool,
+    sign_key: Path | None,
+    as_json: bool,
+) -> None:
     """Point ALIAS (e.g. prod) at the version REF names; the move, and who made it, is kept in
-    the history. A yanked version is refused unless --force."""
-    done = _repo.set_alias(ref, alias, repo, backend=backend, force=force)
+    the history. A yanked version is refused unless --force.
+
+    With --sign-key the move is a signed statement in the catalogue's chain (required when the
+    trust root signs this name's catalogue); approvals the policy requires for ALIAS must exist
+    (hepbundle approve)."""
+    signer = _statement_signer(sign_key)
+    done = _repo.set_alias(ref, alias, repo, backend=backend, force=force, signer=signer)
     if done.catalog.versions[done.version].yanked:
         click.echo(f"warning: @{alias} now points at a yanked version", err=True)
     _report(done, as_json, alias=alias)
@@ -193,13 +239,23 @@ def alias(ref: str, alias: str, repo: str | None, backend: str, force: bool, as_
     is_flag=True,
     help=_FORCE_HELP.format(what="an alias points at the version, or it is already yanked"),
 )
+@_sign_key_option
 @json_option
-def yank(ref: str, reason: str, repo: str | None, backend: str, force: bool, as_json: bool) -> None:
+def yank(
+    ref: str,
+    reason: str,
+    repo: str | None,
+    backend: str,
+    force: bool,
+    sign_key: Path | None,
+    as_json: bool,
+) -> None:
     """Mark the version REF names as yanked (never deleted; loaders warn or refuse).
 
     Refused unless --force when an alias (e.g. prod) points at it, since every job loading
     the alias would then fail, or when it is already yanked (the first reason would go)."""
-    done = _repo.yank(ref, reason, repo, backend=backend, force=force)
+    signer = _statement_signer(sign_key)
+    done = _repo.yank(ref, reason, repo, backend=backend, force=force, signer=signer)
     pointing = sorted(a for a, v in done.catalog.aliases.items() if v == done.version)
     if pointing:
         click.echo(
@@ -223,6 +279,35 @@ def _report(done: _repo.Changed, as_json: bool, **what: str) -> None:
         click.echo(f"{name}@{what['alias']} -> {done.version}")
     else:
         click.echo(f"yanked {name}@{done.version}: {what['reason']}")
+
+
+@click.command()
+@click.argument("ref")
+@click.option(
+    "--as",
+    "role",
+    required=True,
+    metavar="ROLE",
+    help="The role you approve in (e.g. physics-validation, release); signed into the approval.",
+)
+@click.option(
+    "--key",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="EC private key to sign the approval with (password from HEPBUNDLE_KEY_PASSWORD).",
+)
+@repository_option
+@json_option
+def approve(ref: str, role: str, key: Path, repo: str | None, as_json: bool) -> None:
+    """Sign off the published version REF in ROLE: a signed approval over its manifest digest,
+    kept in its records. A trust policy can require approvals to move an alias (prod)."""
+    signer = _statement_signer(key)
+    assert signer is not None
+    rec = _repo.approve_ref(ref, role, signer, repo)
+    if as_json:
+        emit_json({"name": rec.name, "version": rec.version, "role": role, "path": str(rec.path)})
+        return
+    click.echo(f"approved {rec.name}@{rec.version} as {role} -> {rec.path}")
 
 
 @click.group()
@@ -280,3 +365,79 @@ def migrate(repo: str | None, backend: str, as_json: bool) -> None:
 
 
 COMMANDS = [publish, find, versions, alias, yank, catalog]
+
+
+@click.group("repo")
+def repo_group() -> None:
+    """Create a repository and manage its trust root (the policy its readers apply)."""
+
+
+def _trust_report(root: _repo.TrustRoot, verb: str, as_json: bool) -> None:
+    if as_json:
+        emit_json({**root.to_json(), "action": verb})
+        return
+    click.echo(f"{verb} trust root {root.digest} of repository {root.repository} ({root.root})")
+    click.echo(
+        "  other nodes accept it with: hepbundle repo trust <path>, "
+        f"or pin it: HEPBUNDLE_TRUST_ROOT={root.digest}"
+    )
+
+
+@repo_group.command("init")
+@repository_option
+@click.option(
+    "--name", help="Repository identity (default: the directory name; on CVMFS the FQRN)."
+)
+@trust_options
+@json_option
+def repo_init(repo: str | None, name: str | None, trust: TrustPolicy | None, as_json: bool) -> None:
+    """Create a local repository whose trust root is the given policy (--policy FILE or the quick
+    flags --key/--ca/--identity; keys and CA files are copied in, so the root is self-contained).
+    Readers of the repository then verify signatures without being configured."""
+    if trust is None:
+        raise click.UsageError("repo init needs the trust policy: --policy FILE, or --key PUB.pem")
+    _trust_report(_repo.init_repository(repo, trust, name=name), "wrote", as_json)
+
+
+@repo_group.command("trust")
+@click.argument("path", required=False)
+@json_option
+def repo_trust(path: str | None, as_json: bool) -> None:
+    """Accept the trust root of the repository at PATH on this node (trust on first use, like
+    ssh's known_hosts): compare the printed digest with the one its operator publishes."""
+    _trust_report(_repo.trust_repository(path), "accepted", as_json)
+
+
+@repo_group.command("trust-root")
+@click.argument("action", type=click.Choice(["show", "set"]))
+@repository_option
+@click.option(
+    "--reason", help="set: why the trust policy changes (kept in catalog/trust-log.jsonl)."
+)
+@trust_options
+@json_option
+def repo_trust_root(
+    action: str, repo: str | None, reason: str | None, trust: TrustPolicy | None, as_json: bool
+) -> None:
+    """show: the trust root and whether this node accepts it. set: replace it (an explicit,
+    logged operator action; every other node must accept the new one again)."""
+    if action == "set":
+        if trust is None or not reason:
+            raise click.UsageError(
+                "trust-root set needs the new policy (--policy/--key) and --reason"
+            )
+        _trust_report(_repo.set_trust_root(repo, trust, reason=reason), "wrote", as_json)
+        return
+    root = Path(repo) if repo else _repo.default_repo()
+    found = _repo.trust_root_for(root)
+    if found is None:
+        raise click.ClickException(f"{root} has no trust root (hepbundle repo init --policy FILE)")
+    if as_json:
+        emit_json({**found.to_json(), "policy": found.policy.to_json()})
+        return
+    click.echo(f"{found.digest}  {found.repository}  accepted: {found.authenticated_by}")
+    for rule in found.policy.rules:
+        click.echo(f"  {rule.namespace}: {rule.signers.describe()}")
+
+
+COMMANDS = [publish, find, versions, alias, yank, approve, catalog, repo_group]

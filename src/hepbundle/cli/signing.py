@@ -11,7 +11,7 @@ from .. import signing as _signing
 from ..policy import TrustPolicy
 from ._common import emit_json, json_option, progress
 from ._options import signer_options
-from ._trust import trust_options
+from ._trust import integrity_only_option, trust_options
 
 __all__ = ["COMMANDS"]
 
@@ -26,12 +26,21 @@ __all__ = ["COMMANDS"]
     help="Write a co-signature hepbundle.ROLE.sig (e.g. release) instead of hepbundle.sig.",
 )
 @click.option("--force", is_flag=True, help="Replace an existing signature of the same role.")
+@click.option(
+    "--tsa",
+    "tsa_url",
+    metavar="URL",
+    help="Add an RFC 3161 timestamp from this Time-Stamping Authority (HTTP POST): the "
+    "signature then verifies after the signing certificate expires, under a policy naming the "
+    "TSA (tsa: {ca: …}). The only network use besides --sigstore.",
+)
 @json_option
 def sign(
     bundle: Path,
     signer: _signing.Signer,
     role: str | None,
     force: bool,
+    tsa_url: str | None,
     as_json: bool,
 ) -> None:
     """Sign BUNDLE (OMS v1.0 signature in hepbundle.sig) after checking every file.
@@ -41,9 +50,10 @@ def sign(
     hepbundle sign B --cert usercert.pem --key userkey.pem X.509 (EC or RSA)
     hepbundle sign B --sigstore                           keyless, in CI
     hepbundle sign B --key rm.pem --as release            co-signature
+    hepbundle sign B --cert … --key … --tsa http://tsa/   with an RFC 3161 timestamp
     """
     with progress(_tree_size(bundle), "checking") as cb:
-        res = _signing.sign(bundle, signer, role=role, force=force, progress=cb)
+        res = _signing.sign(bundle, signer, role=role, force=force, progress=cb, tsa_url=tsa_url)
     if as_json:
         emit_json(res.to_json())
     else:
@@ -67,35 +77,42 @@ def _tree_size(root: Path) -> int:
     help="Check only this bundle-relative file's digest (repeatable); the signature is checked.",
 )
 @trust_options
+@integrity_only_option
 @json_option
 def verify(
     bundle: Path,
     files: tuple[str, ...],
     trust: TrustPolicy | None,
+    integrity_only: bool,
     as_json: bool,
 ) -> None:
     """Verify BUNDLE: its signatures against the trust policy, then every file's digest.
 
     The policy comes from --policy, the quick flags (--key, --ca/--subject, --identity/--issuer),
-    or $HEPBUNDLE_POLICY. Without any policy, signatures are not checked (a signed bundle gets a
-    warning) and only the files are.
+    $HEPBUNDLE_POLICY, or the trust root of the repository BUNDLE is published in. Without any,
+    BUNDLE is refused; --integrity-only checks the files alone and never reports "verified".
 
     Exit status: 0 verified, 1 verification failure, 2 usage or input error.
     """
+    from .. import load as _load
+
     with progress(_tree_size(bundle), "verifying") as cb:
-        res = _signing.verify(bundle, trust, files=list(files) or None, progress=cb)
+        res = _load.verify(
+            bundle, trust, integrity_only=integrity_only, files=list(files) or None, progress=cb
+        )
     if as_json:
         emit_json(res.to_json())
         if not res.report.ok:
             raise SystemExit(1)
         return
     res.report.raise_for_problems(res.bundle.ref)
-    if res.signers:
-        note = " signed by " + "; ".join(f"{s.kind} {s.identity}" for s in res.signers) + ";"
-    elif res.signers is None and _signing.is_signed(res.bundle):
-        note = " signatures NOT checked (no trust policy);"
-    else:
-        note = ""
+    if res.signers is None:
+        click.echo(
+            f"INTEGRITY ONLY {res.bundle.ref}: signatures NOT checked (--integrity-only); "
+            f"{res.report.checked} files, {res.report.bytes:,} bytes match the manifest"
+        )
+        return
+    note = " signed by " + "; ".join(f"{s.kind} {s.identity}" for s in res.signers) + ";"
     click.echo(
         f"OK {res.bundle.ref}:{note} {res.report.checked} files, "
         f"{res.report.bytes:,} bytes verified"

@@ -22,6 +22,8 @@ from .profile import MEDIA_TYPE, SCHEMA, profile_bytes, profile_npz
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
+    from ..load import VerifyMode
+    from ..policy import TrustPolicy
 
 __all__ = [
     "PROFILE_PATH",
@@ -61,13 +63,17 @@ def open_ref(
     repos: Sequence[str | os.PathLike[str]] | None = None,
     *,
     allow_yanked: bool = False,
+    policy: TrustPolicy | None = None,
+    integrity_only: bool = False,
 ) -> Bundle:
     """The bundle a reference names (a path, or ``ns/name@version|alias`` in the repositories),
     opened by :func:`hepbundle.resolver.resolve` (search, yank and catalogue rules) with lazy
-    verification under the configured trust policy."""
+    verification under the trust policy (``policy``, else the configured one, else the
+    repository's trust root); ``integrity_only`` skips signatures, logged."""
     from ..resolver import resolve
 
-    return resolve(ref, repos=repos, allow_yanked=allow_yanked)
+    mode: VerifyMode = "integrity" if integrity_only else "lazy"
+    return resolve(ref, repos=repos, allow_yanked=allow_yanked, policy=policy, verify=mode)
 
 
 def load_profile(bundle: Bundle) -> dict[str, Any]:
@@ -100,9 +106,14 @@ def drift_ref(
     thresholds: Mapping[str, float] | None = None,
     repos: Sequence[str | os.PathLike[str]] | None = None,
     allow_yanked: bool = False,
+    policy: TrustPolicy | None = None,
+    integrity_only: bool = False,
 ) -> DriftReport:
-    """Compare ``data`` with the reference profile of the bundle ``ref`` names."""
-    bundle = open_ref(ref, repos, allow_yanked=allow_yanked)
+    """Compare ``data`` with the reference profile of the bundle ``ref`` names (opened as
+    :func:`open_ref` does)."""
+    bundle = open_ref(
+        ref, repos, allow_yanked=allow_yanked, policy=policy, integrity_only=integrity_only
+    )
     return compare(
         load_profile(bundle), data, outputs=outputs, thresholds=thresholds, ref=bundle.ref
     )

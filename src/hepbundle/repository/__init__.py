@@ -25,12 +25,24 @@ from ._publishers import make_publisher
 from .catalog import AliasEvent, NameCatalog, VersionRecord, list_names, read_name_catalog
 from .index import FindHit, FindQuery, find, rebuild_index
 from .layout import bundle_dir, bundle_relpath, catalog_file, read_repository
-from .operations import Changed, migrate, rebuild, set_alias, versions, yank
+from .operations import (
+    Changed,
+    approve_ref,
+    init_repository,
+    migrate,
+    rebuild,
+    set_alias,
+    set_trust_root,
+    trust_repository,
+    versions,
+    yank,
+)
 from .publish import default_repo, publish, publish_many
 from .publisher import BACKENDS, Publisher, PublishRequest, PublishResult
 from .records import RecordRef, append_record, list_records, verify_record
 from .refs import Ref, parse_ref, version_key
 from .tree import recover
+from .trust import TrustRoot, trust_root_for
 
 __all__ = [
     "BACKENDS",
@@ -44,13 +56,16 @@ __all__ = [
     "Publisher",
     "RecordRef",
     "Ref",
+    "TrustRoot",
     "VersionRecord",
     "append_record",
+    "approve_ref",
     "bundle_dir",
     "bundle_relpath",
     "catalog_file",
     "default_repo",
     "find",
+    "init_repository",
     "list_names",
     "list_records",
     "make_publisher",
@@ -64,6 +79,9 @@ __all__ = [
     "rebuild_index",
     "recover",
     "set_alias",
+    "set_trust_root",
+    "trust_repository",
+    "trust_root_for",
     "verify_record",
     "version_key",
     "versions",

@@ -171,6 +171,8 @@ class NameCatalog:
     versions: dict[str, VersionRecord] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     alias_history: tuple[AliasEvent, ...] = ()
+    #: signed catalogue statements, oldest first (:mod:`hepbundle.repository.statements`)
+    statements: tuple[dict[str, Any], ...] = ()
 
     def sorted_versions(self) -> list[VersionRecord]:
         """Versions in SemVer order, oldest first."""
@@ -257,6 +259,7 @@ class NameCatalog:
             "versions": {r.version: r.to_json() for r in self.sorted_versions()},
             "aliases": dict(sorted(self.aliases.items())),
             "aliasHistory": [e.to_json() for e in self.alias_history],
+            **({"statements": list(self.statements)} if self.statements else {}),
         }
 
     def to_bytes(self) -> bytes:
@@ -306,10 +309,14 @@ def catalog_from_json(obj: Any, *, source: str) -> NameCatalog:
         history = tuple(
             AliasEvent(**_expect(e, dict, where)) for e in _expect(obj["aliasHistory"], list, where)
         )
+        where = "statements"
+        statements = tuple(
+            _expect(s, dict, where) for s in _expect(obj.get(where, []), list, where)
+        )
     except (KeyError, TypeError, ValueError) as e:
         detail = f"missing field {e}" if isinstance(e, KeyError) else str(e)
         raise FormatError(f"{source}: {where}: {detail}") from None
-    return NameCatalog(name, versions, aliases, history)
+    return NameCatalog(name, versions, aliases, history, statements)
 
 
 def _expect(value: Any, kind: type, where: str) -> Any:

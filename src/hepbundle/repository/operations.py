@@ -14,18 +14,42 @@ from typing import TYPE_CHECKING
 from ..config import settings
 from ..errors import NotFoundError, RepositoryError, SpecError
 from ._publishers import make_publisher
+from .approvals import approve, check_approvals
 from .catalog import NameCatalog, check_alias, read_name_catalog
 from .index import rebuild_index
-from .layout import STAGING_DIR, read_repository
+from .layout import STAGING_DIR, ensure_repository, read_repository
 from .lock import LOCK_FILENAME, repository_lock
 from .publish import default_repo
+from .records import RecordRef
 from .refs import Ref, parse_ref
+from .statements import sign_changes
 from .tree import recover
+from .trust import (
+    TrustRoot,
+    accept_trust_root,
+    read_trust_root,
+    repository_policy,
+    write_trust_root,
+)
 
 if TYPE_CHECKING:
+    from .._signers import Signer
+    from ..policy import TrustPolicy
     from .migration import Migrated
 
-__all__ = ["Changed", "default_actor", "migrate", "rebuild", "set_alias", "versions", "yank"]
+__all__ = [
+    "Changed",
+    "approve_ref",
+    "default_actor",
+    "init_repository",
+    "migrate",
+    "rebuild",
+    "set_alias",
+    "set_trust_root",
+    "trust_repository",
+    "versions",
+    "yank",
+]
 
 
 @dataclass(frozen=True)
@@ -81,11 +105,14 @@ def set_alias(
     backend: str = "local",
     force: bool = False,
     actor: str | None = None,
+    signer: Signer | None = None,
+    policy: TrustPolicy | None = None,
 ) -> Changed:
     """Point ``alias`` at the version REF names (moving it if it pointed elsewhere; the
     catalogue keeps every move, and who made it, in ``aliasHistory``). A malformed alias is
     refused before any backend is asked to do anything; pointing an alias at a yanked version
-    is refused unless ``force``."""
+    is refused unless ``force``. ``signer`` signs the alias statement; approvals the policy
+    requires for the alias must exist."""
     check_alias(alias)
     who = actor or default_actor()
 
@@ -99,7 +126,19 @@ def set_alias(
             )
         return cat.with_alias(alias, version, actor=who)
 
-    return _change(ref_text, repo, backend, apply, lambda ref: f"hepbundle alias {ref} as {alias}")
+    def approved(root: Path, name: str, version: str, chosen: TrustPolicy | None) -> None:
+        check_approvals(root, name, version, alias, chosen)
+
+    return _change(
+        ref_text,
+        repo,
+        backend,
+        apply,
+        lambda ref: f"hepbundle alias {ref} as {alias}",
+        signer,
+        policy,
+        approved,
+    )
 
 
 def yank(
@@ -110,8 +149,11 @@ def yank(
     backend: str = "local",
     force: bool = False,
     actor: str | None = None,
+    signer: Signer | None = None,
+    policy: TrustPolicy | None = None,
 ) -> Changed:
-    """Mark the version REF names as yanked with ``reason``; the bundle stays in place.
+    """Mark the version REF names as yanked with ``reason``; the bundle stays in place;
+    ``signer`` signs the yank statement.
 
     Refused unless ``force`` when an alias points at that version (every job loading the alias
     would then fail) or when it is already yanked (the first reason would be replaced)."""
@@ -153,7 +195,15 @@ def yank(
             )
         return cat.with_yank(version, reason, actor=who)
 
-    return _change(ref_text, repo, backend, apply, lambda ref: f"hepbundle yank {ref}: {reason}")
+    return _change(
+        ref_text,
+        repo,
+        backend,
+        apply,
+        lambda ref: f"hepbundle yank {ref}: {reason}",
+        signer,
+        policy,
+    )
 
 
 def _change(
@@ -162,16 +212,33 @@ def _change(
     backend: str,
     apply: Callable[[NameCatalog, str], NameCatalog],
     message: Callable[[str], str],
+    signer: Signer | None,
+    policy: TrustPolicy | None,
+    precheck: Callable[[Path, str, str, TrustPolicy | None], None] | None = None,
 ) -> Changed:
     """Resolve REF to a version in the current catalogue, then let the backend apply the change
-    (``apply`` runs on the catalogue as the backend reads it, under its lock)."""
+    (``apply`` runs on the catalogue as the backend reads it, under its lock, and the change's
+    signed statement is appended there)."""
     ref = _name_ref(ref_text)
     assert ref.name is not None
     publisher = make_publisher(backend, repo)
     version = read_name_catalog(publisher.root, ref.name).resolve(ref.selector).version
-    cat, serial = publisher.change(
-        ref.name, lambda cat: apply(cat, version), message(f"{ref.name}@{version}")
-    )
+    chosen = repository_policy(publisher.root, policy)
+    if precheck is not None:
+        precheck(publisher.root, ref.name, version, chosen)
+
+    def change(cat: NameCatalog) -> NameCatalog:
+        doc = read_repository(publisher.root)
+        return sign_changes(
+            cat,
+            apply(cat, version),
+            signer,
+            policy=chosen,
+            repository=str(doc["name"]),
+            serial=int(doc["serial"]) + 1,
+        )
+
+    cat, serial = publisher.change(ref.name, change, message(f"{ref.name}@{version}"))
     return Changed(cat, version, serial)
 
 
@@ -212,3 +279,64 @@ def migrate(repo: str | os.PathLike[str] | None = None, *, backend: str = "local
     read_repository(root)
     with repository_lock(root / LOCK_FILENAME):
         return migrate_tree(root)
+
+
+def init_repository(
+    repo: str | os.PathLike[str] | None,
+    policy: TrustPolicy,
+    *,
+    name: str | None = None,
+) -> TrustRoot:
+    """Create a local repository (if needed) with ``policy`` as its trust root, and accept that
+    trust root on this node (the operator wrote it here). Refuses to replace an existing trust
+    root: that is :func:`set_trust_root`, with a reason."""
+    root = _root(repo).absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    with repository_lock(root / LOCK_FILENAME):
+        ensure_repository(root, identity=name)
+        if read_trust_root(root) is not None:
+            raise RepositoryError(
+                f"{root} already has a trust root",
+                hint="change it with: hepbundle repo trust-root set POLICY --reason 'why'",
+            )
+        write_trust_root(
+            root,
+            policy.with_catalog_signers(),
+            reason="repository initialised (hepbundle repo init)",
+        )
+    return accept_trust_root(root)
+
+
+def set_trust_root(
+    repo: str | os.PathLike[str] | None, policy: TrustPolicy, *, reason: str
+) -> TrustRoot:
+    """The operator's explicit, logged change of a local repository's trust root (appended to
+    ``catalog/trust-log.jsonl``); accepted on this node. Other nodes must accept it again."""
+    root = _root(repo).absolute()
+    read_repository(root)
+    with repository_lock(root / LOCK_FILENAME):
+        write_trust_root(root, policy, reason=reason)
+    return accept_trust_root(root)
+
+
+def trust_repository(repo: str | os.PathLike[str] | None) -> TrustRoot:
+    """Accept the repository's current trust root on this node (trust on first use)."""
+    root = _root(repo).absolute()
+    read_repository(root)
+    return accept_trust_root(root)
+
+
+def approve_ref(
+    ref_text: str,
+    role: str,
+    signer: Signer,
+    repo: str | os.PathLike[str] | None = None,
+    *,
+    policy: TrustPolicy | None = None,
+) -> RecordRef:
+    """``hepbundle approve REF --as ROLE``: a signed approval of the version REF names."""
+    ref = _name_ref(ref_text)
+    assert ref.name is not None
+    root = _root(repo)
+    version = read_name_catalog(root, ref.name).resolve(ref.selector).version
+    return approve(root, ref.name, version, role, signer, repository_policy(root, policy))

@@ -30,6 +30,7 @@ from .publisher import PublishRequest, PublishResult
 from .tree import in_batch
 
 if TYPE_CHECKING:
+    from .._signers import Signer
     from ..policy import TrustPolicy
 
 __all__ = [
@@ -91,12 +92,15 @@ def publish(
     lease: str | None = None,
     out: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    statement_signer: Signer | None = None,
+    expires_days: float | None = None,
 ) -> PublishResult:
     """Verify ``bundle`` (digests, signature, policy) and publish it with ``backend``.
 
     Nothing is made visible before the verification passed: the local and cvmfs backends check
     layout and signatures first and every digest on the copy into the repository (one read of
-    each byte); the tarball backend checks every digest first. See :func:`make_publisher`."""
+    each byte); the tarball backend checks every digest first. See :func:`make_publisher`, and
+    :func:`publish_many` for the policy, the trust root and ``statement_signer``."""
     return publish_many(
         [bundle],
         repo,
@@ -107,6 +111,8 @@ def publish(
         lease=lease,
         out=out,
         progress=progress,
+        statement_signer=statement_signer,
+        expires_days=expires_days,
     )[0]
 
 
@@ -121,6 +127,8 @@ def publish_many(
     lease: str | None = None,
     out: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    statement_signer: Signer | None = None,
+    expires_days: float | None = None,
 ) -> list[PublishResult]:
     """Verify every bundle, then publish them all in one step of ``backend``: all or nothing.
 
@@ -134,6 +142,12 @@ def publish_many(
 
         results = repo.publish_many(["dist/a/x/1.0.0", "dist/a/y/2.1.0"], "ml.cern.ch",
                                     backend="cvmfs", policy=policy)
+
+    The policy is ``policy``, else ``HEPBUNDLE_POLICY``, else the repository's trust root; a
+    signed bundle with none is refused. The first publish into a new local repository writes
+    that policy as the trust root (as given: ``hepbundle repo init`` also has the catalogue
+    signed). ``statement_signer`` signs the catalogue statements, required when the policy
+    signs a name's catalogue; ``expires_days`` puts an expiry in them.
     """
     if not bundles:
         raise RepositoryError("nothing to publish: no bundle given")
@@ -149,8 +163,23 @@ def publish_many(
             f"--alias {alias} with two versions of {dup} in one batch is ambiguous",
             hint="publish the version the alias should name on its own, or set it afterwards",
         )
+    from ..policy import no_policy_error, policy_from_env
+    from .layout import is_repository
+    from .trust import accept_trust_root, repository_policy
+
+    fresh = backend == "local" and not is_repository(publisher.root)
+    given = (policy or policy_from_env()) if fresh else repository_policy(publisher.root, policy)
+    root_policy = given if fresh else None
     for i, b in enumerate(loaded):
         try:
+            if alias is not None and given is not None and given.required_approvals(b.name, alias):
+                raise RepositoryError(
+                    f"the trust policy requires approvals to point {b.name}@{alias} at a version",
+                    hint=f"publish without --alias, have each role run 'hepbundle approve "
+                    f"{b.ref} --as ROLE', then 'hepbundle alias {b.ref} {alias}'",
+                )
+            if given is None and _is_signed(b):
+                raise no_policy_error(f"publishing {b.ref} into {publisher.root}")
             if allow_unsigned and not publisher.accepts_unsigned and not _is_signed(b):
                 raise SignatureError(
                     f"{b.ref} is unsigned and the {backend} backend never publishes unsigned "
@@ -159,7 +188,7 @@ def publish_many(
                 )
             signers = verify_for_publish(
                 b,
-                policy=policy,
+                policy=given,
                 allow_unsigned=allow_unsigned,
                 progress=progress,
                 contents=not publisher.verifies_on_copy,
@@ -167,8 +196,22 @@ def publish_many(
         except HepbundleError as e:
             raise in_batch(e, b.ref, i, len(loaded)) from None
         record = VersionRecord.from_bundle(b, signers=signers)
-        requests.append(PublishRequest(b, record, alias, progress))
-    return publisher.publish_batch(requests)
+        requests.append(
+            PublishRequest(
+                b,
+                record,
+                alias,
+                progress,
+                trust_root=root_policy,
+                statement_signer=statement_signer,
+                policy=given,
+                expires_days=expires_days,
+            )
+        )
+    results = publisher.publish_batch(requests)
+    if fresh and given is not None:
+        accept_trust_root(publisher.root)  # the operator's own first publish, on this node
+    return results
 
 
 def _load(path: str | os.PathLike[str], i: int, n: int) -> Bundle:

@@ -9,10 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..bundle import Bundle
 from .catalog import NameCatalog, VersionRecord
+
+if TYPE_CHECKING:
+    from .._signers import Signer
+    from ..policy import TrustPolicy
+
 
 __all__ = ["BACKENDS", "Backend", "PublishRequest", "PublishResult", "Publisher"]
 
@@ -29,6 +34,14 @@ class PublishRequest:
     record: VersionRecord
     alias: str | None = None
     progress: Callable[[int], None] | None = None
+    #: written as the repository's trust root when this publish creates the repository
+    trust_root: TrustPolicy | None = None
+    #: signs the catalogue statements (publish, alias) of this change
+    statement_signer: Signer | None = None
+    #: the policy that decides whether statements are required, and checks them
+    policy: TrustPolicy | None = None
+    #: days until the new statements expire (None: they do not)
+    expires_days: float | None = None
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ def append_record(
     payload: Mapping[str, Any],
     attachments: Mapping[str, bytes] | None = None,
     signer: Signer | None = None,
+    role: str | None = None,
 ) -> RecordRef:
     """Append a record about the published ``name@version``; return where it went.
 
@@ -124,7 +125,7 @@ def append_record(
         if signer is not None:
             from ..signing import sign_directory  # loaded only to sign
 
-            sign_directory(stage, signer, name=name)
+            sign_directory(stage, signer, name=name, role=role)
         publish_tree(stage)
         final = _claim_name(parent, time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)), now, kind)
         os.rename(stage, final)

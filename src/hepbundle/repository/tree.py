@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,12 +45,15 @@ from .layout import (
     bump_serial,
     ensure_namespace,
     ensure_repository,
+    is_repository,
     read_repository,
     repository_format,
     serial_of,
     staging_dir,
     staging_dirs,
 )
+from .statements import sign_changes
+from .trust import write_trust_root
 
 if TYPE_CHECKING:
     from .publisher import PublishRequest
@@ -148,7 +151,11 @@ def install_many(root: Path, requests: Sequence[PublishRequest]) -> list[Install
 
     A failure before the renames leaves the tree as it was; a crash after them is completed by
     :func:`recover` version by version (each has its own intent), as for a single publish."""
-    ensure_repository(root)
+    if not is_repository(root):
+        ensure_repository(root)
+        if requests and requests[0].trust_root is not None:
+            reason = f"first publish ({requests[0].bundle.ref})"
+            write_trust_root(root, requests[0].trust_root, reason=reason)
     names = list(dict.fromkeys(r.bundle.name for r in requests))
     spaces = list(dict.fromkeys(_ns(n) for n in names))
     crash_point("locked")
@@ -156,12 +163,13 @@ def install_many(root: Path, requests: Sequence[PublishRequest]) -> list[Install
     before = {n: read_name_catalog(root, n, missing_ok=True) for n in names}
     after = dict(before)
     is_new = plan_many(after, requests)
+    _sign_statements(root, before, after, requests)
     staged: list[tuple[Path, Path]] = []  # (work dir, final place)
     renamed: list[tuple[Path, Path]] = []
     try:
         for req, fresh in zip(requests, is_new, strict=True):
             if fresh:
-                staged.append((_stage(root, req), root / req.record.path))
+                staged.append((_stage(root, req, after[req.bundle.name]), root / req.record.path))
         for work, final in staged:
             make_dirs(final.parent)
             os.rename(work / "bundle", final)
@@ -188,9 +196,32 @@ def install_many(root: Path, requests: Sequence[PublishRequest]) -> list[Install
     ]
 
 
-def _stage(root: Path, req: PublishRequest) -> Path:
+def _sign_statements(
+    root: Path,
+    before: dict[str, NameCatalog],
+    after: dict[str, NameCatalog],
+    requests: Sequence[PublishRequest],
+) -> None:
+    """Append the signed catalogue statements of every changed name to ``after`` (in place),
+    before anything is staged: a refused or failed signature writes nothing."""
+    doc = read_repository(root)
+    for req in {r.bundle.name: r for r in requests}.values():
+        name = req.bundle.name
+        after[name] = sign_changes(
+            before[name],
+            after[name],
+            req.statement_signer,
+            policy=req.policy,
+            repository=str(doc["name"]),
+            serial=int(doc["serial"]) + 1,
+            expires_days=req.expires_days,
+        )
+
+
+def _stage(root: Path, req: PublishRequest, signed: NameCatalog) -> Path:
     """Copy one new version into a work directory, verifying every byte as it is copied, and
-    write its intent."""
+    write its intent (with the name's signed statements, which recovery puts in place if the
+    publish is completed)."""
     rec, name = req.record, req.bundle.name
     final = root / rec.path
     if final.exists():
@@ -209,7 +240,13 @@ def _stage(root: Path, req: PublishRequest) -> Path:
                 f"{name}@{rec.version}: hepbundle.json changed while it was copied"
             )
         crash_point("verified")
-        intent = {"name": name, "record": rec.to_json(), "version": rec.version, "alias": req.alias}
+        intent = {
+            "name": name,
+            "record": rec.to_json(),
+            "version": rec.version,
+            "alias": req.alias,
+            "statements": list(signed.statements),
+        }
         (work / _INTENT).write_bytes(canonical_json(intent))
         fsync_dir(work)
         crash_point("intent-written")
@@ -384,6 +421,9 @@ def _recover_publish(root: Path, intent: dict[str, object], work: Path) -> str:
         cat = cat.with_version(rec)
     if intent.get("alias"):
         cat = cat.with_alias(str(intent["alias"]), rec.version)
+    signed = intent.get("statements")
+    if isinstance(signed, list) and tuple(signed[: len(cat.statements)]) == cat.statements:
+        cat = replace(cat, statements=tuple(signed))  # the statements signed before the crash
     write_name_catalog(root, cat, tmp_dir=work)
     _reindex(root, cat, work)
     return f"completed interrupted publish of {name}@{rec.version}"
