@@ -139,7 +139,7 @@ def test_catalogue_rollback_is_refused_by_the_node_cache(
     """Copying an older catalogue file over the current one un-yanks a version: a node that
     has seen the newer chain refuses the older one."""
     old = _catalog(repo).read_bytes()
-    yank(f"{NAME}@1.1.0", "wrong calibration", repo, signer=KeySigner(ec_key[0]))
+    yank(f"{NAME}@1.1.0", "wrong calibration", repo, signer=KeySigner(ec_key[0]), force=True)
     assert hepbundle.resolve(NAME).version == "1.0.0"  # this node sees the yank
     _catalog(repo).write_bytes(old)
     with pytest.raises(CatalogRollbackError, match="rollback refused"):
