@@ -85,7 +85,7 @@ def test_both_algorithms_verify_and_catch_tampering(any_built: hepbundle.Bundle)
     assert report.of_kind("modified") == ["model/weights.bin"]
     assert f"{any_built.algorithm} differs" in str(report.problems[0])
     with pytest.raises(IntegrityError, match="model/weights.bin"):
-        hepbundle.open(any_built.root).path("model/weights.bin")
+        hepbundle.open(any_built.root, verify="integrity").path("model/weights.bin")  # unsigned
 
 
 def test_unknown_manifest_algorithm_refused_with_its_name(built: hepbundle.Bundle) -> None:
@@ -199,7 +199,7 @@ def test_cli_build_digest_option(model_dir: Path, tmp_path: Path) -> None:
     )
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["algorithm"] == "sha256"
-    assert hepbundle.open(tmp_path / "b").algorithm == "sha256"
+    assert hepbundle.open(tmp_path / "b", verify="integrity").algorithm == "sha256"
     r = CliRunner().invoke(
         main, ["build", str(model_dir), "-o", str(tmp_path / "c"), "--digest", "md5"]
     )

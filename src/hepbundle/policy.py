@@ -457,8 +457,8 @@ class TrustPolicy:
     def from_flags(
         cls,
         *,
-        keys: Sequence[Path] = (),
-        ca: Sequence[Path] = (),
+        keys: Sequence[str | os.PathLike[str]] = (),
+        ca: Sequence[str | os.PathLike[str]] = (),
         subjects: Sequence[str] = (),
         identity: str | None = None,
         issuer: str | None = None,
@@ -466,11 +466,12 @@ class TrustPolicy:
     ) -> TrustPolicy | None:
         """The one-rule policy of the CLI's quick flags (any of the named signers may sign any
         bundle); None when no flag was given."""
-        leaves: list[Node] = [AllowKey(None, public_key=load_public_key(k)) for k in keys]
-        if ca or subjects:
-            if not ca:
+        leaves: list[Node] = [AllowKey(None, public_key=load_public_key(Path(k))) for k in keys]
+        ca_paths = [Path(c) for c in ca]
+        if ca_paths or subjects:
+            if not ca_paths:
                 raise SpecError("--subject needs --ca (the CA certificates or directory to trust)")
-            store, portable = _store(ca)
+            store, portable = _store(ca_paths)
             leaves.append(
                 AllowX509(None, store=store, subjects=tuple(subjects) or ("*",), portable=portable)
             )
