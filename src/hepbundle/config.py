@@ -98,6 +98,10 @@ VARIABLES: tuple[Variable, ...] = (
         "Rucio client configuration; with RUCIO_HOME or VIRTUAL_ENV (etc/rucio.cfg), tells "
         "whether Rucio data references can be resolved at build.",
     ),
+    Variable(
+        "HEPBUNDLE_TRUST_ROOT",
+        "Site pin of repository trust roots: sha256:<hex> digests or trust.json copies, by commas.",
+    ),
     Variable("RUCIO_HOME", "Rucio client home (etc/rucio.cfg)."),
     Variable("VIRTUAL_ENV", "Virtual environment searched for etc/rucio.cfg."),
     Variable("CUDA_VERSION", "CUDA version recorded in the environment provenance."),
@@ -115,6 +119,14 @@ def value(name: str) -> str | None:
 
 
 _get = value
+
+
+def is_set(name: str) -> bool:
+    """Whether the declared variable ``name`` is set at all, even to the empty string (for the
+    variables where set-but-empty is an error, not an absence: HEPBUNDLE_POLICY)."""
+    if name not in _KNOWN:
+        raise KeyError(name)
+    return name in os.environ
 
 
 @dataclass(frozen=True)

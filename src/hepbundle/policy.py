@@ -593,10 +593,12 @@ def policy_from_env() -> TrustPolicy | None:
     """The policy named by ``HEPBUNDLE_POLICY``, or None when it is unset. Set but empty, or
     naming a file that cannot be read, is an error: a job that meant to configure trust and got
     it wrong must not run as if it had configured none."""
-    path = os.environ.get(POLICY_ENV)
-    if path is None:
+    from . import config
+
+    if not config.is_set(POLICY_ENV):
         return None
-    if not path.strip():
+    path = config.value(POLICY_ENV)
+    if path is None or not path.strip():
         raise PolicyError(
             f"{POLICY_ENV} is set but empty",
             hint=f"point {POLICY_ENV} at a trust policy file, or unset it",

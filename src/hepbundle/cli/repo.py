@@ -31,11 +31,10 @@ _sign_key_option = click.option(
 def _statement_signer(key: Path | None) -> Signer | None:
     if key is None:
         return None
-    import os
-
+    from ..config import settings
     from ..signing import KeySigner
 
-    return KeySigner(key, os.environ.get("HEPBUNDLE_KEY_PASSWORD"))
+    return KeySigner(key, settings().key_password)
 
 
 _backend_option = click.option(

@@ -283,7 +283,9 @@ class NodeState:
 
     @classmethod
     def default(cls) -> NodeState | None:
-        if os.environ.get("HEPBUNDLE_NO_CACHE"):
+        from ..config import settings
+
+        if settings().no_cache:
             return None
         from .trust import known_repositories_file
 

@@ -227,9 +227,11 @@ def repository_policy(root: Path, policy: TrustPolicy | None = None) -> TrustPol
 
 
 def _pins() -> set[str] | None:
-    raw = os.environ.get(TRUST_ROOT_ENV)
-    if raw is None:
+    from .. import config
+
+    if not config.is_set(TRUST_ROOT_ENV):
         return None
+    raw = config.value(TRUST_ROOT_ENV) or ""
     pins: set[str] = set()
     for item in (x.strip() for x in raw.split(",")):
         if not item:
@@ -263,7 +265,9 @@ def trust_root_for(root: Path) -> TrustRoot | None:
         known_mtime = known_repositories_file().stat().st_mtime_ns
     except OSError:
         known_mtime = 0
-    env = (os.environ.get(TRUST_ROOT_ENV), known_mtime)
+    from .. import config
+
+    env = (config.value(TRUST_ROOT_ENV), config.is_set(TRUST_ROOT_ENV), known_mtime)
     return _cached(str(Path(root).absolute()), digest, data, env)
 
 
