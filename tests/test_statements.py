@@ -16,6 +16,7 @@ from hepbundle.cli import main
 from hepbundle.errors import PolicyError, SignatureError, SigningError
 from hepbundle.policy import TrustPolicy
 from hepbundle.repository import init_repository, publish, set_alias, yank
+from hepbundle.repository.layout import catalog_file
 from hepbundle.repository.statements import CatalogRollbackError
 from hepbundle.signing import KeySigner
 from hepbundle.spec import validate
@@ -46,7 +47,7 @@ def repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPa
 
 
 def _catalog(root: Path) -> Path:
-    return root / "catalog" / "atlas" / "tauid.json"
+    return catalog_file(root, NAME)
 
 
 def _edit(root: Path, change: object) -> None:

@@ -18,7 +18,7 @@ from hepbundle.cli import main
 from hepbundle.errors import PolicyError, RepositoryError
 from hepbundle.policy import TrustPolicy
 from hepbundle.repository import init_repository, publish, set_trust_root, trust_root_for
-from hepbundle.repository.layout import ensure_repository
+from hepbundle.repository.layout import catalog_file, ensure_repository
 from hepbundle.repository.trust import TRUST_LOG_FILE, TRUST_ROOT_FILE, known_repositories_file
 from hepbundle.signing import KeySigner
 from hepbundle.spec import validate
@@ -76,7 +76,7 @@ def test_new_job_without_configuration_verifies_signatures(
     dest = trusted_repo / "bundles/atlas/tauid/1.0.0"
     shutil.rmtree(dest)
     shutil.copytree(rogue.root, dest)
-    cat_file = trusted_repo / "catalog/atlas/tauid.json"
+    cat_file = catalog_file(trusted_repo, "atlas/tauid")
     cat = json.loads(cat_file.read_bytes())
     cat["versions"]["1.0.0"]["manifestSha256"] = rogue.manifest_digest
     cat_file.write_text(json.dumps(cat))

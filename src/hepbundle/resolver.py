@@ -209,7 +209,7 @@ def _check_catalog(
         selector,
         policy,
         repository=str(doc.get("name")),
-        repo_serial=int(doc.get("serial", 0)),
+        repo_serial=int(doc["serial"]) if "serial" in doc else None,
         state=NodeState.default(),
     )
 

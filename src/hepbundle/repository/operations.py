@@ -235,7 +235,7 @@ def _change(
             signer,
             policy=chosen,
             repository=str(doc["name"]),
-            serial=int(doc["serial"]) + 1,
+            serial=int(doc["serial"]) + 1 if "serial" in doc else None,
         )
 
     cat, serial = publisher.change(ref.name, change, message(f"{ref.name}@{version}"))

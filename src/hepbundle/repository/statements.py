@@ -92,7 +92,7 @@ def sign_changes(
     *,
     policy: TrustPolicy | None,
     repository: str,
-    serial: int,
+    serial: int | None,
     expires_days: float | None = None,
 ) -> NameCatalog:
     """``after`` with one signed statement appended per change from ``before``, chained to the
@@ -112,7 +112,9 @@ def sign_changes(
     from ..signing import parse_statement, sign_statement, verify_statement
 
     chain = _bodies(before, after.name)
-    if chain and int(chain[-1].body.get("serial", 0)) >= serial:
+    if serial is None:  # format 2: serials are per namespace; the chain orders the name
+        serial = int(chain[-1].body.get("serial", 0)) + 1 if chain else 1
+    elif chain and int(chain[-1].body.get("serial", 0)) >= serial:
         raise CatalogRollbackError(
             f"repository serial {serial - 1} is not above {chain[-1].body.get('serial')}, signed "
             f"in the catalogue of {after.name}: catalog/repository.json was rolled back",
@@ -190,7 +192,7 @@ def check_catalog(
     policy: TrustPolicy,
     *,
     repository: str,
-    repo_serial: int,
+    repo_serial: int | None,
     state: NodeState | None,
 ) -> None:
     """Refuse ``record`` (what ``selector`` resolved to in ``cat``) unless the signed statements
@@ -255,14 +257,19 @@ def check_catalog(
             hint="the mirror serving it stopped updating (frozen?): use a current replica",
         )
     head_serial = int(head.body.get("serial", 0))
-    if head_serial > repo_serial:
+    if repo_serial is not None and head_serial > repo_serial:
         raise CatalogRollbackError(
             f"repository serial {repo_serial} is lower than {head_serial}, signed in the "
             f"catalogue of {name}: catalog/repository.json was rolled back",
         )
     if state is not None:
         state.check_and_record(
-            repository, name, head_serial, len(chain), statement_digest(head.body), repo_serial
+            repository,
+            name,
+            head_serial,
+            len(chain),
+            statement_digest(head.body),
+            head_serial if repo_serial is None else repo_serial,
         )
 
 

@@ -213,7 +213,7 @@ def _sign_statements(
             req.statement_signer,
             policy=req.policy,
             repository=str(doc["name"]),
-            serial=int(doc["serial"]) + 1,
+            serial=int(doc["serial"]) + 1 if "serial" in doc else None,
             expires_days=req.expires_days,
         )
 
