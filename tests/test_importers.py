@@ -42,7 +42,6 @@ GD_REFS = [
     "atlas/taurectools@0.1.0",
     "atlas/taurectools@0.2.0",
     "atlas/taurectools.r22_preprod@1.0.0",
-    "atlas/taurectools@0.3.0-dev",
 ]
 
 
@@ -73,6 +72,8 @@ def _import(
         ("1.3", "1.3.0"),
         ("R22_preprod", None),
         ("dev", None),
+        ("201903", None),
+        ("20230705", None),
     ],
 )
 def test_subdir_version(name: str, version: str | None) -> None:
@@ -124,7 +125,10 @@ def test_groupdata_plan(groupdata: Path) -> None:
         ("sub/extra.root", "tauRecTools/00-02-00/sub/extra.root", "data"),
     }
     assert v2.size == sum(len(GROUPDATA[f.legacy]) for f in v2.files if f.legacy)
-    assert [s.what for s in plan.skipped] == ["tauRecTools/notes.txt"]
+    assert [s.what for s in plan.skipped] == [
+        "dev/tauRecTools/00-03-00/rnn.onnx",
+        "tauRecTools/notes.txt",
+    ]
     assert v2.gaps() == dict.fromkeys(("code", "data", "metrics", "authors", "license"), False)
 
 
@@ -286,7 +290,7 @@ def test_legacy_paths_in_index_resolve_and_survive_rebuild(
     assert (b.ref, rel) == ("atlas/taurectools.r22_preprod@1.0.0", "model.json")
     assert b.path(rel).read_bytes() == GROUPDATA["tauRecTools/R22_preprod/model.json"]
     hits = find_legacy(repo, namespace="atlas")
-    assert len(hits) == len(GROUPDATA) - 1
+    assert len(hits) == len(GROUPDATA) - 2  # the loose file, the dev/ area
     before = (dump_index(repo), hits)
     rebuild_index(repo)
     assert (dump_index(repo), find_legacy(repo, namespace="atlas")) == before
@@ -302,10 +306,10 @@ def test_compat_tree_reads_the_same_bytes(
     repo = tmp_path / "repo"
     compat = tmp_path / "compat"
     report = _import(groupdata, repo, ec_key[0], compat_tree=compat)
-    assert report.compat_links == len(GROUPDATA) - 1
+    assert report.compat_links == len(GROUPDATA) - 2
     for legacy, data in GROUPDATA.items():
         link = compat / legacy
-        if legacy == "tauRecTools/notes.txt":
+        if legacy in ("tauRecTools/notes.txt", "dev/tauRecTools/00-03-00/rnn.onnx"):
             assert not link.exists()
             continue
         assert link.is_symlink() and not os.path.isabs(os.readlink(link))
@@ -329,7 +333,7 @@ def test_cli_dry_run_json_then_import_and_path_legacy(
         main, ["import", "atlas-groupdata", str(groupdata), "--repo", str(repo), "--dry-run"]
     )
     assert r.exit_code == 0, r.output
-    assert "plan: 5 bundles, 8 files" in r.output
+    assert "plan: 4 bundles, 7 files" in r.output
     assert "atlas/taurectools@0.2.0  [tauRecTools/00-02-00]  3 files" in r.output
     assert "rnn.onnx  model  6.2 KiB  <- tauRecTools/00-02-00/rnn.onnx" in r.output
     assert "provenance: found: -; missing: code, data, metrics, authors, license" in r.output
@@ -354,11 +358,11 @@ def test_cli_dry_run_json_then_import_and_path_legacy(
         main, [*args, "--compat-tree", str(tmp_path / "compat"), "--work-dir", str(work)]
     )
     assert r.exit_code == 0, r.output
-    assert "5 published, 0 unchanged, 0 conflicts, 8 compat links" in r.output
+    assert "4 published, 0 unchanged, 0 conflicts, 7 compat links" in r.output
     assert list(work.iterdir()) == [], "the build area is removed"
-    assert "atlas/taurectools@0.3.0-dev" in r.output.splitlines()[5]
+    assert "atlas/taurectools.r22_preprod@1.0.0" in r.output.splitlines()[4]
     r = runner.invoke(main, [*args, "--json"])
-    assert json.loads(r.output)["unchanged"] == 5
+    assert json.loads(r.output)["unchanged"] == 4
     r = runner.invoke(
         main, ["path", "--legacy", "atlas:tauRecTools/00-02-00/rnn.onnx", "--repo", str(repo)]
     )
@@ -397,7 +401,7 @@ def test_killed_import_completes_on_rerun(
         _import_cmd(groupdata, repo, ec_key[0]), capture_output=True, text=True, check=False
     )
     assert p.returncode == 0, p.stderr
-    assert "5 published" in p.stdout or "4 published, 1 unchanged" in p.stdout
+    assert "4 published" in p.stdout or "3 published, 1 unchanged" in p.stdout
     _assert_complete(repo, ec_key)
 
 
@@ -611,3 +615,55 @@ def test_used_mapping_keys_still_accepted(groupdata: Path, tmp_path: Path) -> No
     )
     refs = [b.ref for b in plan_import("atlas-groupdata", groupdata, m).bundles]
     assert "atlas/tau@0.2.0" in refs and "atlas/tau-r22@2.0.0" in refs
+
+
+def test_groupdata_safe_defaults_dates_dev_and_the_rule_of_each_bundle(tmp_path: Path) -> None:
+    """Date-named campaign folders of different taggers are not versions of one name (latest
+    would jump between taggers), dev/ is off unless asked, and the plan says which rule made
+    each name and version."""
+    gd = make_groupdata(
+        tmp_path / "GD",
+        {
+            **GROUPDATA,
+            "BTagging/201903/dl1r.onnx": b"dl1r" * 100,
+            "BTagging/20230705/gn2.onnx": b"gn2" * 100,
+        },
+    )
+    plan = plan_import("atlas-groupdata", gd)
+    by = {b.ref: b for b in plan.bundles}
+    assert "atlas/btagging.201903@1.0.0" in by and "atlas/btagging.20230705@1.0.0" in by
+    assert not any(r.startswith("atlas/btagging@") or "-dev" in r for r in by)
+    reasons = {s.what: s.reason for s in plan.skipped}
+    assert reasons["dev/tauRecTools/00-03-00/rnn.onnx"] == (
+        "dev/ area: off by default (include_dev: true imports it)"
+    )
+    assert by["atlas/btagging.201903@1.0.0"].rule == (
+        "date-named subdir (a date is no version) '201903': its own name, version 1.0.0 "
+        "(the default; set defaults.version); name <namespace>/<Package>.<subdir>"
+    )
+    assert by["atlas/taurectools@0.2.0"].rule == (
+        "version-like subdir '00-02-00' → 0.2.0; name <namespace>/<Package>"
+    )
+    dry = CliRunner().invoke(main, ["import", "atlas-groupdata", str(gd), "--dry-run"])
+    assert "  rule: version-like subdir '00-02-00' → 0.2.0; name <namespace>/<Package>" in (
+        dry.output
+    )
+    js = json.loads(
+        CliRunner()
+        .invoke(main, ["import", "atlas-groupdata", str(gd), "--dry-run", "--json"])
+        .output
+    )
+    assert all(b["rule"] for b in js["bundles"])
+    m = tmp_path / "map.yaml"
+    m.write_text(
+        "include_dev: true\ndefaults: {version: 2.0.0}\n"
+        "names: {BTagging/201903: atlas/dl1r, BTagging/20230705: atlas/gn2}\n"
+    )
+    opted = {b.ref: b for b in plan_import("atlas-groupdata", gd, m).bundles}
+    assert {"atlas/dl1r@2.0.0", "atlas/gn2@2.0.0", "atlas/taurectools@0.3.0-dev"} <= set(opted)
+    assert opted["atlas/dl1r@2.0.0"].rule.endswith(
+        "version 2.0.0 (defaults.version); name from names:"
+    )
+    assert opted["atlas/taurectools@0.3.0-dev"].rule.endswith(
+        "dev/ area → pre-release 0.3.0-dev (include_dev: true)"
+    )

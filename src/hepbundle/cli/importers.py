@@ -44,6 +44,8 @@ def _print_plan(plan: ImportPlan) -> None:
     for b in plan.bundles:
         aliases = f" (aliases: {', '.join(b.aliases)})" if b.aliases else ""
         click.echo(f"\n{b.ref}  [{b.origin}]  {len(b.files)} files, {_size(b.size)}{aliases}")
+        if b.rule:
+            click.echo(f"  rule: {b.rule}")
         for f in b.files:
             legacy = f"  <- {f.legacy}" if f.legacy else ""
             click.echo(f"    {f.dest}  {f.role}  {_size(f.size)}{legacy}")

@@ -89,7 +89,7 @@ class ImportMap:
     roles: tuple[tuple[str, str], ...] = ()
     skip: tuple[str, ...] = ()
     names: Mapping[str, str] = field(default_factory=dict)
-    include_dev: bool = True
+    include_dev: bool = False
     bundles: tuple[Mapping[str, Any], ...] = ()
     lines: LineMap = field(default_factory=dict, compare=False, repr=False)
     #: the keys the file sets (top level, and ``defaults.version``)
@@ -174,7 +174,7 @@ def load_map(path: str | Path | None) -> ImportMap:
         roles=tuple(data.get("roles", {}).items()),
         skip=tuple(data.get("skip", ())),
         names=data.get("names", {}),
-        include_dev=bool(data.get("include_dev", True)),
+        include_dev=bool(data.get("include_dev", False)),
         bundles=tuple(data.get("bundles", ())),
         lines=lines,
         keys=frozenset(data)

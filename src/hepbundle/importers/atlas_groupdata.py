@@ -6,10 +6,13 @@ mapping's ``bundles:`` claim go there first; the rest is grouped one bundle per
 
 * a version-like ``<subdir>`` (``00-02-05``, ``v2``, ``1.3``) becomes a version of
   ``atlas/<package>`` (``00-02-05`` → ``0.2.5``);
-* any other ``<subdir>`` (``R22_preprod``) becomes ``atlas/<package>.<subdir>`` at the
-  ``defaults.version`` of the mapping (else ``1.0.0``);
-* the same under ``dev/`` becomes a pre-release of that version (``0.2.5-dev``), unless
-  ``include_dev: false``.
+* any other ``<subdir>`` (``R22_preprod``), and a date-named one (``201903``, ``20230705``:
+  campaigns, often of different taggers, never versions of one another), becomes
+  ``atlas/<package>.<subdir>`` at the ``defaults.version`` of the mapping (else ``1.0.0``);
+* the same under ``dev/`` becomes a pre-release of that version (``0.2.5-dev``) only with
+  ``include_dev: true``; by default ``dev/`` is listed as skipped.
+
+Each planned bundle's ``rule`` says which of these produced its name and version.
 
 Bundle paths are relative to ``<Package>/<subdir>/``; every file keeps its full legacy path
 (``tauRecTools/R22_preprod/model.json``), recorded as ``atlas:…`` in the catalogue.
@@ -25,14 +28,23 @@ from ._mapping import COMMON_KEYS, ImportMap
 from .base import ImportPlan, PlannedBundle, Skipped, SourceFile, make_bundle, safe_name, scan_tree
 from .dir import explicit_bundles, planned_files
 
-__all__ = ["GroupDataImporter", "subdir_version"]
+__all__ = ["GroupDataImporter", "is_date_dir", "subdir_version"]
 
 _VERSION_DIR = re.compile(r"^[vV]?(\d+)(?:[._-](\d+))?(?:[._-](\d+))?$")
+#: ``YYYYMM`` or ``YYYYMMDD`` (a campaign date, not a version)
+_DATE_DIR = re.compile(r"^(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])?$")
+
+
+def is_date_dir(subdir: str) -> bool:
+    """Whether a directory name is a date (``201903``, ``20230705``)."""
+    return _DATE_DIR.match(subdir) is not None
 
 
 def subdir_version(subdir: str) -> str | None:
     """SemVer of a version-like directory name (``00-02-05`` → ``0.2.5``, ``v2`` → ``2.0.0``),
-    or None."""
+    or None (also for a date-named one: ``201903`` is no version 201903.0.0)."""
+    if is_date_dir(subdir):
+        return None
     m = _VERSION_DIR.match(subdir)
     if m is None:
         return None
@@ -64,7 +76,9 @@ class GroupDataImporter:
             if len(parts) < 3:
                 skipped.append(Skipped(f.legacy, "not inside <Package>/<subdir>/"))
             elif dev and not mapping.include_dev:
-                skipped.append(Skipped(f.legacy, "dev/ area (include_dev: false)"))
+                skipped.append(
+                    Skipped(f.legacy, "dev/ area: off by default (include_dev: true imports it)")
+                )
             else:
                 groups[(dev, parts[0], parts[1])].append(f)
         ns = mapping.namespace_or("atlas")
@@ -85,13 +99,28 @@ class GroupDataImporter:
         key = f"{package}/{subdir}"
         version = subdir_version(subdir)
         if version is not None:
-            name = mapping.name(key) or mapping.name(package)
-            name = name or f"{ns}/{safe_name(package)}"
+            given = mapping.name(key) or mapping.name(package)
+            name = given or f"{ns}/{safe_name(package)}"
+            rule = f"version-like subdir {subdir!r} → {version}"
+            default_name = "<namespace>/<Package>"
         else:
-            name = mapping.name(key) or f"{ns}/{safe_name(package)}.{safe_name(subdir)}"
-            version = str(mapping.defaults.get("version", "1.0.0"))
+            given = mapping.name(key)
+            name = given or f"{ns}/{safe_name(package)}.{safe_name(subdir)}"
+            what = (
+                "date-named subdir (a date is no version)"
+                if is_date_dir(subdir)
+                else "named subdir"
+            )
+            if "version" in mapping.defaults:
+                version, source = str(mapping.defaults["version"]), "defaults.version"
+            else:
+                version, source = "1.0.0", "the default; set defaults.version"
+            rule = f"{what} {subdir!r}: its own name, version {version} ({source})"
+            default_name = "<namespace>/<Package>.<subdir>"
+        rule += "; name from names:" if given else f"; name {default_name}"
         if dev:
             version += "-dev" if "-" not in version else ".dev"
+            rule += f"; dev/ area → pre-release {version} (include_dev: true)"
         prefix = f"dev/{key}" if dev else key
         return make_bundle(
             name=name,
@@ -101,4 +130,5 @@ class GroupDataImporter:
             origin=prefix,
             source_root=root,
             extra_meta={"extra": {"import": {"kind": "atlas-groupdata", "area": prefix}}},
+            rule=rule,
         )

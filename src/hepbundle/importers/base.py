@@ -77,6 +77,8 @@ class PlannedBundle:
     extra_meta: Mapping[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     materialize: Callable[[Path], Path] | None = None
+    #: which rule of the importer produced the name and the version (shown in the plan)
+    rule: str = ""
 
     @property
     def ref(self) -> str:
@@ -130,6 +132,7 @@ class PlannedBundle:
         return {
             "ref": self.ref,
             "origin": self.origin,
+            "rule": self.rule,
             "files": [
                 {"path": f.dest, "legacyPath": f.legacy, "size": f.size, "role": f.role}
                 for f in self.files
@@ -286,6 +289,7 @@ def make_bundle(
     aliases: Sequence[str] = (),
     materialize: Callable[[Path], Path] | None = None,
     where: str = "",
+    rule: str = "",
 ) -> PlannedBundle:
     """A :class:`PlannedBundle` from files and metadata (mapping defaults and entry fields, or
     what the store recorded), checking the name, the version and the file names."""
@@ -326,4 +330,5 @@ def make_bundle(
         extra_meta=dict(extra_meta or {}),
         aliases=tuple(aliases),
         materialize=materialize,
+        rule=rule,
     )

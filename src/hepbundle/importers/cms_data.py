@@ -161,6 +161,12 @@ class CmsDataImporter:
                     source_root=None,
                     extra_meta={"extra": {"import": {"kind": "cms-data", "git": git}}},
                     materialize=_materializer(repo, t["commit"]),
+                    rule=f"tag {t['tag']} (VAA-BB-CC) → {version}; name "
+                    + (
+                        "from names:"
+                        if name != f"{mapping.namespace_or('cms')}/{safe_name(key)}"
+                        else "<namespace>/<repository>"
+                    ),
                 )
             )
         bundles.sort(key=lambda b: version_key(b.spec.version))

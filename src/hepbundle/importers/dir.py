@@ -73,6 +73,7 @@ def explicit_bundles(
                 source_root=root,
                 aliases=(entry["alias"],) if entry.get("alias") else (),
                 where=mapping.where("bundles", i),
+                rule=f"bundles[{i}] of the mapping: name and version from the entry",
             )
         )
     return out, claimed

@@ -195,6 +195,7 @@ class MlflowImporter:
             source_root=Path("/"),
             extra_meta={"extra": {"import": {"kind": "mlflow", "mlflow": record}}},
             aliases=aliases,
+            rule=f"registered model version {mv.version} → {mv.version}.0.0",
         )
 
 
