@@ -74,7 +74,7 @@ def test_alias_refuses_prod_without_the_approvals(
         f"{NAME}@1.1.0",
         "--as",
         "physics-validation",
-        "--key",
+        "--approver-key",
         keys["physics"][0],
         "--repo",
         repo,

@@ -55,8 +55,9 @@ def test_every_ref_command_takes_the_ref_options() -> None:
         or any(isinstance(p, click.Argument) and p.metavar == "REF" for p in cmd.params)
     ]
     assert {"path", "show", "fpga compare", "eval", "lineage"} <= set(ref_commands)
-    # alias and yank change the catalogue entry REF names in the one repository they write to
-    for name in set(ref_commands) - {"alias", "yank"}:
+    # alias, yank and approve change the catalogue entry (or records) REF names in the one
+    # repository they write to
+    for name in set(ref_commands) - {"alias", "yank", "approve"}:
         opts = {o for p in _commands(main)[name].params for o in getattr(p, "opts", [])}
         assert {"--repo", "--allow-yanked"} <= opts, name
 

@@ -290,10 +290,12 @@ def _report(done: _repo.Changed, as_json: bool, **what: str) -> None:
     help="The role you approve in (e.g. physics-validation, release); signed into the approval.",
 )
 @click.option(
-    "--key",
+    "--approver-key",
+    "key",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="EC private key to sign the approval with (password from HEPBUNDLE_KEY_PASSWORD).",
+    help="The approver's EC private key that signs the approval (password from "
+    "HEPBUNDLE_KEY_PASSWORD); the policy names which keys may approve in ROLE.",
 )
 @repository_option
 @json_option
