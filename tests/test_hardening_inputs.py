@@ -255,7 +255,9 @@ def repo(with_empty: hepbundle.Bundle, tmp_path: Path) -> Path:
 
 
 def test_deep_catalogue_and_repository_json(repo: Path) -> None:
-    cat = repo / "catalog" / "atlas" / "special.json"
+    from hepbundle.repository.layout import catalog_file
+
+    cat = catalog_file(repo, "atlas/special")
     good = cat.read_bytes()
     cat.write_text(_DEEP)
     _clean_failure(_cli("path", "atlas/special@1.0.0", "--repo", str(repo)), words="nested deeper")
@@ -268,8 +270,11 @@ def test_deep_catalogue_and_repository_json(repo: Path) -> None:
 
 
 def test_serial_not_a_number(repo: Path) -> None:
-    rj = repo / "catalog" / "repository.json"
+    from hepbundle.repository.layout import NAMESPACE_FILE, catalog_dir
+
+    rj = catalog_dir(repo, "atlas") / NAMESPACE_FILE  # format 2: the serial is per namespace
     doc = json.loads(rj.read_bytes())
+    assert "serial" in doc
     doc["serial"] = "abc"
     rj.write_text(json.dumps(doc))
     res = _cli("alias", "atlas/special@1.0.0", "prod", "--repo", str(repo))
@@ -278,7 +283,9 @@ def test_serial_not_a_number(repo: Path) -> None:
 
 @pytest.mark.parametrize("damage", ["garbage", "no-tables", "empty"])
 def test_broken_index(repo: Path, damage: str) -> None:
-    idx = repo / "catalog" / "index.sqlite"
+    from hepbundle.repository.layout import index_file
+
+    idx = index_file(repo, "atlas")
     if damage == "garbage":
         idx.write_bytes(b"this is not a database" * 100)
     elif damage == "empty":
