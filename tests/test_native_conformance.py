@@ -26,7 +26,7 @@ import hepbundle
 from hepbundle.digest import algorithm
 from hepbundle.errors import HepbundleError
 from hepbundle.policy import TrustPolicy
-from hepbundle.repository.layout import catalog_file
+from hepbundle.repository.layout import catalog_file, ensure_repository
 from hepbundle.repository.operations import yank
 from hepbundle.repository.publish import publish
 from hepbundle.signing import KeySigner, X509Signer, sign
@@ -70,7 +70,9 @@ def python_verdict(c: Case) -> tuple[str, str]:
         policy = TrustPolicy.load(c.policy) if c.policy else None
         b = hepbundle.resolve(
             c.ref,
-            verify="lazy" if c.file else "full",
+            # the native side without --policy checks integrity only; since trust by default,
+            # Python refuses that unless asked by name, so give it the same explicit mode
+            verify="lazy" if c.file else ("full" if c.policy else "integrity"),
             policy=policy,
             allow_yanked=c.allow_yanked,
             repos=c.repos or None,
@@ -431,7 +433,23 @@ CASES: dict[str, Callable[[World], Case]] = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+#: cases where the two sides differ for a known reason, until the native library catches up
+KNOWN_DIFFERENCES = {
+    "unknown-file": "Python raises NotInBundleError (a newer, narrower class) for a file the "
+    "bundle lacks; the native library (bundle.cpp) still throws the base HepbundleError, "
+    "with the same message",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_DIFFERENCES[n]))
+        if n in KNOWN_DIFFERENCES
+        else n
+        for n in sorted(CASES)
+    ],
+)
 def test_same_verdict(world: World, name: str) -> None:
     case = CASES[name](world)
     py = python_verdict(case)
@@ -459,13 +477,17 @@ def repos(tmp_path_factory: pytest.TempPathFactory) -> Repos:
         mp.setenv("XDG_CACHE_HOME", str(tmp / "cache"))
         for var in ("HEPBUNDLE_REPO", "HEPBUNDLE_PATH", "HEPBUNDLE_POLICY"):
             mp.delenv(var, raising=False)
+        a, b = tmp / "repo-a", tmp / "repo-b"
+        # the native resolver reads repository format 1 only (catalog/<ns>/<name>.json);
+        # Python writes format 2 by default, so create both repositories as format 1 explicitly
+        for repo in (a, b):
+            ensure_repository(repo, fmt=1)
         priv, pub = pki.write_key(pki.ec_key(), tmp / "release.pem")
         policy = tmp / "policy.yaml"
         policy.write_text(
             f"version: 1\nrules:\n  - namespace: '*'\n    signers: [{{key: {pub}}}]\n"
         )
         loaded = TrustPolicy.load(policy)
-        a, b = tmp / "repo-a", tmp / "repo-b"
         for repo, name, version, alias in [
             (a, "atlas/tauid", "1.0.0", "prod"),
             (a, "atlas/tauid", "1.1.0", None),
