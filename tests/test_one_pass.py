@@ -15,6 +15,7 @@ from hepbundle import digest
 from hepbundle.errors import IntegrityError
 from hepbundle.policy import TrustPolicy
 from hepbundle.repository import publish, read_name_catalog
+from hepbundle.repository.layout import staging_dir
 from hepbundle.signing import KeySigner, sign
 
 
@@ -120,7 +121,7 @@ def test_publish_refuses_a_file_changed_after_signing(
         publish(signed.root, repo, policy=TrustPolicy.from_flags(keys=[ec_key[1]]))
     assert reads.hashed == 0
     assert not list(repo.glob("bundles/**/hepbundle.json"))
-    assert not any((repo / ".hepbundle-staging").iterdir())
+    assert not any(staging_dir(repo, signed.manifest.namespace).iterdir())
 
 
 def test_publish_refuses_a_signature_swapped_after_its_check(
