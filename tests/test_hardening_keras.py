@@ -38,9 +38,11 @@ def test_lambda_layer_refused_cleanly(tmp_path: Path) -> None:
     )
     b = hepbundle.build(src, tmp_path / "out")
     with pytest.raises(hepbundle.HepbundleError, match="Keras safe mode refuses"):
-        keras_model(hepbundle.open(b.root))
+        keras_model(hepbundle.open(b.root, verify="integrity"))
     np.savez(tmp_path / "d.npz", x=np.ones((4, 3), dtype=np.float32), y=np.ones(4))
     args = ["eval", str(b.root), "--data", str(tmp_path / "d.npz"), "--labels", "y"]
-    res = CliRunner().invoke(main, [*args, "--runner", "keras", "--metric", "mse"])
+    res = CliRunner().invoke(
+        main, [*args, "--runner", "keras", "--metric", "mse", "--integrity-only"]
+    )
     assert res.exit_code == 2, res.output
     assert "safe mode refuses" in res.output and "Traceback" not in res.output

@@ -14,7 +14,7 @@ from ..fpga.tolerance import DEFAULT_MAX_RELATIVE_DIFF, DEFAULT_MIN_ARGMAX_AGREE
 from ..manifest import canonical_json
 from ._common import emit_json, json_option
 from ._options import ref_options, signer_options
-from ._trust import trust_options_with
+from ._trust import integrity_only_option, trust_options, trust_options_with
 
 if TYPE_CHECKING:
     from ..load import VerifyMode
@@ -226,12 +226,28 @@ def _summary_line(out: dict[str, object]) -> str:
 @fpga.command()
 @click.argument("ref", metavar="REF")
 @ref_options
+@integrity_only_option
+@trust_options
 @json_option
-def reloadable(ref: str, repos: tuple[Path, ...], allow_yanked: bool, as_json: bool) -> None:
-    """Which layers' weights of REF's hls4ml firmware can change without a new bitstream."""
+def reloadable(
+    ref: str,
+    repos: tuple[Path, ...],
+    allow_yanked: bool,
+    integrity_only: bool,
+    trust: TrustPolicy | None,
+    as_json: bool,
+) -> None:
+    """Which layers' weights of REF's hls4ml firmware can change without a new bitstream.
+
+    REF must satisfy a trust policy (the repository's trust root, $HEPBUNDLE_POLICY or the
+    options below), or --integrity-only checks its file digests alone (logged)."""
     from ..fpga.reloadable import reloadable as _reloadable
 
-    report = _reloadable(_resolver.resolve(ref, repos=repos, allow_yanked=allow_yanked))
+    mode: VerifyMode = "integrity" if integrity_only else "lazy"
+    bundle = _resolver.resolve(
+        ref, repos=repos, allow_yanked=allow_yanked, policy=trust, verify=mode
+    )
+    report = _reloadable(bundle)
     if as_json:
         emit_json(report.to_json())
         return
