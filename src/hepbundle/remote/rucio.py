@@ -152,6 +152,9 @@ def replicas(did: str, *, schemes: list[str] | None = None) -> Replicas:
 
 def _client() -> Any:
     Client = require("rucio.client").Client
+    # rucio-clients caches the first configuration it read for the whole process: read the one
+    # in effect now (RUCIO_CONFIG may differ between two builds of one process)
+    require("rucio.common.config").clean_cached_config()
     return Client(timeout=timeout(), logger=_QUIET)
 
 
