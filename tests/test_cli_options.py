@@ -73,3 +73,21 @@ def test_decorators_are_the_declarations() -> None:
 
     helps = {p.help for c in (a, b) for p in c.params if "--repo" in getattr(p, "opts", [])}
     assert helps == set(_option_helps()["--repo"])
+
+
+def test_path_types_and_typevar_have_one_home() -> None:
+    """FILE / DIRECTORY / F are declared in cli/_options.py and imported everywhere else."""
+    import re
+    from pathlib import Path
+
+    import hepbundle.cli
+
+    cli_dir = Path(hepbundle.cli.__file__).parent
+    pattern = re.compile(
+        r"TypeVar\(|click\.Path\(exists=True, dir_okay=False, path_type=Path\)"
+        r"|click\.Path\(file_okay=False, path_type=Path\)"
+    )
+    found = {
+        p.name for p in cli_dir.glob("*.py") if pattern.search(p.read_text(encoding="utf-8"))
+    }
+    assert found == {"_options.py"}

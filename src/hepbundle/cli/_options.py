@@ -11,6 +11,8 @@
 trust options          commands that verify: :mod:`._trust` (``--policy``, ``--key`` or
                        ``--trust-key``, ``--ca``, ``--subject``, ``--identity``, ``--issuer``,
                        ``--trust-config``); the command receives ``trust``.
+``FILE``, ``DIRECTORY``, ``F``  the click path types every module uses and the type of a
+                       decorated command (declared here only; tests/test_cli_options.py).
 """
 
 from __future__ import annotations
@@ -22,18 +24,32 @@ from typing import Any, TypeVar
 
 import click
 
-from ._trust import trust_config_option
-
 __all__ = [
+    "DIRECTORY",
+    "FILE",
+    "F",
     "allow_yanked_option",
     "ref_options",
     "repos_option",
     "repository_option",
     "signer_options",
+    "trust_config_option",
 ]
 
+#: the type of a decorated click command function
 F = TypeVar("F", bound=Callable[..., Any])
-_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+#: an existing file the command reads (a key, a certificate, a policy, …)
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+#: a directory the command writes (need not exist)
+DIRECTORY = click.Path(file_okay=False, path_type=Path)
+
+#: taken by the verifying commands (:mod:`._trust`) and by `sign --sigstore`
+trust_config_option = click.option(
+    "--trust-config",
+    type=FILE,
+    help="Sigstore client trust config / trusted root JSON (default: the pinned production "
+    "root; no network is used to verify).",
+)
 
 repos_option = click.option(
     "--repo",
@@ -63,20 +79,20 @@ def ref_options(f: F) -> F:
 _SIGNER_OPTIONS = [
     click.option(
         "--key",
-        type=_FILE,
+        type=FILE,
         help="Sign with this EC private key (PEM; P-256/384/521), or the private key of --cert "
         "(EC or RSA). An encrypted key's password is read from $HEPBUNDLE_KEY_PASSWORD.",
     ),
     click.option(
         "--cert",
-        type=_FILE,
+        type=FILE,
         help="Sign with this X.509 certificate (PEM, and its --key), e.g. a grid usercert.pem; "
         "not a proxy.",
     ),
     click.option(
         "--chain",
         multiple=True,
-        type=_FILE,
+        type=FILE,
         help="Intermediate CA certificates to embed with --cert (repeatable).",
     ),
     click.option("--sigstore", is_flag=True, help="Sign keyless via Fulcio/Rekor."),

@@ -8,9 +8,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
+
+from ._options import FILE, F, trust_config_option
 
 __all__ = [
     "integrity_only_option",
@@ -20,25 +22,12 @@ __all__ = [
     "trust_options_with",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
-_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-#: also taken by `sign --sigstore`
-trust_config_option = click.option(
-    "--trust-config",
-    type=_FILE,
-    help="Sigstore client trust config / trusted root JSON (default: the pinned production "
-    "root; no network is used to verify).",
-)
-
 
 def _options(key_flag: str) -> list[Callable[[F], F]]:
     return [
+        click.option("--policy", type=FILE, help="Trust policy YAML (default: $HEPBUNDLE_POLICY)."),
         click.option(
-            "--policy", type=_FILE, help="Trust policy YAML (default: $HEPBUNDLE_POLICY)."
-        ),
-        click.option(
-            key_flag, "keys", multiple=True, type=_FILE, help="Trust this public key (repeatable)."
+            key_flag, "keys", multiple=True, type=FILE, help="Trust this public key (repeatable)."
         ),
         *_OTHER_OPTIONS,
     ]

@@ -15,14 +15,14 @@ from ..digest import ALGORITHMS, DEFAULT_ALGORITHM
 from ..errors import BuildError
 from ..spec import SPEC_FILENAME, load_spec
 from ._common import emit_json, json_option, progress
-from ._options import ref_options
+from ._options import DIRECTORY, ref_options
 from .render import render_bundle
 
 __all__ = ["COMMANDS"]
 
 
 @click.command()
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.argument("directory", type=DIRECTORY, default=".")
 @click.option(
     "--name", default="myexp/my-model", show_default=True, help="namespace/name of the bundle."
 )

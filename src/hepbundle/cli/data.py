@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
@@ -15,7 +15,7 @@ from ..data import reference as _reference
 from ..data import root2npz as _root2npz  # the module
 from ..errors import DataError, DriftAlert, VerificationError
 from ._common import emit_json, json_option
-from ._options import ref_options, signer_options
+from ._options import DIRECTORY, F, ref_options, signer_options
 from ._trust import policy_file_options
 
 if TYPE_CHECKING:
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from ..signing import Signer
 
 __all__ = ["COMMANDS"]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 _ref_argument = click.argument("ref", metavar="REF")
@@ -327,7 +325,7 @@ def _split(text: str | None) -> list[str]:
 @click.option(
     "--run",
     "workdir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=DIRECTORY,
     help="Re-train in this (new) directory and compare metrics.",
 )
 @click.option(
@@ -341,7 +339,7 @@ def _split(text: str | None) -> list[str]:
     "--data-dir",
     "data_dirs",
     multiple=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    type=DIRECTORY,
     help="Where to look for the data files (repeatable; default: the current directory).",
 )
 @click.option("--network", is_flag=True, help="Also try the recorded git remote over the network.")

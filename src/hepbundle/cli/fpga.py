@@ -13,7 +13,7 @@ from ..errors import VerificationError
 from ..fpga.tolerance import DEFAULT_MAX_RELATIVE_DIFF, DEFAULT_MIN_ARGMAX_AGREEMENT
 from ..manifest import canonical_json
 from ._common import emit_json, json_option
-from ._options import ref_options, signer_options
+from ._options import DIRECTORY, FILE, ref_options, signer_options
 from ._trust import integrity_only_option, trust_options, trust_options_with
 
 if TYPE_CHECKING:
@@ -63,13 +63,13 @@ def capture(project_dir: Path, toolchain: str, to: str | None, out: Path | None)
 @ref_options
 @click.option(
     "--inputs",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=FILE,
     required=True,
     help="NPZ with one array per model input (or a single array).",
 )
 @click.option(
     "--hardware-outputs",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=FILE,
     help="NPZ of outputs from a hardware test bed or RTL co-simulation, one array per output.",
 )
 @click.option(
@@ -109,13 +109,13 @@ def capture(project_dir: Path, toolchain: str, to: str | None, out: Path | None)
 @click.option(
     "--out",
     "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=DIRECTORY,
     help="Also write report.json and report.png into this directory.",
 )
 @signer_options()
 @click.option(
     "--build-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=DIRECTORY,
     help="Compile the emulation here (default: a cache directory keyed by the bundle).",
 )
 @click.option("--no-float", is_flag=True, help="Skip the float model (emulation vs hardware only).")

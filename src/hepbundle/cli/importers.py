@@ -9,7 +9,7 @@ import click
 
 from ..errors import RepositoryError, SpecError
 from ._common import emit_json, json_option, progress
-from ._options import repository_option, signer_options
+from ._options import DIRECTORY, FILE, repository_option, signer_options
 from ._trust import trust_options_with
 
 if TYPE_CHECKING:
@@ -89,10 +89,6 @@ def _print_report(report: ImportReport) -> None:
     )
 
 
-_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
-_DIR = click.Path(file_okay=False, path_type=Path)
-
-
 @click.command("import")
 @click.argument("kind")
 @click.argument("source")
@@ -100,7 +96,7 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.option(
     "--map",
     "mapping",
-    type=_FILE,
+    type=FILE,
     help="Mapping YAML: namespace, defaults, roles, names, explicit bundles.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan and provenance gaps; write nothing.")
@@ -109,7 +105,7 @@ _DIR = click.Path(file_okay=False, path_type=Path)
 @click.option("--allow-unsigned", is_flag=True, help="Publish unsigned bundles (local tests only).")
 @click.option(
     "--compat-tree",
-    type=_DIR,
+    type=DIRECTORY,
     help="Write relative symlinks with the legacy layout here, pointing into the repository.",
 )
 @click.option(

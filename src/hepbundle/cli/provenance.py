@@ -16,10 +16,8 @@ from ..provenance import lineage as _lineage
 from ..provenance import slsa as _slsa
 from ..signing import Signer
 from ._common import emit_json, json_option
-from ._options import ref_options, signer_options
+from ._options import FILE, ref_options, signer_options
 from ._trust import trust_options
-
-_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 __all__ = ["COMMANDS", "render_lineage"]
 
@@ -88,7 +86,7 @@ def attest(
 
 
 @click.command("verify-attestation")
-@click.argument("attestation", type=_FILE)
+@click.argument("attestation", type=FILE)
 @click.argument("ref")
 @trust_options
 @ref_options

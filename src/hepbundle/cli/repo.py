@@ -10,7 +10,7 @@ import click
 from .. import repository as _repo
 from ..bundle import Bundle
 from ._common import emit_json, json_option, progress
-from ._options import repository_option
+from ._options import DIRECTORY, FILE, repository_option
 from ._trust import trust_options
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ __all__ = ["COMMANDS"]
 
 _sign_key_option = click.option(
     "--sign-key",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=FILE,
     help="EC private key that signs the catalogue statement of this change (a release key the "
     "trust root allows; password from HEPBUNDLE_KEY_PASSWORD). Required when the repository's "
     "trust root signs this name's catalogue.",
@@ -65,7 +65,7 @@ _backend_option = click.option(
 @click.option("--lease", metavar="PATH", help="cvmfs: open the transaction on REPO/PATH.")
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=DIRECTORY,
     help="tarball: directory for the tar files (default: current directory).",
 )
 @json_option
@@ -293,7 +293,7 @@ def _report(done: _repo.Changed, as_json: bool, **what: str) -> None:
     "--approver-key",
     "key",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=FILE,
     help="The approver's EC private key that signs the approval (password from "
     "HEPBUNDLE_KEY_PASSWORD); the policy names which keys may approve in ROLE.",
 )
