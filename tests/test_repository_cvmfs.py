@@ -503,6 +503,33 @@ def test_batch_publish_is_one_transaction_and_one_publish(
 
 
 @pytest.mark.cvmfs
+def test_nothing_is_fsynced_inside_a_transaction(
+    standin: Standin,
+    tmp_path: Path,
+    ec_key: tuple[Path, Path],
+    policy: TrustPolicy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The publish is the durability point of a CVMFS transaction: the writes inside it (bundle
+    files, directories, catalogue, serial) are not synced one by one; a local publish syncs."""
+    synced: list[int] = []
+    real = os.fsync
+
+    def counting(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    bundles = [_signed(tmp_path, ec_key[0], v) for v in ("1.0.0", "1.1.0")]
+    synced.clear()
+    publish_many([b.root for b in bundles], REPO, backend="cvmfs", policy=policy)
+    assert synced == [] and standin.commands() == ["transaction", "publish"]
+    assert check_invariants(standin.root) == {"atlas/tauid": {"1.0.0", "1.1.0"}}
+    publish_many([b.root for b in bundles], tmp_path / "local", allow_unsigned=True, policy=policy)
+    assert len(synced) > 2 * 3  # every file, directory and catalogue write of a local publish
+
+
+@pytest.mark.cvmfs
 def test_batch_refusal_publishes_nothing_and_names_the_bundle(
     standin: Standin,
     tmp_path: Path,

@@ -1,4 +1,4 @@
-"""The bottom of the package: the version, UTC timestamps and the atomic file write.
+"""The bottom of the package: the version, UTC timestamps, the atomic file write and fsync.
 
 Every layer may import this module; it imports nothing of hepbundle but :mod:`.errors` and :mod:`.filemodes`.
 """
@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from .config import settings
@@ -18,7 +21,10 @@ __all__ = [
     "TIME_FORMAT",
     "__version__",
     "created_timestamp",
+    "deferred_sync",
     "fsync_dir",
+    "fsync_file",
+    "syncing",
     "utc_timestamp",
     "write_atomic",
 ]
@@ -45,6 +51,28 @@ def created_timestamp() -> str:
         raise BuildError(f"SOURCE_DATE_EPOCH={sde!r} is not an integer") from None
 
 
+_SYNC: ContextVar[bool] = ContextVar("hepbundle_sync", default=True)
+
+
+def syncing() -> bool:
+    """False inside :func:`deferred_sync`: writes need not reach the disk one by one."""
+    return _SYNC.get()
+
+
+@contextmanager
+def deferred_sync() -> Iterator[None]:
+    """Skip every fsync (files, directories, SQLite's) inside: for writes whose durability point
+    is a later step, i.e. a ``cvmfs_server transaction``, made durable as a whole by
+    ``cvmfs_server publish`` (and thrown away whole by ``abort``: a crash inside the transaction
+    leaves it open, and the operator aborts it). The renames keep their order, so readers of the
+    transaction's overlay still see old bytes or new ones."""
+    token = _SYNC.set(False)
+    try:
+        yield
+    finally:
+        _SYNC.reset(token)
+
+
 def write_atomic(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> None:
     """Write-new + fsync + rename: readers see the old bytes or the new ones, never a mix.
 
@@ -60,7 +88,8 @@ def write_atomic(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> Non
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if syncing():
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -69,8 +98,22 @@ def write_atomic(path: Path, data: bytes, *, tmp_dir: Path | None = None) -> Non
 
 
 def fsync_dir(path: Path) -> None:
-    """Make a rename or create inside ``path`` durable (POSIX needs the directory synced too)."""
+    """Make a rename or create inside ``path`` durable (POSIX needs the directory synced too);
+    nothing inside :func:`deferred_sync`."""
+    if not syncing():
+        return
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush the file at ``path`` to the disk; nothing inside :func:`deferred_sync`."""
+    if not syncing():
+        return
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._base import fsync_dir
+from .._base import fsync_dir, syncing
 from .._json import read_json
 from ..errors import FormatError, HepbundleError, RepositoryError
 from ..filemodes import make_dirs, publish_mode
@@ -191,7 +191,7 @@ def _check_format(conn: sqlite3.Connection, path: Path) -> None:
 def _connect_rw(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=DELETE")
-    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if syncing() else 'OFF'}")
     return conn
 
 

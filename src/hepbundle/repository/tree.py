@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._base import fsync_dir
+from .._base import fsync_dir, fsync_file
 from ..bundle import Bundle
 from ..digest import FileDigest, copy_and_hash, map_files, sha256_bytes
 from ..errors import HepbundleError, IntegrityError, RepositoryError
@@ -340,7 +340,7 @@ def _copy_bundle(bundle: Bundle, stage: Path, progress: Callable[[int], None] | 
     def copy(rel: str) -> FileDigest:
         alg = bundle.algorithm if rel in payload else "sha256"
         d = copy_and_hash(bundle.root / rel, stage / rel, alg)
-        _fsync_file(stage / rel)
+        fsync_file(stage / rel)
         crash_point("mid-copy")
         return d
 
@@ -368,14 +368,6 @@ def _copy_bundle(bundle: Bundle, stage: Path, progress: Callable[[int], None] | 
     publish_tree(stage)
     for d in sorted({str(Path(n).parent) for n in names}, reverse=True):
         fsync_dir(stage / d)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def recover(root: Path, *, only: Sequence[str] | None = None) -> list[str]:

@@ -8,7 +8,10 @@ Protocol (observed on a real CernVM-FS 2.x Stratum-0, see the CVMFS notes)::
     cvmfs_server abort -f REPO                   on any failure: the overlay is thrown away
 
 Nothing is written under /cvmfs/REPO outside a transaction: the duplicate check reads the
-published catalogue first, and the lock file lives outside the repository. The mount root is
+published catalogue first, and the lock file lives outside the repository. Inside the
+transaction nothing is fsynced (:func:`~hepbundle._base.deferred_sync`): ``cvmfs_server
+publish`` reads the overlay and makes the revision durable as a whole, and a crash inside a
+transaction leaves it open for the operator to ``abort -f`` — never to publish. The mount root is
 ``HEPBUNDLE_CVMFS_ROOT`` (default ``/cvmfs``) so tests can use a plain directory.
 """
 
@@ -23,6 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from ..._base import deferred_sync
 from ...config import settings
 from ...errors import RepositoryError
 from ..catalog import NameCatalog, read_name_catalog
@@ -114,7 +118,8 @@ class CvmfsServerPublisher:
         target = f"{self.repo}/{self.lease}" if self.lease else self.repo
         self._run("transaction", target)
         try:
-            changed, tag, message = work()
+            with deferred_sync():  # the publish below is the durability point, not each file
+                changed, tag, message = work()
             for staging in staging_dirs(self.root):  # a work area is never part of a release
                 shutil.rmtree(staging, ignore_errors=True)
             if changed:
