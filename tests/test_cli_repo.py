@@ -139,7 +139,7 @@ def test_alias_versions_rebuild(tmp_path: Path) -> None:
         (["show", "nonexistent-dir"], "neither an existing path nor a bundle reference", 2),
         (["alias", "atlas/tauid@9.0.0", "prod", "--repo", "{repo}"], "no version '9.0.0'", 2),
         (["yank", "atlas/tauid@1.0.0", "--reason", "x", "--repo", "{tmp}/none"], "not a hepbundle repository", 2),
-        (["find", "--repo", "{tmp}/none"], "no catalogue index", 2),
+        (["find", "--repo", "{tmp}/none"], "no such repository", 2),
         (["versions", "atlas/tauidd", "--repo", "{repo}"], "did you mean 'atlas/tauid'", 2),
     ],
 )  # fmt: skip

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import hepbundle.errors as errors
-from hepbundle.cli import main
+from hepbundle.cli import _COMMANDS, main
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -153,3 +153,21 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     assert (out / "format" / "v1" / "manifest.schema.json").is_file()  # the format, linked
     links = (out / "signing.html").read_text()
     assert "bundle-spec/" not in re.sub(r"<code>.*?</code>", "", links)
+
+
+def test_cli_reference_keeps_preformatted_blocks_and_whole_one_liners() -> None:
+    """The CLI reference (mkdocs-click renders each --help as Markdown) shows "Typical life of
+    a model" as the block --help prints, not one run-on paragraph, and every subcommand's
+    one-liner whole (mkdocs-click takes the docstring's first line)."""
+    import markdown
+    from mkdocs_click._docs import make_command_docs
+
+    md = "\n".join(make_command_docs("hepbundle", main, depth=1, list_subcommands=True))
+    html = markdown.markdown(md, extensions=["tables"])
+    blocks = re.findall(r"<pre><code>(.*?)</code></pre>", html, re.S)
+    life = [b for b in blocks if "hepbundle init model-dir/" in b]
+    assert life and "\n" in life[0] and "hepbundle path ns/name@prod FILE" in life[0], blocks
+    assert any("hepbundle sign B --sigstore" in b for b in blocks)
+    for name, (_, short) in _COMMANDS.items():
+        assert f"- *{name}*: {short}" in md, name
+    assert "- *compare*: Compare float model, hls4ml C++ emulation and hardware outputs of REF" in md

@@ -29,6 +29,7 @@ def _commands(tmp: Path, ec_key: tuple[Path, Path]) -> dict[str, list[str]]:
     att.write_text("{}")
     return {
         "path": ["path", "{ref}"],
+        "verify": ["verify", "{ref}"],
         "show": ["show", "{ref}", "--no-card"],
         "fpga compare": ["fpga", "compare", "{ref}", "--inputs", str(npz)],
         "fpga reloadable": ["fpga", "reloadable", "{ref}"],
@@ -44,6 +45,7 @@ def _commands(tmp: Path, ec_key: tuple[Path, Path]) -> dict[str, list[str]]:
 
 COMMANDS = [
     "path",
+    "verify",
     "show",
     "fpga compare",
     "fpga reloadable",
@@ -129,8 +131,8 @@ def test_one_search_rule_for_show_and_path(
     ec_key: tuple[Path, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`show` searches HEPBUNDLE_PATH like `path` (it used to read HEPBUNDLE_REPO only), and
-    --repo (repeatable) overrides both."""
+    """`show`, `verify`, `versions` and `find` search HEPBUNDLE_PATH like `path` (they used to
+    read HEPBUNDLE_REPO only, or take a directory), and --repo (repeatable) overrides both."""
     monkeypatch.delenv("HEPBUNDLE_REPO", raising=False)
     code, out, err = _run(["show", "atlas/tauid@prod", "--json"])
     assert code == 0, err
@@ -139,9 +141,51 @@ def test_one_search_rule_for_show_and_path(
     hepbundle.repository.publish(
         make_version(tmp_path / "o", "3.0.0", ec_key[0], b"other" * 100), other, alias="prod"
     )
-    for cmd in (["show", "--json"], ["path", "--json"]):
+    for cmd in (["show", "--json"], ["path", "--json"], ["verify", "--json"]):
         code, out, err = _run(
             [cmd[0], "atlas/tauid@prod", "--repo", str(other), "--repo", str(repo), *cmd[1:]]
         )
         assert code == 0, err
         assert "3.0.0" in out
+    code, out, err = _run(["verify", "atlas/tauid@prod"])
+    assert code == 0 and out.startswith("OK atlas/tauid@1.1.0: signed by key"), (out, err)
+    code, out, err = _run(["versions", "atlas/tauid"])
+    assert code == 0 and out.split()[0] == "2.0.0-rc.1" and "@prod" in out, (out, err)
+    code, out, err = _run(["versions", "atlas/tauid", "--repo", str(other), "--repo", str(repo)])
+    assert code == 0 and out.split() == ["3.0.0", *out.split()[1:]] and "1.1.0" not in out
+    code, out, err = _run(["find", "--json"])
+    assert code == 0 and {h["ref"] for h in json.loads(out)} == {"atlas/tauid@1.1.0"}
+    # every repository of the path is searched; the first hides the same name@version later
+    monkeypatch.setenv("HEPBUNDLE_PATH", f"{other}:{repo}")
+    code, out, err = _run(["find", "--all-versions", "--json"])
+    hits = json.loads(out)
+    assert code == 0 and [(h["version"], h["repository"]) for h in hits] == [
+        ("3.0.0", str(other)),
+        ("2.0.0-rc.1", str(repo)),
+        ("1.1.0", str(repo)),
+        ("1.0.0", str(repo)),
+    ], hits
+
+
+def test_not_found_says_no_such_repository_and_did_you_mean(
+    repo: Path,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    missing = tmp_path / "nonexist"
+    for args in (["path", "atlas/tauid"], ["versions", "atlas/tauid"], ["find", "tau"]):
+        code, out, err = _run([*args, "--repo", str(missing)])
+        assert code == 2 and err.startswith(f"hepbundle: error: no such repository: {missing}")
+        assert err.count("\n") == 1, err
+    code, out, err = _run(["path", "atlas/tuaid"])
+    assert code == 2 and "no bundle named 'atlas/tuaid'" in err
+    assert "did you mean 'atlas/tauid'?" in err
+    # a path entry that is not a repository is named, and the others still searched
+    monkeypatch.setenv("HEPBUNDLE_PATH", f"{missing}:{repo}")
+    code, out, err = _run(["show", "atlas/tuaid"])
+    assert code == 2 and "did you mean 'atlas/tauid'?" in err
+    assert f"not a repository: {missing}" in err
+    assert _run(["path", "atlas/tauid"])[0] == 0
+    assert _run(["find", "tau"])[0] == 0
+    code, out, err = _run(["versions", "atlas/taiud"])
+    assert code == 2 and "did you mean 'atlas/tauid'?" in err

@@ -20,8 +20,10 @@ trust       opening a catalogue reference judges it under the policy given, else
             (:mod:`hepbundle.repository.statements`).
 
 :func:`locate` returns the catalogue record without opening anything; :func:`resolve` opens
-the bundle (signatures under the trust policy, see :mod:`hepbundle.load`); :func:`read_ref`
-reads only its manifest (provenance export, attestations, lineage). Trust decisions about the
+the bundle (signatures under the trust policy, see :mod:`hepbundle.load`); :func:`verify_ref`
+checks it whole (``hepbundle verify``); :func:`read_ref` reads only its manifest (provenance
+export, attestations, lineage); :func:`name_catalog` and :func:`find` read the catalogue over
+the search path (``hepbundle versions``, ``hepbundle find``). Trust decisions about the
 catalogue itself belong in this module too, so that every reader gets them.
 """
 
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,16 +47,22 @@ from .repository.refs import Ref, parse_ref, shadowing_hint
 
 if TYPE_CHECKING:
     from .bundle import Bundle
+    from .repository.index import FindHit, FindQuery
     from .policy import TrustPolicy
+    from .signing import VerifyResult
 
 __all__ = [
     "Located",
     "check_catalogue",
+    "find",
     "locate",
+    "name_catalog",
+    "not_found",
     "open_located",
     "read_ref",
     "resolve",
     "search_path",
+    "verify_ref",
 ]
 
 log = logging.getLogger("hepbundle")
@@ -141,10 +149,71 @@ def locate(
         if hint is not None:
             raise NotFoundError(first_error.message, hint=hint)
         raise first_error
-    raise NotFoundError(
-        f"no bundle named {parsed.name!r} in {', '.join(map(str, roots))}",
-        hint="check HEPBUNDLE_PATH, or search with: hepbundle find",
-    )
+    raise not_found(parsed.name, roots)
+
+
+def not_found(name: str | None, roots: Sequence[Path]) -> NotFoundError:
+    """The error for a name no repository of ``roots`` knows: "no such repository" when none of
+    them is a repository, else the closest catalogued names ("did you mean"), and the entries
+    of the search path that are not repositories. Only the failure path pays for the listing."""
+    import difflib
+
+    from .repository.catalog import list_names
+    from .repository.layout import is_repository
+
+    real = [r for r in roots if is_repository(r)]
+    absent = [r for r in roots if r not in real]
+    where = ", ".join(map(str, roots))
+    if not real:
+        what = "no such repository" if len(roots) == 1 else "no such repositories"
+        return NotFoundError(
+            f"{what}: {where}" + (f" (looking for {name!r})" if name else ""),
+            hint="check HEPBUNDLE_PATH / --repo: each entry is a repository directory "
+            "(catalog/repository.json), e.g. /cvmfs/<repo>",
+        )
+    names = sorted({n for r in real for n in list_names(r)})
+    close = difflib.get_close_matches(name or "", names, n=3, cutoff=0.6)
+    hints = [f"did you mean {' or '.join(map(repr, close))}?"] if close else []
+    if absent:
+        hints.append(f"not a repository: {', '.join(map(str, absent))}")
+    hints.append("search with: hepbundle find")
+    return NotFoundError(f"no bundle named {name!r} in {where}", hint="; ".join(hints))
+
+
+def name_catalog(name: str, *, repos: Repos = None) -> tuple[Path, NameCatalog]:
+    """The catalogue of ``name`` (every version, aliases, history) in the first repository of
+    :func:`search_path` that knows it, and that repository (``hepbundle versions``)."""
+    parsed = parse_ref(name)
+    if parsed.name is None:
+        raise NotFoundError(f"{name!r} is a path; this needs a catalogue name ns/name")
+    roots = search_path(repos)
+    for root in roots:
+        if catalog_file(root, parsed.name).is_file():
+            return root, read_name_catalog(root, parsed.name)
+    raise not_found(parsed.name, roots)
+
+
+def find(query: FindQuery, *, repos: Repos = None) -> list[tuple[Path, FindHit]]:
+    """Search the index of every repository of :func:`search_path`, in order; a version found
+    in an earlier repository hides the same ``name@version`` in later ones (as
+    :func:`locate` would pick it). Each hit comes with its repository; at most
+    ``query.limit`` hits. Entries of the path that are not repositories are skipped unless
+    none is one ("no such repository")."""
+    from .repository.index import find as find_in
+    from .repository.layout import is_repository
+
+    roots = search_path(repos)
+    real = [r for r in roots if is_repository(r)]
+    if not real:
+        raise not_found(None, roots)
+    seen: set[tuple[str, str]] = set()
+    hits: list[tuple[Path, FindHit]] = []
+    for root in real:
+        for hit in find_in(root, query):
+            if (hit.name, hit.version) not in seen:
+                seen.add((hit.name, hit.version))
+                hits.append((root, hit))
+    return hits[: query.limit]
 
 
 def check_catalogue(where: Located, manifest: Manifest, manifest_digest: str) -> None:
@@ -232,6 +301,43 @@ def resolve(
     """
     where = locate(ref, repos=repos, allow_yanked=allow_yanked)
     return open_located(where, verify=verify, policy=policy)
+
+
+def verify_ref(
+    ref: str | os.PathLike[str] | Located,
+    policy: TrustPolicy | None = None,
+    *,
+    repos: Repos = None,
+    allow_yanked: bool = False,
+    integrity_only: bool = False,
+    files: Sequence[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyResult:
+    """What ``hepbundle verify REF`` does: :func:`hepbundle.load.verify` of the bundle REF names
+    (signatures first, then every file's digest, or only ``files``). A catalogue reference
+    goes through the same search, yank, catalogue-digest and signed-statement checks as
+    :func:`resolve`, and is judged by ``policy``, else ``HEPBUNDLE_POLICY``, else the trust
+    root of the repository it was found in. ``ref`` may be what :func:`locate` returned."""
+    from . import load as _load
+
+    where = ref if isinstance(ref, Located) else locate(ref, repos=repos, allow_yanked=allow_yanked)
+    if where.record is None or where.repo is None:
+        return _load.verify(
+            where.path, policy, integrity_only=integrity_only, files=files, progress=progress
+        )
+    from .bundle import Bundle
+    from .signing import verify as _verify
+
+    bundle = Bundle.load(where.path)
+    check_catalogue(where, bundle.manifest, bundle.manifest_digest)
+    what = f"{where.ref.name}@{where.record.version} in {where.repo}"
+    if integrity_only:
+        log.info("%s: INTEGRITY CHECKS ONLY (--integrity-only): signatures not checked", what)
+        return _verify(bundle, integrity_only=True, files=files, progress=progress)
+    chosen = _repository_policy(where.repo, policy, what)
+    if where.catalog is not None:
+        _check_catalog(where.repo, where.catalog, where.record, where.ref.selector, chosen)
+    return _verify(bundle, chosen, files=files, progress=progress)
 
 
 def read_ref(

@@ -35,7 +35,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "verify": (
         "signing",
-        "Verify BUNDLE: its signatures against the trust policy, then every file's digest.",
+        "Verify REF (a bundle directory, or ns/name[@version|@alias] on the search path): its "
+        "signatures against the trust policy, then every file's digest.",
     ),
     "key": ("signing", "Manage signing keys."),
     "path": ("load", "Print the verified absolute path of bundle REF, or of FILE inside it."),
@@ -47,7 +48,12 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "repo",
         "Search the catalogue for TEXT (in names, summaries, authors, tags, datasets).",
     ),
-    "versions": ("repo", "List every version of NAME with its aliases and yanked marks."),
+    "versions": (
+        "repo",
+        "List every version of NAME with its aliases and yanked marks, from the first "
+        "repository of the search path that knows NAME (--repo, repeatable, else "
+        "$HEPBUNDLE_PATH, else $HEPBUNDLE_REPO).",
+    ),
     "alias": (
         "repo",
         "Point ALIAS (e.g. prod) at the version REF names; the move, and who made it, is kept "
@@ -125,13 +131,26 @@ class LazyGroup(HepbundleGroup):
         mod: Any = importlib.import_module(f"{__name__}.{module}")
         for extra in _EXTENDS.get(module, ()):
             importlib.import_module(f"{__name__}.{extra}")
-        return next((c for c in mod.COMMANDS if c.name == cmd_name), None)
+        cmd: click.Command | None = next((c for c in mod.COMMANDS if c.name == cmd_name), None)
+        if cmd is not None:
+            _whole_one_liners(cmd)
+        return cmd
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         limit = formatter.width - 6 - max(len(n) for n in _COMMANDS)
         rows = [(n, _short(_COMMANDS[n][1], limit)) for n in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _whole_one_liners(cmd: click.Command) -> None:
+    """Give ``cmd`` and its subcommands their whole first sentence as ``short_help``: click
+    would cut it at 45 characters in a group's listing, and the CLI reference (mkdocs-click)
+    at the first line break of the docstring."""
+    if cmd.short_help is None and cmd.help:
+        cmd.short_help = cmd.get_short_help_str(limit=1000)
+    for sub in getattr(cmd, "commands", {}).values():
+        _whole_one_liners(sub)
 
 
 def _short(text: str, limit: int) -> str:
@@ -148,20 +167,23 @@ def _short(text: str, limit: int) -> str:
     return text[: fitting[-1]] + "." if fitting else text
 
 
+# the "Typical life" block is indented four spaces after a blank line: the CLI reference
+# (mkdocs-click renders the help as Markdown) then shows it preformatted, as --help does
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hepbundle")
 @click.option("-v", "--verbose", count=True, help="Log more (-v info, -vv debug) to stderr.")
 def main(verbose: int) -> None:
     """Signed, versioned model bundles for HEP: build, sign, publish to CVMFS, load by path.
 
-    \b
     Typical life of a model:
-      hepbundle init model-dir/            write a starter hepbundle.yaml and model card
-      hepbundle build model-dir/ -o B      pack, hash and describe the files
-      hepbundle sign B --key key.pem       sign (also --cert, --sigstore)
-      hepbundle verify B                   signature + every file digest
-      hepbundle publish B --alias prod     into the repository (CVMFS or local)
-      hepbundle path ns/name@prod FILE     verified path for a job
+
+    \b
+        hepbundle init model-dir/            write a starter hepbundle.yaml and model card
+        hepbundle build model-dir/ -o B      pack, hash and describe the files
+        hepbundle sign B --key key.pem       sign (also --cert, --sigstore)
+        hepbundle verify B                   signature + every file digest
+        hepbundle publish B --alias prod     into the repository (CVMFS or local)
+        hepbundle path ns/name@prod FILE     verified path for a job
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
     logging.basicConfig(

@@ -57,7 +57,7 @@ repos_option = click.option(
     multiple=True,
     metavar="R",
     type=click.Path(path_type=Path),
-    help="Repository to resolve REF in (repeatable, searched in order; default: "
+    help="Repository to search (repeatable, searched in order; default: "
     "$HEPBUNDLE_PATH, then $HEPBUNDLE_REPO, then ./hepbundle-repo).",
 )
 allow_yanked_option = click.option(

@@ -44,8 +44,8 @@ def capture(project_dir: Path, toolchain: str, to: str | None, out: Path | None)
     """Print (or write with -o) the manifest 'fpga' section for PROJECT_DIR.
 
     \b
-    hepbundle fpga capture hls4ml_prj --toolchain hls4ml
-    hepbundle fpga capture finn_build --toolchain finn -o fpga.json
+        hepbundle fpga capture hls4ml_prj --toolchain hls4ml
+        hepbundle fpga capture finn_build --toolchain finn -o fpga.json
     """
     from ..fpga.capture import capture as _capture
 

@@ -10,7 +10,7 @@ import click
 from .. import repository as _repo
 from ..bundle import Bundle
 from ._common import emit_json, json_option, progress
-from ._options import DIRECTORY, FILE, repository_option
+from ._options import DIRECTORY, FILE, repos_option, repository_option
 from ._trust import trust_options
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def publish(
 @click.option("--all-versions", is_flag=True, help="Every matching version, not the latest.")
 @click.option("--include-yanked", is_flag=True, help="Also yanked versions.")
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
-@repository_option
+@repos_option
 @json_option
 def find(
     text: str | None,
@@ -146,21 +146,27 @@ def find(
     all_versions: bool,
     include_yanked: bool,
     limit: int,
-    repo: str | None,
+    repos: tuple[Path, ...],
     as_json: bool,
 ) -> None:
-    """Search the catalogue for TEXT (in names, summaries, authors, tags, datasets)."""
+    """Search the catalogue for TEXT (in names, summaries, authors, tags, datasets).
+
+    Every repository of the search path is searched (--repo, repeatable, else
+    $HEPBUNDLE_PATH, else $HEPBUNDLE_REPO): what `hepbundle path` would find."""
     query = _repo.FindQuery(
         text, name, namespace, author, framework, dataset, tag, signer,
         all_versions, include_yanked, limit,
     )  # fmt: skip
-    hits = _repo.find(Path(repo) if repo else _repo.default_repo(), query)
+    from ..resolver import find as find_on_path
+
+    hits = find_on_path(query, repos=repos)
     if as_json:
-        emit_json([h.to_json() for h in hits])
+        emit_json([h.to_json() | {"repository": str(root)} for root, h in hits])
         return
-    for h in hits:
+    several = len({root for root, _ in hits}) > 1
+    for root, h in hits:
         marks = "".join(f" @{a}" for a in h.aliases) + (" [YANKED]" if h.yanked else "")
-        click.echo(f"{h.name}@{h.version}{marks}  {h.summary}")
+        click.echo(f"{h.name}@{h.version}{marks}  {h.summary}" + (f"  [{root}]" if several else ""))
     if not hits:
         click.echo(
             "no match"
@@ -171,11 +177,15 @@ def find(
 
 @click.command()
 @click.argument("name")
-@repository_option
+@repos_option
 @json_option
-def versions(name: str, repo: str | None, as_json: bool) -> None:
-    """List every version of NAME with its aliases and yanked marks."""
-    cat = _repo.versions(name, repo)
+def versions(name: str, repos: tuple[Path, ...], as_json: bool) -> None:
+    """List every version of NAME with its aliases and yanked marks, from the first repository
+    of the search path that knows NAME (--repo, repeatable, else $HEPBUNDLE_PATH, else
+    $HEPBUNDLE_REPO)."""
+    from ..resolver import name_catalog
+
+    _root, cat = name_catalog(name, repos=repos)
     if as_json:
         emit_json(cat.to_json())
         return

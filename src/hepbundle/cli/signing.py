@@ -10,7 +10,7 @@ import click
 from .. import signing as _signing
 from ..policy import TrustPolicy
 from ._common import emit_json, json_option, progress
-from ._options import signer_options
+from ._options import ref_options, signer_options
 from ._trust import integrity_only_option, trust_options
 
 __all__ = ["COMMANDS"]
@@ -46,11 +46,11 @@ def sign(
     """Sign BUNDLE (OMS v1.0 signature in hepbundle.sig) after checking every file.
 
     \b
-    hepbundle sign B --key key.pem                        EC key
-    hepbundle sign B --cert usercert.pem --key userkey.pem X.509 (EC or RSA)
-    hepbundle sign B --sigstore                           keyless, in CI
-    hepbundle sign B --key rm.pem --as release            co-signature
-    hepbundle sign B --cert … --key … --tsa http://tsa/   with an RFC 3161 timestamp
+        hepbundle sign B --key key.pem                        EC key
+        hepbundle sign B --cert usercert.pem --key userkey.pem X.509 (EC or RSA)
+        hepbundle sign B --sigstore                           keyless, in CI
+        hepbundle sign B --key rm.pem --as release            co-signature
+        hepbundle sign B --cert … --key … --tsa http://tsa/   with an RFC 3161 timestamp
     """
     with progress(_tree_size(bundle), "checking") as cb:
         res = _signing.sign(bundle, signer, role=role, force=force, progress=cb, tsa_url=tsa_url)
@@ -68,7 +68,7 @@ def _tree_size(root: Path) -> int:
 
 
 @click.command()
-@click.argument("bundle", type=click.Path(path_type=Path))
+@click.argument("bundle", metavar="REF")
 @click.option(
     "--file",
     "files",
@@ -78,27 +78,38 @@ def _tree_size(root: Path) -> int:
 )
 @trust_options
 @integrity_only_option
+@ref_options
 @json_option
 def verify(
-    bundle: Path,
+    bundle: str,
     files: tuple[str, ...],
     trust: TrustPolicy | None,
     integrity_only: bool,
+    repos: tuple[Path, ...],
+    allow_yanked: bool,
     as_json: bool,
 ) -> None:
-    """Verify BUNDLE: its signatures against the trust policy, then every file's digest.
+    """Verify REF (a bundle directory, or ns/name[@version|@alias] on the search path): its
+    signatures against the trust policy, then every file's digest.
 
     The policy comes from --policy, the quick flags (--key, --ca/--subject, --identity/--issuer),
-    $HEPBUNDLE_POLICY, or the trust root of the repository BUNDLE is published in. Without any,
-    BUNDLE is refused; --integrity-only checks the files alone and never reports "verified".
+    $HEPBUNDLE_POLICY, or the trust root of the repository REF is published in. Without any,
+    REF is refused; --integrity-only checks the files alone and never reports "verified". A
+    catalogue reference is also checked against the catalogue (the bundle it recorded, its
+    signed statements, yanked versions refused unless --allow-yanked), as `hepbundle path` does.
 
     Exit status: 0 verified, 1 verification failure, 2 usage or input error.
     """
-    from .. import load as _load
+    from .. import resolver as _resolver
 
-    with progress(_tree_size(bundle), "verifying") as cb:
-        res = _load.verify(
-            bundle, trust, integrity_only=integrity_only, files=list(files) or None, progress=cb
+    where = _resolver.locate(bundle, repos=repos, allow_yanked=allow_yanked)
+    with progress(_tree_size(where.path), "verifying") as cb:
+        res = _resolver.verify_ref(
+            where,
+            trust,
+            integrity_only=integrity_only,
+            files=list(files) or None,
+            progress=cb,
         )
     if as_json:
         emit_json(res.to_json())
