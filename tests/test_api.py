@@ -9,9 +9,10 @@ import hepbundle
 
 def test_public_names() -> None:
     assert hepbundle.__all__ == [
-        "BuildError", "BuildPlan", "Bundle", "DataError", "DriftAlert", "FileEntry", "FormatError",
-        "HepbundleError", "IntegrityError", "IntegrityReport", "KeySigner", "Located", "Manifest",
-        "MissingExtraError", "NotABundleError", "NotFoundError", "NotInBundleError", "PathError",
+        "BatchError", "BuildError", "BuildPlan", "Bundle", "DataError", "DriftAlert", "FileEntry",
+        "FormatError", "HepbundleError", "IOReport", "IOSignature", "IntegrityError",
+        "IntegrityReport", "KeySigner", "Located", "Manifest", "MissingExtraError", "ModelIOError",
+        "NotABundleError", "NotFoundError", "NotInBundleError", "PathError",
         "PolicyError", "PublishResult", "RepositoryError", "SignResult", "SignatureError", "Signer",
         "SigningError", "SigstoreSigner", "SpecError", "ToolError", "TrustPolicy", "UsageError",
         "VerificationError", "VerifyResult", "X509Signer", "YankedError", "__version__", "build",

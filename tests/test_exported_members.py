@@ -16,7 +16,7 @@ from hepbundle import errors
 PUBLIC_MODULES = {
     "builder", "bundle", "config", "errors", "load", "loaders", "manifest", "policy",
     "provenance", "repository", "resolver", "signing", "attestation", "data", "fpga",
-    "importers", "site", "spec", "reproduce", "cli", "extras", "remote", "template",
+    "importers", "site", "spec", "reproduce", "cli", "extras", "remote", "template", "iosig",
 }  # fmt: skip
 #: implementation modules the public ones import; no stability promise (docs/reference/api.md)
 INTERNAL_MODULES = {"cache", "digest", "filemodes", "integrity", "limits", "paths", "regular"}

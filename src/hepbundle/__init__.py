@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from ._base import __version__
 from .bundle import Bundle
 from .errors import (
+    BatchError,
     BuildError,
     DataError,
     DriftAlert,
@@ -25,6 +26,7 @@ from .errors import (
     HepbundleError,
     IntegrityError,
     MissingExtraError,
+    ModelIOError,
     NotABundleError,
     NotFoundError,
     NotInBundleError,
@@ -40,6 +42,7 @@ from .errors import (
     YankedError,
 )
 from .integrity import IntegrityReport
+from .iosig import IOReport, IOSignature
 from .load import open
 from .manifest import FileEntry, Manifest
 
@@ -60,6 +63,7 @@ if _TYPE_CHECKING:
     )
 
 __all__ = [
+    "BatchError",
     "BuildError",
     "BuildPlan",
     "Bundle",
@@ -68,12 +72,15 @@ __all__ = [
     "FileEntry",
     "FormatError",
     "HepbundleError",
+    "IOReport",
+    "IOSignature",
     "IntegrityError",
     "IntegrityReport",
     "KeySigner",
     "Located",
     "Manifest",
     "MissingExtraError",
+    "ModelIOError",
     "NotABundleError",
     "NotFoundError",
     "NotInBundleError",

@@ -481,14 +481,27 @@ def _profile(spec: BundleSpec, opts: BuildOptions) -> Captured:
     return Captured(meta, files)
 
 
+def _io(spec: BundleSpec, opts: BuildOptions) -> Captured:
+    from .iosig.capture import capture_io
+
+    if "io" in opts.extra_meta:  # an importer's signature (MLflow's), recorded as given
+        return Captured()
+    files = {p.dest: (p.src, p.role) for p in plan_files(spec)}
+    section = capture_io(spec, files)
+    return Captured({"io": section} if section else {})
+
+
 #: The one table of spec sections → the capture that interprets them, in the order they run
 #: (a later capture's manifest keys win). Provenance always runs (``--from-mlflow`` fills the
-#: training record without a ``training:`` section; ``extra:`` is copied as written).
+#: training record without a ``training:`` section; ``extra:`` is copied as written), and so
+#: does the I/O signature (read from the model without an ``io:`` section).
 CAPTURES: tuple[tuple[tuple[str, ...], Callable[[BundleSpec, BuildOptions], Captured]], ...] = (
     (("code", "environment", "training", "data", "parents", "extra"), _provenance),
     (("fpga",), _fpga),
     (("profile",), _profile),
+    (("io",), _io),
 )
+_ALWAYS = (_provenance, _io)
 
 
 def capture(spec: BundleSpec, opts: BuildOptions) -> Captured:
@@ -498,9 +511,9 @@ def capture(spec: BundleSpec, opts: BuildOptions) -> Captured:
     if opts.sections:
         spec = replace(spec, sections={**spec.sections, **opts.sections})
     out = Captured()
-    for i, (sections, fn) in enumerate(CAPTURES):
+    for sections, fn in CAPTURES:
         wanted = [s for s in sections if s in spec.sections and s not in opts.extra_meta]
-        if i == 0 or wanted:
+        if wanted or fn in _ALWAYS:
             got = fn(spec, opts)
             out.meta.update(got.meta)
             out.files.update(got.files)

@@ -24,6 +24,8 @@ from .errors import (
     VerificationError,
 )
 from .integrity import IntegrityReport, check_entry, check_layout, check_tree
+from .iosig import IOSignature
+from .iosig import of as io_signature_of
 from .limits import MAX_MANIFEST_BYTES
 from .manifest import MANIFEST_FILENAME, FileEntry, Manifest
 from .regular import read_regular
@@ -71,6 +73,7 @@ class Bundle:
         self.signature_files: dict[str, str] | None = None
         #: node-local verification cache (set by hepbundle.open); None hashes every time
         self.cache: VerificationCache | None = None
+        self._io: IOSignature | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, verify_files: bool = True) -> Bundle:
@@ -116,6 +119,23 @@ class Bundle:
     @property
     def version(self) -> str:
         return self.manifest.version
+
+    @property
+    def io(self) -> IOSignature:
+        """The model's I/O signature (manifest ``io``): ``b.io.check(batch)``,
+        ``b.io.normalise(batch)``. :class:`NotInBundleError` when the manifest records none."""
+        sig = self._io
+        if sig is None:
+            sig = io_signature_of(self.manifest.meta, source=f"{self.ref}: io")
+            if sig is None:
+                raise NotInBundleError(
+                    f"{self.ref} records no I/O signature (no io section in its manifest)",
+                    hint="rebuild it with a model hepbundle can read or an io: section in "
+                    "hepbundle.yaml (bundle-spec/io.md)",
+                    ref=self.ref,
+                )
+            self._io = sig
+        return sig
 
     @property
     def ref(self) -> str:

@@ -8,7 +8,8 @@ HepbundleError                 any failure hepbundle reports to a person (exit c
 ├── VerificationError          exit code 1: the artifact is not what it claims to be
 │   ├── IntegrityError         missing, extra or modified files
 │   ├── SignatureError         unsigned, malformed or invalid signature
-│   └── PolicyError            signature valid, but the signer is not allowed
+│   ├── PolicyError            signature valid, but the signer is not allowed
+│   └── ModelIOError           the model's real inputs/outputs differ from its recorded I/O signature
 ├── SigningError               a signature could not be made (unreadable or unsupported key/cert)
 ├── NotABundleError            a path given as a bundle is not one (missing, no hepbundle.json)
 ├── NotInBundleError           the bundle has no file / model / project of that name (or several)
@@ -19,6 +20,7 @@ HepbundleError                 any failure hepbundle reports to a person (exit c
 ├── MissingExtraError          an optional framework is not installed (names the extra)
 ├── ToolError                  a domain tool failed (FPGA, data, reproduce)
 │   └── DataError              unreadable/unsuitable input data (ROOT, NPZ, profile)
+│       └── BatchError         a batch does not fit the bundle's I/O signature (io.check)
 └── DriftAlert                 exit code 3: new data drifted past an alert threshold
 """
 
@@ -33,6 +35,7 @@ from typing import Any
 from .limits import clip
 
 __all__ = [
+    "BatchError",
     "BuildError",
     "DataError",
     "DriftAlert",
@@ -40,6 +43,7 @@ __all__ = [
     "HepbundleError",
     "IntegrityError",
     "MissingExtraError",
+    "ModelIOError",
     "NotABundleError",
     "NotFoundError",
     "NotInBundleError",
@@ -128,6 +132,11 @@ class PolicyError(VerificationError):
     """The signature verifies, but the trust policy does not allow its signer."""
 
 
+class ModelIOError(VerificationError):
+    """The model file's real inputs or outputs (names, dtypes, shapes) differ from the I/O
+    signature its manifest records: the bundle does not hold the model it describes."""
+
+
 class SigningError(HepbundleError):
     """A signature could not be made: unreadable or unsupported key, certificate or identity."""
 
@@ -175,6 +184,15 @@ class ToolError(HepbundleError):
 
 class DataError(ToolError):
     """Input data cannot be used: missing file, tree or branch, corrupt ROOT file, bad NPZ."""
+
+
+class BatchError(DataError):
+    """A batch does not fit the bundle's I/O signature (missing input, dtype, shape, a feature
+    outside its range); ``report`` is the :class:`~hepbundle.iosig.IOReport`."""
+
+    def __init__(self, message: str, *, report: Any = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.report = report
 
 
 class DriftAlert(HepbundleError):

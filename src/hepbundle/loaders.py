@@ -8,14 +8,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .errors import HepbundleError, NotInBundleError
+from .errors import HepbundleError, ModelIOError, NotInBundleError
 from .extras import require
+from .iosig import of as io_signature_of
+from .iosig import tensor_problems
+from .iosig.capture import keras_tensors, session_tensors
 
 if TYPE_CHECKING:
     from .bundle import Bundle
     from .manifest import FileEntry
 
-__all__ = ["find_model_file", "keras_model", "onnx_session"]
+__all__ = ["check_io", "find_model_file", "keras_model", "onnx_session"]
 
 
 def find_model_file(bundle: Bundle, suffixes: tuple[str, ...], relpath: str | None = None) -> str:
@@ -51,22 +54,47 @@ def find_model_file(bundle: Bundle, suffixes: tuple[str, ...], relpath: str | No
 
 
 def onnx_session(bundle: Bundle, relpath: str | None = None, **kwargs: Any) -> Any:
-    """An ``onnxruntime.InferenceSession`` on the bundle's (verified) ONNX model."""
+    """An ``onnxruntime.InferenceSession`` on the bundle's (verified) ONNX model, refused
+    (:class:`~hepbundle.errors.ModelIOError`) when its inputs or outputs differ from the
+    recorded I/O signature."""
     ort = require("onnxruntime")
-    path = bundle.path(find_model_file(bundle, (".onnx",), relpath))
+    rel = find_model_file(bundle, (".onnx",), relpath)
+    path = bundle.path(rel)
     kwargs.setdefault("providers", ["CPUExecutionProvider"])
-    return ort.InferenceSession(str(path), **kwargs)
+    session = ort.InferenceSession(str(path), **kwargs)
+    check_io(bundle, rel, session_tensors(session))
+    return session
+
+
+def check_io(bundle: Bundle, rel: str, tensors: tuple[Any, Any]) -> None:
+    """Refuse a loaded model whose (inputs, outputs) differ from the I/O signature the manifest
+    records for ``rel`` (:class:`ModelIOError`); nothing to check when it records none, or one
+    of another file."""
+    sig = io_signature_of(bundle.manifest.meta, source=f"{bundle.ref}: io")
+    if sig is None or (sig.model is not None and sig.model != rel):
+        return
+    problems = tensor_problems(sig.inputs, tensors[0], "inputs")
+    if sig.outputs:
+        problems += tensor_problems(sig.outputs, tensors[1], "outputs")
+    if problems:
+        raise ModelIOError(
+            f"{bundle.ref}: {rel} does not match its recorded I/O signature: {'; '.join(problems)}",
+            hint="the bundle does not hold the model its manifest describes: rebuild it",
+            ref=bundle.ref,
+        )
 
 
 def keras_model(bundle: Bundle, relpath: str | None = None, *, compile: bool = False) -> Any:
-    """A Keras model loaded from the bundle's (verified) ``.keras``/``.h5`` file."""
+    """A Keras model loaded from the bundle's (verified) ``.keras``/``.h5`` file, refused
+    (:class:`~hepbundle.errors.ModelIOError`) when its inputs or outputs differ from the
+    recorded I/O signature."""
     require("tensorflow", "fpga")
     keras = require("keras", "fpga")
     rel = find_model_file(bundle, (".keras", ".h5"), relpath)
     path = bundle.path(rel)
     try:
         # safe mode, explicitly: a Lambda layer's Python code is never deserialised and run
-        return keras.models.load_model(str(path), compile=compile, safe_mode=True)
+        model = keras.models.load_model(str(path), compile=compile, safe_mode=True)
     except ValueError as e:
         if "safe_mode" not in str(e) and "arbitrary code" not in str(e):
             raise HepbundleError(f"{bundle.ref}: Keras cannot load {rel}: {e}") from None
@@ -75,3 +103,5 @@ def keras_model(bundle: Bundle, relpath: str | None = None, *, compile: bool = F
             "Keras safe mode refuses to load",
             hint="rebuild the model without Lambda layers (use built-in or registered layers)",
         ) from None
+    check_io(bundle, rel, keras_tensors(model))
+    return model

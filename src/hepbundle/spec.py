@@ -168,7 +168,17 @@ class BundleSpec:
         return _where(str(self.path), self.lines, tuple(path))
 
 
-_SECTIONS = ("code", "environment", "data", "training", "parents", "fpga", "profile", "extra")
+_SECTIONS = (
+    "code",
+    "environment",
+    "data",
+    "training",
+    "parents",
+    "fpga",
+    "profile",
+    "io",
+    "extra",
+)
 
 
 def load_spec(path: str | os.PathLike[str]) -> BundleSpec:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..bundle import Bundle
+from ..iosig import IOSignature
 
 __all__ = ["human_size", "render_bundle", "render_markdown"]
 
@@ -107,6 +108,8 @@ def render_bundle(b: Bundle, *, card: bool = True, all_files: bool = False) -> s
                 + (f" (sha256:{p['manifestDigest'][:12]})" if p.get("manifestDigest") else "")
             )
     lines.extend(_fpga_lines(meta.get("fpga")))
+    if meta.get("io"):
+        lines.extend(io_lines(b.io))
     if card and meta.get("modelCard"):
         card_path = b.root / meta["modelCard"]
         if card_path.is_file():
@@ -176,6 +179,36 @@ def _fpga_lines(fpga: Any) -> list[str]:
     build = fpga.get("firmwareBuild") or {}
     if build.get("id"):
         out.append(f"  build id  {build['id'][:16]}… ({build.get('files', '?')} files)")
+    return out
+
+
+def io_lines(sig: IOSignature) -> list[str]:
+    """The I/O signature as two tables: inputs (one row per feature: unit, normalisation,
+    allowed range) and outputs (their classes)."""
+    source = ", ".join(x for x in (sig.model, sig.framework) if x)
+    out: list[str] = []
+    for kind in ("input", "output"):
+        rows = [r for r in sig.rows() if r["kind"] == kind]
+        if not rows:
+            continue
+        cols = (
+            ("tensor", "type", "index", "name", "unit", "normalisation", "range")
+            if kind == "input"
+            else ("tensor", "type", "name")
+        )
+        heads = {"index": "#", "name": "feature" if kind == "input" else "classes"}
+        table = [[heads.get(c, c) for c in cols]]
+        last = None
+        for r in rows:
+            first = r["tensor"] != last
+            last = r["tensor"]
+            table.append([r[c] if first or c not in ("tensor", "type") else "" for c in cols])
+        widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
+        out.append(f"{kind}s" + (f" ({source})" if source and kind == "input" else ""))
+        for row in table:
+            out.append(
+                "  " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+            )
     return out
 
 
