@@ -289,7 +289,9 @@ def test_a_malformed_io_section_is_one_line(tmp_path: Path) -> None:
 
 
 def test_a_malformed_io_member_in_a_manifest_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(FormatError, match=r"io: inputs\[0\] \(x\): 2 features for a last axis of 3"):
+    with pytest.raises(
+        FormatError, match=r"io: inputs\[0\] \(x\): 2 features for a last axis of 3"
+    ):
         IOSignature.from_json(
             {
                 "inputs": [
@@ -413,3 +415,32 @@ def test_keras_signature_captured_and_checked_at_load(tmp_path: Path) -> None:
         BuildError, match=r"the spec says \[batch, 4\], model/tagger.keras says \[batch, 3\]"
     ):
         hepbundle.build(d, tmp_path / "c")
+
+
+def test_catalogue_site_shows_the_signature(
+    tagger: hepbundle.Bundle,
+    tmp_path: Path,
+    ec_key: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hepbundle.repository import publish
+    from hepbundle.signing import KeySigner, sign
+    from hepbundle.site import build_site
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {ec_key[1]}\n"
+    )
+    monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
+    sign(tagger.root, KeySigner(ec_key[0]))
+    publish(tagger.root, tmp_path / "repo")
+    site = build_site(tmp_path / "repo", tmp_path / "site").path
+    page = (site / "b" / "demo" / "tagger" / "1.0.0" / "index.html").read_text()
+    rows = re.findall(r"<tr>(.*?)</tr>", page.split('id="io-inputs"')[1].split("</table>")[0])
+    cells = [c for c in (re.findall(r"<td>(.*?)</td>", r) for r in rows) if c]
+    assert cells[0] == [
+        "<code>x</code>", "<code>float32[N, 3]</code>", "0", "pt", "GeV", "(x - 20) × 0.01", "[20, 3000]"
+    ]  # fmt: skip
+    assert cells[1] == ["", "", "1", "eta", "", "x / 1.5", "[-2.5, 2.5]"]
+    outputs = page.split('id="io-outputs"')[1].split("</table>")[0]
+    assert "<td>b, light</td>" in outputs and "read from <code>model/model.onnx</code>" in page

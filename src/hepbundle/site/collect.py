@@ -18,6 +18,7 @@ from typing import Any
 
 from ..bundle import Bundle
 from ..errors import HepbundleError
+from ..iosig import of as io_signature_of
 from ..manifest import FileEntry
 from ..repository import (
     AliasEvent,
@@ -224,6 +225,16 @@ def metric_rows(metrics: Any) -> list[tuple[str, str, str]]:
         if isinstance(m, Mapping):
             rows.append((str(m.get("name", "")), _scalar(m.get("value")), str(m.get("split", ""))))
     return rows
+
+
+def io_rows(meta: Any) -> list[dict[str, str]]:
+    """The I/O signature's table rows (``IOSignature.rows``: one per input feature, one per
+    output), or none when the manifest records none or an unreadable one."""
+    try:
+        sig = io_signature_of(meta)
+    except HepbundleError:
+        return []
+    return sig.rows() if sig is not None else []
 
 
 def flatten(obj: Any, prefix: str = "", limit: int = 60) -> list[tuple[str, str]]:

@@ -39,6 +39,7 @@ from .collect import (
     data_label,
     flatten,
     image_attachments,
+    io_rows,
     metric_rows,
 )
 
@@ -246,6 +247,7 @@ def _environment() -> jinja2.Environment:
         "code_link": code_link,
         "data_label": data_label,
         "metric_rows": metric_rows,
+        "io_rows": io_rows,
         "flatten": flatten,
         "safe_href": _safe_href,
         "tojson_pretty": lambda obj: json.dumps(obj, indent=2, sort_keys=True, default=str),
