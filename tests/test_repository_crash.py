@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from hepbundle.repository import publish, read_name_catalog
+from hepbundle.repository import FindQuery, find, publish, publish_many, read_name_catalog
 from hepbundle.repository._crash import CRASH_POINTS
-from hepbundle.repository.layout import serial_of, staging_dir
+from hepbundle.repository.index import recent_file
+from hepbundle.repository.layout import index_file, serial_of, staging_dir
 
 from .repo_fixtures import check_invariants, make_bundle
 
@@ -85,6 +86,40 @@ def test_sigkill_at_every_point_leaves_old_or_new_state(tmp_path: Path, point: s
     assert serial_of(repo, "atlas") > serial_before
     if point not in ("locked", "cleaned"):
         assert result["recovered"], "the interrupted publish left nothing to recover?"
+
+
+@pytest.mark.parametrize("mode", ["recent", "fold"])
+@pytest.mark.parametrize("point", ["catalogued", "index-uncommitted", "indexed", "serial-bumped"])
+def test_sigkill_in_a_large_shard_with_its_recent_shard(
+    tmp_path: Path, point: str, mode: str
+) -> None:
+    """The same with a shard large enough that a publish writes its recent shard (``recent``),
+    or fills the recent shard past its bound so that it is folded into the index (``fold``)."""
+    repo = tmp_path / "repo"
+    base = [make_bundle(tmp_path, version=f"1.{i}.0").root for i in range(40)]
+    publish_many(base, repo, allow_unsigned=True)
+    before = 3 if mode == "fold" else 0  # 3 publishes with an alias: 5 recent rows; 6 fold
+    for k in range(before):
+        publish(
+            make_bundle(tmp_path, version=f"2.{k}.0").root, repo, allow_unsigned=True, alias="prod"
+        )
+    index = index_file(repo, "atlas")
+    old_index = index.read_bytes()
+    assert recent_file(index).is_file() == (mode == "fold")
+    proc = _spawn(make_bundle(tmp_path, version="3.0.0").root, repo, "prod", crash=point)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, f"did not crash at {point}: {err}"
+    heads = [h.version for h in find(repo, FindQuery())]  # readers: the old state or the new
+    old_head = f"2.{before - 1}.0" if before else "1.39.0"
+    assert heads in ([old_head], ["3.0.0"])
+    check_invariants(repo, settled=False)
+    proc = _spawn(make_bundle(tmp_path, version="3.1.0").root, repo)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert [h.version for h in find(repo, FindQuery())] == ["3.1.0"]
+    assert check_invariants(repo)["atlas/tauid"] >= {"3.0.0", "3.1.0"}  # index == rebuild
+    folded = index.read_bytes() != old_index
+    assert folded == (mode == "fold")
 
 
 def test_stale_staging_is_cleaned_and_reported(tmp_path: Path) -> None:

@@ -2,9 +2,24 @@
 
 Format 2 repositories keep one shard per namespace (``bundles/<ns>/_catalog/index.sqlite``: a
 publish rewrites only the shard of its namespace, and a search reads every shard); format 1 has
-one ``catalog/index.sqlite``. The schema is the same. It is derived data: every row comes from a per-name catalogue file, a publish replaces only the
-rows of the name it touched (so its cost does not grow with the repository), and
-:func:`rebuild_index` writes a fresh file from all per-name files and renames it into place.
+one ``catalog/index.sqlite``. The schema is the same. It is derived data: every row comes from a
+per-name catalogue file, and :func:`rebuild_index` writes a fresh file from all per-name files
+and renames it into place.
+
+**The recent shard.** A CVMFS publish re-processes every changed file whole, and every client
+re-fetches it, so a publish must not change a file that grows with the repository. Beside each
+index lives ``index-recent.sqlite``: a publish writes there only the rows of the names it
+touched that differ from the index (the new version, the old head's flag, a moved alias) and
+"gone" marks for rows the index has and the catalogue no longer has. Readers attach it and see
+the index with those rows replaced (temporary views named like the tables, so every query reads
+the merged rows); once it holds more than :data:`RECENT_MAX_ROWS` rows, or more than one row
+per :data:`RECENT_SHARE` of the index, the publish folds it into the index in the same SQLite
+transaction (atomic over both files) and empties it — a rewrite of the large file every few
+hundred publishes instead of at each. The recent shard applies to the index whose token
+(table ``shard``) it names: a rebuilt index has a new token, and triggers clear the token when
+anything but a fold writes the index (an older hepbundle), so a stale recent shard is never
+applied; writers then rebuild the index from the per-name files.
+
 Writers use ``journal_mode=DELETE`` so no ``-wal``/``-shm`` file exists next to a published index,
 and the rollback journal is gone once a transaction commits; readers of a read-only tree (a CVMFS
 mount) open it with ``mode=ro&immutable=1`` so SQLite never tries to lock or write beside it.
@@ -13,6 +28,7 @@ mount) open it with ``mode=ro&immutable=1`` so SQLite never tries to lock or wri
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -29,11 +45,14 @@ from ..limits import MAX_MANIFEST_BYTES, clip
 from ..manifest import MANIFEST_FILENAME
 from ._crash import crash_point
 from .catalog import NameCatalog, list_names, read_name_catalog
-from .layout import index_file, index_files, namespaces, repository_format
+from .layout import RECENT_INDEX_FILE, index_file, index_files, namespaces, repository_format
 from .refs import version_key
 
 __all__ = [
     "INDEX_FORMAT",
+    "RECENT_FILE",
+    "RECENT_MAX_ROWS",
+    "RECENT_SHARE",
     "FindHit",
     "FindQuery",
     "LegacyHit",
@@ -43,6 +62,7 @@ __all__ = [
     "find_legacy",
     "open_index",
     "rebuild_index",
+    "recent_file",
     "upsert_name",
     "upsert_names",
     "writable_index",
@@ -77,6 +97,43 @@ CREATE TABLE IF NOT EXISTS legacy_paths (
 ) WITHOUT ROWID;
 """
 _SEP = "\n"  # list separator inside a column; never part of a name, tag or identity
+
+#: the recent shard beside an index (``index-recent.sqlite``; see the module docstring)
+RECENT_FILE = Path(RECENT_INDEX_FILE).name
+#: ``PRAGMA user_version`` of the recent shard
+RECENT_FORMAT = 1
+#: a publish folds the recent shard into the index when it would hold more rows than this …
+RECENT_MAX_ROWS = 256
+#: … or more than one row per this many versions of the index (small indexes fold at once)
+RECENT_SHARE = 8
+#: (table, key columns) of every table the recent shard overlays
+_TABLES = (
+    ("versions", ("name", "version")),
+    ("aliases", ("name", "alias")),
+    ("legacy_paths", ("legacy", "name", "version")),
+)
+# Added without a format bump (readers of format 1 ignore them): the index's token, which the
+# recent shard must name to apply, and triggers clearing it on any write but a fold's.
+_SHARD_STATEMENTS = [
+    "CREATE TABLE shard (token TEXT)",
+    "INSERT INTO shard VALUES (NULL)",
+    *(
+        f"CREATE TRIGGER shard_{t}_{op.lower()} AFTER {op} ON {t} "
+        "BEGIN UPDATE shard SET token = NULL; END"
+        for t, _ in _TABLES
+        for op in ("INSERT", "UPDATE", "DELETE")
+    ),
+]
+#: where each table's key columns are in its rows
+_KEY_POSITIONS = {"versions": (0, 2), "aliases": (0, 1), "legacy_paths": (0, 1, 2)}
+_RECENT_SCHEMA = (
+    "".join(
+        f"CREATE TABLE gone_{t} ({', '.join(f'{k} TEXT NOT NULL' for k in keys)}, "
+        f"PRIMARY KEY ({', '.join(keys)})) WITHOUT ROWID;\n"
+        for t, keys in _TABLES
+    )
+    + "CREATE TABLE base (token TEXT NOT NULL);\n"
+)
 
 
 @dataclass(frozen=True)
@@ -150,10 +207,76 @@ def _open(repo_root: Path, path: Path, readonly: bool | None) -> sqlite3.Connect
         )
     if readonly is None:
         readonly = not os.access(path.parent, os.W_OK)
-    uri = f"{path.absolute().as_uri()}?mode=ro" + ("&immutable=1" if readonly else "")
-    conn = sqlite3.connect(uri, uri=True)
+    conn = sqlite3.connect(_ro_uri(path, readonly), uri=True)
     _check_format(conn, path)
+    try:
+        _overlay_recent(conn, path, readonly)
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def _ro_uri(path: Path, readonly: bool) -> str:
+    return f"{path.absolute().as_uri()}?mode=ro" + ("&immutable=1" if readonly else "")
+
+
+def recent_file(index: Path) -> Path:
+    """The recent shard beside the index file ``index``."""
+    return index.with_name(RECENT_FILE)
+
+
+def _overlay_recent(conn: sqlite3.Connection, path: Path, readonly: bool) -> None:
+    """Attach the recent shard of ``path`` when it applies to this index, and shadow each table
+    by a temporary view of the merged rows: the index's rows that the recent shard neither
+    replaces nor marks gone, plus the recent shard's. Both files are read in one transaction
+    (their shared locks held together), so a fold in between is never half seen."""
+    recent = recent_file(path)
+    if not recent.is_file():
+        return
+    conn.execute("ATTACH ? AS recent", (_ro_uri(recent, readonly),))
+    conn.execute("BEGIN")
+    if not _recent_applies(conn):
+        return
+    tables = _tables(conn, "main")
+    for table, keys in _TABLES:
+        if table not in tables:
+            continue
+        match = " AND ".join(f"x.{k} = m.{k}" for k in keys)
+        conn.execute(
+            f"CREATE TEMP VIEW {table} AS SELECT * FROM main.{table} m "
+            f"WHERE NOT EXISTS (SELECT 1 FROM recent.{table} x WHERE {match}) "
+            f"AND NOT EXISTS (SELECT 1 FROM recent.gone_{table} x WHERE {match}) "
+            f"UNION ALL SELECT * FROM recent.{table}"
+        )
+
+
+def _tables(conn: sqlite3.Connection, schema: str) -> set[str]:
+    return {
+        r[0] for r in conn.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table'")
+    }
+
+
+def _token(conn: sqlite3.Connection) -> str | None:
+    """The index's token (None: none yet, or cleared by a write that was not a fold)."""
+    if "shard" not in _tables(conn, "main"):
+        return None
+    row = conn.execute("SELECT token FROM main.shard").fetchone()
+    return None if row is None else row[0]
+
+
+def _recent_applies(conn: sqlite3.Connection) -> bool:
+    """Whether the attached recent shard is of this hepbundle's format and names the token of
+    the index it is attached to."""
+    (fmt,) = conn.execute("PRAGMA recent.user_version").fetchone()
+    if fmt != RECENT_FORMAT:
+        raise FormatError(
+            f"recent index shard format {fmt}, this hepbundle reads {RECENT_FORMAT}",
+            hint="run: hepbundle catalog rebuild",
+        )
+    token = _token(conn)
+    base = conn.execute("SELECT token FROM recent.base").fetchone()
+    return token is not None and base is not None and base[0] == token
 
 
 @contextmanager
@@ -200,19 +323,83 @@ def _create(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA user_version={INDEX_FORMAT}")
 
 
+Row = tuple[Any, ...]
+#: table → key → row: what one name has (or should have) in each table
+Rows = dict[str, dict[Row, Row]]
+
+
 @contextmanager
 def writable_index(repo_root: Path, ns: str) -> Iterator[sqlite3.Connection]:
-    """The index holding namespace ``ns`` open for writing (the caller holds the repository
-    lock); rebuilt from the per-name files first if it is missing, so it is never partial."""
+    """The index holding namespace ``ns`` open for writing, with its recent shard attached as
+    ``recent`` when there is one (the caller holds the repository lock). Rebuilt from the
+    per-name files first if it is missing, or if a recent shard exists that may hold rows the
+    index lacks (damaged, or the index was written by an older hepbundle), so it is never
+    partial; a recent shard of an earlier index (a rebuild) is removed."""
     path = index_file(repo_root, ns)
+    recent = recent_file(path)
+
+    def rebuild() -> None:
+        names = _names_in(repo_root, ns if repository_format(repo_root) == 2 else None)
+        build_index_file(repo_root, path, names)
+
     if not path.is_file():
-        build_index_file(
-            repo_root, path, _names_in(repo_root, ns if repository_format(repo_root) == 2 else None)
-        )
-    with closing(_connect_rw(path)) as conn:
+        rebuild()
+    conn = _connect_rw(path)
+    try:
         _check_format(conn, path)
         conn.executescript(_LEGACY_SCHEMA)
+        if recent.is_file():
+            state = _recent_state(conn, recent)
+            if state != "applies":
+                conn.close()
+                if state == "lost":
+                    rebuild()  # removes the recent shard
+                recent.unlink(missing_ok=True)
+                conn = _connect_rw(path)
+        if _token(conn) is None:  # an index of an older hepbundle: give it a token
+            _new_token(conn, transaction=True)
         yield conn
+    finally:
+        conn.close()
+
+
+def _recent_state(conn: sqlite3.Connection, recent: Path) -> str:
+    """Attach ``recent``: ``applies`` (kept attached), ``stale`` (of an earlier index, which is
+    complete without it) or ``lost`` (damaged, or the index was changed behind it: the index
+    may lack its rows)."""
+    try:
+        conn.execute("ATTACH ? AS recent", (str(recent),))
+        if _recent_applies(conn):
+            return "applies"
+    except (sqlite3.DatabaseError, FormatError):
+        return "lost"
+    return "stale" if _token(conn) is not None else "lost"
+
+
+def _new_token(conn: sqlite3.Connection, *, transaction: bool) -> str:
+    """Give the index (and the attached recent shard) a fresh token; creates the ``shard``
+    table and its triggers in an index that has none."""
+    token = secrets.token_hex(8)
+    if transaction:
+        conn.execute("BEGIN IMMEDIATE")
+    try:
+        if "shard" not in _tables(conn, "main"):
+            for stmt in _SHARD_STATEMENTS:
+                conn.execute(stmt)
+        conn.execute("UPDATE main.shard SET token = ?", (token,))
+        if _attached(conn):
+            conn.execute("UPDATE recent.base SET token = ?", (token,))
+        if transaction:
+            conn.execute("COMMIT")
+    except BaseException:
+        if transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return token
+
+
+def _attached(conn: sqlite3.Connection) -> bool:
+    return any(r[1] == "recent" for r in conn.execute("PRAGMA database_list"))
 
 
 def upsert_name(conn: sqlite3.Connection, catalog: NameCatalog, root: Path | None = None) -> None:
@@ -224,13 +411,40 @@ def upsert_name(conn: sqlite3.Connection, catalog: NameCatalog, root: Path | Non
 def upsert_names(
     conn: sqlite3.Connection, catalogs: Sequence[NameCatalog], root: Path | None = None
 ) -> None:
-    """Replace the rows of every name in ``catalogs`` in ONE transaction (a batch publish)."""
+    """Give every name in ``catalogs`` its rows in ONE transaction (a batch publish): in the
+    recent shard, as the differences from the index, unless the recent shard would pass its
+    bound; then the names' rows go into the index and the recent shard is folded into it (see
+    the module docstring). ``conn`` is from :func:`writable_index`."""
+    has_recent = _attached(conn)
+    names = list(dict.fromkeys(c.name for c in catalogs))
+    wanted = {c.name: _rows_of(conn, c, root, has_recent) for c in catalogs}
+    indexed = {n: {t: _current(conn, "main", t, n) for t, _ in _TABLES} for n in names}
+    deltas = {n: _delta(wanted[n], indexed[n]) for n in names}
+    size = sum(len(rows) + len(gone) for d in deltas.values() for rows, gone in d.values())
+    if has_recent:
+        size += _recent_size(conn, names)
+    (count,) = conn.execute("SELECT count(*) FROM main.versions").fetchone()
+    direct = size > RECENT_MAX_ROWS or size * RECENT_SHARE > count
+    if size == 0 and not has_recent:
+        return  # the index has these rows already (it was just built from the per-name files)
+    if not direct and not has_recent:
+        _create_recent(conn)
+        has_recent = True
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for catalog in catalogs:
-            _replace_rows(conn, catalog)
-            if root is not None:
-                _replace_legacy_rows(conn, catalog, root)
+        if has_recent:
+            _forget_recent(conn, names)
+        if direct:
+            for n in names:
+                _put_rows(conn, n, wanted[n])
+            if has_recent:
+                _fold(conn)
+            _new_token(conn, transaction=False)
+        else:
+            for n in names:
+                for table, (rows, gone) in deltas[n].items():
+                    _insert(conn, f"recent.{table}", rows)
+                    _insert(conn, f"recent.gone_{table}", gone)
         crash_point("index-uncommitted")
         conn.execute("COMMIT")
     except BaseException:
@@ -238,30 +452,123 @@ def upsert_names(
         raise
 
 
-def _replace_rows(conn: sqlite3.Connection, cat: NameCatalog) -> None:
+def _insert(conn: sqlite3.Connection, table: str, rows: Sequence[Row]) -> None:
+    if rows:
+        marks = ", ".join("?" * len(rows[0]))
+        conn.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", rows)
+
+
+def _current(conn: sqlite3.Connection, schema: str, table: str, name: str) -> dict[Row, Row]:
+    """The rows ``name`` has in ``schema.table``, keyed."""
+    pos = _KEY_POSITIONS[table]
+    rows = conn.execute(f"SELECT * FROM {schema}.{table} WHERE name = ?", (name,)).fetchall()
+    return {tuple(r[i] for i in pos): tuple(r) for r in rows}
+
+
+def _delta(wanted: Rows, indexed: Rows) -> dict[str, tuple[list[Row], list[Row]]]:
+    """Per table: the wanted rows the index does not have as they are, and the keys of the
+    index's rows that are no longer wanted."""
+    return {
+        t: (
+            [r for k, r in wanted[t].items() if indexed[t].get(k) != r],
+            [k for k in indexed[t] if k not in wanted[t]],
+        )
+        for t, _ in _TABLES
+    }
+
+
+def _recent_size(conn: sqlite3.Connection, leaving: Sequence[str]) -> int:
+    """Rows of the recent shard but those of the names ``leaving`` (about to be rewritten)."""
+    marks = ", ".join("?" * len(leaving))
+    return sum(
+        conn.execute(
+            f"SELECT count(*) FROM recent.{prefix}{t} WHERE name NOT IN ({marks})", leaving
+        ).fetchone()[0]
+        for t, _ in _TABLES
+        for prefix in ("", "gone_")
+    )
+
+
+def _forget_recent(conn: sqlite3.Connection, names: Sequence[str]) -> None:
+    for n in names:
+        for t, _ in _TABLES:
+            conn.execute(f"DELETE FROM recent.{t} WHERE name = ?", (n,))
+            conn.execute(f"DELETE FROM recent.gone_{t} WHERE name = ?", (n,))
+
+
+def _put_rows(conn: sqlite3.Connection, name: str, wanted: Rows) -> None:
+    """Replace the rows of ``name`` in the index itself."""
+    for t, _ in _TABLES:
+        conn.execute(f"DELETE FROM main.{t} WHERE name = ?", (name,))
+        _insert(conn, f"main.{t}", list(wanted[t].values()))
+
+
+def _fold(conn: sqlite3.Connection) -> None:
+    """Apply the recent shard to the index and empty it (inside the caller's transaction)."""
+    for t, keys in _TABLES:
+        cols = ", ".join(keys)
+        conn.execute(
+            f"DELETE FROM main.{t} WHERE ({cols}) IN "
+            f"(SELECT {cols} FROM recent.{t} UNION ALL SELECT {cols} FROM recent.gone_{t})"
+        )
+        conn.execute(f"INSERT INTO main.{t} SELECT * FROM recent.{t}")
+        conn.execute(f"DELETE FROM recent.{t}")
+        conn.execute(f"DELETE FROM recent.gone_{t}")
+
+
+def _create_recent(conn: sqlite3.Connection) -> None:
+    """Write an empty recent shard naming the index's token beside it, and attach it."""
+    main = Path(next(r[2] for r in conn.execute("PRAGMA database_list") if r[1] == "main"))
+    token = _token(conn)
+    assert token is not None  # writable_index gave the index one
+    path = recent_file(main)
+    fd, tmp = tempfile.mkstemp(prefix=".index-recent.sqlite.tmp-", dir=path.parent)
+    publish_mode(tmp, fd=fd)
+    os.close(fd)
+    try:
+        with closing(_connect_rw(Path(tmp))) as new:
+            new.executescript(_SCHEMA + _LEGACY_SCHEMA + _RECENT_SCHEMA)
+            new.execute("INSERT INTO base VALUES (?)", (token,))
+            new.execute(f"PRAGMA user_version={RECENT_FORMAT}")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+    conn.execute("ATTACH ? AS recent", (str(path),))
+
+
+def _version_rows(cat: NameCatalog) -> dict[Row, Row]:
     ns = cat.name.split("/", 1)[0]
-    conn.execute("DELETE FROM versions WHERE name = ?", (cat.name,))
-    conn.execute("DELETE FROM aliases WHERE name = ?", (cat.name,))
     head = _head(cat)
-    rows = []
+    rows = {}
     for r in cat.versions.values():
         search = _SEP.join(
             [cat.name, r.version, r.summary, *r.authors, r.framework, *r.tags, *r.datasets]
         ).casefold()
-        rows.append(
-            (
-                cat.name, ns, r.version, version_key(r.version), int(r.prerelease),
-                r.manifest_digest, r.path, r.created, r.published, r.summary,
-                _SEP.join(r.authors), r.framework, r.license, _SEP.join(r.tags),
-                _SEP.join(r.datasets), _SEP.join(r.signers), r.yanked, r.yanked_time, search,
-                int(r.version == head),
-            )
+        rows[(cat.name, r.version)] = (
+            cat.name, ns, r.version, version_key(r.version), int(r.prerelease),
+            r.manifest_digest, r.path, r.created, r.published, r.summary,
+            _SEP.join(r.authors), r.framework, r.license, _SEP.join(r.tags),
+            _SEP.join(r.datasets), _SEP.join(r.signers), r.yanked, r.yanked_time, search,
+            int(r.version == head),
         )  # fmt: skip
-    conn.executemany(f"INSERT INTO versions VALUES ({', '.join('?' * 20)})", rows)
-    conn.executemany(
-        "INSERT INTO aliases VALUES (?, ?, ?)",
-        [(cat.name, a, v) for a, v in cat.aliases.items()],
-    )
+    return rows
+
+
+def _rows_of(conn: sqlite3.Connection, cat: NameCatalog, root: Path | None, recent: bool) -> Rows:
+    """The rows ``cat`` gives each table. Legacy paths come from the manifests under ``root``;
+    without one (a catalogue-only patch) the name keeps the legacy rows it has."""
+    aliases = {(cat.name, a): (cat.name, a, v) for a, v in cat.aliases.items()}
+    if root is not None:
+        legacy = _legacy_rows(cat, root)
+    else:
+        legacy = _current(conn, "main", "legacy_paths", cat.name)
+        if recent:
+            for k in _current(conn, "recent", "gone_legacy_paths", cat.name):
+                legacy.pop(k, None)
+            legacy.update(_current(conn, "recent", "legacy_paths", cat.name))
+    return {"versions": _version_rows(cat), "aliases": aliases, "legacy_paths": legacy}
 
 
 def _names_in(repo_root: Path, ns: str | None) -> list[str]:
@@ -270,8 +577,8 @@ def _names_in(repo_root: Path, ns: str | None) -> list[str]:
 
 def rebuild_index(repo_root: Path, *, work_dir: Path | None = None) -> int:
     """Write every index (format 2: every namespace's shard) anew from the per-name files and
-    rename each over the old one; return the number of versions indexed. ``work_dir`` (same
-    file system) holds a file while it grows."""
+    rename each over the old one (its recent shard removed); return the number of versions
+    indexed. ``work_dir`` (same file system) holds a file while it grows."""
     if repository_format(repo_root) == 1:
         return build_index_file(
             repo_root, index_file(repo_root, "_"), list_names(repo_root), work_dir
@@ -286,7 +593,8 @@ def build_index_file(
     repo_root: Path, path: Path, names: Sequence[str], work_dir: Path | None = None
 ) -> int:
     """Write the index file ``path`` anew from the per-name files of ``names`` (renamed into
-    place); return the number of versions indexed."""
+    place, with a new token, so a recent shard beside it no longer applies; it is removed);
+    return the number of versions indexed."""
     make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=".index.sqlite.tmp-", dir=work_dir or path.parent)
     publish_mode(tmp, fd=fd)  # jobs under other accounts query the index
@@ -298,35 +606,34 @@ def build_index_file(
             conn.execute("BEGIN")
             for name in names:
                 cat = read_name_catalog(repo_root, name)
-                _replace_rows(conn, cat)
-                _replace_legacy_rows(conn, cat, repo_root)
+                _put_rows(conn, name, _rows_of(conn, cat, repo_root, False))
                 count += len(cat.versions)
+            _new_token(conn, transaction=False)  # the triggers exist from here on
             conn.execute("COMMIT")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    recent_file(path).unlink(missing_ok=True)
     fsync_dir(path.parent)
     return count
 
 
-def _replace_legacy_rows(conn: sqlite3.Connection, cat: NameCatalog, root: Path) -> None:
+def _legacy_rows(cat: NameCatalog, root: Path) -> dict[Row, Row]:
     """``<namespace>:<legacyPath>`` → bundle file, for every version whose manifest is there."""
     ns = cat.name.split("/", 1)[0]
-    conn.execute("DELETE FROM legacy_paths WHERE name = ?", (cat.name,))
-    rows = []
+    rows: dict[Row, Row] = {}
     for r in cat.versions.values():
         try:
             doc = read_json(root / r.path / MANIFEST_FILENAME, limit=MAX_MANIFEST_BYTES)
             files = doc["files"]
         except (OSError, HepbundleError, KeyError, TypeError):
             continue  # not on this tree (catalogue-only patch) or not a bundle: nothing to map
-        rows += [
-            (f"{ns}:{f['legacyPath']}", cat.name, r.version, f["path"])
-            for f in files
-            if isinstance(f, dict) and f.get("legacyPath")
-        ]
-    conn.executemany("INSERT OR REPLACE INTO legacy_paths VALUES (?, ?, ?, ?)", rows)
+        for f in files:
+            if isinstance(f, dict) and f.get("legacyPath"):
+                row = (f"{ns}:{f['legacyPath']}", cat.name, r.version, f["path"])
+                rows[row[:3]] = row
+    return rows
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ Format 2 (written by this version; everything one namespace's publish writes lie
       bundles/<ns>/_catalog/<name>.json     versions, aliases, yanked marks of one name
       bundles/<ns>/_catalog/<name>.records/ evaluation records appended to versions
       bundles/<ns>/_catalog/index.sqlite    the namespace's shard of the search index
+      bundles/<ns>/_catalog/index-recent.sqlite  its recent rows (what a publish writes)
       bundles/<ns>/.hepbundle-staging/      hidden work area of publishers
 
 Format 1 (read, and migrated by :mod:`.migration`): the per-name files in ``catalog/<ns>/``, one
@@ -43,6 +44,7 @@ __all__ = [
     "CVMFS_CATALOG_MARKER",
     "FORMAT_VERSION",
     "INDEX_FILE",
+    "RECENT_INDEX_FILE",
     "REPOSITORY_FILE",
     "REPOSITORY_MEDIA_TYPE",
     "STAGING_DIR",
@@ -73,6 +75,8 @@ CATALOG_SUBDIR = "_catalog"
 NAMESPACE_FILE = "namespace.json"
 #: format 1's one index (format 2 has one per namespace, see :func:`index_file`)
 INDEX_FILE = "catalog/index.sqlite"
+#: format 1's recent shard of that index (see :mod:`.index`)
+RECENT_INDEX_FILE = "catalog/index-recent.sqlite"
 REPOSITORY_FILE = "catalog/repository.json"
 STAGING_DIR = ".hepbundle-staging"
 CVMFS_CATALOG_MARKER = ".cvmfscatalog"
@@ -194,6 +198,7 @@ def written_paths(repo_root: Path, ns: str) -> list[str]:
             f"{BUNDLES_DIR}/{ns}",
             f"{CATALOG_DIR}/{ns}",
             INDEX_FILE,
+            RECENT_INDEX_FILE,
             REPOSITORY_FILE,
             STAGING_DIR,
         ]

@@ -39,6 +39,7 @@ from .layout import (
     INDEX_FILE,
     NAMESPACE_FILE,
     NAMESPACE_MEDIA_TYPE,
+    RECENT_INDEX_FILE,
     REPOSITORY_FILE,
     REPOSITORY_MEDIA_TYPE,
     STAGING_DIR,
@@ -110,14 +111,19 @@ def _copy_namespace(root: Path, ns: str, names: list[str], serial: int) -> None:
 
 def _remove_format1(root: Path) -> list[str]:
     """Delete format 1's catalogue: the namespace directories of ``catalog/`` (format 2 keeps
-    none there) and ``catalog/index.sqlite``; other files of ``catalog/`` stay."""
+    none there), ``catalog/index.sqlite`` and its recent shard; other files of ``catalog/`` stay."""
     gone = []
     base = root / CATALOG_DIR
     for p in sorted(base.iterdir()) if base.is_dir() else []:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
             gone.append(str(p.relative_to(root)))
-    for rel in (INDEX_FILE, INDEX_FILE + "-journal"):
+    for rel in (
+        INDEX_FILE,
+        INDEX_FILE + "-journal",
+        RECENT_INDEX_FILE,
+        RECENT_INDEX_FILE + "-journal",
+    ):
         if (root / rel).is_file():
             (root / rel).unlink()
             gone.append(rel)

@@ -4,8 +4,9 @@ It writes, into an output directory:
 
 * ``<ns>.<name>-<version>.bundle.tar``: ``<version>/…`` (the bundle plus ``.cvmfscatalog``), to
   ingest with ``--base_dir bundles/<ns>/<name>``;
-* ``<ns>.<name>-<version>.catalog.tar``: the catalogue patch (``<ns>/<name>.json``, the updated
-  ``index.sqlite`` and ``repository.json``), to ingest with ``--base_dir catalog`` *after* the
+* ``<ns>.<name>-<version>.catalog.tar``: the catalogue patch (``<ns>/<name>.json``, the index
+  files the change wrote — ``index-recent.sqlite``, and ``index.sqlite`` when the recent shard
+  was folded into it — and ``repository.json``), to ingest with ``--base_dir catalog`` *after* the
   bundle; it is computed from the current catalogue at ``base`` (a client mount of the
   repository, or a local copy), so it must be ingested before anything else changes the
   repository (``repository.json`` names the serial it was made from and the one it makes).
@@ -23,7 +24,7 @@ from pathlib import Path
 from ...errors import RepositoryError
 from ...filemodes import make_dirs, publish_mode
 from ..catalog import NameCatalog, read_name_catalog, write_name_catalog
-from ..index import upsert_names, writable_index
+from ..index import recent_file, upsert_names, writable_index
 from ..layout import (
     CATALOG_DIR,
     CVMFS_CATALOG_MARKER,
@@ -145,6 +146,7 @@ class TarballPublisher:
             for ns in spaces:
                 shard = index_file(self.root, ns)
                 copied.append(str(shard.relative_to(self.root)))
+                copied.append(str(recent_file(shard).relative_to(self.root)))
                 copied.append(
                     str((catalog_dir(self.root, ns) / NAMESPACE_FILE).relative_to(self.root))
                 )
@@ -152,6 +154,7 @@ class TarballPublisher:
                 if (self.root / rel).is_file():
                     (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(self.root / rel, scratch / rel)
+            copies = {rel: _identity(scratch / rel) for rel in copied}
             ensure_repository(scratch, identity=self.root.name, fmt=fmt)
             if fmt == 2 and not is_repository(self.root):
                 # a new repository: its repository.json first (ingest needs a root lease once)
@@ -168,7 +171,8 @@ class TarballPublisher:
                     upsert_names(conn, changed)
                 serial = bump_serial(scratch, spaces[0])
                 files = ["/".join(split_name(new.name)) + ".json" for new in changed]
-                members = [(p, p) for p in (*files, "index.sqlite", "repository.json")]
+                index = _changed(scratch, copies, index_file(scratch, spaces[0]))
+                members = [(p, p) for p in (*files, *index, "repository.json")]
                 target = self.out / f"{stem}.catalog.tar"
                 _write_tar(target, scratch / CATALOG_DIR, members)
                 return [(target, CATALOG_DIR, serial)]
@@ -177,7 +181,8 @@ class TarballPublisher:
                     upsert_names(conn, cats)
                 serial = bump_serial(scratch, ns)
                 files = [split_name(c.name)[1] + ".json" for c in cats]
-                members = [(p, p) for p in (*files, "index.sqlite", NAMESPACE_FILE)]
+                index = _changed(scratch, copies, index_file(scratch, ns))
+                members = [(p, p) for p in (*files, *index, NAMESPACE_FILE)]
                 target = self.out / (
                     f"{stem}.catalog.tar" if len(spaces) == 1 else f"{stem}.{ns}.catalog.tar"
                 )
@@ -194,6 +199,26 @@ class TarballPublisher:
         make_dirs(self.out)
         serial = self._catalog_patch([new], f"{name.replace('/', '.')}-change")[0][2]
         return new, serial
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _changed(
+    scratch: Path, copies: dict[str, tuple[int, int, int] | None], index: Path
+) -> list[str]:
+    """The index files (index, recent shard) the patch must carry: those the upsert wrote (an
+    index left as it was stays out, so an ingest does not re-process the large file)."""
+    return [
+        p.name
+        for p in (index, recent_file(index))
+        if p.is_file() and copies.get(str(p.relative_to(scratch))) != _identity(p)
+    ]
 
 
 def _bundle_files(root: Path) -> list[str]:
