@@ -87,7 +87,5 @@ def test_path_types_and_typevar_have_one_home() -> None:
         r"TypeVar\(|click\.Path\(exists=True, dir_okay=False, path_type=Path\)"
         r"|click\.Path\(file_okay=False, path_type=Path\)"
     )
-    found = {
-        p.name for p in cli_dir.glob("*.py") if pattern.search(p.read_text(encoding="utf-8"))
-    }
+    found = {p.name for p in cli_dir.glob("*.py") if pattern.search(p.read_text(encoding="utf-8"))}
     assert found == {"_options.py"}

@@ -170,4 +170,6 @@ def test_cli_reference_keeps_preformatted_blocks_and_whole_one_liners() -> None:
     assert any("hepbundle sign B --sigstore" in b for b in blocks)
     for name, (_, short) in _COMMANDS.items():
         assert f"- *{name}*: {short}" in md, name
-    assert "- *compare*: Compare float model, hls4ml C++ emulation and hardware outputs of REF" in md
+    assert (
+        "- *compare*: Compare float model, hls4ml C++ emulation and hardware outputs of REF" in md
+    )

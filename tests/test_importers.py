@@ -129,7 +129,10 @@ def test_groupdata_plan(groupdata: Path) -> None:
         "dev/tauRecTools/00-03-00/rnn.onnx",
         "tauRecTools/notes.txt",
     ]
-    assert v2.gaps() == dict.fromkeys(("code", "data", "metrics", "authors", "license"), False)
+    assert v2.gaps() == dict.fromkeys(
+        ("code", "data", "metrics", "authors", "license", "io"), False
+    )
+    assert v2.gap_notes()["io"].startswith("none in the store: the build reads names, dtypes")
 
 
 def test_mapping_explicit_bundles_defaults_and_errors(groupdata: Path, tmp_path: Path) -> None:
@@ -157,7 +160,10 @@ def test_mapping_explicit_bundles_defaults_and_errors(groupdata: Path, tmp_path:
         "model.json": "model",
         "weights.bin": "weights",
     }
-    assert all(first.gaps().values()), "metrics from the entry, the rest from defaults"
+    # metrics from the entry, the rest from defaults; GroupData knows no I/O signature
+    assert first.gaps() == dict.fromkeys(
+        ("code", "data", "metrics", "authors", "license"), True
+    ) | {"io": False}
     assert "tauRecTools/00-02-00/sub/extra.root" in {s.what for s in plan.skipped}
     bad = tmp_path / "bad.yaml"
     bad.write_text(

@@ -48,7 +48,8 @@ def test_plan_versions_provenance_and_legacy_paths(cms_repo: Path) -> None:
     assert light["commit"] == git(cms_repo, "rev-parse", "V01-00-00")
     assert light["message"] == "update for V01-00-00", "a lightweight tag: the commit's message"
     assert plan.bundles[0].gaps() == {
-        "code": False, "data": False, "metrics": False, "authors": True, "license": False
+        "code": False, "data": False, "metrics": False, "authors": True, "license": False,
+        "io": False,
     }  # fmt: skip
 
 

@@ -85,7 +85,8 @@ def test_plan_from_registered_versions(mlflow_store: dict[str, Any]) -> None:
         ("artifacts/plots/roc.png", "report"),
     }
     assert v2.gaps() == dict.fromkeys(("code", "data", "metrics", "authors", "license"), True) | {
-        "data": False
+        "data": False,
+        "io": False,  # the fixture's models carry no MLmodel, hence no model signature
     }
     assert by["mlflow/jet-tagger@1.0.0"].gaps()["license"] is False
     rec = v2.extra_meta["extra"]["import"]["mlflow"]
@@ -200,3 +201,67 @@ def test_run_import_refuses_a_hand_made_empty_bundle(tmp_path: Path) -> None:
     assert not (tmp_path / "repo").exists()
     moved = replace(plan).without_empty()
     assert moved.bundles == () and moved.refused[0].what == "mlflow/x@1.0.0 [x v1]"
+
+
+# mlflow's save_model warns about its own pyfunc type hints (third-party, not ours)
+@pytest.mark.filterwarnings("ignore:.*Any type hint:UserWarning")
+def test_mlflow_model_signature_becomes_the_io_signature(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    """A real MLflow ONNX-flavour model saved with a column-based input signature and a tensor
+    output: the importer records it (the pyfunc's interface, ``model/MLmodel``), and the gap
+    report names what MLflow does not know."""
+    import sys
+
+    import mlflow.onnx
+    import numpy as np
+    import onnx
+    from mlflow.models import ModelSignature
+    from mlflow.tracking import MlflowClient
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tools"))
+    from make_examples import tiny_onnx
+
+    tiny_onnx(tmp_path / "tagger.onnx", n_in=3, n_out=2)
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("double", "pt"), ColSpec("double", "eta"), ColSpec("float", "m")]),
+        outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 2), "probs")]),
+    )
+    mlflow.onnx.save_model(onnx.load(tmp_path / "tagger.onnx"), tmp_path / "m", signature=signature)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.create_experiment("tag", artifact_location=(tmp_path / "artifacts").as_uri())
+    client.create_registered_model("tagger")
+    rid = client.create_run(exp).info.run_id
+    client.log_artifacts(rid, str(tmp_path / "m"), artifact_path="model")
+    client.set_terminated(rid)
+    client.create_model_version("tagger", source=f"runs:/{rid}/model", run_id=rid)
+
+    (pb,) = plan_import("mlflow", uri).bundles
+    assert pb.gaps()["io"] is True
+    assert pb.gap_notes()["io"] == (
+        "3 inputs, 1 outputs from the MLflow model signature; missing: units, normalisation, "
+        "allowed ranges, output classes"
+    )
+    repo = tmp_path / "repo"
+    report = run_import(
+        plan_import("mlflow", uri), ImportOptions(repo=repo, signer=KeySigner(ec_key[0]))
+    )
+    assert [o.status for o in report.outcomes] == ["published"]
+    b = hepbundle.resolve("mlflow/tagger@1.0.0", repos=[repo])
+    assert b.manifest.meta["io"] == {
+        "model": "model/MLmodel",
+        "framework": "mlflow",
+        "inputs": [
+            {"name": "pt", "dtype": "float64", "shape": ["batch"]},
+            {"name": "eta", "dtype": "float64", "shape": ["batch"]},
+            {"name": "m", "dtype": "float32", "shape": ["batch"]},
+        ],
+        "outputs": [{"name": "probs", "dtype": "float32", "shape": ["batch", 2]}],
+    }
+    x = np.ones(4)
+    assert b.io.check({"pt": x, "eta": x, "m": x.astype(np.float32)}).ok
+    assert b.io.check({"pt": x, "eta": x, "m": x}).problems == [
+        "input m: dtype float64, the model takes float32"
+    ]

@@ -482,9 +482,15 @@ def _profile(spec: BundleSpec, opts: BuildOptions) -> Captured:
 
 
 def _io(spec: BundleSpec, opts: BuildOptions) -> Captured:
+    from .errors import FormatError
+    from .iosig import IOSignature
     from .iosig.capture import capture_io
 
     if "io" in opts.extra_meta:  # an importer's signature (MLflow's), recorded as given
+        try:
+            IOSignature.from_json(opts.extra_meta["io"], source=f"{spec.name}: io")
+        except FormatError as e:
+            raise BuildError(e.message) from None
         return Captured()
     files = {p.dest: (p.src, p.role) for p in plan_files(spec)}
     section = capture_io(spec, files)

@@ -38,8 +38,9 @@ __all__ = [
     "scan_tree",
 ]
 
-#: the provenance items the gap report checks, in the order it prints them
-GAP_ITEMS = ("code", "data", "metrics", "authors", "license")
+#: the provenance items the gap report checks, in the order it prints them (``io``: the I/O
+#: signature, e.g. an MLflow model signature)
+GAP_ITEMS = ("code", "data", "metrics", "authors", "license", "io")
 
 #: file name the in-memory spec pretends to have (errors name it; globs are relative to its dir)
 _SPEC_NAME = "hepbundle-import.yaml"
@@ -103,11 +104,17 @@ class PlannedBundle:
             "metrics": bool(self.spec.metrics),
             "authors": bool(self.spec.authors),
             "license": bool(self.spec.license),
+            "io": "io" in self.extra_meta or "io" in s,
         }
 
     def gap_notes(self) -> dict[str, str]:
-        """What the gap report adds to a found item: Rucio DIDs that the build will record
-        unresolved because no Rucio client configuration is present here."""
+        """What the gap report adds to an item: Rucio DIDs that the build will record
+        unresolved because no Rucio client configuration is present here; the fields of the
+        I/O signature the store did not know."""
+        notes = {"io": io_gap_note(self.extra_meta.get("io") or self.spec.sections.get("io"))}
+        return self._data_note() | notes
+
+    def _data_note(self) -> dict[str, str]:
         dids = [
             str(r.get("did"))
             for r in self.spec.sections.get("data") or []
@@ -142,6 +149,35 @@ class PlannedBundle:
             "gaps": {k: ("found" if v else "missing") for k, v in self.gaps().items()},
             "gapNotes": self.gap_notes(),
         }
+
+
+def io_gap_note(io: Any) -> str:
+    """What an imported I/O signature lacks (feature names, units, normalisation, ranges,
+    output classes), or what the build will know without one."""
+    if not isinstance(io, Mapping):
+        return (
+            "none in the store: the build reads names, dtypes and shapes from a packed ONNX or "
+            "Keras model; feature units, normalisation, ranges and output classes stay unknown"
+        )
+    inputs = [t for t in io.get("inputs") or () if isinstance(t, Mapping)]
+    outputs = [t for t in io.get("outputs") or () if isinstance(t, Mapping)]
+    features = [f for t in inputs for f in t.get("features") or () if isinstance(f, Mapping)]
+    # a 1-D input (a column of a table) is its own feature
+    named = all(t.get("features") or len(t.get("shape") or ()) <= 1 for t in inputs)
+    lacking = [
+        what
+        for what, have in (
+            ("feature names", named),
+            ("units", any("unit" in f for f in features)),
+            ("normalisation", any("normalisation" in f for f in features)),
+            ("allowed ranges", any("range" in f for f in features)),
+            ("output classes", bool(outputs) and all(t.get("classes") for t in outputs)),
+        )
+        if not have
+    ]
+    source = {"mlflow": "the MLflow model signature"}.get(str(io.get("framework")), "the store")
+    found = f"{len(inputs)} inputs, {len(outputs)} outputs from {source}"
+    return found + (f"; missing: {', '.join(lacking)}" if lacking else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,13 @@ MLflow 3 refuses to open one otherwise.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ..errors import SpecError
+from ..errors import HepbundleError, SpecError
 from ..extras import require
 from ..provenance import split_metric, tracking_uri
 from ._mapping import COMMON_KEYS, ImportMap
@@ -34,6 +35,8 @@ from .base import (
 )
 
 __all__ = ["MlflowImporter"]
+
+log = logging.getLogger("hepbundle")
 
 
 def _local_dir(uri: str, what: str) -> Path:
@@ -177,6 +180,10 @@ class MlflowImporter:
             if data:
                 meta["data"] = data
         meta["training"] = {"mlflow": {"run_id": mv.run_id, "tracking_uri": uri}}
+        extra_meta: dict[str, Any] = {}
+        io = _io_signature(model_dir)
+        if io is not None:
+            extra_meta["io"] = io
         user_tags = {k: v for k, v in sorted(tags.items()) if not k.startswith("mlflow.")}
         record = {
             "registered_model": rm.name,
@@ -193,10 +200,71 @@ class MlflowImporter:
             meta=meta,
             origin=what,
             source_root=Path("/"),
-            extra_meta={"extra": {"import": {"kind": "mlflow", "mlflow": record}}},
+            extra_meta={**extra_meta, "extra": {"import": {"kind": "mlflow", "mlflow": record}}},
             aliases=aliases,
             rule=f"registered model version {mv.version} → {mv.version}.0.0",
         )
+
+
+#: MLflow column types → numpy names (``binary``, ``datetime`` and the rest have none)
+_COLUMN_TYPES = {
+    "boolean": "bool",
+    "integer": "int32",
+    "long": "int64",
+    "float": "float32",
+    "double": "float64",
+    "string": "string",
+}
+
+
+def _io_signature(model_dir: Path) -> dict[str, Any] | None:
+    """The I/O signature of the MLflow model signature in ``model_dir/MLmodel``, as the pyfunc
+    interface takes it (``model: model/MLmodel``, so the loaders do not hold an ONNX graph to
+    it): a tensor-based schema gives its tensors (``-1`` on the first axis is the batch); a
+    column-based one gives one 1-D tensor per column. None when there is none, or a column of
+    a type numpy cannot say (the build then reads the packed model itself)."""
+    from ..iosig import IOSignature
+
+    mlmodel = model_dir / "MLmodel"
+    if not mlmodel.is_file():
+        return None
+    Model = require("mlflow.models").Model
+    try:
+        signature = Model.load(str(mlmodel)).signature
+    except Exception as e:  # a damaged MLmodel: the import goes on without a signature
+        log.warning("%s: no I/O signature imported: %s", mlmodel, str(e).splitlines()[0])
+        return None
+    if signature is None:
+        return None
+    kinds = []
+    for kind, schema in (("input", signature.inputs), ("output", signature.outputs)):
+        tensors = []
+        for i, spec in enumerate(schema.inputs if schema is not None else ()):
+            name = spec.name or (kind if len(schema.inputs) == 1 else f"{kind}_{i}")
+            if schema.is_tensor_spec():
+                shape = [
+                    ("batch" if a == 0 else None) if d == -1 else int(d)
+                    for a, d in enumerate(spec.shape)
+                ]
+                tensors.append({"name": name, "dtype": str(spec.type), "shape": shape})
+            else:
+                dtype = _COLUMN_TYPES.get(spec.type.name)
+                if dtype is None:
+                    log.warning(
+                        "%s: column %s of type %s: no I/O signature imported",
+                        mlmodel,
+                        name,
+                        spec.type.name,
+                    )
+                    return None
+                tensors.append({"name": name, "dtype": dtype, "shape": ["batch"]})
+        kinds.append(tensors)
+    io = {"model": "model/MLmodel", "framework": "mlflow", "inputs": kinds[0], "outputs": kinds[1]}
+    try:
+        return IOSignature.from_json(io, source=f"{mlmodel} signature").to_json()
+    except HepbundleError as e:
+        log.warning("no I/O signature imported: %s", e.message)
+        return None
 
 
 #: run tags naming the training data: ``dataset``, or ``dataset.<split>`` (train, test, …)
