@@ -174,18 +174,18 @@ def test_not_found_says_no_such_repository_and_did_you_mean(
 ) -> None:
     missing = tmp_path / "nonexist"
     for args in (["path", "atlas/tauid"], ["versions", "atlas/tauid"], ["find", "tau"]):
-        code, out, err = _run([*args, "--repo", str(missing)])
+        code, _out, err = _run([*args, "--repo", str(missing)])
         assert code == 2 and err.startswith(f"hepbundle: error: no such repository: {missing}")
         assert err.count("\n") == 1, err
-    code, out, err = _run(["path", "atlas/tuaid"])
+    code, _out, err = _run(["path", "atlas/tuaid"])
     assert code == 2 and "no bundle named 'atlas/tuaid'" in err
     assert "did you mean 'atlas/tauid'?" in err
     # a path entry that is not a repository is named, and the others still searched
     monkeypatch.setenv("HEPBUNDLE_PATH", f"{missing}:{repo}")
-    code, out, err = _run(["show", "atlas/tuaid"])
+    code, _out, err = _run(["show", "atlas/tuaid"])
     assert code == 2 and "did you mean 'atlas/tauid'?" in err
     assert f"not a repository: {missing}" in err
     assert _run(["path", "atlas/tauid"])[0] == 0
     assert _run(["find", "tau"])[0] == 0
-    code, out, err = _run(["versions", "atlas/taiud"])
+    code, _out, err = _run(["versions", "atlas/taiud"])
     assert code == 2 and "did you mean 'atlas/tauid'?" in err

@@ -47,8 +47,8 @@ from .repository.refs import Ref, parse_ref, shadowing_hint
 
 if TYPE_CHECKING:
     from .bundle import Bundle
-    from .repository.index import FindHit, FindQuery
     from .policy import TrustPolicy
+    from .repository.index import FindHit, FindQuery
     from .signing import VerifyResult
 
 __all__ = [
