@@ -57,6 +57,15 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     )
     assert m["data"][0]["type"] == "npz" and m["profile"]["path"]
     assert m["fpga"]["toolchain"] == "hls4ml"
+    # the full I/O signature: the Keras model's tensors, the firmware's precision, the spec's
+    # feature names, units, normalisation, ranges and classes; the job checked its batch with it
+    (inp,) = m["io"]["inputs"]
+    assert (inp["name"], inp["dtype"], inp["shape"]) == ("features", "float32", ["batch", 16])
+    assert inp["precision"].startswith("ap_fixed<") and m["io"]["framework"] == "keras"
+    assert [f["name"] for f in inp["features"]] == [f"j_f{i:02d}" for i in range(16)]
+    assert inp["features"][0]["range"] == {"min": -8.0, "max": 8.0}
+    assert m["io"]["outputs"][0]["classes"] == ["g", "q", "W", "Z", "t"]
+    assert "a batch with j_f03 x1000 is caught: input features feature 3 j_f03" in out
     assert {r["name"] for r in m["metrics"]} == {"accuracy", "auc"}
     cat = json.loads(catalog_file(repo, "demo/jet-tagger").read_text())
     assert cat["aliases"]["prod"] == "1.0.0"

@@ -185,6 +185,19 @@ fpga:
   project: ../hls4ml_prj
 """
 
+# The I/O signature (bundle-spec/io.md): names, dtypes, shapes and the firmware precision come
+# from model.keras and the hls4ml project; the spec says what they cannot. The toy features are
+# dimensionless and fed to the model as they are (an explicit identity normalisation).
+IO = (
+    "io:\n  inputs:\n    - name: features\n      features:\n"
+    + "".join(
+        f"        - {{name: {f}, unit: '', normalisation: {{offset: 0, scale: 1}}, "
+        "range: {min: -8, max: 8}}\n"
+        for f in FEATURES.split(",")
+    )
+    + "  outputs:\n    - name: output\n      classes: [g, q, W, Z, t]\n"
+)
+
 CARD = """\
 # Model card: demo/jet-tagger
 
@@ -218,7 +231,7 @@ trainer@example.cern.ch
 def step_build(run: Run) -> str:
     spec_dir = run.work / "jet-tagger"
     spec_dir.mkdir()
-    (spec_dir / "hepbundle.yaml").write_text(SPEC)
+    (spec_dir / "hepbundle.yaml").write_text(SPEC + IO)
     (spec_dir / "MODEL_CARD.md").write_text(CARD)
     p = run.hb(
         "build",
@@ -275,11 +288,14 @@ JOB = """\
 import numpy as np, hepbundle
 from hepbundle.loaders import keras_model
 b = hepbundle.resolve("demo/jet-tagger@prod")  # HEPBUNDLE_PATH; the repository's trust root
-x = np.load("training/data/jets-eval.npz")
-feats = np.stack([x[f"j_f{i:02d}"] for i in range(16)], axis=1)[:1000]
+x = {k: v[:1000] for k, v in np.load("training/data/jets-eval.npz").items()}
+b.io.check(x).raise_for_problems()  # the I/O signature: feature names, dtype, shape, ranges
+feats = b.io.normalise(x)["features"]  # the 16 columns in the model's order
 pred = keras_model(b).predict(feats, verbose=0).argmax(axis=1)
+bad = b.io.check(dict(x, j_f03=x["j_f03"] * 1000))  # a unit 1000x off
 print(f"{b.ref} (signed by {b.signature[0].identity[:24]}...) tagged {len(pred)} jets; "
-      f"accuracy {float((pred == x['label'][:1000]).mean()):.3f}")
+      f"accuracy {float((pred == x['label'][:1000]).mean()):.3f}; "
+      f"a batch with j_f03 x1000 is caught: {bad.problems[0].split(': ', 1)[0]}")
 """
 
 

@@ -76,6 +76,8 @@ class Normalisation:
 
     def __str__(self) -> str:
         shift = self.first if self.kind == "offset/scale" else -self.first
+        if shift == 0 and self.second == 1:
+            return "x (as is)"
         x = "x" if shift == 0 else f"(x {'+' if shift > 0 else '-'} {abs(shift):g})"
         return f"{x} × {self.second:g}" if self.kind == "offset/scale" else f"{x} / {self.second:g}"
 
