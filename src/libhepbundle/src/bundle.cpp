@@ -102,6 +102,9 @@ std::string Bundle::algorithm() const { return detail::algorithmName(impl_->mani
 std::vector<FileEntry> Bundle::files() const { return impl_->manifest.files; }
 const std::vector<Signer>& Bundle::signers() const { return impl_->signers; }
 bool Bundle::signaturesChecked() const { return impl_->checked; }
+std::optional<IOSignature> Bundle::io() const {
+  return detail::readIOSignature(impl_->manifest.io, impl_->manifest.ref());
+}
 
 std::string Bundle::path(const std::string& file) const {
   using namespace detail;

@@ -103,8 +103,11 @@ struct Manifest {
   Algorithm algorithm = Algorithm::Sha256;
   std::vector<FileEntry> files;  // as listed
   std::map<std::string, std::size_t> index;  // path → position in files
+  json io;  // the "io" member (bundle-spec/io.md), null when absent; read by io.cpp
   std::string ref() const { return name + "@" + version; }
 };
+/// the I/O signature of a manifest's io member (nullopt when null); FormatError naming the field
+std::optional<IOSignature> readIOSignature(const json& io, const std::string& source);
 Manifest parseManifest(const std::string& bytes, const std::string& source);
 // the limits of src/hepbundle/limits.py (bundle-spec/README.md § Limits)
 constexpr std::size_t kMaxManifestBytes = 64u << 20;

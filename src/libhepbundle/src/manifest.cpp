@@ -143,6 +143,10 @@ Manifest parseManifest(const std::string& bytes, const std::string& source) {
   m.version = obj["version"].get<std::string>();
   m.created = obj["created"].get<std::string>();
   m.algorithm = algorithmFromName(obj["hashing"]["algorithm"].get<std::string>());
+  if (auto io = obj.find("io"); io != obj.end()) {
+    readIOSignature(*io, source);  // refused at open, as Python's schema check does
+    m.io = *io;
+  }
   std::vector<std::string> paths;
   for (const json& f : obj["files"]) {
     FileEntry e;

@@ -13,10 +13,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "hepbundle/errors.hpp"
+#include "hepbundle/io.hpp"
 
 namespace hepbundle {
 
@@ -102,6 +104,9 @@ class Bundle {
   const std::vector<Signer>& signers() const;
   /// whether a trust policy was applied at open
   bool signaturesChecked() const;
+  /// the model's I/O signature (io.hpp, bundle-spec/io.md); nullopt when the manifest has none,
+  /// FormatError when its io member is malformed
+  std::optional<IOSignature> io() const;
 
   struct Impl;
   explicit Bundle(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
