@@ -444,3 +444,16 @@ def test_catalogue_site_shows_the_signature(
     assert cells[1] == ["", "", "1", "eta", "", "x / 1.5", "[-2.5, 2.5]"]
     outputs = page.split('id="io-outputs"')[1].split("</table>")[0]
     assert "<td>b, light</td>" in outputs and "read from <code>model/model.onnx</code>" in page
+
+
+def test_a_manifest_with_a_malformed_io_member_is_refused_at_open(
+    tagger: hepbundle.Bundle,
+) -> None:
+    """Python refuses it at open, as the native library does (bundle-spec/io.md § 1)."""
+    m = json.loads((tagger.root / "hepbundle.json").read_text())
+    m["io"]["inputs"][0]["features"].pop()  # 2 features for a last axis of 3
+    (tagger.root / "hepbundle.json").write_text(json.dumps(m))
+    with pytest.raises(FormatError, match=r"hepbundle.json: io: inputs\[0\] \(x\): 2 features"):
+        hepbundle.open(tagger.root, verify="integrity")
+    res = CliRunner().invoke(main, ["show", str(tagger.root)])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output

@@ -92,9 +92,11 @@ class Bundle:
         except OSError as e:
             raise IntegrityError(f"cannot read {mpath}: {e.strerror or e}") from None
         manifest = Manifest.from_bytes(data, source=str(mpath))
-        return cls(
-            root, manifest, sha256_bytes(data), verify_files=verify_files, manifest_data=data
-        )
+        b = cls(root, manifest, sha256_bytes(data), verify_files=verify_files, manifest_data=data)
+        # a malformed io member refuses the bundle at open, as the native library does (the
+        # manifest reader has checked it against the schema; this checks the other rules)
+        b._io = io_signature_of(manifest.meta, source=f"{mpath}: io", schema_checked=True)
+        return b
 
     @property
     def name(self) -> str:

@@ -46,8 +46,10 @@ __all__ = [
 ]
 
 
-def of(meta: Any, *, source: str = "io") -> IOSignature | None:
+def of(meta: Any, *, source: str = "io", schema_checked: bool = False) -> IOSignature | None:
     """The signature in a manifest's metadata (``Manifest.meta``), or None when it records
-    none."""
+    none; :class:`~hepbundle.errors.FormatError` when it breaks bundle-spec/io.md."""
     section = meta.get("io") if hasattr(meta, "get") else None
-    return None if section is None else IOSignature.from_json(section, source=source)
+    if section is None:
+        return None
+    return IOSignature.from_json(section, source=source, schema_checked=schema_checked)

@@ -192,13 +192,17 @@ class IOSignature:
         self._by_name.update({t.name: t for t in self.inputs})
 
     @classmethod
-    def from_json(cls, obj: Any, *, source: str = "io") -> IOSignature:
+    def from_json(
+        cls, obj: Any, *, source: str = "io", schema_checked: bool = False
+    ) -> IOSignature:
         """Validate an ``io`` section (schema, then the rules a schema cannot say) and read it;
-        :class:`FormatError` naming the field otherwise."""
-        try:
-            validate(obj, "io.schema.json", filename=source)
-        except SpecError as e:
-            raise FormatError(str(e)) from None
+        :class:`FormatError` naming the field otherwise. ``schema_checked``: the manifest
+        reader already validated it against the schema (only the other rules are checked)."""
+        if not schema_checked:
+            try:
+                validate(obj, "io.schema.json", filename=source)
+            except SpecError as e:
+                raise FormatError(str(e)) from None
         sig = cls(
             inputs=tuple(Tensor.from_json(t) for t in obj["inputs"]),
             outputs=tuple(Tensor.from_json(t) for t in obj.get("outputs") or ()),
