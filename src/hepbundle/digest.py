@@ -9,6 +9,7 @@ whatever the file size.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import os
 import threading
@@ -267,7 +268,6 @@ def map_files(
     ``progress(bytes)`` is called per 1 MiB block read by :func:`hash_file`/:func:`copy_and_hash`
     (serialised, so a progress bar is never updated from two threads at once).
     """
-    n = workers or default_workers()
     lock = threading.Lock()
 
     def report(nbytes: int) -> None:
@@ -283,10 +283,13 @@ def map_files(
             _local.report = None
 
     batches = list(_batches(items, sizes))
-    if n == 1 or len(batches) <= 1:
+    n = 1 if len(batches) <= 1 else workers or default_workers()  # a small bundle: no pool
+    if n == 1:
         return [d for b in batches for d in run(b)]
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="hepbundle-hash") as pool:
-        return [d for res in pool.map(run, batches) for d in res]
+        # each batch in a copy of the caller's context (deferred_sync must reach the threads)
+        futures = [pool.submit(contextvars.copy_context().run, run, b) for b in batches]
+        return [d for f in futures for d in f.result()]
 
 
 def _size(p: str | os.PathLike[str]) -> int:

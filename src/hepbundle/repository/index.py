@@ -44,7 +44,7 @@ from ..filemodes import make_dirs, publish_mode
 from ..limits import MAX_MANIFEST_BYTES, clip
 from ..manifest import MANIFEST_FILENAME
 from ._crash import crash_point
-from .catalog import NameCatalog, list_names, read_name_catalog
+from .catalog import NameCatalog, VersionRecord, list_names, read_name_catalog
 from .layout import RECENT_INDEX_FILE, index_file, index_files, namespaces, repository_format
 from .refs import version_key
 
@@ -460,9 +460,10 @@ def _insert(conn: sqlite3.Connection, table: str, rows: Sequence[Row]) -> None:
 
 def _current(conn: sqlite3.Connection, schema: str, table: str, name: str) -> dict[Row, Row]:
     """The rows ``name`` has in ``schema.table``, keyed."""
-    pos = _KEY_POSITIONS[table]
+    gone = table.startswith("gone_")  # a gone_ table's rows are keys
+    pos = () if gone else _KEY_POSITIONS[table]
     rows = conn.execute(f"SELECT * FROM {schema}.{table} WHERE name = ?", (name,)).fetchall()
-    return {tuple(r[i] for i in pos): tuple(r) for r in rows}
+    return {(tuple(r) if gone else tuple(r[i] for i in pos)): tuple(r) for r in rows}
 
 
 def _delta(wanted: Rows, indexed: Rows) -> dict[str, tuple[list[Row], list[Row]]]:
@@ -557,18 +558,27 @@ def _version_rows(cat: NameCatalog) -> dict[Row, Row]:
 
 
 def _rows_of(conn: sqlite3.Connection, cat: NameCatalog, root: Path | None, recent: bool) -> Rows:
-    """The rows ``cat`` gives each table. Legacy paths come from the manifests under ``root``;
-    without one (a catalogue-only patch) the name keeps the legacy rows it has."""
+    """The rows ``cat`` gives each table. A version's legacy paths come from its manifest under
+    ``root`` when it is first indexed (manifests never change); versions indexed before keep
+    theirs, and without ``root`` (a catalogue-only patch) no manifest is read."""
+    versions = _version_rows(cat)
     aliases = {(cat.name, a): (cat.name, a, v) for a, v in cat.aliases.items()}
+    legacy, indexed = (_merged(conn, t, cat.name, recent) for t in ("legacy_paths", "versions"))
+    legacy = {k: r for k, r in legacy.items() if (k[1], k[2]) in versions}
     if root is not None:
-        legacy = _legacy_rows(cat, root)
-    else:
-        legacy = _current(conn, "main", "legacy_paths", cat.name)
-        if recent:
-            for k in _current(conn, "recent", "gone_legacy_paths", cat.name):
-                legacy.pop(k, None)
-            legacy.update(_current(conn, "recent", "legacy_paths", cat.name))
-    return {"versions": _version_rows(cat), "aliases": aliases, "legacy_paths": legacy}
+        fresh = [r for r in cat.versions.values() if (cat.name, r.version) not in indexed]
+        legacy.update(_legacy_rows(cat.name, fresh, root))
+    return {"versions": versions, "aliases": aliases, "legacy_paths": legacy}
+
+
+def _merged(conn: sqlite3.Connection, table: str, name: str, recent: bool) -> dict[Row, Row]:
+    """The rows ``name`` has in ``table`` as readers see them (the index and the recent shard)."""
+    rows = _current(conn, "main", table, name)
+    if recent:
+        for k in _current(conn, "recent", f"gone_{table}", name):
+            rows.pop(k, None)
+        rows.update(_current(conn, "recent", table, name))
+    return rows
 
 
 def _names_in(repo_root: Path, ns: str | None) -> list[str]:
@@ -619,11 +629,12 @@ def build_index_file(
     return count
 
 
-def _legacy_rows(cat: NameCatalog, root: Path) -> dict[Row, Row]:
-    """``<namespace>:<legacyPath>`` → bundle file, for every version whose manifest is there."""
-    ns = cat.name.split("/", 1)[0]
+def _legacy_rows(name: str, records: Sequence[VersionRecord], root: Path) -> dict[Row, Row]:
+    """``<namespace>:<legacyPath>`` → bundle file, for every version of ``records`` whose
+    manifest is under ``root``."""
+    ns = name.split("/", 1)[0]
     rows: dict[Row, Row] = {}
-    for r in cat.versions.values():
+    for r in records:
         try:
             doc = read_json(root / r.path / MANIFEST_FILENAME, limit=MAX_MANIFEST_BYTES)
             files = doc["files"]
@@ -631,7 +642,7 @@ def _legacy_rows(cat: NameCatalog, root: Path) -> dict[Row, Row]:
             continue  # not on this tree (catalogue-only patch) or not a bundle: nothing to map
         for f in files:
             if isinstance(f, dict) and f.get("legacyPath"):
-                row = (f"{ns}:{f['legacyPath']}", cat.name, r.version, f["path"])
+                row = (f"{ns}:{f['legacyPath']}", name, r.version, f["path"])
                 rows[row[:3]] = row
     return rows
 

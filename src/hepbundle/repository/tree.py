@@ -14,25 +14,30 @@ Publishing one version (the caller holds the repository lock):
 5. remove the work directory.
 
 A crash before 3 leaves the tree as it was plus a work directory; after 3, the intent lets
-:func:`recover` (run first by every writer) finish steps 4–5. Readers resolve through the
+:func:`recover` (run first by every writer) finish steps 4–5. Inside a CVMFS transaction
+(:func:`~hepbundle._base.deferred_sync`) neither intents nor fsyncs are written: a crash there
+leaves the transaction open, and it is aborted whole. Readers resolve through the
 per-name file, so they see the old catalogue or the new one with a complete bundle behind it.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .._base import fsync_dir, fsync_file
+from .._base import fsync_dir, fsync_file, syncing
 from ..bundle import Bundle
-from ..digest import FileDigest, copy_and_hash, map_files, sha256_bytes
+from ..digest import FileDigest, copy_and_hash, default_workers, map_files, sha256_bytes
 from ..errors import HepbundleError, IntegrityError, RepositoryError
 from ..filemodes import make_dirs, publish_tree
 from ..manifest import MANIFEST_FILENAME, canonical_json
@@ -166,10 +171,10 @@ def install_many(root: Path, requests: Sequence[PublishRequest]) -> list[Install
     _sign_statements(root, before, after, requests)
     staged: list[tuple[Path, Path]] = []  # (work dir, final place)
     renamed: list[tuple[Path, Path]] = []
+    fresh_requests = [req for req, fresh in zip(requests, is_new, strict=True) if fresh]
     try:
-        for req, fresh in zip(requests, is_new, strict=True):
-            if fresh:
-                staged.append((_stage(root, req, after[req.bundle.name]), root / req.record.path))
+        dirs = _stage_all(root, fresh_requests, after)
+        staged += [(w, root / req.record.path) for w, req in zip(dirs, fresh_requests, strict=True)]
         for work, final in staged:
             make_dirs(final.parent)
             os.rename(work / "bundle", final)
@@ -183,7 +188,7 @@ def install_many(root: Path, requests: Sequence[PublishRequest]) -> list[Install
             shutil.rmtree(work, ignore_errors=True)
         raise
     changed = [after[n] for n in names if after[n] != before[n]]
-    works = [w for w, _ in staged]
+    works = [(w, req.bundle.name) for (w, _), req in zip(staged, fresh_requests, strict=True)]
     serials = _commit_many(root, changed, works) if changed else {}
     return [
         Installed(
@@ -218,6 +223,49 @@ def _sign_statements(
         )
 
 
+def _stage_all(
+    root: Path, requests: Sequence[PublishRequest], after: dict[str, NameCatalog]
+) -> list[Path]:
+    """Stage every request (see :func:`_stage`), a batch on up to :func:`default_workers`
+    threads (copying and hashing release the GIL, and small bundles are mostly file-system
+    calls); all or nothing: when one fails, the ones staged are removed and the first failure
+    in request order is raised. Progress callbacks are called one at a time."""
+    if len(requests) <= 1:
+        return [_stage(root, r, after[r.bundle.name]) for r in requests]
+    lock = threading.Lock()
+
+    def serialised(progress: Callable[[int], None] | None) -> Callable[[int], None] | None:
+        if progress is None:
+            return None
+
+        def report(n: int) -> None:
+            with lock:
+                progress(n)
+
+        return report
+
+    reqs = [replace(r, progress=serialised(r.progress)) for r in requests]
+    workers = min(default_workers(), len(reqs))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hepbundle-stage") as pool:
+        futures = [  # each in a copy of this context: deferred_sync reaches the threads
+            pool.submit(contextvars.copy_context().run, _stage, root, r, after[r.bundle.name])
+            for r in reqs
+        ]
+        done: list[Path | BaseException] = []
+        for f in futures:
+            try:
+                done.append(f.result())
+            except BaseException as e:  # re-raised below, after the clean-up
+                done.append(e)
+    failed = [d for d in done if isinstance(d, BaseException)]
+    if failed:
+        for d in done:
+            if isinstance(d, Path):
+                shutil.rmtree(d, ignore_errors=True)
+        raise failed[0]
+    return [d for d in done if isinstance(d, Path)]
+
+
 def _stage(root: Path, req: PublishRequest, signed: NameCatalog) -> Path:
     """Copy one new version into a work directory, verifying every byte as it is copied, and
     write its intent (with the name's signed statements, which recovery puts in place if the
@@ -234,21 +282,23 @@ def _stage(root: Path, req: PublishRequest, signed: NameCatalog) -> Path:
         stage = work / "bundle"
         _copy_bundle(req.bundle, stage, req.progress)
         crash_point("staged")
-        copy = Bundle.load(stage)
-        if copy.manifest_digest != rec.manifest_digest:
+        # the staged hepbundle.json hashed to the digest read at open (_copy_bundle), and the
+        # record carries that digest: the copy is the verified bundle, without parsing it again
+        if req.bundle.manifest_digest != rec.manifest_digest:
             raise IntegrityError(
-                f"{name}@{rec.version}: hepbundle.json changed while it was copied"
+                f"{name}@{rec.version}: the record is of another hepbundle.json than the bundle"
             )
         crash_point("verified")
-        intent = {
-            "name": name,
-            "record": rec.to_json(),
-            "version": rec.version,
-            "alias": req.alias,
-            "statements": list(signed.statements),
-        }
-        (work / _INTENT).write_bytes(canonical_json(intent))
-        fsync_dir(work)
+        if syncing():  # else a CVMFS transaction: a crash in it is aborted whole, not recovered
+            intent = {
+                "name": name,
+                "record": rec.to_json(),
+                "version": rec.version,
+                "alias": req.alias,
+                "statements": list(signed.statements),
+            }
+            (work / _INTENT).write_bytes(canonical_json(intent))
+            fsync_dir(work)
         crash_point("intent-written")
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -271,7 +321,7 @@ def change_catalog(
 
 
 def _commit_many(
-    root: Path, catalogs: Sequence[NameCatalog], works: Sequence[Path]
+    root: Path, catalogs: Sequence[NameCatalog], works: Sequence[tuple[Path, str]]
 ) -> dict[str, int]:
     """Steps 4–5: per-name files, index rows (one transaction per index: format 2 has one per
     namespace), the serial of each namespace touched (format 1: the repository's, once), then
@@ -279,18 +329,17 @@ def _commit_many(
     run). A name whose change has no publish intent gets a catalogue-change intent first.
     Return namespace → new serial."""
     work_of: dict[str, Path] = {}  # a work directory in each namespace, for temporary files
-    intended = set()
-    for w in works:
-        name = json.loads((w / _INTENT).read_bytes())["name"]
-        intended.add(name)
+    for w, name in works:
         work_of.setdefault(_ns(name), w)
-    works = list(works)
+    intended = {name for _, name in works}
+    dirs = [w for w, _ in works]
     for cat in catalogs:
         if cat.name not in intended:
             work = _new_work_dir(root, _ns(cat.name), cat.name.replace("/", "."))
-            (work / _INTENT).write_bytes(canonical_json({"name": cat.name}))
-            fsync_dir(work)
-            works.append(work)
+            if syncing():  # (no intent inside a CVMFS transaction, see _stage)
+                (work / _INTENT).write_bytes(canonical_json({"name": cat.name}))
+                fsync_dir(work)
+            dirs.append(work)
             work_of.setdefault(_ns(cat.name), work)
     for ns in work_of:
         ensure_namespace(root, ns)
@@ -309,7 +358,7 @@ def _commit_many(
     if not sharded:
         serials = dict.fromkeys({_ns(c.name) for c in catalogs}, next(iter(serials.values())))
     crash_point("serial-bumped")
-    for w in works:
+    for w in dirs:
         shutil.rmtree(w)
     crash_point("cleaned")
     return serials
