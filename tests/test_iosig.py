@@ -122,7 +122,9 @@ def test_a_good_batch_fits_and_normalises_to_what_the_session_takes(
     want = np.stack([(x[:, 0] - 20) * 0.01, x[:, 1] / 1.5, x[:, 2]], axis=1)
     assert feed["x"].dtype == np.float32
     np.testing.assert_allclose(feed["x"], want, rtol=1e-6)
+    kept = x.copy()
     np.testing.assert_allclose(tagger.io.normalise({"x": x})["x"], want, rtol=1e-6)
+    np.testing.assert_array_equal(x, kept)  # the caller's array is never normalised in place
     probs = onnx_session(tagger).run(None, feed)[0]
     assert probs.shape == (len(x), 2)
 

@@ -33,8 +33,6 @@ class IOReport:
 
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    #: inputs as found in the batch: tensor name → (array, "tensor" or "columns")
-    found: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -57,6 +55,25 @@ class IOReport:
                 else ""
             )
             raise BatchError(f"{what} does not fit the I/O signature: {listed}{more}", report=self)
+
+
+class _Columns:
+    """One input given as a column per feature: read like the stacked array (dtype, shape)
+    without stacking it, which only :func:`normalise` does."""
+
+    def __init__(self, cols: list[Any]) -> None:
+        import numpy as np
+
+        self.cols = cols
+        self.dtype = np.result_type(*cols)
+        self.shape = (*cols[0].shape, len(cols))
+        self.ndim = len(self.shape)
+        self.size = cols[0].size * len(cols)
+
+    def stacked(self) -> Any:
+        import numpy as np
+
+        return np.stack(self.cols, axis=-1)
 
 
 def _keys(batch: Any) -> list[str]:
@@ -135,7 +152,7 @@ def _gather(sig: IOSignature, batch: Any, report: IOReport) -> dict[str, tuple[A
                 )
                 + f" beside {cols[0].dtype}"
             )
-        out[t.name] = (np.stack(cols, axis=-1), "columns")
+        out[t.name] = (_Columns(cols), "columns")
     ignored = [k for k in keys if k not in used]
     if ignored:
         report.notes.append(
@@ -164,8 +181,7 @@ def check(sig: IOSignature, batch: Any, *, ranges: bool = True) -> IOReport:
     for t in sig.inputs:
         if t.name not in found:
             continue
-        x, how = found[t.name]
-        report.found[t.name] = (x, how)
+        x = found[t.name][0]
         dtype = "string" if x.dtype.kind in "US" else str(x.dtype)
         if dtype != t.dtype:
             report.problems.append(f"input {t.name}: dtype {dtype}, the model takes {t.dtype}")
@@ -192,27 +208,44 @@ def check(sig: IOSignature, batch: Any, *, ranges: bool = True) -> IOReport:
     return report
 
 
-def _range_problems(t: Tensor, x: np.ndarray) -> list[str]:
+def _range_problems(t: Tensor, x: np.ndarray | _Columns) -> list[str]:
     import numpy as np
 
     if x.dtype.kind not in "iuf":
         return []
-    flat = x.reshape(-1, len(t.features)).astype(np.float64, copy=False)
+    if isinstance(x, _Columns):
+        columns = [c.reshape(-1) for c in x.cols]
+    else:
+        flat = x.reshape(-1, len(t.features))
+        columns = [flat[:, i] for i in range(len(t.features))]
     lo = np.array([-np.inf if f.min is None else f.min for f in t.features])
     hi = np.array([np.inf if f.max is None else f.max for f in t.features])
+    # two reductions, no temporary the size of the batch: a NaN propagates into min and max,
+    # and only the features that fail are counted in detail
     with np.errstate(invalid="ignore"):
-        nan = np.isnan(flat).sum(axis=0)
-        below = (flat < lo).sum(axis=0)
-        above = (flat > hi).sum(axis=0)
-    bad = [i for i in range(len(t.features)) if nan[i] or below[i] or above[i]]
+        if isinstance(x, _Columns):
+            first = np.array([c.min() for c in columns])
+            last = np.array([c.max() for c in columns])
+        else:
+            first, last = flat.min(axis=0), flat.max(axis=0)
+        bad = [
+            i
+            for i in range(len(t.features))
+            if np.isnan(first[i]) or np.isnan(last[i]) or first[i] < lo[i] or last[i] > hi[i]
+        ]
     if not bad:
         return []
-    finite = np.where(np.isnan(flat), np.nan, flat)
+    nan, below, above, mins, maxs = {}, {}, {}, {}, {}
     with np.errstate(all="ignore"):
-        mins = np.nanmin(finite, axis=0) if len(flat) else lo
-        maxs = np.nanmax(finite, axis=0) if len(flat) else hi
+        for i in bad:
+            col = columns[i].astype(np.float64)
+            nan[i] = int(np.isnan(col).sum())
+            below[i] = int((col < lo[i]).sum())
+            above[i] = int((col > hi[i]).sum())
+            mins[i] = float(np.nanmin(col)) if nan[i] < len(col) else float("nan")
+            maxs[i] = float(np.nanmax(col)) if nan[i] < len(col) else float("nan")
     out = []
-    n = len(flat)
+    n = len(columns[0])
     for i in bad:
         f = t.features[i]
         what = []
@@ -223,7 +256,7 @@ def _range_problems(t: Tensor, x: np.ndarray) -> list[str]:
             )
         if nan[i]:
             what.append(f"{nan[i]} NaN")
-        hint = _hint(t.features, i, float(mins[i]), float(maxs[i]), bad)
+        hint = _hint(t.features, i, mins[i], maxs[i], bad)
         unit = f" [{f.unit}]" if f.unit else ""
         out.append(f"input {t.name} feature {i} {f.name}{unit}: {', '.join(what)}{hint}")
     return out
@@ -264,14 +297,21 @@ def normalise(sig: IOSignature, batch: Any) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for t in sig.inputs:
         x = found[t.name][0]
+        fresh = isinstance(x, _Columns)  # the stack is ours to normalise in place
+        if isinstance(x, _Columns):
+            x = x.stacked()
         norms = [f.normalisation for f in t.features]
         try:
             target = np.dtype(t.dtype) if t.dtype not in ("string", "bfloat16") else None
         except TypeError:
             target = None
         if any(norms) and x.shape[-1:] == (len(norms),):
-            a = np.array([n.coefficients[0] if n else 1.0 for n in norms])
-            b = np.array([n.coefficients[1] if n else 0.0 for n in norms])
-            x = x.astype(np.float64) * a + b
+            # in the input's own float type (what the model computes in), else float64
+            work = target if target is not None and target.kind == "f" else np.dtype("float64")
+            a = np.array([n.coefficients[0] if n else 1.0 for n in norms], dtype=work)
+            b = np.array([n.coefficients[1] if n else 0.0 for n in norms], dtype=work)
+            x = x.astype(work, copy=not (fresh and x.dtype == work))
+            np.multiply(x, a, out=x)
+            np.add(x, b, out=x)
         out[t.name] = x.astype(target, copy=False) if target is not None else x
     return out
