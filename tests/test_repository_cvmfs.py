@@ -503,6 +503,33 @@ def test_batch_publish_is_one_transaction_and_one_publish(
 
 
 @pytest.mark.cvmfs
+def test_an_import_is_one_transaction(
+    standin: Standin, tmp_path: Path, ec_key: tuple[Path, Path], policy: TrustPolicy
+) -> None:
+    """hepbundle import --backend cvmfs: every new bundle of the store in ONE transaction and
+    one publish; a re-run finds them unchanged and opens no transaction."""
+    from hepbundle.importers import plan_import
+    from hepbundle.importers.run import ImportOptions, run_import
+    from hepbundle.signing import KeySigner
+
+    from .import_fixtures import make_groupdata
+
+    gd = make_groupdata(tmp_path / "GroupData")
+    opts = ImportOptions(
+        repo=Path(REPO), backend="cvmfs", signer=KeySigner(ec_key[0]), policy=policy
+    )
+    report = run_import(plan_import("atlas-groupdata", gd), opts)
+    assert report.count("published") == len(report.outcomes) >= 3
+    assert standin.commands() == ["transaction", "publish"]
+    published = check_invariants(standin.root)
+    assert sum(len(v) for v in published.values()) == len(report.outcomes)
+    standin.assert_clean()
+    again = run_import(plan_import("atlas-groupdata", gd), opts)
+    assert again.count("unchanged") == len(report.outcomes)
+    assert standin.commands() == ["transaction", "publish"]
+
+
+@pytest.mark.cvmfs
 def test_nothing_is_fsynced_inside_a_transaction(
     standin: Standin,
     tmp_path: Path,

@@ -109,10 +109,18 @@ def _print_report(report: ImportReport) -> None:
     help="Write relative symlinks with the legacy layout here, pointing into the repository.",
 )
 @click.option(
+    "--backend",
+    type=click.Choice(["local", "cvmfs"]),
+    default="local",
+    show_default=True,
+    help="local: a repository directory; cvmfs: cvmfs_server on a Stratum-0, --repo naming "
+    "the repository (the whole import is one transaction and one publish).",
+)
+@click.option(
     "--work-dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Where bundles are built before publishing (default: $TMPDIR); needs room for the "
-    "largest bundle.",
+    help="Where bundles are built before publishing (default: $TMPDIR); needs room for every "
+    "new bundle of the import (they are published together).",
 )
 @json_option
 def import_(
@@ -125,6 +133,7 @@ def import_(
     trust: TrustPolicy | None,
     allow_unsigned: bool,
     compat_tree: Path | None,
+    backend: str,
     work_dir: Path | None,
     as_json: bool,
 ) -> None:
@@ -159,6 +168,7 @@ def import_(
     with progress(total, "importing", enabled=not as_json) as cb:
         opts = ImportOptions(
             repo=Path(repo) if repo else default_repo(),
+            backend=backend,
             signer=signer,
             policy=trust,
             allow_unsigned=allow_unsigned,

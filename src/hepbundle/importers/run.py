@@ -1,4 +1,4 @@
-"""The import driver: build, check, sign and publish every planned bundle, idempotently.
+"""The import driver: build, check and sign every planned bundle, then publish them all at once.
 
 For each :class:`~.base.PlannedBundle`, in plan order:
 
@@ -7,13 +7,17 @@ For each :class:`~.base.PlannedBundle`, in plan order:
   reported and never overwritten;
 * otherwise build it in a private work directory (the build hashes every byte as it copies it),
   abort if any source file's identity (inode, size, mtime, ctime) differs from before the build
-  (the store changed under the import), sign it over the digests the build just computed, and
-  publish it (signature and policy verified, every byte hashed again as it is copied into the
-  repository; atomic per version): two reads of each byte in all (docs/design.md);
-* then point the bundle's aliases at it.
+  (the store changed under the import), and sign it over the digests the build just computed.
 
-A run killed half-way leaves only whole versions in the repository (publish is atomic); running
-it again finds those ``unchanged`` and publishes the rest.
+Then every new bundle is published in ONE :func:`~hepbundle.repository.publish_many` with the
+chosen backend (``local``, or ``cvmfs``: one ``cvmfs_server transaction`` and one ``publish``
+for the whole import), signatures and policy verified and every byte hashed again as it is
+copied into the repository (two reads of each byte in all, docs/design.md), each bundle's
+aliases pointed at it in the same step; all or nothing. An unchanged version whose alias points
+elsewhere gets it moved afterwards.
+
+A run killed half-way publishes nothing (the batch is atomic; the work directory needs room for
+every new bundle); running it again finds what an earlier run published ``unchanged``.
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ from ..digest import FileDigest, hash_file, map_files
 from ..errors import IntegrityError, SpecError
 from ..manifest import Manifest
 from ..policy import TrustPolicy
+from ..repository import make_publisher
 from ..repository.catalog import read_name_catalog
 from ..repository.layout import bundle_dir, is_repository
 from ..repository.lock import LOCK_FILENAME, repository_lock
 from ..repository.operations import set_alias
-from ..repository.publish import publish
+from ..repository.publish import publish_many
 from ..repository.tree import recover
 from ..signing import Signer, sign
 from .base import ImportPlan, PlannedBundle, safe_name
@@ -50,10 +55,12 @@ log = logging.getLogger("hepbundle")
 
 @dataclass(frozen=True)
 class ImportOptions:
-    """Where to publish and how: the repository (local backend), the signer and trust policy,
-    a work directory (default: a fresh temporary one), and an optional compat tree."""
+    """Where to publish and how: the repository (a directory for the local backend, a
+    repository name for cvmfs), the backend, the signer and trust policy, a work directory
+    (default: a fresh temporary one), and an optional compat tree (local backend)."""
 
     repo: Path
+    backend: str = "local"
     signer: Signer | None = None
     policy: TrustPolicy | None = None
     allow_unsigned: bool = False
@@ -128,39 +135,68 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
             "published (nothing was written)",
             hint="plan with hepbundle.importers.plan_import, which lists such versions as refused",
         )
+    if opts.backend not in ("local", "cvmfs"):
+        raise SpecError(
+            f"an import publishes with the local or the cvmfs backend, not {opts.backend}"
+        )
     start = time.monotonic()
-    repo = opts.repo.absolute()
-    if is_repository(repo):
+    local = opts.backend == "local"
+    target: str | Path = opts.repo.absolute() if local else str(opts.repo)
+    repo = make_publisher(opts.backend, target).root  # the tree the catalogue is read from
+    if local and is_repository(repo):
         # finish a publish an earlier (killed) run left half-done, so the version counts as
         # published below instead of being rebuilt with a new manifest and refused
         with repository_lock(repo / LOCK_FILENAME):
             recover(repo)
     work = Path(tempfile.mkdtemp(prefix="hepbundle-import-", dir=opts.work_dir))
-    outcomes = []
+    outcomes: list[Outcome | None] = []
+    built: list[tuple[int, PlannedBundle, Bundle]] = []
+    existing: list[PlannedBundle] = []
     try:
         for pb in plan.bundles:
-            outcomes.append(_import_one(pb, repo, work / safe_name(pb.ref), opts))
+            done = _prepare(pb, repo, work / safe_name(pb.ref), opts)
+            if isinstance(done, Outcome):
+                outcomes.append(done)
+                if done.status == "unchanged":
+                    existing.append(pb)
+            else:
+                built.append((len(outcomes), done[0], done[1]))
+                outcomes.append(None)
+        if built:
+            results = publish_many(
+                [b for _, _, b in built],
+                target,
+                backend=opts.backend,
+                policy=opts.policy,
+                allow_unsigned=opts.allow_unsigned and opts.signer is None,
+                aliases=[pb.aliases for _, pb, _ in built],
+            )
+            for (i, pb, _), res in zip(built, results, strict=True):
+                outcomes[i] = _outcome(pb, res.status)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    for pb in existing:
+        _point_aliases(pb, repo, target, opts.backend)
     links = 0
     if opts.compat_tree is not None and is_repository(repo):
         namespaces = {b.spec.namespace for b in plan.bundles}
         links = write_compat_tree(repo, opts.compat_tree, namespaces)
-    return ImportReport(plan, tuple(outcomes), links, time.monotonic() - start)
+    done_all = tuple(o for o in outcomes if o is not None)
+    return ImportReport(plan, done_all, links, time.monotonic() - start)
 
 
-def _import_one(pb: PlannedBundle, repo: Path, work: Path, opts: ImportOptions) -> Outcome:
+def _prepare(
+    pb: PlannedBundle, repo: Path, work: Path, opts: ImportOptions
+) -> Outcome | tuple[PlannedBundle, Bundle]:
+    """The outcome of a version already published, or the new version built and signed."""
     if pb.materialize is not None:
         pb = pb.with_root(pb.materialize(work / "source"))
     published = _published(repo, pb)
     if published is not None:
         problems = _compare(pb, _hash_sources(pb, published.algorithm, opts.progress), published)
-        status = "conflict" if problems else "unchanged"
         if problems:
             log.info("%s: conflict: %s", pb.ref, "; ".join(problems))
-        else:
-            _point_aliases(pb, repo)
-        return _outcome(pb, status, "; ".join(problems))
+        return _outcome(pb, "conflict" if problems else "unchanged", "; ".join(problems))
     out = work / "bundle"
     before = _source_identities(pb)
     bundle = build_from_spec(
@@ -175,15 +211,9 @@ def _import_one(pb: PlannedBundle, repo: Path, work: Path, opts: ImportOptions) 
     _check_unchanged(pb, before)
     if opts.signer is not None:
         sign(bundle, opts.signer)  # the build's own records: no payload byte is read again
-    result = publish(
-        Bundle.load(out),
-        repo,
-        policy=opts.policy,
-        allow_unsigned=opts.allow_unsigned and opts.signer is None,
-    )
-    _point_aliases(pb, repo)
-    shutil.rmtree(work, ignore_errors=True)
-    return _outcome(pb, result.status)
+    if pb.materialize is not None:
+        shutil.rmtree(work / "source", ignore_errors=True)  # only the built bundle waits
+    return pb, Bundle.load(out)
 
 
 def _outcome(pb: PlannedBundle, status: str, detail: str = "") -> Outcome:
@@ -269,6 +299,10 @@ def _check_unchanged(
         )
 
 
-def _point_aliases(pb: PlannedBundle, repo: Path) -> None:
+def _point_aliases(pb: PlannedBundle, repo: Path, target: str | Path, backend: str) -> None:
+    """Point the aliases of an already published version at it, where they point elsewhere
+    (nothing is written, and no transaction opened, for an alias already in place)."""
+    current = read_name_catalog(repo, pb.spec.name).aliases
     for alias in pb.aliases:
-        set_alias(pb.ref, alias, repo)
+        if current.get(alias) != pb.spec.version:
+            set_alias(pb.ref, alias, target, backend=backend)

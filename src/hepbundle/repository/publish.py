@@ -25,7 +25,7 @@ from ..bundle import Bundle
 from ..config import settings
 from ..errors import HepbundleError, RepositoryError, SignatureError
 from ._publishers import make_publisher
-from .catalog import VersionRecord
+from .catalog import VersionRecord, check_alias
 from .publisher import PublishRequest, PublishResult
 from .tree import in_batch
 
@@ -129,6 +129,7 @@ def publish_many(
     progress: Callable[[int], None] | None = None,
     statement_signer: Signer | None = None,
     expires_days: float | None = None,
+    aliases: Sequence[Sequence[str]] | None = None,
 ) -> list[PublishResult]:
     """Verify every bundle, then publish them all in one step of ``backend``: all or nothing.
 
@@ -137,7 +138,8 @@ def publish_many(
     published. Then the backend publishes the batch at once: one lock and one index transaction
     (local), ONE ``cvmfs_server transaction`` … ``publish`` (cvmfs), one catalogue patch
     (tarball). ``alias`` points that alias of every name at its bundle (a name given twice
-    with an alias is refused). The results are in the order of ``bundles``. This is the API
+    with an alias is refused); ``aliases`` (one sequence per bundle) points more aliases at
+    each bundle, applied in order. The results are in the order of ``bundles``. This is the API
     importers publish through::
 
         results = repo.publish_many(["dist/a/x/1.0.0", "dist/a/y/2.1.0"], "ml.cern.ch",
@@ -151,6 +153,11 @@ def publish_many(
     """
     if not bundles:
         raise RepositoryError("nothing to publish: no bundle given")
+    if aliases is not None and len(aliases) != len(bundles):
+        raise ValueError("aliases needs one sequence of aliases per bundle")
+    for names_ in aliases or ():
+        for a in names_:
+            check_alias(a)
     publisher = make_publisher(backend, repo, lease=lease, out=out)
     requests: list[PublishRequest] = []
     loaded = [
@@ -171,13 +178,15 @@ def publish_many(
     given = (policy or policy_from_env()) if fresh else repository_policy(publisher.root, policy)
     root_policy = given if fresh else None
     for i, b in enumerate(loaded):
+        more = tuple(aliases[i]) if aliases is not None else ()
         try:
-            if alias is not None and given is not None and given.required_approvals(b.name, alias):
-                raise RepositoryError(
-                    f"the trust policy requires approvals to point {b.name}@{alias} at a version",
-                    hint=f"publish without --alias, have each role run 'hepbundle approve "
-                    f"{b.ref} --as ROLE', then 'hepbundle alias {b.ref} {alias}'",
-                )
+            for a in ((alias,) if alias is not None else ()) + more:
+                if given is not None and given.required_approvals(b.name, a):
+                    raise RepositoryError(
+                        f"the trust policy requires approvals to point {b.name}@{a} at a version",
+                        hint=f"publish without --alias, have each role run 'hepbundle approve "
+                        f"{b.ref} --as ROLE', then 'hepbundle alias {b.ref} {a}'",
+                    )
             if given is None and _is_signed(b):
                 raise no_policy_error(f"publishing {b.ref} into {publisher.root}")
             if allow_unsigned and not publisher.accepts_unsigned and not _is_signed(b):
@@ -202,6 +211,7 @@ def publish_many(
                 record,
                 alias,
                 progress,
+                more_aliases=more,
                 trust_root=root_policy,
                 statement_signer=statement_signer,
                 policy=given,

@@ -34,6 +34,8 @@ class PublishRequest:
     record: VersionRecord
     alias: str | None = None
     progress: Callable[[int], None] | None = None
+    #: more aliases to point at this version (an importer's, per bundle), after ``alias``
+    more_aliases: tuple[str, ...] = ()
     #: written as the repository's trust root when this publish creates the repository
     trust_root: TrustPolicy | None = None
     #: signs the catalogue statements (publish, alias) of this change
@@ -42,6 +44,11 @@ class PublishRequest:
     policy: TrustPolicy | None = None
     #: days until the new statements expire (None: they do not)
     expires_days: float | None = None
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Every alias this publish points at the version, in order."""
+        return ((self.alias,) if self.alias is not None else ()) + self.more_aliases
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ Publishing one version (the caller holds the repository lock):
    manifest digest read at open and every signature file with the bytes whose signature was
    checked; fsync (this comparison *is* the verification of the published copy: the staged
    file holds exactly the bytes hashed, in a directory only the publisher writes);
-2. write ``intent.json`` (name, version record, alias) into the work directory;
+2. write ``intent.json`` (name, version record, aliases) into the work directory;
 3. ``rename`` the copy to ``bundles/<ns>/<name>/<version>`` — from here the version exists;
 4. replace ``catalog/<ns>/<name>.json`` (write-new + rename), update the index rows of that name
    in one SQLite transaction, bump the serial of ``catalog/repository.json``;
@@ -139,8 +139,8 @@ def plan_many(catalogs: dict[str, NameCatalog], requests: Sequence[PublishReques
         try:
             present = check_not_conflicting(cat, rec)
             cat = cat if present else cat.with_version(rec)
-            if req.alias is not None:
-                cat = cat.with_alias(req.alias, rec.version)
+            for alias in req.aliases:
+                cat = cat.with_alias(alias, rec.version)
         except HepbundleError as e:
             raise in_batch(e, f"{name}@{rec.version}", i, len(requests)) from None
         catalogs[name] = cat
@@ -295,6 +295,7 @@ def _stage(root: Path, req: PublishRequest, signed: NameCatalog) -> Path:
                 "record": rec.to_json(),
                 "version": rec.version,
                 "alias": req.alias,
+                "aliases": list(req.more_aliases),
                 "statements": list(signed.statements),
             }
             (work / _INTENT).write_bytes(canonical_json(intent))
@@ -460,8 +461,10 @@ def _recover_publish(root: Path, intent: dict[str, object], work: Path) -> str:
     cat = read_name_catalog(root, name, missing_ok=True)
     if rec.version not in cat.versions:
         cat = cat.with_version(rec)
-    if intent.get("alias"):
-        cat = cat.with_alias(str(intent["alias"]), rec.version)
+    more = intent.get("aliases")
+    for alias in [intent.get("alias"), *(more if isinstance(more, list) else [])]:
+        if alias:
+            cat = cat.with_alias(str(alias), rec.version)
     signed = intent.get("statements")
     if isinstance(signed, list) and tuple(signed[: len(cat.statements)]) == cat.statements:
         cat = replace(cat, statements=tuple(signed))  # the statements signed before the crash

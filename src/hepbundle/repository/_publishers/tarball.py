@@ -111,7 +111,7 @@ class TarballPublisher:
         results: list[PublishResult] = []
         for req, art in zip(requests, artifacts, strict=True):
             written = "bundle_tar" in art or (
-                changed and req.bundle.name in {c.name for c in changed} and req.alias is not None
+                changed and req.bundle.name in {c.name for c in changed} and bool(req.aliases)
             )
             results.append(
                 PublishResult(
