@@ -222,3 +222,44 @@ def test_writer_refuses_without_a_statement_signer(
     with pytest.raises(SigningError, match="needs a statement signer"):
         yank(f"{NAME}@1.0.0", "x", repo)
     assert not (repo / "bundles" / "atlas" / "tauid" / "1.2.0").exists()
+
+
+# a fresh interpreter (pytest has imported everything by now): a job's first resolve
+_RESOLVE_CHILD = """
+import json, sys
+import hepbundle
+b = hepbundle.resolve(sys.argv[1])
+assert b.signature
+b.path("model/model.onnx")
+print(json.dumps([m for m in json.loads(sys.argv[2]) if m in sys.modules]))
+"""
+
+# what a resolve from a key-signed repository must not load (docs/performance.md: they were most
+# of the first resolve's 80-145 ms): X.509 parsing, the publishers and batch machinery, SQLite
+_NOT_ON_RESOLVE = (
+    "cryptography.x509",
+    "hepbundle._signers.certificate",
+    "hepbundle._signers.sigstore",
+    "hepbundle.repository.publish",
+    "hepbundle.repository.operations",
+    "hepbundle.repository.tree",
+    "hepbundle.repository.index",
+    "sqlite3",
+)
+
+
+def test_first_resolve_loads_only_what_it_checks(repo: Path) -> None:
+    """Every check still runs (trust root, statements, signature) but nothing else is imported."""
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _RESOLVE_CHILD, f"{NAME}@prod", json.dumps(_NOT_ON_RESOLVE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == []

@@ -23,13 +23,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ._signers import ParsedSignature, SignatureKind
-from ._signers.certificate import CaStore, dn_matches, dn_string, verify_x509
 from ._signers.keys import (
     PublicKey,
     key_id,
@@ -39,6 +37,23 @@ from ._signers.keys import (
 )
 from ._yaml import LineMap, load_yaml
 from .errors import PolicyError, SignatureError, SpecError, VerificationError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from ._signers.certificate import CaStore
+
+
+# the X.509 verifier (and cryptography.x509) is imported where an X.509 rule is built or checked:
+# a policy of keys only, as repository trust roots mostly are, never loads it (it was a third of
+# a job's first resolve, docs/performance.md)
+
+
+def _empty_store() -> CaStore:
+    from ._signers.certificate import CaStore
+
+    return CaStore()
+
 
 __all__ = [
     "CATALOG_ACTIONS",
@@ -184,13 +199,15 @@ class AllowKey(_Leaf):
 class AllowX509(_Leaf):
     """A certificate chaining to ``store`` whose subject DN matches one of ``subjects``."""
 
-    store: CaStore = field(default_factory=CaStore)
+    store: CaStore = field(default_factory=_empty_store)
     subjects: tuple[str, ...] = ("*",)
     #: the ``x509`` document with files inlined and directories absolute (see :meth:`to_json`)
     portable: Mapping[str, Any] = field(default_factory=dict, compare=False)
     kind: ClassVar[SignatureKind] = "x509"
 
     def check(self, name: str, c: Candidate) -> SignerInfo:
+        from ._signers.certificate import dn_matches, dn_string, verify_x509
+
         leaf = c.sig.chain[0]
         dn = dn_string(leaf.subject)
         if not any(dn_matches(leaf.subject, p) for p in self.subjects):
@@ -414,7 +431,10 @@ class TrustPolicy:
             return Rule(r["namespace"], signers, nodes, approvals)
 
         tsa: list[x509.Certificate] = []
-        for ca in (data.get("tsa") or {}).get("ca") or []:
+        tsa_cas = (data.get("tsa") or {}).get("ca") or []
+        if tsa_cas:
+            from cryptography import x509
+        for ca in tsa_cas:
             try:
                 text = ca.encode() if ca.startswith(_PEM) else (base / ca).read_bytes()
                 tsa += x509.load_pem_x509_certificates(text)
@@ -502,6 +522,10 @@ def _store(
 ) -> tuple[CaStore, dict[str, Any]]:
     """The CA store of CA files, IGTF directories and inline PEM certificates, and its portable
     form (files and inline certificates as PEM, directories and CRLs as absolute paths)."""
+    from cryptography import x509
+
+    from ._signers.certificate import CaStore
+
     files = [p for p in paths if not p.is_dir()]
     dirs = [p for p in paths if p.is_dir()]
     pems: list[str] = []

@@ -40,9 +40,7 @@ from ._signers import (
     signed_algorithm,
     signed_digests,
 )
-from ._signers.certificate import X509Signer
 from ._signers.keys import SUPPORTED_CURVES, KeySigner, generate_key
-from ._signers.sigstore import SigstoreSigner
 from .bundle import Bundle
 from .cache import default_cache
 from .config import settings
@@ -57,6 +55,8 @@ if TYPE_CHECKING:
     from model_signing._signing import signing as _oms
 
     from ._signers import ParsedSignature
+    from ._signers.certificate import X509Signer
+    from ._signers.sigstore import SigstoreSigner
 
 __all__ = [
     "PRIMARY_ROLE",
@@ -504,10 +504,14 @@ def signer_from(
         if key or cert:
             raise SpecError("--sigstore signs keyless: drop --key/--cert")
         token = identity_token or settings().sigstore_id_token
+        from ._signers.sigstore import SigstoreSigner
+
         return SigstoreSigner(token, trust_config=trust_config)
     if cert is not None:
         if key is None:
             raise SpecError("--cert needs --key (the certificate's private key)")
+        from ._signers.certificate import X509Signer
+
         return X509Signer(cert, key, tuple(chain), password=password)
     if chain:
         raise SpecError("--chain goes with --cert")
@@ -579,3 +583,17 @@ def verify_statement(st: ParsedStatement, node: Node, name: str) -> list[SignerI
     """Check the statement's signature against ``node`` (the policy's catalogue signers for
     ``name`` and the statement's action); the role is the signed one, never a file name."""
     return node.evaluate(name, [Candidate(st.sig, st.role, st.signed_at)])
+
+
+def __getattr__(name: str) -> object:
+    # the X.509 and sigstore signers are imported when first asked for: verifying key signatures
+    # never loads cryptography.x509 (docs/performance.md, first resolve)
+    if name == "X509Signer":
+        from ._signers.certificate import X509Signer
+
+        return X509Signer
+    if name == "SigstoreSigner":
+        from ._signers.sigstore import SigstoreSigner
+
+        return SigstoreSigner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

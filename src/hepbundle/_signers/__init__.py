@@ -26,11 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from cryptography import x509
-
 from ..errors import SignatureError
 
 if TYPE_CHECKING:
+    from cryptography import x509
     from model_signing._signing import signing as _oms
 
 __all__ = [
@@ -224,6 +223,10 @@ def _parse(name: str, raw: str, doc: Any) -> ParsedSignature:
         tsd = vm.get("timestampVerificationData") or {}
         stamps = tuple(_b64(t["signedTimestamp"]) for t in tsd.get("rfc3161Timestamps") or [])
         if vm.get("x509CertificateChain") is not None:
+            from cryptography import (
+                x509,
+            )  # only for certificate signatures: a key job never loads it
+
             chain = tuple(
                 x509.load_der_x509_certificate(_b64(c["rawBytes"]))
                 for c in vm["x509CertificateChain"]["certificates"]

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography import exceptions, x509
+from cryptography import exceptions
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
@@ -134,6 +134,8 @@ def public_key_from_pem(data: bytes, path: str) -> PublicKey:
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError:
+        from cryptography import x509  # a certificate given as a key: rare, loaded then
+
         try:
             key = x509.load_pem_x509_certificate(data).public_key()
         except ValueError:

@@ -21,28 +21,33 @@ Example::
 
 from __future__ import annotations
 
-from ._publishers import make_publisher
-from .catalog import AliasEvent, NameCatalog, VersionRecord, list_names, read_name_catalog
-from .index import FindHit, FindQuery, find, rebuild_index
-from .layout import bundle_dir, bundle_relpath, catalog_file, read_repository
-from .operations import (
-    Changed,
-    approve_ref,
-    init_repository,
-    migrate,
-    rebuild,
-    set_alias,
-    set_trust_root,
-    trust_repository,
-    versions,
-    yank,
-)
-from .publish import default_repo, publish, publish_many
-from .publisher import BACKENDS, Publisher, PublishRequest, PublishResult
-from .records import RecordRef, append_record, list_records, verify_record
-from .refs import Ref, parse_ref, version_key
-from .tree import recover
-from .trust import TrustRoot, trust_root_for
+import sys
+import types
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._publishers import make_publisher
+    from .catalog import AliasEvent, NameCatalog, VersionRecord, list_names, read_name_catalog
+    from .index import FindHit, FindQuery, find, rebuild_index
+    from .layout import bundle_dir, bundle_relpath, catalog_file, read_repository
+    from .operations import (
+        Changed,
+        approve_ref,
+        init_repository,
+        migrate,
+        rebuild,
+        set_alias,
+        set_trust_root,
+        trust_repository,
+        versions,
+        yank,
+    )
+    from .publish import default_repo, publish, publish_many
+    from .publisher import BACKENDS, Publisher, PublishRequest, PublishResult
+    from .records import RecordRef, append_record, list_records, verify_record
+    from .refs import Ref, parse_ref, version_key
+    from .tree import recover
+    from .trust import TrustRoot, trust_root_for
 
 __all__ = [
     "BACKENDS",
@@ -87,3 +92,75 @@ __all__ = [
     "versions",
     "yank",
 ]
+
+
+# each name is imported from its module when first used: a job that resolves a REF reads the
+# catalogue, layout and trust modules only, never the publishers, the batch machinery or SQLite
+_LAZY = {
+    "AliasEvent": "catalog",
+    "BACKENDS": "publisher",
+    "Changed": "operations",
+    "FindHit": "index",
+    "FindQuery": "index",
+    "NameCatalog": "catalog",
+    "PublishRequest": "publisher",
+    "PublishResult": "publisher",
+    "Publisher": "publisher",
+    "RecordRef": "records",
+    "Ref": "refs",
+    "TrustRoot": "trust",
+    "VersionRecord": "catalog",
+    "append_record": "records",
+    "approve_ref": "operations",
+    "bundle_dir": "layout",
+    "bundle_relpath": "layout",
+    "catalog_file": "layout",
+    "default_repo": "publish",
+    "find": "index",
+    "init_repository": "operations",
+    "list_names": "catalog",
+    "list_records": "records",
+    "make_publisher": "_publishers",
+    "migrate": "operations",
+    "parse_ref": "refs",
+    "publish": "publish",
+    "publish_many": "publish",
+    "read_name_catalog": "catalog",
+    "read_repository": "layout",
+    "rebuild": "operations",
+    "rebuild_index": "index",
+    "recover": "tree",
+    "set_alias": "operations",
+    "set_trust_root": "operations",
+    "trust_repository": "operations",
+    "trust_root_for": "trust",
+    "verify_record": "records",
+    "version_key": "refs",
+    "versions": "operations",
+    "yank": "operations",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(types.ModuleType):
+    """``repository.publish`` is the function, as it was when this package imported everything:
+    importing the submodule of the same name must not rebind the package's attribute to it."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "publish" and isinstance(value, types.ModuleType):
+            return  # the submodule stays reachable as sys.modules["hepbundle.repository.publish"]
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
