@@ -3,6 +3,7 @@ without the approvals the trust policy asks for; the role is the signed one."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,31 @@ def test_publish_with_an_alias_that_needs_approvals_is_refused(
     with pytest.raises(RepositoryError, match="requires approvals"):
         publish(b, repo, alias="prod", statement_signer=KeySigner(keys["release"][0]))
     assert not (repo / "bundles" / "atlas" / "tauid" / "2.0.0").exists()
+
+
+def test_resolving_prod_rechecks_the_approvals(
+    repo: Path, keys: dict[str, tuple[Path, Path]]
+) -> None:
+    """The signed alias move is not enough: a prod whose approvals were removed or altered after
+    the move is refused when a job resolves it (and not before the approvals are back)."""
+    rel = KeySigner(keys["release"][0])
+    approve_ref(f"{NAME}@1.1.0", "physics-validation", KeySigner(keys["physics"][0]), repo)
+    release = approve_ref(f"{NAME}@1.1.0", "release", rel, repo)
+    set_alias(f"{NAME}@1.1.0", "prod", repo, signer=rel)
+    assert hepbundle.resolve(f"{NAME}@prod", repos=[repo]).version == "1.1.0"
+    saved = (release.path / "hepbundle.release.sig").read_bytes()
+    (release.path / "hepbundle.release.sig").unlink()
+    with pytest.raises(PolicyError, match=r"atlas/tauid@prod points at 1.1.0, .*missing: release"):
+        hepbundle.resolve(f"{NAME}@prod", repos=[repo])
+    code, _, err = _run("path", f"{NAME}@prod", "--repo", repo)
+    assert code != 0 and "missing: release" in err and "Traceback" not in err
+    # the version itself is not guarded (only the alias is), and prod is back once restored
+    assert hepbundle.resolve(f"{NAME}@1.1.0", repos=[repo]).version == "1.1.0"
+    (release.path / "hepbundle.release.sig").write_bytes(saved)
+    assert hepbundle.resolve(f"{NAME}@prod", repos=[repo]).version == "1.1.0"
+    # an approval record edited to another version's digest does not count either
+    doc = json.loads((release.path / "record.json").read_text())
+    doc["manifestSha256"] = "0" * 64
+    (release.path / "record.json").write_text(json.dumps(doc))
+    with pytest.raises(PolicyError, match="missing: release"):
+        hepbundle.resolve(f"{NAME}@prod", repos=[repo])

@@ -247,6 +247,7 @@ def open_located(
         chosen = _repository_policy(where.repo, policy, what)
         if where.catalog is not None:
             _check_catalog(where.repo, where.catalog, where.record, where.ref.selector, chosen)
+            _check_approvals(where.repo, where.catalog, where.record, where.ref.selector, chosen)
     bundle = open(where.path, verify=verify, policy=chosen)
     check_catalogue(where, bundle.manifest, bundle.manifest_digest)
     return bundle
@@ -281,6 +282,21 @@ def _check_catalog(
         repo_serial=int(doc["serial"]) if "serial" in doc else None,
         state=NodeState.default(),
     )
+
+
+def _check_approvals(
+    root: Path, cat: NameCatalog, record: VersionRecord, selector: str | None, policy: TrustPolicy
+) -> None:
+    """An alias the policy guards with approvals (``prod``) resolves only to a version that still
+    has them: deleting or altering an approval record, or a policy that now asks for more, is
+    refused at use, not only when the alias moved."""
+    if selector is None or selector not in cat.aliases:
+        return
+    if not policy.required_approvals(cat.name, selector):
+        return
+    from .repository.approvals import check_approvals
+
+    check_approvals(root, cat.name, record.version, selector, policy, resolving=True)
 
 
 def resolve(

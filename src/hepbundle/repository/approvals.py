@@ -12,8 +12,9 @@ the file name). A trust policy rule may require approvals to move an alias::
                                     subject: "/DC=ch/DC=cern/OU=Users/CN=atlas-tau-conv*/*"}}
         release: {key: keys/atlas-release.pub.pem}
 
-and :func:`check_approvals` (run by ``alias`` before anything is written) refuses a move that
-lacks a valid approval for each role.
+and :func:`check_approvals` (run by ``alias`` before anything is written, and again by every
+resolve of the alias, :mod:`hepbundle.resolver`) refuses a move, or a resolve, that lacks a valid
+approval for each role.
 """
 
 from __future__ import annotations
@@ -77,10 +78,17 @@ def valid_approvals(
 
 
 def check_approvals(
-    root: Path, name: str, version: str, alias: str, policy: TrustPolicy | None
+    root: Path,
+    name: str,
+    version: str,
+    alias: str,
+    policy: TrustPolicy | None,
+    *,
+    resolving: bool = False,
 ) -> None:
     """Refuse pointing ``alias`` at ``name@version`` unless every role the policy requires for
-    that alias has a valid approval."""
+    that alias has a valid approval. ``resolving``: the alias already points there and a job is
+    resolving it (the approvals are re-checked on every resolve, not only when the alias moved)."""
     if policy is None:
         return
     roles = policy.required_approvals(name, alias)
@@ -88,12 +96,20 @@ def check_approvals(
         return
     have = valid_approvals(root, name, version, roles)
     missing = [r for r in roles if r not in have]
-    if missing:
+    if not missing:
+        return
+    if resolving:
         raise PolicyError(
-            f"moving {name}@{alias} to {version} needs approvals by "
-            f"{', '.join(roles)}; missing: {', '.join(missing)}",
-            hint=f"each role signs off with: hepbundle approve {name}@{version} --as ROLE --key KEY",
+            f"{name}@{alias} points at {version}, which lacks the approvals the trust policy "
+            f"requires for {alias} ({', '.join(roles)}); missing: {', '.join(missing)}",
+            hint=f"do not use it; the repository operator restores or re-collects the approvals "
+            f"(hepbundle approve {name}@{version} --as ROLE) or moves {alias} back",
         )
+    raise PolicyError(
+        f"moving {name}@{alias} to {version} needs approvals by "
+        f"{', '.join(roles)}; missing: {', '.join(missing)}",
+        hint=f"each role signs off with: hepbundle approve {name}@{version} --as ROLE --key KEY",
+    )
 
 
 def approve(
