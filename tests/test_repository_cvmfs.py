@@ -474,6 +474,42 @@ def test_ingest_publishes_the_tarball_backend_output_in_one_step(
     standin.assert_clean()
 
 
+@pytest.mark.cvmfs
+def test_tarball_first_publish_carries_the_trust_root(
+    standin: Standin,
+    tmp_path: Path,
+    ec_key: tuple[Path, Path],
+    policy: TrustPolicy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new repository published through tarballs gets its trust root as the local backend
+    writes it, so that a job with no configuration verifies what it resolves from the ingest."""
+    from hepbundle.repository.trust import TRUST_LOG_FILE, TRUST_ROOT_FILE, read_trust_root
+
+    assert not (standin.root / TRUST_ROOT_FILE).exists()
+    res = publish(
+        _signed(tmp_path, ec_key[0], "1.0.0").root,
+        standin.root,
+        backend="tarball",
+        policy=policy,
+        out=tmp_path / "out",
+        alias="prod",
+    )
+    for command in res.commands:
+        argv = [*command.split()[1:-1], REPO]
+        argv = [str(tmp_path / "out" / a) if a.endswith(".tar") else a for a in argv]
+        standin.run(*argv)
+    got = read_trust_root(standin.root)
+    assert got is not None and (standin.root / TRUST_LOG_FILE).is_file()
+    assert "tarball" in (standin.root / TRUST_LOG_FILE).read_text()
+    # a job pinning that trust root (as a site does) verifies with no policy of its own
+    monkeypatch.delenv("HEPBUNDLE_POLICY", raising=False)
+    monkeypatch.setenv("HEPBUNDLE_TRUST_ROOT", got[1])
+    b = hepbundle.resolve("atlas/tauid@prod", repos=[standin.root])
+    assert b.signature and b.version == "1.0.0"
+    standin.assert_clean()
+
+
 # --- batch publishing ----------------------------------------------------------------------
 
 

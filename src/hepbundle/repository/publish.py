@@ -174,7 +174,9 @@ def publish_many(
     from .layout import is_repository
     from .trust import accept_trust_root, repository_policy
 
-    fresh = backend == "local" and not is_repository(publisher.root)
+    # a new repository gets its trust root from the first publish: written by the local backend,
+    # carried in the catalogue patch by the tarball backend (cvmfs publishes into an existing one)
+    fresh = backend in ("local", "tarball") and not is_repository(publisher.root)
     given = (policy or policy_from_env()) if fresh else repository_policy(publisher.root, policy)
     root_policy = given if fresh else None
     for i, b in enumerate(loaded):
@@ -219,7 +221,7 @@ def publish_many(
             )
         )
     results = publisher.publish_batch(requests)
-    if fresh and given is not None:
+    if fresh and given is not None and backend == "local":
         accept_trust_root(publisher.root)  # the operator's own first publish, on this node
     return results
 

@@ -41,6 +41,7 @@ from ..layout import (
 from ..publisher import PublishRequest, PublishResult
 from ..refs import split_name
 from ..tree import plan_many
+from ..trust import TRUST_LOG_FILE, TRUST_ROOT_FILE, write_trust_root
 
 __all__ = ["TarballPublisher"]
 
@@ -97,7 +98,7 @@ class TarballPublisher:
             if len(requests) > 1:
                 stem = f"batch-{len(requests)}-{stem}"
             make_dirs(self.out)
-            patches = self._catalog_patch(changed, stem)
+            patches = self._catalog_patch(changed, stem, requests[0])
             serial = patches[-1][2]
             for catalog_tar, base_dir, _ in patches:
                 commands.append(
@@ -131,12 +132,14 @@ class TarballPublisher:
         return results
 
     def _catalog_patch(
-        self, changed: Sequence[NameCatalog], stem: str
+        self, changed: Sequence[NameCatalog], stem: str, first: PublishRequest | None = None
     ) -> list[tuple[Path, str, int]]:
         """Apply ``changed`` to a scratch copy of the catalogue files and tar what changed:
         (tar, ingest base directory, serial after). Format 2: one tar per namespace, to ingest
         under ``bundles/<ns>/_catalog`` (inside the namespace's lease); format 1: one tar of
-        ``catalog/``."""
+        ``catalog/``. The first publish into a new repository carries its trust root
+        (``catalog/trust.json`` and its log, from ``first.trust_root``), as the local backend
+        writes it: in the catalogue tar (format 1) or the repository tar (format 2)."""
         fmt = repository_format(self.root)
         spaces = list(dict.fromkeys(split_name(c.name)[0] for c in changed))
         out = []
@@ -156,11 +159,19 @@ class TarballPublisher:
                     shutil.copyfile(self.root / rel, scratch / rel)
             copies = {rel: _identity(scratch / rel) for rel in copied}
             ensure_repository(scratch, identity=self.root.name, fmt=fmt)
+            root_files: list[str] = []
+            if not is_repository(self.root) and first is not None and first.trust_root:
+                write_trust_root(
+                    scratch, first.trust_root, reason=f"first publish ({first.bundle.ref}, tarball)"
+                )
+                root_files = [Path(TRUST_ROOT_FILE).name, Path(TRUST_LOG_FILE).name]
             if fmt == 2 and not is_repository(self.root):
                 # a new repository: its repository.json first (ingest needs a root lease once)
                 target = self.out / f"{stem}.repository.tar"
-                _write_tar(target, scratch / CATALOG_DIR, [("repository.json", "repository.json")])
+                members = [(p, p) for p in ("repository.json", *root_files)]
+                _write_tar(target, scratch / CATALOG_DIR, members)
                 out.append((target, CATALOG_DIR, 0))
+                root_files = []
             for ns in spaces:
                 ensure_namespace(scratch, ns)
             for new in changed:
@@ -172,7 +183,7 @@ class TarballPublisher:
                 serial = bump_serial(scratch, spaces[0])
                 files = ["/".join(split_name(new.name)) + ".json" for new in changed]
                 index = _changed(scratch, copies, index_file(scratch, spaces[0]))
-                members = [(p, p) for p in (*files, *index, "repository.json")]
+                members = [(p, p) for p in (*files, *index, "repository.json", *root_files)]
                 target = self.out / f"{stem}.catalog.tar"
                 _write_tar(target, scratch / CATALOG_DIR, members)
                 return [(target, CATALOG_DIR, serial)]
