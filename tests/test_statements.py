@@ -16,8 +16,13 @@ from hepbundle.cli import main
 from hepbundle.errors import PolicyError, SignatureError, SigningError
 from hepbundle.policy import TrustPolicy
 from hepbundle.repository import init_repository, publish, set_alias, yank
-from hepbundle.repository.layout import catalog_file
-from hepbundle.repository.statements import CatalogRollbackError
+from hepbundle.repository.layout import (
+    catalog_file,
+    ensure_repository,
+    read_repository,
+    repository_format,
+)
+from hepbundle.repository.statements import CatalogRollbackError, next_serial
 from hepbundle.signing import KeySigner
 from hepbundle.spec import validate
 
@@ -163,20 +168,65 @@ def test_unyank_and_hidden_release_are_refused(repo: Path, ec_key: tuple[Path, P
         hepbundle.resolve(f"{NAME}@1.0.0")
 
 
+def _repo_of_format(tmp_path: Path, ec_key: tuple[Path, Path], fmt: int) -> Path:
+    """The ``repo`` fixture's repository, in repository format ``fmt``."""
+    root = tmp_path / f"repo-f{fmt}"
+    ensure_repository(root, fmt=fmt)
+    init_repository(root, TrustPolicy.from_flags(keys=[ec_key[1]]))  # type: ignore[arg-type]
+    signer = KeySigner(ec_key[0])
+    for v in ("1.0.0", "1.1.0"):
+        b = make_bundle(tmp_path, version=v, payload=v.encode(), key=ec_key[0])
+        publish(b, root, alias="prod" if v == "1.1.0" else None, statement_signer=signer)
+    assert repository_format(root) == fmt
+    return root
+
+
+@pytest.mark.parametrize("fmt", [1, 2])
 def test_repository_serial_rollback_is_refused(
-    repo: Path, tmp_path: Path, ec_key: tuple[Path, Path]
+    tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, fmt: int
 ) -> None:
-    path = repo / "catalog" / "repository.json"
+    """The serial that orders changes (format 1: the repository's in repository.json; format 2:
+    the namespace's in bundles/<ns>/_catalog/namespace.json) lowered below what is signed."""
+    repo = _repo_of_format(tmp_path, ec_key, fmt)
+    monkeypatch.setenv("HEPBUNDLE_PATH", str(repo))
+    path = repo / next_serial(repo, NAME, read_repository(repo))[1]
     doc = json.loads(path.read_bytes())
-    assert hepbundle.resolve(f"{NAME}@prod")  # this node records serial doc["serial"]
+    assert doc["serial"] >= 2
+    assert hepbundle.resolve(f"{NAME}@prod")  # this node records that serial
     doc["serial"] = 1
     path.write_text(json.dumps(doc))
     with pytest.raises(CatalogRollbackError, match="rolled back|rollback refused"):
         hepbundle.resolve(f"{NAME}@prod")
     # and a writer does not start counting again from the lowered serial
     b = make_bundle(tmp_path, version="1.2.0", payload=b"12", key=ec_key[0])
-    with pytest.raises(CatalogRollbackError, match="repository.json was rolled back"):
+    with pytest.raises(CatalogRollbackError, match=f"{path.name} was rolled back"):
         publish(b, repo, statement_signer=KeySigner(ec_key[0]))
+
+
+def test_format2_namespace_serials_are_checked_one_by_one(
+    tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per-namespace serials against the node cache: a namespace far ahead of another is no
+    rollback of the other, and a namespace's whole subtree put back is refused."""
+    repo = _repo_of_format(tmp_path, ec_key, 2)
+    monkeypatch.setenv("HEPBUNDLE_PATH", str(repo))
+    signer = KeySigner(ec_key[0])
+    for v in ("1.0.0", "1.1.0", "1.2.0", "1.3.0"):
+        b = make_bundle(
+            tmp_path, name="cms/btag", version=v, payload=b"c" + v.encode(), key=ec_key[0]
+        )
+        publish(b, repo, statement_signer=signer)
+    assert hepbundle.resolve("cms/btag").version == "1.3.0"  # cms at serial 4, atlas at 2
+    assert hepbundle.resolve(f"{NAME}@prod").version == "1.1.0"
+    snapshot = shutil.copytree(repo / "bundles" / "atlas" / "_catalog", tmp_path / "atlas-old")
+    b = make_bundle(tmp_path, version="1.2.0", payload=b"12", key=ec_key[0])
+    publish(b, repo, alias="prod", statement_signer=signer)
+    assert hepbundle.resolve(f"{NAME}@prod").version == "1.2.0"
+    shutil.rmtree(repo / "bundles" / "atlas" / "_catalog")
+    shutil.copytree(snapshot, repo / "bundles" / "atlas" / "_catalog")
+    with pytest.raises(CatalogRollbackError, match="rollback refused"):
+        hepbundle.resolve(f"{NAME}@prod")
+    assert hepbundle.resolve("cms/btag").version == "1.3.0"  # the other namespace is unaffected
 
 
 def test_whole_repository_rollback_is_refused(

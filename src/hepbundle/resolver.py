@@ -269,18 +269,22 @@ def _check_catalog(
     """The signed statements behind ``record`` (see :mod:`hepbundle.repository.statements`)."""
     if not policy.signs_catalog(cat.name):
         return
-    from .repository.layout import read_repository
-    from .repository.statements import NodeState, check_catalog
+    from .repository.layout import REPOSITORY_FILE, read_repository
+    from .repository.statements import NodeState, check_catalog, next_serial
 
     doc = read_repository(root)
+    # format 1: the repository's serial; format 2: the namespace's (bundles/<ns>/_catalog)
+    serial, serial_file = next_serial(root, cat.name, doc)
     check_catalog(
         cat,
         record,
         selector,
         policy,
         repository=str(doc.get("name")),
-        repo_serial=int(doc["serial"]) if "serial" in doc else None,
+        repo_serial=serial - 1,
         state=NodeState.default(),
+        namespace=None if serial_file == REPOSITORY_FILE else cat.name.split("/", 1)[0],
+        serial_file=serial_file,
     )
 
 

@@ -22,7 +22,7 @@ from .lock import LOCK_FILENAME, repository_lock
 from .publish import default_repo
 from .records import RecordRef
 from .refs import Ref, parse_ref
-from .statements import sign_changes
+from .statements import next_serial, sign_changes
 from .tree import recover
 from .trust import (
     TrustRoot,
@@ -221,6 +221,7 @@ def _change(
     signed statement is appended there)."""
     ref = _name_ref(ref_text)
     assert ref.name is not None
+    name = ref.name
     publisher = make_publisher(backend, repo)
     version = read_name_catalog(publisher.root, ref.name).resolve(ref.selector).version
     chosen = repository_policy(publisher.root, policy)
@@ -229,13 +230,15 @@ def _change(
 
     def change(cat: NameCatalog) -> NameCatalog:
         doc = read_repository(publisher.root)
+        serial, serial_file = next_serial(publisher.root, name, doc)
         return sign_changes(
             cat,
             apply(cat, version),
             signer,
             policy=chosen,
             repository=str(doc["name"]),
-            serial=int(doc["serial"]) + 1 if "serial" in doc else None,
+            serial=serial,
+            serial_file=serial_file,
         )
 
     cat, serial = publisher.change(ref.name, change, message(f"{ref.name}@{version}"))

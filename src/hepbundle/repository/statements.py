@@ -94,10 +94,12 @@ def sign_changes(
     repository: str,
     serial: int | None,
     expires_days: float | None = None,
+    serial_file: str = "catalog/repository.json",
 ) -> NameCatalog:
     """``after`` with one signed statement appended per change from ``before``, chained to the
-    last one, carrying ``serial`` (the repository serial this change will have). Without a
-    signer, refused when the policy signs this name's catalogue or the chain has begun."""
+    last one, carrying ``serial`` (the serial this change will have: the repository's in format
+    1, the namespace's in format 2, kept in ``serial_file``). Without a signer, refused when the
+    policy signs this name's catalogue or the chain has begun."""
     effects = _effects(before, after)
     if not effects:
         return after
@@ -112,13 +114,14 @@ def sign_changes(
     from ..signing import parse_statement, sign_statement, verify_statement
 
     chain = _bodies(before, after.name)
-    if serial is None:  # format 2: serials are per namespace; the chain orders the name
+    if serial is None:  # no serial known (a patch without a repository): the chain orders it
         serial = int(chain[-1].body.get("serial", 0)) + 1 if chain else 1
     elif chain and int(chain[-1].body.get("serial", 0)) >= serial:
         raise CatalogRollbackError(
-            f"repository serial {serial - 1} is not above {chain[-1].body.get('serial')}, signed "
-            f"in the catalogue of {after.name}: catalog/repository.json was rolled back",
-            hint="restore the repository's serial before publishing (never decrease it)",
+            f"{_serial_kind(after.name, serial_file)} {serial - 1} is not above "
+            f"{chain[-1].body.get('serial')}, signed in the catalogue of {after.name}: "
+            f"{serial_file} was rolled back",
+            hint="restore the serial before publishing (never decrease it)",
         )
     previous = statement_digest(chain[-1].body) if chain else None
     seq = len(chain)
@@ -194,10 +197,13 @@ def check_catalog(
     repository: str,
     repo_serial: int | None,
     state: NodeState | None,
+    namespace: str | None = None,
+    serial_file: str = "catalog/repository.json",
 ) -> None:
     """Refuse ``record`` (what ``selector`` resolved to in ``cat``) unless the signed statements
     say the same; see the module docstring. A policy that does not sign this name's catalogue
-    checks nothing here."""
+    checks nothing here. ``repo_serial`` is the repository's serial (format 1) or, with
+    ``namespace``, that namespace's (format 2), as read from ``serial_file``."""
     from ..signing import verify_statement
 
     name = cat.name
@@ -259,8 +265,8 @@ def check_catalog(
     head_serial = int(head.body.get("serial", 0))
     if repo_serial is not None and head_serial > repo_serial:
         raise CatalogRollbackError(
-            f"repository serial {repo_serial} is lower than {head_serial}, signed in the "
-            f"catalogue of {name}: catalog/repository.json was rolled back",
+            f"{_serial_kind(name, serial_file)} {repo_serial} is lower than {head_serial}, "
+            f"signed in the catalogue of {name}: {serial_file} was rolled back",
         )
     if state is not None:
         state.check_and_record(
@@ -270,7 +276,16 @@ def check_catalog(
             len(chain),
             statement_digest(head.body),
             head_serial if repo_serial is None else repo_serial,
+            namespace=namespace,
         )
+
+
+def _serial_kind(name: str, serial_file: str) -> str:
+    return (
+        f"namespace {name.split('/', 1)[0]} serial"
+        if serial_file.endswith("namespace.json")
+        else "repository serial"
+    )
 
 
 class NodeState:
@@ -299,14 +314,27 @@ class NodeState:
         return cls(known_repositories_file().with_name("catalog-state.json"))
 
     def check_and_record(
-        self, repository: str, name: str, serial: int, length: int, head: str, repo_serial: int
+        self,
+        repository: str,
+        name: str,
+        serial: int,
+        length: int,
+        head: str,
+        repo_serial: int,
+        *,
+        namespace: str | None = None,
     ) -> None:
+        """``repo_serial``: the repository's serial, or with ``namespace`` (format 2) that
+        namespace's; each is compared with the highest this node has seen of the same one."""
         repo = self.data.setdefault(repository, {"serial": 0, "names": {}})
         seen = repo["names"].get(name)
-        if repo_serial < int(repo.get("serial", 0)):
+        serials = repo.setdefault("namespaces", {}) if namespace is not None else None
+        highest = int(repo.get("serial", 0) if serials is None else serials.get(namespace, 0))
+        if repo_serial < highest:
+            what = repository if namespace is None else f"{repository} namespace {namespace}"
             raise CatalogRollbackError(
-                f"repository {repository} is at serial {repo_serial}, this node has seen "
-                f"{repo['serial']}: rollback refused",
+                f"repository {what} is at serial {repo_serial}, this node has seen "
+                f"{highest}: rollback refused",
                 hint="a stale replica or an old copy is being served",
             )
         if seen is not None:
@@ -321,10 +349,13 @@ class NodeState:
                     f"the catalogue of {name} in {repository} forked: same length as seen "
                     "before, another head statement",
                 )
-        changed = seen != [length, head] or repo_serial != repo.get("serial")
+        changed = seen != [length, head] or repo_serial != highest
         if not changed:
             return
-        repo["serial"] = max(repo_serial, int(repo.get("serial", 0)))
+        if serials is None:
+            repo["serial"] = max(repo_serial, highest)
+        else:
+            serials[namespace] = max(repo_serial, highest)
         repo["names"][name] = [length, head]
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -334,3 +365,18 @@ class NodeState:
             os.replace(tmp, self.path)
         except OSError as e:
             log.debug("node catalogue state not writable (%s)", e)
+
+
+def next_serial(root: Path, name: str, doc: Mapping[str, Any]) -> tuple[int, str]:
+    """The serial the next change of ``name`` will have and the file that keeps it:
+    repository.json's (``doc``, format 1) or its namespace's (format 2), plus one. The format
+    decides, never the presence of a ``serial`` key (one added to a format-2 repository.json
+    does not hide a namespace's rollback)."""
+    from .layout import NAMESPACE_FILE, catalog_dir, repository_format, serial_of
+
+    if repository_format(root) == 1:
+        return int(doc.get("serial", 0)) + 1, "catalog/repository.json"
+
+    ns = name.split("/", 1)[0]
+    where = (catalog_dir(root, ns) / NAMESPACE_FILE).relative_to(root).as_posix()
+    return serial_of(root, ns) + 1, where

@@ -57,7 +57,7 @@ from .layout import (
     staging_dir,
     staging_dirs,
 )
-from .statements import sign_changes
+from .statements import next_serial, sign_changes
 from .trust import write_trust_root
 
 if TYPE_CHECKING:
@@ -212,13 +212,15 @@ def _sign_statements(
     doc = read_repository(root)
     for req in {r.bundle.name: r for r in requests}.values():
         name = req.bundle.name
+        serial, serial_file = next_serial(root, name, doc)
         after[name] = sign_changes(
             before[name],
             after[name],
             req.statement_signer,
             policy=req.policy,
             repository=str(doc["name"]),
-            serial=int(doc["serial"]) + 1 if "serial" in doc else None,
+            serial=serial,
+            serial_file=serial_file,
             expires_days=req.expires_days,
         )
 
