@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 import hepbundle
 from hepbundle import signing
 from hepbundle.errors import (
+    HepbundleError,
     IntegrityError,
     PolicyError,
     SignatureError,
@@ -615,3 +616,23 @@ def test_policy_examples_in_docs_are_valid(doc: str) -> None:
     assert blocks
     for block in blocks:
         validate(yaml.safe_load(block), "policy.schema.json", filename=doc)
+
+
+def test_signature_is_checked_over_the_manifest_bytes_before_parsing(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path]
+) -> None:
+    """A replaced manifest is refused by its signature before its entries are read: a large,
+    unsigned one that is not even a valid manifest gets the signature error, not a parse error
+    (bundle-spec § 9: the signature is checked over the bytes first)."""
+    manifest = signed.root / "hepbundle.json"
+    manifest.write_bytes(b'{"files": [' + b'{"path": "x"}, ' * 150_000 + b'{"path": "y"}]}')
+    assert manifest.stat().st_size > 1 << 20
+    with pytest.raises(
+        SignatureError,
+        match=r"hepbundle.sig does not match: digest mismatch in hepbundle.json \(the",
+    ):
+        hepbundle.open(signed.root, policy=key_policy(ec_key[1]))
+    # integrity-only asks for no signature: the entries are parsed, and refused as they are
+    with pytest.raises(HepbundleError) as e:
+        hepbundle.open(signed.root, verify="integrity")
+    assert not isinstance(e.value, SignatureError)

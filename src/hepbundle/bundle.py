@@ -33,7 +33,7 @@ from .regular import read_regular
 if TYPE_CHECKING:
     from .cache import VerificationCache
 
-__all__ = ["Bundle", "check_bundle_dir"]
+__all__ = ["Bundle", "check_bundle_dir", "read_manifest_data"]
 
 
 def check_bundle_dir(root: Path) -> None:
@@ -41,6 +41,23 @@ def check_bundle_dir(root: Path) -> None:
     if not root.is_dir():
         why = "it does not exist" if not root.exists() else "it is not a directory"
         raise NotABundleError(f"{root} is not a bundle directory ({why})", path=root)
+
+
+def read_manifest_data(root: Path) -> bytes:
+    """The bytes of ``root/hepbundle.json`` (a bundle directory; size-capped, regular file only),
+    unparsed."""
+    mpath = root / MANIFEST_FILENAME
+    check_bundle_dir(root)
+    try:
+        return read_regular(mpath, limit=MAX_MANIFEST_BYTES)
+    except FileNotFoundError:
+        raise NotABundleError(
+            f"{root} is not a bundle: {MANIFEST_FILENAME} is missing", path=root
+        ) from None
+    except HepbundleError as e:  # not a regular file, or over the size limit
+        raise FormatError(e.message, hint=e.hint) from None
+    except OSError as e:
+        raise IntegrityError(f"cannot read {mpath}: {e.strerror or e}") from None
 
 
 class Bundle:
@@ -76,21 +93,16 @@ class Bundle:
         self._io: IOSignature | None = None
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, verify_files: bool = True) -> Bundle:
-        """Read ``hepbundle.json`` of the bundle at ``path`` (no payload hashing)."""
+    def load(
+        cls, path: str | os.PathLike[str], *, verify_files: bool = True, data: bytes | None = None
+    ) -> Bundle:
+        """Read ``hepbundle.json`` of the bundle at ``path`` (no payload hashing); ``data``: its
+        bytes, already read by :func:`read_manifest_data` (e.g. to check their signature before
+        the entries are parsed)."""
         root = Path(path).absolute()
         mpath = root / MANIFEST_FILENAME
-        check_bundle_dir(root)
-        try:
-            data = read_regular(mpath, limit=MAX_MANIFEST_BYTES)
-        except FileNotFoundError:
-            raise NotABundleError(
-                f"{root} is not a bundle: {MANIFEST_FILENAME} is missing", path=root
-            ) from None
-        except HepbundleError as e:  # not a regular file, or over the size limit
-            raise FormatError(e.message, hint=e.hint) from None
-        except OSError as e:
-            raise IntegrityError(f"cannot read {mpath}: {e.strerror or e}") from None
+        if data is None:
+            data = read_manifest_data(root)
         manifest = Manifest.from_bytes(data, source=str(mpath))
         b = cls(root, manifest, sha256_bytes(data), verify_files=verify_files, manifest_data=data)
         # a malformed io member refuses the bundle at open, as the native library does (the

@@ -52,6 +52,8 @@ def _open(
 ) -> Bundle:
     if verify not in _MODES:
         raise UsageError(f"verify must be one of {', '.join(map(repr, _MODES))}, not {verify!r}")
+    if verify in ("lazy", "full"):
+        return _open_verified(Path(path).absolute(), verify, policy, repo)
     bundle = Bundle.load(path, verify_files=verify != "none")
     bundle.cache = default_cache()
     if verify == "none":
@@ -64,9 +66,28 @@ def _open(
             bundle.ref,
         )
         return bundle
-    from .signing import verify_signatures  # signing sits above bundle: import at use
+    raise AssertionError(verify)  # lazy and full are _open_verified's
 
-    verify_signatures(bundle, trust_policy_for(bundle, policy, repo))
+
+def _open_verified(
+    root: Path, verify: str, policy: TrustPolicy | None, repo: Path | None
+) -> Bundle:
+    """Signatures first: over the manifest's bytes before its entries are parsed (the signed
+    statement names the bundle, so the policy and the repository's trust root are known
+    before parsing), then every payload digest against the parsed entries."""
+    from .bundle import read_manifest_data
+    from .signing import verify_manifest_signature, verify_signatures  # above bundle
+
+    data = read_manifest_data(root)
+    pre = verify_manifest_signature(
+        root, data, lambda name, version: _policy_for(root, name, version, policy, repo)
+    )
+    bundle = Bundle.load(root, data=data)
+    bundle.cache = default_cache()
+    if pre is not None:
+        verify_signatures(bundle, pre.policy, prechecked=pre)
+    else:  # the signatures name no bundle (plain model_signing): judged after parsing
+        verify_signatures(bundle, trust_policy_for(bundle, policy, repo))
     if verify == "full":
         bundle.verify().raise_for_problems(bundle.ref)
     return bundle
@@ -77,20 +98,28 @@ def trust_policy_for(
 ) -> TrustPolicy:
     """The policy that judges ``bundle``: ``policy``, else ``HEPBUNDLE_POLICY``, else the trust
     root of ``repo`` (default: the repository ``bundle`` is published in); else refused."""
+    return _policy_for(bundle.root, bundle.name, bundle.version, policy, repo)
+
+
+def _policy_for(
+    where: Path, name: str, version: str, policy: TrustPolicy | None, repo: Path | None
+) -> TrustPolicy:
+    """:func:`trust_policy_for` the bundle ``name@version`` in directory ``where``."""
     from .policy import no_policy_error, policy_from_env
 
     chosen = policy or policy_from_env()
     if chosen is not None:
         return chosen
-    from .repository.layout import repository_of
+    from .repository.layout import repository_of_dir
     from .repository.trust import trust_root_for
 
-    root = repo or repository_of(bundle)
+    ref = f"{name}@{version}"
+    root = repo or repository_of_dir(where, name, version)
     found = trust_root_for(root) if root is not None else None
     if found is None:
-        where = f" (repository {root} has no trust root)" if root is not None else ""
-        raise no_policy_error(f"{bundle.ref}{where}")
-    log.debug("%s judged by the trust root of %s (%s)", bundle.ref, root, found.authenticated_by)
+        at = f" (repository {root} has no trust root)" if root is not None else ""
+        raise no_policy_error(f"{ref}{at}")
+    log.debug("%s judged by the trust root of %s (%s)", ref, root, found.authenticated_by)
     return found.policy
 
 

@@ -404,9 +404,94 @@ def _signed_role(sig: ParsedSignature, file_role: str, what: str) -> str:
     return role
 
 
-def verify_signatures(bundle: Bundle, policy: TrustPolicy | None = None) -> list[SignerInfo]:
+@dataclass(frozen=True)
+class ManifestCheck:
+    """What :func:`verify_manifest_signature` established before the manifest was parsed."""
+
+    #: the bundle the signatures name (``ns/name@version``, signed)
+    ref: str
+    policy: TrustPolicy
+    signers: list[SignerInfo]
+    #: signature file role → the parsed signature whose statement covers the manifest bytes
+    sigs: Mapping[str, ParsedSignature]
+
+
+def _signed_ref(sig: ParsedSignature) -> str | None:
+    extra = (sig.statement.get("predicate") or {}).get(_PREDICATE_KEY)
+    ref = extra.get("name") if isinstance(extra, Mapping) else None
+    return ref if isinstance(ref, str) and "@" in ref else None
+
+
+#: a manifest whose bytes the signatures do not cover is refused unparsed when larger than this;
+#: a smaller one (every real bundle) is parsed only to list which entries differ
+_DIAGNOSE_BYTES = 1 << 20
+
+
+def verify_manifest_signature(
+    root: Path, data: bytes, policy_for: Callable[[str, str], TrustPolicy]
+) -> ManifestCheck | None:
+    """Check the signatures over the manifest's BYTES before its entries are parsed: every
+    signature file's statement must list the digest of exactly ``data`` as ``hepbundle.json``,
+    and the signers must satisfy ``policy_for(name, version)`` of the bundle they signed (the
+    ``name`` in the signed statement). An unsigned, forged or foreign manifest is thus refused
+    before its (up to 100,000) entries cost anything. None when the signatures name no bundle
+    (plain model_signing signs no name): then :func:`verify_signatures` decides after parsing.
+    The payload digests are compared by :func:`verify_signatures` (``prechecked=``)."""
+    files = signature_files(root)
+    if not files:
+        return None
+    parsed = {role: parse_signature(p) for role, p in files.items()}
+    refs = {_signed_ref(sig) for sig in parsed.values()}
+    if len(refs) != 1 or None in refs:
+        return None
+    ref = str(refs.pop())
+    name, _, version = ref.rpartition("@")
+    what = f"{ref} ({root})"
+    policy = policy_for(name, version)
+    candidates = []
+    for role, sig in parsed.items():
+        alg = _statement_algorithm(sig)
+        try:
+            signed = signed_digests(sig.statement)
+        except (KeyError, TypeError, ValueError) as e:
+            raise SignatureError(f"{sig.name}: malformed signature file: statement: {e}") from None
+        if signed.get(MANIFEST_FILENAME) != algorithm(alg).hex(data):
+            if len(data) <= _DIAGNOSE_BYTES:
+                return None  # refused after parsing, with every differing entry listed
+            problem = "digest mismatch in" if MANIFEST_FILENAME in signed else "extra"
+            raise SignatureError(
+                f"{what}: {sig.name} does not match: {problem} {MANIFEST_FILENAME}",
+                hint="the manifest was edited or the signature belongs to another bundle",
+            )
+        stamped = _timestamped_at(sig, policy, f"{what}: {sig.name}")
+        candidates.append(
+            Candidate(sig, _signed_role(sig, role, what), _signed_at(sig.statement), stamped)
+        )
+    return ManifestCheck(ref, policy, policy.evaluate(name, candidates), parsed)
+
+
+def verify_signatures(
+    bundle: Bundle, policy: TrustPolicy | None = None, *, prechecked: ManifestCheck | None = None
+) -> list[SignerInfo]:
     """Verify the bundle's signatures against ``policy`` (default: ``HEPBUNDLE_POLICY``; none is
-    refused); see the module docstring. Stores and returns the signers that satisfied it."""
+    refused); see the module docstring. Stores and returns the signers that satisfied it.
+    ``prechecked``: :func:`verify_manifest_signature` of the bytes this bundle was parsed from
+    (signers already judged); what is left is comparing every payload digest."""
+    if prechecked is not None:
+        if prechecked.ref != bundle.ref:
+            raise SignatureError(
+                f"{bundle.ref}: the signatures were made for {prechecked.ref}",
+                hint="the signature belongs to another bundle",
+            )
+        digests = _bundle_digests(bundle)
+        files: dict[str, str] = {}
+        for sig in prechecked.sigs.values():
+            _check_statement(sig, digests, bundle.algorithm, bundle.ref)
+            files[sig.name] = sig.file_sha256
+        signers = list(prechecked.signers)
+        bundle.signature = signers
+        bundle.signature_files = files
+        return signers
     policy = policy or policy_from_env()
     if policy is None:
         raise no_policy_error(bundle.ref)

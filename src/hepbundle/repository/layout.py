@@ -319,12 +319,16 @@ def bump_serial(repo_root: Path, ns: str, *, tmp_dir: Path | None = None) -> int
 def repository_of(bundle: Bundle) -> Path | None:
     """The repository root when ``bundle`` is the published copy inside one
     (``<root>/bundles/<ns>/<name>/<version>`` of a repository), else None."""
-    root = bundle.root
+    return repository_of_dir(bundle.root, bundle.name, bundle.version)
+
+
+def repository_of_dir(root: Path, name: str, version: str) -> Path | None:
+    """:func:`repository_of` the bundle ``name@version`` in directory ``root``."""
     if len(root.parents) < 4:
         return None
     repo = root.parents[3]
     try:
-        same = is_repository(repo) and bundle_dir(repo, bundle.name, bundle.version) == root
+        same = is_repository(repo) and bundle_dir(repo, name, version) == root
     except HepbundleError:
         return None
     return repo if same else None
