@@ -17,6 +17,7 @@ PUBLIC_MODULES = {
     "builder", "bundle", "config", "errors", "load", "loaders", "manifest", "policy",
     "provenance", "repository", "resolver", "signing", "attestation", "data", "fpga",
     "importers", "site", "spec", "reproduce", "cli", "extras", "remote", "template", "iosig",
+    "validity",
 }  # fmt: skip
 #: implementation modules the public ones import; no stability promise (docs/reference/api.md)
 INTERNAL_MODULES = {"cache", "digest", "filemodes", "integrity", "limits", "paths", "regular"}

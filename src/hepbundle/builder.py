@@ -497,6 +497,19 @@ def _io(spec: BundleSpec, opts: BuildOptions) -> Captured:
     return Captured({"io": section} if section else {})
 
 
+def _validity(spec: BundleSpec, opts: BuildOptions) -> Captured:
+    """The validity scope as written, checked beyond the schema (a run range's last before its
+    first, a time range that ends before it starts) and recorded in its normal form."""
+    from .errors import FormatError
+    from .validity import Scope
+
+    try:
+        scope = Scope.from_json(spec.sections["validity"])
+    except FormatError as e:
+        raise BuildError(f"{spec.where('validity')}{e.message}") from None
+    return Captured({"validity": scope.to_json()})
+
+
 #: The one table of spec sections → the capture that interprets them, in the order they run
 #: (a later capture's manifest keys win). Provenance always runs (``--from-mlflow`` fills the
 #: training record without a ``training:`` section; ``extra:`` is copied as written), and so
@@ -506,6 +519,7 @@ CAPTURES: tuple[tuple[tuple[str, ...], Callable[[BundleSpec, BuildOptions], Capt
     (("fpga",), _fpga),
     (("profile",), _profile),
     (("io",), _io),
+    (("validity",), _validity),
 )
 _ALWAYS = (_provenance, _io)
 

@@ -22,6 +22,7 @@ from referencing import Registry, Resource
 
 from ._yaml import LineMap, field_name, load_yaml
 from .errors import SpecError
+from .validity import plain_times
 
 __all__ = [
     "SPEC_FILENAME",
@@ -177,6 +178,7 @@ _SECTIONS = (
     "fpga",
     "profile",
     "io",
+    "validity",
     "extra",
 )
 
@@ -189,6 +191,8 @@ def load_spec(path: str | os.PathLike[str]) -> BundleSpec:
     data, lines = load_yaml(p, what="spec file")
     if not isinstance(data, dict):
         raise SpecError(f"{p}: a spec file must be a YAML mapping (name:, version:, files: …)")
+    if "validity" in data:  # an unquoted YAML date (since: 2024-04-01) means that date
+        data["validity"] = plain_times(data["validity"])
     validate(data, "spec.schema.json", filename=str(p), lines=lines)
     rules = tuple(
         FileRule(

@@ -1,0 +1,172 @@
+"""The validity scope: the section's rules (bundle-spec/validity.md), the context a job states,
+and the build that records the section in the manifest."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+import hepbundle
+from hepbundle.errors import BuildError, FormatError, SpecError, UsageError
+from hepbundle.spec import validate
+from hepbundle.validity import Scope, parse_context, plain_times
+
+from .conftest import write_spec
+
+SPEC_PAGE = Path(__file__).parents[1] / "bundle-spec" / "validity.md"
+
+
+def _examples() -> tuple[dict[str, object], dict[str, object]]:
+    text = SPEC_PAGE.read_text()
+    (spec_yaml,) = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    (manifest_json,) = re.findall(r"```json\n(.*?)```", text, re.S)
+    return yaml.safe_load(spec_yaml), json.loads(manifest_json)
+
+
+def test_the_spec_page_examples_validate_and_the_build_form_is_the_manifest_one(
+    tmp_path: Path,
+) -> None:
+    written, recorded = _examples()
+    validate(recorded, "validity.schema.json")
+    d = tmp_path / "src"
+    (d / "model").mkdir(parents=True)
+    (d / "model" / "model.bin").write_bytes(b"\x00" * 64)
+    page = SPEC_PAGE.read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", page, re.S)
+    write_spec(d, "name: atlas/tauid\nversion: 1.0.0\nfiles:\n  - path: model/model.bin\n")
+    (d / "hepbundle.yaml").write_text((d / "hepbundle.yaml").read_text() + block)
+    b = hepbundle.build(d, tmp_path / "out")
+    assert b.manifest.meta["validity"] == recorded
+    validate(b.manifest.to_json(), "manifest.schema.json")
+    assert Scope.from_json(plain_times(written["validity"])).to_json() == recorded  # type: ignore[index]
+
+
+@pytest.fixture
+def scope() -> Scope:
+    _, recorded = _examples()
+    return Scope.from_json(recorded)
+
+
+@pytest.mark.parametrize(
+    ("context", "excluded"),
+    [
+        ("run=456789", []),
+        ("run=450000", []),
+        ("run=456999", []),
+        ("run=457000", ["run"]),
+        ("run=999999", []),  # the open-ended second range
+        ("run=456789,release=CMSSW_15_0_3", []),
+        ("release=Athena,25.0.12", []),  # asetup's spelling
+        ("release=CMSSW_14_0_1", ["release"]),
+        ("time=2024-06-01", []),
+        ("time=2024-11-01T00:00:00Z", ["time"]),  # until is excluded
+        ("time=2024-03-31T23:59:59Z", ["time"]),
+        ("onnxruntime=1.18", []),
+        ("onnxruntime=1.17.3", ["onnxruntime"]),
+        ("geometry=ATLAS-R3S-2021-03-02-00,beam=hi", ["beam"]),
+        ("stream=express_express,period=data23", ["period"]),
+        ("campaign=anything", []),  # a key the scope does not restrict is not checked
+    ],
+)
+def test_a_scope_excludes_exactly_the_keys_it_restricts_and_misses(
+    scope: Scope, context: str, excluded: list[str]
+) -> None:
+    ctx = parse_context(context)
+    assert scope.excluded_by(ctx) == excluded
+    # covers: admitted and at least one key positively matched
+    assert scope.covers(ctx) == (not excluded and context != "campaign=anything")
+
+
+def test_an_empty_scope_excludes_nothing_and_covers_nothing() -> None:
+    empty = Scope.from_json(None)
+    assert empty.empty and empty.excluded_by(parse_context("run=1")) == []
+    assert not empty.covers(parse_context("run=1"))
+
+
+def test_describe_names_the_dimensions_a_person_asked_about(scope: Scope) -> None:
+    assert scope.describe(["run"]) == "runs 450000–456999, 470000–…"
+    assert "releases Athena 25.0.*, CMSSW_15_0_*" in scope.describe()
+
+
+def test_a_context_from_a_mapping_is_the_same_as_from_text() -> None:
+    a = parse_context({"run": 456789, "release": "CMSSW_15_0_3"})
+    b = parse_context("run=456789, release=CMSSW_15_0_3")
+    assert a == b and a.run == 456789 and str(a) == "run=456789,release=CMSSW_15_0_3"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("run=abc", "run='abc' is not a run number"),
+        ("run456789", "'run456789' is not key=value"),
+        ("time=2024-13-01", "time"),
+        ("Run=1", "'Run' is not a context key"),
+        ("run=1,run=2", "run is given twice"),
+        ("release=", "has no usable value"),
+    ],
+)
+def test_a_malformed_context_is_one_line_naming_the_key(text: str, message: str) -> None:
+    with pytest.raises(UsageError) as e:
+        parse_context(text, source="--context")
+    assert message in str(e.value) and "\n" not in str(e.value)
+    assert str(e.value).startswith("--context: ") or "time" in message
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"runs": [{"first": 10, "last": 5}]}, "validity.runs[0]: last 5 is before first 10"),
+        ({"times": [{"since": "2024-05-01", "until": "2024-04-01"}]}, "is not after since"),
+        ({"runtimes": ["onnxruntime ~ 1.18"]}, "is not a requirement"),
+        ({"scope": {"run": "1"}}, "not a free-form key"),
+        ({"iovs": []}, "validity.iovs: unknown key"),
+        ({}, "at least one of"),
+    ],
+)
+def test_a_malformed_scope_is_one_format_error_naming_the_field(
+    section: dict[str, object], message: str
+) -> None:
+    with pytest.raises(FormatError) as e:
+        Scope.from_json(section)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_build_refuses_a_range_that_ends_before_it_starts_naming_the_line(
+    tmp_path: Path,
+) -> None:
+    d = tmp_path / "src"
+    (d / "m").mkdir(parents=True)
+    (d / "m" / "x.bin").write_bytes(b"1")
+    write_spec(
+        d,
+        """
+        name: atlas/tauid
+        version: 1.0.0
+        files: [{path: m/x.bin}]
+        validity:
+          runs: [{first: 10, last: 5}]
+        """,
+    )
+    with pytest.raises(BuildError, match=r"hepbundle.yaml:4: validity.runs\[0\]: last 5"):
+        hepbundle.build(d, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_schema_refuses_a_misspelt_member_at_load_with_a_suggestion(tmp_path: Path) -> None:
+    d = tmp_path / "src"
+    write_spec(
+        d,
+        """
+        name: atlas/tauid
+        version: 1.0.0
+        files: [{path: x}]
+        validity:
+          run: [{first: 1}]
+        """,
+    )
+    with pytest.raises(SpecError, match=r"validity.run: unknown key \(did you mean 'runs'\?\)"):
+        hepbundle.build(d, tmp_path / "out")
