@@ -89,3 +89,16 @@ def test_path_types_and_typevar_have_one_home() -> None:
     )
     found = {p.name for p in cli_dir.glob("*.py") if pattern.search(p.read_text(encoding="utf-8"))}
     assert found == {"_options.py"}
+
+
+def test_one_spelling_for_where_a_command_writes() -> None:
+    """Every option naming where a command writes its result is -o/--out (the older --output
+    is still accepted where it was), and --trust-key is the public key to trust everywhere."""
+    for cname, cmd in _commands(main).items():
+        for p in cmd.params:
+            opts = set(getattr(p, "opts", []))
+            if opts & {"--out", "--output", "-o"}:
+                assert {"-o", "--out"} <= opts, (cname, sorted(opts))
+        verifying = {o for p in cmd.params for o in getattr(p, "opts", [])}
+        if "--policy" in verifying:
+            assert "--trust-key" in verifying, cname

@@ -71,7 +71,7 @@ def sign_provenance(
     _, manifest, digest = read_ref(ref, repos=repos, allow_yanked=allow_yanked)
     target = Path(out)
     if target.exists():
-        raise SigningError(f"{target} already exists", hint="choose another --output")
+        raise SigningError(f"{target} already exists", hint="choose another -o/--out")
     proto = json_format.ParseDict(slsa.statement(manifest, digest), statement_pb2.Statement())
     payload = _StatementPayload(type("Statement", (), {"pb": proto})())
     # the signers only read payload.statement.pb, which is all a DSSE signature needs

@@ -244,7 +244,9 @@ def _drift_table(report: _drift.DriftReport) -> str:
     show_default=True,
     help="Allowed |new - recorded| per metric.",
 )
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write JSON here.")
+@click.option(
+    "-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Write JSON here."
+)
 @signer_options()
 @click.option(
     "--allow-unsigned",

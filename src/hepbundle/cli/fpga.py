@@ -107,6 +107,7 @@ def capture(project_dir: Path, toolchain: str, to: str | None, out: Path | None)
     "--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write the histogram PNG here."
 )
 @click.option(
+    "-o",
     "--out",
     "out_dir",
     type=DIRECTORY,

@@ -35,7 +35,9 @@ __all__ = ["COMMANDS", "render_lineage"]
 )
 @click.option(
     "-o",
+    "--out",
     "--output",
+    "output",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write to this file (atomically) instead of stdout.",
 )
@@ -65,7 +67,9 @@ def provenance(
 @click.argument("ref")
 @click.option(
     "-o",
+    "--out",
     "--output",
+    "output",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="Attestation file to write (a sigstore bundle JSON), e.g. B.provenance.sigstore.json.",

@@ -64,6 +64,7 @@ _backend_option = click.option(
 )
 @click.option("--lease", metavar="PATH", help="cvmfs: open the transaction on REPO/PATH.")
 @click.option(
+    "-o",
     "--out",
     type=DIRECTORY,
     help="tarball: directory for the tar files (default: current directory).",

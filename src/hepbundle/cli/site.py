@@ -19,6 +19,7 @@ __all__ = ["COMMANDS"]
 @repository_option
 @click.option(
     "-o",
+    "--out",
     "--output",
     "out",
     required=True,
