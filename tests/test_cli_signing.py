@@ -52,6 +52,48 @@ def test_key_generate_sign_verify(built: hepbundle.Bundle, tmp_path: Path) -> No
     assert res["ok"] and res["verified"] is False and res["mode"] == "integrity-only"
 
 
+def test_key_generate_json(built: hepbundle.Bundle, tmp_path: Path) -> None:
+    """`key generate --json` names both files, the curve and the key id `sign` reports."""
+    code, gen, err = run(
+        "key", "generate", "-o", tmp_path / "k2.pem", "--curve", "secp384r1", "--json"
+    )
+    assert code == 0, err
+    res = json.loads(gen)
+    assert res == {
+        "private": str(tmp_path / "k2.pem"),
+        "public": str(tmp_path / "k2.pub.pem"),
+        "curve": "secp384r1",
+        "keyId": res["keyId"],
+    }
+    assert res["keyId"].startswith("sha256:")
+    code, out, err = run("sign", built.root, "--key", tmp_path / "k2.pem", "--as", "release")
+    assert code == 0, err
+    assert out.rstrip().endswith(f"by key {res['keyId']} -> hepbundle.release.sig"), out
+
+
+def test_key_is_private_to_sign_and_trust_key_public(
+    built: hepbundle.Bundle, tmp_path: Path
+) -> None:
+    """One meaning each: --key of a command that signs is the PRIVATE key, --trust-key is a
+    PUBLIC key in every verifying command; the wrong kind of PEM is one line, exit 2."""
+    assert run("key", "generate", "-o", tmp_path / "k.pem")[0] == 0
+    code, out, err = run("sign", built.root, "--key", tmp_path / "k.pub.pem")
+    assert code == 2 and out == "", err
+    assert "k.pub.pem is a public key, not a private key" in err and "--trust-key" in err, err
+    assert len(err.strip().splitlines()) <= 2 and "Traceback" not in err, err
+    ca = pki.make_ca()
+    cert, _ = pki.make_cert(ca).write(tmp_path, "usercert")
+    code, _, err = run("sign", built.root, "--key", cert)
+    assert code == 2 and "is a certificate, not a private key" in err and "--cert" in err, err
+    assert run("sign", built.root, "--key", tmp_path / "k.pem")[0] == 0
+    for flag in ("--key", "--trust-key"):
+        code, out, err = run("verify", built.root, flag, tmp_path / "k.pem")
+        assert code == 2 and out == "", (flag, err)
+        assert "k.pem is a private key: a key to trust is the PUBLIC key" in err, (flag, err)
+        code, out, err = run("verify", built.root, flag, tmp_path / "k.pub.pem")
+        assert code == 0 and out.startswith("OK atlas/tauid@1.2.0: signed by key"), (flag, err)
+
+
 def test_verify_signature_before_digests(signed: hepbundle.Bundle, tmp_path: Path) -> None:
     _, other = pki.write_key(pki.ec_key(), tmp_path / "other.pem")
     code, _, err = run("verify", signed.root, "--key", other)

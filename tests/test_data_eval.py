@@ -255,3 +255,30 @@ def test_eval_model_refusing_inputs_is_one_line(
         "eval", root, "--integrity-only", "--data", data, "--labels", "y", "--inputs", "a,b"
     )
     assert code in (0, 1), err
+
+
+def test_eval_record_signed_with_a_grid_certificate(
+    tmp_path: Path, model_bundle: tuple[Path, float]
+) -> None:
+    """Records take every signer `sign` takes: here an RSA grid certificate (--cert/--key), not
+    only an EC key; the record verifies under a CA + subject policy."""
+    from hepbundle.policy import TrustPolicy
+    from hepbundle.repository.records import verify_record
+
+    from . import pki
+
+    root, _ = model_bundle
+    repo = tmp_path / "repo"
+    publish(root, repo, allow_unsigned=True)
+    ca = pki.make_ca()
+    ca_pem = pki.write_pem(tmp_path / "ca.pem", ca.cert)
+    cert, key = pki.make_cert(ca, key=pki.rsa_key()).write(tmp_path, "usercert")
+    published = repo / "bundles" / "cms" / "logit" / "1.0.0"
+    code, _, err = run_eval(published, tmp_path, "--metric", "auc", "--cert", cert, "--key", key)
+    assert code == 0, err
+    (rec,) = list_records(repo, "cms/logit", "1.0.0", "evaluation")
+    assert rec.signed
+    policy = TrustPolicy.from_flags(ca=[ca_pem], subjects=["/DC=ch/DC=cern/OU=Users/CN=jdoe/*"])
+    assert policy is not None
+    (signer,) = verify_record(rec, policy)
+    assert signer.kind == "x509" and "CN=jdoe" in signer.identity

@@ -40,7 +40,13 @@ from ._signers import (
     signed_algorithm,
     signed_digests,
 )
-from ._signers.keys import SUPPORTED_CURVES, KeySigner, generate_key
+from ._signers.keys import (
+    SUPPORTED_CURVES,
+    KeySigner,
+    generate_key,
+    key_id,
+    load_public_key,
+)
 from .bundle import Bundle
 from .cache import default_cache
 from .config import settings
@@ -74,6 +80,8 @@ __all__ = [
     "X509Signer",
     "generate_key",
     "is_signed",
+    "key_id",
+    "load_public_key",
     "parse_statement",
     "sign",
     "sign_directory",

@@ -112,6 +112,18 @@ def load_private_key(path: Path, password: str | None = None) -> PrivateKey:
             f"{path}: {e}", hint="set HEPBUNDLE_KEY_PASSWORD for an encrypted key"
         ) from None
     except ValueError as e:
+        if b"CERTIFICATE-----" in data:
+            raise SigningError(
+                f"{path} is a certificate, not a private key: --key of a command that signs "
+                "is the PRIVATE key",
+                hint="sign with a certificate as --cert CERT.pem --key KEY.pem",
+            ) from None
+        if b"PUBLIC KEY-----" in data:
+            raise SigningError(
+                f"{path} is a public key, not a private key: --key of a command that signs "
+                "is the PRIVATE key (e.g. key.pem, not key.pub.pem)",
+                hint="the public key goes in the trust policy, or after --trust-key",
+            ) from None
         raise SigningError(f"{path} is not a PEM private key: {e}") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
         check_key(key, str(path))
@@ -139,6 +151,12 @@ def public_key_from_pem(data: bytes, path: str) -> PublicKey:
         try:
             key = x509.load_pem_x509_certificate(data).public_key()
         except ValueError:
+            if b"PRIVATE KEY-----" in data:
+                raise SpecError(
+                    f"{path} is a private key: a key to trust is the PUBLIC key (e.g. "
+                    "key.pub.pem, written beside key.pem by 'hepbundle key generate')",
+                    hint="never hand a private key to a verifier; pass its .pub.pem",
+                ) from None
             raise SpecError(f"{path} is not a PEM public key") from None
     try:
         # key signatures are ECDSA only (as model_signing makes them); RSA needs a certificate

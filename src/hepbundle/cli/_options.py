@@ -80,8 +80,9 @@ _SIGNER_OPTIONS = [
     click.option(
         "--key",
         type=FILE,
-        help="Sign with this EC private key (PEM; P-256/384/521), or the private key of --cert "
-        "(EC or RSA). An encrypted key's password is read from $HEPBUNDLE_KEY_PASSWORD.",
+        help="Sign with this PRIVATE key (PEM): an EC key (P-256/384/521), or the key of --cert "
+        "(EC or RSA). An encrypted key's password is read from $HEPBUNDLE_KEY_PASSWORD. (In a "
+        "command that signs, a key to trust is --trust-key.)",
     ),
     click.option(
         "--cert",

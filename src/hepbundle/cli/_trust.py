@@ -23,11 +23,23 @@ __all__ = [
 ]
 
 
+#: one meaning everywhere: --trust-key is a PUBLIC key to trust; --key is the same flag in a
+#: command that does not sign (verify, path, publish, …) and the PRIVATE key in one that does
+_TRUST_KEY_HELP = (
+    "Trust this PUBLIC key (PEM, e.g. key.pub.pem; repeatable). --trust-key in every command; "
+    "--key too where the command signs nothing."
+)
+
+
 def _options(key_flag: str) -> list[Callable[[F], F]]:
     return [
         click.option("--policy", type=FILE, help="Trust policy YAML (default: $HEPBUNDLE_POLICY)."),
         click.option(
-            key_flag, "keys", multiple=True, type=FILE, help="Trust this public key (repeatable)."
+            *dict.fromkeys([key_flag, "--trust-key"]),
+            "keys",
+            multiple=True,
+            type=FILE,
+            help=_TRUST_KEY_HELP,
         ),
         *_OTHER_OPTIONS,
     ]

@@ -150,9 +150,14 @@ def key() -> None:
     show_default=True,
 )
 @click.option("--force", is_flag=True, help="Overwrite existing key files.")
-def generate(out: Path, curve: str, force: bool) -> None:
+@json_option
+def generate(out: Path, curve: str, force: bool, as_json: bool) -> None:
     """Write a new EC private key and its public key (for tests, CI and air-gapped sites)."""
     priv, pub = _signing.generate_key(out, curve=curve, force=force)
+    if as_json:
+        fingerprint = _signing.key_id(_signing.load_public_key(pub))
+        emit_json({"private": str(priv), "public": str(pub), "curve": curve, "keyId": fingerprint})
+        return
     click.echo(f"wrote {priv} (private, keep it secret) and {pub} (public, put it in the policy)")
 
 
