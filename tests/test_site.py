@@ -7,6 +7,7 @@ import functools
 import http.server
 import io
 import json
+import re
 import shutil
 import socket
 import threading
@@ -62,7 +63,14 @@ def _png() -> bytes:
 
 
 def _publish(
-    tmp: Path, key: Path, repo: Path, name: str, version: str, summary: str, tags: str
+    tmp: Path,
+    key: Path,
+    repo: Path,
+    name: str,
+    version: str,
+    summary: str,
+    tags: str,
+    validity: str = "",
 ) -> None:
     src = tmp / "src" / name.replace("/", "_") / version
     (src / "model").mkdir(parents=True)
@@ -91,7 +99,8 @@ def _publish(
         files:
           - path: model/model.onnx
             role: model
-        """,
+        """
+        + validity,
     )
     _git_commit(src)
     import hepbundle
@@ -114,6 +123,13 @@ def _git_commit(src: Path) -> None:
         subprocess.run(["git", "-C", str(src), *args], check=True)
 
 
+#: the validity scope of the atlas/tauid versions (bundle-spec/validity.md), one run range each
+_VALIDITY = """validity:
+          runs: [{}]
+          releases: "Athena 25.0.*"
+"""
+
+
 @pytest.fixture
 def repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
     """atlas/tauid 1.0.0 (yanked) and 1.1.0 (prod, with an FPGA comparison record and plot),
@@ -124,12 +140,13 @@ def repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPa
     )
     monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
     root = tmp_path / "repo"
-    for name, version, summary, tags in [
-        ("atlas/tauid", "1.0.0", "Tau identification RNN", "tau, rnn"),
-        ("atlas/tauid", "1.1.0", "Tau identification RNN", "tau, rnn"),
-        ("cms/l1t-jets", "0.3.0", "Level-1 jet tagger for the FPGA trigger", "jets, fpga"),
+    tau = "Tau identification RNN"
+    for name, version, summary, tags, validity in [
+        ("atlas/tauid", "1.0.0", tau, "tau, rnn", _VALIDITY.format("{first: 450000, last: 456999}")),
+        ("atlas/tauid", "1.1.0", tau, "tau, rnn", _VALIDITY.format("{first: 457000}")),
+        ("cms/l1t-jets", "0.3.0", "Level-1 jet tagger for the FPGA trigger", "jets, fpga", ""),
     ]:
-        _publish(tmp_path, ec_key[0], root, name, version, summary, tags)
+        _publish(tmp_path, ec_key[0], root, name, version, summary, tags, validity)
     set_alias("atlas/tauid@1.0.0", "prod", root)
     set_alias("atlas/tauid@1.1.0", "prod", root)
     yank("atlas/tauid@1.0.0", "wrong pile-up profile", root, force=True)
@@ -162,6 +179,10 @@ def test_site_pages_and_index(repo: Path, tmp_path: Path) -> None:
     assert 'src="records/' in page and "0.998" in page
     assert 'id="code-link" href="https://gitlab.cern.ch/atlas-tau/tauid-training/commit/' in page
     assert "mc23_13p6TeV:DAOD_PHYS.1.1.0" in page
+    assert re.search(r'<table id="validity-scope">.*<td>runs</td><td>457000–…</td>', page, re.S)
+    assert "<td>releases</td><td>Athena 25.0.*</td>" in page
+    cms = (site / index[1]["url"]).read_text()
+    assert 'id="validity"' not in cms  # no scope recorded, no section
     plot = next((site / "b/atlas/tauid/1.1.0/records").rglob("compare.png"))
     assert plot.read_bytes().startswith(b"\x89PNG")
     history = (site / tau["history"]).read_text()

@@ -346,26 +346,31 @@ class Scope:
     def describe(self, keys: Iterable[str] | None = None) -> str:
         """One line a person reads: ``runs 450000–456999; releases CMSSW_15_0_*``, limited to
         the dimensions of ``keys`` (context keys) when given."""
+        return "; ".join(f"{dim} {text}" for dim, text in self.rows(keys)) or "no restriction"
+
+    def rows(self, keys: Iterable[str] | None = None) -> list[tuple[str, str]]:
+        """(dimension, its entries as text) in the section's order, what ``show`` and the
+        catalogue site print; limited to the dimensions of ``keys`` (context keys) when given."""
         want = set(keys) if keys is not None else None
 
         def on(key: str) -> bool:
             return want is None or key in want
 
-        parts = []
+        parts: list[tuple[str, str]] = []
         if self.runs and on("run"):
-            parts.append("runs " + ", ".join(map(str, self.runs)))
+            parts.append(("runs", ", ".join(map(str, self.runs))))
         if self.times and on("time"):
-            parts.append("times " + ", ".join(map(str, self.times)))
+            parts.append(("times", ", ".join(map(str, self.times))))
         for section, key in _GLOBS.items():
             if section in self.globs and on(key):
-                parts.append(f"{section} " + ", ".join(self.globs[section]))
+                parts.append((section, ", ".join(self.globs[section])))
         reqs = [r.text for r in self.runtimes if on(r.name) or on(r.name.replace("-", "_"))]
         if reqs:
-            parts.append("runtimes " + ", ".join(reqs))
+            parts.append(("runtimes", ", ".join(reqs)))
         for k, v in sorted(self.keys.items()):
             if on(k):
-                parts.append(f"{k} " + ", ".join(v))
-        return "; ".join(parts) or "no restriction"
+                parts.append((k, ", ".join(v)))
+        return parts
 
     def index_rows(self) -> list[tuple[str, int | None, int | None, str | None]]:
         """(key, lo, hi, pattern) rows of the catalogue index: a run or time interval as

@@ -8,7 +8,9 @@ from typing import Any
 import click
 
 from ..bundle import Bundle
+from ..errors import FormatError
 from ..iosig import IOSignature
+from ..validity import Scope
 
 __all__ = ["human_size", "render_bundle", "render_markdown"]
 
@@ -110,12 +112,24 @@ def render_bundle(b: Bundle, *, card: bool = True, all_files: bool = False) -> s
     lines.extend(_fpga_lines(meta.get("fpga")))
     if meta.get("io"):
         lines.extend(io_lines(b.io))
+    if meta.get("validity"):
+        lines.extend(validity_lines(meta["validity"]))
     if card and meta.get("modelCard"):
         card_path = b.root / meta["modelCard"]
         if card_path.is_file():
             lines.append("")
             lines.append(render_markdown(b.path(meta["modelCard"]).read_text(encoding="utf-8")))
     return "\n".join(lines)
+
+
+def validity_lines(section: Any) -> list[str]:
+    """The ``validity`` block of show: one line per dimension of the scope
+    (bundle-spec/validity.md); an unreadable section is said so, in one line."""
+    try:
+        rows = Scope.from_json(section).rows()
+    except FormatError as e:
+        return ["validity", f"  (unreadable: {e.message})"]
+    return ["validity", *(f"  {dim:<10}{text}" for dim, text in rows)]
 
 
 def _data_status(d: Any) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from ..bundle import Bundle
 from ..errors import HepbundleError
 from ..iosig import of as io_signature_of
+from ..validity import Scope
 from ..manifest import FileEntry
 from ..repository import (
     AliasEvent,
@@ -235,6 +236,18 @@ def io_rows(meta: Any) -> list[dict[str, str]]:
     except HepbundleError:
         return []
     return sig.rows() if sig is not None else []
+
+
+def validity_rows(meta: Any) -> list[tuple[str, str]]:
+    """The validity scope's rows (``Scope.rows``: dimension, entries), or none when the
+    manifest records none or an unreadable one."""
+    section = meta.get("validity") if isinstance(meta, Mapping) else None
+    if not section:
+        return []
+    try:
+        return Scope.from_json(section).rows()
+    except HepbundleError:
+        return []
 
 
 def flatten(obj: Any, prefix: str = "", limit: int = 60) -> list[tuple[str, str]]:

@@ -41,6 +41,7 @@ from .collect import (
     image_attachments,
     io_rows,
     metric_rows,
+    validity_rows,
 )
 
 __all__ = ["MARKER", "SiteResult", "write_site"]
@@ -248,6 +249,7 @@ def _environment() -> jinja2.Environment:
         "data_label": data_label,
         "metric_rows": metric_rows,
         "io_rows": io_rows,
+        "validity_rows": validity_rows,
         "flatten": flatten,
         "safe_href": _safe_href,
         "tojson_pretty": lambda obj: json.dumps(obj, indent=2, sort_keys=True, default=str),
