@@ -188,6 +188,15 @@ def test_site_pages_and_index(repo: Path, tmp_path: Path) -> None:
     history = (site / tau["history"]).read_text()
     assert "yanked" in history and "wrong pile-up profile" in history
     assert "(created)" in history  # the alias history: prod created on 1.0.0, then moved
+    # the intervals of validity as a picture: a bar per run range, newest version on top
+    svg = re.search(r'<svg id="iov-timeline".*?</svg>', history, re.S)
+    assert svg, history
+    bars = re.findall(r'<rect class="iov( yanked)?" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"', svg[0])
+    (new, old) = [(yanked, float(x), float(y), float(w)) for yanked, x, y, w in bars]
+    assert new[2] < old[2] and old[0] == " yanked" and not new[0]  # 1.1.0 above 1.0.0 (yanked)
+    assert old[1] == 0 and abs(old[1] + old[3] - new[1]) < 1  # consecutive ranges, 450000 first
+    assert "1.1.0: runs 457000–…" in svg[0] and "→" in svg[0] and "run 450000" in svg[0]
+    assert 'id="iov-timeline"' not in (site / index[1]["history"]).read_text()
     # every link is relative and points at a file of the site
     for html in site.rglob("*.html"):
         for href in _links(html.read_text()):

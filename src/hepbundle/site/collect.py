@@ -250,6 +250,60 @@ def validity_rows(meta: Any) -> list[tuple[str, str]]:
         return []
 
 
+@dataclass(frozen=True)
+class TimelineBar:
+    """One run range of one version on the name page's timeline, in SVG user units."""
+
+    version: str
+    x: float
+    width: float
+    y: float
+    label: str
+    open_ended: bool
+    yanked: bool
+
+
+#: the run timeline's drawing width and row height (SVG user units)
+TIMELINE_WIDTH, TIMELINE_ROW = 600.0, 22.0
+
+
+def run_timeline(versions: Sequence[VersionInfo]) -> tuple[tuple[TimelineBar, ...], int, int]:
+    """The name page's picture of the versions' intervals of validity in runs: one row per
+    version that records run ranges (newest first, as the history table), a bar per range; an
+    open-ended range runs to the right edge. Returns (bars, first run, last run drawn);
+    no bars when no version records a run range."""
+    rows: list[tuple[VersionInfo, tuple[tuple[int, int | None], ...]]] = []
+    for v in versions:
+        section = v.meta.get("validity")
+        try:
+            scope = Scope.from_json(section) if section else None
+        except HepbundleError:
+            scope = None
+        if scope is not None and scope.runs:
+            rows.append((v, tuple((r.first, r.last) for r in scope.runs)))
+    if not rows:
+        return (), 0, 0
+    lo = min(first for _, ranges in rows for first, _ in ranges)
+    top = max(last if last is not None else first for _, ranges in rows for first, last in ranges)
+    opened = any(last is None for _, ranges in rows for _, last in ranges)
+    hi = top + max(1, (top - lo) // 10) if opened else top  # room for an open end to show
+    span = max(1, hi - lo + 1)
+    bars = []
+    for i, (v, ranges) in enumerate(rows):
+        for first, last in ranges:
+            end = hi if last is None else last
+            x = (first - lo) / span * TIMELINE_WIDTH
+            width = max(2.0, (end - first + 1) / span * TIMELINE_WIDTH)
+            label = f"{v.version}: runs {first}–{last if last is not None else '…'}"
+            bars.append(
+                TimelineBar(
+                    v.version, round(x, 1), round(min(width, TIMELINE_WIDTH - x), 1),
+                    i * TIMELINE_ROW, label, last is None, v.record.yanked is not None,
+                )
+            )  # fmt: skip
+    return tuple(bars), lo, hi
+
+
 def flatten(obj: Any, prefix: str = "", limit: int = 60) -> list[tuple[str, str]]:
     """Dotted key paths of the scalars in a JSON value (at most ``limit`` rows), for tables."""
     out: list[tuple[str, str]] = []

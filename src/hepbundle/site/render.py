@@ -40,7 +40,10 @@ from .collect import (
     flatten,
     image_attachments,
     io_rows,
+    TIMELINE_ROW,
+    TIMELINE_WIDTH,
     metric_rows,
+    run_timeline,
     validity_rows,
 )
 
@@ -250,9 +253,11 @@ def _environment() -> jinja2.Environment:
         "metric_rows": metric_rows,
         "io_rows": io_rows,
         "validity_rows": validity_rows,
+        "run_timeline": run_timeline,
         "flatten": flatten,
         "safe_href": _safe_href,
         "tojson_pretty": lambda obj: json.dumps(obj, indent=2, sort_keys=True, default=str),
     }
     env.filters.update(filters)
+    env.globals.update(timeline_width=TIMELINE_WIDTH, timeline_row=TIMELINE_ROW)
     return env
