@@ -56,6 +56,47 @@ def test_sign_publish_prod_find_show_versions_yank(
     check_invariants(repo)
 
 
+def test_show_says_what_the_catalogue_knows(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A release manager's questions under the title of `show ns/x@prod`: when it was published,
+    which aliases point at this version (and who moved them), who signed it; and a yanked
+    version says so first, with who yanked it, not under the metrics."""
+    repo = tmp_path / "repo"
+    me = {"HEPBUNDLE_ACTOR": "rm@cern.ch"}
+    assert run("publish", signed.root, "--repo", repo, "--trust-key", ec_key[1])[0] == 0
+    assert run("alias", "atlas/tauid@1.2.0", "prod", "--repo", repo, env=me)[0] == 0
+    code, out, err = run("show", "atlas/tauid@prod", "--repo", repo, "--no-card")
+    assert code == 0, err
+    head = out.splitlines()[:5]
+    doc = json.loads(catalog_file(repo, "atlas/tauid").read_text())
+    rec = doc["versions"]["1.2.0"]
+    (signer,) = rec["signers"]
+    assert signer.startswith("sha256:"), signer  # a key's fingerprint; `show` says "key"
+    since = doc["aliasHistory"][-1]["time"]
+    assert head[1:4] == [
+        f"  published {rec['published']} in {repo}",
+        f"  aliases   @prod (since {since} by rm@cern.ch), @latest",
+        f"  signers   key {signer}",
+    ], head
+    code, out, _ = run("show", "atlas/tauid@prod", "--repo", repo, "--json")
+    cat = json.loads(out)["catalog"]
+    assert cat["published"] == rec["published"] and cat["signers"] == [signer]
+    assert [a["alias"] for a in cat["aliases"]] == ["prod", "latest"] and cat["yanked"] is None
+    yank = ("yank", "atlas/tauid@1.2.0", "--reason", "bad calibration", "--repo", repo, "--force")
+    assert run(*yank, env=me)[0] == 0
+    code, out, _ = run("show", "atlas/tauid@1.2.0", "--repo", repo, "--allow-yanked")
+    assert code == 0
+    yanked = json.loads(catalog_file(repo, "atlas/tauid").read_text())["versions"]["1.2.0"]
+    assert out.splitlines()[1] == (
+        f"  YANKED: bad calibration ({yanked['yanked']['time']} by rm@cern.ch); "
+        "do not use it, pin another version"
+    )
+    # no catalogue, no catalogue block
+    code, out, _ = run("show", signed.root, "--no-card")
+    assert code == 0 and "  aliases " not in out and "  published " not in out
+
+
 def test_default_repo_is_env_then_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     b = make_bundle(tmp_path, version="2.0.0")
     monkeypatch.chdir(tmp_path)

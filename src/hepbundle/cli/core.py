@@ -16,7 +16,7 @@ from ..errors import BuildError
 from ..spec import SPEC_FILENAME, load_spec
 from ._common import emit_json, json_option, progress
 from ._options import DIRECTORY, ref_options
-from .render import render_bundle
+from .render import catalog_lines, catalog_summary, render_bundle
 
 __all__ = ["COMMANDS"]
 
@@ -226,12 +226,10 @@ def show(
     if as_json:
         emit_json(
             {"path": str(b.root), "manifest_sha256": b.manifest_digest, **b.manifest.to_json()}
-            | ({"catalog": where.to_json()} if where.record else {})
+            | ({"catalog": where.to_json() | catalog_summary(where)} if where.record else {})
         )
         return
-    click.echo(render_bundle(b, card=card, all_files=all_files))
-    if where.record is not None and where.record.yanked:
-        click.echo(f"  YANKED: {where.record.yanked}")
+    click.echo(render_bundle(b, card=card, all_files=all_files, catalog=catalog_lines(where)))
 
 
 # verify lives in cli/signing.py: it checks signatures before digests

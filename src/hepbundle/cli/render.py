@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,7 +13,10 @@ from ..errors import FormatError
 from ..iosig import IOSignature
 from ..validity import Scope
 
-__all__ = ["human_size", "render_bundle", "render_markdown"]
+if TYPE_CHECKING:
+    from ..resolver import Located
+
+__all__ = ["catalog_lines", "catalog_summary", "human_size", "render_bundle", "render_markdown"]
 
 
 def human_size(n: int) -> str:
@@ -28,12 +32,17 @@ def human_size(n: int) -> str:
 _FILES_PER_ROLE = 12
 
 
-def render_bundle(b: Bundle, *, card: bool = True, all_files: bool = False) -> str:
+def render_bundle(
+    b: Bundle, *, card: bool = True, all_files: bool = False, catalog: Sequence[str] = ()
+) -> str:
+    """The summary `show` prints; ``catalog`` (:func:`catalog_lines`) goes right under the
+    title, so a yank notice is the first thing read."""
     m = b.manifest
     meta: dict[str, Any] = dict(m.meta)
     lines = [
         click.style(f"{m.ref}", bold=True)
-        + (f" — {meta['summary']}" if meta.get("summary") else "")
+        + (f" — {meta['summary']}" if meta.get("summary") else ""),
+        *catalog,
     ]
     lines.append(f"  path      {b.root}")
     lines.append(f"  manifest  sha256:{b.manifest_digest}")
@@ -130,6 +139,65 @@ def validity_lines(section: Any) -> list[str]:
     except FormatError as e:
         return ["validity", f"  (unreadable: {e.message})"]
     return ["validity", *(f"  {dim:<10}{text}" for dim, text in rows)]
+
+
+def catalog_summary(where: Located) -> dict[str, Any]:
+    """What the catalogue says of the version ``where`` names (a release manager's questions:
+    is it yanked, which aliases point at it, who signed it, when was it published)."""
+    rec = where.record
+    assert rec is not None
+    catalog = where.catalog
+    aliases: list[dict[str, Any]] = []
+    if catalog is not None:
+        for alias, version in sorted(catalog.aliases.items()):
+            if version != rec.version:
+                continue
+            moves = [e for e in catalog.alias_history if e.alias == alias and e.version == version]
+            last = moves[-1] if moves else None
+            aliases.append(
+                {"alias": alias, "since": last.time if last else None}
+                | ({"actor": last.actor} if last and last.actor else {})
+            )
+        latest = catalog.latest()
+        if latest is not None and latest.version == rec.version and "latest" not in catalog.aliases:
+            aliases.append({"alias": "latest", "since": None})
+    return {
+        "repository": str(where.repo),
+        "published": rec.published,
+        "aliases": aliases,
+        "signers": list(rec.signers),
+        "yanked": rec.yanked,
+        "yanked_time": rec.yanked_time,
+        "yanked_by": rec.yanked_by,
+    }
+
+
+def catalog_lines(where: Located) -> list[str]:
+    """The catalogue block of `show` (:func:`catalog_summary` as text); empty for a bundle
+    directory, which no catalogue describes."""
+    if where.record is None:
+        return []
+    c = catalog_summary(where)
+    lines = []
+    if c["yanked"] is not None:
+        who = f" by {c['yanked_by']}" if c["yanked_by"] else ""
+        lines.append(
+            click.style(f"  YANKED: {c['yanked']}", fg="red", bold=True)
+            + f" ({c['yanked_time']}{who}); do not use it, pin another version"
+        )
+    lines.append(f"  published {c['published']} in {c['repository']}")
+    aliases = [_alias_text(a) for a in c["aliases"]]
+    lines.append("  aliases   " + (", ".join(aliases) or "none point at this version"))
+    signers = [f"key {s}" if s.startswith("sha256:") else s for s in c["signers"]]
+    lines.append("  signers   " + (", ".join(signers) or "none recorded (published unsigned)"))
+    return lines
+
+
+def _alias_text(a: dict[str, Any]) -> str:
+    if not a["since"]:
+        return f"@{a['alias']}"
+    who = f" by {a['actor']}" if a.get("actor") else ""
+    return f"@{a['alias']} (since {a['since']}{who})"
 
 
 def _data_status(d: Any) -> str:
