@@ -142,7 +142,13 @@ def repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPa
     root = tmp_path / "repo"
     tau = "Tau identification RNN"
     for name, version, summary, tags, validity in [
-        ("atlas/tauid", "1.0.0", tau, "tau, rnn", _VALIDITY.format("{first: 450000, last: 456999}")),
+        (
+            "atlas/tauid",
+            "1.0.0",
+            tau,
+            "tau, rnn",
+            _VALIDITY.format("{first: 450000, last: 456999}"),
+        ),
         ("atlas/tauid", "1.1.0", tau, "tau, rnn", _VALIDITY.format("{first: 457000}")),
         ("cms/l1t-jets", "0.3.0", "Level-1 jet tagger for the FPGA trigger", "jets, fpga", ""),
     ]:
@@ -191,7 +197,9 @@ def test_site_pages_and_index(repo: Path, tmp_path: Path) -> None:
     # the intervals of validity as a picture: a bar per run range, newest version on top
     svg = re.search(r'<svg id="iov-timeline".*?</svg>', history, re.S)
     assert svg, history
-    bars = re.findall(r'<rect class="iov( yanked)?" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"', svg[0])
+    bars = re.findall(
+        r'<rect class="iov( yanked)?" x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"', svg[0]
+    )
     (new, old) = [(yanked, float(x), float(y), float(w)) for yanked, x, y, w in bars]
     assert new[2] < old[2] and old[0] == " yanked" and not new[0]  # 1.1.0 above 1.0.0 (yanked)
     assert old[1] == 0 and abs(old[1] + old[3] - new[1]) < 1  # consecutive ranges, 450000 first

@@ -19,7 +19,6 @@ from typing import Any
 from ..bundle import Bundle
 from ..errors import HepbundleError
 from ..iosig import of as io_signature_of
-from ..validity import Scope
 from ..manifest import FileEntry
 from ..repository import (
     AliasEvent,
@@ -31,6 +30,7 @@ from ..repository import (
     read_name_catalog,
     read_repository,
 )
+from ..validity import Scope
 
 __all__ = ["NameInfo", "SiteData", "VersionInfo", "code_link", "collect"]
 

@@ -32,6 +32,8 @@ from ..errors import HepbundleError, ToolError
 from ..manifest import canonical_json
 from ..paths import resolve_inside
 from .collect import (
+    TIMELINE_ROW,
+    TIMELINE_WIDTH,
     NameInfo,
     SiteData,
     VersionInfo,
@@ -40,8 +42,6 @@ from .collect import (
     flatten,
     image_attachments,
     io_rows,
-    TIMELINE_ROW,
-    TIMELINE_WIDTH,
     metric_rows,
     run_timeline,
     validity_rows,
