@@ -551,6 +551,8 @@ RESOLVE: dict[str, Callable[[Repos, Path], Case]] = {
     ),
     "lazy-path": lambda r, t: Case("atlas/tauid@prod", r.policy, "model/model.onnx", repos=[r.a]),
     "unknown-name": lambda r, t: Case("atlas/nope", r.policy, repos=[r.a, r.b]),
+    "unknown-name-close": lambda r, t: Case("atlas/tauidd", r.policy, repos=[r.a, r.b]),
+    "unknown-name-not-a-repository": lambda r, t: Case("atlas/nope", r.policy, repos=[r.a, t]),
     "unknown-version": lambda r, t: Case(
         "atlas/tauid@3.0.0", r.policy, repos=[r.a], same_message=False
     ),
@@ -564,6 +566,7 @@ RESOLVE: dict[str, Callable[[Repos, Path], Case]] = {
     "bad-selector": lambda r, t: Case("atlas/tauid@Prod!", r.policy, repos=[r.a]),
     "no-repository": lambda r, t: Case("atlas/tauid", r.policy),
     "not-a-repository": lambda r, t: Case("atlas/tauid", r.policy, repos=[t]),
+    "not-repositories": lambda r, t: Case("atlas/tauid", r.policy, repos=[t, t / "absent"]),
     "digest-mismatch": _digest_mismatch,
     "catalog-truncated": lambda r, t: _bad_catalog(r, t, '{"mediaType": ', same=False),
     "catalog-nested": lambda r, t: _bad_catalog(r, t, "[" * 50 + "]" * 50, same=True),

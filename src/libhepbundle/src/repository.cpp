@@ -116,6 +116,8 @@ std::string catalogFile(const std::string& root, const std::string& name) {
   return root + "/catalog/" + nsOf(name) + "/" + shortOf(name) + ".json";
 }
 
+bool isRepository(const std::string& root) { return isFile(root + "/catalog/repository.json"); }
+
 std::vector<std::string> listNames(const std::string& root) {
   std::vector<std::string> out;
   const std::string base = root + "/catalog";
@@ -150,7 +152,7 @@ NameCatalog readCatalog(const std::string& root, const std::string& name) {
     data = readSmallFile(path, kMaxCatalogBytes);
   } catch (const ReadError& e) {
     if (e.err == ENOENT) {
-      if (!isFile(root + "/catalog/repository.json"))
+      if (!isRepository(root))
         throw NotFoundError(root + " is not a hepbundle repository (catalog/repository.json is missing)",
                             "set --repo or HEPBUNDLE_REPO to a repository");
       auto close = closeMatches(name, listNames(root), 3, 0.6);
@@ -225,6 +227,33 @@ NameCatalog readCatalog(const std::string& root, const std::string& name) {
   }
   if (cat.name != name) throw FormatError(path + ": describes " + pyrepr(cat.name) + ", expected " + pyrepr(name));
   return cat;
+}
+
+// resolver.not_found: "no such repository" when no entry of the search path is one, else the
+// closest catalogued names of the repositories and the entries that are not repositories
+NotFoundError notFound(const std::string& name, const std::vector<std::string>& rootsIn) {
+  std::vector<std::string> roots, real, absent;
+  for (const auto& r : rootsIn) {
+    roots.push_back(posixPath(r));
+    (isRepository(roots.back()) ? real : absent).push_back(roots.back());
+  }
+  const std::string where = join(roots, ", ");
+  if (real.empty())
+    return NotFoundError(std::string(roots.size() == 1 ? "no such repository" : "no such repositories") + ": " + where +
+                             " (looking for " + pyrepr(name) + ")",
+                         "check HEPBUNDLE_PATH / --repo: each entry is a repository directory "
+                         "(catalog/repository.json), e.g. /cvmfs/<repo>");
+  std::vector<std::string> names;
+  for (const auto& r : real)
+    for (auto& n : listNames(r)) names.push_back(std::move(n));
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::vector<std::string> hints, quoted;
+  for (const auto& c : closeMatches(name, names, 3, 0.6)) quoted.push_back(pyrepr(c));
+  if (!quoted.empty()) hints.push_back("did you mean " + join(quoted, " or ") + "?");
+  if (!absent.empty()) hints.push_back("not a repository: " + join(absent, ", "));
+  hints.push_back("search with: hepbundle find");
+  return NotFoundError("no bundle named " + pyrepr(name) + " in " + where, join(hints, "; "));
 }
 
 struct ParsedRef {
@@ -327,9 +356,7 @@ Bundle resolve(const std::string& ref, const Options& options) {
                                                 " to open it instead of the catalogue entry");
     throw *first;
   }
-  std::vector<std::string> shownRoots;
-  for (const auto& r : roots) shownRoots.push_back(posixPath(r));
-  throw NotFoundError("no bundle named " + pyrepr(name) + " in " + join(shownRoots, ", "), "check HEPBUNDLE_PATH, or search with: hepbundle find");
+  throw notFound(name, roots);
 }
 
 }  // namespace hepbundle
