@@ -15,7 +15,7 @@ def test_public_names() -> None:
         "NotABundleError", "NotFoundError", "NotInBundleError", "PathError",
         "PolicyError", "PublishResult", "RepositoryError", "SignResult", "SignatureError", "Signer",
         "SigningError", "SigstoreSigner", "SpecError", "ToolError", "TrustPolicy", "UsageError",
-        "VerificationError", "VerifyResult", "X509Signer", "YankedError", "__version__", "build",
+        "ValidityError", "VerificationError", "VerifyResult", "X509Signer", "YankedError", "__version__", "build",
         "locate", "open", "publish", "resolve", "sign", "verify",
     ]  # fmt: skip
 

@@ -170,3 +170,81 @@ def test_the_schema_refuses_a_misspelt_member_at_load_with_a_suggestion(tmp_path
     )
     with pytest.raises(SpecError, match=r"validity.run: unknown key \(did you mean 'runs'\?\)"):
         hepbundle.build(d, tmp_path / "out")
+
+
+IOVS = {
+    "1.0.0": "{first: 100, last: 199}",
+    "1.1.0": "{first: 200, last: 299}",
+    "1.2.0": "{first: 300}",
+}
+
+
+@pytest.fixture
+def scoped_repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """atlas/tauid 1.0.0, 1.1.0, 1.2.0 with consecutive run IOVs, signed, on HEPBUNDLE_PATH."""
+    from hepbundle.repository import publish
+    from hepbundle.signing import KeySigner, sign
+
+    root = tmp_path / "repo"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {ec_key[1]}\n"
+    )
+    monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
+    for v, runs in IOVS.items():
+        d = tmp_path / f"src-{v}"
+        (d / "model").mkdir(parents=True)
+        (d / "model" / "model.onnx").write_bytes(v.encode() * 100)
+        write_spec(
+            d,
+            f"name: atlas/tauid\nversion: {v}\nfiles: [{{path: model/model.onnx, role: model}}]\n"
+            f"validity:\n  runs: [{runs}]\n  releases: ['CMSSW_15_0_*']\n",
+        )
+        b = hepbundle.build(d, tmp_path / "dist" / v)
+        sign(b.root, KeySigner(ec_key[0]))
+        publish(b.root, root, alias="prod" if v == "1.1.0" else None)
+    monkeypatch.setenv("HEPBUNDLE_PATH", str(root))
+    return root
+
+
+def test_resolving_with_a_run_outside_the_iov_is_refused_naming_scope_and_context(
+    scoped_repo: Path,
+) -> None:
+    assert hepbundle.resolve("atlas/tauid@prod", context={"run": 250}).version == "1.1.0"
+    with pytest.raises(hepbundle.ValidityError) as e:
+        hepbundle.resolve("atlas/tauid@prod", context="run=456789,release=CMSSW_15_0_3")
+    msg = str(e.value)
+    assert "atlas/tauid@1.1.0 is not valid for run=456789" in msg
+    assert "context run=456789,release=CMSSW_15_0_3" in msg and "runs 200–299" in msg
+    assert "\n" not in msg
+    with pytest.raises(hepbundle.ValidityError, match="releases CMSSW_15_0_"):
+        hepbundle.resolve("atlas/tauid@1.2.0", context={"release": "CMSSW_14_0_1"})
+    # no context: nothing to check
+    assert hepbundle.resolve("atlas/tauid@1.0.0").version == "1.0.0"
+
+
+def test_hepbundle_context_and_path_context_refuse_like_the_api(
+    scoped_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from hepbundle.cli import main
+
+    monkeypatch.setenv("HEPBUNDLE_CONTEXT", "run=150")
+    with pytest.raises(hepbundle.ValidityError, match="atlas/tauid@1.2.0 is not valid for run=150"):
+        hepbundle.resolve("atlas/tauid")
+    assert hepbundle.resolve("atlas/tauid@1.0.0").version == "1.0.0"
+    r = CliRunner().invoke(main, ["path", "atlas/tauid@prod"])
+    assert r.exit_code == 2 and r.stdout == "" and "not valid for run=150" in r.stderr
+    # --context wins over the environment
+    r = CliRunner().invoke(
+        main, ["path", "atlas/tauid@prod", "--context", "run=201,release=CMSSW_15_0_3"]
+    )
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip().endswith("1.1.0")
+    r = CliRunner().invoke(main, ["path", "atlas/tauid@prod", "--context", "run=x"])
+    assert r.exit_code == 2 and r.stdout == ""
+    assert "run='x' is not a run number" in r.stderr and r.stderr.count("\n") == 1
+    monkeypatch.setenv("HEPBUNDLE_CONTEXT", "run")
+    with pytest.raises(UsageError, match="HEPBUNDLE_CONTEXT: 'run' is not key=value"):
+        hepbundle.resolve("atlas/tauid@1.0.0")

@@ -38,6 +38,7 @@ from .errors import (
     SpecError,
     ToolError,
     UsageError,
+    ValidityError,
     VerificationError,
     YankedError,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "ToolError",
     "TrustPolicy",
     "UsageError",
+    "ValidityError",
     "VerificationError",
     "VerifyResult",
     "X509Signer",

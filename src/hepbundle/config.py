@@ -102,6 +102,11 @@ VARIABLES: tuple[Variable, ...] = (
         "HEPBUNDLE_TRUST_ROOT",
         "Site pin of repository trust roots: sha256:<hex> digests or trust.json copies, by commas.",
     ),
+    Variable(
+        "HEPBUNDLE_CONTEXT",
+        "The job's context, checked against a version's validity scope at resolve "
+        "(run=456789,release=CMSSW_15_0_3; what --context / context= give).",
+    ),
     Variable("RUCIO_HOME", "Rucio client home (etc/rucio.cfg)."),
     Variable("VIRTUAL_ENV", "Virtual environment searched for etc/rucio.cfg."),
     Variable("CUDA_VERSION", "CUDA version recorded in the environment provenance."),
@@ -156,6 +161,8 @@ class Settings:
     rucio_home: str | None
     virtual_env: str | None
     cuda_version: str | None
+    #: as written; the resolver parses it (bundle-spec/validity.md)
+    context: str | None = None
 
     @property
     def default_repo(self) -> Path:
@@ -213,4 +220,5 @@ def settings() -> Settings:
         rucio_home=_get("RUCIO_HOME"),
         virtual_env=_get("VIRTUAL_ENV"),
         cuda_version=_get("CUDA_VERSION"),
+        context=_get("HEPBUNDLE_CONTEXT"),
     )

@@ -16,7 +16,8 @@ HepbundleError                 any failure hepbundle reports to a person (exit c
 ├── UsageError                 a call's arguments do not fit together or name an unknown mode
 ├── RepositoryError            publishing / catalogue failures (conflicts, locks, backends)
 │   └── NotFoundError          an unknown bundle reference, name, version or alias
-│       └── YankedError        the reference names a yanked version
+│       ├── YankedError        the reference names a yanked version
+│       └── ValidityError      the version's validity scope excludes the job's context
 ├── MissingExtraError          an optional framework is not installed (names the extra)
 ├── ToolError                  a domain tool failed (FPGA, data, reproduce)
 │   └── DataError              unreadable/unsuitable input data (ROOT, NPZ, profile)
@@ -55,6 +56,7 @@ __all__ = [
     "SpecError",
     "ToolError",
     "UsageError",
+    "ValidityError",
     "VerificationError",
     "YankedError",
 ]
@@ -151,6 +153,11 @@ class NotFoundError(RepositoryError):
 
 class YankedError(NotFoundError):
     """The reference names a yanked version (refused unless ``allow_yanked``/``--allow-yanked``)."""
+
+
+class ValidityError(NotFoundError):
+    """The version's validity scope (``bundle-spec/validity.md``) excludes the context the job
+    gave (``context=``, ``--context``, ``HEPBUNDLE_CONTEXT``)."""
 
 
 class NotABundleError(HepbundleError):

@@ -31,19 +31,20 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .bundle import check_bundle_dir
 from .config import settings
-from .errors import NotFoundError, VerificationError, YankedError
+from .errors import NotFoundError, ValidityError, VerificationError, YankedError
 from .load import VerifyMode, open
 from .manifest import Manifest, read_manifest
 from .repository.catalog import NameCatalog, VersionRecord, read_name_catalog
 from .repository.layout import bundle_dir, catalog_file
 from .repository.refs import Ref, parse_ref, shadowing_hint
+from .validity import Context, Scope, parse_context
 
 if TYPE_CHECKING:
     from .bundle import Bundle
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Located",
     "check_catalogue",
+    "check_scope",
     "find",
     "locate",
     "name_catalog",
@@ -310,6 +312,7 @@ def resolve(
     policy: TrustPolicy | None = None,
     allow_yanked: bool = False,
     repos: Repos = None,
+    context: Context | Mapping[str, Any] | str | None = None,
 ) -> Bundle:
     """Open the bundle a reference names: a path, or ``ns/name@1.2.0``, ``ns/name@prod``,
     ``ns/name`` (the latest release), searching the repositories of :func:`search_path` in
@@ -318,9 +321,38 @@ def resolve(
     Reads only the small per-name catalogue file of each repository, then checks that the
     bundle's manifest digest equals the one the catalogue recorded: a bundle swapped behind the
     catalogue's back is refused. Yanked versions are refused unless ``allow_yanked``.
+
+    ``context`` (``{"run": 456789}``, ``"run=456789,release=CMSSW_15_0_3"``; default
+    ``HEPBUNDLE_CONTEXT``) is the job's: a version whose validity scope excludes it is refused
+    (:class:`~hepbundle.errors.ValidityError`, naming the scope and the context), judged on the
+    opened, verified manifest.
     """
     where = locate(ref, repos=repos, allow_yanked=allow_yanked)
-    return open_located(where, verify=verify, policy=policy)
+    bundle = open_located(where, verify=verify, policy=policy)
+    check_scope(bundle.manifest, context)
+    return bundle
+
+
+def check_scope(manifest: Manifest, context: Context | Mapping[str, Any] | str | None) -> None:
+    """Refuse ``manifest`` when its validity scope excludes ``context`` (None: the
+    ``HEPBUNDLE_CONTEXT`` of the environment; empty: nothing to check)."""
+    source = "context"
+    if context is None:
+        context, source = settings().context, "HEPBUNDLE_CONTEXT"
+    ctx = parse_context(context, source=source)
+    if not ctx:
+        return
+    scope = Scope.from_json(manifest.meta.get("validity"), where=f"{manifest.ref}: validity")
+    excluded = scope.excluded_by(ctx)
+    if excluded:
+        asked = ",".join(f"{k}={ctx.values[k]}" for k in excluded)
+        raise ValidityError(
+            f"{manifest.ref} is not valid for {asked} (context {ctx}): its validity scope is "
+            f"{scope.describe(excluded)}",
+            hint=f"pick a version valid for this context (hepbundle versions {manifest.name}), "
+            "or run with the context the model was made for",
+            ref=manifest.ref,
+        )
 
 
 def verify_ref(

@@ -29,6 +29,7 @@ __all__ = [
     "FILE",
     "F",
     "allow_yanked_option",
+    "context_option",
     "ref_options",
     "repos_option",
     "repository_option",
@@ -59,6 +60,12 @@ repos_option = click.option(
     type=click.Path(path_type=Path),
     help="Repository to search (repeatable, searched in order; default: "
     "$HEPBUNDLE_PATH, then $HEPBUNDLE_REPO, then ./hepbundle-repo).",
+)
+context_option = click.option(
+    "--context",
+    metavar="K=V,…",
+    help="The job's context, checked against the version's validity scope "
+    "(run=456789,release=CMSSW_15_0_3; default: $HEPBUNDLE_CONTEXT).",
 )
 allow_yanked_option = click.option(
     "--allow-yanked", is_flag=True, help="Accept a yanked version (with a warning)."

@@ -10,7 +10,7 @@ import click
 from .. import load as _load
 from .. import resolver as _resolver
 from ._common import emit_json, json_option
-from ._options import allow_yanked_option, repos_option
+from ._options import allow_yanked_option, context_option, repos_option
 from ._trust import integrity_only_option, trust_options
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ __all__ = ["COMMANDS"]
 )
 @trust_options
 @allow_yanked_option
+@context_option
 @integrity_only_option
 @click.option(
     "--legacy",
@@ -50,6 +51,7 @@ def path(
     trust: TrustPolicy | None,
     integrity_only: bool,
     allow_yanked: bool,
+    context: str | None,
     legacy: bool,
     as_json: bool,
 ) -> None:
@@ -63,7 +65,8 @@ def path(
 
     Nothing is printed on stdout unless verification passed (exit 0). The trust policy is
     --policy / the quick flags, $HEPBUNDLE_POLICY, or the repository's trust root; without one
-    REF is refused.
+    REF is refused. --context (default $HEPBUNDLE_CONTEXT) refuses a version whose validity
+    scope excludes the job's context: --context run=456789,release=CMSSW_15_0_3.
     """
     if integrity_only:
         mode = "integrity"
@@ -78,6 +81,7 @@ def path(
             policy=trust,
             repos=repos or None,
         )
+        _resolver.check_scope(b.manifest, context)
     else:
         b = _resolver.resolve(
             ref,
@@ -85,6 +89,7 @@ def path(
             policy=trust,
             allow_yanked=allow_yanked,
             repos=repos or None,
+            context=context,
         )
     target = b.path(file) if file else b.path()
     if as_json:
