@@ -433,23 +433,7 @@ CASES: dict[str, Callable[[World], Case]] = {
 }
 
 
-#: cases where the two sides differ for a known reason, until the native library catches up
-KNOWN_DIFFERENCES = {
-    "unknown-file": "Python raises NotInBundleError (a newer, narrower class) for a file the "
-    "bundle lacks; the native library (bundle.cpp) still throws the base HepbundleError, "
-    "with the same message",
-}
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_DIFFERENCES[n]))
-        if n in KNOWN_DIFFERENCES
-        else n
-        for n in sorted(CASES)
-    ],
-)
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_same_verdict(world: World, name: str) -> None:
     case = CASES[name](world)
     py = python_verdict(case)

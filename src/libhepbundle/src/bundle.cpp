@@ -114,7 +114,7 @@ std::string Bundle::path(const std::string& file) const {
     std::vector<std::string> paths;
     for (const auto& f : m.files) paths.push_back(f.path);
     auto close = closeMatches(file, paths, 1, 0.6);
-    throw HepbundleError(ref() + " has no file " + pyrepr(file), close.empty() ? "" : "did you mean " + pyrepr(close[0]) + "?");
+    throw NotInBundleError(ref() + " has no file " + pyrepr(file), close.empty() ? "" : "did you mean " + pyrepr(close[0]) + "?");
   }
   const std::size_t i = it->second;
   if (impl_->verifyFiles && !impl_->verified[i].load(std::memory_order_acquire)) {

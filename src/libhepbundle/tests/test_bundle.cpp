@@ -185,7 +185,9 @@ TEST_F(Golden, CApi) {
   EXPECT_EQ(std::string(p), (bundle / "model/model.onnx").string());
   hepbundle_free(p);
   EXPECT_EQ(hepbundle_path(b, "nope"), nullptr);
-  EXPECT_STREQ(hepbundle_error_class(), "HepbundleError");
+  EXPECT_STREQ(hepbundle_error_class(), "NotInBundleError");
+  EXPECT_EQ(hepbundle_error_code(), 2);
+  EXPECT_STREQ(hepbundle_error_message(), "demo/jet-tagger-onnx@1.0.0 has no file 'nope'");
   EXPECT_EQ(hepbundle_verify(b), 0);
   hepbundle_close(b);
   EXPECT_EQ(hepbundle_open((dir / "absent").c_str(), nullptr, 0), nullptr);

@@ -13,6 +13,7 @@
 // │   └── PolicyError      signature valid, but the signer is not allowed
 // ├── SigningError         unsupported key or certificate material
 // ├── NotABundleError      a path given as a bundle is not one (missing, no hepbundle.json)
+// ├── NotInBundleError     the bundle has no file of that name (Bundle::path)
 // └── RepositoryError      repository failures
 //     └── NotFoundError    an unknown reference, name, version or alias
 //         └── YankedError  the reference names a yanked version
@@ -58,6 +59,7 @@ HEPBUNDLE_ERROR_CLASS(RepositoryError, HepbundleError)
 HEPBUNDLE_ERROR_CLASS(NotFoundError, RepositoryError)
 HEPBUNDLE_ERROR_CLASS(YankedError, NotFoundError)
 HEPBUNDLE_ERROR_CLASS(NotABundleError, HepbundleError)
+HEPBUNDLE_ERROR_CLASS(NotInBundleError, HepbundleError)
 
 class VerificationError : public HepbundleError {
  public:
