@@ -6,15 +6,25 @@ import difflib
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 
 import click
 
 from ..errors import HepbundleError
 
-__all__ = ["HepbundleGroup", "emit_json", "fail", "json_option", "progress"]
+__all__ = [
+    "HepbundleGroup",
+    "ProgressBar",
+    "emit_json",
+    "fail",
+    "human_size",
+    "json_option",
+    "progress",
+    "progress_bar",
+]
 
 
 class HepbundleGroup(click.Group):
@@ -102,14 +112,106 @@ def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False))
 
 
+def human_size(n: float) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+class ProgressBar:
+    """A byte-count bar: ``label [####    ] 120.0 MiB/512.0 MiB  85.3 MiB/s  ETA 0:05``.
+
+    :meth:`update` is the callback the library functions take; :meth:`stage` says what the
+    command is doing now (publish: verifying, copying, then cataloguing), and once every byte
+    is counted the bar names ``after`` (the work left that reads no more bytes) instead of
+    sitting at 100 %. :meth:`close` replaces the bar by one line of what was done (bytes, time,
+    throughput), so no stale percentage is left on screen."""
+
+    WIDTH = 24
+    INTERVAL = 0.1
+
+    def __init__(self, total: int, label: str, stream: IO[str], *, after: str = "") -> None:
+        self.total = max(total, 1)
+        self.label = label
+        self.stage_text = label
+        self.after = after
+        self.stream = stream
+        self.done = 0
+        self.start = time.monotonic()
+        self._drawn = 0.0
+        self._width = 0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self._drawn >= self.INTERVAL or self.done >= self.total:
+            self._draw(now)
+
+    def stage(self, text: str) -> None:
+        self.stage_text = text
+        self._draw(time.monotonic())
+
+    def line(self, now: float) -> str:
+        """The bar as it is drawn at ``now``."""
+        done = min(self.done, self.total)
+        elapsed = max(now - self.start, 1e-6)
+        rate = self.done / elapsed
+        filled = int(self.WIDTH * done / self.total)
+        bar = "#" * filled + " " * (self.WIDTH - filled)
+        if done >= self.total and self.after:
+            return f"{self.stage_text} [{bar}] {human_size(done)}  {self.after}…"
+        left = (self.total - done) / rate if rate > 0 else 0.0
+        eta = f"ETA {int(left) // 60}:{int(left) % 60:02d}"
+        return (
+            f"{self.stage_text} [{bar}] {human_size(done)}/{human_size(self.total)}  "
+            f"{human_size(rate)}/s  {eta}"
+        )
+
+    def _draw(self, now: float) -> None:
+        self._write(self.line(now))
+        self._drawn = now
+
+    def _write(self, text: str, end: str = "") -> None:
+        pad = " " * max(self._width - len(text), 0)
+        self.stream.write(f"\r{text}{pad}{end}")
+        self.stream.flush()
+        self._width = len(text)
+
+    def close(self, *, ok: bool = True) -> None:
+        elapsed = max(time.monotonic() - self.start, 1e-6)
+        what = "done" if ok else "stopped"
+        self._write(
+            f"{self.label}: {what}, {human_size(self.done)} in {elapsed:.1f} s "
+            f"({human_size(self.done / elapsed)}/s)",
+            end="\n",
+        )
+
+
+@contextmanager
+def progress_bar(
+    total: int, label: str, *, enabled: bool = True, after: str = ""
+) -> Iterator[ProgressBar | None]:
+    """A :class:`ProgressBar` on stderr when it is a terminal and the work is large (>64 MiB),
+    else None; closed with a summary line (also when the command fails)."""
+    if not enabled or total < (64 << 20) or not sys.stderr.isatty():
+        yield None
+        return
+    bar = ProgressBar(total, label, sys.stderr, after=after)
+    try:
+        yield bar
+    except BaseException:
+        bar.close(ok=False)
+        raise
+    bar.close()
+
+
 @contextmanager
 def progress(
     total: int, label: str, *, enabled: bool = True
 ) -> Iterator[Callable[[int], None] | None]:
-    """A byte-count progress bar on stderr when it is a terminal and the work is large (>64 MiB);
-    yields the callback to pass to library functions, or None."""
-    if not enabled or total < (64 << 20) or not sys.stderr.isatty():
-        yield None
-        return
-    with click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True) as bar:
-        yield bar.update
+    """:func:`progress_bar`'s callback to pass to library functions, or None."""
+    with progress_bar(total, label, enabled=enabled) as bar:
+        yield bar.update if bar is not None else None

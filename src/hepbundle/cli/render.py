@@ -12,20 +12,12 @@ from ..bundle import Bundle
 from ..errors import FormatError
 from ..iosig import IOSignature
 from ..validity import Scope
+from ._common import human_size
 
 if TYPE_CHECKING:
     from ..resolver import Located
 
 __all__ = ["catalog_lines", "catalog_summary", "human_size", "render_bundle", "render_markdown"]
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
 
 
 #: files listed per role before `show` summarises the rest (an hls4ml project has ~100)

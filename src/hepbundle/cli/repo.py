@@ -9,7 +9,7 @@ import click
 
 from .. import repository as _repo
 from ..bundle import Bundle
-from ._common import emit_json, json_option, progress
+from ._common import emit_json, json_option, progress_bar
 from ._options import DIRECTORY, FILE, repos_option, repository_option
 from ._trust import trust_options
 
@@ -93,9 +93,12 @@ def publish(
     one bundle, a list for several.
     """
     loaded = [Bundle.load(b) for b in bundles]
-    total = 2 * sum(f.size for b in loaded for f in b.manifest.files)  # verified, then copied
     what = loaded[0].ref if len(loaded) == 1 else f"{len(loaded)} bundles"
-    with progress(total, f"publishing {what}") as cb:
+    after = "writing the catalogue and index" + (
+        ", then cvmfs_server publish" if backend == "cvmfs" else ""
+    )
+    total = _repo.publish_bytes(loaded, backend)
+    with progress_bar(total, f"publishing {what}", after=after) as bar:
         results = _repo.publish_many(
             loaded,
             repo,
@@ -105,7 +108,8 @@ def publish(
             policy=trust,
             lease=lease,
             out=out,
-            progress=cb,
+            progress=bar.update if bar else None,
+            stage=bar.stage if bar else None,
             statement_signer=_statement_signer(sign_key),
             expires_days=expires_days,
         )

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
         versions,
         yank,
     )
-    from .publish import default_repo, publish, publish_many
+    from .publish import default_repo, publish, publish_bytes, publish_many
     from .publisher import BACKENDS, Publisher, PublishRequest, PublishResult
     from .records import RecordRef, append_record, list_records, verify_record
     from .refs import Ref, parse_ref, version_key
@@ -77,6 +77,7 @@ __all__ = [
     "migrate",
     "parse_ref",
     "publish",
+    "publish_bytes",
     "publish_many",
     "read_name_catalog",
     "read_repository",
@@ -124,6 +125,7 @@ _LAZY = {
     "migrate": "operations",
     "parse_ref": "refs",
     "publish": "publish",
+    "publish_bytes": "publish",
     "publish_many": "publish",
     "read_name_catalog": "catalog",
     "read_repository": "layout",

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 from ..bundle import Bundle
 from ..config import settings
 from ..errors import HepbundleError, RepositoryError, SignatureError
-from ._publishers import make_publisher
+from ._publishers import make_publisher, publisher_class
 from .catalog import VersionRecord, check_alias
 from .publisher import PublishRequest, PublishResult
-from .tree import in_batch
+from .tree import copy_bytes, in_batch
 
 if TYPE_CHECKING:
     from .._signers import Signer
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "default_repo",
     "publish",
+    "publish_bytes",
     "publish_many",
     "verify_for_publish",
 ]
@@ -130,6 +131,7 @@ def publish_many(
     statement_signer: Signer | None = None,
     expires_days: float | None = None,
     aliases: Sequence[Sequence[str]] | None = None,
+    stage: Callable[[str], None] | None = None,
 ) -> list[PublishResult]:
     """Verify every bundle, then publish them all in one step of ``backend``: all or nothing.
 
@@ -149,8 +151,11 @@ def publish_many(
     signed bundle with none is refused. The first publish into a new local repository writes
     that policy as the trust root (as given: ``hepbundle repo init`` also has the catalogue
     signed). ``statement_signer`` signs the catalogue statements, required when the policy
-    signs a name's catalogue; ``expires_days`` puts an expiry in them.
+    signs a name's catalogue; ``expires_days`` puts an expiry in them. ``stage`` is told what
+    is being done (``verifying <ref>``, ``publishing into <repo>``); ``progress`` is given
+    :func:`publish_bytes` bytes in all.
     """
+    say = stage or (lambda _text: None)
     if not bundles:
         raise RepositoryError("nothing to publish: no bundle given")
     if aliases is not None and len(aliases) != len(bundles):
@@ -197,6 +202,7 @@ def publish_many(
                     "bundles",
                     hint="sign it with 'hepbundle sign' first",
                 )
+            say(f"verifying {b.ref}")
             signers = verify_for_publish(
                 b,
                 policy=given,
@@ -220,10 +226,21 @@ def publish_many(
                 expires_days=expires_days,
             )
         )
+    say(f"publishing into {publisher.root} ({backend})")
     results = publisher.publish_batch(requests)
     if fresh and given is not None and backend == "local":
         accept_trust_root(publisher.root)  # the operator's own first publish, on this node
     return results
+
+
+def publish_bytes(bundles: Sequence[Bundle], backend: str = "local") -> int:
+    """The bytes :func:`publish_many` reports to its ``progress`` callback: every file it
+    copies (payload, manifest, signatures) once where the backend verifies as it copies
+    (local, cvmfs); the payload verified first, then the copy, where it does not (tarball)."""
+    verify = not publisher_class(backend).verifies_on_copy
+    return sum(
+        copy_bytes(b) + (sum(f.size for f in b.manifest.files) if verify else 0) for b in bundles
+    )
 
 
 def _load(path: str | os.PathLike[str], i: int, n: int) -> Bundle:

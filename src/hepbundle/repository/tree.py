@@ -373,6 +373,18 @@ def _new_work_dir(root: Path, ns: str, label: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{label}.", dir=staging))
 
 
+def _copied_names(bundle: Bundle) -> list[str]:
+    """What :func:`_copy_bundle` copies: the payload, the manifest and the signature files."""
+    extra = [p.name for p in bundle.root.iterdir() if p.is_file() and is_reserved(p.name)]
+    payload = {f.path for f in bundle.manifest.files}
+    return sorted(payload | {n for n in extra if n != CVMFS_CATALOG_MARKER})
+
+
+def copy_bytes(bundle: Bundle) -> int:
+    """The bytes publishing ``bundle`` copies (and reports to ``progress``)."""
+    return sum((bundle.root / n).stat().st_size for n in _copied_names(bundle))
+
+
 def _copy_bundle(bundle: Bundle, stage: Path, progress: Callable[[int], None] | None) -> None:
     """Copy payload, manifest and signature files (hashing as they pass) and compare each with
     what was verified, add the CVMFS nested-catalog marker, and fsync everything before the
@@ -383,8 +395,7 @@ def _copy_bundle(bundle: Bundle, stage: Path, progress: Callable[[int], None] | 
     (``bundle.signature_files``; when that is None the caller verified the signatures some other
     way and they are copied as they are)."""
     payload = {f.path: f for f in bundle.manifest.files}
-    extra = [p.name for p in bundle.root.iterdir() if p.is_file() and is_reserved(p.name)]
-    names = sorted(set(payload) | {n for n in extra if n != CVMFS_CATALOG_MARKER})
+    names = _copied_names(bundle)
     checked_sigs = bundle.signature_files
     for d in sorted({str(Path(n).parent) for n in names}):
         (stage / d).mkdir(parents=True, exist_ok=True)
