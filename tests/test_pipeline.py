@@ -66,7 +66,13 @@ def test_pipeline_end_to_end(tmp_path: Path) -> None:
     assert inp["features"][0]["range"] == {"min": -8.0, "max": 8.0}
     assert m["io"]["outputs"][0]["classes"] == ["g", "q", "W", "Z", "t"]
     assert "a batch with j_f03 x1000 is caught: input features feature 3 j_f03" in out
+    assert (
+        "a job at run 470001 is refused: demo/jet-tagger@1.0.0 is not valid for run=470001" in out
+    )
     assert {r["name"] for r in m["metrics"]} == {"accuracy", "auc"}
+    # the validity scope, as the spec wrote it (bundle-spec/validity.md)
+    assert m["validity"]["runs"] == [{"first": 450000, "last": 459999}]
+    assert m["validity"]["releases"] == ["Athena 25.0.*"]
     cat = json.loads(catalog_file(repo, "demo/jet-tagger").read_text())
     assert cat["aliases"]["prod"] == "1.0.0"
     records = sorted(p.name for p in (records_root(repo, "demo/jet-tagger") / "1.0.0").iterdir())

@@ -198,6 +198,16 @@ IO = (
     + "  outputs:\n    - name: output\n      classes: [g, q, W, Z, t]\n"
 )
 
+# The validity scope (bundle-spec/validity.md): the runs, period and release the tagger was
+# trained and tested for; a job that states its context is refused a version that excludes it.
+VALIDITY = """\
+validity:
+  runs:
+    - {first: 450000, last: 459999}
+  periods: [data24]
+  releases: ["Athena 25.0.*"]
+"""
+
 CARD = """\
 # Model card: demo/jet-tagger
 
@@ -231,7 +241,7 @@ trainer@example.cern.ch
 def step_build(run: Run) -> str:
     spec_dir = run.work / "jet-tagger"
     spec_dir.mkdir()
-    (spec_dir / "hepbundle.yaml").write_text(SPEC + IO)
+    (spec_dir / "hepbundle.yaml").write_text(SPEC + IO + VALIDITY)
     (spec_dir / "MODEL_CARD.md").write_text(CARD)
     p = run.hb(
         "build",
@@ -287,15 +297,23 @@ def step_publish(run: Run) -> str:
 JOB = """\
 import numpy as np, hepbundle
 from hepbundle.loaders import keras_model
-b = hepbundle.resolve("demo/jet-tagger@prod")  # HEPBUNDLE_PATH; the repository's trust root
+from hepbundle.errors import ValidityError
+# HEPBUNDLE_PATH; the repository's trust root; the job's context checked against the scope
+b = hepbundle.resolve("demo/jet-tagger@prod", context={"run": 456789, "release": "Athena,25.0.12"})
 x = {k: v[:1000] for k, v in np.load("training/data/jets-eval.npz").items()}
 b.io.check(x).raise_for_problems()  # the I/O signature: feature names, dtype, shape, ranges
 feats = b.io.normalise(x)["features"]  # the 16 columns in the model's order
 pred = keras_model(b).predict(feats, verbose=0).argmax(axis=1)
 bad = b.io.check(dict(x, j_f03=x["j_f03"] * 1000))  # a unit 1000x off
+try:  # a run outside the tagger's interval of validity
+    hepbundle.resolve("demo/jet-tagger@prod", context="run=470001")
+    late = "NOT refused"
+except ValidityError as e:
+    late = e.message.split(" (context", 1)[0]
 print(f"{b.ref} (signed by {b.signature[0].identity[:24]}...) tagged {len(pred)} jets; "
       f"accuracy {float((pred == x['label'][:1000]).mean()):.3f}; "
-      f"a batch with j_f03 x1000 is caught: {bad.problems[0].split(': ', 1)[0]}")
+      f"a batch with j_f03 x1000 is caught: {bad.problems[0].split(': ', 1)[0]}; "
+      f"a job at run 470001 is refused: {late}")
 """
 
 
