@@ -44,7 +44,13 @@ def test_check_ready_with_checkout_and_data(trained: tuple[Path, Path]) -> None:
     )
     assert code == 0, err
     res = json.loads(out)
-    assert res["verdict"] == "ready" and res["missing"] == []
+    # nothing missing, but a Rucio DID (no Rucio configured) and a DOI are not checked here:
+    # that is no "ready" (exit 0, the verdict says what was not checked)
+    assert res["verdict"] == "unconfirmed" and res["missing"] == []
+    assert (
+        sorted(res["unchecked"]) == [i for i in sorted(res["unchecked"]) if i.startswith("data: ")]
+        and len(res["unchecked"]) == 2
+    )
     status = {(i["what"], i["name"]): i["status"] for i in res["items"]}
     assert status[("data", "data/train.npz")] == "ok"
     assert status[("environment", "provenance/environment.lock")] == "ok"
@@ -55,6 +61,15 @@ def test_check_ready_with_checkout_and_data(trained: tuple[Path, Path]) -> None:
         "unchecked",
         "unchecked",
     ]
+    code, out, err = run(
+        "reproduce", bundle, "--integrity-only", "--check", "--mirror", repo, "--data-dir", repo
+    )
+    assert code == 0, err
+    first = out.splitlines()[0]
+    assert first.startswith(
+        f"{res['ref']}: unconfirmed: nothing is missing, but not checked here: data "
+    )
+    assert "ready" not in first
 
 
 def test_check_lists_missing_items_and_mirror_fixes_code(

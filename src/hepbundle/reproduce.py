@@ -52,7 +52,10 @@ class CheckItem:
 
 @dataclass(frozen=True)
 class CheckReport:
-    """All items; ``ready`` when none is missing (unchecked items are listed, not fatal)."""
+    """All items and the verdict: ``ready`` when every item was checked and found,
+    ``unconfirmed`` when none is missing but some could not be checked here (a Rucio DID with
+    no Rucio to ask, a DOI), ``not reproducible`` when one is missing. :attr:`ready` is "nothing
+    missing"; :attr:`confirmed` also needs nothing unchecked."""
 
     ref: str
     items: tuple[CheckItem, ...]
@@ -62,8 +65,22 @@ class CheckReport:
         return [i for i in self.items if i.status == "missing"]
 
     @property
+    def unchecked(self) -> list[CheckItem]:
+        return [i for i in self.items if i.status == "unchecked"]
+
+    @property
     def ready(self) -> bool:
         return not self.missing
+
+    @property
+    def confirmed(self) -> bool:
+        return self.ready and not self.unchecked
+
+    @property
+    def verdict(self) -> str:
+        if not self.ready:
+            return "not reproducible"
+        return "ready" if self.confirmed else "unconfirmed"
 
     def item(self, what: str) -> CheckItem | None:
         return next((i for i in self.items if i.what == what), None)
@@ -71,8 +88,9 @@ class CheckReport:
     def to_json(self) -> dict[str, Any]:
         return {
             "ref": self.ref,
-            "verdict": "ready" if self.ready else "not reproducible",
+            "verdict": self.verdict,
             "missing": [f"{i.what}: {i.name}" for i in self.missing],
+            "unchecked": [f"{i.what}: {i.name}" for i in self.unchecked],
             "items": [i.to_json() for i in self.items],
         }
 

@@ -20,6 +20,7 @@ from ._trust import policy_file_options
 
 if TYPE_CHECKING:
     from ..policy import TrustPolicy
+    from ..reproduce import CheckReport
     from ..signing import Signer
 
 __all__ = ["COMMANDS"]
@@ -321,6 +322,14 @@ def _split(text: str | None) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
+def _verdict_line(report: CheckReport) -> str:
+    """``ready``, ``not reproducible``, or ``unconfirmed`` saying what was not checked."""
+    if report.verdict != "unconfirmed":
+        return report.verdict
+    names = ", ".join(f"{i.what} {i.name}" for i in report.unchecked)
+    return f"unconfirmed: nothing is missing, but not checked here: {names}"
+
+
 @click.command()
 @_ref_argument
 @click.option("--check", "do_check", is_flag=True, help="Report what a re-training needs.")
@@ -393,7 +402,7 @@ def reproduce(
         if as_json:
             emit_json(report.to_json())
         else:
-            click.echo(f"{report.ref}: {report.to_json()['verdict']}")
+            click.echo(f"{report.ref}: {_verdict_line(report)}")
             for item in report.items:
                 click.echo(f"  {item.status:<9} {item.what:<11} {item.name}  {item.detail}")
         if not report.ready:
