@@ -682,3 +682,21 @@ def test_groupdata_safe_defaults_dates_dev_and_the_rule_of_each_bundle(tmp_path:
     assert opted["atlas/taurectools@0.3.0-dev"].rule.endswith(
         "dev/ area → pre-release 0.3.0-dev (include_dev: true)"
     )
+
+
+def test_default_roles_of_weight_and_model_formats(tmp_path: Path) -> None:
+    """safetensors weights, GGUF models and TMVA weight files (plain or gzipped, as cms-data
+    keeps them) get their role by default, not 'data'."""
+    files = {
+        "JetTagging/00-01-00/model.safetensors": b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ",
+        "JetTagging/00-01-00/llm.gguf": b"GGUF\x03\x00\x00\x00",
+        "JetTagging/00-01-00/BDT.weights.xml.gz": b"\x1f\x8b\x08\x00",
+        "JetTagging/00-01-00/TMVAClassification_BDTG.xml": b'<?xml version="1.0"?>\n<MethodSetup/>',
+    }
+    plan = plan_import("atlas-groupdata", make_groupdata(tmp_path / "gd", files))
+    assert {f.dest: f.role for f in plan.bundles[0].files} == {
+        "model.safetensors": "weights",
+        "llm.gguf": "model",
+        "BDT.weights.xml.gz": "weights",
+        "TMVAClassification_BDTG.xml": "weights",
+    }
