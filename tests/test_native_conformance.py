@@ -454,18 +454,17 @@ class Repos:
     key: Path
 
 
-@pytest.fixture(scope="module")
-def repos(tmp_path_factory: pytest.TempPathFactory) -> Repos:
+@pytest.fixture(scope="module", params=[2, 1], ids=["format2", "format1"])
+def repos(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Repos:
+    """Repository format 2 (what Python writes) and format 1 (what it still reads)."""
     tmp = tmp_path_factory.mktemp("repos")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(tmp / "cache"))
         for var in ("HEPBUNDLE_REPO", "HEPBUNDLE_PATH", "HEPBUNDLE_POLICY"):
             mp.delenv(var, raising=False)
         a, b = tmp / "repo-a", tmp / "repo-b"
-        # the native resolver reads repository format 1 only (catalog/<ns>/<name>.json);
-        # Python writes format 2 by default, so create both repositories as format 1 explicitly
         for repo in (a, b):
-            ensure_repository(repo, fmt=1)
+            ensure_repository(repo, fmt=request.param)
         priv, pub = pki.write_key(pki.ec_key(), tmp / "release.pem")
         policy = tmp / "policy.yaml"
         policy.write_text(
@@ -514,6 +513,12 @@ def _bad_catalog(r: Repos, tmp: Path, text: str, *, same: bool) -> Case:
     return Case("atlas/tauid@prod", r.policy, repos=[repo], same_message=same)
 
 
+def _bad_repository_file(r: Repos, tmp: Path, text: str) -> Case:
+    repo = _copy_repo(r, tmp)
+    (repo / "catalog" / "repository.json").write_text(text)
+    return Case("atlas/tauid@prod", r.policy, repos=[repo])
+
+
 def _catalog_path_escape(r: Repos, tmp: Path) -> Case:
     repo = _copy_repo(r, tmp)
     cat = catalog_file(repo, "atlas/tauid")
@@ -556,6 +561,10 @@ RESOLVE: dict[str, Callable[[Repos, Path], Case]] = {
     "catalog-nested": lambda r, t: _bad_catalog(r, t, "[" * 50 + "]" * 50, same=True),
     "catalog-unknown-format": lambda r, t: _bad_catalog(r, t, '{"mediaType": "x"}', same=True),
     "catalog-path-escape": _catalog_path_escape,
+    "repository-unknown-format": lambda r, t: _bad_repository_file(r, t, '{"mediaType": "x"}'),
+    "repository-negative-serial": lambda r, t: _bad_repository_file(
+        r, t, '{"mediaType": "application/vnd.hepbundle.repository.v2+json", "serial": -1}'
+    ),
 }
 
 

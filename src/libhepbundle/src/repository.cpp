@@ -49,11 +49,17 @@ struct NameCatalog {
       const Record* best = nullptr;
       for (const Record* r : sorted())
         if (!r->yanked && !isPrerelease(r->version)) best = r;
-      if (!best) {
+      if (!best) {  // NameCatalog.resolve's three cases
         auto all = sorted();
-        std::vector<std::string> last;
-        for (std::size_t i = all.size() > 5 ? all.size() - 5 : 0; i < all.size(); ++i) last.push_back(all[i]->version);
-        throw NotFoundError(name + " has no released, non-yanked version", "name a version explicitly: " + join(last, ", "));
+        std::vector<std::string> usable;
+        for (const Record* r : all)
+          if (!r->yanked) usable.push_back(r->version);
+        if (all.empty()) throw NotFoundError(name + " has no published version");
+        if (usable.empty())
+          throw NotFoundError("every version of " + name + " is yanked (latest " + all.back()->version + ": " + *all.back()->yanked + ")",
+                              "publish a fixed version, or name a yanked one explicitly and allow it (--allow-yanked / allow_yanked=True)");
+        std::vector<std::string> last(usable.size() > 5 ? usable.end() - 5 : usable.begin(), usable.end());
+        throw NotFoundError(name + " has only pre-release versions", "name one explicitly: " + join(last, ", "));
       }
       return *best;
     }
@@ -63,6 +69,10 @@ struct NameCatalog {
     for (const auto& r : versions) known.push_back(r.version);
     for (const auto& a : aliases) known.push_back(a.first);
     auto close = closeMatches(*selector, known, 3, 0.5);
+    std::vector<std::string> released;  // a close match that is not yanked is the better hint
+    for (const auto& c : close)
+      if (!resolve(c).yanked) released.push_back(c);
+    if (!released.empty()) close = released;
     std::vector<std::string> quoted;
     for (const auto& c : close) quoted.push_back(pyrepr(c));
     std::vector<std::string> tail(known.size() > 8 ? known.end() - 8 : known.begin(), known.end());
@@ -112,41 +122,98 @@ bool isDirPath(const std::string& p) {
   return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-std::string catalogFile(const std::string& root, const std::string& name) {
-  return root + "/catalog/" + nsOf(name) + "/" + shortOf(name) + ".json";
+// Python's str() of a JSON value, for messages that quote one
+std::string pyStr(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
+  if (v.is_null()) return "None";
+  return v.dump();
 }
+
+const char* kRepositoryV1 = "application/vnd.hepbundle.repository.v1+json";
+const char* kRepositoryV2 = "application/vnd.hepbundle.repository.v2+json";
+
+// layout.repository_format: 1 or 2 from catalog/repository.json (2 where there is none yet);
+// read_repository's checks: a negative or non-integer serial, an unknown media type
+int repositoryFormat(const std::string& root) {
+  const std::string path = root + "/catalog/repository.json";
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return 2;
+  std::string data;
+  try {
+    data = readSmallFile(path, kMaxJsonBytes);
+  } catch (const ReadError& e) {
+    if (e.tooBig) tooBig(path, e.size, kMaxJsonBytes);
+    throw FormatError(path + ": " + (e.notRegular ? "not a regular file" : std::strerror(e.err)));
+  }
+  const json obj = parseJson(data, path);
+  if (obj.is_object()) {
+    auto serial = obj.find("serial");
+    if (serial != obj.end() && (!serial->is_number_integer() || (serial->is_number_integer() && serial->get<std::int64_t>() < 0)))
+      throw FormatError(path + ": serial must be a non-negative integer, not " + pyrepr(pyStr(*serial).substr(0, 40)),
+                        "restore repository.json from the repository's history or a replica");
+  }
+  const auto mt = obj.is_object() ? obj.find("mediaType") : obj.end();
+  if (mt != obj.end() && *mt == kRepositoryV1) return 1;
+  if (mt != obj.end() && *mt == kRepositoryV2) return 2;
+  const std::string found = (mt == obj.end() || mt->is_null()) ? "None" : mt->is_string() ? pyrepr(mt->get<std::string>()) : mt->dump();
+  throw FormatError(path + ": unknown repository format " + found + "; this hepbundle reads " + kRepositoryV1 + " and " + kRepositoryV2,
+                    "upgrade hepbundle");
+}
+
+// Where the per-name catalogue files are (repository/layout.py, bundle-spec/repository.md):
+// format 2 bundles/<ns>/_catalog/<name>.json, format 1 catalog/<ns>/<name>.json
+struct Layout {
+  std::string root;
+  int format;
+
+  explicit Layout(std::string r) : root(std::move(r)), format(repositoryFormat(root)) {}
+
+  std::string catalogDir(const std::string& ns) const {
+    return format == 1 ? root + "/catalog/" + ns : root + "/bundles/" + ns + "/_catalog";
+  }
+  std::string catalogFile(const std::string& name) const { return catalogDir(nsOf(name)) + "/" + shortOf(name) + ".json"; }
+
+  // layout.namespaces: every namespace with a catalogue directory, sorted
+  std::vector<std::string> namespaces() const {
+    std::vector<std::string> out;
+    const std::string base = root + (format == 1 ? "/catalog" : "/bundles");
+    DIR* d = opendir(base.c_str());
+    if (!d) return out;
+    while (dirent* e = readdir(d)) {
+      const std::string n = e->d_name;
+      if (n == "." || n == "..") continue;
+      if (format == 1 ? isDirPath(base + "/" + n) : isDirPath(base + "/" + n + "/_catalog")) out.push_back(n);
+    }
+    closedir(d);
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  // catalog.list_names: every ns/name that has a catalogue file, sorted
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const auto& ns : namespaces()) {
+      std::vector<std::string> files;
+      if (DIR* dd = opendir(catalogDir(ns).c_str())) {
+        while (dirent* e = readdir(dd)) {
+          const std::string n = e->d_name;
+          if (endsWith(n, ".json") && n[0] != '.' && n != "namespace.json") files.push_back(n.substr(0, n.size() - 5));
+        }
+        closedir(dd);
+      }
+      std::sort(files.begin(), files.end());
+      for (const auto& f : files) out.push_back(ns + "/" + f);
+    }
+    return out;
+  }
+};
 
 bool isRepository(const std::string& root) { return isFile(root + "/catalog/repository.json"); }
 
-std::vector<std::string> listNames(const std::string& root) {
-  std::vector<std::string> out;
-  const std::string base = root + "/catalog";
-  DIR* d = opendir(base.c_str());
-  if (!d) return out;
-  std::vector<std::string> nss;
-  while (dirent* e = readdir(d)) {
-    const std::string n = e->d_name;
-    if (n != "." && n != ".." && isDirPath(base + "/" + n)) nss.push_back(n);
-  }
-  closedir(d);
-  std::sort(nss.begin(), nss.end());
-  for (const auto& ns : nss) {
-    std::vector<std::string> files;
-    if (DIR* dd = opendir((base + "/" + ns).c_str())) {
-      while (dirent* e = readdir(dd)) {
-        const std::string n = e->d_name;
-        if (endsWith(n, ".json") && n[0] != '.') files.push_back(n.substr(0, n.size() - 5));
-      }
-      closedir(dd);
-    }
-    std::sort(files.begin(), files.end());
-    for (const auto& f : files) out.push_back(ns + "/" + f);
-  }
-  return out;
-}
-
-NameCatalog readCatalog(const std::string& root, const std::string& name) {
-  const std::string path = catalogFile(root, name);
+NameCatalog readCatalog(const Layout& layout, const std::string& name) {
+  const std::string& root = layout.root;
+  const std::string path = layout.catalogFile(name);
   std::string data;
   try {
     data = readSmallFile(path, kMaxCatalogBytes);
@@ -155,7 +222,7 @@ NameCatalog readCatalog(const std::string& root, const std::string& name) {
       if (!isRepository(root))
         throw NotFoundError(root + " is not a hepbundle repository (catalog/repository.json is missing)",
                             "set --repo or HEPBUNDLE_REPO to a repository");
-      auto close = closeMatches(name, listNames(root), 3, 0.6);
+      auto close = closeMatches(name, layout.names(), 3, 0.6);
       std::vector<std::string> q;
       for (const auto& c : close) q.push_back(pyrepr(c));
       throw NotFoundError("no bundle named " + pyrepr(name) + " in repository " + root,
@@ -220,7 +287,14 @@ NameCatalog readCatalog(const std::string& root, const std::string& name) {
     for (const auto& e : history) {
       expect(e, ojson::value_t::object, "dict", where);
       for (const char* k : {"alias", "version", "previous", "time"}) field(e, k);
-      if (e.size() != 4) throw Bad{"AliasEvent.__init__() got an unexpected keyword argument"};
+      for (auto it = e.begin(); it != e.end(); ++it)
+        if (it.key() != "alias" && it.key() != "version" && it.key() != "previous" && it.key() != "time" && it.key() != "actor")
+          throw Bad{"AliasEvent.__init__() got an unexpected keyword argument " + pyrepr(it.key())};
+    }
+    where = "statements";
+    if (auto st = obj.find("statements"); st != obj.end()) {
+      expect(*st, ojson::value_t::array, "list", where);
+      for (const auto& x : *st) expect(x, ojson::value_t::object, "dict", where);
     }
   } catch (const Bad& b) {
     throw FormatError(path + ": " + where + ": " + b.what);
@@ -245,7 +319,7 @@ NotFoundError notFound(const std::string& name, const std::vector<std::string>& 
                          "(catalog/repository.json), e.g. /cvmfs/<repo>");
   std::vector<std::string> names;
   for (const auto& r : real)
-    for (auto& n : listNames(r)) names.push_back(std::move(n));
+    for (auto& n : Layout(r).names()) names.push_back(std::move(n));
   std::sort(names.begin(), names.end());
   names.erase(std::unique(names.begin(), names.end()), names.end());
   std::vector<std::string> hints, quoted;
@@ -323,11 +397,12 @@ Bundle resolve(const std::string& ref, const Options& options) {
   std::optional<NotFoundError> first;
   for (const auto& rootIn : roots) {
     const std::string root = posixPath(rootIn);
-    if (!isFile(catalogFile(root, name))) continue;
+    const Layout layout(root);
+    if (!isFile(layout.catalogFile(name))) continue;
     const Record* rec = nullptr;
     NameCatalog cat;
     try {
-      cat = readCatalog(root, name);
+      cat = readCatalog(layout, name);
       rec = &cat.resolve(parsed.selector);
     } catch (const NotFoundError& e) {
       if (!first) first = e;
