@@ -248,3 +248,101 @@ def test_hepbundle_context_and_path_context_refuse_like_the_api(
     monkeypatch.setenv("HEPBUNDLE_CONTEXT", "run")
     with pytest.raises(UsageError, match="HEPBUNDLE_CONTEXT: 'run' is not key=value"):
         hepbundle.resolve("atlas/tauid@1.0.0")
+
+
+@pytest.mark.parametrize(("run", "version"), [(150, "1.0.0"), (299, "1.1.0"), (300, "1.2.0")])
+def test_at_valid_picks_the_newest_version_whose_iov_covers_the_run(
+    scoped_repo: Path, run: int, version: str
+) -> None:
+    b = hepbundle.resolve("atlas/tauid@valid", context={"run": run})
+    assert b.version == version and b.signature  # opened under the trust root, signature checked
+    cat = json.loads((scoped_repo / "bundles/atlas/_catalog/tauid.json").read_text())
+    assert cat["versions"][version]["validity"] == b.manifest.meta["validity"]  # as published
+
+
+def test_at_valid_skips_yanked_and_refuses_a_run_no_version_covers(scoped_repo: Path) -> None:
+    from hepbundle.repository import yank
+
+    with pytest.raises(hepbundle.NotFoundError) as e:
+        hepbundle.resolve("atlas/tauid@valid", context="run=50")
+    assert "no version of atlas/tauid is valid for run=50" in str(e.value)
+    assert "1.2.0 (runs 300–…)" in str(e.value) and "\n" not in str(e.value)
+    yank("atlas/tauid@1.1.0", "bad calibration", scoped_repo, force=True)
+    with pytest.raises(hepbundle.NotFoundError, match="no version of atlas/tauid is valid"):
+        hepbundle.resolve("atlas/tauid@valid", context="run=250")
+    # a key no version restricts is not "covered": @valid names what it chose on
+    with pytest.raises(hepbundle.NotFoundError, match="valid for campaign=mc23"):
+        hepbundle.resolve("atlas/tauid@valid", context="campaign=mc23")
+
+
+def test_at_valid_without_a_context_is_one_usage_line(scoped_repo: Path) -> None:
+    from click.testing import CliRunner
+
+    from hepbundle.cli import main
+
+    with pytest.raises(UsageError, match="@valid picks the version .* no context was given"):
+        hepbundle.resolve("atlas/tauid@valid")
+    r = CliRunner().invoke(main, ["path", "atlas/tauid@valid"])
+    assert r.exit_code == 2 and r.stdout == "" and r.stderr.count("\n") == 1, r.output
+    r = CliRunner().invoke(main, ["path", "atlas/tauid@valid", "--context", "run=456789"])
+    assert r.exit_code == 0 and r.stdout.strip().endswith("1.2.0"), r.output
+
+
+def test_at_valid_confirms_the_catalogue_choice_on_the_signed_manifest(
+    scoped_repo: Path,
+) -> None:
+    """The catalogue's scope is not signed: a record edited to claim run 50 for 1.1.0 gets it
+    chosen, but the bundle's verified manifest says runs 200-299, so it is refused."""
+    f = scoped_repo / "bundles/atlas/_catalog/tauid.json"
+    cat = json.loads(f.read_text())
+    cat["versions"]["1.1.0"]["validity"] = {"runs": [{"first": 0, "last": 299}]}
+    f.write_text(json.dumps(cat))
+    with pytest.raises(hepbundle.ValidityError, match="chosen as @valid for run=50 by the cata"):
+        hepbundle.resolve("atlas/tauid@valid", context="run=50")
+
+
+def test_valid_is_not_an_alias_name(scoped_repo: Path) -> None:
+    from hepbundle.repository import set_alias
+
+    with pytest.raises(SpecError, match="'valid' is not a valid alias"):
+        set_alias("atlas/tauid@1.0.0", "valid", scoped_repo)
+
+
+def test_at_valid_under_a_signed_catalogue_checks_the_chosen_versions_statements(
+    tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `repo init` repository whose catalogue the release key signs: @valid's choice is
+    checked against the signed publish and yank statements of that version, as a pin is."""
+    from hepbundle.policy import TrustPolicy
+    from hepbundle.repository import init_repository, publish
+    from hepbundle.signing import KeySigner, sign
+
+    root = tmp_path / "repo"
+    init_repository(root, TrustPolicy.from_flags(keys=[ec_key[1]]))  # type: ignore[arg-type]
+    for v, runs in IOVS.items():
+        d = tmp_path / f"src-{v}"
+        (d / "model").mkdir(parents=True)
+        (d / "model" / "model.onnx").write_bytes(v.encode() * 100)
+        write_spec(
+            d,
+            f"name: atlas/tauid\nversion: {v}\nfiles: [{{path: model/model.onnx, role: model}}]\n"
+            f"validity:\n  runs: [{runs}]\n",
+        )
+        b = hepbundle.build(d, tmp_path / "dist" / v)
+        sign(b.root, KeySigner(ec_key[0]))
+        publish(b.root, root, statement_signer=KeySigner(ec_key[0]))
+    monkeypatch.setenv("HEPBUNDLE_PATH", str(root))
+    assert hepbundle.resolve("atlas/tauid@valid", context="run=250").version == "1.1.0"
+    # a signed yank of 1.1.0, then the catalogue edited to un-yank it (rollback?): @valid
+    # would choose it again, and the signed statements refuse it
+    from hepbundle.repository import yank
+
+    yank("atlas/tauid@1.1.0", "bad calibration", root, force=True, signer=KeySigner(ec_key[0]))
+    with pytest.raises(hepbundle.NotFoundError, match="no version of atlas/tauid is valid"):
+        hepbundle.resolve("atlas/tauid@valid", context="run=250")
+    f = root / "bundles/atlas/_catalog/tauid.json"
+    cat = json.loads(f.read_text())
+    cat["versions"]["1.1.0"]["yanked"] = None
+    f.write_text(json.dumps(cat))
+    with pytest.raises(hepbundle.PolicyError, match="yanked state differs"):
+        hepbundle.resolve("atlas/tauid@valid", context="run=250")

@@ -38,12 +38,12 @@ from typing import TYPE_CHECKING, Any
 
 from .bundle import check_bundle_dir
 from .config import settings
-from .errors import NotFoundError, ValidityError, VerificationError, YankedError
+from .errors import NotFoundError, UsageError, ValidityError, VerificationError, YankedError
 from .load import VerifyMode, open
 from .manifest import Manifest, read_manifest
 from .repository.catalog import NameCatalog, VersionRecord, read_name_catalog
 from .repository.layout import bundle_dir, catalog_file
-from .repository.refs import Ref, parse_ref, shadowing_hint
+from .repository.refs import VALID, Ref, parse_ref, shadowing_hint
 from .validity import Context, Scope, parse_context
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ __all__ = [
     "check_catalogue",
     "check_scope",
     "find",
+    "job_context",
     "locate",
     "name_catalog",
     "not_found",
@@ -113,16 +114,31 @@ def search_path(repos: Repos = None) -> list[Path]:
 
 
 def locate(
-    ref: str | os.PathLike[str], *, repos: Repos = None, allow_yanked: bool = False
+    ref: str | os.PathLike[str],
+    *,
+    repos: Repos = None,
+    allow_yanked: bool = False,
+    context: Context | Mapping[str, Any] | str | None = None,
 ) -> Located:
     """Where REF points, reading only the small per-name catalogue file of each repository of
     :func:`search_path`; nothing is opened. A yanked version is refused unless
-    ``allow_yanked``."""
+    ``allow_yanked``. ``ns/name@valid`` picks, by the scopes the catalogue records, the newest
+    release whose scope covers ``context`` (default ``HEPBUNDLE_CONTEXT``; required)."""
     text = os.fspath(ref)
     parsed = parse_ref(text)
     if parsed.path is not None:
         return Located(parsed.path, parsed)
     assert parsed.name is not None
+    ctx = None
+    if parsed.selector == VALID:
+        ctx = job_context(context)
+        if not ctx:
+            raise UsageError(
+                f"{text}: @valid picks the version whose validity scope covers the job's "
+                "context, and no context was given",
+                hint="pass --context run=456789,release=CMSSW_15_0_3 (context= in Python, or "
+                "HEPBUNDLE_CONTEXT)",
+            )
     roots = search_path(repos)
     first_error: NotFoundError | None = None
     for root in roots:
@@ -130,7 +146,7 @@ def locate(
             continue
         try:
             catalog = read_name_catalog(root, parsed.name)
-            record = catalog.resolve(parsed.selector)
+            record = catalog.valid_for(ctx) if ctx else catalog.resolve(parsed.selector)
         except NotFoundError as e:
             first_error = first_error or e
             continue
@@ -248,11 +264,21 @@ def open_located(
         what = f"{where.ref.name}@{where.record.version} in {where.repo}"
         chosen = _repository_policy(where.repo, policy, what)
         if where.catalog is not None:
-            _check_catalog(where.repo, where.catalog, where.record, where.ref.selector, chosen)
-            _check_approvals(where.repo, where.catalog, where.record, where.ref.selector, chosen)
+            selector = _signed_selector(where)
+            _check_catalog(where.repo, where.catalog, where.record, selector, chosen)
+            _check_approvals(where.repo, where.catalog, where.record, selector, chosen)
     bundle = open(where.path, verify=verify, policy=chosen)
     check_catalogue(where, bundle.manifest, bundle.manifest_digest)
     return bundle
+
+
+def _signed_selector(where: Located) -> str | None:
+    """The selector the signed statements are checked for: ``@valid`` chose a version by the
+    catalogue's (unsigned) scopes, so that version is checked as if pinned (its publish and yank
+    statements); the scope is confirmed on its verified manifest (:func:`check_scope`)."""
+    if where.ref.selector == VALID and where.record is not None:
+        return where.record.version
+    return where.ref.selector
 
 
 def _repository_policy(root: Path, policy: TrustPolicy | None, what: str) -> TrustPolicy:
@@ -327,22 +353,42 @@ def resolve(
     (:class:`~hepbundle.errors.ValidityError`, naming the scope and the context), judged on the
     opened, verified manifest.
     """
-    where = locate(ref, repos=repos, allow_yanked=allow_yanked)
+    where = locate(ref, repos=repos, allow_yanked=allow_yanked, context=context)
     bundle = open_located(where, verify=verify, policy=policy)
-    check_scope(bundle.manifest, context)
+    check_scope(bundle.manifest, context, covering=where.ref.selector == VALID)
     return bundle
 
 
-def check_scope(manifest: Manifest, context: Context | Mapping[str, Any] | str | None) -> None:
-    """Refuse ``manifest`` when its validity scope excludes ``context`` (None: the
-    ``HEPBUNDLE_CONTEXT`` of the environment; empty: nothing to check)."""
+def job_context(context: Context | Mapping[str, Any] | str | None) -> Context:
+    """The job's context: ``context`` as given, else ``HEPBUNDLE_CONTEXT``; a malformed one is
+    one :class:`~hepbundle.errors.UsageError` naming where it came from."""
     source = "context"
     if context is None:
         context, source = settings().context, "HEPBUNDLE_CONTEXT"
-    ctx = parse_context(context, source=source)
+    return parse_context(context, source=source)
+
+
+def check_scope(
+    manifest: Manifest,
+    context: Context | Mapping[str, Any] | str | None,
+    *,
+    covering: bool = False,
+) -> None:
+    """Refuse ``manifest`` when its validity scope excludes ``context`` (None: the
+    ``HEPBUNDLE_CONTEXT`` of the environment; empty: nothing to check). ``covering`` (the
+    version was chosen as ``@valid`` by the catalogue's unsigned record): the verified
+    manifest's scope must also cover the context, not merely not exclude it."""
+    ctx = job_context(context)
     if not ctx:
         return
     scope = Scope.from_json(manifest.meta.get("validity"), where=f"{manifest.ref}: validity")
+    if covering and not scope.covers(ctx):
+        raise ValidityError(
+            f"{manifest.ref} was chosen as @valid for {ctx} by the catalogue, but its signed "
+            f"manifest's validity scope ({scope.describe()}) does not cover it",
+            hint="the catalogue's record of its scope differs from the bundle: do not use it",
+            ref=manifest.ref,
+        )
     excluded = scope.excluded_by(ctx)
     if excluded:
         asked = ",".join(f"{k}={ctx.values[k]}" for k in excluded)
@@ -388,7 +434,7 @@ def verify_ref(
         return _verify(bundle, integrity_only=True, files=files, progress=progress)
     chosen = _repository_policy(where.repo, policy, what)
     if where.catalog is not None:
-        _check_catalog(where.repo, where.catalog, where.record, where.ref.selector, chosen)
+        _check_catalog(where.repo, where.catalog, where.record, _signed_selector(where), chosen)
     return _verify(bundle, chosen, files=files, progress=progress)
 
 

@@ -20,6 +20,7 @@ from .._json import read_json
 from ..errors import FormatError, NotFoundError, SpecError
 from ..limits import MAX_CATALOG_BYTES
 from ..manifest import canonical_json
+from ..validity import Context, Scope
 from .layout import (
     NAMESPACE_FILE,
     REPOSITORY_FILE,
@@ -29,7 +30,7 @@ from .layout import (
     is_repository,
     namespaces,
 )
-from .refs import ALIAS_RE, NAME_RE, is_prerelease, is_version, version_key
+from .refs import ALIAS_RE, NAME_RE, VALID, is_prerelease, is_version, version_key
 
 if TYPE_CHECKING:
     from ..bundle import Bundle
@@ -73,6 +74,10 @@ class VersionRecord:
     yanked: str | None = None
     yanked_time: str | None = None
     yanked_by: str | None = None
+    #: the manifest's validity scope as recorded (bundle-spec/validity.md), for ``@valid`` and
+    #: ``find --valid-for`` without opening bundles; not signed: a choice made on it is
+    #: confirmed on the opened bundle's verified manifest (:mod:`hepbundle.resolver`)
+    validity: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def from_bundle(
@@ -93,6 +98,7 @@ class VersionRecord:
             tags=tuple(str(t) for t in meta.get("tags") or ()),
             datasets=tuple(_dataset_name(d) for d in meta.get("data") or ()),
             signers=signers,
+            validity=meta.get("validity") or None,
         )
 
     @property
@@ -119,6 +125,7 @@ class VersionRecord:
                 "time": self.yanked_time,
                 **({"actor": self.yanked_by} if self.yanked_by else {}),
             },
+            **({"validity": dict(self.validity)} if self.validity else {}),
         }
 
     @classmethod
@@ -140,6 +147,7 @@ class VersionRecord:
             yanked=None if yanked is None else yanked["reason"],
             yanked_time=None if yanked is None else yanked["time"],
             yanked_by=None if yanked is None else yanked.get("actor"),
+            validity=obj.get("validity") or None,
         )
 
 
@@ -177,6 +185,34 @@ class NameCatalog:
     def sorted_versions(self) -> list[VersionRecord]:
         """Versions in SemVer order, oldest first."""
         return sorted(self.versions.values(), key=lambda r: version_key(r.version))
+
+    def valid_for(self, context: Context) -> VersionRecord:
+        """``@valid``: the newest version, neither yanked nor a pre-release, whose recorded
+        validity scope covers ``context`` (bundle-spec/validity.md); :class:`NotFoundError`
+        listing the versions' scopes when none does. The recorded scope is not signed: the
+        resolver confirms the choice on the opened bundle's verified manifest."""
+        usable = [r for r in self.sorted_versions() if not r.yanked and not r.prerelease]
+        for r in reversed(usable):
+            try:
+                scope = Scope.from_json(r.validity, where=f"{self.name}@{r.version}: validity")
+            except FormatError:
+                continue  # an unreadable record is never the valid one
+            if scope.covers(context):
+                return r
+
+        def said(r: VersionRecord) -> str:
+            try:
+                return Scope.from_json(r.validity).describe(context.values)
+            except FormatError:
+                return "unreadable scope"
+
+        seen = [f"{r.version} ({said(r)})" for r in reversed(usable[-5:])]
+        raise NotFoundError(
+            f"no version of {self.name} is valid for {context}",
+            hint="released versions: "
+            + ("; ".join(seen) if seen else "none")
+            + " (bundle-spec/validity.md)",
+        )
 
     def latest(self) -> VersionRecord | None:
         """The highest version that is neither yanked nor a pre-release."""
@@ -268,10 +304,11 @@ class NameCatalog:
 
 def check_alias(alias: str) -> None:
     """:class:`SpecError` unless ``alias`` is a lowercase word (and not the implicit ``latest``)."""
-    if not ALIAS_RE.match(alias) or alias == "latest":
+    if not ALIAS_RE.match(alias) or alias in ("latest", VALID):
         raise SpecError(
             f"{alias!r} is not a valid alias",
-            hint="aliases are lowercase words like prod or validated; 'latest' is implicit",
+            hint="aliases are lowercase words like prod or validated; 'latest' is implicit, "
+            "'valid' picks by validity scope (bundle-spec/validity.md)",
         )
 
 

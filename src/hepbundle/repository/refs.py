@@ -16,6 +16,7 @@ from ..errors import NotFoundError
 __all__ = [
     "NAME_RE",
     "SEMVER_RE",
+    "VALID",
     "Ref",
     "is_prerelease",
     "is_version",
@@ -35,6 +36,8 @@ SEMVER_RE = re.compile(
 )
 #: alias names: lowercase words that can never be mistaken for a version
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
+#: the selector that picks by validity scope: ``ns/name@valid`` with a context (never an alias)
+VALID = "valid"
 
 _NUM_WIDTH = 20  # digits a numeric SemVer field is padded to in a sort key
 
