@@ -251,3 +251,32 @@ def test_from_mlflow_fills_the_training_record(tmp_path: Path) -> None:
     }
     with pytest.raises(SpecError, match=r":6: training.mlflow: cannot read run nope"):
         hepbundle.build(spec, tmp_path / "out2", from_mlflow="nope")
+
+
+def test_captured_lock_says_whose_environment_it_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`capture: pip` locks the interpreter running the build, which may not be the training's
+    (issue 14: a numpy-only training got TensorFlow in its lock): the build says so, naming the
+    interpreter; a training environment named by site_packages (or a lock) gets no caveat."""
+    (tmp_path / "m.onnx").write_bytes(b"onnx")
+    spec = tmp_path / "hepbundle.yaml"
+    base = "name: atlas/x\nversion: 1.0.0\nfiles: [{path: m.onnx}]\nenvironment:\n"
+    spec.write_text(base + "  capture: pip\n")
+    with caplog.at_level("WARNING", logger="hepbundle"):
+        b = hepbundle.build(spec, tmp_path / "out")
+    (caveat,) = [r.getMessage() for r in caplog.records if "environment lock" in r.getMessage()]
+    packages = b.manifest.meta["provenance"]["environment"]["lock"]["packages"]
+    assert caveat.startswith(
+        f"environment lock captured from the interpreter running the build ({sys.prefix}, "
+        f"{packages} packages), which may not be the training's"
+    )
+    assert "environment.site_packages" in caveat
+    site = tmp_path / "train-venv" / "site-packages"
+    site.mkdir(parents=True)
+    spec.write_text(base + f"  site_packages: {site}\n")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hepbundle"):
+        b = hepbundle.build(spec, tmp_path / "out2")
+    assert not [r for r in caplog.records if "environment lock" in r.getMessage()]
+    assert b.manifest.meta["provenance"]["environment"]["lock"]["source"] == f"captured: {site}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import json
+import logging
 import platform
 import re
 import shutil
@@ -36,6 +37,8 @@ __all__ = [
     "host_platform",
     "nvidia_gpus",
 ]
+
+log = logging.getLogger("hepbundle")
 
 #: where the lock (generated or given) is packed in the bundle
 LOCK_PATH = "provenance/environment.lock"
@@ -87,6 +90,14 @@ def capture_environment(
                 f"{where('site_packages')}environment.site_packages: {paths[0]} is not a directory"
             )
         lock, versions = freeze(paths)
+        if not site:
+            log.warning(
+                "environment lock captured from the interpreter running the build (%s, %d "
+                "packages), which may not be the training's: name the training environment "
+                "with environment.lock or environment.site_packages",
+                sys.prefix,
+                len(versions),
+            )
         record["lock"] = {"source": "captured" if not site else f"captured: {site}"}
         record["lock"]["format"] = "pip-freeze"
     record["lock"].update(path=LOCK_PATH, sha256=sha256_bytes(lock), packages=len(versions))
