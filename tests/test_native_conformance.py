@@ -234,6 +234,16 @@ def _dir_escape(root: Path) -> None:
     (root / "model").symlink_to(root.parent / "model-outside")
 
 
+def _too_many_entries(root: Path) -> None:
+    """One entry over the manifest entry limit (bundle-spec § Limits), well under its byte limit."""
+    from hepbundle.limits import MAX_MANIFEST_FILES
+
+    doc = json.loads((root / "hepbundle.json").read_text())
+    entry = doc["files"][0]
+    doc["files"] = [{**entry, "path": f"model/f{i}.bin"} for i in range(MAX_MANIFEST_FILES + 1)]
+    (root / "hepbundle.json").write_text(json.dumps(doc))
+
+
 def _corrupt_signature(root: Path) -> None:
     import base64
 
@@ -402,6 +412,7 @@ CASES: dict[str, Callable[[World], Case]] = {
     "symlinked-dir-escape-lazy": _tamper(_dir_escape, file="model/weights.bin"),
     "unknown-file": lambda w: Case(str(w.bundle), w.policy, file="model/model.onx"),
     "fifo-extra": _tamper(lambda r: os.mkfifo(r / "model" / "pipe")),
+    "too-many-entries-no-policy": lambda w: (_too_many_entries(w.bundle), Case(str(w.bundle)))[1],
     # signatures
     "edited-manifest": _tamper(_edit_manifest),
     "malformed-signature": lambda w: _with(

@@ -110,8 +110,8 @@ struct Manifest {
 std::optional<IOSignature> readIOSignature(const json& io, const std::string& source);
 Manifest parseManifest(const std::string& bytes, const std::string& source);
 // the limits of src/hepbundle/limits.py (bundle-spec/README.md § Limits)
-constexpr std::size_t kMaxManifestBytes = 64u << 20;
-constexpr std::size_t kMaxManifestFiles = 200000;
+constexpr std::size_t kMaxManifestBytes = 32u << 20;  // hepbundle/limits.py, bundle-spec § Limits
+constexpr std::size_t kMaxManifestFiles = 100000;
 constexpr std::size_t kMaxSignatureBytes = 4u << 20;
 constexpr std::size_t kMaxCatalogBytes = 32u << 20;
 constexpr std::size_t kMaxJsonBytes = 64u << 20;

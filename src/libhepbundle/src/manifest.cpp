@@ -84,6 +84,9 @@ void checkTop(const json& obj, const std::string& source) {
 
 void checkFiles(const json& files, const std::string& alg, const std::string& source) {
   if (!files.is_array()) throw FormatError(source + ": files: must be a list");
+  if (files.size() > kMaxManifestFiles)  // before any entry is examined
+    throw FormatError(source + ": " + thousands(files.size()) + " file entries, over the limit of " + thousands(kMaxManifestFiles),
+                      "see bundle-spec/README.md § Limits");
   const std::set<std::string> allowed = {"path", "size", alg, "role", "legacyPath"};
   for (std::size_t i = 0; i < files.size(); ++i) {
     const std::string where = source + ": files[" + std::to_string(i) + "]";

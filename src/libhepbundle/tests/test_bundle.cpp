@@ -214,7 +214,7 @@ TEST_F(Golden, HugeManifestIsRefusedWithoutReadingIt) {
   }
   fs::resize_file(bundle / "hepbundle.json", 300ull << 20);  // sparse: costs no disk
   const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_NE(expectThrow<FormatError>([&] { open(bundle.string(), opts()); }).find("is 314,572,800 bytes, over the limit of 67,108,864"), std::string::npos);
+  EXPECT_NE(expectThrow<FormatError>([&] { open(bundle.string(), opts()); }).find("is 314,572,800 bytes, over the limit of 33,554,432"), std::string::npos);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
 }
 
