@@ -16,6 +16,7 @@ Example::
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 from ._base import __version__
+from ._base import lazy_exports as _lazy_exports
 from .bundle import Bundle
 from .errors import (
     BatchError,
@@ -136,13 +137,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module 'hepbundle' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, __all__)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -118,3 +118,22 @@ def fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def lazy_exports(
+    package: str, table: Mapping[str, str], exported: list[str]
+) -> tuple[Callable[[str], object], Callable[[], list[str]]]:
+    """A package's ``__getattr__`` and ``__dir__`` (PEP 562) that import each name of ``table``
+    (name -> submodule) on first use, so importing the package loads none of them."""
+    import importlib
+
+    def getattr_(name: str) -> object:
+        if name in table:
+            return getattr(importlib.import_module(f".{table[name]}", package), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def dir_() -> list[str]:
+        module = importlib.import_module(package)
+        return sorted({*vars(module), *exported})
+
+    return getattr_, dir_

@@ -25,6 +25,8 @@ import sys
 import types
 from typing import TYPE_CHECKING
 
+from .._base import lazy_exports as _lazy_exports
+
 if TYPE_CHECKING:
     from ._publishers import make_publisher
     from .catalog import AliasEvent, NameCatalog, VersionRecord, list_names, read_name_catalog
@@ -143,16 +145,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy_exports(__name__, _LAZY, __all__)
 
 
 class _Package(types.ModuleType):
