@@ -448,13 +448,11 @@ def test_node_cache_recognises_the_stratum0_layout(
     assert cache._cvmfs_key(str(standin.root / "f.bin")) is None
 
 
-@pytest.mark.cvmfs
-def test_ingest_publishes_the_tarball_backend_output_in_one_step(
-    standin: Standin, tmp_path: Path, ec_key: tuple[Path, Path], policy: TrustPolicy
-) -> None:
-    """[ingest]: the tarball backend's files through ``cvmfs_server ingest``, as an operator would."""
+def _ingest_tarballs(standin: Standin, tmp_path: Path, key: Path, policy: TrustPolicy) -> None:
+    """Publish atlas/tauid 1.0.0 (alias prod) with the tarball backend into tmp_path/out and run
+    the ``cvmfs_server`` commands it prints against the stand-in, as an operator would."""
     res = publish(
-        _signed(tmp_path, ec_key[0], "1.0.0").root,
+        _signed(tmp_path, key, "1.0.0").root,
         standin.root,
         backend="tarball",
         policy=policy,
@@ -465,6 +463,14 @@ def test_ingest_publishes_the_tarball_backend_output_in_one_step(
         argv = [*command.split()[1:-1], REPO]
         argv = [str(tmp_path / "out" / a) if a.endswith(".tar") else a for a in argv]
         standin.run(*argv)
+
+
+@pytest.mark.cvmfs
+def test_ingest_publishes_the_tarball_backend_output_in_one_step(
+    standin: Standin, tmp_path: Path, ec_key: tuple[Path, Path], policy: TrustPolicy
+) -> None:
+    """[ingest]: the tarball backend's files through ``cvmfs_server ingest``, as an operator would."""
+    _ingest_tarballs(standin, tmp_path, ec_key[0], policy)
     assert check_invariants(standin.root) == {"atlas/tauid": {"1.0.0"}}
     tags = standin.run("tag", "-l", REPO).stdout
     assert re.search(r"generic-\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", tags)
@@ -487,18 +493,7 @@ def test_tarball_first_publish_carries_the_trust_root(
     from hepbundle.repository.trust import TRUST_LOG_FILE, TRUST_ROOT_FILE, read_trust_root
 
     assert not (standin.root / TRUST_ROOT_FILE).exists()
-    res = publish(
-        _signed(tmp_path, ec_key[0], "1.0.0").root,
-        standin.root,
-        backend="tarball",
-        policy=policy,
-        out=tmp_path / "out",
-        alias="prod",
-    )
-    for command in res.commands:
-        argv = [*command.split()[1:-1], REPO]
-        argv = [str(tmp_path / "out" / a) if a.endswith(".tar") else a for a in argv]
-        standin.run(*argv)
+    _ingest_tarballs(standin, tmp_path, ec_key[0], policy)
     got = read_trust_root(standin.root)
     assert got is not None and (standin.root / TRUST_LOG_FILE).is_file()
     assert "tarball" in (standin.root / TRUST_LOG_FILE).read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -179,18 +180,13 @@ IOVS = {
 }
 
 
-@pytest.fixture
-def scoped_repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
-    """atlas/tauid 1.0.0, 1.1.0, 1.2.0 with consecutive run IOVs, signed, on HEPBUNDLE_PATH."""
-    from hepbundle.repository import publish
+def _signed_iov_versions(
+    tmp_path: Path, key: Path, more_validity: str = ""
+) -> Iterator[tuple[str, hepbundle.Bundle]]:
+    """Build and sign atlas/tauid at each version of IOVS, its run range in its validity scope
+    (plus ``more_validity``, YAML lines under ``validity:``); yields (version, bundle)."""
     from hepbundle.signing import KeySigner, sign
 
-    root = tmp_path / "repo"
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(
-        f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {ec_key[1]}\n"
-    )
-    monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
     for v, runs in IOVS.items():
         d = tmp_path / f"src-{v}"
         (d / "model").mkdir(parents=True)
@@ -198,10 +194,25 @@ def scoped_repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.M
         write_spec(
             d,
             f"name: atlas/tauid\nversion: {v}\nfiles: [{{path: model/model.onnx, role: model}}]\n"
-            f"validity:\n  runs: [{runs}]\n  releases: ['CMSSW_15_0_*']\n",
+            f"validity:\n  runs: [{runs}]\n{more_validity}",
         )
         b = hepbundle.build(d, tmp_path / "dist" / v)
-        sign(b.root, KeySigner(ec_key[0]))
+        sign(b.root, KeySigner(key))
+        yield v, b
+
+
+@pytest.fixture
+def scoped_repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """atlas/tauid 1.0.0, 1.1.0, 1.2.0 with consecutive run IOVs, signed, on HEPBUNDLE_PATH."""
+    from hepbundle.repository import publish
+
+    root = tmp_path / "repo"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {ec_key[1]}\n"
+    )
+    monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
+    for v, b in _signed_iov_versions(tmp_path, ec_key[0], "  releases: ['CMSSW_15_0_*']\n"):
         publish(b.root, root, alias="prod" if v == "1.1.0" else None)
     monkeypatch.setenv("HEPBUNDLE_PATH", str(root))
     return root
@@ -315,21 +326,11 @@ def test_at_valid_under_a_signed_catalogue_checks_the_chosen_versions_statements
     checked against the signed publish and yank statements of that version, as a pin is."""
     from hepbundle.policy import TrustPolicy
     from hepbundle.repository import init_repository, publish
-    from hepbundle.signing import KeySigner, sign
+    from hepbundle.signing import KeySigner
 
     root = tmp_path / "repo"
     init_repository(root, TrustPolicy.from_flags(keys=[ec_key[1]]))  # type: ignore[arg-type]
-    for v, runs in IOVS.items():
-        d = tmp_path / f"src-{v}"
-        (d / "model").mkdir(parents=True)
-        (d / "model" / "model.onnx").write_bytes(v.encode() * 100)
-        write_spec(
-            d,
-            f"name: atlas/tauid\nversion: {v}\nfiles: [{{path: model/model.onnx, role: model}}]\n"
-            f"validity:\n  runs: [{runs}]\n",
-        )
-        b = hepbundle.build(d, tmp_path / "dist" / v)
-        sign(b.root, KeySigner(ec_key[0]))
+    for _, b in _signed_iov_versions(tmp_path, ec_key[0]):
         publish(b.root, root, statement_signer=KeySigner(ec_key[0]))
     monkeypatch.setenv("HEPBUNDLE_PATH", str(root))
     assert hepbundle.resolve("atlas/tauid@valid", context="run=250").version == "1.1.0"
