@@ -147,22 +147,26 @@ def test_statement_mixing_algorithms_refused(
     """A statement whose resources name another algorithm than its hash_type is malformed (upstream
     would fail on it too); one in an unknown algorithm is refused by name."""
     from hepbundle import signing
+    from hepbundle._signers.statement import Payload
 
     policy = TrustPolicy.from_flags(keys=[ec_key[1]])
     digests = {f.path: f.digest for f in signed.manifest.files}
     digests["hepbundle.json"] = signed.manifest_digest_as()
     extra = {"signedAt": "2020-01-01T00:00:00Z", "role": "primary", "name": signed.ref}
-    payload = signing._payload(signed.ref, digests, ["hepbundle.sig"], extra, "blake3")
-    stmt = payload.statement.pb
-    stmt.predicate["resources"][0]["algorithm"] = "sha256"
-    (signed.root / "hepbundle.sig").write_text(KeySigner(ec_key[0]).sign_payload(payload))
+    stmt = signing._payload(signed.ref, digests, ["hepbundle.sig"], extra, "blake3").document
+
+    def signed_file() -> str:
+        return KeySigner(ec_key[0]).sign_payload(Payload(json.dumps(stmt, indent=2).encode()))
+
+    stmt["predicate"]["resources"][0]["algorithm"] = "sha256"
+    (signed.root / "hepbundle.sig").write_text(signed_file())
     with pytest.raises(SignatureError, match="malformed signature file.*'blake3'"):
         hepbundle.open(signed.root, policy=policy)
-    stmt.predicate["resources"][0]["algorithm"] = "blake3"
-    stmt.predicate["serialization"]["hash_type"] = "blake2"
-    for r in stmt.predicate["resources"]:
+    stmt["predicate"]["resources"][0]["algorithm"] = "blake3"
+    stmt["predicate"]["serialization"]["hash_type"] = "blake2"
+    for r in stmt["predicate"]["resources"]:
         r["algorithm"] = "blake2"
-    (signed.root / "hepbundle.sig").write_text(KeySigner(ec_key[0]).sign_payload(payload))
+    (signed.root / "hepbundle.sig").write_text(signed_file())
     with pytest.raises(SignatureError, match="unsupported digest algorithm 'blake2'"):
         hepbundle.open(signed.root, policy=policy)
 

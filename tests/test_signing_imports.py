@@ -289,3 +289,174 @@ def test_chain_rules_match_openssl(built: hepbundle.Bundle, tmp_path: Path, case
     else:
         with pytest.raises(PolicyError, match="untrusted CA: .* does not chain to a trusted CA"):
             hepbundle.open(built.root, policy=policy)
+
+
+# --- the json-only statement writer agrees with upstream's -------------------------------------
+
+#: digest sets whose statements are compared: upstream orders resources by path components
+#: (``a/b`` before ``a-b/c``, whose text sorts first), names are kept as UTF-8
+_DIGEST_SETS = {
+    "component-order": {"a-b/c": "11" * 32, "a/b": "22" * 32, "a.b": "33" * 32, "A": "44" * 32},
+    "non-ascii": {"mod\u00e8le/poids.bin": "55" * 32, "hepbundle.json": "66" * 32},
+    "one-file": {"hepbundle.json": "77" * 32},
+}
+
+
+def _upstream_payload(
+    name: str, digests: dict[str, str], ignore: list[str], extra: dict[str, Any], alg: str
+) -> Any:
+    """The payload model_signing builds for the same statement (what hepbundle used before)."""
+    from pathlib import PurePosixPath
+
+    from model_signing import manifest as oms_manifest
+    from model_signing._hashing import hashing as oms_hashing
+    from model_signing._signing import signing as oms
+
+    serialization = oms_manifest._FileSerialization(
+        alg, allow_symlinks=False, ignore_paths=[Path(p) for p in ignore]
+    )
+    items = [
+        oms_manifest.FileManifestItem(
+            path=PurePosixPath(p), digest=oms_hashing.Digest(alg, bytes.fromhex(h))
+        )
+        for p, h in digests.items()
+    ]
+    payload = oms.Payload(oms_manifest.Manifest(name, items, serialization))
+    payload.statement.pb.predicate["hepbundle"] = extra
+    return payload
+
+
+@pytest.mark.parametrize("alg", ["sha256", "blake3"])
+@pytest.mark.parametrize("case", sorted(_DIGEST_SETS))
+def test_statement_writer_agrees_with_upstream(case: str, alg: str) -> None:
+    """The statement written with json alone is upstream's: the same JSON document (members,
+    values, resource order, subject digest) and the same protobuf Statement once parsed; only
+    the order of a protobuf Struct's keys, which upstream leaves to its map, may differ."""
+    from google.protobuf import json_format
+
+    from hepbundle._signers.statement import oms_payload
+
+    digests = _DIGEST_SETS[case]
+    ignore = [".cvmfscatalog", "hepbundle.sig"] if case != "one-file" else []
+    extra = {"signedAt": "2026-12-02T12:00:00Z", "role": "primary", "name": "atlas/x@1.0.0"}
+    ours = oms_payload("atlas/x@1.0.0", digests, ignore, extra, alg, extra_key="hepbundle")
+    theirs = _upstream_payload("atlas/x@1.0.0", digests, ignore, extra, alg)
+    theirs_raw = json_format.MessageToJson(theirs.statement.pb).encode("utf-8")
+    assert json.loads(ours.raw) == json.loads(theirs_raw)
+    assert ours.statement.pb == theirs.statement.pb
+    names = [r["name"] for r in json.loads(ours.raw)["predicate"]["resources"]]
+    if case == "component-order":
+        assert names == ["A", "a/b", "a-b/c", "a.b"]  # not the text order (a-b/c first)
+    assert signed_digests(json.loads(ours.raw)) == {k: v for k, v in digests.items()}
+
+
+def _strip(doc: dict[str, Any]) -> dict[str, Any]:
+    """A signature document without its payload and signature bytes (ECDSA is randomised)."""
+    out = json.loads(json.dumps(doc))
+    out["dsseEnvelope"]["payload"] = "P"
+    out["dsseEnvelope"]["signatures"][0]["sig"] = "S"
+    return out
+
+
+def _same_layout(ours: str, theirs: str) -> None:
+    """Byte agreement of the signature files' envelopes: upstream's text with our payload and
+    signature put in is our text, byte for byte."""
+    a, b = json.loads(ours), json.loads(theirs)
+    assert _strip(a) == _strip(b)
+    env_a, env_b = a["dsseEnvelope"], b["dsseEnvelope"]
+    swapped = theirs.replace(env_b["payload"], env_a["payload"]).replace(
+        env_b["signatures"][0]["sig"], env_a["signatures"][0]["sig"]
+    )
+    assert swapped == ours
+
+
+def test_key_signature_file_is_upstreams(ec_key: tuple[Path, Path]) -> None:
+    """KeySigner writes the file model_signing's EC key signer writes for the same statement."""
+    from model_signing._signing import sign_ec_key
+
+    from hepbundle._signers.statement import oms_payload
+
+    digests = _DIGEST_SETS["component-order"]
+    extra = {"signedAt": "2026-12-02T12:00:00Z", "role": "primary", "name": "atlas/x@1.0.0"}
+    ours = oms_payload("atlas/x@1.0.0", digests, [], extra, "blake3", extra_key="hepbundle")
+    text = signing.KeySigner(ec_key[0]).sign_payload(ours)
+    upstream = sign_ec_key.Signer(ec_key[0]).sign(ours.upstream()).bundle.to_json()
+    _same_layout(text, upstream)
+    # and upstream's verifier accepts our signature over our payload bytes
+    verifier = sign_ec_key.Verifier(ec_key[1])
+    from sigstore_models.bundle.v1 import Bundle as PbBundle
+
+    kind, raw = verifier._verify_bundle(PbBundle.from_json(text))
+    assert kind == "application/vnd.in-toto+json" and raw == ours.raw
+
+
+def test_x509_signature_file_is_upstreams(tmp_path: Path) -> None:
+    """The X.509 signer's own path (RSA, a key password, no chain) writes the layout of
+    model_signing's certificate signer (which hepbundle uses for EC with a chain)."""
+    from model_signing._signing import sign_certificate
+
+    from hepbundle._signers.statement import oms_payload
+
+    root_ca = pki.make_ca()
+    inter = pki.make_ca("Test Intermediate", issuer=root_ca)
+    cert, key = pki.make_cert(inter).write(tmp_path, "user")
+    chain = pki.write_pem(tmp_path / "chain.pem", inter.cert)
+    extra = {"signedAt": "2026-12-02T12:00:00Z", "role": "primary", "name": "atlas/x@1.0.0"}
+    payload = oms_payload("atlas/x@1.0.0", {"a": "88" * 32}, [], extra, "sha256", extra_key="h")
+    ours = signing.X509Signer(cert, key, (chain,))._sign_own(payload)
+    theirs = sign_certificate.Signer(key, cert, [chain]).sign(payload.upstream()).bundle.to_json()
+    _same_layout(ours, theirs)
+
+
+@pytest.mark.parametrize("alg", ["sha256", "blake3"])
+def test_upstream_api_verifies_what_the_writer_signs(
+    tmp_path: Path, ec_key: tuple[Path, Path], alg: str
+) -> None:
+    """model_signing's own verifier (it rehashes the directory) accepts a bundle signed by the
+    json-only writer, with file names whose component order differs from their text order."""
+    from model_signing import hashing, verifying
+
+    src = tmp_path / "src"
+    for rel in ("model/a-b/c.bin", "model/a/b.bin", "model/a.b", "model/\u00e8.bin"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(rel.encode() * 100)
+    (src / "hepbundle.yaml").write_text(
+        "name: atlas/order\nversion: 1.0.0\nsummary: s\nauthors: [A <a@b.c>]\n"
+        "files:\n  - path: model\n    role: weights\n"
+    )
+    b = hepbundle.build(src, tmp_path / "b", algorithm=alg)
+    signing.sign(b, signing.KeySigner(ec_key[0]))
+    (b.root / ".cvmfscatalog").touch()
+    verifying.Config().use_elliptic_key_verifier(public_key=ec_key[1]).set_hashing_config(
+        hashing.Config().use_file_serialization(
+            hashing_algorithm=alg,  # type: ignore[arg-type]
+            ignore_paths=[b.root / ".cvmfscatalog", b.root / "hepbundle.sig"],
+        )
+    ).verify(b.root, b.root / "hepbundle.sig")
+    (b.root / "model" / "a" / "b.bin").write_bytes(b"evil")
+    with pytest.raises(ValueError, match="Hash mismatch"):
+        verifying.Config().use_elliptic_key_verifier(public_key=ec_key[1]).verify(
+            b.root, b.root / "hepbundle.sig"
+        )
+
+
+def test_key_signing_imports_no_signing_stack(
+    built: hepbundle.Bundle, ec_key: tuple[Path, Path]
+) -> None:
+    """Signing with a key writes the statement and the signature file with json and
+    cryptography alone: no model_signing, sigstore, sigstore-models or protobuf import."""
+    code = (
+        "import json, sys\n"
+        "from hepbundle import signing\n"
+        "signing.sign(sys.argv[1], signing.KeySigner(sys.argv[2]))\n"
+        "print(json.dumps([m for m in json.loads(sys.argv[3]) if m in sys.modules]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(built.root), str(ec_key[0]), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert json.loads(out.stdout) == []
+    assert hepbundle.open(built.root, policy=TrustPolicy.from_flags(keys=[ec_key[1]])).signature

@@ -17,30 +17,21 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from google.protobuf import json_format  # type: ignore[import-untyped]
 from in_toto_attestation.v1 import statement_pb2
 
 from ._base import write_atomic
 from ._signers import parse_signature
+from ._signers.statement import Payload
 from .errors import SignatureError, SigningError
 from .policy import Candidate, SignerInfo, TrustPolicy, policy_from_env
 from .provenance import slsa
 from .resolver import read_ref
 from .signing import PRIMARY_ROLE, Signer
 
-if TYPE_CHECKING:
-    from model_signing._signing import signing as _oms
-
 __all__ = ["VerifiedAttestation", "sign_provenance", "verify_provenance"]
-
-
-@dataclass(frozen=True)
-class _StatementPayload:
-    """What the signers read of an OMS payload: ``statement.pb`` (the in-toto Statement proto)."""
-
-    statement: Any
 
 
 @dataclass(frozen=True)
@@ -73,9 +64,8 @@ def sign_provenance(
     if target.exists():
         raise SigningError(f"{target} already exists", hint="choose another -o/--out")
     proto = json_format.ParseDict(slsa.statement(manifest, digest), statement_pb2.Statement())
-    payload = _StatementPayload(type("Statement", (), {"pb": proto})())
-    # the signers only read payload.statement.pb, which is all a DSSE signature needs
-    text = signer.sign_payload(cast("_oms.Payload", payload))
+    # the statement as protobuf's JSON writes it (the layout attestations always had)
+    text = signer.sign_payload(Payload(json_format.MessageToJson(proto).encode("utf-8")))
     write_atomic(target, text.encode("utf-8"))
     return target
 

@@ -29,7 +29,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._base import TIME_FORMAT, utc_timestamp, write_atomic
@@ -47,6 +47,7 @@ from ._signers.keys import (
     key_id,
     load_public_key,
 )
+from ._signers.statement import Payload, oms_payload
 from .bundle import Bundle
 from .cache import default_cache
 from .config import settings
@@ -58,8 +59,6 @@ from .paths import check_relpath, is_reserved
 from .policy import Candidate, Node, SignerInfo, TrustPolicy, no_policy_error, policy_from_env
 
 if TYPE_CHECKING:
-    from model_signing._signing import signing as _oms
-
     from ._signers import ParsedSignature
     from ._signers.certificate import X509Signer
     from ._signers.sigstore import SigstoreSigner
@@ -153,30 +152,14 @@ def _payload(
     ignore: Sequence[str],
     extra: dict[str, Any],
     alg: str = "sha256",
-) -> _oms.Payload:
+) -> Payload:
     """The OMS v1.0 in-toto statement over ``digests`` (path → hex digest in ``alg``): the
     serialization's ``hash_type`` and every resource's ``algorithm`` name ``alg``, which is what
-    upstream ``model_signing`` recomputes with when it verifies."""
-    # model_signing builds the statement (~0.4 s to import): only signing pays for it
-    from model_signing import manifest as _oms_manifest
-    from model_signing._hashing import hashing as _oms_hashing
-    from model_signing._signing import signing as _oms
-
-    alg = algorithm(alg).name
-    serialization = _oms_manifest._FileSerialization(
-        alg, allow_symlinks=False, ignore_paths=[Path(p) for p in ignore]
-    )
-    items = [
-        _oms_manifest.FileManifestItem(
-            path=PurePosixPath(p), digest=_oms_hashing.Digest(alg, bytes.fromhex(h))
-        )
-        for p, h in sorted(digests.items())
-    ]
-    payload = _oms.Payload(_oms_manifest.Manifest(name, items, serialization))
-    # extra predicate fields are allowed by OMS v1.0 ("verifiers ignore other fields"); the
-    # signing time lives here so an X.509 verifier can hold it against the certificate validity
-    payload.statement.pb.predicate[_PREDICATE_KEY] = extra
-    return payload
+    upstream ``model_signing`` recomputes with when it verifies. Written with json alone
+    (:mod:`._signers.statement`): signing does not import model_signing for it. Extra predicate
+    fields are allowed by OMS v1.0 ("verifiers ignore other fields"); the signing time lives
+    there so an X.509 verifier can hold it against the certificate validity."""
+    return oms_payload(name, digests, ignore, extra, algorithm(alg).name, extra_key=_PREDICATE_KEY)
 
 
 def _write_signature(

@@ -30,7 +30,8 @@ from ..errors import SignatureError
 
 if TYPE_CHECKING:
     from cryptography import x509
-    from model_signing._signing import signing as _oms
+
+    from .statement import Payload
 
 __all__ = [
     "IN_TOTO_PAYLOAD_TYPE",
@@ -61,11 +62,12 @@ def pae(payload: bytes) -> bytes:
 
 
 class Signer(Protocol):
-    """Something that turns an OMS payload into signature-file text (a sigstore bundle JSON)."""
+    """Something that turns an OMS payload (:class:`.statement.Payload`: the in-toto statement
+    to sign) into signature-file text (a sigstore bundle JSON)."""
 
     kind: SignatureKind
 
-    def sign_payload(self, payload: _oms.Payload) -> str: ...
+    def sign_payload(self, payload: Payload) -> str: ...
 
     def describe(self) -> str:
         """Who will sign, for messages (``key sha256:…``, a DN, ``sigstore (ambient OIDC)``)."""

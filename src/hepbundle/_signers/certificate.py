@@ -23,11 +23,11 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ObjectIdentifier
 
 from ..errors import PolicyError, SignatureError, SigningError, SpecError
-from . import IN_TOTO_PAYLOAD_TYPE, ParsedSignature, SignatureKind, pae
+from . import ParsedSignature, SignatureKind, pae
 from .keys import check_key, ec_hash, load_private_key, verify_signature_bytes
 
 if TYPE_CHECKING:
-    from model_signing._signing import signing as _oms
+    from .statement import Payload
 
 __all__ = ["CaStore", "X509Signer", "dn_matches", "dn_string", "verify_x509"]
 
@@ -112,7 +112,7 @@ class X509Signer:
     def describe(self) -> str:
         return f"x509 {dn_string(self.certificate.subject)}"
 
-    def sign_payload(self, payload: _oms.Payload) -> str:
+    def sign_payload(self, payload: Payload) -> str:
         # model_signing's certificate signer takes neither a key password nor an empty chain
         # (it parses b"" as PEM and fails); those cases, and RSA, use our identical layout
         if (
@@ -124,43 +124,24 @@ class X509Signer:
             from model_signing._signing import sign_sigstore_pb as _oms_pb
 
             signer = _oms_cert.Signer(self.key_path, self.cert_path, self.chain_paths)
-            sig = signer.sign(payload)
+            sig = signer.sign(payload.upstream())
             assert isinstance(sig, _oms_pb.Signature)
             text: str = sig.bundle.to_json()
             return text
         return self._sign_own(payload)
 
-    def _sign_own(self, payload: _oms.Payload) -> str:
-        from google.protobuf import json_format  # type: ignore[import-untyped]
-        from sigstore_models import intoto as intoto_pb
-        from sigstore_models.bundle import v1 as bundle_pb
-        from sigstore_models.common import v1 as common_pb
+    def _sign_own(self, payload: Payload) -> str:
+        from .statement import bundle_json
 
-        raw = json_format.MessageToJson(payload.statement.pb).encode("utf-8")
         if isinstance(self._key, rsa.RSAPrivateKey):
-            sig = self._key.sign(pae(raw), padding.PKCS1v15(), hashes.SHA256())
+            sig = self._key.sign(pae(payload.raw), padding.PKCS1v15(), hashes.SHA256())
         else:
-            sig = self._key.sign(pae(raw), ec.ECDSA(ec_hash(self._key.public_key())))
+            sig = self._key.sign(pae(payload.raw), ec.ECDSA(ec_hash(self._key.public_key())))
         der = [
-            common_pb.X509Certificate(
-                raw_bytes=base64.b64encode(c.public_bytes(serialization.Encoding.DER))
-            )
+            {"rawBytes": base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()}
             for c in (self.certificate, *self.chain)
         ]
-        bundle = bundle_pb.Bundle(
-            media_type="application/vnd.dev.sigstore.bundle.v0.3+json",  # = model_signing's
-            verification_material=bundle_pb.VerificationMaterial(
-                x509_certificate_chain=common_pb.X509CertificateChain(certificates=der),
-                tlog_entries=[],
-            ),
-            dsse_envelope=intoto_pb.Envelope(
-                payload=base64.b64encode(raw),
-                payload_type=IN_TOTO_PAYLOAD_TYPE,
-                signatures=[intoto_pb.Signature(sig=base64.b64encode(sig), keyid="")],
-            ),
-        )
-        text: str = bundle.to_json()
-        return text
+        return bundle_json(payload, sig, {"x509CertificateChain": {"certificates": der}})
 
 
 @dataclass

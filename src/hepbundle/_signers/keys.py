@@ -1,6 +1,8 @@
-"""EC key pairs: load and check keys, sign through model_signing, verify a key signature.
+"""EC key pairs: load and check keys, sign, verify a key signature.
 
-Verification uses cryptography alone; model_signing is imported only by :class:`KeySigner`."""
+Signing and verification use cryptography alone: :class:`KeySigner` writes the signature file
+model_signing's EC key signer writes (:mod:`.statement`), and ``model_signing verify key``
+accepts it."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from ..errors import SignatureError, SigningError, SpecError
 from . import SignatureKind, pae
 
 if TYPE_CHECKING:
-    from model_signing._signing import signing as _oms
+    from .statement import Payload
 
 __all__ = [
     "SUPPORTED_CURVES",
@@ -213,7 +215,8 @@ def verify_signature_bytes(
 
 
 class KeySigner:
-    """Sign with an EC private key (P-256/384/521), through model_signing's key signer, so that
+    """Sign with an EC private key (P-256/384/521) as model_signing's key signer does (ECDSA
+    with the curve's hash over the DSSE PAE, the key's SHA-256 hint), so that
     ``model_signing verify key`` accepts the result."""
 
     kind: SignatureKind = "key"
@@ -222,18 +225,16 @@ class KeySigner:
         self.path = Path(private_key)
         key = load_private_key(self.path, password)
         check_key(key, str(self.path))
-        self._password = password
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        self._key = key
         self.public_key = key.public_key()
 
     def describe(self) -> str:
         return f"key {key_id(self.public_key)}"
 
-    def sign_payload(self, payload: _oms.Payload) -> str:
-        from model_signing._signing import sign_ec_key as _oms_key
-        from model_signing._signing import sign_sigstore_pb as _oms_pb
+    def sign_payload(self, payload: Payload) -> str:
+        from .statement import bundle_json
 
-        signer = _oms_key.Signer(self.path, self._password)
-        sig = signer.sign(payload)
-        assert isinstance(sig, _oms_pb.Signature)
-        text: str = sig.bundle.to_json()
-        return text
+        sig = self._key.sign(pae(payload.raw), ec.ECDSA(ec_hash(self.public_key)))
+        hint = key_id(self.public_key).removeprefix("sha256:")
+        return bundle_json(payload, sig, {"publicKey": {"hint": hint}})

@@ -20,7 +20,7 @@ from ..errors import PolicyError, SignatureError, SigningError, SpecError
 from . import ParsedSignature, SignatureKind
 
 if TYPE_CHECKING:
-    from model_signing._signing import signing as _oms
+    from .statement import Payload
 
 __all__ = ["SigstoreSigner", "load_trusted_root", "signer_identity", "verify_sigstore"]
 
@@ -50,7 +50,7 @@ class SigstoreSigner:
     def describe(self) -> str:
         return "sigstore " + ("(explicit token)" if self.identity_token else "(ambient OIDC)")
 
-    def sign_payload(self, payload: _oms.Payload) -> str:
+    def sign_payload(self, payload: Payload) -> str:
         from model_signing._signing import sign_sigstore as _oms_sigstore
         from sigstore.errors import Error as SigstoreError
 
@@ -65,7 +65,7 @@ class SigstoreSigner:
                 use_staging=self.staging,
                 trust_config=self.trust_config,
             )
-            text: str = signer.sign(payload).bundle.to_json()
+            text: str = signer.sign(payload.upstream()).bundle.to_json()
         except (SigstoreError, OSError, ValueError) as e:
             raise _signing_failure(e) from None
         finally:
