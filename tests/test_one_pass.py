@@ -186,3 +186,27 @@ def test_tarball_backend_verifies_first(
             policy=TrustPolicy.from_flags(keys=[ec_key[1]]),
         )
     assert reads.hashed > 0 and not list((tmp_path / "tar").glob("*.tar*"))
+
+
+def test_build_with_a_key_signs_in_the_same_process_reading_each_byte_once(
+    model_dir: Path, tmp_path: Path, ec_key: tuple[Path, Path], reads: Reads
+) -> None:
+    """`hepbundle build --key` = build + sign of the Bundle the build returned: the payload is
+    copied (and hashed) once, signing reads none of it, and the result verifies under the key;
+    a key that cannot sign is refused before anything is built."""
+    from click.testing import CliRunner
+
+    from hepbundle.cli import main
+
+    out = tmp_path / "b"
+    r = CliRunner().invoke(main, ["build", str(model_dir), "-o", str(out), "--key", str(ec_key[0])])
+    assert r.exit_code == 0, r.output
+    assert "signed atlas/tauid@1.2.0 as primary by key sha256:" in r.output
+    b = hepbundle.open(out, policy=TrustPolicy.from_flags(keys=[ec_key[1]]))
+    assert [s.kind for s in b.signature] == ["key"]
+    assert (reads.copied, reads.hashed) == (_payload(b), 0)
+    r = CliRunner().invoke(
+        main, ["build", str(model_dir), "-o", str(tmp_path / "c"), "--key", str(ec_key[1])]
+    )
+    assert r.exit_code != 0 and "is a public key, not a private key" in r.output
+    assert not (tmp_path / "c").exists()

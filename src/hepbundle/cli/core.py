@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,8 +15,11 @@ from ..digest import ALGORITHMS, DEFAULT_ALGORITHM
 from ..errors import BuildError
 from ..spec import SPEC_FILENAME, load_spec
 from ._common import emit_json, json_option, progress
-from ._options import DIRECTORY, ref_options
+from ._options import DIRECTORY, ref_options, signer_options
 from .render import catalog_lines, catalog_summary, render_bundle
+
+if TYPE_CHECKING:
+    from .._signers import Signer
 
 __all__ = ["COMMANDS"]
 
@@ -117,6 +120,7 @@ def init(
     "on CPUs without SHA extensions; sha256 is what the model_signing 1.1.1 command line and "
     "SHA-256-only tools can check (docs/signing.md).",
 )
+@signer_options(trust_config=True)
 @json_option
 def build(
     spec: Path,
@@ -131,13 +135,16 @@ def build(
     profile_features: str | None,
     profile_outputs: Path | None,
     digest_algorithm: str,
+    signer: Signer | None,
     as_json: bool,
 ) -> None:
     """Build a bundle from SPEC (a hepbundle.yaml or its directory).
 
     Validates the spec (errors name the line and field), copies the files into a fresh bundle
     directory, hashes each once, and writes hepbundle.json. A failed build leaves nothing behind.
-    Set SOURCE_DATE_EPOCH for a reproducible 'created' time.
+    Set SOURCE_DATE_EPOCH for a reproducible 'created' time. With --key (or --cert, --sigstore)
+    the new bundle is also signed, as 'hepbundle sign' would, in this process and over the
+    digests the build just computed.
     """
     # the command line's sections go through the build's own capture table (builder.CAPTURES)
     sections: dict[str, Any] = {}
@@ -183,6 +190,11 @@ def build(
         return
     with progress(work.source_bytes, "packing") as cb:
         b = _builder.write(work, replace(opts, progress=cb))
+    signed = None
+    if signer is not None:
+        from ..signing import sign  # the signing layer loads only when signing
+
+        signed = sign(b, signer)  # the Bundle the build returned: no payload byte is read
     if as_json:
         emit_json(
             {
@@ -193,10 +205,13 @@ def build(
                 "files": len(b.manifest.files),
                 "bytes": sum(f.size for f in b.manifest.files),
             }
+            | ({"signature": signed.to_json()} if signed is not None else {})
         )
     else:
         size = sum(f.size for f in b.manifest.files)
         click.echo(f"built {b.ref}: {len(b.manifest.files)} files, {size:,} bytes -> {b.root}")
+        if signed is not None:
+            click.echo(f"signed {b.ref} as {signed.role} by {signed.signer} -> {signed.path.name}")
 
 
 @click.command()
