@@ -57,11 +57,38 @@ def _print_plan(plan: ImportPlan) -> None:
         )
         for item, note in b.gap_notes().items():
             click.echo(f"  provenance note: {item}: {note}")
-    if plan.skipped:
+    if plan.inventory is not None:
+        _print_inventory(plan)
+    elif plan.skipped:
         click.echo(f"\nskipped ({len(plan.skipped)}):")
         for s in plan.skipped:
             click.echo(f"    {s.what}: {s.reason}")
     _print_refused(plan)
+
+
+def _print_inventory(plan: ImportPlan) -> None:
+    """The inventory's summary, the legacy aliases, and every entry left out with its rule or
+    reason (a directory only when nothing below it is listed: an empty one)."""
+    assert plan.inventory is not None
+    counts = plan.inventory_counts()
+    click.echo(
+        f"\ninventory: {len(plan.inventory)} entries of the store: "
+        + ", ".join(f"{n} {v}" for v, n in counts.items())
+        + " (each with its verdict: --json)"
+    )
+    if plan.legacy_aliases:
+        click.echo(f"\nlegacy aliases ({len(plan.legacy_aliases)}):")
+        for a in plan.legacy_aliases:
+            click.echo(f"    {a.link} -> {a.target}: {a.ref.partition('@')[0]}@{a.alias} = {a.ref}")
+    out = [
+        e
+        for e in plan.inventory
+        if e.verdict != "imported" and not e.reason.startswith("directory: ")
+    ]
+    if out:
+        click.echo(f"\nskipped and refused ({len(out)}):")
+        for e in out:
+            click.echo(f"    {e.path}: {'refused: ' if e.verdict == 'refused' else ''}{e.reason}")
 
 
 def _print_refused(plan: ImportPlan) -> None:
@@ -100,6 +127,14 @@ def _print_report(report: ImportReport) -> None:
     help="Mapping YAML: namespace, defaults, roles, names, explicit bundles.",
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan and provenance gaps; write nothing.")
+@click.option(
+    "--allow-links-outside",
+    "links_outside",
+    multiple=True,
+    type=DIRECTORY,
+    help="A directory that symlinks of the store may point into (read through and imported); "
+    "other links leaving the store are refused. Repeatable. dir and atlas-groupdata only.",
+)
 @signer_options()
 @trust_options_with(key_flag="--trust-key")
 @click.option("--allow-unsigned", is_flag=True, help="Publish unsigned bundles (local tests only).")
@@ -129,6 +164,7 @@ def import_(
     repo: str | None,
     mapping: Path | None,
     dry_run: bool,
+    links_outside: tuple[Path, ...],
     signer: Signer | None,
     trust: TrustPolicy | None,
     allow_unsigned: bool,
@@ -153,7 +189,7 @@ def import_(
     # so this module costs nothing to `hepbundle path` in a job
     from ..importers import plan_import
 
-    plan = plan_import(kind, source, mapping)
+    plan = plan_import(kind, source, mapping, allow_links_outside=links_outside)
     if dry_run:
         if as_json:
             emit_json(plan.to_json())

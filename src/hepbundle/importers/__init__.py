@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from collections.abc import Sequence
+from dataclasses import replace
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import cast
@@ -76,14 +78,34 @@ def get_importer(kind: str) -> Importer:
     return cast(Importer, cls())
 
 
-def plan_import(kind: str, source: str | Path, mapping: str | Path | None = None) -> ImportPlan:
+def plan_import(
+    kind: str,
+    source: str | Path,
+    mapping: str | Path | None = None,
+    *,
+    allow_links_outside: Sequence[str | Path] = (),
+) -> ImportPlan:
     """Plan the import of ``source`` with the importer of ``kind`` and an optional mapping file.
     Two parts of the store that would become the same version are an error (naming both); a
     planned bundle without files is moved to the plan's ``refused`` (never published). A
     mapping key the importer does not read (its ``mapping_keys``, when it declares them) or a
-    ``names:`` key that matched nothing is an error."""
+    ``names:`` key that matched nothing is an error.
+
+    ``allow_links_outside``: directories a file symlink of the store may point into and be read
+    through (an importer that scans a directory tree, ``scans_tree``; by default such a link is
+    refused)."""
     importer = get_importer(kind)
     m = load_map(mapping)
+    if allow_links_outside:
+        if not getattr(importer, "scans_tree", False):
+            raise SpecError(
+                f"the {kind} importer reads no directory tree: links outside it cannot be allowed",
+                hint="drop --allow-links-outside",
+            )
+        missing = [str(d) for d in allow_links_outside if not Path(d).is_dir()]
+        if missing:
+            raise SpecError(f"--allow-links-outside {missing[0]}: no such directory")
+        m = replace(m, links_outside=tuple(str(d) for d in allow_links_outside))
     used = getattr(importer, "mapping_keys", None)
     if used is not None:
         m.check_keys(kind, frozenset(used))

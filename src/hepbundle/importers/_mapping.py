@@ -98,6 +98,9 @@ class ImportMap:
     lines: LineMap = field(default_factory=dict, compare=False, repr=False)
     #: the keys the file sets (top level, and ``defaults.version``)
     keys: frozenset[str] = frozenset()
+    #: directories a file symlink of the store may point into (``--allow-links-outside``; not a
+    #: key of the file: an exception the person importing grants, shown in the plan)
+    links_outside: tuple[str, ...] = ()
     #: source keys looked up in ``names`` while planning (see :meth:`name`)
     looked_up: set[str] = field(default_factory=set, compare=False, repr=False)
 

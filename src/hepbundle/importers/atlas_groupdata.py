@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 from ._mapping import COMMON_KEYS, ImportMap
-from .base import ImportPlan, PlannedBundle, Skipped, SourceFile, make_bundle, safe_name, scan_tree
+from .base import ImportPlan, PlannedBundle, Skipped, SourceFile, make_bundle, safe_name
 from .dir import explicit_bundles, planned_files
+from .scan import link_aliases, scan_tree, take_inventory
 
 __all__ = ["GroupDataImporter", "is_date_dir", "subdir_version"]
 
@@ -56,14 +58,16 @@ class GroupDataImporter:
 
     kind = "atlas-groupdata"
     mapping_keys = COMMON_KEYS | {"include_dev", "bundles", "defaults.version"}
+    #: plans from a directory scan (takes ``--allow-links-outside``; gives an inventory)
+    scans_tree = True
 
     def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
         root = Path(source).resolve()
-        files, refused = scan_tree(root)
-        bundles, claimed = explicit_bundles(root, files, mapping)
+        scan = scan_tree(root, allow_outside=mapping.links_outside)
+        bundles, claimed = explicit_bundles(root, scan.files, mapping)
         groups: dict[tuple[bool, str, str], list[SourceFile]] = defaultdict(list)
-        skipped: list[Skipped] = list(refused)
-        for f in files:
+        skipped: list[Skipped] = scan.left_out()
+        for f in scan.files:
             if f.legacy in claimed:
                 continue
             if mapping.skipped(f.legacy):
@@ -84,7 +88,15 @@ class GroupDataImporter:
         ns = mapping.namespace_or("atlas")
         for (dev, package, subdir), members in sorted(groups.items()):
             bundles.append(self._group(root, mapping, ns, dev, package, subdir, members))
-        return ImportPlan(self.kind, str(root), tuple(bundles), tuple(skipped))
+        bundles, aliases, unaliased = link_aliases(scan, bundles)
+        plan = ImportPlan(
+            self.kind,
+            str(root),
+            tuple(bundles),
+            tuple(skipped + unaliased),
+            legacy_aliases=tuple(aliases),
+        )
+        return replace(plan, inventory=take_inventory(scan, plan))
 
     @staticmethod
     def _group(

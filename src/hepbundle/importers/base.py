@@ -9,16 +9,13 @@ records), so ``--dry-run`` is cheap; :mod:`.run` does the copying.
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import SpecError
-from ..regular import describe_mode
 from ..repository.refs import NAME_RE, is_version
 from ..spec import BundleSpec, FileRule, normalise_metrics, normalise_person
 from ._mapping import ImportMap, glob_match
@@ -26,8 +23,11 @@ from ._mapping import ImportMap, glob_match
 __all__ = [
     "GAP_ITEMS",
     "NO_PAYLOAD",
+    "VERDICTS",
     "ImportPlan",
     "Importer",
+    "InventoryEntry",
+    "LegacyAlias",
     "PlannedBundle",
     "PlannedFile",
     "Skipped",
@@ -35,7 +35,6 @@ __all__ = [
     "make_bundle",
     "pick",
     "safe_name",
-    "scan_tree",
 ]
 
 #: the provenance items the gap report checks, in the order it prints them (``io``: the I/O
@@ -48,22 +47,27 @@ _SPEC_NAME = "hepbundle-import.yaml"
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """A file of the store: legacy path (``/``-separated, relative to the store root) and size."""
+    """A file of the store: legacy path (``/``-separated, relative to the store root), size, and
+    its modification time (ns since the epoch; None: unknown)."""
 
     legacy: str
     size: int
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PlannedFile:
     """One file of a planned bundle: where it is read (relative to the source root), where it
-    goes in the bundle, the legacy path it keeps (None: not consumed by path), size, role."""
+    goes in the bundle, the legacy path it keeps (None: not consumed by path), size, role, and
+    the file's time in the store (ns since the epoch; None: unknown), recorded in the manifest:
+    for GroupData the only date there is."""
 
     source: str
     dest: str
     legacy: str | None
     size: int
     role: str
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -188,17 +192,67 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class InventoryEntry:
+    """One entry of the store in the plan's inventory: its path, what it is (``file``,
+    ``directory``, ``symlink``, ``directory symlink``, ``special``), the verdict —
+    ``imported``, ``skipped`` or ``refused`` — with the rule or reason, and the bundles it goes
+    into (imported entries)."""
+
+    path: str
+    kind: str
+    verdict: str
+    reason: str
+    into: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "bundles": list(self.into),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyAlias:
+    """A directory symlink of the store (``tauRecTools/current -> 00-02-00``) kept as the alias
+    ``alias`` of the version ``ref`` that the directory it names (``target``) became."""
+
+    link: str
+    target: str
+    ref: str
+    alias: str
+
+
+#: the verdicts of the inventory, in the order they are counted
+VERDICTS = ("imported", "skipped", "refused")
+
+
 @dataclass(frozen=True)
 class ImportPlan:
     """What an importer found: the bundles to create, what it skipped, and the versions it
     refused to create (``refused``: e.g. a registered model whose artifacts are gone — an
-    importer never publishes a bundle without payload; the real import exits non-zero)."""
+    importer never publishes a bundle without payload; the real import exits non-zero).
+
+    An importer that scans a directory tree also gives the ``inventory``: every entry of the
+    store with its verdict (:func:`.scan.take_inventory`), and the directory symlinks it kept
+    as aliases (``legacy_aliases``). None: the importer reads no tree (git objects, MLflow)."""
 
     kind: str
     source: str
     bundles: tuple[PlannedBundle, ...]
     skipped: tuple[Skipped, ...] = ()
     refused: tuple[Skipped, ...] = ()
+    inventory: tuple[InventoryEntry, ...] | None = None
+    legacy_aliases: tuple[LegacyAlias, ...] = ()
+
+    def inventory_counts(self) -> dict[str, int]:
+        """Entries of the inventory per verdict (empty without an inventory)."""
+        if self.inventory is None:
+            return {}
+        return {v: sum(e.verdict == v for e in self.inventory) for v in VERDICTS}
 
     def without_empty(self) -> ImportPlan:
         """This plan with every bundle that has no file moved to ``refused``."""
@@ -223,6 +277,17 @@ class ImportPlan:
             "size": sum(b.size for b in self.bundles),
             "skipped": [{"what": s.what, "reason": s.reason} for s in self.skipped],
             "refused": [{"what": s.what, "reason": s.reason} for s in self.refused],
+            "inventory": None
+            if self.inventory is None
+            else {
+                "entries": len(self.inventory),
+                **self.inventory_counts(),
+                "items": [e.to_json() for e in self.inventory],
+            },
+            "legacyAliases": [
+                {"link": a.link, "target": a.target, "ref": a.ref, "alias": a.alias}
+                for a in self.legacy_aliases
+            ],
         }
 
 
@@ -242,52 +307,6 @@ class Importer(Protocol):
     def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
         """Read the store at ``source`` and plan its bundles (no file is copied)."""
         ...
-
-
-def scan_tree(root: Path) -> tuple[list[SourceFile], list[Skipped]]:
-    """Every regular file under ``root``, sorted, and what was refused: a symlink whose target
-    leaves the store (it would copy, say, ``/etc/passwd`` into a signed bundle) or dangles, and
-    anything that is not a regular file (FIFO, device, socket). A symlink to a file inside the
-    store is read through; symlinked directories are not followed."""
-    if not root.is_dir():
-        raise SpecError(f"import source {root} is not a directory")
-    real_root = os.path.realpath(root)
-    out: list[SourceFile] = []
-    refused: list[Skipped] = []
-    for dirpath, dirnames, names in os.walk(root):
-        rel = os.path.relpath(dirpath, root).replace(os.sep, "/")
-        prefix = "" if rel == "." else f"{rel}/"
-
-        def legacy(n: str, prefix: str = prefix) -> str:
-            return prefix + n
-
-        for d in dirnames:
-            if os.path.islink(os.path.join(dirpath, d)):
-                refused.append(Skipped(legacy(d), "refused: symlinked directory (not followed)"))
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if not d.startswith(".git") and not os.path.islink(os.path.join(dirpath, d))
-        )
-        for n in names:
-            full = os.path.join(dirpath, n)
-            if os.path.islink(full):
-                target = os.path.realpath(full)
-                if not target.startswith(real_root + os.sep):
-                    refused.append(
-                        Skipped(legacy(n), f"refused: symlink leaving the store (to {target})")
-                    )
-                    continue
-            try:
-                st = os.stat(full)
-            except OSError:
-                refused.append(Skipped(legacy(n), "refused: dangling symlink"))
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                refused.append(Skipped(legacy(n), f"refused: {describe_mode(st.st_mode)}"))
-                continue
-            out.append(SourceFile(legacy(n), st.st_size))
-    return sorted(out, key=lambda f: f.legacy), sorted(refused, key=lambda s: s.what)
 
 
 def pick(

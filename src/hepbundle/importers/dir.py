@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from .base import (
     SourceFile,
     make_bundle,
     pick,
-    scan_tree,
 )
+from .scan import link_aliases, scan_tree, take_inventory
 
 __all__ = ["DirImporter", "explicit_bundles", "planned_files"]
 
@@ -32,7 +33,7 @@ def planned_files(files: Sequence[SourceFile], strip: str, mapping: ImportMap) -
     """Files placed at their legacy path minus the leading directory ``strip``."""
     cut = len(strip.rstrip("/")) + 1 if strip.strip("/") else 0
     return [
-        PlannedFile(f.legacy, f.legacy[cut:], f.legacy, f.size, mapping.role(f.legacy))
+        PlannedFile(f.legacy, f.legacy[cut:], f.legacy, f.size, mapping.role(f.legacy), f.mtime_ns)
         for f in files
     ]
 
@@ -98,6 +99,8 @@ class DirImporter:
     kind = "dir"
     #: names come from each entry of ``bundles:``; the namespace from the names
     mapping_keys = frozenset({"format", "defaults", "roles", "skip", "bundles"})
+    #: plans from a directory scan (takes ``--allow-links-outside``; gives an inventory)
+    scans_tree = True
 
     def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
         root = Path(source).resolve()
@@ -106,14 +109,18 @@ class DirImporter:
                 "the dir importer needs a mapping file with 'bundles:'",
                 hint="pass --map MAP.yaml (see docs/migration.md)",
             )
-        files, refused = scan_tree(root)
-        bundles, claimed = explicit_bundles(root, files, mapping)
-        skipped = tuple(refused) + tuple(
+        scan = scan_tree(root, allow_outside=mapping.links_outside)
+        bundles, claimed = explicit_bundles(root, scan.files, mapping)
+        bundles, aliases, unaliased = link_aliases(scan, bundles)
+        skipped = tuple(scan.left_out() + unaliased) + tuple(
             Skipped(
                 f.legacy,
                 "skip: in the mapping" if mapping.skipped(f.legacy) else "matched by no bundle",
             )
-            for f in files
+            for f in scan.files
             if f.legacy not in claimed
         )
-        return ImportPlan(self.kind, str(root), tuple(bundles), skipped)
+        plan = ImportPlan(
+            self.kind, str(root), tuple(bundles), skipped, legacy_aliases=tuple(aliases)
+        )
+        return replace(plan, inventory=take_inventory(scan, plan))

@@ -1,0 +1,345 @@
+"""The scan of a store directory, and the plan's inventory: every entry of the store with a
+verdict, so that nothing is dropped without a word.
+
+:func:`scan_tree` lists every entry below the root as ``lstat`` sees it — files, directories,
+symlinks, special files — and refuses what must never be packed: an unreadable directory (its
+entries cannot be listed) or file, a dangling or looping symlink, a symlink whose target leaves
+the store (unless the target lies under a directory explicitly allowed), a FIFO or device, a
+name that is not UTF-8. Directory symlinks are never followed: one that names the directory of
+a planned version (``current -> 00-02-00``) becomes an alias of that version
+(:func:`link_aliases`); any other is listed as skipped with the reason.
+
+:func:`take_inventory` then gives each entry its verdict from the plan: ``imported`` (into which
+bundle, at which path), ``skipped`` (the rule that left it out) or ``refused`` (the reason). A
+directory is imported when something below it is, else skipped (empty, or nothing below it
+imported).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..errors import SpecError
+from ..regular import describe_mode
+from ..repository.refs import ALIAS_RE
+from .base import ImportPlan, InventoryEntry, LegacyAlias, PlannedBundle, Skipped, SourceFile
+
+__all__ = ["Entry", "Scan", "link_aliases", "scan_tree", "take_inventory"]
+
+#: directories of version control, skipped with this reason (never bundle payload)
+_VCS = "version-control metadata (.git*)"
+#: files a CVMFS repository keeps for itself (seen when importing straight from a /cvmfs mount)
+_CVMFS_MARKERS = (".cvmfscatalog", ".cvmfsautocatalog", ".cvmfsdirtab")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry of the store: its path (``/``-separated, relative to the root), what it is
+    (``file``, ``directory``, ``symlink``, ``directory symlink``, ``special``), and what the
+    scan decided on its own: ``refused`` or ``skipped`` with the reason (None: neither). A
+    symlink inside the store records the path it resolves to (``inside``); a directory whose
+    entries were listed is ``walked``."""
+
+    path: str
+    kind: str
+    refused: str | None = None
+    skipped: str | None = None
+    target: str | None = None
+    inside: str | None = None
+    walked: bool = False
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Every entry below ``root`` (sorted by path), and the readable regular files among them
+    (symlinks to files read through)."""
+
+    root: Path
+    entries: tuple[Entry, ...]
+    files: tuple[SourceFile, ...]
+
+    def left_out(self) -> list[Skipped]:
+        """What the scan itself refused or skipped, for the plan's ``skipped`` list (a refusal
+        starts with ``refused:``)."""
+        out = []
+        for e in self.entries:
+            if e.refused:
+                out.append(Skipped(e.path, f"refused: {e.refused}"))
+            elif e.skipped:
+                out.append(Skipped(e.path, e.skipped))
+        return out
+
+
+def _shown(name: str) -> str:
+    """A file name as text that can always be printed and written as JSON (undecodable bytes
+    as ``\\xNN``)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _under(path: str, dirs: Sequence[str]) -> str | None:
+    return next((d for d in dirs if path == d or path.startswith(d.rstrip(os.sep) + os.sep)), None)
+
+
+def scan_tree(root: Path, *, allow_outside: Iterable[str | os.PathLike[str]] = ()) -> Scan:
+    """The scan of the store at ``root`` (see the module docstring). ``allow_outside``: the
+    directories a file symlink may point into from inside the store (by default none: a link
+    leaving the store would copy, say, ``/etc/passwd`` into a signed bundle)."""
+    if not root.is_dir():
+        raise SpecError(f"import source {root} is not a directory")
+    real_root = os.path.realpath(root)
+    allowed = [os.path.realpath(d) for d in allow_outside]
+    entries: list[Entry] = []
+    files: list[SourceFile] = []
+
+    def inside(target: str) -> str | None:
+        if target == real_root:
+            return ""
+        if target.startswith(real_root + os.sep):
+            return os.path.relpath(target, real_root).replace(os.sep, "/")
+        return None
+
+    def listing(directory: str) -> list[os.DirEntry[str]] | str:
+        try:
+            with os.scandir(directory) as it:
+                return sorted(it, key=lambda d: d.name)
+        except OSError as e:
+            why = os.strerror(e.errno or errno.EACCES).lower()
+            return f"unreadable directory ({why}): its entries cannot be listed"
+
+    def visit(d: os.DirEntry[str], legacy: str) -> str | None:
+        """Record one entry; the directory to list next, if it is one to walk."""
+        full = d.path
+        try:
+            st = os.lstat(full)
+        except OSError as e:
+            entries.append(Entry(legacy, "file", refused=f"cannot stat: {e.strerror}"))
+            return None
+        if _shown(d.name) != d.name:
+            kind = "directory" if stat.S_ISDIR(st.st_mode) else "file"
+            entries.append(Entry(legacy, kind, refused="the name is not valid UTF-8"))
+        elif stat.S_ISLNK(st.st_mode):
+            _link(full, legacy)
+        elif stat.S_ISDIR(st.st_mode):
+            if d.name.startswith(".git"):
+                entries.append(Entry(legacy, "directory", skipped=_VCS))
+                return None
+            return full
+        elif not stat.S_ISREG(st.st_mode):
+            entries.append(Entry(legacy, "special", refused=describe_mode(st.st_mode)))
+        elif d.name in _CVMFS_MARKERS:
+            entries.append(Entry(legacy, "file", skipped="CVMFS catalogue marker (not data)"))
+        else:
+            _file(full, legacy, st)
+        return None
+
+    def _file(
+        full: str,
+        legacy: str,
+        st: os.stat_result,
+        target: str | None = None,
+        where: str | None = None,
+    ) -> None:
+        kind = "file" if target is None else "symlink"
+        if not os.access(full, os.R_OK):
+            why = "unreadable file (permission denied)"
+            entries.append(Entry(legacy, kind, refused=why, target=target, inside=where))
+            return
+        entries.append(Entry(legacy, kind, target=target, inside=where))
+        files.append(SourceFile(legacy, st.st_size, st.st_mtime_ns))
+
+    def _link(full: str, legacy: str) -> None:
+        written = os.readlink(full)
+        target = os.path.realpath(full)
+        try:
+            st = os.stat(full)
+        except OSError as e:
+            why = "looping" if e.errno == errno.ELOOP else "dangling"
+            entries.append(
+                Entry(legacy, "symlink", refused=f"{why} symlink (to {written})", target=written)
+            )
+            return
+        where = inside(target)
+        if stat.S_ISDIR(st.st_mode):
+            if where is None:
+                entries.append(
+                    Entry(
+                        legacy,
+                        "directory symlink",
+                        refused=f"symlinked directory leaving the store (to {target}): never "
+                        "followed",
+                        target=written,
+                    )
+                )
+            else:
+                entries.append(Entry(legacy, "directory symlink", target=written, inside=where))
+            return
+        if not stat.S_ISREG(st.st_mode):
+            why = f"symlink to {describe_mode(st.st_mode)} ({written})"
+            entries.append(Entry(legacy, "symlink", refused=why, target=written))
+            return
+        if where is None and _under(target, allowed) is None:
+            entries.append(
+                Entry(
+                    legacy,
+                    "symlink",
+                    refused=f"symlink leaving the store (to {target}); allow its target with "
+                    "--allow-links-outside DIR",
+                    target=written,
+                )
+            )
+            return
+        _file(full, legacy, st, written, where)
+
+    top = listing(str(root))
+    if isinstance(top, str):
+        raise SpecError(f"cannot read import source {root}: {top}")
+    stack: list[tuple[str, list[os.DirEntry[str]]]] = [("", top)]
+    while stack:  # depth first, without recursion (a deep tree cannot exhaust the stack)
+        prefix, children = stack.pop()
+        for d in reversed(children):
+            legacy = prefix + _shown(d.name)
+            sub = visit(d, legacy)
+            if sub is None:
+                continue
+            listed = listing(sub)
+            if isinstance(listed, str):
+                entries.append(Entry(legacy, "directory", refused=listed))
+            else:
+                entries.append(Entry(legacy, "directory", walked=True))
+                stack.append((legacy + "/", listed))
+    entries.sort(key=lambda e: e.path)
+    return Scan(root, tuple(entries), tuple(sorted(files, key=lambda f: f.legacy)))
+
+
+def _is_alias_name(name: str) -> bool:
+    return ALIAS_RE.match(name) is not None and name not in ("latest", "valid")
+
+
+def link_aliases(
+    scan: Scan, bundles: Sequence[PlannedBundle]
+) -> tuple[list[PlannedBundle], list[LegacyAlias], list[Skipped]]:
+    """Each directory symlink of the store inside it that names the directory of exactly one
+    planned version (every file of that bundle lies below it, and nothing below it went to
+    another bundle) becomes an alias of that version named after the link (``current ->
+    00-02-00`` → ``@current``). Returns the bundles with those aliases added, the legacy
+    aliases, and the links that could not be aliases (skipped, with the reason)."""
+    out = list(bundles)
+    aliases: list[LegacyAlias] = []
+    skipped: list[Skipped] = []
+    for e in scan.entries:
+        if e.kind != "directory symlink" or e.refused or e.inside is None:
+            continue
+        base = e.inside + "/" if e.inside else ""
+        holders = [i for i, b in enumerate(out) if any(f.source.startswith(base) for f in b.files)]
+        owner = out[holders[0]] if len(holders) == 1 else None
+        alias = e.path.rsplit("/", 1)[-1].lower()
+        not_followed = f"directory symlink to {e.inside or '.'}/ (not followed: its files are "
+        if owner is None or not all(f.source.startswith(base) for f in owner.files):
+            what = "no planned version" if not holders else "not the directory of one version"
+            skipped.append(Skipped(e.path, f"{not_followed}listed there): {what}"))
+            continue
+        if not _is_alias_name(alias):
+            skipped.append(
+                Skipped(
+                    e.path,
+                    f"{not_followed}imported as {owner.ref}): {alias!r} cannot be an alias "
+                    "(lowercase, starting with a letter; not latest or valid)",
+                )
+            )
+            continue
+        taken = next(
+            (
+                b.ref
+                for b in out
+                if b.spec.name == owner.spec.name and b is not owner and alias in b.aliases
+            ),
+            None,
+        )
+        if taken is not None:
+            skipped.append(
+                Skipped(
+                    e.path,
+                    f"{not_followed}imported as {owner.ref}): alias {alias!r} is already {taken}",
+                )
+            )
+            continue
+        if alias not in owner.aliases:
+            out[holders[0]] = replace(owner, aliases=(*owner.aliases, alias))
+        aliases.append(LegacyAlias(e.path, e.inside, owner.ref, alias))
+    return out, aliases, skipped
+
+
+def take_inventory(scan: Scan, plan: ImportPlan) -> tuple[InventoryEntry, ...]:
+    """Every entry of ``scan`` with its verdict in ``plan`` (see the module docstring). An entry
+    that neither the scan nor the importer decided on is listed as skipped, saying so."""
+    into: dict[str, list[tuple[str, str]]] = {}
+    for b in plan.bundles:
+        for f in b.files:
+            into.setdefault(f.source, []).append((b.ref, f.dest))
+    skipped = {s.what: s.reason for s in plan.skipped}
+    aliased = {a.link: a for a in plan.legacy_aliases}
+    verdicts: dict[str, InventoryEntry] = {}
+    walked: list[Entry] = []
+    for e in scan.entries:
+        v: InventoryEntry
+        if e.refused:
+            v = InventoryEntry(e.path, e.kind, "refused", e.refused)
+        elif e.path in aliased:
+            a = aliased[e.path]
+            v = InventoryEntry(
+                e.path,
+                e.kind,
+                "imported",
+                f"legacy alias: {e.path} -> {a.target} is alias {a.alias!r} of {a.ref}",
+                (a.ref,),
+            )
+        elif e.walked:
+            walked.append(e)
+            continue
+        elif e.path in into:
+            dests = into[e.path]
+            through = f" (symlink to {e.target}, read through)" if e.target else ""
+            v = InventoryEntry(
+                e.path,
+                e.kind,
+                "imported",
+                "; ".join(f"into {ref} as {dest}" for ref, dest in dests) + through,
+                tuple(ref for ref, _ in dests),
+            )
+        elif e.path in skipped or e.skipped:
+            v = InventoryEntry(e.path, e.kind, "skipped", skipped.get(e.path) or e.skipped or "")
+        else:
+            v = InventoryEntry(
+                e.path, e.kind, "skipped", "no rule of the importer took it (no reason given)"
+            )
+        verdicts[e.path] = v
+    below: dict[str, int] = {}  # directory → entries below it
+    imported: dict[str, int] = {}  # directory → imported entries below it
+    refs: dict[str, set[str]] = {}
+    for path in [*verdicts, *(d.path for d in walked)]:
+        got = verdicts.get(path)
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            up = "/".join(parts[:i])
+            below[up] = below.get(up, 0) + 1
+            if got is not None and got.verdict == "imported":
+                imported[up] = imported.get(up, 0) + 1
+                refs.setdefault(up, set()).update(got.into)
+    for d in walked:
+        if d.path in refs:
+            verdicts[d.path] = InventoryEntry(
+                d.path,
+                d.kind,
+                "imported",
+                f"directory: {imported[d.path]} entries below it imported",
+                tuple(sorted(refs[d.path])),
+            )
+        else:
+            why = "directory: nothing below it is imported" if below.get(d.path) else ""
+            verdicts[d.path] = InventoryEntry(d.path, d.kind, "skipped", why or "empty directory")
+    return tuple(verdicts[p] for p in sorted(verdicts))

@@ -1,0 +1,251 @@
+"""The dry-run plan is a complete inventory of the store: every entry — file, directory, symlink,
+special file — appears with a verdict (imported, skipped with its rule, refused with its reason),
+checked against an independent walk of realistic GroupData-like and plain stores holding every
+edge case a migration meets (unreadable directories, directory symlinks kept as aliases,
+dangling and looping links, links leaving the store, FIFOs, VCS metadata, CVMFS markers, empty
+directories, non-UTF-8 names)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from hepbundle.cli import main
+from hepbundle.errors import SpecError
+from hepbundle.importers import plan_import
+from hepbundle.importers.base import VERDICTS
+from hepbundle.importers.run import ImportOptions, run_import
+from hepbundle.repository.catalog import read_name_catalog
+from hepbundle.signing import KeySigner
+
+from .import_fixtures import make_groupdata, policy_env
+from .needs import missing
+from .test_permissions import _run_as_nobody, public_tmp
+
+__all__ = ["policy_env", "public_tmp"]  # fixture re-exports
+
+BAD_NAME = os.fsdecode(b"tauRecTools/00-02-00/calib-\xff.root")
+LOCKED = "tauRecTools/00-04-00"
+
+
+def _edge_cases(gd: Path, outside: Path) -> None:
+    """Every kind of entry a scan can meet, added to a GroupData-like tree."""
+    outside.mkdir()
+    (outside / "secret.txt").write_text("not for a bundle\n")
+    pkg = gd / "tauRecTools"
+    (pkg / "current").symlink_to("00-02-00")  # the version legacy jobs read: an alias
+    (gd / "tauRecToolsOld").symlink_to("tauRecTools")  # a package link: no one version
+    (pkg / "00-02-00" / "inside.txt").symlink_to("README.txt")  # read through
+    (pkg / "00-02-00" / "missing.onnx").symlink_to("gone.onnx")  # dangling
+    (pkg / "00-02-00" / "loop").symlink_to("loop")  # looping
+    (pkg / "00-02-00" / "secret.txt").symlink_to(outside / "secret.txt")  # leaves the store
+    (pkg / "00-02-00" / "ext").symlink_to(outside)  # a directory leaving the store
+    os.mkfifo(pkg / "00-02-00" / "pipe")
+    (pkg / "00-02-00" / ".cvmfscatalog").write_bytes(b"")
+    (pkg / ".git" / "objects").mkdir(parents=True)
+    (pkg / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (gd / "Empty" / "v1").mkdir(parents=True)
+    (gd / BAD_NAME).write_bytes(b"calib")
+    (gd / LOCKED / "deep").mkdir(parents=True)
+    (gd / LOCKED / "rnn.onnx").write_bytes(b"\x08\x07onnx-v4" * 10)
+    (gd / LOCKED / "deep" / "more.root").write_bytes(b"root")
+
+
+def _walk(root: Path, *whole: str) -> set[str]:
+    """Every entry below ``root`` as the test sees it, but for what lies below the directories
+    ``whole``, which the plan lists as one entry: an unreadable directory (root can look into
+    it; an unprivileged plan cannot, and must say so) and ``.git``."""
+    out = set()
+    for dirpath, dirnames, names in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        for n in dirnames + names:
+            p = os.path.normpath(os.path.join(rel, n)).replace(os.sep, "/")
+            out.add(os.fsencode(p).decode("utf-8", "backslashreplace"))
+    return {p for p in out if not any(p.startswith(w + "/") for w in whole)}
+
+
+def _plan_json(*args: str, cwd: Path) -> dict[str, Any]:
+    """``hepbundle import … --dry-run --json`` as an unprivileged account (root reads every
+    directory, so an unreadable one is only unreadable to someone else)."""
+    cmd = ["import", *args, "--dry-run", "--json"]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            missing("needs setpriv (util-linux) to plan as an unprivileged account")
+        r = _run_as_nobody(sys.executable, "-m", "hepbundle", *cmd, cwd=cwd)
+        assert r.returncode == 0, r.stderr
+        return dict(json.loads(r.stdout))
+    res = CliRunner().invoke(main, cmd)
+    assert res.exit_code == 0, res.output
+    return dict(json.loads(res.output))
+
+
+def _by_path(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["path"]: e for e in plan["inventory"]["items"]}
+
+
+def test_groupdata_plan_inventories_every_entry_of_the_store(public_tmp: Path) -> None:
+    gd = make_groupdata(public_tmp / "GroupData")
+    _edge_cases(gd, public_tmp / "elsewhere")
+    home = public_tmp / "home"
+    home.mkdir(mode=0o777)
+    home.chmod(0o777)
+    (gd / LOCKED).chmod(0o000)
+    try:
+        plan = _plan_json("atlas-groupdata", str(gd), cwd=home)
+    finally:
+        (gd / LOCKED).chmod(0o755)
+
+    inv = _by_path(plan)
+    assert set(inv) == _walk(
+        gd, LOCKED, "tauRecTools/.git"
+    )  # 100 %: nothing dropped, nothing made up
+    inventory = plan["inventory"]
+    assert inventory["entries"] == len(inv)
+    assert sum(inventory[v] for v in VERDICTS) == len(inv)
+    for e in inv.values():
+        assert e["verdict"] in VERDICTS and e["reason"], e
+        assert "no rule of the importer" not in e["reason"], e
+    # imported entries are exactly the planned files, each naming its bundle
+    planned = {(f["legacyPath"], b["ref"]) for b in plan["bundles"] for f in b["files"]}
+    files = {(p, e["bundles"][0]) for p, e in inv.items() if e["kind"] in ("file", "symlink")
+             and e["verdict"] == "imported"}  # fmt: skip
+    assert files == planned
+
+    def verdict(path: str) -> tuple[str, str]:
+        return inv[path]["verdict"], inv[path]["reason"]
+
+    v2 = "tauRecTools/00-02-00"
+    assert verdict(LOCKED)[0] == "refused"
+    assert "unreadable directory (permission denied)" in verdict(LOCKED)[1]
+    assert verdict("tauRecTools/current") == (
+        "imported",
+        "legacy alias: tauRecTools/current -> tauRecTools/00-02-00 is alias 'current' of "
+        "atlas/taurectools@0.2.0",
+    )
+    assert plan["legacyAliases"] == [
+        {"link": "tauRecTools/current", "target": v2, "ref": "atlas/taurectools@0.2.0",
+         "alias": "current"}
+    ]  # fmt: skip
+    [v020] = [b for b in plan["bundles"] if b["ref"] == "atlas/taurectools@0.2.0"]
+    assert v020["aliases"] == ["current"]
+    assert verdict("tauRecToolsOld")[0] == "skipped"
+    assert "not the directory of one version" in verdict("tauRecToolsOld")[1]
+    assert verdict(f"{v2}/inside.txt")[0] == "imported"
+    assert "symlink to README.txt, read through" in verdict(f"{v2}/inside.txt")[1]
+    assert verdict(f"{v2}/missing.onnx") == ("refused", "dangling symlink (to gone.onnx)")
+    assert verdict(f"{v2}/loop") == ("refused", "looping symlink (to loop)")
+    assert verdict(f"{v2}/secret.txt")[0] == "refused"
+    assert "symlink leaving the store" in verdict(f"{v2}/secret.txt")[1]
+    assert verdict(f"{v2}/ext")[0] == "refused"
+    assert "symlinked directory leaving the store" in verdict(f"{v2}/ext")[1]
+    assert verdict(f"{v2}/pipe") == ("refused", "a FIFO (named pipe)")
+    assert verdict(f"{v2}/.cvmfscatalog") == ("skipped", "CVMFS catalogue marker (not data)")
+    assert verdict("tauRecTools/.git")[0] == "skipped"
+    assert verdict("Empty/v1") == ("skipped", "empty directory")
+    assert verdict("Empty") == ("skipped", "directory: nothing below it is imported")
+    shown = os.fsencode(BAD_NAME).decode("utf-8", "backslashreplace")
+    assert verdict(shown) == ("refused", "the name is not valid UTF-8")
+    assert verdict("dev/tauRecTools/00-03-00/rnn.onnx")[1].startswith("dev/ area: off")
+    assert verdict("tauRecTools/notes.txt") == ("skipped", "not inside <Package>/<subdir>/")
+    assert verdict(v2)[0] == "imported" and inv[v2]["bundles"] == ["atlas/taurectools@0.2.0"]
+    assert verdict("tauRecTools")[0] == "imported" and len(inv["tauRecTools"]["bundles"]) == 3
+
+    # the text plan says the same in short
+    res = CliRunner().invoke(main, ["import", "atlas-groupdata", str(gd), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert f"inventory: {len(inv) + 3} entries of the store" in res.output  # root sees LOCKED/*
+    assert "tauRecTools/current -> tauRecTools/00-02-00: atlas/taurectools@current" in res.output
+    assert f"{v2}/missing.onnx: refused: dangling symlink (to gone.onnx)" in res.output
+
+
+def test_links_outside_the_store_are_read_only_where_allowed(tmp_path: Path) -> None:
+    gd = make_groupdata(tmp_path / "GroupData")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "common.onnx").write_bytes(b"onnx-common")
+    (tmp_path / "private.txt").write_text("secret\n")
+    v2 = gd / "tauRecTools" / "00-02-00"
+    (v2 / "common.onnx").symlink_to(shared / "common.onnx")
+    (v2 / "private.txt").symlink_to(tmp_path / "private.txt")
+
+    def verdicts(**kw: Any) -> dict[str, str]:
+        plan = plan_import("atlas-groupdata", gd, **kw)
+        assert plan.inventory is not None
+        return {e.path: e.verdict for e in plan.inventory}
+
+    default = verdicts()
+    assert default["tauRecTools/00-02-00/common.onnx"] == "refused"
+    assert default["tauRecTools/00-02-00/private.txt"] == "refused"
+    allowed = verdicts(allow_links_outside=[shared])
+    assert allowed["tauRecTools/00-02-00/common.onnx"] == "imported"
+    assert allowed["tauRecTools/00-02-00/private.txt"] == "refused"  # not under the allowed dir
+    with pytest.raises(SpecError, match="reads no directory tree"):
+        plan_import("mlflow", tmp_path / "mlflow.db", allow_links_outside=[shared])
+
+
+def test_directory_symlink_becomes_an_alias_in_the_catalogue(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    gd = make_groupdata(tmp_path / "GroupData")
+    (gd / "tauRecTools" / "current").symlink_to("00-02-00")
+    repo = tmp_path / "repo"
+    opts = ImportOptions(repo=repo, signer=KeySigner(ec_key[0]))
+    report = run_import(plan_import("atlas-groupdata", gd), opts)
+    assert report.count("published") == 4
+    assert read_name_catalog(repo, "atlas/taurectools").aliases["current"] == "0.2.0"
+    # the store moves its link: the re-run moves the alias, publishing nothing
+    (gd / "tauRecTools" / "current").unlink()
+    (gd / "tauRecTools" / "current").symlink_to("00-01-00")
+    report = run_import(plan_import("atlas-groupdata", gd), opts)
+    assert report.count("unchanged") == 4
+    assert read_name_catalog(repo, "atlas/taurectools").aliases["current"] == "0.1.0"
+
+
+def test_dir_plan_inventories_every_entry_of_the_store(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    for rel, data in {
+        "models/tau/v3/model.onnx": b"onnx" * 100,
+        "models/tau/v3/card.md": b"# card\n",
+        "models/tau/v3/scratch.bak": b"old",
+        "models/jet/weights.bin": b"\x00" * 64,
+        "README.md": b"store\n",
+    }.items():
+        (store / rel).parent.mkdir(parents=True, exist_ok=True)
+        (store / rel).write_bytes(data)
+    (store / "models" / "tau" / "latest").symlink_to("v3")
+    (store / "models" / "tau" / "prod").symlink_to("v3")
+    (store / "models" / "tau" / "v3" / "old.onnx").symlink_to("v2/model.onnx")
+    (store / "models" / "etc").symlink_to("/etc")
+    (store / "tmp").mkdir()
+    (store / ".gitignore").write_text("*.bak\n")
+    m = tmp_path / "map.yaml"
+    m.write_text(
+        "skip: ['**/*.bak']\nbundles:\n"
+        "  - {name: ml/tau, version: 3.0.0, include: ['models/tau/v3/']}\n"
+    )
+    res = CliRunner().invoke(main, ["import", "dir", str(store), "--map", str(m), "--dry-run",
+                                    "--json"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    plan = json.loads(res.output)
+    inv = _by_path(plan)
+    assert set(inv) == _walk(store)
+    for e in inv.values():
+        assert e["verdict"] in VERDICTS and e["reason"], e
+    assert inv["models/tau/prod"]["verdict"] == "imported"
+    assert plan["bundles"][0]["aliases"] == ["prod"]
+    # 'latest' is the newest version, never an alias a link can take
+    assert inv["models/tau/latest"]["verdict"] == "skipped"
+    assert "cannot be an alias" in inv["models/tau/latest"]["reason"]
+    assert inv["models/tau/v3/scratch.bak"]["reason"] == "skip: in the mapping"
+    assert inv["models/jet/weights.bin"]["reason"] == "matched by no bundle"
+    assert inv["models/tau/v3/old.onnx"]["verdict"] == "refused"
+    assert inv["models/etc"]["verdict"] == "refused"
+    assert inv["tmp"]["reason"] == "empty directory"
+    assert inv[".gitignore"]["reason"] == "matched by no bundle"
