@@ -700,3 +700,119 @@ def test_default_roles_of_weight_and_model_formats(tmp_path: Path) -> None:
         "BDT.weights.xml.gz": "weights",
         "TMVAClassification_BDTG.xml": "weights",
     }
+
+
+#: an lwtnn network in the sequential format (lwtnn's parse_json) and in the graph format
+#: (parse_json_graph), as its converters write them, and a JSON configuration with some of the
+#: same keys that is no network
+LWTNN_SEQUENTIAL = {
+    "inputs": [{"name": "pt", "offset": -20.0, "scale": 0.05}, {"name": "eta", "offset": 0.0,
+                                                                "scale": 0.4}],
+    "layers": [
+        {"architecture": "dense", "activation": "rectified", "weights": [0.1, -0.2, 0.3, 0.4],
+         "bias": [0.0, 0.1]},
+        {"architecture": "dense", "activation": "sigmoid", "weights": [0.5, -0.5], "bias": [0.0]},
+    ],
+    "outputs": ["tau"],
+    "defaults": {"eta": 0.0},
+    "miscellaneous": {"trained": "2019-03"},
+}  # fmt: skip
+LWTNN_GRAPH = {
+    "inputs": [{"name": "jet", "variables": [{"name": "pt", "offset": 0.0, "scale": 1.0}]}],
+    "input_sequences": [{"name": "tracks", "variables": [{"name": "d0", "offset": 0.0,
+                                                          "scale": 1.0}]}],
+    "nodes": [{"type": "input", "sources": [0], "size": 1},
+              {"type": "feed_forward", "sources": [0], "layer_index": 0}],
+    "layers": [{"architecture": "dense", "activation": "softmax", "weights": [1.0],
+                "bias": [0.0]}],
+    "outputs": {"flavour": {"node_index": 1, "labels": ["b", "c", "light"]}},
+}  # fmt: skip
+NOT_LWTNN = {"inputs": ["pt", "eta"], "outputs": ["score"], "layers": [16, 8, 1]}
+
+
+def test_lwtnn_networks_are_models_by_content(tmp_path: Path) -> None:
+    """lwtnn networks are plain .json files: told apart from configuration by their keys, in
+    both of lwtnn's formats; a mapping role still wins."""
+    files = {
+        "BTagging/00-01-00/dl1_network.json": json.dumps(LWTNN_SEQUENTIAL).encode(),
+        "BTagging/00-01-00/rnnip_graph.json": json.dumps(LWTNN_GRAPH, indent=1).encode(),
+        "BTagging/00-01-00/calib.json": json.dumps(NOT_LWTNN).encode(),
+        "BTagging/00-01-00/broken.json": b'{"inputs": [',
+    }
+    gd = make_groupdata(tmp_path / "gd", files)
+    roles = {f.dest: f.role for f in plan_import("atlas-groupdata", gd).bundles[0].files}
+    assert roles == {
+        "dl1_network.json": "model",
+        "rnnip_graph.json": "model",
+        "calib.json": "config",
+        "broken.json": "config",
+    }
+    m = tmp_path / "map.yaml"
+    m.write_text("roles:\n  'rnnip_graph.json': weights\n")
+    roles = {f.dest: f.role for f in plan_import("atlas-groupdata", gd, m).bundles[0].files}
+    assert roles["rnnip_graph.json"] == "weights"
+    assert roles["dl1_network.json"] == "model"
+
+
+def test_manifest_records_the_migration_and_the_signature_role(
+    groupdata: Path, tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The manifest says where a version came from: the store's root, the importer and its
+    version, and each file's original time (GroupData's only dates); ``--as migration`` signs
+    in that role, which a policy can require."""
+    when = {"rnn.onnx": 1551693600, "README.txt": 1551780000, "sub/extra.root": 1262304000}
+    for dest, t in when.items():
+        os.utime(groupdata / "tauRecTools/00-02-00" / dest, (t, t))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"version: 1\nrules:\n  - namespace: atlas\n    signers:\n"
+        f"      - key: {ec_key[1]}\n        role: migration\n"
+    )
+    monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
+    repo = tmp_path / "repo"
+    args = ["import", "atlas-groupdata", str(groupdata), "--repo", str(repo)]
+    r = CliRunner().invoke(main, [*args, "--as", "migration"])
+    assert r.exit_code == 2 and "--as ROLE names the role of the migration signature" in r.output
+    r = CliRunner().invoke(main, [*args, "--key", str(ec_key[0]), "--as", "migration"])
+    assert r.exit_code == 0, r.output
+    root = repo / "bundles/atlas/taurectools/0.2.0"
+    assert (root / "hepbundle.migration.sig").is_file() and not (root / "hepbundle.sig").exists()
+    b = hepbundle.resolve("atlas/taurectools@0.2.0", repos=[repo], policy=TrustPolicy.load(policy))
+    record = b.manifest.meta["extra"]["import"]
+    assert record["kind"] == "atlas-groupdata" and record["area"] == "tauRecTools/00-02-00"
+    assert record["source"] == str(groupdata.resolve())
+    assert record["importer"] == {
+        "kind": "atlas-groupdata",
+        "class": "hepbundle.importers.atlas_groupdata:GroupDataImporter",
+        "distribution": "hepbundle",
+        "version": hepbundle.__version__,
+    }
+    assert record["fileTimes"] == {
+        "README.txt": "2019-03-05T10:00:00Z",
+        "rnn.onnx": "2019-03-04T10:00:00Z",
+        "sub/extra.root": "2010-01-01T00:00:00Z",
+    }
+    # a re-run is a no-op: the record is part of the published version, not re-derived
+    r = CliRunner().invoke(main, [*args, "--key", str(ec_key[0]), "--as", "migration"])
+    assert r.exit_code == 0 and "0 published, 4 unchanged" in r.output
+
+
+def test_mapping_metadata_changed_after_publishing_is_reported(
+    groupdata: Path, tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    m = tmp_path / "map.yaml"
+    m.write_text("defaults:\n  license: Apache-2.0\n  authors: ['Tau WG']\n")
+    repo = tmp_path / "repo"
+    args = ["import", "atlas-groupdata", str(groupdata), "--map", str(m), "--repo", str(repo),
+            "--key", str(ec_key[0])]  # fmt: skip
+    assert CliRunner().invoke(main, args).exit_code == 0
+    m.write_text("defaults:\n  license: CC-BY-4.0\n  authors: ['Tau WG']\n")
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "0 published, 0 unchanged, 0 conflicts, 4 with changed metadata" in r.output
+    assert (
+        "metadata changed: atlas/taurectools@0.2.0: the store's license changed since it was "
+        "published" in r.output
+    )
+    r = CliRunner().invoke(main, [*args, "--json"])
+    assert {o["status"] for o in json.loads(r.output)["outcomes"]} == {"metadata-changed"}

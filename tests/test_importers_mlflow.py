@@ -265,3 +265,43 @@ def test_mlflow_model_signature_becomes_the_io_signature(
     assert b.io.check({"pt": x, "eta": x, "m": x}).problems == [
         "input m: dtype float64, the model takes float32"
     ]
+
+
+def test_metadata_changed_after_publishing_is_reported_not_unchanged(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    """A registered model's description edited, a run tag set and a metric logged after the
+    import: the re-run says which fields changed (``metadata-changed``), writes nothing, and
+    an untouched version stays ``unchanged``."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.create_experiment("tau", artifact_location=(tmp_path / "artifacts").as_uri())
+    client.create_registered_model("tau-id")
+    rids = []
+    for v in (1, 2):
+        rid = client.create_run(exp, tags={"mlflow.user": "jdoe", "campaign": "mc23"}).info.run_id
+        client.log_metric(rid, "test_auc", 0.9)
+        stage = tmp_path / "stage" / str(v)
+        stage.mkdir(parents=True)
+        (stage / "model.onnx").write_bytes(b"onnx%d" % v * 100)
+        client.log_artifacts(rid, str(stage), artifact_path="model")
+        client.set_terminated(rid)
+        client.create_model_version("tau-id", source=f"runs:/{rid}/model", run_id=rid,
+                                    description=f"tau id v{v}")  # fmt: skip
+        rids.append(rid)
+    repo = tmp_path / "repo"
+    opts = ImportOptions(repo=repo, signer=KeySigner(ec_key[0]))
+    assert run_import(plan_import("mlflow", uri), opts).count("published") == 2
+    client.update_model_version("tau-id", "2", description="tau id v2, recalibrated")
+    client.set_tag(rids[1], "campaign", "mc23e")
+    again = run_import(plan_import("mlflow", uri), opts)
+    status = {o.ref: o for o in again.outcomes}
+    assert status["mlflow/tau-id@1.0.0"].status == "unchanged"
+    changed = status["mlflow/tau-id@2.0.0"]
+    assert changed.status == "metadata-changed"
+    assert "summary, extra.import.mlflow changed since it was published" in changed.detail
+    assert again.to_json()["metadataChanged"] == 1 and again.count("published") == 0
+    b = hepbundle.resolve("mlflow/tau-id@2.0.0", repos=[repo])
+    assert b.manifest.meta["summary"] == "tau id v2"  # the published version keeps what it had

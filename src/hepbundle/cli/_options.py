@@ -33,6 +33,7 @@ __all__ = [
     "ref_options",
     "repos_option",
     "repository_option",
+    "role_option",
     "signer_options",
     "trust_config_option",
 ]
@@ -69,6 +70,14 @@ context_option = click.option(
 )
 allow_yanked_option = click.option(
     "--allow-yanked", is_flag=True, help="Accept a yanked version (with a warning)."
+)
+#: the role a signature is written in (``sign --as``, ``import --as``)
+role_option = click.option(
+    "--as",
+    "role",
+    metavar="ROLE",
+    help="Write a co-signature hepbundle.ROLE.sig (e.g. release, migration) instead of "
+    "hepbundle.sig; a policy signer with 'role: ROLE' accepts it.",
 )
 repository_option = click.option(
     "--repo",

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import RepositoryError, SpecError
+from ..errors import RepositoryError, SpecError, UsageError
 from ._common import emit_json, json_option, progress
-from ._options import DIRECTORY, FILE, repository_option, signer_options
+from ._options import DIRECTORY, FILE, repository_option, role_option, signer_options
 from ._trust import trust_options_with
 
 if TYPE_CHECKING:
@@ -99,6 +99,8 @@ def _print_refused(plan: ImportPlan) -> None:
 
 
 def _print_report(report: ImportReport) -> None:
+    from ..importers.run import METADATA_CHANGED
+
     rows = [("REF", "STATUS", "FILES", "SIZE", "FROM")]
     rows += [(o.ref, o.status, str(o.files), _size(o.size), o.origin) for o in report.outcomes]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
@@ -106,10 +108,18 @@ def _print_report(report: ImportReport) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for o in report.conflicts:
         click.echo(f"conflict: {o.ref}: {o.detail}")
+    for o in report.outcomes:
+        if o.status == METADATA_CHANGED:
+            click.echo(f"metadata changed: {o.ref}: {o.detail}")
     _print_refused(report.plan)
     click.echo(
         f"{report.count('published')} published, {report.count('unchanged')} unchanged, "
         f"{len(report.conflicts)} conflicts"
+        + (
+            f", {report.count(METADATA_CHANGED)} with changed metadata"
+            if report.count(METADATA_CHANGED)
+            else ""
+        )
         + (f", {len(report.plan.refused)} refused" if report.plan.refused else "")
         + (f", {report.compat_links} compat links" if report.compat_links else "")
         + f" in {report.seconds:.1f} s"
@@ -136,6 +146,7 @@ def _print_report(report: ImportReport) -> None:
     "other links leaving the store are refused. Repeatable. dir and atlas-groupdata only.",
 )
 @signer_options()
+@role_option
 @trust_options_with(key_flag="--trust-key")
 @click.option("--allow-unsigned", is_flag=True, help="Publish unsigned bundles (local tests only).")
 @click.option(
@@ -166,6 +177,7 @@ def import_(
     dry_run: bool,
     links_outside: tuple[Path, ...],
     signer: Signer | None,
+    role: str | None,
     trust: TrustPolicy | None,
     allow_unsigned: bool,
     compat_tree: Path | None,
@@ -189,6 +201,8 @@ def import_(
     # so this module costs nothing to `hepbundle path` in a job
     from ..importers import plan_import
 
+    if role is not None and signer is None:
+        raise UsageError("--as ROLE names the role of the migration signature: give --key too")
     plan = plan_import(kind, source, mapping, allow_links_outside=links_outside)
     if dry_run:
         if as_json:
@@ -206,6 +220,7 @@ def import_(
             repo=Path(repo) if repo else default_repo(),
             backend=backend,
             signer=signer,
+            role=role,
             policy=trust,
             allow_unsigned=allow_unsigned,
             compat_tree=compat_tree,

@@ -10,7 +10,7 @@ import click
 from .. import signing as _signing
 from ..policy import TrustPolicy
 from ._common import emit_json, json_option, progress
-from ._options import ref_options, signer_options
+from ._options import ref_options, role_option, signer_options
 from ._trust import integrity_only_option, trust_options
 
 __all__ = ["COMMANDS"]
@@ -19,12 +19,7 @@ __all__ = ["COMMANDS"]
 @click.command()
 @click.argument("bundle", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @signer_options(required=True, trust_config=True)
-@click.option(
-    "--as",
-    "role",
-    metavar="ROLE",
-    help="Write a co-signature hepbundle.ROLE.sig (e.g. release) instead of hepbundle.sig.",
-)
+@role_option
 @click.option("--force", is_flag=True, help="Replace an existing signature of the same role.")
 @click.option(
     "--tsa",

@@ -38,6 +38,7 @@ __all__ = [
     "PlannedFile",
     "available",
     "get_importer",
+    "importer_identity",
     "load_map",
     "plan_import",
 ]
@@ -78,6 +79,24 @@ def get_importer(kind: str) -> Importer:
     return cast(Importer, cls())
 
 
+def importer_identity(kind: str) -> dict[str, str]:
+    """Who plans an import of ``kind``, as the manifest records it: the kind, the class
+    (``module:Class``), and the distribution that ships it with its version (hepbundle's own
+    for the built-ins)."""
+    from .._base import __version__
+
+    value = available().get(kind, "")
+    who = {"kind": kind, "class": value, "distribution": "hepbundle", "version": __version__}
+    if value != BUILTIN.get(kind):
+        for ep in entry_points(group=GROUP, name=kind):
+            dist = ep.dist
+            if dist is not None:
+                who.update(distribution=dist.name, version=dist.version)
+            else:
+                who.update(distribution="unknown", version="unknown")
+    return who
+
+
 def plan_import(
     kind: str,
     source: str | Path,
@@ -112,6 +131,8 @@ def plan_import(
     plan = importer.plan(str(source), m).without_empty()
     if used is not None:
         m.check_names(kind)
+    who = importer_identity(kind)
+    plan = replace(plan, bundles=tuple(b.with_migration(who, plan.source) for b in plan.bundles))
     seen: dict[str, str] = {}
     for b in plan.bundles:
         if b.ref in seen:

@@ -19,7 +19,7 @@ from .._yaml import LineMap, load_yaml
 from ..errors import SpecError
 from ..spec import validate
 
-__all__ = ["COMMON_KEYS", "DEFAULT_ROLES", "ImportMap", "glob_match", "load_map"]
+__all__ = ["COMMON_KEYS", "DEFAULT_ROLES", "ImportMap", "glob_match", "is_lwtnn", "load_map"]
 
 #: the mapping keys every built-in importer reads (``defaults.version`` is listed on its own:
 #: only the importers that make versions up read it)
@@ -52,6 +52,38 @@ DEFAULT_ROLES: tuple[tuple[str, str], ...] = (
     ("*.yml", "config"),
     ("*.conf", "config"),
 )
+
+
+#: the top-level keys every lwtnn network has: the sequential format (``inputs``, ``layers``,
+#: ``outputs``, often ``defaults`` and ``miscellaneous``) and the graph format (also
+#: ``input_sequences`` and ``nodes``); each layer names its ``architecture``
+_LWTNN_KEYS = frozenset({"inputs", "layers", "outputs"})
+#: the largest JSON file read to tell an lwtnn network (big networks are tens of MB)
+_LWTNN_LIMIT = 256 * 1024 * 1024
+
+
+def is_lwtnn(path: Path) -> bool:
+    """Whether ``path`` is an lwtnn network (sequential or graph JSON): an object with
+    ``inputs``, ``layers`` and ``outputs`` whose layers each name an ``architecture``. A file
+    that cannot be read or parsed is not one (its role stays ``config``)."""
+    from .._json import read_json
+    from ..errors import HepbundleError
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(64).lstrip()[:1] != b"{":
+                return False
+        doc = read_json(path, limit=_LWTNN_LIMIT)
+    except (OSError, HepbundleError):
+        return False
+    if not isinstance(doc, dict) or not doc.keys() >= _LWTNN_KEYS:
+        return False
+    layers = doc["layers"]
+    return (
+        isinstance(layers, list)
+        and bool(layers)
+        and all(isinstance(x, dict) and "architecture" in x for x in layers)
+    )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -136,10 +168,17 @@ class ImportMap:
                 "repository, the registered model name)",
             )
 
-    def role(self, legacy: str) -> str:
-        """The role of a file by its legacy path: the mapping's globs, then the defaults."""
-        for pattern, role in (*self.roles, *DEFAULT_ROLES):
+    def role(self, legacy: str, path: Path | None = None) -> str:
+        """The role of a file by its legacy path: the mapping's globs, then the defaults. Given
+        the file (``path``), a ``.json`` the defaults call ``config`` is ``model`` when it is an
+        lwtnn network (:func:`is_lwtnn`): lwtnn's files are told apart by content only."""
+        for pattern, role in self.roles:
             if glob_match(pattern, legacy):
+                return role
+        for pattern, role in DEFAULT_ROLES:
+            if glob_match(pattern, legacy):
+                if role == "config" and pattern == "*.json" and path is not None:
+                    return "model" if is_lwtnn(path) else role
                 return role
         return "data"
 

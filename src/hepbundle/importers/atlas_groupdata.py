@@ -137,7 +137,7 @@ class GroupDataImporter:
         return make_bundle(
             name=name,
             version=version,
-            files=planned_files(members, prefix, mapping),
+            files=planned_files(root, members, prefix, mapping),
             meta=mapping.meta_for(),
             origin=prefix,
             source_root=root,

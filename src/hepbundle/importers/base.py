@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._base import utc_timestamp
 from ..errors import SpecError
 from ..repository.refs import NAME_RE, is_version
 from ..spec import BundleSpec, FileRule, normalise_metrics, normalise_person
@@ -135,6 +136,51 @@ class PlannedBundle:
             f"{', '.join(dids)}"
         }
 
+    def with_migration(self, importer: Mapping[str, str], source: str) -> PlannedBundle:
+        """This plan with the migration's record in ``extra.import`` of the manifest, next to
+        what the importer put there: the importer (kind, class, distribution, version), the
+        store (``source``), and each file's original modification time (``fileTimes``:
+        bundle path → UTC; a GroupData area has no other dates)."""
+        extra = dict(self.extra_meta.get("extra") or {})
+        record = dict(extra.get("import") or {})
+        record.update(kind=importer["kind"], importer=dict(importer), source=source)
+        times = {
+            f.dest: utc_timestamp(f.mtime_ns / 1e9) for f in self.files if f.mtime_ns is not None
+        }
+        if times:
+            record["fileTimes"] = dict(sorted(times.items()))
+        return replace(self, extra_meta={**self.extra_meta, "extra": {**extra, "import": record}})
+
+    def metadata_changes(self, published: Mapping[str, Any]) -> list[str]:
+        """The metadata fields the store now gives differently from the published manifest's
+        ``published`` metadata (empty: none): summary, description, license, tags, authors,
+        and what the importer recorded in ``extra.import`` (an MLflow run's tags and params,
+        a git tag's message…), but not the migration's own record (importer, source, file
+        times), which says how, not what."""
+        spec = self.spec
+        now = {
+            "summary": spec.summary,
+            "description": spec.description,
+            "license": spec.license,
+            "tags": list(spec.tags),
+            "authors": list(spec.authors),
+        }
+        record = (self.extra_meta.get("extra") or {}).get("import") or {}
+        was = (published.get("extra") or {}).get("import") or {}
+        for key in sorted(set(record) | set(was)):
+            if key not in _MIGRATION_KEYS:
+                now[f"extra.import.{key}"] = record.get(key)
+        changed = []
+        for key, value in now.items():
+            old = (
+                was.get(key.removeprefix("extra.import."))
+                if key.startswith("extra.")
+                else (published.get(key))
+            )
+            if _plain(value) != _plain(old):
+                changed.append(key)
+        return changed
+
     def with_root(self, root: Path) -> PlannedBundle:
         """This plan reading its files from ``root`` (after materialising them there)."""
         return replace(self, source_root=root, spec=replace(self.spec, path=root / _SPEC_NAME))
@@ -153,6 +199,19 @@ class PlannedBundle:
             "gaps": {k: ("found" if v else "missing") for k, v in self.gaps().items()},
             "gapNotes": self.gap_notes(),
         }
+
+
+#: keys of ``extra.import`` that describe the migration itself (not compared on a re-run)
+_MIGRATION_KEYS = frozenset({"kind", "importer", "source", "fileTimes"})
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON gives it back (tuples as lists), with empty values as None."""
+    import json
+
+    if value in (None, "", [], {}, ()):
+        return None
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
 def io_gap_note(io: Any) -> str:

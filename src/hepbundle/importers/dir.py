@@ -29,11 +29,21 @@ from .scan import link_aliases, scan_tree, take_inventory
 __all__ = ["DirImporter", "explicit_bundles", "planned_files"]
 
 
-def planned_files(files: Sequence[SourceFile], strip: str, mapping: ImportMap) -> list[PlannedFile]:
-    """Files placed at their legacy path minus the leading directory ``strip``."""
+def planned_files(
+    root: Path, files: Sequence[SourceFile], strip: str, mapping: ImportMap
+) -> list[PlannedFile]:
+    """Files of the store at ``root`` placed at their legacy path minus the leading directory
+    ``strip``, each with its role (by path, or by content: an lwtnn ``.json``)."""
     cut = len(strip.rstrip("/")) + 1 if strip.strip("/") else 0
     return [
-        PlannedFile(f.legacy, f.legacy[cut:], f.legacy, f.size, mapping.role(f.legacy), f.mtime_ns)
+        PlannedFile(
+            f.legacy,
+            f.legacy[cut:],
+            f.legacy,
+            f.size,
+            mapping.role(f.legacy, root / f.legacy),
+            f.mtime_ns,
+        )
         for f in files
     ]
 
@@ -68,7 +78,7 @@ def explicit_bundles(
             make_bundle(
                 name=entry["name"],
                 version=entry["version"],
-                files=planned_files(chosen, strip, mapping),
+                files=planned_files(root, chosen, strip, mapping),
                 meta=mapping.meta_for(entry),
                 origin=f"bundles[{i}]",
                 source_root=root,

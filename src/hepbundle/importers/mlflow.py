@@ -61,8 +61,16 @@ def _files_under(
         for n in sorted(names):
             p = here / n
             rel = p.relative_to(base).as_posix()
+            st = p.stat()
             out.append(
-                PlannedFile(str(p), f"{prefix}/{rel}", None, p.stat().st_size, mapping.role(rel))
+                PlannedFile(
+                    str(p),
+                    f"{prefix}/{rel}",
+                    None,
+                    st.st_size,
+                    mapping.role(rel, p),
+                    st.st_mtime_ns,
+                )
             )
     return out
 

@@ -48,7 +48,11 @@ from ..signing import Signer, sign
 from .base import ImportPlan, PlannedBundle, safe_name
 from .legacy import write_compat_tree
 
-__all__ = ["ImportOptions", "ImportReport", "Outcome", "run_import"]
+__all__ = ["METADATA_CHANGED", "ImportOptions", "ImportReport", "Outcome", "run_import"]
+
+#: the status of a version whose files are as published but whose metadata in the store
+#: (an MLflow description, run tags or params, …) changed since: nothing is written
+METADATA_CHANGED = "metadata-changed"
 
 log = logging.getLogger("hepbundle")
 
@@ -62,6 +66,9 @@ class ImportOptions:
     repo: Path
     backend: str = "local"
     signer: Signer | None = None
+    #: the role of the migration signature (None: the bundle's own ``hepbundle.sig``; else the
+    #: co-signature ``hepbundle.<role>.sig``, which a policy signer with that ``role`` accepts)
+    role: str | None = None
     policy: TrustPolicy | None = None
     allow_unsigned: bool = False
     work_dir: Path | None = None
@@ -72,7 +79,8 @@ class ImportOptions:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one planned bundle: ``published``, ``unchanged`` or ``conflict``."""
+    """What happened to one planned bundle: ``published``, ``unchanged``, ``conflict`` or
+    ``metadata-changed`` (files as published, metadata not: reported, nothing written)."""
 
     ref: str
     origin: str
@@ -118,6 +126,7 @@ class ImportReport:
             "published": self.count("published"),
             "unchanged": self.count("unchanged"),
             "conflicts": self.count("conflict"),
+            "metadataChanged": self.count(METADATA_CHANGED),
             "refused": [{"what": r.what, "reason": r.reason} for r in self.plan.refused],
             "compat_links": self.compat_links,
             "seconds": round(self.seconds, 3),
@@ -157,7 +166,7 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
             done = _prepare(pb, repo, work / safe_name(pb.ref), opts)
             if isinstance(done, Outcome):
                 outcomes.append(done)
-                if done.status == "unchanged":
+                if done.status in ("unchanged", METADATA_CHANGED):
                     existing.append(pb)
             else:
                 built.append((len(outcomes), done[0], done[1]))
@@ -196,7 +205,16 @@ def _prepare(
         problems = _compare(pb, _hash_sources(pb, published.algorithm, opts.progress), published)
         if problems:
             log.info("%s: conflict: %s", pb.ref, "; ".join(problems))
-        return _outcome(pb, "conflict" if problems else "unchanged", "; ".join(problems))
+            return _outcome(pb, "conflict", "; ".join(problems))
+        changed = pb.metadata_changes(published.meta)
+        if changed:
+            return _outcome(
+                pb,
+                METADATA_CHANGED,
+                f"the store's {', '.join(changed)} changed since it was published; the "
+                "published version keeps what it had (versions are immutable)",
+            )
+        return _outcome(pb, "unchanged")
     out = work / "bundle"
     before = _source_identities(pb)
     bundle = build_from_spec(
@@ -210,7 +228,8 @@ def _prepare(
     )
     _check_unchanged(pb, before)
     if opts.signer is not None:
-        sign(bundle, opts.signer)  # the build's own records: no payload byte is read again
+        # the build's own records: no payload byte is read again
+        sign(bundle, opts.signer, role=opts.role)
     if pb.materialize is not None:
         shutil.rmtree(work / "source", ignore_errors=True)  # only the built bundle waits
     return pb, Bundle.load(out)
