@@ -1,17 +1,31 @@
 """Progress: bars count bytes and throughput, say what publish is doing after the last byte, and
-leave one summary line, never a stale percentage (issue 14, item 10)."""
+leave one summary line, never a stale percentage; a log message goes above the bar, not onto its
+line; Ctrl-C stops a long command at once, leaving one line and nothing half-written (issue 14,
+item 10)."""
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import pty
+import select
+import signal
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from hepbundle.cli._common import ProgressBar
+import pytest
+
+import hepbundle
+from hepbundle.cli._common import ProgressBar, ProgressLogHandler, progress_bar
+from hepbundle.digest import hash_files, run_parallel
 from hepbundle.repository import publish_bytes, publish_many
+from hepbundle.repository.catalog import list_names
+from hepbundle.repository.layout import staging_dirs
 
 from .repo_fixtures import make_bundle
 
@@ -55,43 +69,79 @@ def test_publish_reports_publish_bytes_and_its_stages(tmp_path: Path) -> None:
     assert stages == [f"verifying {b.ref}", f"publishing into {repo} (local)"], stages
 
 
-def test_cli_publish_on_a_terminal(tmp_path: Path) -> None:
-    """`hepbundle publish` of a 65 MiB bundle with stderr on a terminal: stage words, bytes
-    and throughput, then one summary line."""
-    b = make_bundle(tmp_path, payload=os.urandom(65 * MiB))
+def _screen(text: str) -> list[str]:
+    """The lines a terminal shows after ``text``: ``\\r`` returns to the line's start and what
+    follows overwrites it; ``\\n`` starts a new line."""
+    lines, row, col = [""], 0, 0
+    for ch in text:
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            row, col = row + 1, 0
+            if row == len(lines):
+                lines.append("")
+        else:
+            line = lines[row]
+            lines[row] = line[:col] + ch + line[col + 1 :]
+            col += 1
+    return [line.rstrip() for line in lines if line.strip()]
+
+
+def _on_a_terminal(
+    args: list[str], *, interrupt_when: Callable[[str], bool] | None = None
+) -> tuple[int, str, str, float | None]:
+    """Run ``hepbundle ARGS`` with stderr on a pty; with ``interrupt_when``, send it SIGINT (as
+    Ctrl-C does) as soon as the terminal shows text it accepts. Return the exit code, stdout,
+    the terminal's text and the seconds from SIGINT to the process's exit."""
     leader, follower = pty.openpty()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "hepbundle",
-            "publish",
-            str(b.root),
-            "--repo",
-            str(tmp_path / "repo"),
-            "--allow-unsigned",
-        ],
+        [sys.executable, "-m", "hepbundle", *args],
         stdout=subprocess.PIPE,
         stderr=follower,
         env=env,
     )
     os.close(follower)
-    chunks = []
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    stdout, _ = proc.communicate(timeout=120)
-    os.close(leader)
-    err = b"".join(chunks).decode()
-    assert proc.returncode == 0, err
-    assert stdout.decode().startswith(f"published {b.ref}")
-    frames = [f for f in err.replace("\r\n", "\n").split("\r") if f.strip()]
+    chunks: list[bytes] = []
+    sent: float | None = None
+    try:
+        while True:
+            ready, _, _ = select.select([leader], [], [], 60)
+            assert ready, "no output for 60 s: " + b"".join(chunks).decode()
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+            if sent is None and interrupt_when and interrupt_when(b"".join(chunks).decode()):
+                proc.send_signal(signal.SIGINT)
+                sent = time.monotonic()
+        proc.wait(timeout=120)
+        took = None if sent is None else time.monotonic() - sent
+        assert proc.stdout is not None
+        stdout = proc.stdout.read().decode()
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(leader)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    return proc.returncode, stdout, b"".join(chunks).decode().replace("\r\n", "\n"), took
+
+
+def test_cli_publish_on_a_terminal(tmp_path: Path) -> None:
+    """`hepbundle publish` of a 65 MiB bundle with stderr on a terminal: stage words, bytes
+    and throughput, then one summary line; the UNSIGNED warning, logged while the bar is
+    drawn, is a line of its own above the bar."""
+    b = make_bundle(tmp_path, payload=os.urandom(65 * MiB))
+    code, stdout, err, _ = _on_a_terminal(
+        ["publish", str(b.root), "--repo", str(tmp_path / "repo"), "--allow-unsigned"]
+    )
+    assert code == 0, err
+    assert stdout.startswith(f"published {b.ref}")
+    frames = [f for f in err.split("\r") if f.strip()]
     assert any(f.startswith(f"verifying {b.ref}") for f in frames), frames
     # the bar counts bytes of the total and gives a throughput (the copy may be too fast for a
     # frame between the first and the last: those two are always drawn)
@@ -99,3 +149,150 @@ def test_cli_publish_on_a_terminal(tmp_path: Path) -> None:
     assert "%" not in err
     assert frames[-1].startswith(f"publishing {b.ref}: done, 65.0 MiB in "), frames[-1]
     assert frames[-1].rstrip().endswith("/s)"), frames[-1]
+    # what the terminal shows: the warning on its own line (the verifying bar was drawn before
+    # it: it was logged after the layout check), then the summary
+    warning = f"hepbundle: WARNING: publishing UNSIGNED bundle {b.ref} (allow_unsigned)"
+    assert err.index(f"verifying {b.ref} [") < err.index(warning), err
+    screen = _screen(err)
+    assert screen[0] == warning, screen
+    assert len(screen) == 2 and screen[1].startswith(f"publishing {b.ref}: done"), screen
+
+
+def test_a_log_message_goes_above_the_bar_and_the_bar_is_drawn_again() -> None:
+    """The handler the CLI logs through, with a bar drawn on stderr: message above, bar below
+    (also from a thread other than the one drawing, as the hashing workers are)."""
+    out = io.StringIO()
+    out.isatty = lambda: True  # type: ignore[method-assign]
+    handler = ProgressLogHandler()
+    handler.setFormatter(logging.Formatter("hepbundle: %(levelname)s: %(message)s"))
+    log = logging.getLogger("hepbundle.test-progress")
+    log.addHandler(handler)
+    log.propagate = False
+    stderr, sys.stderr = sys.stderr, out
+    try:
+        with progress_bar(100 * MiB, "packing") as bar:
+            assert bar is not None
+            bar.update(40 * MiB)
+            log.warning("a warning while the bar is drawn")
+            assert (
+                _screen(out.getvalue())[0] == "hepbundle: WARNING: a warning while the bar is drawn"
+            )
+            assert _screen(out.getvalue())[1].startswith("packing [#########"), out.getvalue()
+            bar.update(60 * MiB)
+        log.warning("after the bar")
+    finally:
+        sys.stderr = stderr
+        log.removeHandler(handler)
+    screen = _screen(out.getvalue())
+    assert screen[0] == "hepbundle: WARNING: a warning while the bar is drawn", screen
+    assert screen[1].startswith("packing: done, 100.0 MiB in "), screen
+    assert screen[2:] == ["hepbundle: WARNING: after the bar"], screen
+
+
+def _big_model_dir(model_dir: Path, mib: int) -> Path:
+    """``model_dir`` with a weights file of ``mib`` MiB (one random MiB repeated: hashing and
+    copying cost the same for any bytes)."""
+    block = os.urandom(MiB)
+    with open(model_dir / "model" / "weights.bin", "wb") as f:
+        for _ in range(mib):
+            f.write(block)
+    return model_dir
+
+
+def _copied_some(stage: str) -> Callable[[str], bool]:
+    """True once the terminal shows a frame of ``stage`` with some bytes counted."""
+
+    def seen(err: str) -> bool:
+        frames = err.split("\r")[:-1]  # the last frame may be cut mid-write
+        return any(f.startswith(stage) and " 0 B/" not in f for f in frames)
+
+    return seen
+
+
+def _interrupted(code: int, err: str, took: float | None, stage: str) -> None:
+    """Exit 130 within 0.5 s of SIGINT; the bar is gone from the screen (no "stopped" summary
+    either): its last line is the one "interrupted"."""
+    assert code == 130, err
+    assert took is not None and took < 0.5, f"{took} s from SIGINT to exit"
+    screen = _screen(err)
+    assert screen[-1] == "hepbundle: interrupted", screen
+    assert not any(line.startswith(stage) or "stopped" in line for line in screen), screen
+    assert "Traceback" not in err, err
+
+
+def test_ctrl_c_stops_a_publish_at_once_and_publishes_nothing(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """SIGINT while a 384 MiB bundle is being copied into the repository: exit 130 within
+    0.5 s (before, the copy ran to its end: ~5 s), one line, no version and no work directory
+    left; the next publish then goes through."""
+    b = hepbundle.build(_big_model_dir(model_dir, 384), tmp_path / "dist")
+    repo = tmp_path / "repo"
+    args = ["publish", str(b.root), "--repo", str(repo), "--allow-unsigned"]
+    code, _, err, took = _on_a_terminal(args, interrupt_when=_copied_some("publishing into"))
+    _interrupted(code, err, took, "publishing")
+    assert list_names(repo) == []
+    assert all(not any(d.iterdir()) for d in staging_dirs(repo) if d.is_dir())
+    assert not (repo / "bundles" / "atlas" / "tauid").exists()
+    code, stdout, err, _ = _on_a_terminal(args)
+    assert code == 0 and stdout.startswith(f"published {b.ref}"), err
+
+
+@pytest.mark.parametrize("command", ["build", "verify"])
+def test_ctrl_c_stops_build_and_verify_at_once(
+    command: str, model_dir: Path, tmp_path: Path
+) -> None:
+    """SIGINT while `build` packs (or `verify` reads) 384 MiB: exit 130 within 0.5 s, one
+    line; build leaves neither the bundle nor its staging directory."""
+    src = _big_model_dir(model_dir, 384)
+    out = tmp_path / "out"
+    if command == "build":
+        args, stage = ["build", str(src), "-o", str(out)], "packing ["
+    else:
+        args, stage = (
+            ["verify", str(hepbundle.build(src, out).root), "--integrity-only"],
+            "verifying [",
+        )
+    code, _, err, took = _on_a_terminal(args, interrupt_when=_copied_some(stage))
+    _interrupted(code, err, took, stage.split()[0])
+    if command == "build":
+        assert not out.exists()
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.build-")] == []
+
+
+def test_an_interrupt_stops_the_workers_of_nested_pools_at_their_next_block(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C (a real SIGINT) of the thread waiting on :func:`run_parallel`, in pools two deep
+    as a publish of several bundles has (each staged on a thread that hashes on a pool of its
+    own), reaches every worker: KeyboardInterrupt within a few blocks, no worker thread left,
+    and a few MiB hashed of the 128 queued (before, every queued file was hashed first)."""
+    block = os.urandom(MiB)
+    files = []
+    for i in range(8):
+        f = tmp_path / f"f{i}"
+        f.write_bytes(block * 16)
+        files.append(f)
+    hashed: list[int] = []
+    sent: list[float] = []
+
+    def counted(n: int) -> None:
+        hashed.append(n)
+        if not sent:  # the first block: interrupt the process, as Ctrl-C does
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_parallel(
+            lambda half: hash_files(half, workers=2, progress=counted),
+            [files[:4], files[4:]],
+            2,
+            "test-outer",
+        )
+    took = time.monotonic() - sent[0]
+    assert took < 0.5, took
+    assert sum(hashed) < 32 * MiB, sum(hashed) / MiB
+    left = [
+        t.name for t in threading.enumerate() if t.name.startswith(("test-outer", "hepbundle-hash"))
+    ]
+    assert left == [], left

@@ -4,7 +4,8 @@ The digest algorithms a bundle may name live in one table, :data:`ALGORITHMS` (`
 ``blake3``); every reader and writer dispatches through :func:`algorithm`, which refuses a name
 it does not know. hashlib and blake3 both release the GIL while they hash a block, so a thread
 pool scales to the number of cores without extra processes; memory is ``workers × block``
-whatever the file size.
+whatever the file size. An interrupt (Ctrl-C) stops every worker at its next block
+(:func:`run_parallel`), so a command stops at once instead of finishing the queued work.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import os
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -40,10 +42,12 @@ __all__ = [
     "hash_file",
     "hash_files",
     "map_files",
+    "run_parallel",
     "sha256_bytes",
 ]
 
 T = TypeVar("T")
+R = TypeVar("R")
 _BLOCK = 1 << 20  # 1 MiB: large enough to amortise syscalls, small enough to bound memory
 
 
@@ -150,6 +154,54 @@ def _buffer() -> tuple[bytearray, memoryview]:
     return buf
 
 
+#: set by :func:`run_parallel` when the thread waiting for its workers is interrupted; every
+#: worker (and the pools it runs in turn, which share it through the copied context) checks it
+#: at each block and raises KeyboardInterrupt
+_stop: ContextVar[threading.Event | None] = ContextVar("hepbundle_stop", default=None)
+
+
+def _check_stop(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise KeyboardInterrupt
+
+
+def run_parallel(
+    fn: Callable[[T], R], items: Sequence[T], workers: int, name: str
+) -> list[R | BaseException]:
+    """``fn(item)`` for each item on up to ``workers`` threads (named ``name``), each in a copy
+    of the caller's context (so :func:`~hepbundle._base.deferred_sync` reaches them); the
+    results, or the exception each call raised, in input order.
+
+    When the waiting thread is interrupted (KeyboardInterrupt, SystemExit), the queued calls
+    are cancelled, the running ones stop at their next block (:func:`hash_file`,
+    :func:`copy_and_hash` and :func:`data_checksums` check between blocks), and once every
+    worker has stopped the interrupt is re-raised: the caller's clean-up runs on work that no
+    thread still writes, and the command ends in milliseconds, not when the queue is done."""
+    stop = _stop.get() or threading.Event()
+
+    def call(item: T) -> R:
+        _stop.set(stop)
+        return fn(item)
+
+    futures: list[Future[R]] = []
+    out: list[R | BaseException] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name) as pool:
+        try:  # (an interrupt may come while the calls are still being queued)
+            for item in items:
+                futures.append(pool.submit(contextvars.copy_context().run, call, item))
+            for f in futures:
+                try:
+                    out.append(f.result())
+                except Exception as e:
+                    out.append(e)
+        except BaseException:
+            stop.set()
+            for f in futures:
+                f.cancel()
+            raise  # leaving the pool waits for the running calls, which stop at a block
+    return out
+
+
 def _reporter() -> Callable[[int], None] | None:
     """The progress callback :func:`map_files` set for this worker thread, if any."""
     return getattr(_local, "report", None)
@@ -162,9 +214,11 @@ def hash_file(path: str | os.PathLike[str], alg: str | Algorithm = "sha256") -> 
     h = a.new()
     buf, view = _buffer()
     report = _reporter()
+    stop = _stop.get()
     size = 0
     with open_regular(path) as f:
         while n := f.readinto(buf):
+            _check_stop(stop)
             h.update(view[:n])
             size += n
             if report:
@@ -188,9 +242,11 @@ def copy_and_hash(
     h = a.new()
     buf, view = _buffer()
     report = _reporter()
+    stop = _stop.get()
     size = 0
     with open_regular(src) as fin, open(dst, "xb", buffering=0) as fout:
         while n := fin.readinto(buf):
+            _check_stop(stop)
             h.update(view[:n])
             done = 0
             while done < n:  # a raw write may be short: the file must hold every hashed byte
@@ -225,8 +281,10 @@ def data_checksums(path: str | os.PathLike[str], *, md5: bool = False) -> DataCh
     adler = 1
     buf, view = _buffer()
     size = 0
+    stop = _stop.get()
     with open_regular(path) as f:
         while n := f.readinto(buf):
+            _check_stop(stop)
             h.update(view[:n])
             adler = zlib.adler32(view[:n], adler)
             if m is not None:
@@ -286,10 +344,12 @@ def map_files(
     n = 1 if len(batches) <= 1 else workers or default_workers()  # a small bundle: no pool
     if n == 1:
         return [d for b in batches for d in run(b)]
-    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="hepbundle-hash") as pool:
-        # each batch in a copy of the caller's context (deferred_sync must reach the threads)
-        futures = [pool.submit(contextvars.copy_context().run, run, b) for b in batches]
-        return [d for f in futures for d in f.result()]
+    out: list[FileDigest] = []
+    for r in run_parallel(run, batches, n, "hepbundle-hash"):
+        if isinstance(r, BaseException):
+            raise r
+        out.extend(r)
+    return out
 
 
 def _size(p: str | os.PathLike[str]) -> int:

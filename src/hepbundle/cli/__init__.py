@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-import sys
 from typing import Any
 
 import click
 
 from .._base import __version__
-from ._common import HepbundleGroup
+from ._common import HepbundleGroup, ProgressLogHandler
 
 __all__ = ["main"]
 
@@ -186,6 +185,6 @@ def main(verbose: int) -> None:
         hepbundle path ns/name@prod FILE     verified path for a job
     """
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    logging.basicConfig(
-        level=level, format="hepbundle: %(levelname)s: %(message)s", stream=sys.stderr
-    )
+    handler = ProgressLogHandler()  # a message while a bar is drawn goes above the bar
+    handler.setFormatter(logging.Formatter("hepbundle: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +20,7 @@ from ..errors import HepbundleError
 __all__ = [
     "HepbundleGroup",
     "ProgressBar",
+    "ProgressLogHandler",
     "emit_json",
     "fail",
     "human_size",
@@ -128,7 +131,10 @@ class ProgressBar:
     command is doing now (publish: verifying, copying, then cataloguing), and once every byte
     is counted the bar names ``after`` (the work left that reads no more bytes) instead of
     sitting at 100 %. :meth:`close` replaces the bar by one line of what was done (bytes, time,
-    throughput), so no stale percentage is left on screen."""
+    throughput), so no stale percentage is left on screen; :meth:`clear` removes it (an
+    interrupted command says so in one line of its own). :meth:`print_above` writes a line
+    (a log message) on the bar's line and draws the bar again below it. Every write holds one
+    lock: worker threads' updates and a log message never interleave."""
 
     WIDTH = 24
     INTERVAL = 0.1
@@ -142,17 +148,20 @@ class ProgressBar:
         self.done = 0
         self.start = time.monotonic()
         self._drawn = 0.0
-        self._width = 0
+        self._width = 0  # of the text on the bar's line now (0: the line is empty)
+        self._lock = threading.RLock()
 
     def update(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if now - self._drawn >= self.INTERVAL or self.done >= self.total:
-            self._draw(now)
+        with self._lock:
+            self.done += n
+            now = time.monotonic()
+            if now - self._drawn >= self.INTERVAL or self.done >= self.total:
+                self._draw(now)
 
     def stage(self, text: str) -> None:
-        self.stage_text = text
-        self._draw(time.monotonic())
+        with self._lock:
+            self.stage_text = text
+            self._draw(time.monotonic())
 
     def line(self, now: float) -> str:
         """The bar as it is drawn at ``now``."""
@@ -170,6 +179,15 @@ class ProgressBar:
             f"{human_size(rate)}/s  {eta}"
         )
 
+    def print_above(self, text: str) -> None:
+        """``text`` on a line of its own where the bar was, and the bar (if it was drawn) again
+        on the next line."""
+        with self._lock:
+            drawn = self._drawn > 0
+            self._write(text, end="\n")
+            if drawn:
+                self._draw(time.monotonic())
+
     def _draw(self, now: float) -> None:
         self._write(self.line(now))
         self._drawn = now
@@ -178,16 +196,46 @@ class ProgressBar:
         pad = " " * max(self._width - len(text), 0)
         self.stream.write(f"\r{text}{pad}{end}")
         self.stream.flush()
-        self._width = len(text)
+        self._width = 0 if end == "\n" else len(text)
+
+    def clear(self) -> None:
+        """Blank the bar's line and leave the cursor at its start."""
+        with self._lock:
+            if self._width:
+                self.stream.write(f"\r{' ' * self._width}\r")
+                self.stream.flush()
+                self._width = 0
 
     def close(self, *, ok: bool = True) -> None:
-        elapsed = max(time.monotonic() - self.start, 1e-6)
-        what = "done" if ok else "stopped"
-        self._write(
-            f"{self.label}: {what}, {human_size(self.done)} in {elapsed:.1f} s "
-            f"({human_size(self.done / elapsed)}/s)",
-            end="\n",
-        )
+        with self._lock:
+            elapsed = max(time.monotonic() - self.start, 1e-6)
+            what = "done" if ok else "stopped"
+            self._write(
+                f"{self.label}: {what}, {human_size(self.done)} in {elapsed:.1f} s "
+                f"({human_size(self.done / elapsed)}/s)",
+                end="\n",
+            )
+
+
+#: the bar on stderr now (:func:`progress_bar`), which :class:`ProgressLogHandler` writes above
+_active_bar: ProgressBar | None = None
+
+
+class ProgressLogHandler(logging.Handler):
+    """The CLI's log handler: each message on a line of its own on stderr; while a progress bar
+    is drawn there, above the bar (which is drawn again below it), never on the bar's line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+            bar = _active_bar
+            if bar is not None and bar.stream is sys.stderr:
+                bar.print_above(text)
+            else:
+                sys.stderr.write(text + "\n")
+                sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
 
 
 @contextmanager
@@ -196,16 +244,26 @@ def progress_bar(
 ) -> Iterator[ProgressBar | None]:
     """A :class:`ProgressBar` on stderr when it is a terminal and the work is large (>64 MiB),
     else None; closed with a summary line (also when the command fails)."""
+    global _active_bar
     if not enabled or total < (64 << 20) or not sys.stderr.isatty():
         yield None
         return
-    bar = ProgressBar(total, label, sys.stderr, after=after)
+    bar = _active_bar = ProgressBar(total, label, sys.stderr, after=after)
     try:
         yield bar
-    except BaseException:
-        bar.close(ok=False)
+    except KeyboardInterrupt:
+        bar.clear()  # the one line left is the group's "interrupted"
         raise
-    bar.close()
+    except BaseException:
+        if bar.done:
+            bar.close(ok=False)
+        else:  # nothing was counted: the error's own line says it all
+            bar.clear()
+        raise
+    else:
+        bar.close()
+    finally:
+        _active_bar = None
 
 
 @contextmanager

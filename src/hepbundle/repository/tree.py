@@ -22,7 +22,6 @@ per-name file, so they see the old catalogue or the new one with a complete bund
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import os
@@ -30,14 +29,20 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._base import fsync_dir, fsync_file, syncing
 from ..bundle import Bundle
-from ..digest import FileDigest, copy_and_hash, default_workers, map_files, sha256_bytes
+from ..digest import (
+    FileDigest,
+    copy_and_hash,
+    default_workers,
+    map_files,
+    run_parallel,
+    sha256_bytes,
+)
 from ..errors import HepbundleError, IntegrityError, RepositoryError
 from ..filemodes import make_dirs, publish_tree
 from ..manifest import MANIFEST_FILENAME, canonical_json
@@ -248,17 +253,10 @@ def _stage_all(
 
     reqs = [replace(r, progress=serialised(r.progress)) for r in requests]
     workers = min(default_workers(), len(reqs))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hepbundle-stage") as pool:
-        futures = [  # each in a copy of this context: deferred_sync reaches the threads
-            pool.submit(contextvars.copy_context().run, _stage, root, r, after[r.bundle.name])
-            for r in reqs
-        ]
-        done: list[Path | BaseException] = []
-        for f in futures:
-            try:
-                done.append(f.result())
-            except BaseException as e:  # re-raised below, after the clean-up
-                done.append(e)
+    # an interrupt stops every staging (each removes its own work directory) before it is raised
+    done = run_parallel(
+        lambda r: _stage(root, r, after[r.bundle.name]), reqs, workers, "hepbundle-stage"
+    )
     failed = [d for d in done if isinstance(d, BaseException)]
     if failed:
         for d in done:
