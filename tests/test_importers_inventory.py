@@ -195,16 +195,24 @@ def test_directory_symlink_becomes_an_alias_in_the_catalogue(
 ) -> None:
     gd = make_groupdata(tmp_path / "GroupData")
     (gd / "tauRecTools" / "current").symlink_to("00-02-00")
+    (gd / "tauRecTools" / "00-02-00" / "gone.root").symlink_to("nowhere.root")
     repo = tmp_path / "repo"
-    opts = ImportOptions(repo=repo, signer=KeySigner(ec_key[0]))
-    report = run_import(plan_import("atlas-groupdata", gd), opts)
-    assert report.count("published") == 4
+    r = CliRunner().invoke(
+        main, ["import", "atlas-groupdata", str(gd), "--repo", str(repo), "--key", str(ec_key[0])]
+    )
+    assert r.exit_code == 0, r.output
+    assert "4 published, 0 unchanged, 0 conflicts" in r.output
+    # dev/ (3 directories and its file) and the loose notes.txt, skipped; the dangling link
+    assert "store entries not imported: 5 skipped, 1 refused (--dry-run lists" in r.output
     assert read_name_catalog(repo, "atlas/taurectools").aliases["current"] == "0.2.0"
     # the store moves its link: the re-run moves the alias, publishing nothing
     (gd / "tauRecTools" / "current").unlink()
     (gd / "tauRecTools" / "current").symlink_to("00-01-00")
+    opts = ImportOptions(repo=repo, signer=KeySigner(ec_key[0]))
     report = run_import(plan_import("atlas-groupdata", gd), opts)
     assert report.count("unchanged") == 4
+    # 7 files, the alias, 7 directories
+    assert report.to_json()["inventory"] == {"imported": 15, "skipped": 5, "refused": 1}
     assert read_name_catalog(repo, "atlas/taurectools").aliases["current"] == "0.1.0"
 
 

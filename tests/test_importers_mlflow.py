@@ -305,3 +305,30 @@ def test_metadata_changed_after_publishing_is_reported_not_unchanged(
     assert again.to_json()["metadataChanged"] == 1 and again.count("published") == 0
     b = hepbundle.resolve("mlflow/tau-id@2.0.0", repos=[repo])
     assert b.manifest.meta["summary"] == "tau id v2"  # the published version keeps what it had
+
+
+def test_artifact_links_leaving_the_store_are_refused(tmp_path: Path) -> None:
+    """The artifact directories go through the same scan as a GroupData area: a link placed in
+    a run's artifacts that leaves the store, or dangles, is refused and listed, never read."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.create_experiment("tau", artifact_location=(tmp_path / "artifacts").as_uri())
+    client.create_registered_model("tau-id")
+    rid = client.create_run(exp).info.run_id
+    stage = tmp_path / "stage"
+    (stage / "model").mkdir(parents=True)
+    (stage / "model" / "model.onnx").write_bytes(b"onnx" * 100)
+    client.log_artifacts(rid, str(stage / "model"), artifact_path="model")
+    client.create_model_version("tau-id", source=f"runs:/{rid}/model", run_id=rid)
+    (tmp_path / "private.key").write_text("secret\n")
+    run_dir = next((tmp_path / "artifacts").rglob(rid)) / "artifacts"
+    (run_dir / "model" / "key.pem").symlink_to(tmp_path / "private.key")
+    (run_dir / "notes.txt").symlink_to("gone.txt")
+    plan = plan_import("mlflow", uri)
+    [b] = plan.bundles
+    assert [f.dest for f in b.files] == ["model/model.onnx"]
+    reasons = {s.what: s.reason for s in plan.skipped}
+    assert reasons["tau-id v1: model/key.pem"].startswith("refused: symlink leaving the store")
+    assert reasons["tau-id v1: artifacts/notes.txt"] == "refused: dangling symlink (to gone.txt)"

@@ -124,6 +124,12 @@ def _print_report(report: ImportReport) -> None:
         + (f", {report.compat_links} compat links" if report.compat_links else "")
         + f" in {report.seconds:.1f} s"
     )
+    counts = report.plan.inventory_counts()
+    if counts.get("skipped") or counts.get("refused"):
+        click.echo(
+            f"store entries not imported: {counts['skipped']} skipped, {counts['refused']} "
+            "refused (--dry-run lists each with its reason)"
+        )
 
 
 @click.command("import")

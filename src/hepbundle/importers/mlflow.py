@@ -33,6 +33,7 @@ from .base import (
     make_bundle,
     safe_name,
 )
+from .scan import scan_tree
 
 __all__ = ["MlflowImporter"]
 
@@ -50,29 +51,35 @@ def _local_dir(uri: str, what: str) -> Path:
 
 
 def _files_under(
-    base: Path, prefix: str, mapping: ImportMap, skip: Path | None
-) -> list[PlannedFile]:
-    out = []
-    for dirpath, dirnames, names in os.walk(base):
-        dirnames.sort()
-        here = Path(dirpath)
-        if skip is not None and (here == skip or skip in here.parents):
-            continue
-        for n in sorted(names):
-            p = here / n
-            rel = p.relative_to(base).as_posix()
-            st = p.stat()
-            out.append(
-                PlannedFile(
-                    str(p),
-                    f"{prefix}/{rel}",
-                    None,
-                    st.st_size,
-                    mapping.role(rel, p),
-                    st.st_mtime_ns,
-                )
-            )
-    return out
+    base: Path, prefix: str, mapping: ImportMap, skip: Path | None, what: str
+) -> tuple[list[PlannedFile], list[Skipped]]:
+    """The artifacts below ``base`` (but for the directory ``skip``) placed under ``prefix``,
+    and what the shared scan refused or skipped there (a link leaving the artifact directory,
+    an unreadable directory, a dangling link…), named ``<what>: <prefix>/<path>``."""
+    if not base.is_dir():
+        return [], []
+    scan = scan_tree(base)
+    cut = skip.relative_to(base).as_posix() if skip is not None and skip != base else None
+
+    def kept(rel: str) -> bool:
+        return cut is None or not (rel == cut or rel.startswith(cut + "/"))
+
+    files = [
+        PlannedFile(
+            str(base / f.legacy),
+            f"{prefix}/{f.legacy}",
+            None,
+            f.size,
+            mapping.role(f.legacy, base / f.legacy),
+            f.mtime_ns,
+        )
+        for f in scan.files
+        if kept(f.legacy)
+    ]
+    left = [
+        Skipped(f"{what}: {prefix}/{s.what}", s.reason) for s in scan.left_out() if kept(s.what)
+    ]
+    return files, left
 
 
 def _local_store(uri: str) -> Path | None:
@@ -123,7 +130,7 @@ class MlflowImporter:
                     if not mv.run_id:
                         skipped.append(Skipped(f"{rm.name} v{mv.version}", "no run recorded"))
                         continue
-                    planned = self._bundle(
+                    planned, left = self._bundle(
                         client,
                         uri,
                         rm,
@@ -131,6 +138,7 @@ class MlflowImporter:
                         sorted(by_version.get(str(mv.version), [])),
                         mapping,
                     )
+                    skipped += left
                     if isinstance(planned, Skipped):
                         refused.append(planned)
                     else:
@@ -144,10 +152,10 @@ class MlflowImporter:
     @staticmethod
     def _bundle(
         client: Any, uri: str, rm: Any, mv: Any, aliases: list[str], mapping: ImportMap
-    ) -> PlannedBundle | Skipped:
+    ) -> tuple[PlannedBundle | Skipped, list[Skipped]]:
         """The bundle of one model version, or its refusal when the model's artifacts are not
         where the store says (moved or deleted): an empty bundle, once signed and published,
-        would block the real one for good."""
+        would block the real one for good. Also the artifacts left out (refused by the scan)."""
         run = client.get_run(mv.run_id)
         what = f"{rm.name} v{mv.version}"
         name = mapping.name(rm.name) or f"{mapping.namespace_or('mlflow')}/{safe_name(rm.name)}"
@@ -158,16 +166,17 @@ class MlflowImporter:
         else:
             model_dir = _local_dir(client.get_model_version_download_uri(rm.name, mv.version), what)
         run_dir = _local_dir(run.info.artifact_uri, what)
-        files = _files_under(model_dir, "model", mapping, None)
+        files, left = _files_under(model_dir, "model", mapping, None, what)
         if not files:
             state = "is empty" if model_dir.is_dir() else "does not exist"
             return Skipped(
                 what,
                 f"{NO_PAYLOAD}the model's artifact directory {model_dir} {state} (source "
                 f"{source}; moved or deleted?)",
-            )
-        if run_dir.is_dir():
-            files += _files_under(run_dir, "artifacts", mapping, model_dir)
+            ), left
+        more, left_run = _files_under(run_dir, "artifacts", mapping, model_dir, what)
+        files += more
+        left += left_run
         tags = run.data.tags
         meta = mapping.meta_for()
         meta.setdefault("summary", (mv.description or rm.description or "")[:500])
@@ -211,7 +220,7 @@ class MlflowImporter:
             extra_meta={**extra_meta, "extra": {"import": {"kind": "mlflow", "mlflow": record}}},
             aliases=aliases,
             rule=f"registered model version {mv.version} → {mv.version}.0.0",
-        )
+        ), left
 
 
 #: MLflow column types → numpy names (``binary``, ``datetime`` and the rest have none)

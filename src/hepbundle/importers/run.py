@@ -128,6 +128,8 @@ class ImportReport:
             "conflicts": self.count("conflict"),
             "metadataChanged": self.count(METADATA_CHANGED),
             "refused": [{"what": r.what, "reason": r.reason} for r in self.plan.refused],
+            # entries of the store per verdict (the plan's inventory; None: no tree scanned)
+            "inventory": self.plan.inventory_counts() or None,
             "compat_links": self.compat_links,
             "seconds": round(self.seconds, 3),
         }
