@@ -4,9 +4,12 @@ under."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,31 +63,116 @@ CMS_TAGS: list[tuple[str, dict[str, bytes], str]] = [
     ("V01-00-00", {"data/tau_id.root": b"v3" * 600, "data/dnn/graph.pb": b"pb" * 300}, ""),
 ]
 
+CMS_ORIGIN = "https://github.com/cms-data/RecoTauTag-TrainingFiles.git"
 
-def make_cms_data(root: Path) -> Path:
-    """``RecoTauTag-TrainingFiles`` with three tags (two annotated, one lightweight) and a tag
-    that is no version."""
-    repo = root / "RecoTauTag-TrainingFiles"
+
+@dataclass(frozen=True)
+class CmsTag:
+    """One commit of a cms-data repository and its tag: ``message`` None makes a lightweight
+    tag; ``files`` are written (None: deleted) on top of the previous commit's tree."""
+
+    tag: str
+    subject: str
+    message: str | None
+    files: dict[str, bytes | None]
+
+
+def make_cms_repo(
+    root: Path, dirname: str, tags: list[CmsTag], origin: str | None = CMS_ORIGIN
+) -> Path:
+    """A git repository under ``root/dirname`` with one commit and tag per entry of ``tags``
+    (dated a month apart), a non-version tag at the end and, unless None, the origin remote."""
+    repo = root / dirname
     repo.mkdir(parents=True)
     git(repo, "init", "-q", "-b", "master")
-    (repo / "README.md").write_text("cms-data\n")
-    for i, (tag, files, message) in enumerate(CMS_TAGS):
-        for p in repo.glob("data/**/*"):
-            if p.is_file():
-                p.unlink()
-        for rel, data in files.items():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            (repo / rel).write_bytes(data)
-        date = f"2024-0{i + 1}-15T10:00:00+00:00"
+    for i, t in enumerate(tags):
+        for rel, data in t.files.items():
+            if data is None:
+                (repo / rel).unlink()
+            else:
+                (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+                (repo / rel).write_bytes(data)
+        date = f"2024-{i + 1:02d}-15T10:00:00+00:00"
         git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", f"update for {tag}", date=date)
-        if message:
-            git(repo, "tag", "-a", tag, "-m", message, date=date)
+        git(repo, "commit", "-q", "-m", t.subject, date=date)
+        if t.message is None:
+            git(repo, "tag", t.tag)
         else:
-            git(repo, "tag", tag)
+            git(repo, "tag", "-a", t.tag, "-m", t.message, date=date)
     git(repo, "tag", "before-rename")
-    git(repo, "remote", "add", "origin", "https://github.com/cms-data/RecoTauTag-TrainingFiles.git")
+    if origin:
+        git(repo, "remote", "add", "origin", origin)
     return repo
+
+
+def cms_tree(tags: list[CmsTag], tag: str) -> dict[str, bytes]:
+    """The files of ``tags``' repository at ``tag``."""
+    out: dict[str, bytes] = {}
+    for t in tags:
+        for rel, data in t.files.items():
+            if data is None:
+                out.pop(rel, None)
+            else:
+                out[rel] = data
+        if t.tag == tag:
+            return out
+    raise KeyError(tag)
+
+
+def make_cms_data(root: Path) -> Path:
+    """``RecoTauTag-TrainingFiles`` laid out as a CMSSW package (files under ``data/``), with
+    three tags (two annotated, one lightweight) and a tag that is no version."""
+    tags, before = [], {}
+    for tag, files, message in CMS_TAGS:
+        tags.append(CmsTag(tag, f"update for {tag}", message or None, {**before, **files}))
+        before = dict.fromkeys(files)
+    tags[0].files["README.md"] = b"cms-data\n"
+    return make_cms_repo(root, "RecoTauTag-TrainingFiles", tags)
+
+
+def _payload(seed: str, size: int) -> bytes:
+    """``size`` bytes that look like a binary graph (deterministic, incompressible)."""
+    out = b""
+    while len(out) < size:
+        out += hashlib.sha256(f"{seed}:{len(out)}".encode()).digest()
+    return out[:size]
+
+
+DEEPTAU_CORE = "DeepTauId/deepTau_2017v2p6_e6_core.pb"
+
+#: RecoTauTag-TrainingFiles as the cms-data repositories are: files at the repository root
+#: (which a release installs as RecoTauTag/TrainingFiles/data/), an annotated tag whose message
+#: is just its name, then a lightweight tag retraining core.pb with validation plots kept out of
+#: the release tarball by export-ignore
+DEEPTAU_TAGS: list[CmsTag] = [
+    CmsTag(
+        "V00-02-02",
+        "Add DeepTau 2017v2p6 e6 training files",
+        "V00-02-02",
+        {
+            "README.md": b"# RecoTauTag-TrainingFiles\nTraining files for RecoTauTag.\n",
+            DEEPTAU_CORE: _payload("core-2017v2p6", 24_000),
+            "DeepTauId/deepTau_2017v2p6_e6_inner.pb": _payload("inner-2017v2p6", 17_000),
+            "DeepTauId/deepTau_2017v2p6_e6_outer.pb": _payload("outer-2017v2p6", 17_500),
+            "MVAIsolation/tauIdMVAIsoDBoldDMwLT2017.weights.xml.gz": _payload("mva", 3_000),
+        },
+    ),
+    CmsTag(
+        "V00-03-00",
+        "Retrain the DeepTau 2017v2p6 core on UL samples",
+        None,
+        {
+            DEEPTAU_CORE: _payload("core-2017v2p6-UL", 26_000),
+            ".gitattributes": b"/validation export-ignore\n",
+            "validation/roc_core.png": _payload("png", 2_000),
+        },
+    ),
+]
+
+
+def make_deeptau(root: Path, dirname: str = "cms-data-RecoTauTag-TrainingFiles", **kw: Any) -> Path:
+    """The realistic RecoTauTag-TrainingFiles clone of :data:`DEEPTAU_TAGS`."""
+    return make_cms_repo(root, dirname, DEEPTAU_TAGS, **kw)
 
 
 def write_policy(tmp_path: Path, pub: Path) -> Path:

@@ -4,19 +4,33 @@ provenance from the tagger/commit, files read from git objects, legacy CMSSW pat
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 import hepbundle
 from hepbundle.cli import main
 from hepbundle.importers import plan_import
+from hepbundle.importers.cms_data import says_only_the_tag, tag_version
 from hepbundle.importers.legacy import resolve_legacy
 from hepbundle.importers.run import ImportOptions, run_import
 from hepbundle.signing import KeySigner
 
-from .import_fixtures import CMS_TAGS, git, make_cms_data, policy_env
+from .import_fixtures import (
+    CMS_ORIGIN,
+    CMS_TAGS,
+    DEEPTAU_CORE,
+    DEEPTAU_TAGS,
+    CmsTag,
+    cms_tree,
+    git,
+    make_cms_data,
+    make_cms_repo,
+    make_deeptau,
+    policy_env,
+)
 
 __all__ = ["policy_env"]
 
@@ -31,7 +45,11 @@ def cms_repo(tmp_path: Path) -> Path:
 def test_plan_versions_provenance_and_legacy_paths(cms_repo: Path) -> None:
     plan = plan_import("cms-data", cms_repo)
     assert [b.ref for b in plan.bundles] == [f"{NAME}@0.1.0", f"{NAME}@0.2.5", f"{NAME}@1.0.0"]
-    assert [s.what for s in plan.skipped] == ["tag before-rename"]
+    # the data/ layout (the tree is data/ and a README): the README is listed, not imported
+    assert [(s.what, s.reason) for s in plan.skipped] == [
+        *((f"{t}:README.md", "outside data/ (data layout)") for t, _, _ in CMS_TAGS),
+        ("tag before-rename", "not of the form VAA-BB-CC"),
+    ]
     v025 = plan.bundles[1]
     assert {(f.dest, f.legacy) for f in v025.files} == {
         ("data/tau_id.root", "RecoTauTag/TrainingFiles/data/tau_id.root"),
@@ -116,3 +134,195 @@ def test_mapping_renames_and_not_a_checkout(cms_repo: Path, tmp_path: Path) -> N
 
     with pytest.raises(SpecError, match="not a git checkout"):
         plan_import("cms-data", tmp_path)
+
+
+# --- real cms-data repositories: files at the root, names with prefixes, export-ignore -------
+
+CORE_LEGACY = f"RecoTauTag/TrainingFiles/data/{DEEPTAU_CORE}"
+
+
+def _import(repo: Path, out: Path, key: Path, *extra: str) -> Result:
+    args = ["import", "cms-data", str(repo), "--repo", str(out), "--key", str(key), *extra]
+    return CliRunner().invoke(main, args)
+
+
+def test_root_layout_is_what_filein_path_finds(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    """Files at the repository root (as cmsdist installs a tag into RecoTauTag/TrainingFiles/
+    data/), a clone named cms-data-RecoTauTag-TrainingFiles: the FileInPath path resolves."""
+    src = make_deeptau(tmp_path / "src")
+    plan = plan_import("cms-data", src)
+    assert [b.ref for b in plan.bundles] == [f"{NAME}@0.2.2", f"{NAME}@0.3.0"]
+    v022, v030 = plan.bundles
+    first = cms_tree(DEEPTAU_TAGS, "V00-02-02")
+    assert {(f.dest, f.legacy) for f in v022.files} == {
+        (p, f"RecoTauTag/TrainingFiles/data/{p}") for p in first
+    }
+    assert {f.dest: f.role for f in v022.files} == {
+        "README.md": "docs",
+        DEEPTAU_CORE: "model",
+        "DeepTauId/deepTau_2017v2p6_e6_inner.pb": "model",
+        "DeepTauId/deepTau_2017v2p6_e6_outer.pb": "model",
+        "MVAIsolation/tauIdMVAIsoDBoldDMwLT2017.weights.xml.gz": "weights",
+    }
+    assert "legacy paths RecoTauTag/TrainingFiles/data/… (RecoTauTag/TrainingFiles from the " \
+        "directory name and the origin URL; root layout" in v022.rule  # fmt: skip
+    assert v030.extra_meta["extra"]["import"]["package"] == "RecoTauTag/TrainingFiles"
+    assert v030.extra_meta["extra"]["import"]["layout"] == "root"
+    repo = tmp_path / "repo"
+    r = _import(src, repo, ec_key[0])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["path", "--legacy", f"cms:{CORE_LEGACY}", "--repo", str(repo)])
+    assert r.exit_code == 0, r.output
+    latest = cms_tree(DEEPTAU_TAGS, "V00-03-00")
+    assert Path(r.output.strip()).read_bytes() == latest[DEEPTAU_CORE]
+    b = hepbundle.resolve(f"{NAME}@0.2.2", repos=[repo], verify="full")
+    assert {p: b.path(p).read_bytes() for p in first} == first
+
+
+@pytest.mark.parametrize(
+    ("dirname", "origin", "how"),
+    [
+        ("data-RecoTauTag-TrainingFiles", None, "the directory name"),
+        ("RecoTauTag-TrainingFiles.git", None, "the directory name"),
+        ("checkout", "git@github.com:cms-data/RecoTauTag-TrainingFiles.git", "the origin URL"),
+        ("CMSSW_14_0_0/src/RecoTauTag/TrainingFiles/data", None, "the directory name"),
+    ],
+)
+def test_package_from_the_directory_or_the_origin(
+    tmp_path: Path, dirname: str, origin: str | None, how: str
+) -> None:
+    plan = plan_import("cms-data", make_deeptau(tmp_path, dirname, origin=origin))
+    assert [b.ref for b in plan.bundles] == [f"{NAME}@0.2.2", f"{NAME}@0.3.0"]
+    assert CORE_LEGACY in {f.legacy for f in plan.bundles[1].files}
+    assert f"(RecoTauTag/TrainingFiles from {how}; root layout" in plan.bundles[1].rule
+
+
+def test_package_key_settles_a_disagreement(tmp_path: Path) -> None:
+    from hepbundle.errors import SpecError
+
+    src = make_deeptau(tmp_path, "RecoTauTag-TrainingFiles", origin=f"{CMS_ORIGIN[:-28]}x-y.git")
+    with pytest.raises(SpecError, match=r"directory name says RecoTauTag/TrainingFiles, the "
+                       r"origin URL https://github.com/cms-data/x-y.git says x/y") as e:  # fmt: skip
+        plan_import("cms-data", src)
+    assert "package:" in (e.value.hint or "")
+    m = tmp_path / "map.yaml"
+    m.write_text("package: RecoTauTag/TrainingFiles\nlayout: root\n")
+    plan = plan_import("cms-data", src, m)
+    assert CORE_LEGACY in {f.legacy for f in plan.bundles[1].files}
+    assert "from package: in the mapping" in plan.bundles[1].rule
+    unnamed = make_deeptau(tmp_path, "clone", origin=None)
+    with pytest.raises(SpecError, match="cannot tell <Subsystem>/<Package> from the directory "
+                       r"name 'clone' \(no origin remote\)"):  # fmt: skip
+        plan_import("cms-data", unnamed)
+    assert [b.ref for b in plan_import("cms-data", unnamed, m).bundles] == [
+        f"{NAME}@0.2.2",
+        f"{NAME}@0.3.0",
+    ]
+    m.write_text("package: RecoTauTag-TrainingFiles\n")
+    with pytest.raises(
+        SpecError, match=r"map.yaml:1: package: 'RecoTauTag-TrainingFiles' is invalid"
+    ):
+        plan_import("cms-data", unnamed, m)
+
+
+def test_summary_is_the_commit_subject_when_the_message_is_the_tag(tmp_path: Path) -> None:
+    v022 = plan_import("cms-data", make_deeptau(tmp_path)).bundles[0]
+    g = v022.extra_meta["extra"]["import"]["git"]
+    assert g["message"] == "V00-02-02" and g["subject"] == DEEPTAU_TAGS[0].subject
+    assert v022.spec.summary == "Add DeepTau 2017v2p6 e6 training files"
+    assert v022.spec.description == "Add DeepTau 2017v2p6 e6 training files"
+
+
+@pytest.mark.parametrize(
+    ("message", "only"),
+    [
+        ("V00-02-02", True),
+        ("Tag V00-02-02", True),
+        ("new version V00-02-02.", True),
+        ("", True),
+        ("DeepTau v2p5 (V00-02-02)", False),
+        ("V00-02-02: retrained on UL", False),
+    ],
+)
+def test_says_only_the_tag(message: str, only: bool) -> None:
+    assert says_only_the_tag(message, "V00-02-02") is only
+
+
+#: a later tag after the export-ignore one, in each layout
+_LATER = {
+    "root": [
+        *DEEPTAU_TAGS,
+        CmsTag("V00-03-01", "Add the 2018 inner graph", "DeepTau 2018v2p5 inner",
+               {"DeepTauId/deepTau_2018v2p5_inner.pb": b"inner-2018" * 900}),
+    ],
+    "data": [
+        CmsTag("V00-01-00", "First files", "First training files",
+               {"README.md": b"cms-data\n", "data/tau_id.root": b"v1" * 400}),
+        CmsTag("V00-02-00", "Validation plots, not for the release", None,
+               {".gitattributes": b"data/validation/** export-ignore\n",
+                "data/validation/roc.png": b"png" * 300, "data/tau_id.root": b"v2" * 500}),
+        CmsTag("V00-03-00", "Retrained", "Retrained", {"data/tau_id.root": b"v3" * 600}),
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", ["root", "data"])
+def test_export_ignore_is_skipped_and_later_tags_import(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path, layout: str
+) -> None:
+    """export-ignore (the file is in the tree, not in the release tarball) used to fail the
+    build on a file git archive never wrote, and every later tag with it."""
+    tags = _LATER[layout]
+    src = make_cms_repo(tmp_path / "src", "RecoTauTag-TrainingFiles", tags)
+    plan = plan_import("cms-data", src)
+    ignored = "validation/roc_core.png" if layout == "root" else "data/validation/roc.png"
+    tag = "V00-03-00" if layout == "root" else "V00-02-00"
+    reasons = {s.what: s.reason for s in plan.skipped}
+    assert reasons[f"{tag}:{ignored}"].startswith("export-ignore (.gitattributes)")
+    assert reasons[f"{tag}:.gitattributes"] == "git metadata"
+    repo = tmp_path / "repo"
+    report = run_import(plan, ImportOptions(repo=repo, signer=KeySigner(ec_key[0])))
+    assert [o.status for o in report.outcomes] == ["published"] * len(tags)
+    for t in tags:
+        b = hepbundle.resolve(f"{NAME}@{tag_version(t.tag)}", repos=[repo], verify="full")
+        want = {
+            p: data
+            for p, data in cms_tree(tags, t.tag).items()
+            if not p.startswith(".git") and p != ignored and (layout == "root" or p != "README.md")
+        }
+        assert {f.path: b.path(f.path).read_bytes() for f in b.manifest.files} == want
+
+
+def test_file_name_not_utf8_is_refused_in_the_plan(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    bad = os.fsdecode(b"DeepTauId/caf\xe9.pb")
+    tags = [*DEEPTAU_TAGS, CmsTag("V00-04-00", "A Latin-1 name", None, {bad: b"x" * 10})]
+    src = make_cms_repo(tmp_path / "src", "RecoTauTag-TrainingFiles", tags)
+    r = CliRunner().invoke(main, ["import", "cms-data", str(src), "--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert "V00-04-00:DeepTauId/caf\\xe9.pb: refused: the file name is not valid UTF-8" in r.output
+    repo = tmp_path / "repo"
+    r = _import(src, repo, ec_key[0], "--json")
+    assert r.exit_code == 0, r.output
+    assert [o["status"] for o in json.loads(r.output)["outcomes"]] == ["published"] * 3
+    b = hepbundle.resolve(f"{NAME}@0.4.0", repos=[repo], verify="full")
+    assert set(b.manifest.by_path) == set(cms_tree(DEEPTAU_TAGS, "V00-02-02"))  # the 5 others
+
+
+@pytest.mark.parametrize("depth", [None, "1"])
+def test_clone_without_tags_is_an_error(tmp_path: Path, depth: str | None) -> None:
+    src = make_deeptau(tmp_path / "src")
+    clone = tmp_path / "RecoTauTag-TrainingFiles"
+    git(tmp_path, "clone", "-q", "--no-tags", *(["--depth", depth] if depth else []),
+        f"file://{src}", str(clone))  # fmt: skip
+    r = CliRunner().invoke(main, ["import", "cms-data", str(clone), "--dry-run"])
+    assert r.exit_code == 2
+    assert r.output.startswith(f"hepbundle: error: {clone}: no tag of the form VAA-BB-CC, so no")
+    assert "(the clone has no tags at all)" in r.output and "Traceback" not in r.output
+    assert ("fetch --unshallow --tags" in r.output) is bool(depth)
+    r = CliRunner().invoke(main, ["import", "cms-data", str(clone), "--dry-run", "--json"])
+    err = json.loads(r.stdout)
+    assert r.exit_code == 2 and err["ok"] is False and "no tag of the form" in err["message"]

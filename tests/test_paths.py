@@ -29,6 +29,7 @@ from hepbundle.paths import check_collisions, check_relpath, is_reserved
         ("e\u0301.onnx", "NFC"),
         ("a/", "empty"),
         ("x" * 256, "longer"),
+        ("caf\udce9.root", r"'caf\\xe9.root' is not valid UTF-8"),  # a Latin-1 file name
     ],
 )
 def test_bad_paths_rejected(path: str, rule: str) -> None:

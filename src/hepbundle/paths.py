@@ -3,7 +3,7 @@
 The rules (normative text in ``bundle-spec/README.md`` § Paths):
 
 * ``/``-separated, relative, no empty, ``.`` or ``..`` segments, no trailing slash;
-* NFC-normalised Unicode, no NUL or other control characters, no backslash;
+* valid UTF-8, NFC-normalised Unicode, no NUL or other control characters, no backslash;
 * at most 4096 bytes in UTF-8, each segment at most 255 bytes;
 * no two paths of one bundle equal after NFC normalisation and case folding (so a bundle unpacks
   identically on case-insensitive file systems such as macOS and EOS FUSE views);
@@ -60,7 +60,12 @@ def check_relpath(relpath: str) -> str:
         raise PathError(f"path {relpath!r} is absolute; bundle paths are relative")
     if unicodedata.normalize("NFC", relpath) != relpath:
         raise PathError(f"path {relpath!r} is not NFC-normalised Unicode")
-    if len(relpath.encode("utf-8")) > _MAX_PATH_BYTES:
+    try:
+        size = len(relpath.encode("utf-8"))
+    except UnicodeEncodeError:  # a file system name decoded with surrogate escapes
+        shown = relpath.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise PathError(f"path '{shown}' is not valid UTF-8") from None
+    if size > _MAX_PATH_BYTES:
         raise PathError(f"path {relpath[:40]!r}… is longer than {_MAX_PATH_BYTES} bytes")
     for seg in relpath.split("/"):
         if seg in ("", ".", ".."):

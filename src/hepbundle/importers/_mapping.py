@@ -127,6 +127,11 @@ class ImportMap:
     names: Mapping[str, str] = field(default_factory=dict)
     include_dev: bool = False
     bundles: tuple[Mapping[str, Any], ...] = ()
+    #: cms-data: the ``<Subsystem>/<Package>`` the legacy paths start with, and the layout of the
+    #: repository (``root``: its root is ``<Subsystem>/<Package>/data/``; ``data``: it holds
+    #: ``data/``); None: read from the names and the tree (docs/migration.md)
+    package: str | None = None
+    layout: str | None = None
     lines: LineMap = field(default_factory=dict, compare=False, repr=False)
     #: the keys the file sets (top level, and ``defaults.version``)
     keys: frozenset[str] = frozenset()
@@ -222,6 +227,8 @@ def load_map(path: str | Path | None) -> ImportMap:
         names=data.get("names", {}),
         include_dev=bool(data.get("include_dev", False)),
         bundles=tuple(data.get("bundles", ())),
+        package=data.get("package"),
+        layout=data.get("layout"),
         lines=lines,
         keys=frozenset(data)
         | ({"defaults.version"} if "version" in (data.get("defaults") or {}) else set()),

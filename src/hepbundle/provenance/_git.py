@@ -93,12 +93,24 @@ def strip_credentials(url: str) -> str:
     return url
 
 
-def git_output(args: list[str], cwd: Path, *, ok: tuple[int, ...] = (0,)) -> bytes:
+def git_output(
+    args: list[str],
+    cwd: Path,
+    *,
+    ok: tuple[int, ...] = (0,),
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+) -> bytes:
+    """``git ARGS`` in ``cwd`` (stdout; one-line BuildError for an exit status not in ``ok``),
+    with ``env`` added to the environment and ``input`` on stdin."""
     exe = shutil.which("git")
     if exe is None:
         raise BuildError("git is not installed", hint="install git to pin the training code")
-    env = {**os.environ, "LC_ALL": "C", "GIT_OPTIONAL_LOCKS": "0"}  # read-only: take no locks
-    p = subprocess.run([exe, *args], cwd=cwd, capture_output=True, env=env, check=False)
+    # read-only: take no locks
+    full = {**os.environ, "LC_ALL": "C", "GIT_OPTIONAL_LOCKS": "0", **(env or {})}
+    p = subprocess.run(
+        [exe, *args], cwd=cwd, capture_output=True, env=full, check=False, input=input
+    )
     if p.returncode not in ok:
         msg = p.stderr.decode(errors="replace").strip().splitlines()
         raise BuildError(f"git {args[0]} failed in {cwd}: {msg[-1] if msg else p.returncode}")
