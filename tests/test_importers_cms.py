@@ -326,3 +326,97 @@ def test_clone_without_tags_is_an_error(tmp_path: Path, depth: str | None) -> No
     r = CliRunner().invoke(main, ["import", "cms-data", str(clone), "--dry-run", "--json"])
     err = json.loads(r.stdout)
     assert r.exit_code == 2 and err["ok"] is False and "no tag of the form" in err["message"]
+
+
+# --- a release gets the bytes of the tag it pins ---------------------------------------------
+
+
+def test_pinned_release_gets_the_bytes_of_its_tag(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    """V00-03-00 retrained core.pb; a release pinning V00-02-02 must still read the old one,
+    through hepbundle path --legacy --pin and through the per-version compat tree."""
+    src = make_deeptau(tmp_path / "src")
+    repo, compat = tmp_path / "repo", tmp_path / "compat"
+    r = _import(src, repo, ec_key[0], "--compat-tree", str(compat), "--compat-layout",
+                "per-version")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    old = cms_tree(DEEPTAU_TAGS, "V00-02-02")[DEEPTAU_CORE]
+    new = cms_tree(DEEPTAU_TAGS, "V00-03-00")[DEEPTAU_CORE]
+    assert old != new
+
+    def legacy_path(*pins: str) -> Result:
+        args = ["path", "--legacy", f"cms:{CORE_LEGACY}", "--repo", str(repo)]
+        return CliRunner().invoke(main, [*args, *(a for p in pins for a in ("--pin", p))])
+
+    for pins, want in [
+        ((), new),  # no pin: the highest release
+        (("Alignment/OfflineValidation=V00-03-00 RecoTauTag/TrainingFiles=V00-02-02",), old),
+        (("RecoTauTag/TrainingFiles=0.2.2",), old),
+        (("RecoTauTag/TrainingFiles=V00-03-00",), new),
+        (("RecoTauTag=V00-03-00", "RecoTauTag/TrainingFiles=V00-02-02"), old),  # longest wins
+    ]:
+        r = legacy_path(*pins)
+        assert r.exit_code == 0, (pins, r.output)
+        assert Path(r.stdout.strip()).read_bytes() == want, pins
+    b, rel = resolve_legacy(
+        f"cms:{CORE_LEGACY}", repos=[repo], pins={"RecoTauTag/TrainingFiles": "V00-02-02"}
+    )
+    assert (b.version, b.path(rel).read_bytes()) == ("0.2.2", old)
+
+    r = legacy_path("RecoTauTag/TrainingFiles=V00-01-07")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert (
+        f"cms:{CORE_LEGACY}: the pin RecoTauTag/TrainingFiles=V00-01-07 asks for version 0.1.7, "
+        f"and no published, non-yanked version of that number carries this file (it is in "
+        f"{NAME}@0.3.0, {NAME}@0.2.2)"
+    ) in r.output
+    for bad, msg in [
+        ("RecoTauTag/TrainingFiles", "is not <legacy prefix>=<tag or version>"),
+        ("RecoTauTag/TrainingFiles=DeepTau2017v2", "is neither a version (0.2.2) nor a tag"),
+    ]:
+        r = legacy_path(bad)
+        assert r.exit_code == 2 and msg in r.output, r.output
+    r = CliRunner().invoke(main, ["path", f"{NAME}@0.2.2", "--pin", "A/B=V00-01-00"])
+    assert r.exit_code == 2 and "--pin goes with --legacy" in r.output
+
+    for t in DEEPTAU_TAGS:
+        tree = cms_tree(DEEPTAU_TAGS, t.tag)
+        search_dir = compat / NAME / str(tag_version(t.tag))  # what CMSSW_SEARCH_PATH names
+        link = search_dir / CORE_LEGACY
+        assert link.is_symlink() and not os.path.isabs(os.readlink(link))
+        assert link.read_bytes() == tree[DEEPTAU_CORE], t.tag
+        assert (search_dir / "RecoTauTag/TrainingFiles/data/README.md").read_bytes() == (
+            tree["README.md"]
+        )
+    assert not (compat / CORE_LEGACY).exists()  # per-version only: no unpinned flat tree
+
+
+def test_a_tag_pin_needs_the_version_imported_from_that_tag(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    """Version 0.2.2 published by hand (not imported from V00-02-02) is not what a release
+    pinning V00-02-02 had: the tag pin is checked against the signed manifest's record."""
+    from hepbundle.builder import BuildOptions, build_from_spec
+    from hepbundle.errors import VerificationError
+    from hepbundle.repository import publish
+    from hepbundle.signing import sign
+    from hepbundle.spec import load_spec
+
+    from .conftest import write_spec
+
+    src = tmp_path / "by-hand"
+    src.mkdir()
+    (src / "core.pb").write_bytes(b"not the tagged bytes")
+    write_spec(src, f"name: {NAME}\nversion: 0.2.2\nfiles:\n  - {{path: core.pb, role: model}}\n")
+    b = build_from_spec(
+        load_spec(src), BuildOptions(out=tmp_path / "out", legacy_paths={"core.pb": CORE_LEGACY})
+    )
+    sign(b.root, KeySigner(ec_key[0]))
+    repo = tmp_path / "repo"
+    publish(b.root, repo)
+    with pytest.raises(VerificationError, match=f"resolves to {NAME}@0.2.2, whose manifest says "
+                       "it was not imported from a git tag"):  # fmt: skip
+        resolve_legacy(f"cms:{CORE_LEGACY}", repos=[repo], pins={"RecoTauTag": "V00-02-02"})
+    got, rel = resolve_legacy(f"cms:{CORE_LEGACY}", repos=[repo], pins={"RecoTauTag": "0.2.2"})
+    assert got.path(rel).read_bytes() == b"not the tagged bytes"

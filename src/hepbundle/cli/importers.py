@@ -161,6 +161,15 @@ def _print_report(report: ImportReport) -> None:
     help="Write relative symlinks with the legacy layout here, pointing into the repository.",
 )
 @click.option(
+    "--compat-layout",
+    type=click.Choice(["latest", "per-version"]),
+    default="latest",
+    show_default=True,
+    help="latest: DIR/<legacy path> is the highest version carrying it; per-version: "
+    "DIR/<name>/<version>/<legacy path> for every version (a release's search path names the "
+    "version it pins).",
+)
+@click.option(
     "--backend",
     type=click.Choice(["local", "cvmfs"]),
     default="local",
@@ -187,6 +196,7 @@ def import_(
     trust: TrustPolicy | None,
     allow_unsigned: bool,
     compat_tree: Path | None,
+    compat_layout: str,
     backend: str,
     work_dir: Path | None,
     as_json: bool,
@@ -230,6 +240,7 @@ def import_(
             policy=trust,
             allow_unsigned=allow_unsigned,
             compat_tree=compat_tree,
+            compat_layout=compat_layout,
             work_dir=work_dir,
             progress=cb,
         )

@@ -42,6 +42,15 @@ __all__ = ["COMMANDS"]
     help="REF is a legacy path of an imported store, <experiment>:<path> "
     "(e.g. atlas:tauRecTools/R22_preprod/model.json); prints that file's bundle path.",
 )
+@click.option(
+    "--pin",
+    "pins",
+    multiple=True,
+    metavar="PREFIX=TAG",
+    help="With --legacy: serve legacy paths under PREFIX from the version imported from TAG (or "
+    "that version number), e.g. RecoTauTag/TrainingFiles=V00-02-02 as the release's "
+    "CMSSW_DATA_PACKAGE pins it; repeatable, several per value separated by spaces.",
+)
 @json_option
 def path(
     ref: str,
@@ -53,6 +62,7 @@ def path(
     allow_yanked: bool,
     context: str | None,
     legacy: bool,
+    pins: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Print the verified absolute path of bundle REF, or of FILE inside it.
@@ -67,19 +77,29 @@ def path(
     --policy / the quick flags, $HEPBUNDLE_POLICY, or the repository's trust root; without one
     REF is refused. --context (default $HEPBUNDLE_CONTEXT) refuses a version whose validity
     scope excludes the job's context: --context run=456789,release=CMSSW_15_0_3.
+
+    --legacy REF is a legacy path of an imported store; a path several versions carry (a
+    cms-data file across tags) gives the highest release unless --pin names the release's tag:
+
+    \b
+        hepbundle path --legacy cms:RecoTauTag/TrainingFiles/data/DeepTauId/x.pb \\
+            --pin RecoTauTag/TrainingFiles=V00-02-02
     """
     if integrity_only:
         mode = "integrity"
+    if pins and not legacy:
+        raise click.UsageError("--pin goes with --legacy (a bundle REF names its version)")
     if legacy:
         if file:
             raise click.UsageError("--legacy takes no FILE: the legacy path names the file")
-        from ..importers.legacy import resolve_legacy  # the importer layer sits above load
+        from ..importers.legacy import parse_pins, resolve_legacy  # importers sit above load
 
         b, file = resolve_legacy(
             ref,
             verify=mode,
             policy=trust,
             repos=repos or None,
+            pins=parse_pins(pins),
         )
         _resolver.check_scope(b.manifest, context)
     else:

@@ -3,28 +3,95 @@ and write a compat tree of relative symlinks with the legacy layout.
 
 Both read the ``legacy_paths`` table of search index (the namespace's shard), filled from the manifests'
 ``legacyPath`` at publish (and by ``catalog rebuild``). A legacy path that several versions carry
-(a cms-data file across tags) resolves to the highest released version that is not yanked.
+(a cms-data file across tags) resolves to the highest released version that is not yanked,
+unless a **pin** says which: ``RecoTauTag/TrainingFiles=V00-02-02`` (a release's
+``CMSSW_DATA_PACKAGE`` entry) serves every legacy path under ``RecoTauTag/TrainingFiles/`` from the
+version imported from that tag, so a job gets the bytes its release had. The per-version compat
+tree (``<name>/<version>/<legacy path>``) gives the same to a search path.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ..bundle import Bundle
-from ..errors import NotFoundError, PathError, RepositoryError, VerificationError
+from ..errors import (
+    NotFoundError,
+    PathError,
+    RepositoryError,
+    SpecError,
+    UsageError,
+    VerificationError,
+)
 from ..load import VerifyMode
 from ..paths import check_relpath
 from ..policy import TrustPolicy
 from ..repository.index import LegacyHit, find_legacy
 from ..repository.layout import bundle_dir, index_file
+from ..repository.refs import is_version
 from ..resolver import resolve, search_path
 
-__all__ = ["best_per_legacy", "resolve_legacy", "write_compat_tree"]
+__all__ = [
+    "COMPAT_LAYOUTS",
+    "best_per_legacy",
+    "parse_pins",
+    "resolve_legacy",
+    "write_compat_tree",
+]
 
 log = logging.getLogger("hepbundle")
+
+
+def parse_pins(texts: Iterable[str]) -> dict[str, str]:
+    """Pins ``<legacy prefix>=<tag or version>`` (``RecoTauTag/TrainingFiles=V00-02-02``, the
+    form of a release's ``CMSSW_DATA_PACKAGE`` list), several per text separated by spaces or
+    commas, as {prefix: tag or version}. A malformed pin, or one prefix pinned twice to different
+    values, is a UsageError."""
+    pins: dict[str, str] = {}
+    for text in texts:
+        for item in re.split(r"[\s,]+", text.strip()):
+            if not item:
+                continue
+            prefix, sep, value = item.partition("=")
+            prefix = prefix.strip("/")
+            if not sep or not prefix or not value:
+                raise UsageError(
+                    f"pin {item!r} is not <legacy prefix>=<tag or version>",
+                    hint="e.g. RecoTauTag/TrainingFiles=V00-02-02 (as CMSSW_DATA_PACKAGE lists "
+                    "them) or RecoTauTag/TrainingFiles=0.2.2",
+                )
+            _pinned_version(prefix, value)
+            if pins.get(prefix, value) != value:
+                raise UsageError(f"{prefix} is pinned twice: to {pins[prefix]} and to {value}")
+            pins[prefix] = value
+    return pins
+
+
+def _pinned_version(prefix: str, value: str) -> str:
+    """The bundle version a pin asks for: a version as written, a ``VAA-BB-CC`` tag as the
+    cms-data importer turned it into one."""
+    from .cms_data import tag_version  # not on a plain legacy lookup's import path
+
+    version = value if is_version(value) else tag_version(value)
+    if version is None:
+        raise UsageError(
+            f"pin {prefix}={value}: {value!r} is neither a version (0.2.2) nor a tag VAA-BB-CC"
+        )
+    return version
+
+
+def _pin_for(legacy: str, pins: Mapping[str, str] | None) -> tuple[str, str] | None:
+    """The pin (prefix, value) that covers ``legacy``: the longest prefix it lies under."""
+    covering = [p for p in pins or () if legacy == p or legacy.startswith(p + "/")]
+    if not covering:
+        return None
+    prefix = max(covering, key=len)
+    assert pins is not None
+    return prefix, pins[prefix]
 
 
 def resolve_legacy(
@@ -33,33 +100,77 @@ def resolve_legacy(
     verify: VerifyMode = "lazy",
     policy: TrustPolicy | None = None,
     repos: Sequence[str | os.PathLike[str]] | None = None,
+    pins: Mapping[str, str] | None = None,
 ) -> tuple[Bundle, str]:
     """The opened bundle holding the file recorded under ``key`` (``<namespace>:<legacy
     path>``) and that file's bundle path; the first repository of the search path that knows
     the key wins. The bundle is opened like :func:`hepbundle.resolve` (signature, catalogue
-    digest), so ``bundle.path(file)`` hands back a verified file."""
+    digest), so ``bundle.path(file)`` hands back a verified file.
+
+    Several versions carrying the legacy path: the highest released, non-yanked one, unless one
+    of ``pins`` (``{"RecoTauTag/TrainingFiles": "V00-02-02"}``, see :func:`parse_pins`) covers
+    the path: then exactly the version it names (a tag must be the one the signed manifest
+    records as imported from), in the first repository that has it, or NotFoundError."""
     ns, sep, rest = key.partition(":")
     if not sep or not ns or not rest:
         raise NotFoundError(
             f"{key!r} is not a legacy reference",
             hint="write <experiment>:<legacy path>, e.g. atlas:tauRecTools/R22_preprod/model.json",
         )
+    rest = rest.lstrip("/")
+    legacy = f"{ns}:{rest}"
+    pin = _pin_for(rest, pins)
     roots = search_path(repos)
+    carried: list[str] = []
     for root in roots:
         if not index_file(root, ns).is_file():
             continue
-        legacy = f"{ns}:{rest.lstrip('/')}"
         hits = find_legacy(root, legacy)
-        if hits:
-            best = _owned(legacy, hits, root)
-            b = resolve(f"{best.name}@{best.version}", verify=verify, policy=policy, repos=[root])
-            _check_signed_entry(b, best, rest.lstrip("/"), root)
-            return b, best.path
+        if not hits:
+            continue
+        best = _owned(legacy, hits, root)
+        if pin is not None:
+            version = _pinned_version(*pin)
+            match = next((h for h in hits if h.version == version), None)
+            if match is None:
+                carried += [f"{h.name}@{h.version}" for h in hits]
+                continue
+            best = match
+        b = resolve(f"{best.name}@{best.version}", verify=verify, policy=policy, repos=[root])
+        _check_signed_entry(b, best, rest, root)
+        if pin is not None:
+            _check_tag(b, *pin)
+        return b, best.path
+    if pin is not None and carried:
+        raise NotFoundError(
+            f"{legacy}: the pin {pin[0]}={pin[1]} asks for version {_pinned_version(*pin)}, "
+            f"and no published, non-yanked version of that number carries this file (it is in "
+            f"{', '.join(carried[:6])})",
+            hint="the release's tag was not imported, or it was yanked: hepbundle versions "
+            f"{carried[0].split('@')[0]} --all",
+        )
     raise NotFoundError(
         f"no imported file is recorded under {key!r} in {', '.join(map(str, roots))}",
         hint="legacy paths are case-sensitive and relative to the old root (CALIBPATH entry or "
         "CMSSW src area)",
     )
+
+
+def _check_tag(b: Bundle, prefix: str, value: str) -> None:
+    """A pin naming a tag is served only by a version whose signed manifest says it was
+    imported from that tag (a version of the same number published another way is not it)."""
+    if is_version(value):
+        return
+    extra = b.manifest.meta.get("extra")
+    imported = extra.get("import") if isinstance(extra, Mapping) else None
+    git = imported.get("git") if isinstance(imported, Mapping) else None
+    tag = git.get("tag") if isinstance(git, Mapping) else None
+    if tag != value:
+        raise VerificationError(
+            f"the pin {prefix}={value} resolves to {b.ref}, whose manifest says it was "
+            + (f"imported from tag {tag}" if tag else "not imported from a git tag"),
+            hint=f"pin the version instead ({prefix}={b.version}) if that is the one meant",
+        )
 
 
 def _owned(legacy: str, hits: Sequence[LegacyHit], root: Path) -> LegacyHit:
@@ -109,21 +220,43 @@ def best_per_legacy(hits: Iterable[LegacyHit]) -> dict[str, LegacyHit]:
     return out
 
 
-def write_compat_tree(repo: Path, out: Path, namespaces: Iterable[str]) -> int:
-    """Make ``out/<legacy path>`` a relative symlink to the bundle file for every legacy path of
-    ``namespaces`` in ``repo``; return the number of links. Existing links are re-pointed (by an
-    atomic rename), anything else in the way is an error."""
+#: how a compat tree is laid out: ``latest`` (``<legacy path>``, the version a legacy lookup
+#: without a pin gives) or ``per-version`` (``<name>/<version>/<legacy path>`` for every version)
+COMPAT_LAYOUTS = ("latest", "per-version")
+
+
+def write_compat_tree(
+    repo: Path, out: Path, namespaces: Iterable[str], *, layout: str = "latest"
+) -> int:
+    """Make ``out/<legacy path>`` (``layout="latest"``: the highest released, non-yanked version
+    carrying it) or ``out/<name>/<version>/<legacy path>`` (``"per-version"``: every released,
+    non-yanked version; a release's search path then names the version it pins) a relative
+    symlink to the bundle file for every legacy path of ``namespaces`` in ``repo``; return the
+    number of links. Existing links are re-pointed (by an atomic rename), anything else in the
+    way is an error."""
+    if layout not in COMPAT_LAYOUTS:
+        raise SpecError(f"compat tree layout {layout!r}: use {' or '.join(COMPAT_LAYOUTS)}")
     repo = repo.absolute()
     out = out.absolute()
     count = 0
     manifests: dict[tuple[str, str], Bundle] = {}
     for ns in sorted(set(namespaces)):
-        for legacy, hit in sorted(best_per_legacy(find_legacy(repo, namespace=ns)).items()):
-            link = _link_inside(out, legacy.partition(":")[2])
+        hits = find_legacy(repo, namespace=ns)
+        best = best_per_legacy(hits)
+        chosen = (
+            sorted(best.values(), key=lambda h: h.legacy)
+            if layout == "latest"
+            else [h for h in hits if h.legacy in best]  # one name per legacy path, every version
+        )
+        for hit in chosen:
+            rest = hit.legacy.partition(":")[2]
+            link = _link_inside(
+                out, rest if layout == "latest" else f"{hit.name}/{hit.version}/{rest}"
+            )
             key = (hit.name, hit.version)
             if key not in manifests:
                 manifests[key] = Bundle.load(bundle_dir(repo, hit.name, hit.version))
-            _check_signed_entry(manifests[key], hit, legacy.partition(":")[2], repo)
+            _check_signed_entry(manifests[key], hit, rest, repo)
             target = manifests[key].root / check_relpath(hit.path)
             rel = os.path.relpath(target, link.parent)
             link.parent.mkdir(parents=True, exist_ok=True)

@@ -61,7 +61,8 @@ log = logging.getLogger("hepbundle")
 class ImportOptions:
     """Where to publish and how: the repository (a directory for the local backend, a
     repository name for cvmfs), the backend, the signer and trust policy, a work directory
-    (default: a fresh temporary one), and an optional compat tree (local backend)."""
+    (default: a fresh temporary one), and an optional compat tree (local backend) and its
+    layout."""
 
     repo: Path
     backend: str = "local"
@@ -73,6 +74,8 @@ class ImportOptions:
     allow_unsigned: bool = False
     work_dir: Path | None = None
     compat_tree: Path | None = None
+    #: ``latest`` or ``per-version`` (:data:`.legacy.COMPAT_LAYOUTS`)
+    compat_layout: str = "latest"
     #: called with the number of source bytes handled (progress bars)
     progress: Callable[[int], None] | None = None
 
@@ -191,7 +194,7 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
     links = 0
     if opts.compat_tree is not None and is_repository(repo):
         namespaces = {b.spec.namespace for b in plan.bundles}
-        links = write_compat_tree(repo, opts.compat_tree, namespaces)
+        links = write_compat_tree(repo, opts.compat_tree, namespaces, layout=opts.compat_layout)
     done_all = tuple(o for o in outcomes if o is not None)
     return ImportReport(plan, done_all, links, time.monotonic() - start)
 
