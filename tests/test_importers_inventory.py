@@ -56,6 +56,7 @@ def _edge_cases(gd: Path, outside: Path) -> None:
     (gd / LOCKED / "deep").mkdir(parents=True)
     (gd / LOCKED / "rnn.onnx").write_bytes(b"\x08\x07onnx-v4" * 10)
     (gd / LOCKED / "deep" / "more.root").write_bytes(b"root")
+    (pkg / "newest.onnx").symlink_to("00-04-00/rnn.onnx")  # into the unreadable directory
 
 
 def _walk(root: Path, *whole: str) -> set[str]:
@@ -146,6 +147,10 @@ def test_groupdata_plan_inventories_every_entry_of_the_store(public_tmp: Path) -
     assert verdict(f"{v2}/ext")[0] == "refused"
     assert "symlinked directory leaving the store" in verdict(f"{v2}/ext")[1]
     assert verdict(f"{v2}/pipe") == ("refused", "a FIFO (named pipe)")
+    assert verdict("tauRecTools/newest.onnx") == (
+        "refused",
+        "symlink whose target cannot be read (Permission denied) (to 00-04-00/rnn.onnx)",
+    )
     assert verdict(f"{v2}/.cvmfscatalog") == ("skipped", "CVMFS catalogue marker (not data)")
     assert verdict("tauRecTools/.git")[0] == "skipped"
     assert verdict("Empty/v1") == ("skipped", "empty directory")

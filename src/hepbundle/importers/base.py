@@ -362,6 +362,10 @@ class Importer(Protocol):
     #: Optional (``frozenset[str]``): the mapping keys this importer reads (top-level keys, and
     #: ``defaults.version`` if it uses it). When declared, any other key of the mapping file is
     #: an error, and so is a ``names:`` key never looked up with ``ImportMap.name``.
+    #: Optional (``bool``) ``scans_tree``: the importer plans from a directory tree with
+    #: :func:`.scan.scan_tree` (honouring ``ImportMap.links_outside``) and gives the plan's
+    #: ``inventory`` (:func:`.scan.take_inventory`); only then is ``--allow-links-outside``
+    #: accepted.
 
     def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
         """Read the store at ``source`` and plan its bundles (no file is copied)."""

@@ -158,9 +158,11 @@ def scan_tree(root: Path, *, allow_outside: Iterable[str | os.PathLike[str]] = (
         try:
             st = os.stat(full)
         except OSError as e:
-            why = "looping" if e.errno == errno.ELOOP else "dangling"
+            why = {errno.ELOOP: "looping symlink", errno.ENOENT: "dangling symlink"}.get(
+                e.errno or 0, f"symlink whose target cannot be read ({e.strerror})"
+            )
             entries.append(
-                Entry(legacy, "symlink", refused=f"{why} symlink (to {written})", target=written)
+                Entry(legacy, "symlink", refused=f"{why} (to {written})", target=written)
             )
             return
         where = inside(target)
