@@ -11,12 +11,13 @@ The binary comes from ``make native`` (``build/native/hepbundle-native``) or ``H
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,24 +64,46 @@ class Case:
     allow_yanked: bool = False
     #: the messages differ in wording (the class must still be equal)
     same_message: bool = True
+    #: the verification mode asked for by name (None: lazy with a file, else full)
+    verify: str | None = None
+    #: environment variables set for both sides (HEPBUNDLE_POLICY, HEPBUNDLE_TRUST_ROOT, …)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def python_verdict(c: Case) -> tuple[str, str]:
-    try:
-        policy = TrustPolicy.load(c.policy) if c.policy else None
-        b = hepbundle.resolve(
-            c.ref,
-            # the native side without --policy checks integrity only; since trust by default,
-            # Python refuses that unless asked by name, so give it the same explicit mode
-            verify="lazy" if c.file else ("full" if c.policy else "integrity"),
-            policy=policy,
-            allow_yanked=c.allow_yanked,
-            repos=c.repos or None,
-        )
-        out = str(b.path(c.file)) if c.file else str(b.root)
-    except HepbundleError as e:
-        return type(e).__name__, str(e)
-    return "ok", out
+    """("ok", "<path> verified=<signatures checked>") or (error class, message)."""
+    mode = c.verify or ("lazy" if c.file else "full")
+    with _environment(c.env):
+        try:
+            policy = TrustPolicy.load(c.policy) if c.policy else None
+            b = hepbundle.resolve(
+                c.ref,
+                verify=mode,  # type: ignore[arg-type]
+                policy=policy,
+                allow_yanked=c.allow_yanked,
+                repos=c.repos or None,
+            )
+            if not c.file and mode == "integrity":  # what `verify --integrity-only` checks
+                b.verify().raise_for_problems(b.ref)
+            out = str(b.path(c.file)) if c.file else str(b.root)
+        except HepbundleError as e:
+            return type(e).__name__, str(e)
+    # integrity only is never reported as verified: no signers
+    return "ok", f"{out} verified={b.signature is not None}"
 
 
 def native_verdict(c: Case) -> tuple[str, str]:
@@ -93,8 +116,16 @@ def native_verdict(c: Case) -> tuple[str, str]:
         cmd += ["--repo", str(r)]
     if c.allow_yanked:
         cmd.append("--allow-yanked")
+    if c.verify:
+        cmd += ["--verify", c.verify]
     proc = subprocess.run(
-        [*cmd, "--json"], capture_output=True, text=True, errors="replace", timeout=60, check=False
+        [*cmd, "--json"],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=60,
+        check=False,
+        env={**os.environ, **c.env},
     )
     assert proc.stdout, f"no output from {cmd}: {proc.stderr}"
     doc = json.loads(proc.stdout)
@@ -102,7 +133,9 @@ def native_verdict(c: Case) -> tuple[str, str]:
         proc.returncode == (0 if doc["ok"] else (1 if "Error" in doc["error"] else 2))
         or not doc["ok"]
     )
-    return ("ok", doc["path"]) if doc["ok"] else (doc["error"], doc["message"])
+    if not doc["ok"]:
+        return doc["error"], doc["message"]
+    return "ok", f"{doc['path']} verified={doc['verified']}"
 
 
 # --- the world the cases live in -----------------------------------------------------------------
@@ -274,6 +307,19 @@ def _rewrite_manifest(root: Path) -> None:
     (root / "hepbundle.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
+def _role_relabel(w: World) -> Case:
+    """A ``review`` co-signature renamed to ``release`` to satisfy a rule requiring ``release``."""
+    reviewer, reviewer_pub = pki.write_key(pki.ec_key(), w.tmp / "reviewer.pem")
+    sign(w.bundle, KeySigner(reviewer), role="review")
+    (w.bundle / "hepbundle.review.sig").rename(w.bundle / "hepbundle.release.sig")
+    p = w.write_policy(
+        "version: 1\nrules:\n  - namespace: atlas\n    signers:\n      all_of:\n"
+        f"        - {{key: {w.key[1]}, role: primary}}\n"
+        f"        - {{key: {reviewer_pub}, role: release}}\n"
+    )
+    return Case(str(w.bundle), p)
+
+
 def _wrong_key(w: World) -> Case:
     _, other = pki.write_key(pki.ec_key(), w.tmp / "other.pem")
     p = w.write_policy(
@@ -393,7 +439,24 @@ CASES: dict[str, Callable[[World], Case]] = {
     ),
     # integrity
     "clean": lambda w: Case(str(w.bundle), w.policy),
+    # trust by default: without a policy (given, HEPBUNDLE_POLICY or a trust root) refused;
+    # integrity only must be asked for by name and is never reported as verified
     "clean-no-policy": lambda w: Case(str(w.bundle)),
+    "clean-no-policy-lazy-path": lambda w: Case(str(w.bundle), file="model/weights.bin"),
+    "clean-integrity-only": lambda w: Case(str(w.bundle), verify="integrity"),
+    "clean-integrity-only-path": lambda w: Case(
+        str(w.bundle), file="model/weights.bin", verify="integrity"
+    ),
+    "byte-flip-integrity-only": _tamper(_flip, verify="integrity"),
+    "policy-env-empty": lambda w: Case(str(w.bundle), env={"HEPBUNDLE_POLICY": ""}),
+    "policy-env-blank": lambda w: Case(str(w.bundle), env={"HEPBUNDLE_POLICY": "  "}),
+    "policy-env-missing-file": lambda w: Case(
+        str(w.bundle), env={"HEPBUNDLE_POLICY": str(w.tmp / "absent.yaml")}
+    ),
+    "policy-env-unreadable": lambda w: Case(
+        str(w.bundle), env={"HEPBUNDLE_POLICY": str(w.write_policy("version: 2\nrules: []\n"))}
+    ),
+    "policy-env": lambda w: Case(str(w.bundle), env={"HEPBUNDLE_POLICY": str(w.policy)}),
     "byte-flip": _tamper(_flip),
     "byte-flip-lazy": _tamper(_flip, file="model/weights.bin"),
     "byte-flip-other-file-lazy": _tamper(_flip, file="model/model.onnx"),
@@ -412,7 +475,11 @@ CASES: dict[str, Callable[[World], Case]] = {
     "symlinked-dir-escape-lazy": _tamper(_dir_escape, file="model/weights.bin"),
     "unknown-file": lambda w: Case(str(w.bundle), w.policy, file="model/model.onx"),
     "fifo-extra": _tamper(lambda r: os.mkfifo(r / "model" / "pipe")),
-    "too-many-entries-no-policy": lambda w: (_too_many_entries(w.bundle), Case(str(w.bundle)))[1],
+    "too-many-entries-no-policy": lambda w: (
+        _too_many_entries(w.bundle),
+        Case(str(w.bundle), verify="integrity"),
+    )[1],
+    "too-many-entries": lambda w: (_too_many_entries(w.bundle), Case(str(w.bundle), w.policy))[1],
     # signatures
     "edited-manifest": _tamper(_edit_manifest),
     "malformed-signature": lambda w: _with(
@@ -424,6 +491,16 @@ CASES: dict[str, Callable[[World], Case]] = {
     "unsigned-no-policy": lambda w: (
         lambda c: (Path(c.ref, "hepbundle.sig").unlink(), Case(c.ref))[1]
     )(Case(str(w.bundle))),
+    "unsigned-integrity-only": lambda w: (lambda c: (Path(c.ref, "hepbundle.sig").unlink(), c)[1])(
+        Case(str(w.bundle), verify="integrity")
+    ),
+    # the signature is checked over the manifest's bytes before they are parsed: an oversized
+    # manifest no signature covers, not even JSON, is refused by its signature, unparsed
+    "unsigned-oversized-manifest": _tamper(
+        lambda r: (r / "hepbundle.json").write_bytes(b"\x00not json" * (200 << 10))
+    ),
+    # roles are read from the signed statement: a renamed co-signature is refused
+    "role-relabel": _role_relabel,
     "wrong-key": _wrong_key,
     "namespace-not-allowed": _namespace_not_allowed,
     "first-rule-wins": _first_rule_wins,
@@ -640,3 +717,116 @@ def test_malformed_input_gives_a_clean_error(world: World, name: str) -> None:
     cls, message = native_verdict(Case(str(world.bundle), world.policy))
     assert (cls, time.monotonic() - start < 10) == (error, True), message
     assert "\n" not in message and len(message) < 2000
+
+
+# --- trust by default: the repository's trust root, pins, trust on first use ------------------
+
+
+@dataclass(frozen=True)
+class Trusted:
+    """A ``repo init`` repository (trust root: the release key, catalogue signed by it, accepted
+    on this node) with atlas/tauid 1.0.0 and 1.1.0 (prod), and one without a trust root."""
+
+    root: Path
+    bare: Path
+    key: Path
+    pub: Path
+    tmp: Path
+
+    def known(self) -> Path:
+        from hepbundle.repository.trust import known_repositories_file
+
+        return known_repositories_file()
+
+    def digest(self) -> str:
+        import hashlib
+
+        return (
+            "sha256:"
+            + hashlib.sha256((self.root / "catalog" / "trust.json").read_bytes()).hexdigest()
+        )
+
+
+@pytest.fixture(params=[2, 1], ids=["format2", "format1"])
+def trusted(tmp_path: Path, request: pytest.FixtureRequest) -> Trusted:
+    from hepbundle.repository import init_repository
+
+    root, bare = tmp_path / "trusted", tmp_path / "bare"
+    ensure_repository(root, fmt=request.param)
+    ensure_repository(bare, fmt=request.param)
+    priv, pub = pki.write_key(pki.ec_key(), tmp_path / "release.pem")
+    init_repository(root, TrustPolicy.from_flags(keys=[pub]))
+    signer = KeySigner(priv)
+    for version, alias in (("1.0.0", None), ("1.1.0", "prod")):
+        b = make_bundle(tmp_path, "atlas/tauid", version, payload=version.encode(), key=priv)
+        publish(b, root, alias=alias, statement_signer=signer)
+        publish(b, bare, alias=alias, policy=TrustPolicy.from_flags(keys=[pub]))
+    return Trusted(root, bare, priv, pub, tmp_path)
+
+
+def _not_accepted(t: Trusted, **kw: object) -> Case:
+    t.known().unlink()
+    return Case("atlas/tauid@prod", repos=[t.root], **kw)  # type: ignore[arg-type]
+
+
+def _trust_root_changed(t: Trusted) -> Case:
+    """The trust root swapped for one naming another key (the node accepted the first)."""
+    from hepbundle.repository.trust import TRUST_ROOT_FILE
+
+    _, other = pki.write_key(pki.ec_key(), t.tmp / "intruder.pem")
+    doc = json.loads((t.root / TRUST_ROOT_FILE).read_text())
+    doc["policy"]["rules"][0]["signers"] = {"key": other.read_text()}
+    (t.root / TRUST_ROOT_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return Case("atlas/tauid@prod", repos=[t.root])
+
+
+TRUST: dict[str, Callable[[Trusted], Case]] = {
+    # a new job with no configuration verifies signatures without being told to
+    "trust-root-verifies-untold": lambda t: Case("atlas/tauid@prod", repos=[t.root]),
+    "trust-root-lazy-path": lambda t: Case(
+        "atlas/tauid@1.0.0", file="model/model.onnx", repos=[t.root]
+    ),
+    "trust-root-open-by-path": lambda t: Case(str(t.root / "bundles/atlas/tauid/1.1.0")),
+    # … and one from a repository without a trust root refuses, saying how to fix it
+    "no-trust-root-refused": lambda t: Case("atlas/tauid@prod", repos=[t.bare]),
+    "no-trust-root-open-by-path-refused": lambda t: Case(str(t.bare / "bundles/atlas/tauid/1.1.0")),
+    "no-trust-root-integrity-only": lambda t: Case(
+        "atlas/tauid@prod", repos=[t.bare], verify="integrity"
+    ),
+    "trust-root-not-accepted": _not_accepted,
+    "trust-root-pinned": lambda t: _not_accepted(t, env={"HEPBUNDLE_TRUST_ROOT": t.digest()}),
+    "trust-root-pinned-file": lambda t: _not_accepted(
+        t, env={"HEPBUNDLE_TRUST_ROOT": f" sha256:{'0' * 64}, {t.root / 'catalog/trust.json'}"}
+    ),
+    "trust-root-pin-mismatch": lambda t: Case(
+        "atlas/tauid@prod", repos=[t.root], env={"HEPBUNDLE_TRUST_ROOT": "sha256:" + "ab" * 32}
+    ),
+    "trust-root-pin-empty": lambda t: Case(
+        "atlas/tauid@prod", repos=[t.root], env={"HEPBUNDLE_TRUST_ROOT": " , "}
+    ),
+    "trust-root-pin-unreadable": lambda t: Case(
+        "atlas/tauid@prod", repos=[t.root], env={"HEPBUNDLE_TRUST_ROOT": str(t.tmp / "absent")}
+    ),
+    "trust-root-changed": _trust_root_changed,
+    # an explicit policy still wins over the trust root (here: one that trusts nobody we have)
+    "policy-beats-trust-root": lambda t: Case(
+        "atlas/tauid@prod",
+        t.tmp.joinpath("other.yaml")
+        if t.tmp.joinpath("other.yaml").write_text(
+            "version: 1\nrules:\n  - namespace: '*'\n    signers: "
+            f"[{{key: {pki.write_key(pki.ec_key(), t.tmp / 'o.pem')[1]}}}]\n"
+        )
+        else None,
+        repos=[t.root],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TRUST))
+def test_same_trust_verdict(trusted: Trusted, name: str) -> None:
+    case = TRUST[name](trusted)
+    py = python_verdict(case)
+    native = native_verdict(case)
+    assert native[0] == py[0], f"python: {py}\nnative: {native}"
+    if case.same_message:
+        assert native[1] == py[1]

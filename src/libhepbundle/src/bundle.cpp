@@ -4,7 +4,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "internal.hpp"
+#include "sig.hpp"
 
 namespace hepbundle {
 
@@ -26,28 +26,30 @@ namespace detail {
 
 namespace {
 
-std::shared_ptr<Bundle::Impl> load(const std::string& path, bool verifyFiles) {
-  if (path.find('\0') != std::string::npos) throw PathError("path " + pyrepr(path) + " contains a NUL or control character");
-  auto impl = std::make_shared<Bundle::Impl>();
-  impl->root = absolutePath(path);
+// bundle.read_manifest_data: the bytes of hepbundle.json (size-capped, regular file only)
+std::string readManifestData(const std::string& root) {
   struct stat st {};
-  if (stat(impl->root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    const bool exists = lstat(impl->root.c_str(), &st) == 0;
-    throw NotABundleError(impl->root + " is not a bundle directory (" + (exists ? "it is not a directory" : "it does not exist") + ")");
+  if (stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    const bool exists = lstat(root.c_str(), &st) == 0;
+    throw NotABundleError(root + " is not a bundle directory (" + (exists ? "it is not a directory" : "it does not exist") + ")");
   }
-  const std::string mpath = impl->root + "/hepbundle.json";
-  std::string data;
+  const std::string mpath = root + "/hepbundle.json";
   try {
-    data = readSmallFile(mpath, kMaxManifestBytes);
+    return readSmallFile(mpath, kMaxManifestBytes);
   } catch (const ReadError& e) {
-    if (e.err == ENOENT) throw NotABundleError(impl->root + " is not a bundle: hepbundle.json is missing");
+    if (e.err == ENOENT) throw NotABundleError(root + " is not a bundle: hepbundle.json is missing");
     if (e.tooBig)
       throw FormatError(mpath + " is " + thousands(e.size) + " bytes, over the limit of " + thousands(kMaxManifestBytes),
                         "see docs/reference/errors.md § Limits");
     if (e.notRegular) throw FormatError(mpath + " is " + describeMode(e.mode) + ", not a regular file", "replace it with the real file");
     throw IntegrityError("cannot read " + mpath + ": " + std::strerror(e.err));
   }
-  impl->manifest = parseManifest(data, mpath);
+}
+
+std::shared_ptr<Bundle::Impl> load(const std::string& root, const std::string& data, bool verifyFiles) {
+  auto impl = std::make_shared<Bundle::Impl>();
+  impl->root = root;
+  impl->manifest = parseManifest(data, root + "/hepbundle.json");
   impl->digest = sha256Hex(data);
   impl->algorithmDigest = digestHex(data, impl->manifest.algorithm);
   impl->verifyFiles = verifyFiles;
@@ -58,39 +60,62 @@ std::shared_ptr<Bundle::Impl> load(const std::string& path, bool verifyFiles) {
   return impl;
 }
 
-std::string policyPath(const Options& o) { return o.policy.empty() ? envOr("HEPBUNDLE_POLICY") : o.policy; }
+// load._policy_for: the policy given, else HEPBUNDLE_POLICY, else the trust root of the
+// repository the bundle name@version is published in (directory where); else refused
+PolicyPtr policyFor(const std::string& where, const std::string& name, const std::string& version, const PolicyPtr& chosen) {
+  if (chosen) return chosen;
+  if (PolicyPtr p = policyFromEnv()) return p;
+  const std::string ref = name + "@" + version;
+  const auto repo = repositoryOfDir(where, name, version);
+  std::optional<TrustRoot> found = repo ? trustRootFor(*repo) : std::nullopt;
+  if (!found) throw noPolicyError(ref + (repo ? " (repository " + *repo + " has no trust root)" : ""));
+  return found->policy;
+}
 
 }  // namespace
+
+Bundle openWith(const std::string& path, const Options& options, const PolicyPtr& chosen) {
+  if (path.find('\0') != std::string::npos) throw PathError("path " + pyrepr(path) + " contains a NUL or control character");
+  const std::string root = absolutePath(path);
+  const std::string data = readManifestData(root);
+  if (options.verify == Verify::None || options.verify == Verify::Integrity) {
+    auto impl = load(root, data, options.verify != Verify::None);
+    impl->threads = options.threads;
+    if (options.useCache) impl->cache = defaultCache();
+    const std::string ref = impl->manifest.ref();
+    if (options.verify == Verify::None) log(options, LogLevel::Warning, "opening " + ref + " WITHOUT verification (verify='none')");
+    else
+      log(options, LogLevel::Warning,
+          "opening " + ref + " with INTEGRITY CHECKS ONLY (verify='integrity'): signatures not checked, the bundle is not verified");
+    return Bundle(impl);
+  }
+  // signatures first, over the manifest's bytes before its entries are parsed (load._open_verified)
+  auto pre = verifyManifestSignature(
+      root, data, [&](const std::string& name, const std::string& version) { return policyFor(root, name, version, chosen); });
+  auto impl = load(root, data, true);
+  impl->threads = options.threads;
+  if (options.useCache) impl->cache = defaultCache();
+  const std::string ref = impl->manifest.ref();
+  std::map<std::string, std::string> expected;
+  for (const auto& f : impl->manifest.files) expected[f.path] = f.digest;
+  expected["hepbundle.json"] = impl->algorithmDigest;
+  if (pre) {
+    impl->signers = finishPrechecked(*pre, ref, impl->manifest.algorithm, expected);
+  } else {  // the signatures name no bundle (plain model_signing), or differ: judged after parsing
+    const PolicyPtr p = policyFor(root, impl->manifest.name, impl->manifest.version, chosen);
+    impl->signers = verifySignatures(impl->root, impl->manifest.name, ref, impl->manifest.algorithm, expected, *p);
+  }
+  impl->checked = true;
+  Bundle b(impl);
+  if (options.verify == Verify::Full) b.verify().raiseForProblems(ref);
+  return b;
+}
 
 }  // namespace detail
 
 Bundle open(const std::string& path, const Options& options) {
-  using namespace detail;
-  auto impl = load(path, options.verify != Verify::None);
-  impl->threads = options.threads;
-  if (options.useCache) impl->cache = defaultCache();
-  const std::string ref = impl->manifest.ref();
-  if (options.verify == Verify::None) {
-    log(options, LogLevel::Warning, "opening " + ref + " WITHOUT verification (verify='none')");
-    return Bundle(impl);
-  }
-  const std::string policy = policyPath(options);
-  if (policy.empty()) {
-    if (options.requirePolicy)
-      throw SignatureError(ref + ": no trust policy configured: signatures cannot be checked", "pass a policy or set HEPBUNDLE_POLICY");
-    if (!signatureFiles(impl->root).empty()) log(options, LogLevel::Warning, "no trust policy configured: signatures of " + ref + " not checked");
-    else log(options, LogLevel::Info, ref + " is unsigned and no trust policy is configured: integrity only");
-  } else {
-    auto p = loadPolicy(policy);
-    std::map<std::string, std::string> expected;
-    for (const auto& f : impl->manifest.files) expected[f.path] = f.digest;
-    expected["hepbundle.json"] = impl->algorithmDigest;
-    impl->signers = verifySignatures(impl->root, impl->manifest.name, ref, impl->manifest.algorithm, expected, *p);
-    impl->checked = true;
-  }
-  Bundle b(impl);
-  if (options.verify == Verify::Full) b.verify().raiseForProblems(ref);
-  return b;
+  // a policy named by the caller is read first, as Python's caller loads it (TrustPolicy.load)
+  return detail::openWith(path, options, options.policy.empty() ? nullptr : detail::loadPolicy(options.policy));
 }
 
 std::string Bundle::root() const { return impl_->root; }

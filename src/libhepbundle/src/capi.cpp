@@ -22,6 +22,7 @@ hepbundle::Options options(const char* policy, int flags) {
   hepbundle::Options o;
   if (policy) o.policy = policy;
   if (flags & HEPBUNDLE_VERIFY_FULL) o.verify = hepbundle::Verify::Full;
+  if (flags & HEPBUNDLE_VERIFY_INTEGRITY) o.verify = hepbundle::Verify::Integrity;
   if (flags & HEPBUNDLE_VERIFY_NONE) o.verify = hepbundle::Verify::None;
   o.allowYanked = (flags & HEPBUNDLE_ALLOW_YANKED) != 0;
   o.useCache = (flags & HEPBUNDLE_NO_CACHE) == 0;
@@ -88,6 +89,7 @@ int hepbundle_verify(hepbundle_bundle* b) {
 
 const char* hepbundle_ref(const hepbundle_bundle* b) { return b ? b->ref.c_str() : ""; }
 const char* hepbundle_manifest_digest(const hepbundle_bundle* b) { return b ? b->digest.c_str() : ""; }
+int hepbundle_verified(const hepbundle_bundle* b) { return b && b->bundle.signaturesChecked() ? 1 : 0; }
 void hepbundle_close(hepbundle_bundle* b) { delete b; }
 void hepbundle_free(void* p) { std::free(p); }
 const char* hepbundle_error_message(void) { return lastError.message.c_str(); }

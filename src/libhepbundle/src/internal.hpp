@@ -155,7 +155,13 @@ IntegrityReport checkTree(const std::string& root, const Manifest& m,
 
 // ---- signatures and policy (signature.cpp, policy.cpp) -----------------------------------
 class TrustPolicy;
-std::shared_ptr<const TrustPolicy> loadPolicy(const std::string& path);
+using PolicyPtr = std::shared_ptr<const TrustPolicy>;
+/// a trust policy file (YAML); SpecError naming file, line and field
+PolicyPtr loadPolicy(const std::string& path);
+/// the policy held by member of a YAML/JSON document (a trust root's "policy"); relative paths
+/// are taken from base
+PolicyPtr policyFromDocument(const std::string& text, const std::string& member, const std::string& source,
+                             const std::string& base);
 /// verify every signature file of the bundle at root against the policy; the signers accepted
 std::vector<Signer> verifySignatures(const std::string& root, const std::string& name,
                                      const std::string& what, Algorithm alg,
@@ -163,6 +169,31 @@ std::vector<Signer> verifySignatures(const std::string& root, const std::string&
                                      const TrustPolicy& policy);
 /// signature files at the top of root by role, "primary" first
 std::vector<std::pair<std::string, std::string>> signatureFiles(const std::string& root);
+
+// ---- which policy judges a bundle (trust.cpp) ----------------------------------------------
+/// the node cache directory (HEPBUNDLE_CACHE_DIR, …): also holds the accepted trust roots
+/// (known-repositories.json) and the catalogue state (catalog-state.json), even with
+/// HEPBUNDLE_NO_CACHE
+std::string cacheDirectory();
+/// HEPBUNDLE_POLICY's policy; null when unset; set but empty or unreadable: PolicyError
+PolicyPtr policyFromEnv();
+/// the default-deny refusal: nothing says whose signatures to accept for what
+PolicyError noPolicyError(const std::string& what);
+struct TrustRoot {
+  std::string repository, root, digest;
+  PolicyPtr policy;
+  std::string authenticatedBy;  ///< pinned, cvmfs, accepted
+};
+/// the repository's trust root if this node accepts it; nullopt when it has none; PolicyError
+/// when it has one that is not pinned, not on CVMFS and not accepted here (or changed)
+std::optional<TrustRoot> trustRootFor(const std::string& repoRoot);
+bool hasTrustRoot(const std::string& repoRoot);
+/// the repository whose bundles/<ns>/<name>/<version> is dir (absolute), if any
+std::optional<std::string> repositoryOfDir(const std::string& dir, const std::string& name, const std::string& version);
+
+/// open (bundle.cpp) judged by chosen when given (Options::policy as loaded, or the repository's
+/// policy resolve chose), else by HEPBUNDLE_POLICY or the trust root of its repository
+Bundle openWith(const std::string& path, const Options& options, const PolicyPtr& chosen);
 
 // ---- logging ----------------------------------------------------------------------------
 void log(const Options& o, LogLevel level, const std::string& msg);

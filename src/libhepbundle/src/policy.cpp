@@ -163,6 +163,9 @@ struct AllOf : AnyOf {
 
 // ---- reading the YAML ---------------------------------------------------------------------
 
+const char* kPem = "-----BEGIN";
+const char* kActions[] = {"publish", "alias", "yank"};
+
 struct Reader {
   std::string filename, base;
 
@@ -268,7 +271,9 @@ struct Reader {
         keys(spec, field, {"key", "role"});
         auto leaf = std::make_shared<AllowKey>();
         leaf->role = role(spec, field);
-        leaf->key = loadPublicKey(rel(string(spec["key"], field + ".key")));
+        const std::string key = string(spec["key"], field + ".key");
+        // a trust root carries its keys inline as PEM; a policy file names key files
+        leaf->key = startsWith(key, kPem) ? publicKeyFromPem(key, "inline key") : loadPublicKey(rel(key));
         leaf->id = keyId(leaf->key.get());
         return leaf;
       }
@@ -281,14 +286,14 @@ struct Reader {
         if (!x["ca"] && !x["ca_dir"]) fail(x, f, "{…} is not valid under any of the given schemas (needs ca or ca_dir)");
         auto leaf = std::make_shared<AllowX509>();
         leaf->role = role(spec, field);
-        std::vector<std::string> cas, dirs, crls;
+        std::vector<std::string> cas, dirs, crls, pems;
         if (x["ca"])
-          for (const auto& p : paths(x["ca"], f + ".ca")) cas.push_back(rel(p));
+          for (const auto& p : paths(x["ca"], f + ".ca")) (startsWith(p, kPem) ? pems : cas).push_back(startsWith(p, kPem) ? p : rel(p));
         if (x["ca_dir"]) dirs.push_back(rel(string(x["ca_dir"], f + ".ca_dir", false)));
         if (x["crl"])
           for (const auto& p : paths(x["crl"], f + ".crl")) crls.push_back(rel(p));
         leaf->subjects = x["subject"] ? paths(x["subject"], f + ".subject") : std::vector<std::string>{"*"};
-        leaf->store = loadCaStore(cas, dirs, crls);
+        leaf->store = loadCaStore(cas, dirs, crls, pems);
         return leaf;
       }
       if (spec["sigstore"]) {
@@ -349,6 +354,10 @@ class TrustPolicy {
   struct Rule {
     std::string ns;
     NodePtr signers;
+    /// who signs the catalogue statements of these names, by action; none: not signed
+    std::optional<std::map<std::string, NodePtr>> catalog;
+    /// alias → role → who may approve (in file order)
+    std::vector<std::pair<std::string, std::vector<std::pair<std::string, NodePtr>>>> approvals;
     bool matches(const std::string& name) const {
       const std::string target = ns.find('/') != std::string::npos ? name : name.substr(0, name.find('/'));
       return fnmatchcase(target, ns);
@@ -356,7 +365,110 @@ class TrustPolicy {
   };
   std::vector<Rule> rules;
   std::string source;
+
+  const Rule& ruleFor(const std::string& name) const {
+    for (const auto& rule : rules)
+      if (rule.matches(name)) return rule;
+    throw PolicyError("no rule of trust policy " + source + " covers " + name, "add a rule whose namespace pattern matches it");
+  }
 };
+
+namespace {
+
+YAML::Node parseYaml(const std::string& text, const std::string& path) {
+  const auto nul = text.find('\0');
+  if (nul != std::string::npos)
+    throw SpecError(path + ":" + std::to_string(std::count(text.begin(), text.begin() + static_cast<long>(nul), '\n') + 1) +
+                    ": invalid YAML: a NUL byte");
+  try {
+    {
+      std::istringstream in(text);
+      YAML::Parser parser(in);
+      Guard guard(path);
+      while (parser.HandleNextDocument(guard)) {
+      }
+    }
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw SpecError(path + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
+  }
+}
+
+bool isAliasName(const std::string& a) { return isAlias(a); }
+
+std::shared_ptr<TrustPolicy> readPolicy(const YAML::Node& doc, const Reader& r, const std::string& source) {
+  auto policy = std::make_shared<TrustPolicy>();
+  policy->source = source;
+  if (!doc.IsMap()) throw SpecError(source + ": (top level): " + Reader::describe(doc) + " is not of type 'object'");
+  r.keys(doc, "", {"version", "rules", "description", "tsa"});
+  for (const char* k : {"version", "rules"})
+    if (!doc[k]) throw SpecError(r.where(doc) + k + ": required field is missing");
+  const YAML::Node version = doc["version"];
+  if (!version.IsScalar() || version.Tag() == "!" || version.Scalar() != "1") r.fail(version, "version", "1 was expected");
+  if (const YAML::Node tsa = doc["tsa"]) {
+    // RFC 3161 TSA roots: read so that a policy naming them loads; tokens themselves are not
+    // checked by the native library (a signature carrying one is judged without it)
+    if (!tsa.IsMap()) r.fail(tsa, "tsa", Reader::describe(tsa) + " is not of type 'object'");
+    r.keys(tsa, "tsa", {"ca"});
+    if (!tsa["ca"]) r.fail(tsa, "tsa.ca", "required field is missing");
+    if (!tsa["ca"].IsSequence()) r.fail(tsa["ca"], "tsa.ca", Reader::describe(tsa["ca"]) + " is not of type 'array'");
+    r.paths(tsa["ca"], "tsa.ca");
+  }
+  const YAML::Node rules = doc["rules"];
+  if (!rules.IsSequence()) r.fail(rules, "rules", Reader::describe(rules) + " is not of type 'array'");
+  if (rules.size() == 0) r.fail(rules, "rules", "[] should be non-empty");
+  for (std::size_t i = 0; i < rules.size(); ++i) {
+    const std::string f = "rules[" + std::to_string(i) + "]";
+    const YAML::Node rule = rules[i];
+    if (!rule.IsMap()) r.fail(rule, f, Reader::describe(rule) + " is not of type 'object'");
+    r.keys(rule, f, {"namespace", "signers", "description", "catalog", "approvals"});
+    for (const char* k : {"namespace", "signers"})
+      if (!rule[k]) r.fail(rule, f + "." + k, "required field is missing");
+    TrustPolicy::Rule out{r.string(rule["namespace"], f + ".namespace"), r.node(rule["signers"], f + ".signers", 0), std::nullopt, {}};
+    if (const YAML::Node cat = rule["catalog"]) {
+      // one expression for every action, or one per action (policy.py TrustPolicy.from_data)
+      bool perAction = cat.IsMap() && cat.size() > 0;
+      for (auto it = cat.begin(); perAction && it != cat.end(); ++it) {
+        const std::string k = it->first.IsScalar() ? it->first.Scalar() : "";
+        perAction = std::find(std::begin(kActions), std::end(kActions), k) != std::end(kActions);
+      }
+      std::map<std::string, NodePtr> nodes;
+      if (perAction) {
+        for (auto it = cat.begin(); it != cat.end(); ++it)
+          nodes[it->first.Scalar()] = r.node(it->second, f + ".catalog." + it->first.Scalar(), 0);
+      } else {
+        NodePtr one = r.node(cat, f + ".catalog", 0);
+        for (const char* a : kActions) nodes[a] = one;
+      }
+      out.catalog = std::move(nodes);
+    }
+    if (const YAML::Node approvals = rule["approvals"]) {
+      const std::string fa = f + ".approvals";
+      if (!approvals.IsMap()) r.fail(approvals, fa, Reader::describe(approvals) + " is not of type 'object'");
+      for (auto it = approvals.begin(); it != approvals.end(); ++it) {
+        const std::string alias = it->first.IsScalar() ? it->first.Scalar() : "?";
+        if (!isAliasName(alias)) r.fail(it->first, fa, pyrepr(alias) + " does not match '^[a-z][a-z0-9._-]{0,63}$'");
+        const YAML::Node roles = it->second;
+        const std::string fr = fa + "." + alias;
+        if (!roles.IsMap()) r.fail(roles, fr, Reader::describe(roles) + " is not of type 'object'");
+        if (roles.size() == 0) r.fail(roles, fr, "{} should be non-empty");
+        std::vector<std::pair<std::string, NodePtr>> byRole;
+        for (auto rt = roles.begin(); rt != roles.end(); ++rt) {
+          const std::string role = rt->first.IsScalar() ? rt->first.Scalar() : "?";
+          for (char c : role)
+            if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'))
+              r.fail(rt->first, fr, pyrepr(role) + " does not match '^[A-Za-z0-9_-]+$'");
+          byRole.emplace_back(role, r.node(rt->second, fr + "." + role, 0));
+        }
+        out.approvals.emplace_back(alias, std::move(byRole));
+      }
+    }
+    policy->rules.push_back(std::move(out));
+  }
+  return policy;
+}
+
+}  // namespace
 
 std::shared_ptr<const TrustPolicy> loadPolicy(const std::string& path) {
   std::string text;
@@ -367,51 +479,51 @@ std::shared_ptr<const TrustPolicy> loadPolicy(const std::string& path) {
     const std::string why = e.tooBig ? std::to_string(e.size) + " bytes, over the limit of " + std::to_string(kMaxYamlBytes) : e.notRegular ? "not a regular file" : std::strerror(e.err);
     throw SpecError("cannot read trust policy " + path + ": " + why);
   }
-  const auto nul = text.find('\0');
-  if (nul != std::string::npos)
-    throw SpecError(path + ":" + std::to_string(std::count(text.begin(), text.begin() + static_cast<long>(nul), '\n') + 1) +
-                    ": invalid YAML: a NUL byte");
-  YAML::Node doc;
-  try {
-    {
-      std::istringstream in(text);
-      YAML::Parser parser(in);
-      Guard guard(path);
-      while (parser.HandleNextDocument(guard)) {
-      }
-    }
-    doc = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    throw SpecError(path + ":" + std::to_string(e.mark.line + 1) + ": invalid YAML: " + e.msg);
-  }
+  const YAML::Node doc = parseYaml(text, path);
   Reader r{path, dirName(realpathOf(absolutePath(path)))};
-  auto policy = std::make_shared<TrustPolicy>();
-  policy->source = path;
-  if (!doc.IsMap()) throw SpecError(path + ": (top level): " + Reader::describe(doc) + " is not of type 'object'");
-  r.keys(doc, "", {"version", "rules", "description"});
-  for (const char* k : {"version", "rules"})
-    if (!doc[k]) throw SpecError(r.where(doc) + k + ": required field is missing");
-  const YAML::Node version = doc["version"];
-  if (!version.IsScalar() || version.Tag() == "!" || version.Scalar() != "1") r.fail(version, "version", "1 was expected");
-  const YAML::Node rules = doc["rules"];
-  if (!rules.IsSequence()) r.fail(rules, "rules", Reader::describe(rules) + " is not of type 'array'");
-  if (rules.size() == 0) r.fail(rules, "rules", "[] should be non-empty");
-  for (std::size_t i = 0; i < rules.size(); ++i) {
-    const std::string f = "rules[" + std::to_string(i) + "]";
-    const YAML::Node rule = rules[i];
-    if (!rule.IsMap()) r.fail(rule, f, Reader::describe(rule) + " is not of type 'object'");
-    r.keys(rule, f, {"namespace", "signers", "description"});
-    for (const char* k : {"namespace", "signers"})
-      if (!rule[k]) r.fail(rule, f + "." + k, "required field is missing");
-    policy->rules.push_back({r.string(rule["namespace"], f + ".namespace"), r.node(rule["signers"], f + ".signers", 0)});
-  }
-  return policy;
+  return readPolicy(doc, r, path);
+}
+
+std::shared_ptr<const TrustPolicy> policyFromDocument(const std::string& text, const std::string& member, const std::string& source,
+                                                      const std::string& base) {
+  const YAML::Node doc = parseYaml(text, source);
+  Reader r{source, base};
+  return readPolicy(doc[member], r, source);
 }
 
 std::vector<Signer> evaluatePolicy(const TrustPolicy& policy, const std::string& name, const std::vector<Candidate>& cs) {
-  for (const auto& rule : policy.rules)
-    if (rule.matches(name)) return rule.signers->evaluate(name, cs);
-  throw PolicyError("no rule of trust policy " + policy.source + " covers " + name, "add a rule whose namespace pattern matches it");
+  return policy.ruleFor(name).signers->evaluate(name, cs);
 }
+
+bool signsCatalog(const TrustPolicy& policy, const std::string& name) { return policy.ruleFor(name).catalog.has_value(); }
+
+std::vector<Signer> evaluateCatalog(const TrustPolicy& policy, const std::string& name, const std::string& action,
+                                    const std::vector<Candidate>& cs) {
+  const auto& rule = policy.ruleFor(name);
+  auto it = rule.catalog->find(action);
+  if (it == rule.catalog->end())
+    throw PolicyError("the trust policy " + policy.source + " allows no one to " + action + " " + name,
+                      "add '" + action + "' to the catalog: signers of the rule " + pyrepr(rule.ns));
+  return it->second->evaluate(name, cs);
+}
+
+std::vector<std::string> requiredApprovals(const TrustPolicy& policy, const std::string& name, const std::string& alias) {
+  std::vector<std::string> out;
+  for (const auto& [a, roles] : policy.ruleFor(name).approvals)
+    if (a == alias)
+      for (const auto& role : roles) out.push_back(role.first);
+  return out;
+}
+
+std::vector<Signer> evaluateApproval(const TrustPolicy& policy, const std::string& name, const std::string& alias,
+                                     const std::string& role, const std::vector<Candidate>& cs) {
+  for (const auto& [a, roles] : policy.ruleFor(name).approvals)
+    if (a == alias)
+      for (const auto& [r, node] : roles)
+        if (r == role) return node->evaluate(name, cs);
+  throw PolicyError("no approval rule for " + role);
+}
+
+const std::string& policySource(const TrustPolicy& policy) { return policy.source; }
 
 }  // namespace hepbundle::detail

@@ -390,8 +390,10 @@ std::vector<std::string> searchPath(const Options& o) {
 
 Bundle resolve(const std::string& ref, const Options& options) {
   using namespace detail;
+  // a policy named by the caller is read first, as Python's caller loads it (TrustPolicy.load)
+  const PolicyPtr given = options.policy.empty() ? nullptr : loadPolicy(options.policy);
   const ParsedRef parsed = parseRef(ref);
-  if (parsed.path) return open(*parsed.path, options);
+  if (parsed.path) return openWith(*parsed.path, options, given);
   const std::string& name = *parsed.name;
   const auto roots = searchPath(options);
   std::optional<NotFoundError> first;
@@ -414,7 +416,15 @@ Bundle resolve(const std::string& ref, const Options& options) {
       log(options, LogLevel::Warning, msg + " (allowed)");
     }
     if (parsed.selector != rec->version) log(options, LogLevel::Info, "resolved " + ref + " to " + name + "@" + rec->version + " in " + root);
-    Bundle b = open(root + "/bundles/" + name + "/" + rec->version, options);
+    PolicyPtr chosen;
+    if (options.verify != Verify::Integrity && options.verify != Verify::None) {
+      // resolver._repository_policy: the policy given, else HEPBUNDLE_POLICY, else the trust root
+      chosen = given ? given : policyFromEnv();
+      if (!chosen && hasTrustRoot(root))
+        if (auto found = trustRootFor(root)) chosen = found->policy;
+      if (!chosen) throw noPolicyError(name + "@" + rec->version + " in " + root + " (the repository has no trust root)");
+    }
+    Bundle b = openWith(root + "/bundles/" + name + "/" + rec->version, options, chosen);
     if (b.manifestDigest() != rec->digest)
       throw VerificationError(b.ref() + " in " + root + ": manifest digest sha256:" + b.manifestDigest().substr(0, 16) +
                                   "… differs from the catalogue's sha256:" + rec->digest.substr(0, 16) + "…",

@@ -5,6 +5,7 @@
 #include <openssl/x509.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,12 +47,40 @@ struct Candidate {
 
 ParsedSignature parseSignature(const std::string& path, const std::string& name);
 
+/// a signature file parsed with its in-toto statement, and the role its file name claims
+struct CheckedSignature {
+  ParsedSignature sig;
+  json stmt;
+  std::string fileRole;
+};
+/// What verifyManifestSignature established before the manifest was parsed (signing.py
+/// ManifestCheck): the bundle the signatures name, the policy that judged them, the signers.
+struct ManifestCheck {
+  std::string ref;
+  PolicyPtr policy;
+  std::vector<Signer> signers;
+  std::vector<CheckedSignature> sigs;
+};
+/// The signatures over the manifest's BYTES, before its entries are parsed: each signature
+/// must list the digest of exactly data as hepbundle.json, and the signers must satisfy
+/// policyFor(name, version) of the bundle they signed. nullopt when the signatures name no
+/// bundle (plain model_signing) or a small manifest differs (refused after parsing, with the
+/// differing entries listed): then verifySignatures decides.
+std::optional<ManifestCheck> verifyManifestSignature(
+    const std::string& root, const std::string& data,
+    const std::function<PolicyPtr(const std::string& name, const std::string& version)>& policyFor);
+/// after parsing: the prechecked signatures must be for ref and list exactly expected
+std::vector<Signer> finishPrechecked(const ManifestCheck& pre, const std::string& ref, Algorithm alg,
+                                     const std::map<std::string, std::string>& expected);
+
 /// "sha256:<hex>" of the PEM SubjectPublicKeyInfo
 std::string keyId(EVP_PKEY* key);
 /// "EC secp256r1", "RSA-2048"
 std::string describeKey(EVP_PKEY* key);
 /// a policy's public key (PEM key or certificate); SpecError as Python
 KeyPtr loadPublicKey(const std::string& path);
+/// the same from PEM text (an inline key of a trust root); where names it in errors
+KeyPtr publicKeyFromPem(const std::string& pem, const std::string& where);
 /// DSSE signature over PAE(payload): SignatureError "invalid signature" if it fails
 void verifySignatureBytes(EVP_PKEY* key, const std::string& signature, const std::string& payload,
                           const std::string& where);
@@ -72,7 +101,7 @@ struct CaStore {
 };
 /// named CA files (or directories) and CRLs, IGTF-style directories (<hash>.N, <hash>.rN)
 CaStore loadCaStore(const std::vector<std::string>& caFiles, const std::vector<std::string>& caDirs,
-                    const std::vector<std::string>& crls);
+                    const std::vector<std::string>& crls, const std::vector<std::string>& inlinePems = {});
 /// an X.509 signature: validity at signing time, chain, proxy refusal, CRLs, key usage, signature
 void verifyX509(const Candidate& c, const CaStore& store);
 /// (identity, issuer) a Fulcio certificate claims (unverified)
@@ -84,4 +113,15 @@ namespace hepbundle::detail {
 /// the signers that satisfy the rule of policy for name (policy.cpp)
 std::vector<Signer> evaluatePolicy(const TrustPolicy& policy, const std::string& name,
                                    const std::vector<Candidate>& candidates);
+/// whether the rule for name has catalog: signers (its catalogue statements are signed)
+bool signsCatalog(const TrustPolicy& policy, const std::string& name);
+/// the signers of a catalogue statement (action publish, alias or yank) satisfying the rule's
+/// catalog signers; PolicyError when the rule allows no one that action
+std::vector<Signer> evaluateCatalog(const TrustPolicy& policy, const std::string& name, const std::string& action,
+                                    const std::vector<Candidate>& candidates);
+/// the roles whose approvals moving (and resolving) alias of name needs, in policy order
+std::vector<std::string> requiredApprovals(const TrustPolicy& policy, const std::string& name, const std::string& alias);
+std::vector<Signer> evaluateApproval(const TrustPolicy& policy, const std::string& name, const std::string& alias,
+                                     const std::string& role, const std::vector<Candidate>& candidates);
+const std::string& policySource(const TrustPolicy& policy);
 }  // namespace hepbundle::detail

@@ -249,7 +249,9 @@ ParsedSignature parseSignature(const std::string& path, const std::string& name)
   } catch (const FormatError& e) {
     // Python prints the JSON decoder's own words after "malformed signature file: "
     const std::string prefix = name + ": not valid JSON: ";
-    throw SignatureError(name + ": malformed signature file: " + e.message().substr(prefix.size()));
+    const std::string& m = e.message();
+    throw SignatureError(name + ": malformed signature file: " +
+                         (startsWith(m, prefix) ? m.substr(prefix.size()) : startsWith(m, name + ": ") ? m.substr(name.size() + 2) : m));
   }
   try {
     const json& vm = at(doc, "verificationMaterial");
@@ -319,6 +321,106 @@ std::vector<std::pair<std::string, std::string>> signatureFiles(const std::strin
   return out;
 }
 
+namespace {
+
+// signing._check_statement: the signed digests must be exactly expected, in algorithm alg
+void checkStatement(const ParsedSignature& sig, const json& stmt, const std::map<std::string, std::string>& expected, Algorithm alg,
+                    const std::string& what) {
+  const std::string signedAlg = signedAlgorithm(sig, stmt);
+  if (signedAlg != algorithmName(alg))
+    throw SignatureError(what + ": " + sig.name + " signs " + signedAlg + " digests but the manifest lists " + algorithmName(alg) +
+                             " digests",
+                         "the signature belongs to another build of this bundle");
+  std::map<std::string, std::string> signedMap;
+  try {
+    signedMap = signedDigests(stmt);
+  } catch (const Malformed& m) {
+    throw SignatureError(sig.name + ": malformed signature file: statement: " + m.what);
+  }
+  std::vector<std::string> problems;
+  for (const auto& [p, d] : expected) {
+    auto it = signedMap.find(p);
+    if (it != signedMap.end() && it->second != d) problems.push_back("digest mismatch in " + p);
+  }
+  for (const auto& [p, d] : expected)
+    if (!signedMap.count(p)) problems.push_back("extra " + p + " (not covered by the signature)");
+  for (const auto& [p, d] : signedMap)
+    if (!expected.count(p)) problems.push_back("missing " + p + " (signed but absent)");
+  if (problems.empty()) return;
+  const bool manifestProblem = std::any_of(problems.begin(), problems.end(), [](const std::string& p) {
+    return p.find("hepbundle.json") != std::string::npos;
+  });
+  const std::size_t n = problems.size();
+  const std::string more = n > 20 ? "; … and " + thousands(n - 20) + " more" : "";
+  if (n > 20) problems.resize(20);
+  throw SignatureError(what + ": " + sig.name + " does not match: " + join(problems, "; ") + more,
+                       manifestProblem ? "the manifest was edited or the signature belongs to another bundle" : "");
+}
+
+// the bundle a signature names (predicate hepbundle.name, "ns/name@version"), if any
+std::optional<std::string> signedRef(const json& stmt) {
+  auto p = stmt.find("predicate");
+  if (p == stmt.end() || !p->is_object()) return std::nullopt;
+  auto h = p->find("hepbundle");
+  if (h == p->end() || !h->is_object()) return std::nullopt;
+  auto n = h->find("name");
+  if (n == h->end() || !n->is_string() || n->get<std::string>().find('@') == std::string::npos) return std::nullopt;
+  return n->get<std::string>();
+}
+
+// a manifest whose bytes the signatures do not cover is refused unparsed when larger than this;
+// a smaller one (every real bundle) is parsed only to list which entries differ
+constexpr std::size_t kDiagnoseBytes = 1u << 20;
+
+}  // namespace
+
+std::optional<ManifestCheck> verifyManifestSignature(const std::string& root, const std::string& data,
+                                                     const std::function<PolicyPtr(const std::string&, const std::string&)>& policyFor) {
+  const auto files = signatureFiles(root);
+  if (files.empty()) return std::nullopt;
+  std::vector<CheckedSignature> parsed;
+  std::set<std::optional<std::string>> refs;
+  for (const auto& [role, path] : files) {
+    ParsedSignature sig = parseSignature(path, baseName(path));
+    json stmt = statementOf(sig);
+    refs.insert(signedRef(stmt));
+    parsed.push_back({std::move(sig), std::move(stmt), role});
+  }
+  if (refs.size() != 1 || !*refs.begin()) return std::nullopt;
+  const std::string ref = **refs.begin();
+  const auto at = ref.rfind('@');
+  const std::string name = ref.substr(0, at), version = ref.substr(at + 1);
+  const std::string what = ref + " (" + root + ")";
+  PolicyPtr policy = policyFor(name, version);
+  std::vector<Candidate> candidates;
+  for (const auto& c : parsed) {
+    const std::string alg = signedAlgorithm(c.sig, c.stmt);
+    std::map<std::string, std::string> signedMap;
+    try {
+      signedMap = signedDigests(c.stmt);
+    } catch (const Malformed& m) {
+      throw SignatureError(c.sig.name + ": malformed signature file: statement: " + m.what);
+    }
+    auto it = signedMap.find("hepbundle.json");
+    if (it == signedMap.end() || it->second != digestHex(data, algorithmFromName(alg))) {
+      if (data.size() <= kDiagnoseBytes) return std::nullopt;  // refused after parsing, every differing entry listed
+      throw SignatureError(what + ": " + c.sig.name + " does not match: " + (it != signedMap.end() ? "digest mismatch in" : "extra") +
+                               " hepbundle.json",
+                           "the manifest was edited or the signature belongs to another bundle");
+    }
+    const std::string signedRole = roleOf(c.sig, c.stmt, c.fileRole, what);
+    candidates.push_back(Candidate{c.sig, signedRole, signedAt(c.stmt)});
+  }
+  return ManifestCheck{ref, policy, evaluatePolicy(*policy, name, candidates), std::move(parsed)};
+}
+
+std::vector<Signer> finishPrechecked(const ManifestCheck& pre, const std::string& ref, Algorithm alg,
+                                     const std::map<std::string, std::string>& expected) {
+  if (pre.ref != ref) throw SignatureError(ref + ": the signatures were made for " + pre.ref, "the signature belongs to another bundle");
+  for (const auto& c : pre.sigs) checkStatement(c.sig, c.stmt, expected, alg, ref);
+  return pre.signers;
+}
+
 std::vector<Signer> verifySignatures(const std::string& root, const std::string& name, const std::string& what, Algorithm alg,
                                      const std::map<std::string, std::string>& expected, const TrustPolicy& policy) {
   const auto files = signatureFiles(root);
@@ -328,38 +430,7 @@ std::vector<Signer> verifySignatures(const std::string& root, const std::string&
   for (const auto& [role, path] : files) {
     ParsedSignature sig = parseSignature(path, baseName(path));
     const json stmt = statementOf(sig);
-    const std::string signedAlg = signedAlgorithm(sig, stmt);
-    if (signedAlg != algorithmName(alg))
-      throw SignatureError(what + ": " + sig.name + " signs " + signedAlg + " digests but the manifest lists " + algorithmName(alg) +
-                               " digests",
-                           "the signature belongs to another build of this bundle");
-    std::map<std::string, std::string> signedMap;
-    try {
-      signedMap = signedDigests(stmt);
-    } catch (const Malformed& m) {
-      throw SignatureError(sig.name + ": malformed signature file: statement: " + m.what);
-    }
-    std::vector<std::string> problems;
-    for (const auto& [p, d] : expected) {
-      auto it = signedMap.find(p);
-      if (it != signedMap.end() && it->second != d) {
-        problems.push_back("digest mismatch in " + p);
-      }
-    }
-    for (const auto& [p, d] : expected)
-      if (!signedMap.count(p)) {
-        problems.push_back("extra " + p + " (not covered by the signature)");
-      }
-    for (const auto& [p, d] : signedMap)
-      if (!expected.count(p)) {
-        problems.push_back("missing " + p + " (signed but absent)");
-      }
-    const bool manifestProblem = std::any_of(problems.begin(), problems.end(), [](const std::string& p) {
-      return p.find("hepbundle.json") != std::string::npos;
-    });
-    if (!problems.empty())
-      throw SignatureError(what + ": " + sig.name + " does not match: " + join(problems, "; "),
-                           manifestProblem ? "the manifest was edited or the signature belongs to another bundle" : "");
+    checkStatement(sig, stmt, expected, alg, what);
     const std::int64_t at = signedAt(stmt);
     const std::string signedRole = roleOf(sig, stmt, role, what);
     candidates.push_back(Candidate{std::move(sig), signedRole, at});

@@ -243,6 +243,15 @@ std::string chainError(const CaStore& store, const std::vector<CertPtr>& chain, 
 
 }  // namespace
 
+std::vector<CertPtr> certsFromPem(const std::string& pem) {
+  auto bio = memBio(pem);
+  std::vector<CertPtr> out;
+  while (X509* x = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) out.emplace_back(x, X509Free{});
+  ERR_clear_error();
+  if (out.empty()) throw SpecError("an inline CA certificate is not valid PEM");
+  return out;
+}
+
 void CaStore::add(const CaStore& other) {
   cas.insert(cas.end(), other.cas.begin(), other.cas.end());
   crls.insert(crls.end(), other.crls.begin(), other.crls.end());
@@ -250,10 +259,19 @@ void CaStore::add(const CaStore& other) {
 }
 
 CaStore loadCaStore(const std::vector<std::string>& caFiles, const std::vector<std::string>& caDirs,
-                    const std::vector<std::string>& crls) {
+                    const std::vector<std::string>& crls, const std::vector<std::string>& inlinePems) {
   std::vector<std::string> files, dirs = caDirs;
   for (const auto& f : caFiles) (isDir(f) ? dirs : files).push_back(f);
-  CaStore store = loadOne(files, dirs.empty() ? nullptr : &dirs[0], crls);
+  std::vector<CertPtr> inlined;
+  for (const auto& pem : inlinePems) {
+    auto certs = certsFromPem(pem);
+    inlined.insert(inlined.end(), certs.begin(), certs.end());
+  }
+  // policy.py _store: inline certificates alone make a store of their own label
+  CaStore store;
+  if (!files.empty() || !dirs.empty() || inlined.empty()) store = loadOne(files, dirs.empty() ? nullptr : &dirs[0], crls);
+  else store.label = "inline CA certificates";
+  store.cas.insert(store.cas.end(), inlined.begin(), inlined.end());
   for (std::size_t i = 1; i < dirs.size(); ++i) store.add(loadOne({}, &dirs[i], {}));
   return store;
 }
@@ -298,6 +316,10 @@ KeyPtr loadPublicKey(const std::string& path) {
     throw SpecError("cannot read public key " + path + ": " +
                     (e.err ? std::strerror(e.err) : e.tooBig ? "larger than 1 MiB" : "not a regular file"));
   }
+  return publicKeyFromPem(data, path);
+}
+
+KeyPtr publicKeyFromPem(const std::string& data, const std::string& path) {
   auto bio = memBio(data);
   EVP_PKEY* key = PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr);
   if (!key) {

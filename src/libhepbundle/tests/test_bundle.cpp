@@ -133,9 +133,43 @@ TEST_F(Golden, UnsignedAndNoPolicy) {
   Options o = opts();
   o.policy.clear();
   unsetenv("HEPBUNDLE_POLICY");
-  EXPECT_FALSE(open(bundle.string(), o).signaturesChecked());
-  o.requirePolicy = true;
-  EXPECT_THROW(open(bundle.string(), o), SignatureError);
+  // trust by default: no policy, no trust root → refused, saying how to configure trust
+  EXPECT_EQ(expectThrow<PolicyError>([&] { open(bundle.string(), o); }),
+            "demo/jet-tagger-onnx@1.0.0: no trust policy configured, refusing it (signatures cannot be checked) (configure trust: "
+            "publish into a repository with a trust root (hepbundle repo init --policy FILE), set HEPBUNDLE_POLICY=FILE or pass "
+            "--policy/--key; or ask for integrity checks only by name (verify='integrity', --integrity-only))");
+  // integrity only, asked for by name: the files are checked, the bundle is not verified
+  std::vector<std::string> logged;
+  o.log = [&](LogLevel, const std::string& m) { logged.push_back(m); };
+  o.verify = Verify::Integrity;
+  Bundle b = open(bundle.string(), o);
+  EXPECT_FALSE(b.signaturesChecked());
+  EXPECT_TRUE(b.signers().empty());
+  EXPECT_TRUE(b.verify().ok());
+  ASSERT_EQ(logged.size(), 1u);
+  EXPECT_NE(logged[0].find("INTEGRITY CHECKS ONLY"), std::string::npos);
+  hepbundle_bundle* c = hepbundle_open(bundle.c_str(), nullptr, 0);
+  EXPECT_EQ(c, nullptr);
+  EXPECT_STREQ(hepbundle_error_class(), "PolicyError");
+  EXPECT_EQ(hepbundle_error_code(), 1);
+  c = hepbundle_open(bundle.c_str(), nullptr, HEPBUNDLE_VERIFY_INTEGRITY);
+  ASSERT_NE(c, nullptr) << hepbundle_error_message();
+  EXPECT_EQ(hepbundle_verified(c), 0);
+  hepbundle_close(c);
+}
+
+TEST_F(Golden, PolicyEnvironmentSetButUnusable) {
+  Options o = opts();
+  o.policy.clear();
+  setenv("HEPBUNDLE_POLICY", " ", 1);
+  EXPECT_EQ(expectThrow<PolicyError>([&] { open(bundle.string(), o); }),
+            "HEPBUNDLE_POLICY is set but empty (point HEPBUNDLE_POLICY at a trust policy file, or unset it)");
+  setenv("HEPBUNDLE_POLICY", (dir / "absent.yaml").c_str(), 1);
+  EXPECT_EQ(expectThrow<PolicyError>([&] { open(bundle.string(), o); }),
+            "HEPBUNDLE_POLICY=" + (dir / "absent.yaml").string() + ": trust policy " + (dir / "absent.yaml").string() + " does not exist");
+  setenv("HEPBUNDLE_POLICY", policy.c_str(), 1);
+  EXPECT_TRUE(open(bundle.string(), o).signaturesChecked());
+  unsetenv("HEPBUNDLE_POLICY");
 }
 
 TEST_F(Golden, ManyThreadsShareOneBundle) {

@@ -2,6 +2,7 @@
 // conformance test (tests/test_native_conformance.py) that holds it equal to Python's hepbundle.
 //
 //   hepbundle-native verify PATH|REF [--policy P] [--json]      signatures + every file
+//                                                              (--verify integrity: files only)
 //   hepbundle-native resolve REF [--policy P] [--allow-yanked]  prints the bundle directory
 //   hepbundle-native path REF FILE [--policy P]                 prints the verified file path
 #include <cstring>
@@ -29,7 +30,8 @@ const char* kUsage =
     "  --policy FILE     trust policy (default: HEPBUNDLE_POLICY)\n"
     "  --repo DIR        repository to search (repeatable; default: HEPBUNDLE_PATH)\n"
     "  --allow-yanked    accept a yanked version (with a warning)\n"
-    "  --verify MODE     lazy (default), full or none\n"
+    "  --verify MODE     lazy (default), full, integrity (file digests only, signatures not\n"
+    "                    checked: never reported as verified) or none\n"
     "  --no-cache        do not use the node verification cache\n"
     "  --json            print one JSON object (ok, error class, message, …)\n"
     "exit codes: 0 ok, 1 verification failed, 2 any other error\n";
@@ -73,9 +75,10 @@ int main(int argc, char** argv) {
       const std::string m = value();
       if (m == "lazy") opt.verify = hepbundle::Verify::Lazy;
       else if (m == "full") opt.verify = hepbundle::Verify::Full;
+      else if (m == "integrity") opt.verify = hepbundle::Verify::Integrity;
       else if (m == "none") opt.verify = hepbundle::Verify::None;
       else {
-        std::cerr << "hepbundle-native: --verify must be lazy, full or none\n";
+        std::cerr << "hepbundle-native: --verify must be lazy, full, integrity or none\n";
         return 2;
       }
     } else if (a.size() > 1 && a[0] == '-' && a != "-") {
@@ -96,14 +99,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    if (cmd == "verify") opt.verify = hepbundle::Verify::Full;
+    // verify checks every file: at open under a policy, after it when integrity only was asked for
+    const bool checkAll = cmd == "verify" && opt.verify != hepbundle::Verify::None;
+    if (checkAll && opt.verify != hepbundle::Verify::Integrity) opt.verify = hepbundle::Verify::Full;
     hepbundle::Bundle b = hepbundle::resolve(pos[1], opt);
+    if (checkAll && opt.verify == hepbundle::Verify::Integrity) b.verify().raiseForProblems(b.ref());
     const std::string out = cmd == "path" ? b.path(pos[2]) : b.root();
     if (asJson) {
       std::cout << nlohmann::json{{"ok", true},
                                   {"ref", b.ref()},
                                   {"path", out},
                                   {"manifest_sha256", b.manifestDigest()},
+                                  {"verified", b.signaturesChecked()},
                                   {"signers", b.signaturesChecked() ? signersJson(b) : nlohmann::json()}}
                        .dump()
                 << "\n";

@@ -2,7 +2,7 @@
 // (Athena, CMSSW) without Python. Mirrors the Python API (hepbundle.open / resolve /
 // Bundle.path / Bundle.verify) and the normative format in bundle-spec/.
 //
-//   hepbundle::Options opt;                      // policy from HEPBUNDLE_POLICY by default
+//   hepbundle::Options opt;  // policy: HEPBUNDLE_POLICY, else the repository's trust root
 //   auto b = hepbundle::resolve("atlas/tauid@prod", opt);   // over HEPBUNDLE_PATH
 //   std::string onnx = b.path("model/model.onnx");          // verified on first request
 //
@@ -22,17 +22,24 @@
 
 namespace hepbundle {
 
-enum class Verify { Lazy, Full, None };
+/// How much open/resolve check. Lazy and Full judge the signatures under a trust policy and
+/// refuse without one; Integrity (file digests only) and None must be asked for by name, are
+/// logged, and a bundle opened so is never reported as verified (signaturesChecked() false).
+enum class Verify { Lazy, Full, Integrity, None };
 
 /// Severity of a message the library would log (Python's "hepbundle" logger).
 enum class LogLevel { Info, Warning };
 
 struct Options {
+  /// Lazy: signatures at open, each file's digest on first request; Full: every file at open
   Verify verify = Verify::Lazy;
-  /// trust policy YAML (bundle-spec/v1/policy.schema.json); empty: HEPBUNDLE_POLICY, if set
+  /// trust policy YAML (bundle-spec/v1/policy.schema.json). Empty: HEPBUNDLE_POLICY if set (set
+  /// but empty or unreadable is a PolicyError), else the trust root (catalog/trust.json) of the
+  /// repository the bundle is published in, once this node accepts it (HEPBUNDLE_TRUST_ROOT pin,
+  /// a cvmfs2 mount, or `hepbundle repo trust`); without any, Lazy and Full refuse (PolicyError)
   std::string policy;
-  /// refuse bundles unless a policy is in force (default: like Python, integrity only without one)
-  bool requirePolicy = false;
+  /// no effect, kept so older code compiles: a policy is always required (trust by default)
+  bool requirePolicy = true;
   /// accept a yanked version (logged as a warning)
   bool allowYanked = false;
   /// repositories to search; empty: HEPBUNDLE_PATH, else HEPBUNDLE_REPO, else ./hepbundle-repo
@@ -102,7 +109,8 @@ class Bundle {
   std::vector<FileEntry> files() const;
   /// the signers that satisfied the policy; empty when signatures were not checked
   const std::vector<Signer>& signers() const;
-  /// whether a trust policy was applied at open
+  /// whether the signatures were checked under a trust policy at open (false only for
+  /// Verify::Integrity and Verify::None: such a bundle is not verified)
   bool signaturesChecked() const;
   /// the model's I/O signature (io.hpp, bundle-spec/io.md); nullopt when the manifest has none,
   /// FormatError when its io member is malformed
