@@ -183,13 +183,20 @@ def test_links_outside_the_store_are_read_only_where_allowed(tmp_path: Path) -> 
     def verdicts(**kw: Any) -> dict[str, str]:
         plan = plan_import("atlas-groupdata", gd, **kw)
         assert plan.inventory is not None
+        reasons.update({e.path: e.reason for e in plan.inventory})
         return {e.path: e.verdict for e in plan.inventory}
+
+    reasons: dict[str, str] = {}
 
     default = verdicts()
     assert default["tauRecTools/00-02-00/common.onnx"] == "refused"
     assert default["tauRecTools/00-02-00/private.txt"] == "refused"
     allowed = verdicts(allow_links_outside=[shared])
     assert allowed["tauRecTools/00-02-00/common.onnx"] == "imported"
+    assert reasons["tauRecTools/00-02-00/common.onnx"] == (
+        f"into atlas/taurectools@0.2.0 as common.onnx (symlink to {shared / 'common.onnx'}, "
+        "read through, allowed by --allow-links-outside)"
+    )
     assert allowed["tauRecTools/00-02-00/private.txt"] == "refused"  # not under the allowed dir
     with pytest.raises(SpecError, match="reads no directory tree"):
         plan_import("mlflow", tmp_path / "mlflow.db", allow_links_outside=[shared])

@@ -305,7 +305,10 @@ def take_inventory(scan: Scan, plan: ImportPlan) -> tuple[InventoryEntry, ...]:
             continue
         elif e.path in into:
             dests = into[e.path]
-            through = f" (symlink to {e.target}, read through)" if e.target else ""
+            through = ""
+            if e.target is not None:
+                allowed = ", allowed by --allow-links-outside" if e.inside is None else ""
+                through = f" (symlink to {e.target}, read through{allowed})"
             v = InventoryEntry(
                 e.path,
                 e.kind,
