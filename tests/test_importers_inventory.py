@@ -25,7 +25,7 @@ from hepbundle.importers.run import ImportOptions, run_import
 from hepbundle.repository.catalog import read_name_catalog
 from hepbundle.signing import KeySigner
 
-from .import_fixtures import make_groupdata, policy_env
+from .import_fixtures import GROUPDATA, make_groupdata, policy_env
 from .needs import missing
 from .test_permissions import _run_as_nobody, public_tmp
 
@@ -209,20 +209,28 @@ def test_directory_symlink_becomes_an_alias_in_the_catalogue(
     (gd / "tauRecTools" / "current").symlink_to("00-02-00")
     (gd / "tauRecTools" / "00-02-00" / "gone.root").symlink_to("nowhere.root")
     repo = tmp_path / "repo"
+    compat = tmp_path / "compat"
     r = CliRunner().invoke(
-        main, ["import", "atlas-groupdata", str(gd), "--repo", str(repo), "--key", str(ec_key[0])]
-    )
+        main,
+        ["import", "atlas-groupdata", str(gd), "--repo", str(repo), "--key", str(ec_key[0]),
+         "--compat-tree", str(compat)],
+    )  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert "4 published, 0 unchanged, 0 conflicts" in r.output
+    assert "4 published, 0 unchanged, 0 conflicts, 8 compat links" in r.output
+    # a CALIBPATH consumer of tauRecTools/current/… reads the version the link named
+    current = compat / "tauRecTools" / "current"
+    assert os.readlink(current) == "00-02-00"
+    assert (current / "rnn.onnx").read_bytes() == GROUPDATA["tauRecTools/00-02-00/rnn.onnx"]
     # dev/ (3 directories and its file) and the loose notes.txt, skipped; the dangling link
     assert "store entries not imported: 5 skipped, 1 refused (--dry-run lists" in r.output
     assert read_name_catalog(repo, "atlas/taurectools").aliases["current"] == "0.2.0"
     # the store moves its link: the re-run moves the alias, publishing nothing
     (gd / "tauRecTools" / "current").unlink()
     (gd / "tauRecTools" / "current").symlink_to("00-01-00")
-    opts = ImportOptions(repo=repo, signer=KeySigner(ec_key[0]))
+    opts = ImportOptions(repo=repo, signer=KeySigner(ec_key[0]), compat_tree=compat)
     report = run_import(plan_import("atlas-groupdata", gd), opts)
     assert report.count("unchanged") == 4
+    assert (current / "rnn.onnx").read_bytes() == GROUPDATA["tauRecTools/00-01-00/rnn.onnx"]
     # 7 files, the alias, 7 directories
     assert report.to_json()["inventory"] == {"imported": 15, "skipped": 5, "refused": 1}
     assert read_name_catalog(repo, "atlas/taurectools").aliases["current"] == "0.1.0"

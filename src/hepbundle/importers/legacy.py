@@ -34,12 +34,14 @@ from ..repository.index import LegacyHit, find_legacy
 from ..repository.layout import bundle_dir, index_file
 from ..repository.refs import is_version
 from ..resolver import resolve, search_path
+from .base import LegacyAlias
 
 __all__ = [
     "COMPAT_LAYOUTS",
     "best_per_legacy",
     "parse_pins",
     "resolve_legacy",
+    "write_alias_links",
     "write_compat_tree",
 ]
 
@@ -258,23 +260,42 @@ def write_compat_tree(
                 manifests[key] = Bundle.load(bundle_dir(repo, hit.name, hit.version))
             _check_signed_entry(manifests[key], hit, rest, repo)
             target = manifests[key].root / check_relpath(hit.path)
-            rel = os.path.relpath(target, link.parent)
-            link.parent.mkdir(parents=True, exist_ok=True)
-            if link.is_symlink():
-                if os.readlink(link) == rel:
-                    count += 1
-                    continue
-            elif link.exists():
-                raise RepositoryError(
-                    f"compat tree: {link} exists and is not a symlink",
-                    hint="point --compat-tree at a new directory or one written by hepbundle",
-                )
-            tmp = link.with_name(f".{link.name}.hepbundle-tmp")
-            tmp.unlink(missing_ok=True)
-            os.symlink(rel, tmp)
-            os.replace(tmp, link)
+            _place_link(link, os.path.relpath(target, link.parent))
             count += 1
     return count
+
+
+def write_alias_links(out: Path, aliases: Iterable[LegacyAlias]) -> int:
+    """Keep the store's directory symlinks in a compat tree of the ``latest`` layout:
+    ``out/tauRecTools/current`` → ``00-02-00`` (relative, like the store's own link), so a
+    ``CALIBPATH`` consumer of ``tauRecTools/current/…`` reads the version the alias names.
+    Returns the number of links."""
+    out = out.absolute()
+    count = 0
+    for a in aliases:
+        link = _link_inside(out, a.link)
+        _link_inside(out, a.target)  # the target obeys the same rules
+        _place_link(link, os.path.relpath(out / a.target, link.parent))
+        count += 1
+    return count
+
+
+def _place_link(link: Path, rel: str) -> None:
+    """Make ``link`` a symlink to ``rel``: an existing link is re-pointed by an atomic rename;
+    anything else in the way is an error."""
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.is_symlink():
+        if os.readlink(link) == rel:
+            return
+    elif link.exists():
+        raise RepositoryError(
+            f"compat tree: {link} exists and is not a symlink",
+            hint="point --compat-tree at a new directory or one written by hepbundle",
+        )
+    tmp = link.with_name(f".{link.name}.hepbundle-tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(rel, tmp)
+    os.replace(tmp, link)
 
 
 def _link_inside(out: Path, legacy: str) -> Path:

@@ -46,7 +46,7 @@ from ..repository.publish import publish_many
 from ..repository.tree import recover
 from ..signing import Signer, sign
 from .base import ImportPlan, PlannedBundle, safe_name
-from .legacy import write_compat_tree
+from .legacy import write_alias_links, write_compat_tree
 
 __all__ = ["METADATA_CHANGED", "ImportOptions", "ImportReport", "Outcome", "run_import"]
 
@@ -195,6 +195,8 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
     if opts.compat_tree is not None and is_repository(repo):
         namespaces = {b.spec.namespace for b in plan.bundles}
         links = write_compat_tree(repo, opts.compat_tree, namespaces, layout=opts.compat_layout)
+        if opts.compat_layout == "latest":  # the store's directory links, as aliases
+            links += write_alias_links(opts.compat_tree, plan.legacy_aliases)
     done_all = tuple(o for o in outcomes if o is not None)
     return ImportReport(plan, done_all, links, time.monotonic() - start)
 
