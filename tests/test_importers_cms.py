@@ -295,19 +295,31 @@ def test_export_ignore_is_skipped_and_later_tags_import(
         assert {f.path: b.path(f.path).read_bytes() for f in b.manifest.files} == want
 
 
-def test_file_name_not_utf8_is_refused_in_the_plan(
+def test_file_name_not_utf8_refuses_the_tag_unless_skipped(
     tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
 ) -> None:
+    """A Latin-1 name (a traceback before) cannot be a bundle path: the plan says so, and the
+    tag is not published without the file unless the mapping leaves it out by name."""
     bad = os.fsdecode(b"DeepTauId/caf\xe9.pb")
     tags = [*DEEPTAU_TAGS, CmsTag("V00-04-00", "A Latin-1 name", None, {bad: b"x" * 10})]
     src = make_cms_repo(tmp_path / "src", "RecoTauTag-TrainingFiles", tags)
     r = CliRunner().invoke(main, ["import", "cms-data", str(src), "--dry-run"])
     assert r.exit_code == 0, r.output
     assert "V00-04-00:DeepTauId/caf\\xe9.pb: refused: the file name is not valid UTF-8" in r.output
+    assert (
+        "tag V00-04-00: refused: 1 file(s) of the release cannot be imported "
+        "(DeepTauId/caf\\xe9.pb: the file name is not valid UTF-8"
+    ) in r.output
     repo = tmp_path / "repo"
     r = _import(src, repo, ec_key[0], "--json")
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    out = json.loads(r.stdout.split("\nhepbundle: error")[0])
+    assert [o["ref"] for o in out["outcomes"]] == [f"{NAME}@0.2.2", f"{NAME}@0.3.0"]
+    assert "1 version(s) refused, not published: tag V00-04-00" in r.stderr
+    m = tmp_path / "map.yaml"
+    m.write_text("skip: ['RecoTauTag/TrainingFiles/data/DeepTauId/caf*.pb']\n")  # legacy path
+    r = _import(src, repo, ec_key[0], "--map", str(m))
     assert r.exit_code == 0, r.output
-    assert [o["status"] for o in json.loads(r.output)["outcomes"]] == ["published"] * 3
     b = hepbundle.resolve(f"{NAME}@0.4.0", repos=[repo], verify="full")
     assert set(b.manifest.by_path) == set(cms_tree(DEEPTAU_TAGS, "V00-02-02"))  # the 5 others
 

@@ -20,7 +20,9 @@ an error asking for ``package:``. Every tag ``VAA-BB-CC`` becomes version
 ``int(AA).int(BB).int(CC)`` (``V00-02-05`` → ``0.2.5``; other tags are listed as skipped; a clone
 without any version tag is an error). A tag's files are read blob by blob from its tree
 (``git cat-file --batch``: never the working tree, which may sit at another tag); what the tree's
-``.gitattributes`` mark ``export-ignore`` is not in the release's tarball and is skipped. The
+``.gitattributes`` mark ``export-ignore`` is not in the release's tarball and is skipped; a tag
+holding a file that cannot be imported as the release has it (a name that is not UTF-8, an LFS
+pointer) is refused unless the mapping's ``skip:`` leaves that file out. The
 tagger (for a lightweight tag, the commit author), date and commit become the bundle's authors and
 ``extra.import.git``; the summary is the tag message, or the commit's subject when the message
 only repeats the tag name.
@@ -317,6 +319,19 @@ class CmsDataImporter:
                 continue
             layout, files, blobs, skip = self._files(repo, t["commit"], prefix, mapping)
             skipped += [Skipped(f"{t['tag']}:{s.what}", s.reason) for s in skip]
+            bad = [s for s in skip if s.reason.startswith("refused:")]
+            if bad:
+                # the release has these files: without them the version would be incomplete,
+                # immutably; leaving them out takes the mapping's word (skip:)
+                refused.append(
+                    Skipped(
+                        f"tag {t['tag']}",
+                        f"refused: {len(bad)} file(s) of the release cannot be imported "
+                        f"({bad[0].what}: {bad[0].reason.removeprefix('refused: ')}); to "
+                        "publish the tag without them, list them under skip: in the mapping",
+                    )
+                )
+                continue
             try:
                 check_collisions(f.dest for f in files)
             except PathError as e:
