@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -432,3 +433,52 @@ def test_a_tag_pin_needs_the_version_imported_from_that_tag(
         resolve_legacy(f"cms:{CORE_LEGACY}", repos=[repo], pins={"RecoTauTag": "V00-02-02"})
     got, rel = resolve_legacy(f"cms:{CORE_LEGACY}", repos=[repo], pins={"RecoTauTag": "0.2.2"})
     assert got.path(rel).read_bytes() == b"not the tagged bytes"
+
+
+def _drop_object(repo: Path, rev: str) -> None:
+    """Delete the loose object of ``rev`` (a damaged clone)."""
+    sha = git(repo, "rev-parse", rev)
+    (repo / ".git" / "objects" / sha[:2] / sha[2:]).unlink()
+
+
+def test_missing_blob_refuses_its_tag_in_the_dry_run(tmp_path: Path) -> None:
+    """A damaged clone (an object gone): the plan refuses that tag, the real run is not the
+    first to find out."""
+    src = make_deeptau(tmp_path / "src")
+    _drop_object(src, f"V00-02-02:{DEEPTAU_CORE}")  # the old core.pb: only V00-02-02 has it
+    plan = plan_import("cms-data", src)
+    assert [b.ref for b in plan.bundles] == [f"{NAME}@0.3.0"]
+    (refused,) = plan.refused
+    assert refused.what == "tag V00-02-02"
+    assert f"({DEEPTAU_CORE}: the blob is missing from the clone" in refused.reason
+
+
+def test_keep_going_publishes_the_tags_that_build(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    """An object lost after the plan was made (the real run fails on it): without --keep-going
+    nothing is published; with it the other tags are, the failed one is named, exit 2."""
+    src = make_deeptau(tmp_path / "src")
+    plan = plan_import("cms-data", src)
+    _drop_object(src, f"V00-02-02:{DEEPTAU_CORE}")
+    repo = tmp_path / "repo"
+    from hepbundle.errors import BuildError
+    from hepbundle.importers.run import FAILED
+
+    opts = ImportOptions(repo=repo, signer=KeySigner(ec_key[0]))
+    with pytest.raises(BuildError, match=f"cannot read {DEEPTAU_CORE} .* missing"):
+        run_import(plan, opts)
+    assert not (repo / "bundles").exists() or not list((repo / "bundles").rglob("0.3.0"))
+    report = run_import(plan, replace(opts, keep_going=True))
+    assert [(o.ref, o.status) for o in report.outcomes] == [
+        (f"{NAME}@0.2.2", FAILED),
+        (f"{NAME}@0.3.0", "published"),
+    ]
+    assert "missing" in report.outcomes[0].detail
+    assert hepbundle.resolve(f"{NAME}@0.3.0", repos=[repo], verify="full").version == "0.3.0"
+    git(src, "tag", "V00-03-01", "V00-03-00")
+    r = _import(src, repo, ec_key[0])  # planned again: now the dry run sees the lost object
+    assert r.exit_code == 2, r.output
+    assert f"{NAME}@0.3.1  published" in r.stdout and f"{NAME}@0.2.2" not in r.stdout
+    assert "tag V00-02-02: refused: 1 file(s) of the release cannot be imported" in r.stdout
+    assert "hepbundle: error: 1 version(s) refused, not published: tag V00-02-02" in r.stderr

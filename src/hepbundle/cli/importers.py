@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import RepositoryError, SpecError, UsageError
+from ..errors import BuildError, RepositoryError, SpecError, UsageError
 from ._common import emit_json, json_option, progress
 from ._options import DIRECTORY, FILE, repository_option, role_option, signer_options
 from ._trust import trust_options_with
@@ -99,7 +99,7 @@ def _print_refused(plan: ImportPlan) -> None:
 
 
 def _print_report(report: ImportReport) -> None:
-    from ..importers.run import METADATA_CHANGED
+    from ..importers.run import FAILED, METADATA_CHANGED
 
     rows = [("REF", "STATUS", "FILES", "SIZE", "FROM")]
     rows += [(o.ref, o.status, str(o.files), _size(o.size), o.origin) for o in report.outcomes]
@@ -111,6 +111,8 @@ def _print_report(report: ImportReport) -> None:
     for o in report.outcomes:
         if o.status == METADATA_CHANGED:
             click.echo(f"metadata changed: {o.ref}: {o.detail}")
+        elif o.status == FAILED:
+            click.echo(f"failed: {o.ref} [{o.origin}]: {o.detail}")
     _print_refused(report.plan)
     click.echo(
         f"{report.count('published')} published, {report.count('unchanged')} unchanged, "
@@ -121,6 +123,7 @@ def _print_report(report: ImportReport) -> None:
             else ""
         )
         + (f", {len(report.plan.refused)} refused" if report.plan.refused else "")
+        + (f", {report.count(FAILED)} failed" if report.count(FAILED) else "")
         + (f", {report.compat_links} compat links" if report.compat_links else "")
         + f" in {report.seconds:.1f} s"
     )
@@ -178,6 +181,13 @@ def _print_report(report: ImportReport) -> None:
     "the repository (the whole import is one transaction and one publish).",
 )
 @click.option(
+    "--keep-going",
+    is_flag=True,
+    help="A version that fails to build (a file unreadable or changed during the import, a git "
+    "object missing) is reported as failed and the others are published; exit 2. Without it the "
+    "first failure stops the import and nothing is published.",
+)
+@click.option(
     "--work-dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Where bundles are built before publishing (default: $TMPDIR); needs room for every "
@@ -198,6 +208,7 @@ def import_(
     compat_tree: Path | None,
     compat_layout: str,
     backend: str,
+    keep_going: bool,
     work_dir: Path | None,
     as_json: bool,
 ) -> None:
@@ -227,7 +238,7 @@ def import_(
             _print_plan(plan)
         return
     # signing, policy and publishing are imported only when importing
-    from ..importers.run import ImportOptions, run_import
+    from ..importers.run import FAILED, ImportOptions, run_import
     from ..repository.publish import default_repo
 
     total = sum(b.size for b in plan.bundles)
@@ -241,6 +252,7 @@ def import_(
             allow_unsigned=allow_unsigned,
             compat_tree=compat_tree,
             compat_layout=compat_layout,
+            keep_going=keep_going,
             work_dir=work_dir,
             progress=cb,
         )
@@ -256,6 +268,13 @@ def import_(
             + ", ".join(r.what for r in plan.refused),
             hint="see 'refused versions' above (or --dry-run): restore the missing payload and "
             "re-run; what was published stays",
+        )
+    failed = [o for o in report.outcomes if o.status == FAILED]
+    if failed:
+        raise BuildError(
+            f"{len(failed)} version(s) failed, not published: "
+            + ", ".join(f"{o.ref} [{o.origin}]" for o in failed),
+            hint="see 'failed' above; fix the store and re-run: what was published stays",
         )
     if report.conflicts:
         raise RepositoryError(

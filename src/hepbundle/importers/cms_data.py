@@ -179,9 +179,10 @@ def _no_version_tag(repo: Path, tags: Sequence[dict[str, str]]) -> SpecError:
     )
 
 
-def _tree(repo: Path, commit: str) -> list[tuple[str, str, str, int, str]]:
+def _tree(repo: Path, commit: str) -> list[tuple[str, str, str, int | None, str]]:
     """(mode, type, object, size, path) of every entry of ``commit``'s tree, paths decoded with
-    surrogate escapes (a name that is not UTF-8 keeps its bytes and is refused later)."""
+    surrogate escapes (a name that is not UTF-8 keeps its bytes and is refused later); size
+    None for a blob the clone does not have (git prints ``BAD``)."""
     raw = git_output(["ls-tree", "-r", "-l", "-z", "--full-tree", commit], repo)
     out = []
     for item in raw.split(b"\x00"):
@@ -194,7 +195,7 @@ def _tree(repo: Path, commit: str) -> list[tuple[str, str, str, int, str]]:
                 mode,
                 kind,
                 sha,
-                int(size) if size.isdigit() else 0,
+                None if size == "BAD" else int(size) if size.isdigit() else 0,
                 path.decode("utf-8", "surrogateescape"),
             )
         )
@@ -429,6 +430,10 @@ class CmsDataImporter:
                 reason = "git submodule: its files are not in this repository"
             elif kind != "blob" or mode == "120000":
                 reason = "symlink (not imported)"
+            elif size is None:
+                reason = (
+                    "refused: the blob is missing from the clone (damaged or partial: git fsck)"
+                )
             elif _export_ignored(path, attrs):
                 reason = "export-ignore (.gitattributes): not in the tag's release tarball"
             elif any(seg.startswith(".git") for seg in path.split("/")):
@@ -449,6 +454,7 @@ class CmsDataImporter:
             if reason is not None:
                 skipped.append(Skipped(_shown(path), reason))
                 continue
+            assert size is not None  # refused above
             files.append(PlannedFile(path, path, legacy, size, mapping.role(legacy)))
             blobs.append((path, sha, size))
         return layout, files, blobs, skipped

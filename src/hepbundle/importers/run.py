@@ -34,7 +34,7 @@ from typing import Any
 from ..builder import BuildOptions, build_from_spec
 from ..bundle import Bundle
 from ..digest import FileDigest, hash_file, map_files
-from ..errors import IntegrityError, SpecError
+from ..errors import HepbundleError, IntegrityError, SpecError
 from ..manifest import Manifest
 from ..policy import TrustPolicy
 from ..repository import make_publisher
@@ -48,7 +48,11 @@ from ..signing import Signer, sign
 from .base import ImportPlan, PlannedBundle, safe_name
 from .legacy import write_alias_links, write_compat_tree
 
-__all__ = ["METADATA_CHANGED", "ImportOptions", "ImportReport", "Outcome", "run_import"]
+__all__ = ["FAILED", "METADATA_CHANGED", "ImportOptions", "ImportReport", "Outcome", "run_import"]
+
+#: the status of a version that could not be built with ``keep_going`` (a file unreadable or
+#: changed during the import, a git object missing…): not published, the others are
+FAILED = "failed"
 
 #: the status of a version whose files are as published but whose metadata in the store
 #: (an MLflow description, run tags or params, …) changed since: nothing is written
@@ -74,6 +78,9 @@ class ImportOptions:
     allow_unsigned: bool = False
     work_dir: Path | None = None
     compat_tree: Path | None = None
+    #: a version that fails to build or check is reported ``failed`` and the others are
+    #: published (False: the first failure stops the import, nothing is published)
+    keep_going: bool = False
     #: ``latest`` or ``per-version`` (:data:`.legacy.COMPAT_LAYOUTS`)
     compat_layout: str = "latest"
     #: called with the number of source bytes handled (progress bars)
@@ -82,8 +89,9 @@ class ImportOptions:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one planned bundle: ``published``, ``unchanged``, ``conflict`` or
-    ``metadata-changed`` (files as published, metadata not: reported, nothing written)."""
+    """What happened to one planned bundle: ``published``, ``unchanged``, ``conflict``,
+    ``metadata-changed`` (files as published, metadata not: reported, nothing written) or
+    ``failed`` (with ``keep_going``: it could not be built; ``detail`` says why)."""
 
     ref: str
     origin: str
@@ -129,6 +137,7 @@ class ImportReport:
             "published": self.count("published"),
             "unchanged": self.count("unchanged"),
             "conflicts": self.count("conflict"),
+            "failed": self.count(FAILED),
             "metadataChanged": self.count(METADATA_CHANGED),
             "refused": [{"what": r.what, "reason": r.reason} for r in self.plan.refused],
             # entries of the store per verdict (the plan's inventory; None: no tree scanned)
@@ -168,7 +177,14 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
     existing: list[PlannedBundle] = []
     try:
         for pb in plan.bundles:
-            done = _prepare(pb, repo, work / safe_name(pb.ref), opts)
+            try:
+                done = _prepare(pb, repo, work / safe_name(pb.ref), opts)
+            except (HepbundleError, OSError) as e:
+                if not opts.keep_going:
+                    raise
+                log.error("%s [%s]: not published: %s", pb.ref, pb.origin, e)
+                shutil.rmtree(work / safe_name(pb.ref), ignore_errors=True)
+                done = _outcome(pb, FAILED, str(e))
             if isinstance(done, Outcome):
                 outcomes.append(done)
                 if done.status in ("unchanged", METADATA_CHANGED):
