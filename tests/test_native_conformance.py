@@ -780,6 +780,127 @@ def _trust_root_changed(t: Trusted) -> Case:
     return Case("atlas/tauid@prod", repos=[t.root])
 
 
+def _edit_catalog(t: Trusted, change: Callable[[dict[str, object]], object]) -> None:
+    path = catalog_file(t.root, "atlas/tauid")
+    doc = json.loads(path.read_text())
+    change(doc)
+    path.write_text(json.dumps(doc))
+
+
+def _hijack(t: Trusted) -> Case:
+    """prod edited to point at an older, legitimately signed version (its last signed move: 1.1.0)."""
+    _edit_catalog(t, lambda d: d["aliases"].update(prod="1.0.0"))  # type: ignore[attr-defined]
+    return Case("atlas/tauid@prod", repos=[t.root])
+
+
+def _intruder_move(t: Trusted) -> Case:
+    """prod moved by a correctly chained statement, signed by a key the trust root does not allow."""
+    from hepbundle.repository import read_name_catalog
+    from hepbundle.repository.statements import sign_changes
+
+    intruder, _ = pki.write_key(pki.ec_key(), t.tmp / "intruder.pem")
+    before = read_name_catalog(t.root, "atlas/tauid")
+    after = before.with_alias("prod", "1.0.0", actor="mallory")
+    signed = sign_changes(
+        before, after, KeySigner(intruder), policy=None, repository="trusted", serial=None
+    )
+    _edit_catalog(
+        t,
+        lambda d: (
+            d["aliases"].update(prod="1.0.0"),  # type: ignore[attr-defined]
+            d.update(statements=list(signed.statements)),
+        ),
+    )
+    return Case("atlas/tauid@prod", repos=[t.root])
+
+
+def _rollback(t: Trusted) -> Case:
+    """An older catalogue file put back after this node saw a newer one (here: seen by the
+    native library; the state file is the node cache's, shared with Python)."""
+    path = catalog_file(t.root, "atlas/tauid")
+    old = path.read_bytes()
+    yank("atlas/tauid@1.0.0", "bad calibration", repo=t.root, signer=KeySigner(t.key))
+    seen = native_verdict(Case("atlas/tauid@prod", repos=[t.root]))
+    assert seen[0] == "ok", seen
+    path.write_bytes(old)  # 1.0.0 un-yanked: the chain is one statement shorter
+    return Case("atlas/tauid@1.0.0", repos=[t.root])
+
+
+def _unyank(t: Trusted) -> Case:
+    yank("atlas/tauid@1.0.0", "bad calibration", repo=t.root, signer=KeySigner(t.key))
+    _edit_catalog(t, lambda d: d["versions"]["1.0.0"].update(yanked=None))  # type: ignore[index]
+    return Case("atlas/tauid@1.0.0", repos=[t.root], env={"HEPBUNDLE_NO_CACHE": "1"})
+
+
+def _hidden_release(t: Trusted) -> Case:
+    """1.1.0 removed from the catalogue (and prod with it): ns/name would give 1.0.0."""
+
+    def hide(d: dict[str, object]) -> None:
+        d["versions"].pop("1.1.0")  # type: ignore[attr-defined]
+        d["aliases"].pop("prod")  # type: ignore[attr-defined]
+
+    _edit_catalog(t, hide)
+    return Case("atlas/tauid", repos=[t.root], env={"HEPBUNDLE_NO_CACHE": "1"})
+
+
+def _serial_rollback(t: Trusted) -> Case:
+    from hepbundle.repository.layout import catalog_dir, repository_format
+
+    if repository_format(t.root) == 1:
+        path = t.root / "catalog" / "repository.json"
+    else:
+        path = catalog_dir(t.root, "atlas") / "namespace.json"
+    doc = json.loads(path.read_text())
+    doc["serial"] = 1
+    path.write_text(json.dumps(doc))
+    return Case("atlas/tauid@prod", repos=[t.root])
+
+
+def _corrupt_statement(t: Trusted, index: int) -> Case:
+    import base64
+
+    def corrupt(d: dict[str, object]) -> None:
+        env = d["statements"][index]["dsseEnvelope"]  # type: ignore[index]
+        sig = bytearray(base64.b64decode(env["signatures"][0]["sig"]))
+        sig[-1] ^= 0xFF
+        env["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
+
+    _edit_catalog(t, corrupt)
+    return Case("atlas/tauid@prod", repos=[t.root])
+
+
+def _expired(t: Trusted) -> Case:
+    b = make_bundle(t.tmp, "atlas/tauid", "1.2.0", payload=b"1.2.0", key=t.key)
+    publish(b, t.root, statement_signer=KeySigner(t.key), expires_days=-1)
+    return Case("atlas/tauid@1.2.0", repos=[t.root])
+
+
+def _approvals(t: Trusted, *, remove: str | None = None, approver: str = "physics") -> Case:
+    """A trust root whose prod needs a physics-validation approval; prod moved to 1.1.0 with it."""
+    from hepbundle.repository import approve_ref, set_alias, set_trust_root
+
+    physics, physics_pub = pki.write_key(pki.ec_key(), t.tmp / "physics.pem")
+    policy = t.tmp / "approvals.yaml"
+    policy.write_text(
+        "version: 1\nrules:\n  - namespace: 'atlas/*'\n"
+        f"    signers: [{{key: {t.pub}}}]\n    catalog: [{{key: {t.pub}}}]\n"
+        f"    approvals:\n      prod:\n        physics-validation: {{key: {physics_pub}}}\n"
+    )
+    set_trust_root(t.root, TrustPolicy.load(policy), reason="prod needs approvals")
+    rel = KeySigner(t.key)
+    rec = approve_ref("atlas/tauid@1.0.0", "physics-validation", KeySigner(physics), t.root)
+    set_alias("atlas/tauid@1.0.0", "prod", t.root, signer=rel)
+    if remove == "signature":
+        (rec.path / "hepbundle.physics-validation.sig").unlink()
+    elif remove == "record":
+        shutil.rmtree(rec.path)
+    elif remove == "digest":
+        doc = json.loads((rec.path / "record.json").read_text())
+        doc["manifestSha256"] = "0" * 64
+        (rec.path / "record.json").write_text(json.dumps(doc))
+    return Case("atlas/tauid@prod", repos=[t.root])
+
+
 TRUST: dict[str, Callable[[Trusted], Case]] = {
     # a new job with no configuration verifies signatures without being told to
     "trust-root-verifies-untold": lambda t: Case("atlas/tauid@prod", repos=[t.root]),
@@ -808,6 +929,35 @@ TRUST: dict[str, Callable[[Trusted], Case]] = {
         "atlas/tauid@prod", repos=[t.root], env={"HEPBUNDLE_TRUST_ROOT": str(t.tmp / "absent")}
     ),
     "trust-root-changed": _trust_root_changed,
+    # signed catalogue statements (the trust root signs the catalogue)
+    "statements-latest": lambda t: Case("atlas/tauid", repos=[t.root]),
+    "statements-version": lambda t: Case("atlas/tauid@1.0.0", repos=[t.root]),
+    "alias-hijack": _hijack,
+    "alias-moved-by-intruder": _intruder_move,
+    "catalog-rollback": _rollback,
+    "catalog-unyank": _unyank,
+    "catalog-hidden-release": _hidden_release,
+    "catalog-serial-rollback": _serial_rollback,
+    "catalog-unsigned": lambda t: (
+        _edit_catalog(t, lambda d: d.pop("statements")),
+        Case("atlas/tauid@prod", repos=[t.root]),
+    )[1],
+    "catalog-spliced": lambda t: (
+        _edit_catalog(t, lambda d: d["statements"].pop(0)),  # type: ignore[attr-defined]
+        Case("atlas/tauid@prod", repos=[t.root]),
+    )[1],
+    "statement-head-forged": lambda t: _corrupt_statement(t, -1),
+    "statement-unused-forged": lambda t: _with(_corrupt_statement(t, 0), ref="atlas/tauid@1.1.0"),
+    "catalog-expired": _expired,
+    "integrity-only-skips-statements": lambda t: _with(_hijack(t), verify="integrity"),
+    # approvals a policy requires for prod, re-checked at every resolve
+    "prod-approved": _approvals,
+    "prod-approval-signature-removed": lambda t: _approvals(t, remove="signature"),
+    "prod-approval-removed": lambda t: _approvals(t, remove="record"),
+    "prod-approval-other-digest": lambda t: _approvals(t, remove="digest"),
+    "prod-approval-version-unguarded": lambda t: _with(
+        _approvals(t, remove="record"), ref="atlas/tauid@1.0.0"
+    ),
     # an explicit policy still wins over the trust root (here: one that trusts nobody we have)
     "policy-beats-trust-root": lambda t: Case(
         "atlas/tauid@prod",

@@ -191,6 +191,32 @@ bool hasTrustRoot(const std::string& repoRoot);
 /// the repository whose bundles/<ns>/<name>/<version> is dir (absolute), if any
 std::optional<std::string> repositoryOfDir(const std::string& dir, const std::string& name, const std::string& version);
 
+// ---- signed catalogue statements and approvals (statements.cpp) ---------------------------
+/// Python's canonical_json: sorted keys, 2-space indent, UTF-8, trailing newline
+std::string canonicalJson(const json& value);
+/// "sha256:<hex>" of a statement's canonical JSON: what the next statement's previous is
+std::string statementDigest(const json& body);
+/// what resolve chose from a per-name catalogue
+struct CatalogEntry {
+  std::string name, version, digest;  ///< digest: the catalogue's manifestSha256
+  bool yanked = false;
+  std::optional<std::string> selector;  ///< the version or alias asked for (none: latest)
+  bool isAlias = false;                 ///< the selector is one of the catalogue's aliases
+  std::vector<json> statements;         ///< the catalogue's statements member, oldest first
+};
+/// the serial the last change of a name produced, and where it is kept
+struct SerialInfo {
+  std::string repository;         ///< repository.json's name
+  std::int64_t serial = 0;
+  std::string file;               ///< catalog/repository.json or bundles/<ns>/_catalog/namespace.json
+  std::optional<std::string> ns;  ///< format 2: the namespace
+};
+/// statements.check_catalog (when the policy signs the name's catalogue): the chain, the
+/// signatures it relies on, the replayed state against the entry, expiry, serial, node state
+void checkCatalogStatements(const CatalogEntry& entry, const TrustPolicy& policy, const SerialInfo& serial, const Options& o);
+/// approvals.check_approvals(resolving=True) for an alias the policy guards with approvals
+void checkApprovals(const std::string& recordsDir, const CatalogEntry& entry, const TrustPolicy& policy, const Options& o);
+
 /// open (bundle.cpp) judged by chosen when given (Options::policy as loaded, or the repository's
 /// policy resolve chose), else by HEPBUNDLE_POLICY or the trust root of its repository
 Bundle openWith(const std::string& path, const Options& options, const PolicyPtr& chosen);

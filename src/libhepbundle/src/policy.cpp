@@ -168,6 +168,17 @@ const char* kActions[] = {"publish", "alias", "yank"};
 
 struct Reader {
   std::string filename, base;
+  // one parse per distinct key text: a trust root names its release key for the bundles and
+  // for every catalogue action (decoding an EC key is most of reading a trust root)
+  mutable std::map<std::string, std::pair<KeyPtr, std::string>> keyMemo;
+
+  const std::pair<KeyPtr, std::string>& key(const std::string& text) const {
+    auto it = keyMemo.find(text);
+    if (it != keyMemo.end()) return it->second;
+    KeyPtr k = startsWith(text, kPem) ? publicKeyFromPem(text, "inline key") : loadPublicKey(rel(text));
+    std::string id = keyId(k.get());
+    return keyMemo[text] = {std::move(k), std::move(id)};
+  }
 
   std::string where(const YAML::Node& n) const {
     return filename + ":" + std::to_string(n.Mark().line + 1) + ": ";
@@ -271,10 +282,10 @@ struct Reader {
         keys(spec, field, {"key", "role"});
         auto leaf = std::make_shared<AllowKey>();
         leaf->role = role(spec, field);
-        const std::string key = string(spec["key"], field + ".key");
         // a trust root carries its keys inline as PEM; a policy file names key files
-        leaf->key = startsWith(key, kPem) ? publicKeyFromPem(key, "inline key") : loadPublicKey(rel(key));
-        leaf->id = keyId(leaf->key.get());
+        const auto& [k, id] = key(string(spec["key"], field + ".key"));
+        leaf->key = k;
+        leaf->id = id;
         return leaf;
       }
       if (spec["x509"]) {
@@ -516,11 +527,11 @@ std::vector<std::string> requiredApprovals(const TrustPolicy& policy, const std:
 }
 
 std::vector<Signer> evaluateApproval(const TrustPolicy& policy, const std::string& name, const std::string& alias,
-                                     const std::string& role, const std::vector<Candidate>& cs) {
+                                     const std::string& role, const std::string& label, const std::vector<Candidate>& cs) {
   for (const auto& [a, roles] : policy.ruleFor(name).approvals)
     if (a == alias)
       for (const auto& [r, node] : roles)
-        if (r == role) return node->evaluate(name, cs);
+        if (r == role) return node->evaluate(label, cs);
   throw PolicyError("no approval rule for " + role);
 }
 

@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "internal.hpp"
+#include "sig.hpp"
 
 namespace hepbundle {
 
@@ -27,6 +27,11 @@ struct NameCatalog {
   std::string name;
   std::vector<Record> versions;  // file order
   std::vector<std::pair<std::string, std::string>> aliases;
+  std::vector<json> statements;  // signed catalogue statements, oldest first (statements.cpp)
+
+  bool hasAlias(const std::string& a) const {
+    return std::any_of(aliases.begin(), aliases.end(), [&](const auto& kv) { return kv.first == a; });
+  }
 
   const Record* find(const std::string& v) const {
     for (const auto& r : versions)
@@ -135,7 +140,7 @@ const char* kRepositoryV2 = "application/vnd.hepbundle.repository.v2+json";
 
 // layout.repository_format: 1 or 2 from catalog/repository.json (2 where there is none yet);
 // read_repository's checks: a negative or non-integer serial, an unknown media type
-int repositoryFormat(const std::string& root) {
+int repositoryFormat(const std::string& root, json* doc = nullptr) {
   const std::string path = root + "/catalog/repository.json";
   struct stat st {};
   if (stat(path.c_str(), &st) != 0) return 2;
@@ -147,6 +152,7 @@ int repositoryFormat(const std::string& root) {
     throw FormatError(path + ": " + (e.notRegular ? "not a regular file" : std::strerror(e.err)));
   }
   const json obj = parseJson(data, path);
+  if (doc) *doc = obj;
   if (obj.is_object()) {
     auto serial = obj.find("serial");
     if (serial != obj.end() && (!serial->is_number_integer() || (serial->is_number_integer() && serial->get<std::int64_t>() < 0)))
@@ -165,9 +171,45 @@ int repositoryFormat(const std::string& root) {
 // format 2 bundles/<ns>/_catalog/<name>.json, format 1 catalog/<ns>/<name>.json
 struct Layout {
   std::string root;
+  json doc;  // catalog/repository.json (null where there is none)
   int format;
 
-  explicit Layout(std::string r) : root(std::move(r)), format(repositoryFormat(root)) {}
+  explicit Layout(std::string r) : root(std::move(r)), format(repositoryFormat(root, &doc)) {}
+
+  std::string recordsDir(const std::string& name) const { return catalogDir(nsOf(name)) + "/" + shortOf(name) + ".records"; }
+
+  // statements.next_serial less one: the serial the last change of name produced and the file
+  // keeping it (format 1: repository.json's; format 2: its namespace's namespace.json)
+  SerialInfo serialOf(const std::string& name) const {
+    SerialInfo out;
+    out.repository = doc.is_object() && doc.contains("name") ? (doc["name"].is_string() ? doc["name"].get<std::string>() : pyStr(doc["name"])) : "None";
+    if (format == 1) {
+      out.file = "catalog/repository.json";
+      out.serial = doc.is_object() && doc.contains("serial") ? doc["serial"].get<std::int64_t>() : 0;
+      return out;
+    }
+    const std::string ns = nsOf(name);
+    out.ns = ns;
+    out.file = "bundles/" + ns + "/_catalog/namespace.json";
+    const std::string path = root + "/" + out.file;
+    std::string data;
+    try {
+      data = readSmallFile(path, kMaxJsonBytes);
+    } catch (const ReadError& e) {
+      if (e.err == ENOENT) return out;
+      if (e.tooBig) tooBig(path, e.size, kMaxJsonBytes);
+      throw FormatError(path + ": " + (e.notRegular ? "not a regular file" : std::strerror(e.err)));
+    }
+    const json obj = parseJson(data, path);
+    if (!obj.is_object() || obj.value("mediaType", json()) != "application/vnd.hepbundle.namespace.v1+json")
+      throw FormatError(path + ": unknown namespace file format", "upgrade hepbundle");
+    const json serial = obj.value("serial", json());
+    if (!serial.is_number_integer() || serial.get<std::int64_t>() < 0)
+      throw FormatError(path + ": serial must be a non-negative integer, not " + pyrepr(pyStr(serial).substr(0, 40)),
+                        "restore namespace.json from the repository's history or a replica");
+    out.serial = serial.get<std::int64_t>();
+    return out;
+  }
 
   std::string catalogDir(const std::string& ns) const {
     return format == 1 ? root + "/catalog/" + ns : root + "/bundles/" + ns + "/_catalog";
@@ -233,7 +275,6 @@ NameCatalog readCatalog(const Layout& layout, const std::string& name) {
   }
   // parsed with key order kept: the versions' file order shows in hints, as in Python
   const json probe = parseJson(data, path);  // depth limit and the message of Python's json
-  (void)probe;
   ojson obj = ojson::parse(data);
   const auto mt = obj.is_object() ? obj.find("mediaType") : obj.end();
   if (!obj.is_object() || mt == obj.end() || *mt != kCatalogMediaType) {
@@ -295,6 +336,7 @@ NameCatalog readCatalog(const Layout& layout, const std::string& name) {
     if (auto st = obj.find("statements"); st != obj.end()) {
       expect(*st, ojson::value_t::array, "list", where);
       for (const auto& x : *st) expect(x, ojson::value_t::object, "dict", where);
+      cat.statements = probe["statements"].get<std::vector<json>>();  // as parsed once above
     }
   } catch (const Bad& b) {
     throw FormatError(path + ": " + where + ": " + b.what);
@@ -423,6 +465,11 @@ Bundle resolve(const std::string& ref, const Options& options) {
       if (!chosen && hasTrustRoot(root))
         if (auto found = trustRootFor(root)) chosen = found->policy;
       if (!chosen) throw noPolicyError(name + "@" + rec->version + " in " + root + " (the repository has no trust root)");
+      // the signed statements behind the version or alias, and the approvals it needs
+      CatalogEntry entry{name, rec->version, rec->digest, rec->yanked.has_value(), parsed.selector,
+                         parsed.selector && cat.hasAlias(*parsed.selector), cat.statements};
+      if (signsCatalog(*chosen, name)) checkCatalogStatements(entry, *chosen, layout.serialOf(name), options);
+      checkApprovals(layout.recordsDir(name), entry, *chosen, options);
     }
     Bundle b = openWith(root + "/bundles/" + name + "/" + rec->version, options, chosen);
     if (b.manifestDigest() != rec->digest)

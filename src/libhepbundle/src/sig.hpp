@@ -46,6 +46,21 @@ struct Candidate {
 };
 
 ParsedSignature parseSignature(const std::string& path, const std::string& name);
+/// the same of a signature document already parsed (a catalogue statement's)
+ParsedSignature parseSignatureDocument(const json& doc, const std::string& name);
+/// the signature's in-toto statement (SignatureError if its payload is not one)
+json signedStatement(const ParsedSignature& sig);
+/// predicate.hepbundle.signedAt, else now (plain model_signing records no time)
+std::int64_t signedTime(const json& stmt);
+/// path → hex digest the statement signs; std::invalid_argument with Python's words if malformed
+std::map<std::string, std::string> statementDigests(const json& stmt);
+/// the one digest algorithm of the statement (SignatureError if unknown or mixed)
+std::string statementAlgorithm(const ParsedSignature& sig, const json& stmt);
+/// the role the statement signs; SignatureError when the file name claims another
+std::string signedRole(const ParsedSignature& sig, const json& stmt, const std::string& fileRole, const std::string& what);
+/// signing._check_statement: the signed digests must be exactly expected, in alg
+void checkSignedDigests(const ParsedSignature& sig, const json& stmt, const std::map<std::string, std::string>& expected, Algorithm alg,
+                        const std::string& what);
 
 /// a signature file parsed with its in-toto statement, and the role its file name claims
 struct CheckedSignature {
@@ -121,7 +136,8 @@ std::vector<Signer> evaluateCatalog(const TrustPolicy& policy, const std::string
                                     const std::vector<Candidate>& candidates);
 /// the roles whose approvals moving (and resolving) alias of name needs, in policy order
 std::vector<std::string> requiredApprovals(const TrustPolicy& policy, const std::string& name, const std::string& alias);
+/// the approval signers of role for alias in the rule of name, judging a record about label
 std::vector<Signer> evaluateApproval(const TrustPolicy& policy, const std::string& name, const std::string& alias,
-                                     const std::string& role, const std::vector<Candidate>& candidates);
+                                     const std::string& role, const std::string& label, const std::vector<Candidate>& candidates);
 const std::string& policySource(const TrustPolicy& policy);
 }  // namespace hepbundle::detail

@@ -228,6 +228,22 @@ std::string roleOf(const ParsedSignature& sig, const json& stmt, const std::stri
 
 }  // namespace
 
+json signedStatement(const ParsedSignature& sig) { return statementOf(sig); }
+std::int64_t signedTime(const json& stmt) { return signedAt(stmt); }
+std::map<std::string, std::string> statementDigests(const json& stmt) {
+  try {
+    return signedDigests(stmt);
+  } catch (const Malformed& m) {
+    throw std::invalid_argument(m.what);
+  }
+}
+std::string statementAlgorithm(const ParsedSignature& sig, const json& stmt) { return signedAlgorithm(sig, stmt); }
+std::string signedRole(const ParsedSignature& sig, const json& stmt, const std::string& fileRole, const std::string& what) {
+  return roleOf(sig, stmt, fileRole, what);
+}
+void checkSignedDigests(const ParsedSignature& sig, const json& stmt, const std::map<std::string, std::string>& expected, Algorithm alg,
+                        const std::string& what);
+
 Signer Candidate::info(const std::string& kind, const std::string& identity, const std::string& issuer) const {
   return Signer{kind, identity, sig.name, role, formatUtc(signedAt), issuer};
 }
@@ -253,6 +269,10 @@ ParsedSignature parseSignature(const std::string& path, const std::string& name)
     throw SignatureError(name + ": malformed signature file: " +
                          (startsWith(m, prefix) ? m.substr(prefix.size()) : startsWith(m, name + ": ") ? m.substr(name.size() + 2) : m));
   }
+  return parseSignatureDocument(doc, name);
+}
+
+ParsedSignature parseSignatureDocument(const json& doc, const std::string& name) {
   try {
     const json& vm = at(doc, "verificationMaterial");
     if (!vm.is_object()) throw Malformed{"'" + std::string(vm.type_name()) + "' object has no attribute 'get'"};
@@ -412,6 +432,11 @@ std::optional<ManifestCheck> verifyManifestSignature(const std::string& root, co
     candidates.push_back(Candidate{c.sig, signedRole, signedAt(c.stmt)});
   }
   return ManifestCheck{ref, policy, evaluatePolicy(*policy, name, candidates), std::move(parsed)};
+}
+
+void checkSignedDigests(const ParsedSignature& sig, const json& stmt, const std::map<std::string, std::string>& expected, Algorithm alg,
+                        const std::string& what) {
+  checkStatement(sig, stmt, expected, alg, what);
 }
 
 std::vector<Signer> finishPrechecked(const ManifestCheck& pre, const std::string& ref, Algorithm alg,

@@ -111,3 +111,15 @@ TEST(Time, Utc) {
   EXPECT_FALSE(parseUtc("2026-01-01 00:00:00"));
   EXPECT_EQ(formatUtc(86400), "1970-01-02T00:00:00Z");
 }
+
+TEST(CanonicalJson, ByteForByteAsPython) {
+  // hepbundle.manifest.canonical_json of the same object (sorted keys, 2-space indent, UTF-8 not
+  // escaped, controls escaped, DEL raw, trailing newline): statement digests chain across both
+  const json body = json::parse(R"({"type": "publish", "name": "atlas/tauid", "seq": 3, "previous": null, "serial": 17,
+    "reason": "bad \"cal\"\n\u00e9\u0001\u007f", "e": {}, "f": [], "g": [1, {"z": true, "a": false}]})");
+  EXPECT_EQ(canonicalJson(body),
+            "{\n  \"e\": {},\n  \"f\": [],\n  \"g\": [\n    1,\n    {\n      \"a\": false,\n      \"z\": true\n    }\n  ],\n"
+            "  \"name\": \"atlas/tauid\",\n  \"previous\": null,\n  \"reason\": \"bad \\\"cal\\\"\\n\xc3\xa9\\u0001\x7f\",\n"
+            "  \"seq\": 3,\n  \"serial\": 17,\n  \"type\": \"publish\"\n}\n");
+  EXPECT_EQ(statementDigest(body), "sha256:b497684be9d9b3c0934e98cf220910c9fcb1778743234bf85a0b9caf9f178c69");
+}

@@ -10,7 +10,8 @@
 // ├── VerificationError    the artifact is not what it claims to be (exit code 1)
 // │   ├── IntegrityError   missing, extra or modified files
 // │   ├── SignatureError   unsigned, malformed or invalid signature
-// │   └── PolicyError      signature valid, but the signer is not allowed
+// │   ├── PolicyError      signature valid, but the signer is not allowed (or no policy at all)
+// │   └── CatalogRollbackError  the catalogue is older than this node has seen, or expired
 // ├── SigningError         unsupported key or certificate material
 // ├── NotABundleError      a path given as a bundle is not one (missing, no hepbundle.json)
 // ├── NotInBundleError     the bundle has no file of that name (Bundle::path)
@@ -71,6 +72,7 @@ class VerificationError : public HepbundleError {
 HEPBUNDLE_ERROR_CLASS(IntegrityError, VerificationError)
 HEPBUNDLE_ERROR_CLASS(SignatureError, VerificationError)
 HEPBUNDLE_ERROR_CLASS(PolicyError, VerificationError)
+HEPBUNDLE_ERROR_CLASS(CatalogRollbackError, VerificationError)
 
 #undef HEPBUNDLE_ERROR_CLASS
 

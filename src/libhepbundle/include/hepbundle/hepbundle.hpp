@@ -123,11 +123,16 @@ class Bundle {
   std::shared_ptr<Impl> impl_;
 };
 
-/// Open the bundle directory at path (signatures checked against the policy at open).
+/// Open the bundle directory at path (signatures checked against the policy at open, over the
+/// manifest's bytes before they are parsed; without a policy PolicyError, see Options::policy).
 Bundle open(const std::string& path, const Options& options = {});
 
 /// Open the bundle a reference names ("ns/name@1.2.0", "ns/name@prod", "ns/name", or a path),
-/// searching the repositories in order, with the catalogue-digest check and yank refusal.
+/// searching the repositories in order, with the catalogue-digest check and yank refusal; when
+/// the policy signs the name's catalogue, the signed statement behind the version or alias is
+/// checked (hijack, un-yank, hidden release: PolicyError; rollback against the node cache,
+/// serial decreased, expired: CatalogRollbackError), and an alias the policy guards with
+/// approvals needs a valid signed approval per role (bundle-spec/repository.md § 3a).
 Bundle resolve(const std::string& ref, const Options& options = {});
 
 /// The library's version string.
