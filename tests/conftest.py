@@ -94,6 +94,52 @@ def signed(built: hepbundle.Bundle, ec_key: tuple[Path, Path]) -> hepbundle.Bund
     return hepbundle.Bundle.load(built.root)
 
 
+#: the three consecutive run IOVs of ``scoped_repo`` (tests of validity and find --valid-for)
+IOVS = {
+    "1.0.0": "{first: 100, last: 199}",
+    "1.1.0": "{first: 200, last: 299}",
+    "1.2.0": "{first: 300}",
+}
+
+
+def signed_iov_versions(
+    tmp_path: Path, key: Path, more_validity: str = ""
+) -> Iterator[tuple[str, hepbundle.Bundle]]:
+    """Build and sign atlas/tauid at each version of IOVS, its run range in its validity scope
+    (plus ``more_validity``, YAML lines under ``validity:``); yields (version, bundle)."""
+    from hepbundle.signing import KeySigner, sign
+
+    for v, runs in IOVS.items():
+        d = tmp_path / f"src-{v}"
+        (d / "model").mkdir(parents=True)
+        (d / "model" / "model.onnx").write_bytes(v.encode() * 100)
+        write_spec(
+            d,
+            f"name: atlas/tauid\nversion: {v}\nfiles: [{{path: model/model.onnx, role: model}}]\n"
+            f"validity:\n  runs: [{runs}]\n{more_validity}",
+        )
+        b = hepbundle.build(d, tmp_path / "dist" / v)
+        sign(b.root, KeySigner(key))
+        yield v, b
+
+
+@pytest.fixture
+def scoped_repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """atlas/tauid 1.0.0, 1.1.0, 1.2.0 with consecutive run IOVs, signed, on HEPBUNDLE_PATH."""
+    from hepbundle.repository import publish
+
+    root = tmp_path / "repo"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {ec_key[1]}\n"
+    )
+    monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
+    for v, b in signed_iov_versions(tmp_path, ec_key[0], "  releases: ['CMSSW_15_0_*']\n"):
+        publish(b.root, root, alias="prod" if v == "1.1.0" else None)
+    monkeypatch.setenv("HEPBUNDLE_PATH", str(root))
+    return root
+
+
 # real XRootD and Rucio servers on loopback (tests marked `services`)
 from .services import (  # noqa: E402
     _rucio_session,

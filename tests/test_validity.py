@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from hepbundle.errors import BuildError, FormatError, SpecError, UsageError
 from hepbundle.spec import validate
 from hepbundle.validity import Scope, parse_context, plain_times
 
-from .conftest import write_spec
+from .conftest import signed_iov_versions, write_spec
 
 SPEC_PAGE = Path(__file__).parents[1] / "bundle-spec" / "validity.md"
 
@@ -173,51 +172,6 @@ def test_the_schema_refuses_a_misspelt_member_at_load_with_a_suggestion(tmp_path
         hepbundle.build(d, tmp_path / "out")
 
 
-IOVS = {
-    "1.0.0": "{first: 100, last: 199}",
-    "1.1.0": "{first: 200, last: 299}",
-    "1.2.0": "{first: 300}",
-}
-
-
-def _signed_iov_versions(
-    tmp_path: Path, key: Path, more_validity: str = ""
-) -> Iterator[tuple[str, hepbundle.Bundle]]:
-    """Build and sign atlas/tauid at each version of IOVS, its run range in its validity scope
-    (plus ``more_validity``, YAML lines under ``validity:``); yields (version, bundle)."""
-    from hepbundle.signing import KeySigner, sign
-
-    for v, runs in IOVS.items():
-        d = tmp_path / f"src-{v}"
-        (d / "model").mkdir(parents=True)
-        (d / "model" / "model.onnx").write_bytes(v.encode() * 100)
-        write_spec(
-            d,
-            f"name: atlas/tauid\nversion: {v}\nfiles: [{{path: model/model.onnx, role: model}}]\n"
-            f"validity:\n  runs: [{runs}]\n{more_validity}",
-        )
-        b = hepbundle.build(d, tmp_path / "dist" / v)
-        sign(b.root, KeySigner(key))
-        yield v, b
-
-
-@pytest.fixture
-def scoped_repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
-    """atlas/tauid 1.0.0, 1.1.0, 1.2.0 with consecutive run IOVs, signed, on HEPBUNDLE_PATH."""
-    from hepbundle.repository import publish
-
-    root = tmp_path / "repo"
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(
-        f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {ec_key[1]}\n"
-    )
-    monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
-    for v, b in _signed_iov_versions(tmp_path, ec_key[0], "  releases: ['CMSSW_15_0_*']\n"):
-        publish(b.root, root, alias="prod" if v == "1.1.0" else None)
-    monkeypatch.setenv("HEPBUNDLE_PATH", str(root))
-    return root
-
-
 def test_resolving_with_a_run_outside_the_iov_is_refused_naming_scope_and_context(
     scoped_repo: Path,
 ) -> None:
@@ -330,7 +284,7 @@ def test_at_valid_under_a_signed_catalogue_checks_the_chosen_versions_statements
 
     root = tmp_path / "repo"
     init_repository(root, TrustPolicy.from_flags(keys=[ec_key[1]]))  # type: ignore[arg-type]
-    for _, b in _signed_iov_versions(tmp_path, ec_key[0]):
+    for _, b in signed_iov_versions(tmp_path, ec_key[0]):
         publish(b.root, root, statement_signer=KeySigner(ec_key[0]))
     monkeypatch.setenv("HEPBUNDLE_PATH", str(root))
     assert hepbundle.resolve("atlas/tauid@valid", context="run=250").version == "1.1.0"

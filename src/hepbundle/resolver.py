@@ -216,7 +216,8 @@ def find(query: FindQuery, *, repos: Repos = None) -> list[tuple[Path, FindHit]]
     in an earlier repository hides the same ``name@version`` in later ones (as
     :func:`locate` would pick it). Each hit comes with its repository; at most
     ``query.limit`` hits. Entries of the path that are not repositories are skipped unless
-    none is one ("no such repository")."""
+    none is one ("no such repository"). A ``valid_for`` search gives per name the version
+    ``ns/name@valid`` resolves to over the same path."""
     from .repository.index import find as find_in
     from .repository.layout import is_repository
 
@@ -224,12 +225,16 @@ def find(query: FindQuery, *, repos: Repos = None) -> list[tuple[Path, FindHit]]
     real = [r for r in roots if is_repository(r)]
     if not real:
         raise not_found(None, roots)
+    # a validity search without --all-versions answers what @valid picks: the first repository
+    # with a version covering the context wins the name
+    by_name = query.valid_for is not None and not query.all_versions
     seen: set[tuple[str, str]] = set()
     hits: list[tuple[Path, FindHit]] = []
     for root in real:
         for hit in find_in(root, query):
-            if (hit.name, hit.version) not in seen:
-                seen.add((hit.name, hit.version))
+            key = (hit.name, "" if by_name else hit.version)
+            if key not in seen:
+                seen.add(key)
                 hits.append((root, hit))
     return hits[: query.limit]
 

@@ -36,6 +36,8 @@ __all__ = [
     "RunRange",
     "Scope",
     "TimeRange",
+    "covers_recorded",
+    "glob_prefix",
     "parse_context",
     "plain_times",
 ]
@@ -52,6 +54,9 @@ _REQ_RE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.+?)\s*$")
 _CLAUSE_RE = re.compile(r"^\s*(==|!=|>=|<=|>|<)\s*([0-9][0-9A-Za-z.+-]*)\s*$")
 #: a run range's open end and a time range's open end, in the catalogue index
 OPEN_END = 2**62
+#: how much of a glob's literal start the catalogue index keeps (:func:`glob_prefix`)
+PREFIX_CHARS = 32
+_GLOB_START = re.compile(r"[*?\[]")
 
 
 def _bad(where: str, message: str) -> FormatError:
@@ -74,6 +79,11 @@ def _normal(text: str) -> str:
     """A release or tag as compared: runs of spaces, ``,`` and ``/`` are one space (asetup writes
     ``Athena,25.0.12``, a person ``Athena 25.0.12``)."""
     return " ".join(re.split(r"[\s,/]+", text.strip()))
+
+
+def _runtime(key: str) -> str:
+    """The runtime a context key names (``onnx_runtime`` → ``onnx-runtime``)."""
+    return key.replace("_", "-")
 
 
 def _version_tuple(text: str) -> tuple[tuple[int, int | str], ...]:
@@ -160,6 +170,24 @@ class Context:
 
     def to_json(self) -> dict[str, str]:
         return dict(self.values)
+
+    def index_probes(self) -> list[tuple[tuple[str, ...], int | None, tuple[str, ...]]]:
+        """What the catalogue index looks up for this context, one probe per key: (row keys,
+        point, prefixes). A run or time is a point an interval row must contain; any other
+        value gives the prefixes a glob row's :func:`glob_prefix` may be (every start of the
+        value as :meth:`Scope.covers` compares it, up to :data:`PREFIX_CHARS` characters, ``""``
+        included). A key that is not one of :data:`CONTEXT_KEYS` probes itself and the runtime
+        of that name (``_`` as ``-``)."""
+        probes: list[tuple[tuple[str, ...], int | None, tuple[str, ...]]] = []
+        for key, value in self.values.items():
+            if key in ("run", "time"):
+                probes.append(((key,), self.run if key == "run" else self.time, ()))
+                continue
+            text = _normal(value) if key in CONTEXT_KEYS else value
+            keys = (key,) if key in CONTEXT_KEYS else tuple(dict.fromkeys((key, _runtime(key))))
+            starts = tuple(text[:i] for i in range(min(len(text), PREFIX_CHARS) + 1))
+            probes.append((keys, None, starts))
+        return probes
 
 
 def parse_context(
@@ -328,7 +356,7 @@ class Scope:
         for key, value in ctx.values.items():
             if key in CONTEXT_KEYS:
                 continue
-            reqs = [r for r in self.runtimes if r.name == key.replace("_", "-")]
+            reqs = [r for r in self.runtimes if r.name == _runtime(key)]
             if reqs:
                 yield key, all(r.admits(value) for r in reqs)
             elif key in self.keys:
@@ -373,19 +401,40 @@ class Scope:
         return parts
 
     def index_rows(self) -> list[tuple[str, int | None, int | None, str | None]]:
-        """(key, lo, hi, pattern) rows of the catalogue index: a run or time interval as
-        integers (open end :data:`OPEN_END`), every other entry as its glob pattern."""
+        """(key, lo, hi, prefix) rows of the catalogue index (table ``iovs``): a run or time
+        interval as integers, inclusive (open end :data:`OPEN_END`), with prefix None; every
+        other entry as the literal start of its glob pattern (:func:`glob_prefix`; ``""`` for a
+        runtime requirement), with lo and hi None. A version is a candidate for a context when
+        a row matches one of :meth:`Context.index_probes`; the candidates are then judged by
+        :meth:`covers` (the rows only narrow the search)."""
         rows: list[tuple[str, int | None, int | None, str | None]] = []
         rows += [("run", r.first, OPEN_END if r.last is None else r.last, None) for r in self.runs]
         rows += [
             ("time", t.start, OPEN_END if t.end is None else t.end - 1, None) for t in self.times
         ]
         for section, key in _GLOBS.items():
-            rows += [(key, None, None, _normal(p)) for p in self.globs.get(section, ())]
-        rows += [(r.name, None, None, r.text) for r in self.runtimes]
+            rows += [
+                (key, None, None, glob_prefix(_normal(p))) for p in self.globs.get(section, ())
+            ]
+        rows += [(r.name, None, None, "") for r in self.runtimes]
         for k, patterns in self.keys.items():
-            rows += [(k, None, None, p) for p in patterns]
-        return rows
+            rows += [(k, None, None, glob_prefix(p)) for p in patterns]
+        return list(dict.fromkeys(rows))
+
+
+def glob_prefix(pattern: str) -> str:
+    """The literal start of a glob (up to its first ``*``, ``?`` or ``[``), at most
+    :data:`PREFIX_CHARS` characters: a value the glob matches starts with it."""
+    return _GLOB_START.split(pattern, 1)[0][:PREFIX_CHARS]
+
+
+def covers_recorded(obj: Any, ctx: Context, where: str) -> bool:
+    """Whether a recorded ``validity`` section (catalogue record, index) covers ``ctx``; an
+    unreadable one never does (what ``@valid`` and ``find --valid-for`` both ask)."""
+    try:
+        return Scope.from_json(obj, where=where).covers(ctx)
+    except FormatError:
+        return False
 
 
 def _list(obj: Mapping[str, Any], key: str, where: str) -> list[Any]:

@@ -136,6 +136,12 @@ def publish(
 @click.option("--signer", help="Part of a signer identity.")
 @click.option("--all-versions", is_flag=True, help="Every matching version, not the latest.")
 @click.option("--include-yanked", is_flag=True, help="Also yanked versions.")
+@click.option(
+    "--valid-for",
+    metavar="CONTEXT",
+    help="Versions whose validity scope covers CONTEXT (run=456789,release=CMSSW_15_0_3): per "
+    "name the one NAME@valid picks; with --all-versions every one.",
+)
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
 @repos_option
 @json_option
@@ -150,6 +156,7 @@ def find(
     signer: str | None,
     all_versions: bool,
     include_yanked: bool,
+    valid_for: str | None,
     limit: int,
     repos: tuple[Path, ...],
     as_json: bool,
@@ -158,9 +165,12 @@ def find(
 
     Every repository of the search path is searched (--repo, repeatable, else
     $HEPBUNDLE_PATH, else $HEPBUNDLE_REPO): what `hepbundle path` would find."""
+    from ..validity import Scope, parse_context
+
+    context = None if valid_for is None else parse_context(valid_for, source="--valid-for")
     query = _repo.FindQuery(
         text, name, namespace, author, framework, dataset, tag, signer,
-        all_versions, include_yanked, limit,
+        all_versions, include_yanked, limit, context,
     )  # fmt: skip
     from ..resolver import find as find_on_path
 
@@ -171,11 +181,17 @@ def find(
     several = len({root for root, _ in hits}) > 1
     for root, h in hits:
         marks = "".join(f" @{a}" for a in h.aliases) + (" [YANKED]" if h.yanked else "")
+        if context is not None:  # what it is valid for, in the dimensions asked about
+            marks += f"  [{Scope.from_json(h.validity).describe(context.values)}]"
         click.echo(f"{h.name}@{h.version}{marks}  {h.summary}" + (f"  [{root}]" if several else ""))
     if not hits:
         click.echo(
             "no match"
-            + ("" if all_versions else " among the latest versions (try --all-versions)"),
+            + (
+                f" valid for {context}"
+                if context is not None
+                else ("" if all_versions else " among the latest versions (try --all-versions)")
+            ),
             err=True,
         )
 

@@ -20,7 +20,7 @@ from .._json import read_json
 from ..errors import FormatError, NotFoundError, SpecError
 from ..limits import MAX_CATALOG_BYTES
 from ..manifest import canonical_json
-from ..validity import Context, Scope
+from ..validity import Context, Scope, covers_recorded
 from .layout import (
     NAMESPACE_FILE,
     REPOSITORY_FILE,
@@ -193,11 +193,7 @@ class NameCatalog:
         resolver confirms the choice on the opened bundle's verified manifest."""
         usable = [r for r in self.sorted_versions() if not r.yanked and not r.prerelease]
         for r in reversed(usable):
-            try:
-                scope = Scope.from_json(r.validity, where=f"{self.name}@{r.version}: validity")
-            except FormatError:
-                continue  # an unreadable record is never the valid one
-            if scope.covers(context):
+            if covers_recorded(r.validity, context, f"{self.name}@{r.version}: validity"):
                 return r
 
         def said(r: VersionRecord) -> str:

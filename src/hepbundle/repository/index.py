@@ -27,13 +27,14 @@ mount) open it with ``mode=ro&immutable=1`` so SQLite never tries to lock or wri
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sqlite3
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ from ..errors import FormatError, HepbundleError, RepositoryError
 from ..filemodes import make_dirs, publish_mode
 from ..limits import MAX_MANIFEST_BYTES, clip
 from ..manifest import MANIFEST_FILENAME
+from ..validity import OPEN_END, Context, Scope, covers_recorded
 from ._crash import crash_point
 from .catalog import NameCatalog, VersionRecord, list_names, read_name_catalog
 from .layout import RECENT_INDEX_FILE, index_file, index_files, namespaces, repository_format
@@ -96,6 +98,28 @@ CREATE TABLE IF NOT EXISTS legacy_paths (
     PRIMARY KEY (legacy, name, version)
 ) WITHOUT ROWID;
 """
+# Added without a format bump too: the validity scopes the catalogue records (bundle-spec/
+# validity.md), for ``find --valid-for``. ``scopes`` holds each version's section as recorded
+# (compact JSON), ``iovs`` its lookup rows, each with the keys of all the version's rows (one
+# per line, sorted: which keys its scope restricts) (``Scope.index_rows``): run and time intervals
+# (lo, hi inclusive) in the bin of :func:`_bin`, and the literal starts of glob patterns. A
+# search finds the candidates through the two indexes of ``iovs`` and judges them on
+# ``scopes`` with hepbundle.validity.
+_VALIDITY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scopes (
+    name TEXT NOT NULL, version TEXT NOT NULL, validity TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS iovs (
+    name TEXT NOT NULL, version TEXT NOT NULL, n INTEGER NOT NULL, key TEXT NOT NULL,
+    level INTEGER, bin INTEGER, lo INTEGER, hi INTEGER, prefix TEXT, keys TEXT NOT NULL,
+    PRIMARY KEY (name, version, n)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS iovs_interval ON iovs (key, level, bin, lo, hi, keys);
+CREATE INDEX IF NOT EXISTS iovs_prefix ON iovs (key, prefix, keys);
+"""
+#: interval levels of :func:`_bin` (an interval is at most OPEN_END + 1 < 2**63 long)
+_LEVELS = range(64)
 _SEP = "\n"  # list separator inside a column; never part of a name, tag or identity
 
 #: the recent shard beside an index (``index-recent.sqlite``; see the module docstring)
@@ -111,6 +135,8 @@ _TABLES = (
     ("versions", ("name", "version")),
     ("aliases", ("name", "alias")),
     ("legacy_paths", ("legacy", "name", "version")),
+    ("scopes", ("name", "version")),
+    ("iovs", ("name", "version", "n")),
 )
 # Added without a format bump (readers of format 1 ignore them): the index's token, which the
 # recent shard must name to apply, and triggers clearing it on any write but a fold's.
@@ -125,7 +151,10 @@ _SHARD_STATEMENTS = [
     ),
 ]
 #: where each table's key columns are in its rows
-_KEY_POSITIONS = {"versions": (0, 2), "aliases": (0, 1), "legacy_paths": (0, 1, 2)}
+_KEY_POSITIONS = {
+    "versions": (0, 2), "aliases": (0, 1), "legacy_paths": (0, 1, 2), "scopes": (0, 1),
+    "iovs": (0, 1, 2),
+}  # fmt: skip
 _RECENT_SCHEMA = (
     "".join(
         f"CREATE TABLE gone_{t} ({', '.join(f'{k} TEXT NOT NULL' for k in keys)}, "
@@ -151,6 +180,9 @@ class FindQuery:
     all_versions: bool = False
     include_yanked: bool = False
     limit: int = 100
+    #: only versions whose recorded validity scope covers this context: per name the one
+    #: ``ns/name@valid`` picks (with ``all_versions``: every one; bundle-spec/validity.md)
+    valid_for: Context | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +201,8 @@ class FindHit:
     path: str
     yanked: str | None
     aliases: tuple[str, ...]
+    #: the recorded validity scope (filled for a ``valid_for`` search)
+    validity: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -185,6 +219,7 @@ class FindHit:
             "path": self.path,
             "yanked": self.yanked,
             "aliases": list(self.aliases),
+            **({"validity": dict(self.validity)} if self.validity is not None else {}),
         }
 
 
@@ -274,6 +309,13 @@ def _recent_applies(conn: sqlite3.Connection) -> bool:
             f"recent index shard format {fmt}, this hepbundle reads {RECENT_FORMAT}",
             hint="run: hepbundle catalog rebuild",
         )
+    missing = {t for t, _ in _TABLES} & _tables(conn, "main") - _tables(conn, "recent")
+    if missing:
+        raise FormatError(
+            f"the recent index shard has no table {sorted(missing)[0]}: it was written by an "
+            "older hepbundle",
+            hint="run: hepbundle catalog rebuild",
+        )
     token = _token(conn)
     base = conn.execute("SELECT token FROM recent.base").fetchone()
     return token is not None and base is not None and base[0] == token
@@ -297,8 +339,11 @@ def _reading(repo_root: Path, path: Path, readonly: bool | None) -> Iterator[sql
 def _shards(repo_root: Path) -> list[Path]:
     """Every index a search reads: format 1's one, or format 2's existing shards; at least one
     path (a missing one makes :func:`_open` say there is no index)."""
-    paths = [p for ns, p in index_files(repo_root) if ns is None or p.is_file()]
-    return paths or [index_file(repo_root, "_")]
+    shards = sorted(
+        ((ns, p) for ns, p in index_files(repo_root) if ns is None or p.is_file()),
+        key=lambda s: f"{s[0]}/",  # the order of their names ("atlas-b/x" < "atlas/x")
+    )
+    return [p for _, p in shards] or [index_file(repo_root, "_")]
 
 
 def _check_format(conn: sqlite3.Connection, path: Path) -> None:
@@ -319,7 +364,7 @@ def _connect_rw(path: Path) -> sqlite3.Connection:
 
 
 def _create(conn: sqlite3.Connection) -> None:
-    conn.executescript(_SCHEMA + _LEGACY_SCHEMA)
+    conn.executescript(_SCHEMA + _LEGACY_SCHEMA + _VALIDITY_SCHEMA)
     conn.execute(f"PRAGMA user_version={INDEX_FORMAT}")
 
 
@@ -347,7 +392,10 @@ def writable_index(repo_root: Path, ns: str) -> Iterator[sqlite3.Connection]:
     conn = _connect_rw(path)
     try:
         _check_format(conn, path)
-        conn.executescript(_LEGACY_SCHEMA)
+        if "iovs" not in _tables(conn, "main"):  # written before validity search: complete it
+            conn.close()
+            rebuild()
+            conn = _connect_rw(path)
         if recent.is_file():
             state = _recent_state(conn, recent)
             if state != "applies":
@@ -528,7 +576,9 @@ def _create_recent(conn: sqlite3.Connection) -> None:
     os.close(fd)
     try:
         with closing(_connect_rw(Path(tmp))) as new:
-            new.executescript(_SCHEMA + _LEGACY_SCHEMA + _RECENT_SCHEMA)
+            # small pages: a dozen tables and indexes of a few rows each, re-published whole
+            new.execute("PRAGMA page_size=1024")
+            new.executescript(_SCHEMA + _LEGACY_SCHEMA + _VALIDITY_SCHEMA + _RECENT_SCHEMA)
             new.execute("INSERT INTO base VALUES (?)", (token,))
             new.execute(f"PRAGMA user_version={RECENT_FORMAT}")
         os.replace(tmp, path)
@@ -568,7 +618,42 @@ def _rows_of(conn: sqlite3.Connection, cat: NameCatalog, root: Path | None, rece
     if root is not None:
         fresh = [r for r in cat.versions.values() if (cat.name, r.version) not in indexed]
         legacy.update(_legacy_rows(cat.name, fresh, root))
-    return {"versions": versions, "aliases": aliases, "legacy_paths": legacy}
+    return {"versions": versions, "aliases": aliases, "legacy_paths": legacy, **_scope_rows(cat)}
+
+
+def _scope_rows(cat: NameCatalog) -> Rows:
+    """The ``scopes`` and ``iovs`` rows of the versions of ``cat`` that record a validity scope;
+    an unreadable scope gets its ``scopes`` row but no ``iovs`` rows (never a candidate, as
+    ``@valid`` never picks it)."""
+    scopes: dict[Row, Row] = {}
+    iovs: dict[Row, Row] = {}
+    for r in cat.versions.values():
+        if not r.validity:
+            continue
+        scopes[(cat.name, r.version)] = (cat.name, r.version, _compact(r.validity))
+        try:
+            rows = Scope.from_json(r.validity).index_rows()
+        except FormatError:
+            continue
+        keys = _SEP.join(sorted({row[0] for row in rows}))
+        for n, (key, lo, hi, prefix) in enumerate(rows):
+            if lo is not None and hi is not None:  # a run beyond OPEN_END is judged by Scope
+                lo, hi = min(lo, OPEN_END), min(hi, OPEN_END)
+            level, where = _bin(lo, hi) if lo is not None and hi is not None else (None, None)
+            iovs[(cat.name, r.version, n)] = (
+                cat.name, r.version, n, key, level, where, lo, hi, prefix, keys,
+            )  # fmt: skip
+    return {"scopes": scopes, "iovs": iovs}
+
+
+def _bin(lo: int, hi: int) -> tuple[int, int]:
+    """The (level, bin) an interval [lo, hi] is indexed under: level L is the bit length of
+    hi - lo, so the interval is shorter than 2**L and lies in bins lo >> L and the next. A
+    point p is then in an interval of level L only if its bin is p >> L or the one before: a
+    lookup is two index ranges per level (:func:`_valid_rows`), whatever the intervals' lengths,
+    instead of a scan of every interval starting before p."""
+    level = (hi - lo).bit_length()
+    return level, lo >> level
 
 
 def _merged(conn: sqlite3.Connection, table: str, name: str, recent: bool) -> dict[Row, Row]:
@@ -579,6 +664,10 @@ def _merged(conn: sqlite3.Connection, table: str, name: str, recent: bool) -> di
             rows.pop(k, None)
         rows.update(_current(conn, "recent", table, name))
     return rows
+
+
+def _compact(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _names_in(repo_root: Path, ns: str | None) -> list[str]:
@@ -698,7 +787,8 @@ def find(repo_root: Path, query: FindQuery, *, readonly: bool | None = None) -> 
     """Search the index. By default only the *head* of each name is searched (the version
     ``ns/name`` resolves to: its highest non-yanked release, see :func:`_head`), so one hit per
     name and no scan of old versions; ``all_versions`` searches every version. Yanked versions
-    are left out unless ``include_yanked``."""
+    are left out unless ``include_yanked``. ``valid_for`` searches by validity scope instead of
+    the head (:func:`_valid_rows`)."""
     where, params = _where(query)
     sql = (
         "SELECT name, version, summary, framework, authors, tags, signers, published, "
@@ -706,28 +796,117 @@ def find(repo_root: Path, query: FindQuery, *, readonly: bool | None = None) -> 
         + (f" WHERE {' AND '.join(where)}" if where else "")
     )
     sql += " ORDER BY name, sort_key DESC LIMIT ?"
-    params.append(query.limit)
     rows: list[Any] = []
     aliases: dict[tuple[str, str], list[str]] = {}
-    for path in _shards(repo_root):  # one per namespace (format 2): merge, then cut
+    # one shard per namespace (format 2), in the order of their names: the first `limit` hits
+    # of the shards in turn are the first `limit` of all
+    for path in _shards(repo_root):
+        left = query.limit - len(rows)
+        if left <= 0:
+            break
         with _reading(repo_root, path, readonly) as conn:
-            found = conn.execute(sql, params).fetchall()
+            if query.valid_for is None:
+                found = [(*r, None) for r in conn.execute(sql, [*params, left])]
+            else:
+                found = _valid_rows(conn, path, replace(query, limit=left), where, params)
             rows += found
             aliases.update(_aliases_of(conn, {r[0] for r in found}))
-    rows = sorted(rows, key=lambda r: (r[0], _desc(r[11])))[: query.limit]
     return [
         FindHit(
             name=r[0], version=r[1], summary=r[2], framework=r[3], authors=_split(r[4]),
             tags=_split(r[5]), signers=_split(r[6]), published=r[7], manifest_digest=r[8],
             path=r[9], yanked=r[10], aliases=tuple(sorted(aliases.get((r[0], r[1]), ()))),
+            validity=r[13],
         )
         for r in rows
     ]  # fmt: skip
 
 
-def _desc(key: str) -> tuple[int, ...]:
-    """A sort key that orders ``key`` strings descending."""
-    return (*tuple(-ord(c) for c in key), 1)
+def _valid_rows(
+    conn: sqlite3.Connection, path: Path, query: FindQuery, where: list[str], params: list[Any]
+) -> list[tuple[Any, ...]]:
+    """The rows of a ``valid_for`` search in one index, the parsed scope as the last column.
+
+    1. Candidates: per probe of the context (:meth:`Context.index_probes`) the versions with a
+       matching ``iovs`` row, found through the table's indexes: an interval containing the run
+       or time (two bins per level, :func:`_bin`), a glob whose literal start the value starts
+       with.
+    2. A candidate that some probe did not match but whose scope restricts that probe's key
+       (``iovs.keys``) is dropped: excluded (the rows match a superset of what the scope
+       matches, so nothing the scope covers is dropped).
+    3. The rest, per name in order and newest first, are judged on their recorded scope by
+       :func:`~hepbundle.validity.covers_recorded`, exactly as ``@valid`` judges them, until
+       ``query.limit`` hits.
+
+    Only single-table queries with parameters, so that each reaches the table's indexes through
+    the recent shard's views (a join or a correlated subquery on a view scans it)."""
+    ctx = query.valid_for
+    assert ctx is not None
+    if "iovs" not in _tables(conn, "main"):
+        raise RepositoryError(
+            f"{path} predates validity search (no table iovs)",
+            hint="run: hepbundle catalog rebuild",
+        )
+    probes = ctx.index_probes()
+    matched: list[set[tuple[str, str]]] = []
+    restricts: dict[tuple[str, str], str] = {}  # candidate → the keys its scope restricts
+    for keys, point, starts in probes:
+        in_keys = f"key IN ({_marks(keys)})"
+        rows = "SELECT name, version, keys FROM iovs WHERE "
+        if point is None:
+            sql = f"{rows}{in_keys} AND prefix IN ({_marks(starts)})"
+            args: list[Any] = [*keys, *starts]
+        else:  # one index range per level and bin (a row-value IN is not an index range)
+            point = min(point, OPEN_END)  # the index clamps its intervals alike
+            one = f"{rows}{in_keys} AND level = ? AND bin IN (?, ?) AND lo <= ? AND hi >= ?"
+            sql = " UNION ALL ".join([one] * len(_LEVELS))
+            args = [
+                x
+                for level in _LEVELS
+                for x in (*keys, level, point >> level, (point >> level) - 1, point, point)
+            ]
+        found = set()
+        for name, version, restricted in conn.execute(sql, args):
+            found.add((name, version))
+            restricts[(name, version)] = restricted
+        matched.append(found)
+    candidates = set(restricts)
+    if len(probes) > 1:  # matched by one probe: excluded by another whose key it restricts?
+        for ref in candidates - matched[0].intersection(*matched[1:]):
+            restricted = set(restricts[ref].split(_SEP))
+            if any(
+                ref not in found and restricted.intersection(keys)
+                for (keys, _, _), found in zip(probes, matched, strict=True)
+            ):
+                candidates.discard(ref)  # rows of that key, none matching
+    by_name: dict[str, list[str]] = {}
+    for name, version in candidates:
+        by_name.setdefault(name, []).append(version)
+    filters = "".join(f" AND {w}" for w in where)
+    out: list[tuple[Any, ...]] = []
+    for name in sorted(by_name):
+        versions = by_name[name]
+        for r in conn.execute(  # newest first, read as far as judged
+            "SELECT name, version, summary, framework, authors, tags, signers, published, "
+            "manifest_sha256, path, yanked, sort_key, prerelease FROM versions "
+            f"WHERE name = ? AND version IN ({_marks(versions)}){filters} ORDER BY sort_key DESC",
+            [name, *versions, *params],
+        ):
+            (text,) = conn.execute(
+                "SELECT validity FROM scopes WHERE name = ? AND version = ?", r[:2]
+            ).fetchone()
+            scope = json.loads(text)
+            if covers_recorded(scope, ctx, f"{name}@{r[1]}: validity"):
+                out.append((*r, scope))
+                if not query.all_versions:
+                    break  # the newest covering version is the one @valid picks
+        if len(out) >= query.limit:
+            break
+    return out[: query.limit]
+
+
+def _marks(items: Sequence[Any]) -> str:
+    return ", ".join("?" * len(items))
 
 
 def _where(q: FindQuery) -> tuple[list[str], list[Any]]:
@@ -758,9 +937,11 @@ def _where(q: FindQuery) -> tuple[list[str], list[Any]]:
         params.append(f"%\n{_escape_like(q.tag)}\n%")
     if q.signer:
         like("signers", q.signer)
-    if not q.include_yanked:
+    if q.valid_for is not None and not q.all_versions:
+        where.append("yanked IS NULL AND prerelease = 0")  # what @valid chooses among
+    elif not q.include_yanked:
         where.append("yanked IS NULL")
-    if not q.all_versions:
+    if not q.all_versions and q.valid_for is None:
         where.append("head = 1")
     return where, params
 
@@ -800,12 +981,18 @@ def _chunks(items: Sequence[str], n: int) -> Iterator[Sequence[str]]:
         yield items[i : i + n]
 
 
-def dump_index(repo_root: Path) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Every row, sorted (to compare an incrementally maintained index with a rebuilt one)."""
-    versions: list[tuple[Any, ...]] = []
-    aliases: list[tuple[Any, ...]] = []
-    for path in _shards(repo_root):
-        with _reading(repo_root, path, None) as conn:
-            versions += conn.execute("SELECT * FROM versions ORDER BY name, version").fetchall()
-            aliases += conn.execute("SELECT * FROM aliases ORDER BY name, alias").fetchall()
-    return sorted(versions, key=lambda r: (r[0], r[2])), sorted(aliases, key=lambda r: r[:2])
+def dump_index(repo_root: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the tables derived from the per-name files alone (versions, aliases, scopes,
+    iovs; not the legacy paths, which come from the manifests), sorted: to compare an
+    incrementally maintained index with a rebuilt one."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for table, _ in _TABLES:
+        if table == "legacy_paths":
+            continue
+        rows: list[tuple[Any, ...]] = []
+        for path in _shards(repo_root):
+            with _reading(repo_root, path, None) as conn:
+                rows += conn.execute(f"SELECT * FROM {table}").fetchall()
+        pos = _KEY_POSITIONS[table]
+        out[table] = sorted(rows, key=lambda r: tuple(r[i] for i in pos))
+    return out
