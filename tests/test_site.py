@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from tools.fixtures import fpga as fx
 
 from hepbundle.cli import main
 from hepbundle.errors import ToolError
@@ -28,6 +29,7 @@ from hepbundle.site.collect import code_link
 
 from .conftest import write_spec
 from .needs import missing
+from .test_fpga_capture import EXAMPLE_HLS4ML
 
 # taken before the autouse socket guard patches it: the browser test talks to localhost only
 _REAL_CONNECT = socket.socket.connect
@@ -71,11 +73,26 @@ def _publish(
     summary: str,
     tags: str,
     validity: str = "",
+    *,
+    auc: float = 0.93,
+    extra: str = "",
 ) -> None:
     src = tmp / "src" / name.replace("/", "_") / version
     (src / "model").mkdir(parents=True)
     (src / "model" / "model.onnx").write_bytes(version.encode() * 500)
     (src / "MODEL_CARD.md").write_text(CARD.replace("Tau identification RNN", summary))
+    if extra:  # the L1 jet tagger: an hls4ml project with its reports, weights and a plot
+        prj = src / "hls4ml_prj"
+        shutil.copytree(EXAMPLE_HLS4ML, prj)
+        with open(prj / "hls4ml_config.yml", "a", encoding="utf-8") as f:
+            f.write("    Strategy: Latency\n")
+        (prj / "project.tcl").write_text('set project_name "myproject"\nset backend "vivado"\n')
+        fx.vivado_reports(prj)
+        (prj / "firmware" / "weights").mkdir()
+        for i in range(30):
+            (prj / "firmware" / "weights" / f"w{i}.txt").write_text(f"{i}, 0.5, 0.25\n")
+        (src / "plots").mkdir()
+        (src / "plots" / "roc.png").write_bytes(_png())
     write_spec(
         src,
         f"""
@@ -87,7 +104,7 @@ def _publish(
         framework: onnx
         tags: [{tags}]
         model_card: MODEL_CARD.md
-        metrics: {{auc: 0.93}}
+        metrics: {{auc: {auc}}}
         data:
           - type: rucio
             did: "mc23_13p6TeV:DAOD_PHYS.{version}"
@@ -99,8 +116,12 @@ def _publish(
         files:
           - path: model/model.onnx
             role: model
+          - path: plots/*.png
+            role: docs
+            optional: true
         """
-        + validity,
+        + validity
+        + extra,
     )
     _git_commit(src)
     import hepbundle
@@ -152,7 +173,18 @@ def repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPa
         ("atlas/tauid", "1.1.0", tau, "tau, rnn", _VALIDITY.format("{first: 457000}")),
         ("cms/l1t-jets", "0.3.0", "Level-1 jet tagger for the FPGA trigger", "jets, fpga", ""),
     ]:
-        _publish(tmp_path, ec_key[0], root, name, version, summary, tags, validity)
+        _publish(
+            tmp_path,
+            ec_key[0],
+            root,
+            name,
+            version,
+            summary,
+            tags,
+            validity,
+            auc=0.95 if version == "1.1.0" else 0.93,
+            extra=_FIRMWARE if name == "cms/l1t-jets" else "",
+        )
     set_alias("atlas/tauid@1.0.0", "prod", root)
     set_alias("atlas/tauid@1.1.0", "prod", root)
     yank("atlas/tauid@1.0.0", "wrong pile-up profile", root, force=True)
@@ -164,13 +196,58 @@ def repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPa
         {"maxAbsDiff": 0.0123, "agreement": {"top1": 0.998}},
         {"plots/compare.png": _png()},
     )
+    append_record(root, "cms/l1t-jets", "0.3.0", "fpga-compare", _COMPARISON)
     return root
+
+
+#: the firmware of cms/l1t-jets: an hls4ml project (its plot, plots/roc.png, is a file of the spec)
+_FIRMWARE = """fpga:
+          toolchain: hls4ml
+          project: hls4ml_prj
+          to: firmware/hls4ml
+"""
+
+#: what `hepbundle fpga compare` records (CompareReport.to_json): one output failing its
+#: argmax gate, passing the relative-difference one
+_COMPARISON = {
+    "ref": "cms/l1t-jets@0.3.0",
+    "emulation": "hls4ml",
+    "floatModel": "model/model.onnx",
+    "hardware": None,
+    "inputs": {"x": "inputs.npz"},
+    "manifestSha256": "0" * 64,
+    "passed": False,
+    "tolerance": {
+        "float_atol": None,
+        "hardware_atol": 0.0,
+        "max_relative_diff": 0.1,
+        "min_agreement": 1.0,
+        "min_argmax_agreement": 0.9,
+    },
+    "outputs": [
+        {
+            "name": "layer6_out",
+            "samples": 1000,
+            "width": 5,
+            "emulation_vs_hardware": None,
+            "failures": ["float vs emulation argmax agreement 0.3880 < 0.9"],
+            "float_vs_emulation": {
+                "argmaxAgreement": 0.388,
+                "floatRange": 0.97,
+                "maxAbsDiff": 0.05,
+                "maxRelativeDiff": 0.0515,
+                "meanAbsDiff": 0.01,
+            },
+            "passed": False,
+        }
+    ],
+}
 
 
 def test_site_pages_and_index(repo: Path, tmp_path: Path) -> None:
     res = build_site(repo, tmp_path / "site")
     site = res.path
-    assert (res.names, res.versions, res.pages, res.images) == (2, 3, 6, 1)
+    assert (res.names, res.versions, res.pages, res.images) == (2, 3, 6, 2)
     index = json.loads((site / "index.json").read_text())
     assert [e["name"] for e in index] == ["atlas/tauid", "cms/l1t-jets"]
     tau = index[0]
@@ -189,6 +266,7 @@ def test_site_pages_and_index(repo: Path, tmp_path: Path) -> None:
     assert "<td>releases</td><td>Athena 25.0.*</td>" in page
     cms = (site / index[1]["url"]).read_text()
     assert 'id="validity"' not in cms  # no scope recorded, no section
+    _check_trigger_parts(site, tau["url"], index[1]["url"], tau["history"])
     plot = next((site / "b/atlas/tauid/1.1.0/records").rglob("compare.png"))
     assert plot.read_bytes().startswith(b"\x89PNG")
     history = (site / tau["history"]).read_text()
@@ -213,6 +291,57 @@ def test_site_pages_and_index(repo: Path, tmp_path: Path) -> None:
             assert not href.startswith("/"), f"{html}: absolute link {href}"
             target = (html.parent / href.split("#")[0]).resolve()
             assert target.is_file(), f"{html}: broken link {href}"
+
+
+def _check_trigger_parts(site: Path, tau_url: str, cms_url: str, tau_history: str) -> None:
+    """What a trigger group and a release manager look for (issue 14, item 11)."""
+    cms = (site / cms_url).read_text()
+    fw = re.search(r'<table class="facts" id="firmware-table">.*?</table>', cms, re.S)
+    assert fw, "no firmware section"
+    rows = dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", fw[0]))
+    assert rows["Part"] == "xcvu9p-flga2104-2L-e" and rows["Clock"] == "5 ns (200 MHz)"
+    assert rows["Precision"] == "ap_fixed&lt;16,6&gt;" and rows["Strategy"] == "Latency"
+    assert rows["Weight update"].startswith("needs a new synthesis")
+    assert rows["Latency"] == "9–11 cycles (≤ 55 ns)"  # from the synthesis report
+    assert rows["LUT"] == "61,234 of 1,182,240 (5.2 %)" and rows["DSP"].startswith("4,120 of")
+    tau = (site / tau_url).read_text()
+    assert 'id="firmware"' not in tau  # no fpga section, no firmware part
+    # the file a job loads, named in the snippet
+    job = re.search(r'<td id="use-in-job">(.*?)</td>', cms, re.S)
+    assert job and "<code>hepbundle path cms/l1t-jets@0.3.0 model/model.onnx</code>" in job[1]
+    snippet = 'hepbundle.resolve("cms/l1t-jets@0.3.0").path("model/model.onnx")'
+    assert f"<code>{snippet}</code>" in job[1]
+    # 30 weight files are folded, the model's one file is not
+    assert '<tbody class="files folded" data-role="weights">' in cms
+    assert '<tbody class="files" data-role="model">' in cms and "show all</button>" in cms
+    assert (
+        cms.count('<tr class="file">') == 41 and '<p class="muted">41 files, ' in cms
+    )  # every one
+    # the Rucio reference, unresolved here (no Rucio server), says so in a badge with why
+    assert '<span class="badge warn rucio" title="no Rucio server configured' in cms
+    # the comparison record: a verdict, a picture of each gate against its threshold, and
+    # readable rows instead of outputs[0].float_vs_emulation.argmaxAgreement
+    assert '<span class="badge yanked verdict">FAILED</span>' in cms
+    gates = re.findall(r'<rect class="gate (pass|fail)".*?<title>(.*?)</title>', cms)
+    assert gates == [
+        ("fail", "argmax agreement, float vs emulation: 0.388 (at least 0.9)"),
+        ("pass", "max |diff| / float range: 0.0515 (at most 0.1)"),
+    ], gates
+    assert "<h4>outputs: layer6_out</h4>" in cms
+    assert "<th>float vs emulation · argmax agreement</th><td>0.388</td>" in cms
+    assert "outputs[0]" not in cms and "float_vs_emulation" not in cms
+    assert "<th>min argmax agreement</th><td>0.9</td>" in cms
+    # the plot the bundle carries, copied (its verified bytes) next to the page
+    assert '<img src="files/plots/roc.png" alt="plots/roc.png">' in cms
+    png = site / Path(cms_url).parent / "files" / "plots" / "roc.png"
+    assert png.read_bytes().startswith(b"\x89PNG")
+    # metrics across the versions of a name: one point per version, oldest left
+    history = (site / tau_history).read_text()
+    chart = re.search(r'<svg class="metric".*?</svg>', history, re.S)
+    assert chart and 'aria-label="auc across versions of atlas/tauid"' in chart[0]
+    points = re.findall(r'cx="([\d.]+)" cy="([\d.]+)".*?<title>(.*?)</title>', chart[0])
+    assert [t for _, _, t in points] == ["1.0.0: 0.93", "1.1.0: 0.95"]
+    assert float(points[0][0]) < float(points[1][0]) and float(points[0][1]) > float(points[1][1])
 
 
 def _links(text: str) -> list[str]:
@@ -396,7 +525,7 @@ def test_site_in_headless_chromium(browser: Any, served: str, tmp_path: Path) ->
     card = drv.find_element(By.CSS_SELECTOR, "#model-card article")
     assert card.find_element(By.TAG_NAME, "h1").text == "Tau identification RNN"
     assert "<script>" in card.text  # shown as text
-    rows = drv.find_elements(By.CSS_SELECTOR, "#files-table tbody tr")
+    rows = drv.find_elements(By.CSS_SELECTOR, "#files-table tr.file")
     table = {
         c[0]: c[1:] for c in ([td.text for td in r.find_elements(By.TAG_NAME, "td")] for r in rows)
     }
@@ -407,6 +536,48 @@ def test_site_in_headless_chromium(browser: Any, served: str, tmp_path: Path) ->
     assert signer.startswith("sha256:")
     img = drv.find_element(By.CSS_SELECTOR, "#records img")
     assert drv.execute_script("return arguments[0].naturalWidth", img) > 0  # the plot loaded
+
+    # the firmware page as a trigger group sees it (issue 14, item 11)
+    drv.get(served + "b/cms/l1t-jets/0.3.0/index.html")
+    wait.until(ec.presence_of_element_located((By.ID, "firmware-table")))
+    fw = {
+        r.find_element(By.TAG_NAME, "th").text: r.find_element(By.TAG_NAME, "td").text
+        for r in drv.find_elements(By.CSS_SELECTOR, "#firmware-table tr")
+    }
+    assert fw["Clock"] == "5 ns (200 MHz)" and fw["Precision"] == "ap_fixed<16,6>"
+    assert fw["Latency"].startswith("9–11 cycles") and fw["LUT"].startswith("61,234 of")
+    job = drv.find_element(By.ID, "use-in-job").text
+    assert "hepbundle path cms/l1t-jets@0.3.0 model/model.onnx" in job
+    # the 30 weight files: 5 shown, the rest folded until "show all" is clicked
+    weights = drv.find_elements(By.CSS_SELECTOR, 'tbody[data-role="weights"] tr.file')
+    assert len(weights) == 30 and sum(w.is_displayed() for w in weights) == 5
+    assert all(
+        r.is_displayed() for r in drv.find_elements(By.CSS_SELECTOR, 'tbody[data-role="model"] tr')
+    )
+    unfold = drv.find_element(By.CSS_SELECTOR, 'tbody[data-role="weights"] button.unfold')
+    unfold.click()
+    wait.until(lambda _: all(w.is_displayed() for w in weights))
+    assert unfold.text == "fold"
+    badge = drv.find_element(By.CSS_SELECTOR, "#data .badge.rucio")
+    assert badge.text == "not resolved by Rucio" and badge.is_displayed()
+    verdict = drv.find_element(By.CSS_SELECTOR, "#records .verdict")
+    assert verdict.text == "FAILED"
+    bars = drv.find_elements(By.CSS_SELECTOR, "#records svg.gates rect.gate")
+    widths = [b.rect["width"] for b in bars]  # drawn: argmax 0.388, relative diff 0.0515
+    assert len(widths) == 2 and widths[0] > widths[1] > 0, widths
+    assert len(drv.find_elements(By.CSS_SELECTOR, "#records svg.gates line.threshold")) == 2
+    cells = [c.text for c in drv.find_elements(By.CSS_SELECTOR, "#records .record-table th")]
+    assert "float vs emulation · argmax agreement" in cells
+    plot = drv.find_element(By.CSS_SELECTOR, "#plots img")
+    assert drv.execute_script("return arguments[0].naturalWidth", plot) > 0
+    shot = tmp_path / "firmware-page.png"
+    assert drv.save_screenshot(str(shot))
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copyfile(shot, ARTIFACTS / "site-firmware-page.png")
+    drv.get(served + "b/atlas/tauid/index.html")
+    points = drv.find_elements(By.CSS_SELECTOR, "svg.metric circle.point")
+    assert len(points) == 2 and points[0].rect["y"] > points[1].rect["y"]  # 0.93 then 0.95
+    drv.get(served + "b/atlas/tauid/1.1.0/index.html")
 
     shot = tmp_path / "bundle-page.png"
     assert drv.save_screenshot(str(shot))

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 #: the model card is rendered only up to this size (a card is prose, not a data file)
 MAX_CARD_BYTES = 1 << 20
+#: plots the bundle itself carries (image files of any role) shown on its page: how many, how big
+MAX_BUNDLE_IMAGES, MAX_IMAGE_BYTES = 12, 5 << 20
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class VersionInfo:
     card_markdown: str | None
     records: tuple[RecordRef, ...]
     problems: tuple[str, ...]
+    #: (bundle path, bytes) of the images the bundle carries, read through the verified path
+    images: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def version(self) -> str:
@@ -130,6 +134,7 @@ def _version_info(
     files: tuple[FileEntry, ...] = ()
     meta: Mapping[str, Any] = {}
     card: str | None = None
+    images: tuple[tuple[str, bytes], ...] = ()
     try:
         bundle = Bundle.load(root / rec.path)
     except HepbundleError as e:
@@ -140,6 +145,7 @@ def _version_info(
             problems.append("hepbundle.json differs from the catalogue's manifest digest")
         else:
             card = _read_card(bundle, problems)
+            images = _read_images(bundle, problems)
     try:
         records = tuple(list_records(root, name, rec.version))
     except HepbundleError as e:
@@ -156,6 +162,7 @@ def _version_info(
         card_markdown=card,
         records=records,
         problems=tuple(problems),
+        images=images,
     )
 
 
@@ -177,6 +184,24 @@ def _read_card(bundle: Bundle, problems: list[str]) -> str | None:
     except (HepbundleError, OSError) as e:
         problems.append(f"model card not shown: {e}")
         return None
+
+
+def _read_images(bundle: Bundle, problems: list[str]) -> tuple[tuple[str, bytes], ...]:
+    """The plots the bundle carries (PNG/JPEG/GIF/WebP files of any role, up to
+    :data:`MAX_BUNDLE_IMAGES` of at most :data:`MAX_IMAGE_BYTES`), each read only after its
+    digest matched the manifest."""
+    wanted = [
+        f
+        for f in bundle.manifest.files
+        if f.path.lower().endswith(IMAGE_SUFFIXES) and f.size <= MAX_IMAGE_BYTES
+    ]
+    out = []
+    for f in sorted(wanted, key=lambda f: f.path)[:MAX_BUNDLE_IMAGES]:
+        try:
+            out.append((f.path, bundle.path(f.path).read_bytes()))
+        except (HepbundleError, OSError) as e:
+            problems.append(f"plot {f.path} not shown: {e}")
+    return tuple(out)
 
 
 def image_attachments(record: RecordRef) -> list[str]:

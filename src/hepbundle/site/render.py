@@ -46,6 +46,17 @@ from .collect import (
     run_timeline,
     validity_rows,
 )
+from .views import (
+    CHART_HEIGHT,
+    CHART_WIDTH,
+    FILES_OPEN,
+    compare_gates,
+    files_by_role,
+    firmware_rows,
+    job_file,
+    metric_series,
+    record_blocks,
+)
 
 __all__ = ["MARKER", "SiteResult", "write_site"]
 
@@ -156,7 +167,8 @@ def _render_all(data: SiteData, stage: Path) -> tuple[int, int]:
         for v in info.versions:
             vdir = version_dir(info.name, v.version)
             plots = _copy_plots(v, stage / vdir)
-            images += sum(len(p) for p in plots.values())
+            bundle_plots = _write_bundle_images(v, stage / vdir)
+            images += sum(len(p) for p in plots.values()) + len(bundle_plots)
             _write(
                 env,
                 "version.html",
@@ -165,6 +177,7 @@ def _render_all(data: SiteData, stage: Path) -> tuple[int, int]:
                 info=info,
                 v=v,
                 plots=plots,
+                bundle_plots=bundle_plots,
                 **common,
             )
             pages += 1
@@ -191,6 +204,17 @@ def _copy_plots(v: VersionInfo, vdir: Path) -> dict[str, list[str]]:
                 continue  # a record with a broken attachment still shows its payload
             shown.append(f"records/{quote(rec.path.name)}/{quote(rel)}")
         out[rec.path.name] = shown
+    return out
+
+
+def _write_bundle_images(v: VersionInfo, vdir: Path) -> list[tuple[str, str]]:
+    """Write the plots the bundle carries under ``files/``; (bundle path, page-relative link)."""
+    out = []
+    for rel, data in v.images:
+        dest = vdir / "files" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        out.append((rel, f"files/{quote(rel)}"))
     return out
 
 
@@ -255,9 +279,21 @@ def _environment() -> jinja2.Environment:
         "validity_rows": validity_rows,
         "run_timeline": run_timeline,
         "flatten": flatten,
+        "firmware_rows": firmware_rows,
+        "record_blocks": record_blocks,
+        "compare_gates": compare_gates,
+        "metric_series": metric_series,
+        "files_by_role": files_by_role,
         "safe_href": _safe_href,
         "tojson_pretty": lambda obj: json.dumps(obj, indent=2, sort_keys=True, default=str),
     }
     env.filters.update(filters)
-    env.globals.update(timeline_width=TIMELINE_WIDTH, timeline_row=TIMELINE_ROW)
+    env.globals.update(
+        timeline_width=TIMELINE_WIDTH,
+        timeline_row=TIMELINE_ROW,
+        chart_width=CHART_WIDTH,
+        chart_height=CHART_HEIGHT,
+        files_open=FILES_OPEN,
+        job_file=job_file,
+    )
     return env
