@@ -35,6 +35,7 @@ from hepbundle.signing import KeySigner, X509Signer, sign
 from . import pki
 from .needs import missing
 from .repo_fixtures import make_bundle
+from .tsa import allow_loopback, make_tsa, serve_tsa  # before the network guard is in place
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "signed-v1"
@@ -425,6 +426,89 @@ def _proxy(w: World) -> Case:
     )
     (root / "hepbundle.sig").write_text(json.dumps(doc))
     return Case(str(root), _x509_policy(w, "*"))
+
+
+# --- RFC 3161 timestamps (a real TSA on loopback: openssl ts -reply) ---------------------------
+
+
+@pytest.fixture
+def tsa(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    allow_loopback(monkeypatch)
+    cfg, ca = make_tsa(tmp_path / "tsa")
+    with serve_tsa(cfg) as url:
+        yield url, ca
+
+
+def _tsa_policy(w: World, tsa_ca: Path | None, name: str = "tsa-policy.yaml") -> Path:
+    tsa = f"tsa: {{ca: [{tsa_ca}]}}\n" if tsa_ca else ""
+    return w.write_policy(
+        f"version: 1\n{tsa}rules:\n  - namespace: atlas\n    signers:\n"
+        f"      - x509: {{ca: {w.grid_ca_pem}}}\n      - {{key: {w.key[1]}}}\n",
+        name,
+    )
+
+
+def _stamped(w: World, url: str, tsa_ca: Path, case: str) -> Case:
+    """A bundle signed with a grid certificate (or the key) and a TSA token over the signature."""
+    root = w.tmp / f"stamped-{case}"
+    shutil.copytree(w.bundle, root)
+    (root / "hepbundle.sig").unlink()
+    now = dt.datetime.now(dt.UTC)
+    short = case.startswith("expired")  # a certificate that expires seconds after signing
+    user = pki.make_cert(
+        w.grid_ca,
+        **(
+            {"not_before": now - dt.timedelta(days=1), "not_after": now + dt.timedelta(seconds=3)}
+            if short
+            else {}
+        ),  # type: ignore[arg-type]
+    )
+    cert, key = user.write(w.tmp, f"user-{case}")
+    signer = KeySigner(w.key[0]) if case == "key-no-tsa" else X509Signer(cert, key)
+    sign(root, signer, tsa_url=None if case == "expired-no-token" else url)
+    if case == "mismatched":
+        import base64
+
+        from hepbundle._signers.timestamp import request_timestamp
+
+        doc = json.loads((root / "hepbundle.sig").read_text())
+        stamps = doc["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+        token = request_timestamp(url, b"some other signature")
+        stamps[0]["signedTimestamp"] = base64.b64encode(token).decode()
+        (root / "hepbundle.sig").write_text(json.dumps(doc))
+    if short:  # years later, in a few seconds: the certificate has expired
+        import time
+
+        time.sleep(
+            max(0.0, (now + dt.timedelta(seconds=4) - dt.datetime.now(dt.UTC)).total_seconds())
+        )
+    if case in ("policy-without-tsa", "key-no-tsa"):
+        return Case(str(root), _tsa_policy(w, None))
+    if case == "other-tsa":
+        _, other = make_tsa(w.tmp / "other-tsa", cn="Other TSA")
+        return Case(str(root), _tsa_policy(w, other), same_message=False)
+    return Case(str(root), _tsa_policy(w, tsa_ca), same_message=case != "mismatched")
+
+
+TIMESTAMPED = (
+    "ok",  # a valid certificate and a token: verified, judged at the TSA's time
+    "expired-with-token",  # the certificate expired after signing: the token proves the time
+    "expired-no-token",  # the same without a token: refused
+    "policy-without-tsa",  # a token, and the policy names no TSA: refused
+    "key-no-tsa",  # the same for a key signature
+    "other-tsa",  # a genuine token from a TSA the policy does not trust
+    "mismatched",  # a genuine token over other bytes
+)
+
+
+@pytest.mark.parametrize("case", TIMESTAMPED)
+def test_same_timestamp_verdict(world: World, tsa: tuple[str, Path], case: str) -> None:
+    c = _stamped(world, *tsa, case)
+    py = python_verdict(c)
+    native = native_verdict(c)
+    assert native[0] == py[0], f"python: {py}\nnative: {native}"
+    if c.same_message:
+        assert native[1] == py[1]
 
 
 CASES: dict[str, Callable[[World], Case]] = {

@@ -376,6 +376,7 @@ class TrustPolicy {
   };
   std::vector<Rule> rules;
   std::string source;
+  std::vector<CertPtr> tsa;  ///< roots of the RFC 3161 TSAs trusted for signing times
 
   const Rule& ruleFor(const std::string& name) const {
     for (const auto& rule : rules)
@@ -417,13 +418,27 @@ std::shared_ptr<TrustPolicy> readPolicy(const YAML::Node& doc, const Reader& r, 
   const YAML::Node version = doc["version"];
   if (!version.IsScalar() || version.Tag() == "!" || version.Scalar() != "1") r.fail(version, "version", "1 was expected");
   if (const YAML::Node tsa = doc["tsa"]) {
-    // RFC 3161 TSA roots: read so that a policy naming them loads; tokens themselves are not
-    // checked by the native library (a signature carrying one is judged without it)
+    // RFC 3161 TSA roots: a signature's token is checked against them (x509.cpp verifyTimestamp)
     if (!tsa.IsMap()) r.fail(tsa, "tsa", Reader::describe(tsa) + " is not of type 'object'");
     r.keys(tsa, "tsa", {"ca"});
     if (!tsa["ca"]) r.fail(tsa, "tsa.ca", "required field is missing");
     if (!tsa["ca"].IsSequence()) r.fail(tsa["ca"], "tsa.ca", Reader::describe(tsa["ca"]) + " is not of type 'array'");
-    r.paths(tsa["ca"], "tsa.ca");
+    for (const auto& ca : r.paths(tsa["ca"], "tsa.ca")) {
+      std::string text = ca;
+      if (!startsWith(ca, kPem)) {
+        try {
+          text = readSmallFile(r.rel(ca), 16u << 20);
+        } catch (const ReadError& e) {
+          throw SpecError(source + ": tsa.ca " + pyrepr(ca.substr(0, 40)) + ": not a readable PEM certificate: " +
+                          (e.err ? std::strerror(e.err) : "not a regular file"));
+        }
+      }
+      try {
+        for (auto& c : certsFromPem(text)) policy->tsa.push_back(std::move(c));
+      } catch (const SpecError&) {
+        throw SpecError(source + ": tsa.ca " + pyrepr(ca.substr(0, 40)) + ": not a readable PEM certificate");
+      }
+    }
   }
   const YAML::Node rules = doc["rules"];
   if (!rules.IsSequence()) r.fail(rules, "rules", Reader::describe(rules) + " is not of type 'array'");
@@ -536,5 +551,6 @@ std::vector<Signer> evaluateApproval(const TrustPolicy& policy, const std::strin
 }
 
 const std::string& policySource(const TrustPolicy& policy) { return policy.source; }
+const std::vector<CertPtr>& tsaRoots(const TrustPolicy& policy) { return policy.tsa; }
 
 }  // namespace hepbundle::detail

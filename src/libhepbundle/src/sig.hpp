@@ -36,12 +36,15 @@ struct ParsedSignature {
   std::string signature;
   std::optional<std::string> keyHint;
   std::vector<CertPtr> chain;  ///< leaf first
+  std::vector<std::string> timestamps;  ///< RFC 3161 TimeStampResp tokens (DER) over signature
 };
 
 struct Candidate {
   ParsedSignature sig;
   std::string role;
   std::int64_t signedAt;
+  /// the signing time an RFC 3161 timestamp proves (checked against the policy's TSA roots)
+  std::optional<std::int64_t> timestampedAt = std::nullopt;
   Signer info(const std::string& kind, const std::string& identity, const std::string& issuer = "") const;
 };
 
@@ -114,9 +117,15 @@ struct CaStore {
   std::string label;
   void add(const CaStore& other);
 };
+/// the certificates of PEM text (SpecError "an inline CA certificate is not valid PEM")
+std::vector<CertPtr> certsFromPem(const std::string& pem);
 /// named CA files (or directories) and CRLs, IGTF-style directories (<hash>.N, <hash>.rN)
 CaStore loadCaStore(const std::vector<std::string>& caFiles, const std::vector<std::string>& caDirs,
                     const std::vector<std::string>& crls, const std::vector<std::string>& inlinePems = {});
+/// the time an RFC 3161 token proves data (signature bytes) existed, checked against roots (the
+/// policy's tsa: CAs); SignatureError (malformed, other data) or PolicyError (TSA not trusted)
+std::int64_t verifyTimestamp(const std::string& token, const std::string& data, const std::vector<CertPtr>& roots,
+                             const std::string& where);
 /// an X.509 signature: validity at signing time, chain, proxy refusal, CRLs, key usage, signature
 void verifyX509(const Candidate& c, const CaStore& store);
 /// (identity, issuer) a Fulcio certificate claims (unverified)
@@ -140,4 +149,8 @@ std::vector<std::string> requiredApprovals(const TrustPolicy& policy, const std:
 std::vector<Signer> evaluateApproval(const TrustPolicy& policy, const std::string& name, const std::string& alias,
                                      const std::string& role, const std::string& label, const std::vector<Candidate>& candidates);
 const std::string& policySource(const TrustPolicy& policy);
+/// the root certificates of the RFC 3161 TSAs the policy trusts (tsa: ca)
+const std::vector<CertPtr>& tsaRoots(const TrustPolicy& policy);
+/// signing._timestamped_at: the earliest time the signature's tokens prove (nullopt without one)
+std::optional<std::int64_t> timestampedAt(const ParsedSignature& sig, const TrustPolicy& policy, const std::string& where);
 }  // namespace hepbundle::detail

@@ -245,7 +245,7 @@ void checkSignedDigests(const ParsedSignature& sig, const json& stmt, const std:
                         const std::string& what);
 
 Signer Candidate::info(const std::string& kind, const std::string& identity, const std::string& issuer) const {
-  return Signer{kind, identity, sig.name, role, formatUtc(signedAt), issuer};
+  return Signer{kind, identity, sig.name, role, formatUtc(signedAt), issuer, timestampedAt ? formatUtc(*timestampedAt) : ""};
 }
 
 ParsedSignature parseSignature(const std::string& path, const std::string& name) {
@@ -289,6 +289,18 @@ ParsedSignature parseSignatureDocument(const json& doc, const std::string& name)
     sig.payloadType = str(at(*env, "payloadType"));
     sig.payload = b64decode(at(*env, "payload"));
     sig.signature = b64decode(at((*sigs)[0], "sig"));
+    if (!keyless) {
+      // verificationMaterial.timestampVerificationData.rfc3161Timestamps[].signedTimestamp
+      auto tsd = vm.find("timestampVerificationData");
+      if (tsd != vm.end() && !tsd->is_null() && !(tsd->is_object() && tsd->empty())) {
+        if (!tsd->is_object()) throw Malformed{"'" + std::string(tsd->type_name()) + "' object has no attribute 'get'"};
+        auto stamps = tsd->find("rfc3161Timestamps");
+        if (stamps != tsd->end() && !stamps->is_null()) {
+          if (!stamps->is_array()) throw Malformed{"'" + std::string(stamps->type_name()) + "' object is not iterable"};
+          for (const json& t : *stamps) sig.timestamps.push_back(b64decode(at(t, "signedTimestamp")));
+        }
+      }
+    }
     if (keyless) {
       sig.kind = "sigstore";
       auto cert = vm.find("certificate");
@@ -428,8 +440,9 @@ std::optional<ManifestCheck> verifyManifestSignature(const std::string& root, co
                                " hepbundle.json",
                            "the manifest was edited or the signature belongs to another bundle");
     }
+    const auto stamped = timestampedAt(c.sig, *policy, what + ": " + c.sig.name);
     const std::string signedRole = roleOf(c.sig, c.stmt, c.fileRole, what);
-    candidates.push_back(Candidate{c.sig, signedRole, signedAt(c.stmt)});
+    candidates.push_back(Candidate{c.sig, signedRole, signedAt(c.stmt), stamped});
   }
   return ManifestCheck{ref, policy, evaluatePolicy(*policy, name, candidates), std::move(parsed)};
 }
@@ -437,6 +450,15 @@ std::optional<ManifestCheck> verifyManifestSignature(const std::string& root, co
 void checkSignedDigests(const ParsedSignature& sig, const json& stmt, const std::map<std::string, std::string>& expected, Algorithm alg,
                         const std::string& what) {
   checkStatement(sig, stmt, expected, alg, what);
+}
+
+std::optional<std::int64_t> timestampedAt(const ParsedSignature& sig, const TrustPolicy& policy, const std::string& where) {
+  std::optional<std::int64_t> earliest;
+  for (const auto& token : sig.timestamps) {
+    const std::int64_t t = verifyTimestamp(token, sig.signature, tsaRoots(policy), where);
+    earliest = earliest ? std::min(*earliest, t) : t;
+  }
+  return earliest;
 }
 
 std::vector<Signer> finishPrechecked(const ManifestCheck& pre, const std::string& ref, Algorithm alg,
@@ -457,8 +479,9 @@ std::vector<Signer> verifySignatures(const std::string& root, const std::string&
     const json stmt = statementOf(sig);
     checkStatement(sig, stmt, expected, alg, what);
     const std::int64_t at = signedAt(stmt);
+    const auto stamped = timestampedAt(sig, policy, what + ": " + sig.name);
     const std::string signedRole = roleOf(sig, stmt, role, what);
-    candidates.push_back(Candidate{std::move(sig), signedRole, at});
+    candidates.push_back(Candidate{std::move(sig), signedRole, at, stamped});
   }
   return evaluatePolicy(policy, name, candidates);
 }

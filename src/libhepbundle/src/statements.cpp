@@ -243,6 +243,9 @@ bool validApproval(const std::string& dir, const json& record, const std::string
       const std::string alg = statementAlgorithm(sig, stmt);
       if (!hashed.count(alg)) walk(dir, "", algorithmFromName(alg), hashed[alg]);
       checkSignedDigests(sig, stmt, hashed[alg], algorithmFromName(alg), dir);
+      // the one-rule policy of an approval names no TSA (approvals._one_rule): a token refuses
+      if (!sig.timestamps.empty())
+        throw PolicyError(dir + ": " + sig.name + " carries an RFC 3161 timestamp, but the trust policy names no TSA");
       const std::string r = signedRole(sig, stmt, fileRole, dir);
       candidates.push_back(Candidate{std::move(sig), r, signedTime(stmt)});
     }

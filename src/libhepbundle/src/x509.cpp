@@ -6,6 +6,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ts.h>
 #include <openssl/x509v3.h>
 
 #include <algorithm>
@@ -398,13 +399,14 @@ void verifyX509(const Candidate& c, const CaStore& store) {
   if (isProxy(leaf))
     throw PolicyError(sig.name + ": " + who +
                       " is an RFC 3820 proxy certificate; sign with the end-entity certificate (usercert.pem/userkey.pem) instead");
-  if (c.signedAt > now() + 300)
-    throw SignatureError(sig.name + ": signing time " + formatUtc(c.signedAt) + " is in the future");
+  // the TSA proves when the signature existed: judge the certificate as of then (policy.py)
+  const std::int64_t at = c.timestampedAt ? *c.timestampedAt : c.signedAt;
+  if (at > now() + 300) throw SignatureError(sig.name + ": signing time " + formatUtc(at) + " is in the future");
   const std::int64_t nb = asn1Time(X509_get0_notBefore(leaf)), na = asn1Time(X509_get0_notAfter(leaf));
-  if (!(nb <= c.signedAt && c.signedAt <= na))
-    throw SignatureError(sig.name + ": certificate " + who + " expired at signing time: signed " + formatUtc(c.signedAt) +
-                         ", valid " + formatUtc(nb, "%Y-%m-%d") + " to " + formatUtc(na, "%Y-%m-%d"));
-  const std::string problem = chainError(store, sig.chain, c.signedAt);
+  if (!(nb <= at && at <= na))
+    throw SignatureError(sig.name + ": certificate " + who + " expired at signing time: signed " + formatUtc(at) + ", valid " +
+                         formatUtc(nb, "%Y-%m-%d") + " to " + formatUtc(na, "%Y-%m-%d"));
+  const std::string problem = chainError(store, sig.chain, at);
   if (!problem.empty())
     throw PolicyError(sig.name + ": untrusted CA: " + who + " issued by " + dnString(X509_get_issuer_name(leaf)) +
                       " does not chain to a trusted CA (" + store.label + "): " + problem);
@@ -415,6 +417,45 @@ void verifyX509(const Candidate& c, const CaStore& store) {
   if (!pub) throw SignatureError(sig.name + ": malformed signature file: unreadable certificate key");
   checkKey(pub, sig.name, true);
   verifySignatureBytes(pub, sig.signature, sig.payload, sig.name);
+  // without a token the claimed time proves nothing once the certificate has expired
+  if (!c.timestampedAt && now() > na)
+    throw SignatureError(sig.name + ": certificate " + who + " expired on " + formatUtc(na, "%Y-%m-%d") +
+                             " and the signature carries no RFC 3161 timestamp proving it was made before",
+                         "re-sign with a valid certificate (sign --tsa URL keeps it verifiable after the certificate expires)");
+}
+
+std::int64_t verifyTimestamp(const std::string& token, const std::string& data, const std::vector<CertPtr>& roots,
+                             const std::string& where) {
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(token.data());
+  std::unique_ptr<TS_RESP, decltype(&TS_RESP_free)> resp(d2i_TS_RESP(nullptr, &p, static_cast<long>(token.size())), TS_RESP_free);
+  if (!resp || p != reinterpret_cast<const unsigned char*>(token.data()) + token.size()) {
+    ERR_clear_error();
+    throw SignatureError(where + ": malformed RFC 3161 timestamp: not a DER TimeStampResp");
+  }
+  if (roots.empty())
+    throw PolicyError(where + " carries an RFC 3161 timestamp, but the trust policy names no TSA",
+                      "add the TSA's root certificate to the policy: tsa: {ca: tsa-root.pem}");
+  std::unique_ptr<TS_VERIFY_CTX, decltype(&TS_VERIFY_CTX_free)> ctx(TS_VERIFY_CTX_new(), TS_VERIFY_CTX_free);
+  X509_STORE* store = X509_STORE_new();
+  for (const auto& r : roots) X509_STORE_add_cert(store, r.get());
+  TS_VERIFY_CTX_set_store(ctx.get(), store);  // owned by ctx from here
+  TS_VERIFY_CTX_set_data(ctx.get(), BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
+  // the TSA's signature and its chain to a root of the policy (timeStamping usage), the
+  // version, and the message imprint of the signature bytes
+  TS_VERIFY_CTX_add_flags(ctx.get(), TS_VFY_VERSION | TS_VFY_SIGNATURE | TS_VFY_DATA);
+  if (TS_RESP_verify_response(ctx.get(), resp.get()) != 1) {
+    unsigned long err = 0, e;
+    while ((e = ERR_get_error()) != 0) err = err ? err : e;
+    const std::string text = err ? ERR_reason_error_string(err) ? ERR_reason_error_string(err) : "verification failed" : "verification failed";
+    ERR_clear_error();
+    const std::string msg = where + ": RFC 3161 timestamp refused: " + text;
+    if (ERR_GET_LIB(err) == ERR_LIB_TS && ERR_GET_REASON(err) == TS_R_MESSAGE_IMPRINT_MISMATCH) throw SignatureError(msg);
+    throw PolicyError(msg);
+  }
+  const TS_TST_INFO* info = TS_RESP_get_tst_info(resp.get());
+  const ASN1_GENERALIZEDTIME* gen = info ? TS_TST_INFO_get_time(info) : nullptr;
+  if (!gen) throw SignatureError(where + ": malformed RFC 3161 timestamp: no genTime");
+  return asn1Time(gen);
 }
 
 std::pair<std::string, std::string> sigstoreIdentity(X509* cert) {

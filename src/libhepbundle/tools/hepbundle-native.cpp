@@ -38,8 +38,11 @@ const char* kUsage =
 
 nlohmann::json signersJson(const hepbundle::Bundle& b) {
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& s : b.signers())
-    out.push_back({{"kind", s.kind}, {"identity", s.identity}, {"file", s.file}, {"role", s.role}, {"signedAt", s.signedAt}});
+  for (const auto& s : b.signers()) {
+    nlohmann::json one{{"kind", s.kind}, {"identity", s.identity}, {"file", s.file}, {"role", s.role}, {"signedAt", s.signedAt}};
+    if (!s.timestampedAt.empty()) one["timestampedAt"] = s.timestampedAt;
+    out.push_back(one);
+  }
   return out;
 }
 

@@ -58,8 +58,10 @@ struct Signer {
   std::string identity;  ///< "sha256:<hex>" of the key, or the subject DN
   std::string file;      ///< the signature file ("hepbundle.sig", "hepbundle.author.sig")
   std::string role;      ///< "primary" or the co-signature role
-  std::string signedAt;  ///< YYYY-MM-DDTHH:MM:SSZ
+  std::string signedAt;  ///< YYYY-MM-DDTHH:MM:SSZ, as the signature claims
   std::string issuer;    ///< X.509: the issuer DN
+  /// the signing time an RFC 3161 timestamp proved (YYYY-MM-DDTHH:MM:SSZ), empty without one
+  std::string timestampedAt;
 };
 
 /// One payload file of the manifest.
