@@ -326,9 +326,18 @@ def test_artifact_links_leaving_the_store_are_refused(tmp_path: Path) -> None:
     run_dir = next((tmp_path / "artifacts").rglob(rid)) / "artifacts"
     (run_dir / "model" / "key.pem").symlink_to(tmp_path / "private.key")
     (run_dir / "notes.txt").symlink_to("gone.txt")
+    (run_dir / "plots").mkdir()
+    (run_dir / "plots" / "roc.png").write_bytes(b"\x89PNG")
+    (run_dir / "model" / "roc.png").symlink_to("../plots/roc.png")  # inside the run: read
     plan = plan_import("mlflow", uri)
     [b] = plan.bundles
-    assert [f.dest for f in b.files] == ["model/model.onnx"]
+    assert [f.dest for f in b.files] == [
+        "model/model.onnx",
+        "model/roc.png",
+        "artifacts/plots/roc.png",
+    ]
     reasons = {s.what: s.reason for s in plan.skipped}
-    assert reasons["tau-id v1: model/key.pem"].startswith("refused: symlink leaving the store")
+    assert reasons["tau-id v1: model/key.pem"] == (
+        f"refused: symlink leaving the store (to {tmp_path / 'private.key'})"
+    )
     assert reasons["tau-id v1: artifacts/notes.txt"] == "refused: dangling symlink (to gone.txt)"

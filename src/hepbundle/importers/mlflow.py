@@ -51,14 +51,20 @@ def _local_dir(uri: str, what: str) -> Path:
 
 
 def _files_under(
-    base: Path, prefix: str, mapping: ImportMap, skip: Path | None, what: str
+    base: Path,
+    prefix: str,
+    mapping: ImportMap,
+    skip: Path | None,
+    what: str,
+    store: Path | None = None,
 ) -> tuple[list[PlannedFile], list[Skipped]]:
     """The artifacts below ``base`` (but for the directory ``skip``) placed under ``prefix``,
-    and what the shared scan refused or skipped there (a link leaving the artifact directory,
-    an unreadable directory, a dangling link…), named ``<what>: <prefix>/<path>``."""
+    and what the shared scan refused or skipped there (a link leaving the run's artifacts
+    ``store``, default ``base``; an unreadable directory, a dangling link…), named ``<what>:
+    <prefix>/<path>``."""
     if not base.is_dir():
         return [], []
-    scan = scan_tree(base)
+    scan = scan_tree(base, allow_outside=[store] if store else (), outside_hint=None)
     cut = skip.relative_to(base).as_posix() if skip is not None and skip != base else None
 
     def kept(rel: str) -> bool:
@@ -166,7 +172,10 @@ class MlflowImporter:
         else:
             model_dir = _local_dir(client.get_model_version_download_uri(rm.name, mv.version), what)
         run_dir = _local_dir(run.info.artifact_uri, what)
-        files, left = _files_under(model_dir, "model", mapping, None, what)
+        inside_run = run_dir in model_dir.parents
+        files, left = _files_under(
+            model_dir, "model", mapping, None, what, run_dir if inside_run else None
+        )
         if not files:
             state = "is empty" if model_dir.is_dir() else "does not exist"
             return Skipped(

@@ -85,10 +85,16 @@ def _under(path: str, dirs: Sequence[str]) -> str | None:
     return next((d for d in dirs if path == d or path.startswith(d.rstrip(os.sep) + os.sep)), None)
 
 
-def scan_tree(root: Path, *, allow_outside: Iterable[str | os.PathLike[str]] = ()) -> Scan:
+def scan_tree(
+    root: Path,
+    *,
+    allow_outside: Iterable[str | os.PathLike[str]] = (),
+    outside_hint: str | None = "allow its target with --allow-links-outside DIR",
+) -> Scan:
     """The scan of the store at ``root`` (see the module docstring). ``allow_outside``: the
     directories a file symlink may point into from inside the store (by default none: a link
-    leaving the store would copy, say, ``/etc/passwd`` into a signed bundle)."""
+    leaving the store would copy, say, ``/etc/passwd`` into a signed bundle); ``outside_hint``
+    ends the refusal of any other such link (None: nothing to say)."""
     if not root.is_dir():
         raise SpecError(f"import source {root} is not a directory")
     real_root = os.path.realpath(root)
@@ -189,8 +195,8 @@ def scan_tree(root: Path, *, allow_outside: Iterable[str | os.PathLike[str]] = (
                 Entry(
                     legacy,
                     "symlink",
-                    refused=f"symlink leaving the store (to {target}); allow its target with "
-                    "--allow-links-outside DIR",
+                    refused=f"symlink leaving the store (to {target})"
+                    + (f"; {outside_hint}" if outside_hint else ""),
                     target=written,
                 )
             )
