@@ -317,6 +317,7 @@ def test_file_name_not_utf8_refuses_the_tag_unless_skipped(
     out = json.loads(r.stdout.split("\nhepbundle: error")[0])
     assert [o["ref"] for o in out["outcomes"]] == [f"{NAME}@0.2.2", f"{NAME}@0.3.0"]
     assert "1 version(s) refused, not published: tag V00-04-00" in r.stderr
+    assert "skip: a file the import cannot reproduce" in r.stderr  # the hint fits the refusal
     m = tmp_path / "map.yaml"
     m.write_text("skip: ['RecoTauTag/TrainingFiles/data/DeepTauId/caf*.pb']\n")  # legacy path
     r = _import(src, repo, ec_key[0], "--map", str(m))

@@ -261,15 +261,20 @@ def import_(
         emit_json(report.to_json())
     else:
         _print_report(report)
-    if plan.refused:
-        conflicts = f" (and {len(report.conflicts)} conflict(s))" if report.conflicts else ""
-        raise SpecError(
-            f"{len(plan.refused)} version(s) refused, not published{conflicts}: "
-            + ", ".join(r.what for r in plan.refused),
-            hint="see 'refused versions' above (or --dry-run): restore the missing payload and "
-            "re-run; what was published stays",
-        )
     failed = [o for o in report.outcomes if o.status == FAILED]
+    if plan.refused:
+        also = "".join(
+            f" (and {n} {what})"
+            for n, what in ((len(failed), "failed"), (len(report.conflicts), "conflict(s)"))
+            if n
+        )
+        raise SpecError(
+            f"{len(plan.refused)} version(s) refused, not published{also}: "
+            + ", ".join(r.what for r in plan.refused),
+            hint="see 'refused versions' above (or --dry-run): each says why and what to do "
+            "(restore a missing payload, skip: a file the import cannot reproduce); then re-run, "
+            "what was published stays",
+        )
     if failed:
         raise BuildError(
             f"{len(failed)} version(s) failed, not published: "
