@@ -816,3 +816,22 @@ def test_mapping_metadata_changed_after_publishing_is_reported(
     )
     r = CliRunner().invoke(main, [*args, "--json"])
     assert {o["status"] for o in json.loads(r.output)["outcomes"]} == {"metadata-changed"}
+
+
+def test_lwtnn_networks_in_cms_data_are_models_by_blob_content(tmp_path: Path) -> None:
+    """cms-data keeps lwtnn networks too (RecoBTag-Combined's DeepCSV): read from the tag's
+    blob at plan time, so the dry-run already shows the role."""
+    from .import_fixtures import git, make_cms_data
+
+    repo = make_cms_data(tmp_path / "cms")
+    (repo / "data" / "DeepCSV_PhaseI.json").write_text(json.dumps(LWTNN_SEQUENTIAL))
+    (repo / "data" / "settings.json").write_text(json.dumps(NOT_LWTNN))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "DeepCSV network")
+    git(repo, "tag", "V02-00-00")
+    (repo / "data" / "DeepCSV_PhaseI.json").write_text("{}")  # the work tree plays no part
+    plan = plan_import("cms-data", repo)
+    [v2] = [b for b in plan.bundles if b.spec.version == "2.0.0"]
+    roles = {f.dest: f.role for f in v2.files}
+    assert roles["data/DeepCSV_PhaseI.json"] == "model"
+    assert roles["data/settings.json"] == "config"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,16 @@ from .._yaml import LineMap, load_yaml
 from ..errors import SpecError
 from ..spec import validate
 
-__all__ = ["COMMON_KEYS", "DEFAULT_ROLES", "ImportMap", "glob_match", "is_lwtnn", "load_map"]
+__all__ = [
+    "COMMON_KEYS",
+    "DEFAULT_ROLES",
+    "LWTNN_MAX_BYTES",
+    "Content",
+    "ImportMap",
+    "glob_match",
+    "is_lwtnn",
+    "load_map",
+]
 
 #: the mapping keys every built-in importer reads (``defaults.version`` is listed on its own:
 #: only the importers that make versions up read it)
@@ -59,21 +68,31 @@ DEFAULT_ROLES: tuple[tuple[str, str], ...] = (
 #: ``input_sequences`` and ``nodes``); each layer names its ``architecture``
 _LWTNN_KEYS = frozenset({"inputs", "layers", "outputs"})
 #: the largest JSON file read to tell an lwtnn network (big networks are tens of MB)
-_LWTNN_LIMIT = 256 * 1024 * 1024
+LWTNN_MAX_BYTES = 256 * 1024 * 1024
+
+#: a file's content for :meth:`ImportMap.role`: its path, or a function returning its bytes
+Content = Path | Callable[[], bytes]
 
 
-def is_lwtnn(path: Path) -> bool:
-    """Whether ``path`` is an lwtnn network (sequential or graph JSON): an object with
-    ``inputs``, ``layers`` and ``outputs`` whose layers each name an ``architecture``. A file
-    that cannot be read or parsed is not one (its role stays ``config``)."""
-    from .._json import read_json
+def is_lwtnn(content: Content) -> bool:
+    """Whether ``content`` (a path, or a function returning the bytes) is an lwtnn network
+    (sequential or graph JSON): an object with ``inputs``, ``layers`` and ``outputs`` whose
+    layers each name an ``architecture``. A file that cannot be read or parsed, or is larger
+    than :data:`LWTNN_MAX_BYTES`, is not one (its role stays ``config``)."""
+    from .._json import parse_json, read_json
     from ..errors import HepbundleError
 
     try:
-        with open(path, "rb") as f:
-            if f.read(64).lstrip()[:1] != b"{":
+        if isinstance(content, Path):
+            with open(content, "rb") as f:
+                if f.read(64).lstrip()[:1] != b"{":
+                    return False
+            doc = read_json(content, limit=LWTNN_MAX_BYTES)
+        else:
+            data = content()
+            if data.lstrip()[:1] != b"{":
                 return False
-        doc = read_json(path, limit=_LWTNN_LIMIT)
+            doc = parse_json(data, "an lwtnn candidate", limit=LWTNN_MAX_BYTES)
     except (OSError, HepbundleError):
         return False
     if not isinstance(doc, dict) or not doc.keys() >= _LWTNN_KEYS:
@@ -173,17 +192,18 @@ class ImportMap:
                 "repository, the registered model name)",
             )
 
-    def role(self, legacy: str, path: Path | None = None) -> str:
+    def role(self, legacy: str, content: Content | None = None) -> str:
         """The role of a file by its legacy path: the mapping's globs, then the defaults. Given
-        the file (``path``), a ``.json`` the defaults call ``config`` is ``model`` when it is an
-        lwtnn network (:func:`is_lwtnn`): lwtnn's files are told apart by content only."""
+        the file's ``content`` (its path, or a function returning its bytes, called only for
+        such a file), a ``.json`` the defaults call ``config`` is ``model`` when it is an lwtnn
+        network (:func:`is_lwtnn`): lwtnn's files are told apart by content only."""
         for pattern, role in self.roles:
             if glob_match(pattern, legacy):
                 return role
         for pattern, role in DEFAULT_ROLES:
             if glob_match(pattern, legacy):
-                if role == "config" and pattern == "*.json" and path is not None:
-                    return "model" if is_lwtnn(path) else role
+                if role == "config" and pattern == "*.json" and content is not None:
+                    return "model" if is_lwtnn(content) else role
                 return role
         return "data"
 

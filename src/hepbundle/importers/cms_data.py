@@ -43,7 +43,7 @@ from ..errors import BuildError, PathError, SpecError
 from ..paths import check_collisions, check_relpath, is_reserved
 from ..provenance import git_output, strip_credentials
 from ..repository.refs import version_key
-from ._mapping import COMMON_KEYS, ImportMap
+from ._mapping import COMMON_KEYS, LWTNN_MAX_BYTES, ImportMap
 from .base import ImportPlan, PlannedBundle, PlannedFile, Skipped, make_bundle, safe_name
 
 __all__ = ["CmsDataImporter", "package_of", "tag_version"]
@@ -455,9 +455,16 @@ class CmsDataImporter:
                 skipped.append(Skipped(_shown(path), reason))
                 continue
             assert size is not None  # refused above
-            files.append(PlannedFile(path, path, legacy, size, mapping.role(legacy)))
+            # a .json may be an lwtnn network, told by content: read from its blob, if small
+            blob = None if size is None or size > LWTNN_MAX_BYTES else _blob(repo, sha)
+            files.append(PlannedFile(path, path, legacy, size, mapping.role(legacy, blob)))
             blobs.append((path, sha, size))
         return layout, files, blobs, skipped
+
+
+def _blob(repo: Path, sha: str) -> Callable[[], bytes]:
+    """A function returning the bytes of the blob ``sha`` of ``repo``."""
+    return lambda: git_output(["cat-file", "blob", sha], repo)
 
 
 def _shown(path: str) -> str:
