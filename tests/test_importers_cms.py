@@ -483,3 +483,30 @@ def test_keep_going_publishes_the_tags_that_build(
     assert f"{NAME}@0.3.1  published" in r.stdout and f"{NAME}@0.2.2" not in r.stdout
     assert "tag V00-02-02: refused: 1 file(s) of the release cannot be imported" in r.stdout
     assert "hepbundle: error: 1 version(s) refused, not published: tag V00-02-02" in r.stderr
+
+
+def test_the_release_environment_pins_every_legacy_lookup(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HEPBUNDLE_LEGACY_PINS, set once by a release's environment, pins every lookup of an
+    unchanged job script; --pin overrides one prefix; pins={} asks for none."""
+    src = make_deeptau(tmp_path / "src")
+    repo = tmp_path / "repo"
+    assert _import(src, repo, ec_key[0]).exit_code == 0
+    old = cms_tree(DEEPTAU_TAGS, "V00-02-02")[DEEPTAU_CORE]
+    new = cms_tree(DEEPTAU_TAGS, "V00-03-00")[DEEPTAU_CORE]
+    monkeypatch.setenv("HEPBUNDLE_LEGACY_PINS", "CondFormats/JetMETObjects=V01-00-03,"
+                       "RecoTauTag/TrainingFiles=V00-02-02")  # fmt: skip
+    args = ["path", "--legacy", f"cms:{CORE_LEGACY}", "--repo", str(repo)]
+    for extra, want in [((), old), (("--pin", "RecoTauTag/TrainingFiles=V00-03-00"), new)]:
+        r = CliRunner().invoke(main, [*args, *extra])
+        assert r.exit_code == 0, r.output
+        assert Path(r.stdout.strip()).read_bytes() == want, extra
+    assert resolve_legacy(f"cms:{CORE_LEGACY}", repos=[repo])[0].version == "0.2.2"
+    assert resolve_legacy(f"cms:{CORE_LEGACY}", repos=[repo], pins={})[0].version == "0.3.0"
+    monkeypatch.setenv("HEPBUNDLE_LEGACY_PINS", "RecoTauTag/TrainingFiles")
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2
+    assert (
+        "HEPBUNDLE_LEGACY_PINS: pin 'RecoTauTag/TrainingFiles' is not <legacy prefix>=" in r.output
+    )

@@ -107,6 +107,12 @@ VARIABLES: tuple[Variable, ...] = (
         "The job's context, checked against a version's validity scope at resolve "
         "(run=456789,release=CMSSW_15_0_3; what --context / context= give).",
     ),
+    Variable(
+        "HEPBUNDLE_LEGACY_PINS",
+        "Pins of legacy-path lookups (path --legacy): PREFIX=TAG or PREFIX=VERSION entries by "
+        "spaces or commas, as a release's CMSSW_DATA_PACKAGE lists them "
+        "(RecoTauTag/TrainingFiles=V00-02-02); --pin overrides one prefix.",
+    ),
     Variable("RUCIO_HOME", "Rucio client home (etc/rucio.cfg)."),
     Variable("VIRTUAL_ENV", "Virtual environment searched for etc/rucio.cfg."),
     Variable("CUDA_VERSION", "CUDA version recorded in the environment provenance."),
@@ -163,6 +169,8 @@ class Settings:
     cuda_version: str | None
     #: as written; the resolver parses it (bundle-spec/validity.md)
     context: str | None = None
+    #: as written; the legacy lookup parses it (importers.legacy.parse_pins)
+    legacy_pins: str | None = None
 
     @property
     def default_repo(self) -> Path:
@@ -221,4 +229,5 @@ def settings() -> Settings:
         virtual_env=_get("VIRTUAL_ENV"),
         cuda_version=_get("CUDA_VERSION"),
         context=_get("HEPBUNDLE_CONTEXT"),
+        legacy_pins=_get("HEPBUNDLE_LEGACY_PINS"),
     )

@@ -49,7 +49,8 @@ __all__ = ["COMMANDS"]
     metavar="PREFIX=TAG",
     help="With --legacy: serve legacy paths under PREFIX from the version imported from TAG (or "
     "that version number), e.g. RecoTauTag/TrainingFiles=V00-02-02 as the release's "
-    "CMSSW_DATA_PACKAGE pins it; repeatable, several per value separated by spaces.",
+    "CMSSW_DATA_PACKAGE pins it; repeatable, several per value separated by spaces; added to "
+    "(and overriding, prefix by prefix) $HEPBUNDLE_LEGACY_PINS.",
 )
 @json_option
 def path(
@@ -92,14 +93,14 @@ def path(
     if legacy:
         if file:
             raise click.UsageError("--legacy takes no FILE: the legacy path names the file")
-        from ..importers.legacy import parse_pins, resolve_legacy  # importers sit above load
+        from ..importers.legacy import legacy_pins, resolve_legacy  # importers sit above load
 
         b, file = resolve_legacy(
             ref,
             verify=mode,
             policy=trust,
             repos=repos or None,
-            pins=parse_pins(pins),
+            pins=legacy_pins(pins),
         )
         _resolver.check_scope(b.manifest, context)
     else:

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ..bundle import Bundle
+from ..config import settings
 from ..errors import (
     NotFoundError,
     PathError,
@@ -39,6 +40,7 @@ from .base import LegacyAlias
 __all__ = [
     "COMPAT_LAYOUTS",
     "best_per_legacy",
+    "legacy_pins",
     "parse_pins",
     "resolve_legacy",
     "write_alias_links",
@@ -46,6 +48,17 @@ __all__ = [
 ]
 
 log = logging.getLogger("hepbundle")
+
+
+def legacy_pins(given: Iterable[str] = ()) -> dict[str, str]:
+    """The pins of a legacy lookup: ``HEPBUNDLE_LEGACY_PINS`` (a release's pin list, set once
+    by its environment), overlaid prefix by prefix with ``given`` (``--pin``)."""
+    env = settings().legacy_pins
+    try:
+        pins = parse_pins([env] if env else [])
+    except UsageError as e:
+        raise UsageError(f"HEPBUNDLE_LEGACY_PINS: {e}", hint=e.hint) from None
+    return {**pins, **parse_pins(given)}
 
 
 def parse_pins(texts: Iterable[str]) -> dict[str, str]:
@@ -110,9 +123,12 @@ def resolve_legacy(
     digest), so ``bundle.path(file)`` hands back a verified file.
 
     Several versions carrying the legacy path: the highest released, non-yanked one, unless one
-    of ``pins`` (``{"RecoTauTag/TrainingFiles": "V00-02-02"}``, see :func:`parse_pins`) covers
-    the path: then exactly the version it names (a tag must be the one the signed manifest
-    records as imported from), in the first repository that has it, or NotFoundError."""
+    of ``pins`` (``{"RecoTauTag/TrainingFiles": "V00-02-02"}``, see :func:`parse_pins`; None:
+    ``HEPBUNDLE_LEGACY_PINS``, ``{}``: no pin) covers the path: then exactly the version it
+    names (a tag must be the one the signed manifest records as imported from), in the first
+    repository that has it, or NotFoundError."""
+    if pins is None:
+        pins = legacy_pins()
     ns, sep, rest = key.partition(":")
     if not sep or not ns or not rest:
         raise NotFoundError(
