@@ -139,6 +139,16 @@ def native_verdict(c: Case) -> tuple[str, str]:
     return "ok", f"{doc['path']} verified={doc['verified']}"
 
 
+def assert_same_verdict(case: Case) -> None:
+    """Both implementations give the same verdict and error class (and message, where worded
+    alike)."""
+    py = python_verdict(case)
+    native = native_verdict(case)
+    assert native[0] == py[0], f"python: {py}\nnative: {native}"
+    if case.same_message:
+        assert native[1] == py[1]
+
+
 # --- the world the cases live in -----------------------------------------------------------------
 
 
@@ -503,12 +513,7 @@ TIMESTAMPED = (
 
 @pytest.mark.parametrize("case", TIMESTAMPED)
 def test_same_timestamp_verdict(world: World, tsa: tuple[str, Path], case: str) -> None:
-    c = _stamped(world, *tsa, case)
-    py = python_verdict(c)
-    native = native_verdict(c)
-    assert native[0] == py[0], f"python: {py}\nnative: {native}"
-    if c.same_message:
-        assert native[1] == py[1]
+    assert_same_verdict(_stamped(world, *tsa, case))
 
 
 CASES: dict[str, Callable[[World], Case]] = {
@@ -607,12 +612,7 @@ CASES: dict[str, Callable[[World], Case]] = {
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_same_verdict(world: World, name: str) -> None:
-    case = CASES[name](world)
-    py = python_verdict(case)
-    native = native_verdict(case)
-    assert native[0] == py[0], f"python: {py}\nnative: {native}"
-    if case.same_message:
-        assert native[1] == py[1]
+    assert_same_verdict(CASES[name](world))
 
 
 # --- resolve: catalogue, aliases, latest, yank, digest check, search-path order -------------------
@@ -742,12 +742,7 @@ RESOLVE: dict[str, Callable[[Repos, Path], Case]] = {
 
 @pytest.mark.parametrize("name", sorted(RESOLVE))
 def test_same_resolve_verdict(repos: Repos, tmp_path: Path, name: str) -> None:
-    case = RESOLVE[name](repos, tmp_path)
-    py = python_verdict(case)
-    native = native_verdict(case)
-    assert native[0] == py[0], f"python: {py}\nnative: {native}"
-    if case.same_message:
-        assert native[1] == py[1]
+    assert_same_verdict(RESOLVE[name](repos, tmp_path))
 
 
 # --- malformed inputs: the native side gives one clean error, quickly -----------------------------
@@ -1058,9 +1053,4 @@ TRUST: dict[str, Callable[[Trusted], Case]] = {
 
 @pytest.mark.parametrize("name", sorted(TRUST))
 def test_same_trust_verdict(trusted: Trusted, name: str) -> None:
-    case = TRUST[name](trusted)
-    py = python_verdict(case)
-    native = native_verdict(case)
-    assert native[0] == py[0], f"python: {py}\nnative: {native}"
-    if case.same_message:
-        assert native[1] == py[1]
+    assert_same_verdict(TRUST[name](trusted))

@@ -4,7 +4,6 @@
 // user owns it and nobody else can write it; CVMFS extended attributes count only on cvmfs2 mounts.
 #include <fcntl.h>
 #include <limits.h>
-#include <pwd.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -161,28 +160,12 @@ void VerificationCache::record(const std::string& d, const std::vector<Item>& it
   mkdir((dir_ + "/verified").c_str(), 0700);
   mkdir(parent.c_str(), 0700);
   chmod(dir_.c_str(), 0700);
-  std::string tmpl = parent + "/.tmp-XXXXXX";
-  const int fd = mkstemp(&tmpl[0]);
-  if (fd < 0) return;  // not writable: continue without it
-  const std::string text = e.dump();
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ok = (::close(fd) == 0) && ok;
-  if (!ok || std::rename(tmpl.c_str(), target.c_str()) != 0) ::unlink(tmpl.c_str());
+  writeFileAtomic(target, e.dump());  // not writable: continue without it
 }
 
 std::shared_ptr<VerificationCache> defaultCache() {
   if (!envOr("HEPBUNDLE_NO_CACHE").empty()) return nullptr;
-  const std::string base = envOr("HEPBUNDLE_CACHE_DIR");
-  if (!base.empty()) return std::make_shared<VerificationCache>(base);
-  std::string xdg = envOr("XDG_CACHE_HOME");
-  if (xdg.empty()) {
-    std::string home = envOr("HOME");
-    if (home.empty()) {
-      if (const passwd* pw = getpwuid(getuid())) home = pw->pw_dir;
-    }
-    xdg = home + "/.cache";
-  }
-  return std::make_shared<VerificationCache>(xdg + "/hepbundle");
+  return std::make_shared<VerificationCache>(cacheDirectory());
 }
 
 }  // namespace hepbundle::detail

@@ -28,6 +28,8 @@ std::vector<std::string> closeMatches(const std::string& word,
                                       const std::vector<std::string>& possibilities, std::size_t n,
                                       double cutoff);
 std::string join(const std::vector<std::string>& parts, const std::string& sep);
+/// Python's str() of a JSON value (text as is, None, True/False, else its JSON)
+std::string pyStr(const json& v);
 bool startsWith(const std::string& s, const std::string& prefix);
 bool endsWith(const std::string& s, const std::string& suffix);
 bool isNameValid(const std::string& name);        // namespace/name
@@ -61,6 +63,9 @@ struct ReadError {
 /// "a FIFO (named pipe)", "a character device", … (src/hepbundle/regular.py describe_mode)
 std::string describeMode(mode_t m);
 std::string readSmallFile(const std::string& path, std::size_t max);
+/// write text to target through a private temporary file beside it and a rename (readers see
+/// the old file or the new one); false when the directory is not writable
+bool writeFileAtomic(const std::string& target, const std::string& text);
 /// JSON parse with a nesting limit; throws FormatError "<source>: not valid JSON: …"
 json parseJson(const std::string& text, const std::string& source);
 

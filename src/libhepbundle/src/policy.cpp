@@ -506,14 +506,14 @@ std::shared_ptr<const TrustPolicy> loadPolicy(const std::string& path) {
     throw SpecError("cannot read trust policy " + path + ": " + why);
   }
   const YAML::Node doc = parseYaml(text, path);
-  Reader r{path, dirName(realpathOf(absolutePath(path)))};
+  Reader r{path, dirName(realpathOf(absolutePath(path))), {}};
   return readPolicy(doc, r, path);
 }
 
 std::shared_ptr<const TrustPolicy> policyFromDocument(const std::string& text, const std::string& member, const std::string& source,
                                                       const std::string& base) {
   const YAML::Node doc = parseYaml(text, source);
-  Reader r{source, base};
+  Reader r{source, base, {}};
   return readPolicy(doc[member], r, source);
 }
 

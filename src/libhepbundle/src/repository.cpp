@@ -127,14 +127,6 @@ bool isDirPath(const std::string& p) {
   return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-// Python's str() of a JSON value, for messages that quote one
-std::string pyStr(const json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
-  if (v.is_null()) return "None";
-  return v.dump();
-}
-
 const char* kRepositoryV1 = "application/vnd.hepbundle.repository.v1+json";
 const char* kRepositoryV2 = "application/vnd.hepbundle.repository.v2+json";
 

@@ -27,14 +27,6 @@ std::string nowUtc() {
   return formatUtc(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
-// Python's str() of a JSON value
-std::string pyStr(const json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_null()) return "None";
-  if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
-  return v.dump();
-}
-
 // body.get(key) == value, with Python's equality of JSON values (1 == 1.0, None == null)
 bool equals(const json& body, const char* key, const json& value) {
   auto it = body.find(key);
@@ -186,13 +178,7 @@ void checkAndRecord(const std::string& path, const std::string& repository, cons
   const std::string parent = dirName(path);
   for (std::size_t pos = 1; pos != std::string::npos; pos = parent.find('/', pos + 1)) mkdir(parent.substr(0, pos).c_str(), 0700);
   mkdir(parent.c_str(), 0700);
-  std::string tmpl = parent + "/.tmp-XXXXXX";
-  const int fd = mkstemp(&tmpl[0]);
-  if (fd < 0) return;
-  const std::string text = canonicalJson(data);
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ok = (::close(fd) == 0) && ok;
-  if (!ok || std::rename(tmpl.c_str(), path.c_str()) != 0) ::unlink(tmpl.c_str());
+  writeFileAtomic(path, canonicalJson(data));
 }
 
 // signing._directory_digests: every regular file under a signed record directory

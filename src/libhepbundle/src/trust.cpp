@@ -43,14 +43,6 @@ std::string lower(std::string s) {
   return s;
 }
 
-// Python's str() of a JSON value (None, True, text)
-std::string pyStr(const json& v) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_null()) return "None";
-  if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
-  return v.dump();
-}
-
 // trust._pins: the digests HEPBUNDLE_TRUST_ROOT pins, or nullopt when it is unset
 std::optional<std::vector<std::string>> pins() {
   if (!isSet(kTrustRootEnv)) return std::nullopt;

@@ -494,4 +494,24 @@ void log(const Options& o, LogLevel level, const std::string& msg) {
   }
 }
 
+std::string pyStr(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
+  if (v.is_null()) return "None";
+  return v.dump();
+}
+
+bool writeFileAtomic(const std::string& target, const std::string& text) {
+  std::string tmpl = dirName(target) + "/.tmp-XXXXXX";
+  const int fd = mkstemp(&tmpl[0]);
+  if (fd < 0) return false;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ok = (::close(fd) == 0) && ok;
+  if (!ok || std::rename(tmpl.c_str(), target.c_str()) != 0) {
+    ::unlink(tmpl.c_str());
+    return false;
+  }
+  return true;
+}
+
 }  // namespace hepbundle::detail
