@@ -346,7 +346,7 @@ def test_clone_without_tags_is_an_error(tmp_path: Path, depth: str | None) -> No
 
 
 def test_pinned_release_gets_the_bytes_of_its_tag(
-    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """V00-03-00 retrained core.pb; a release pinning V00-02-02 must still read the old one,
     through hepbundle path --legacy --pin and through the per-version compat tree."""
@@ -363,6 +363,11 @@ def test_pinned_release_gets_the_bytes_of_its_tag(
         args = ["path", "--legacy", f"cms:{CORE_LEGACY}", "--repo", str(repo)]
         return CliRunner().invoke(main, [*args, *(a for p in pins for a in ("--pin", p))])
 
+    caplog.clear()
+    assert legacy_path().exit_code == 0
+    assert f"cms:{CORE_LEGACY} is in 2 versions (0.3.0, 0.2.2); serving the highest, 0.3.0" in (
+        caplog.text
+    )  # the unpinned answer is not given silently
     for pins, want in [
         ((), new),  # no pin: the highest release
         (("Alignment/OfflineValidation=V00-03-00 RecoTauTag/TrainingFiles=V00-02-02",), old),
@@ -404,6 +409,12 @@ def test_pinned_release_gets_the_bytes_of_its_tag(
             tree["README.md"]
         )
     assert not (compat / CORE_LEGACY).exists()  # per-version only: no unpinned flat tree
+    caplog.clear()
+    r = _import(src, repo, ec_key[0], "--compat-tree", str(tmp_path / "flat"))
+    assert r.exit_code == 0, r.output
+    assert "5 legacy path(s) of cms are in several versions and link to the highest" in (
+        caplog.text
+    )
 
 
 def test_a_tag_pin_needs_the_version_imported_from_that_tag(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -154,6 +155,15 @@ def resolve_legacy(
                 carried += [f"{h.name}@{h.version}" for h in hits]
                 continue
             best = match
+        elif len(hits) > 1:
+            log.warning(
+                "%s is in %d versions (%s); serving the highest, %s: a release that pins an "
+                "older tag needs that pin (--pin, HEPBUNDLE_LEGACY_PINS)",
+                legacy,
+                len(hits),
+                ", ".join(h.version for h in hits[:5]),
+                best.version,
+            )
         b = resolve(f"{best.name}@{best.version}", verify=verify, policy=policy, repos=[root])
         _check_signed_entry(b, best, rest, root)
         if pin is not None:
@@ -266,6 +276,16 @@ def write_compat_tree(
             if layout == "latest"
             else [h for h in hits if h.legacy in best]  # one name per legacy path, every version
         )
+        shared = sum(n > 1 for n in Counter(h.legacy for h in hits).values())
+        if layout == "latest" and shared:
+            log.warning(
+                "compat tree %s: %d legacy path(s) of %s are in several versions and link to "
+                "the highest; a release pinning an older tag would read the wrong file there: "
+                "write --compat-layout per-version",
+                out,
+                shared,
+                ns,
+            )
         for hit in chosen:
             rest = hit.legacy.partition(":")[2]
             link = _link_inside(
