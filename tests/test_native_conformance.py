@@ -935,6 +935,25 @@ def _serial_rollback(t: Trusted) -> Case:
     return Case("atlas/tauid@prod", repos=[t.root])
 
 
+def _serial_below_seen(t: Trusted) -> Case:
+    """The serial lowered below what this node has seen (by the native library), though still
+    above the name's newest statement: another name of the namespace changed since."""
+    from hepbundle.repository.layout import catalog_dir, repository_format
+
+    b = make_bundle(t.tmp, "atlas/other", "1.0.0", payload=b"other", key=t.key)
+    publish(b, t.root, statement_signer=KeySigner(t.key))
+    seen = native_verdict(Case("atlas/tauid@prod", repos=[t.root]))
+    assert seen[0] == "ok", seen
+    if repository_format(t.root) == 1:
+        path = t.root / "catalog" / "repository.json"
+    else:
+        path = catalog_dir(t.root, "atlas") / "namespace.json"
+    doc = json.loads(path.read_text())
+    doc["serial"] -= 1
+    path.write_text(json.dumps(doc))
+    return Case("atlas/tauid@prod", repos=[t.root])
+
+
 def _corrupt_statement(t: Trusted, index: int) -> Case:
     import base64
 
@@ -1017,6 +1036,7 @@ TRUST: dict[str, Callable[[Trusted], Case]] = {
     "catalog-unyank": _unyank,
     "catalog-hidden-release": _hidden_release,
     "catalog-serial-rollback": _serial_rollback,
+    "catalog-serial-below-seen": _serial_below_seen,
     "catalog-unsigned": lambda t: (
         _edit_catalog(t, lambda d: d.pop("statements")),
         Case("atlas/tauid@prod", repos=[t.root]),
