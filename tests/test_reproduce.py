@@ -229,3 +229,44 @@ def test_run_creates_environment_from_lock(tmp_path: Path) -> None:
     assert {c["name"]: c["within"] for c in res["comparison"]} == {"mean": True, "spread": True}
     prefix = (tmp_path / "w" / "src" / "prefix.txt").read_text()
     assert prefix == str(tmp_path / "w" / "venv")  # the lock's environment, not ours
+
+
+def test_a_relative_data_file_is_found_on_another_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A spec in a subdirectory of the training checkout names its data relative to itself
+    (``../../data/train.npz``). The build records where the file lies in the checkout
+    (``checkoutPath: data/train.npz``), so ``reproduce --check`` run from any directory of
+    another clone finds the file there; before, it looked for ``../../data/train.npz`` from
+    the current directory and found nothing (issue 14, item 14)."""
+    repo = make_trained_repo(tmp_path)
+    spec_dir = repo / "models" / "tagger"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "model.onnx").write_bytes(b"weights" * 100)
+    (spec_dir / "hepbundle.yaml").write_text(
+        "name: atlas/toy-tagger\nversion: 1.0.0\nsummary: Toy tagger\nlicense: Apache-2.0\n"
+        "framework: onnx\nfiles:\n  - path: model.onnx\n    role: model\n"
+        "data:\n  - type: file\n    path: ../../data/train.npz\n    split: train\n"
+        "  - type: file\n    path: /eos/atlas/not-mounted-here/test.npz\n"
+    )
+    bundle = hepbundle.build(spec_dir, tmp_path / "bundle")
+    refs = bundle.manifest.meta["data"]
+    assert refs[0]["path"] == "../../data/train.npz"
+    assert refs[0]["checkoutPath"] == "data/train.npz"
+    assert "checkoutPath" not in refs[1]  # absolute: nothing to resolve against a checkout
+    other = tmp_path / "elsewhere" / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(other))
+    (other / "data").mkdir()  # data/ is git-ignored: the user puts the file in place
+    shutil.copyfile(repo / "data" / "train.npz", other / "data" / "train.npz")
+    (other / "models" / "tagger").mkdir(parents=True)
+    opened = hepbundle.open(bundle.root, verify="integrity")
+    for cwd in (other, other / "models", other / "models" / "tagger"):
+        monkeypatch.chdir(cwd)
+        item = next(i for i in check(opened).items if i.name == "../../data/train.npz")
+        assert item.status == "ok" and item.found, item
+        assert Path(item.found).resolve() == (other / "data" / "train.npz").resolve(), item
+    monkeypatch.chdir(tmp_path)  # outside any checkout, without --data-dir: missing, as before
+    item = next(i for i in check(opened).items if i.name == "../../data/train.npz")
+    assert item.status == "missing"
+    item = next(i for i in check(opened, data_dirs=[other]).items if i.name.endswith("train.npz"))
+    assert item.status == "ok"  # a --data-dir is a checkout root too

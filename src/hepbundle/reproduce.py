@@ -206,6 +206,13 @@ def _check_data(ref: Mapping[str, Any], data_dirs: Sequence[str | os.PathLike[st
     want = ref.get("sha256")
     path = Path(name)
     candidates = [path] if path.is_absolute() else [Path(d) / name for d in (*data_dirs, ".")]
+    in_checkout = ref.get("checkoutPath")
+    if in_checkout and not path.is_absolute():
+        # recorded at build: where the file lies in the training checkout, found from the
+        # checkout the user stands in (any directory of it) or under a --data-dir
+        here = _git(["rev-parse", "--show-toplevel"], Path.cwd())
+        top = here.stdout.decode().strip() if here.returncode == 0 else None
+        candidates += [Path(d) / str(in_checkout) for d in (*([top] if top else []), *data_dirs)]
     candidates += [] if path.is_absolute() else [Path(d) / path.name for d in data_dirs]
     for c in candidates:
         if not c.is_file():
@@ -320,9 +327,17 @@ def run(
     if patch is not None and patch.found and _git(["apply", patch.found], src).returncode != 0:
         raise ToolError(f"the packed dirty diff does not apply to {code['commit'][:12]}")
     command = str(code.get("command") or (prov.get("training") or {}).get("command"))
+    in_checkout = {
+        str(d.get("path")): str(d["checkoutPath"])
+        for d in bundle.manifest.meta.get("data") or []
+        if isinstance(d, dict) and d.get("checkoutPath")
+    }
     for item in report.items:
         if item.what == "data" and item.found:
-            _link_data(src, item.name, Path(item.found).absolute(), shlex.split(command))
+            found = Path(item.found).absolute()
+            _link_data(src, item.name, found, shlex.split(command))
+            if item.name in in_checkout:  # where the training checkout had it
+                _link_data(src, in_checkout[item.name], found, ())
     lock_item = report.item("environment")
     env_desc, path_prefix = _environment(environment, work, lock_item.found if lock_item else None)
     log = work / "train.log"

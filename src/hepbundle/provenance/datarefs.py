@@ -192,7 +192,35 @@ def _file(ref: Mapping[str, Any], base: Path, where: Callable[[str], str], i: in
                 "reason": "not readable here",
             }
         raise SpecError(f"{where('path')}data[{i}].path: {local} does not exist")
-    return {**rec, **_checked(local, ref, where, i)}
+    return {**rec, **_in_checkout(path, local), **_checked(local, ref, where, i)}
+
+
+def _in_checkout(path: str, local: Path) -> dict[str, str]:
+    """``checkoutPath``: where a relative ``path`` (relative to the spec's directory) lies in
+    the git checkout that holds it, so that a re-training on another checkout, from any
+    directory, finds it (:func:`hepbundle.reproduce.check`); nothing for an absolute path or a
+    file outside any checkout."""
+    if os.path.isabs(path):
+        return {}
+    top = _toplevel(local.parent.resolve())
+    if top is None:
+        return {}
+    try:
+        return {"checkoutPath": local.resolve().relative_to(top).as_posix()}
+    except ValueError:  # a symlink leading out of the checkout
+        return {}
+
+
+@functools.lru_cache(maxsize=64)
+def _toplevel(directory: Path) -> Path | None:
+    from ._git import git_output
+
+    try:
+        out = git_output(["rev-parse", "--show-toplevel"], directory, ok=(0, 128))
+    except BuildError:  # git is not installed: no checkout to name
+        return None
+    text = out.decode(errors="replace").strip()
+    return Path(text).resolve() if text else None
 
 
 def _remote_checked(url: str, ref: Mapping[str, Any], where: Callable[[str], str], i: int) -> Any:
@@ -280,7 +308,11 @@ def _npz(ref: Mapping[str, Any], base: Path, where: Callable[[str], str], i: int
     local = Path(path) if os.path.isabs(path) else base / path
     if not local.is_file():
         raise SpecError(f"{where('path')}data[{i}].path: {local} does not exist")
-    rec: dict[str, Any] = {"path": path, **_checked(local, ref, where, i)}
+    rec: dict[str, Any] = {
+        "path": path,
+        **_in_checkout(path, local),
+        **_checked(local, ref, where, i),
+    }
     rec["arrays"] = _npz_arrays(local, f"{where('path')}data[{i}].path: ")
     record_path = local.with_name(local.name + NPZ_RECORD_SUFFIX)
     if not record_path.is_file():
