@@ -5,6 +5,7 @@
 #include <openssl/x509.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -40,8 +41,17 @@ std::string str(const json& v) {
 std::string b64decode(const json& value) {
   if (!value.is_string()) throw Malformed{std::string("expected a base64 string, got ") + (value.is_null() ? "NoneType" : value.type_name())};
   const std::string& s = value.get_ref<const std::string&>();
-  static const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  // the value of each alphabet character, -1 for the others (a table: catalogue statements
+  // bring a dozen signature documents per resolve)
+  static const std::array<signed char, 256> table = [] {
+    std::array<signed char, 256> t{};
+    t.fill(-1);
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<signed char>(i);
+    return t;
+  }();
   std::string out;
+  out.reserve(s.size() / 4 * 3);
   unsigned buf = 0;
   int bits = 0;
   std::size_t count = 0, pad = 0;
@@ -50,8 +60,8 @@ std::string b64decode(const json& value) {
       ++pad;
       continue;
     }
-    const auto pos = alphabet.find(c);
-    if (pos == std::string::npos) continue;  // discarded, as base64.b64decode does
+    const int pos = table[static_cast<unsigned char>(c)];
+    if (pos < 0) continue;  // discarded, as base64.b64decode does
     if (pad) throw Malformed{"Invalid base64-encoded string"};
     buf = (buf << 6) | static_cast<unsigned>(pos);
     bits += 6;
