@@ -848,9 +848,10 @@ def _valid_rows(
             hint="run: hepbundle catalog rebuild",
         )
     probes = ctx.index_probes()
-    matched: list[set[tuple[str, str]]] = []
-    restricts: dict[tuple[str, str], str] = {}  # candidate → the keys its scope restricts
-    for keys, point, starts in probes:
+    # per candidate: a bit per probe it matched, and the keys its scope restricts
+    matched: dict[tuple[str, str], int] = {}
+    restricts: dict[tuple[str, str], str] = {}
+    for bit, (keys, point, starts) in enumerate(probes):
         in_keys = f"key IN ({_marks(keys)})"
         rows = "SELECT name, version, keys FROM iovs WHERE "
         if point is None:
@@ -865,20 +866,21 @@ def _valid_rows(
                 for level in _LEVELS
                 for x in (*keys, level, point >> level, (point >> level) - 1, point, point)
             ]
-        found = set()
         for name, version, restricted in conn.execute(sql, args):
-            found.add((name, version))
+            matched[(name, version)] = matched.get((name, version), 0) | 1 << bit
             restricts[(name, version)] = restricted
-        matched.append(found)
-    candidates = set(restricts)
-    if len(probes) > 1:  # matched by one probe: excluded by another whose key it restricts?
-        for ref in candidates - matched[0].intersection(*matched[1:]):
-            restricted = set(restricts[ref].split(_SEP))
-            if any(
-                ref not in found and restricted.intersection(keys)
-                for (keys, _, _), found in zip(probes, matched, strict=True)
-            ):
-                candidates.discard(ref)  # rows of that key, none matching
+    by_keys: dict[str, int] = {}  # a version's restricted keys → the probes they restrict
+
+    def restricted_probes(text: str) -> int:
+        if text not in by_keys:
+            have = set(text.split(_SEP))
+            by_keys[text] = sum(1 << b for b, (ks, _, _) in enumerate(probes) if have & set(ks))
+        return by_keys[text]
+
+    # excluded: restricts the key of a probe it did not match (rows of that key, none matching)
+    candidates = [
+        ref for ref, bits in matched.items() if not restricted_probes(restricts[ref]) & ~bits
+    ]
     by_name: dict[str, list[str]] = {}
     for name, version in candidates:
         by_name.setdefault(name, []).append(version)
