@@ -12,6 +12,7 @@ import yaml
 
 import hepbundle
 from hepbundle.errors import BuildError, FormatError, SpecError, UsageError
+from hepbundle.repository.catalog import NameCatalog
 from hepbundle.spec import validate
 from hepbundle.validity import Scope, parse_context, plain_times
 
@@ -301,3 +302,205 @@ def test_at_valid_under_a_signed_catalogue_checks_the_chosen_versions_statements
     f.write_text(json.dumps(cat))
     with pytest.raises(hepbundle.PolicyError, match="yanked state differs"):
         hepbundle.resolve("atlas/tauid@valid", context="run=250")
+
+
+def _prod_moved_through(
+    tmp_path: Path, key: Path, root: Path, order: tuple[str, ...], **publish_kw: object
+) -> dict[str, hepbundle.Bundle]:
+    """Publish the three IOV versions, moving prod to each version of ``order`` in turn (the
+    way prod follows data taking); returns the bundles."""
+    from hepbundle.repository import publish, set_alias
+
+    bundles = dict(signed_iov_versions(tmp_path, key))
+    for b in bundles.values():
+        publish(b.root, root, **publish_kw)  # type: ignore[arg-type]
+    signer = publish_kw.get("statement_signer")
+    for v in order:
+        set_alias(f"atlas/tauid@{v}", "prod", root, signer=signer)  # type: ignore[arg-type]
+    return bundles
+
+
+@pytest.fixture
+def prod_repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """prod moved 1.0.0 → 1.2.0 (never 1.1.0), signed bundles, unsigned catalogue."""
+    root = tmp_path / "repo"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {ec_key[1]}\n"
+    )
+    monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
+    _prod_moved_through(tmp_path, ec_key[0], root, ("1.0.0", "1.2.0"))
+    monkeypatch.setenv("HEPBUNDLE_PATH", str(root))
+    return root
+
+
+def test_at_prod_with_a_context_picks_the_newest_covering_version_prod_has_pointed_at(
+    prod_repo: Path,
+) -> None:
+    from click.testing import CliRunner
+
+    from hepbundle.cli import main
+
+    assert hepbundle.resolve("atlas/tauid@prod", context="run=350").version == "1.2.0"
+    # data of an earlier period: the version that was prod for it (a conditions lookup)
+    assert hepbundle.resolve("atlas/tauid@prod", context="run=150").version == "1.0.0"
+    r = CliRunner().invoke(main, ["path", "atlas/tauid@prod", "--context", "run=150"])
+    assert r.exit_code == 0 and r.stdout.strip().endswith("1.0.0"), r.output
+    # 1.1.0 covers run 250 but prod never pointed at it: refused, naming prod's version's scope
+    with pytest.raises(
+        hepbundle.ValidityError, match=r"atlas/tauid@1.2.0 is not valid for run=250"
+    ):
+        hepbundle.resolve("atlas/tauid@prod", context="run=250")
+    # a key the current version does not restrict: the current version, as before
+    assert hepbundle.resolve("atlas/tauid@prod", context="campaign=mc23").version == "1.2.0"
+    assert hepbundle.resolve("atlas/tauid@prod").version == "1.2.0"
+
+
+def test_at_prod_with_a_context_skips_yanked_versions_of_its_history(prod_repo: Path) -> None:
+    from hepbundle.repository import yank
+
+    yank("atlas/tauid@1.0.0", "bad calibration", prod_repo)
+    with pytest.raises(hepbundle.ValidityError, match="atlas/tauid@1.2.0 is not valid for run=150"):
+        hepbundle.resolve("atlas/tauid@prod", context="run=150")
+
+
+def test_at_prod_history_choice_is_confirmed_on_the_signed_manifest(prod_repo: Path) -> None:
+    """An unsigned catalogue edited so that 1.0.0 claims run 50: prod's history choice lands on
+    it, and its verified manifest (runs 100-199) refuses it."""
+    f = prod_repo / "bundles/atlas/_catalog/tauid.json"
+    cat = json.loads(f.read_text())
+    cat["versions"]["1.0.0"]["validity"] = {"runs": [{"first": 0, "last": 199}]}
+    f.write_text(json.dumps(cat))
+    with pytest.raises(
+        hepbundle.ValidityError, match="chosen as @prod for run=50 by the catalogue"
+    ):
+        hepbundle.resolve("atlas/tauid@prod", context="run=50")
+
+
+@pytest.fixture
+def signed_catalogue(
+    tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Path]:
+    """A `repo init` repository whose catalogue the release key signs: the three IOV versions
+    and 1.3.0 (runs 300-…, overlapping 1.2.0), prod moved 1.0.0 → 1.3.0."""
+    from hepbundle.policy import TrustPolicy
+    from hepbundle.repository import init_repository, publish, set_alias
+    from hepbundle.signing import KeySigner, sign
+
+    root = tmp_path / "repo"
+    init_repository(root, TrustPolicy.from_flags(keys=[ec_key[1]]))  # type: ignore[arg-type]
+    signer = KeySigner(ec_key[0])
+    _prod_moved_through(tmp_path, ec_key[0], root, ("1.0.0",), statement_signer=signer)
+    d = tmp_path / "src-1.3.0"
+    (d / "model").mkdir(parents=True)
+    (d / "model" / "model.onnx").write_bytes(b"1.3.0" * 100)
+    write_spec(
+        d,
+        "name: atlas/tauid\nversion: 1.3.0\nfiles: [{path: model/model.onnx, role: model}]\n"
+        "validity:\n  runs: [{first: 300}]\n",
+    )
+    b = hepbundle.build(d, tmp_path / "dist" / "1.3.0")
+    sign(b.root, signer)
+    publish(b.root, root, statement_signer=signer)
+    set_alias("atlas/tauid@1.3.0", "prod", root, signer=signer)
+    monkeypatch.setenv("HEPBUNDLE_PATH", str(root))
+    return root, root / "bundles/atlas/_catalog/tauid.json"
+
+
+def _edit_scope(f: Path, version: str, validity: dict[str, object]) -> None:
+    cat = json.loads(f.read_text())
+    cat["versions"][version]["validity"] = validity
+    f.write_text(json.dumps(cat))
+
+
+def test_the_publish_statement_signs_the_recorded_scope(
+    signed_catalogue: tuple[Path, Path],
+) -> None:
+    from hepbundle.repository.statements import _bodies
+
+    _, f = signed_catalogue
+    cat = read_name_catalog_file(f)
+    published = {
+        s.body["version"]: s.body for s in _bodies(cat, "t") if s.body["type"] == "publish"
+    }
+    assert published["1.3.0"]["validity"] == {"runs": [{"first": 300}]}
+    assert published["1.0.0"]["validity"] == cat.versions["1.0.0"].validity
+    assert hepbundle.resolve("atlas/tauid@valid", context="run=350").version == "1.3.0"
+    assert hepbundle.resolve("atlas/tauid@prod", context="run=150").version == "1.0.0"
+
+
+def test_a_hand_edited_catalogue_scope_cannot_hide_a_newer_covering_version(
+    signed_catalogue: tuple[Path, Path],
+) -> None:
+    """1.3.0's catalogue scope narrowed by hand: @valid would fall back to 1.2.0 (which does
+    cover run 350, so its own manifest agrees); the signed scopes choose 1.3.0: refused."""
+    _, f = signed_catalogue
+    _edit_scope(f, "1.3.0", {"runs": [{"first": 0, "last": 1}]})
+    with pytest.raises(hepbundle.PolicyError) as e:
+        hepbundle.resolve("atlas/tauid@valid", context="run=350")
+    assert "scopes choose 1.2.0 as @valid for run=350, the signed statements choose 1.3.0" in str(
+        e.value
+    )
+    # prod (1.3.0): its record now excludes run 350, so its history is searched and nothing
+    # there covers; prod's own version it stays, the signed choice agrees, its manifest covers
+    assert hepbundle.resolve("atlas/tauid@prod", context="run=350").version == "1.3.0"
+
+
+def test_a_hand_edited_catalogue_scope_cannot_promote_a_version_that_does_not_cover(
+    signed_catalogue: tuple[Path, Path],
+) -> None:
+    _, f = signed_catalogue
+    _edit_scope(f, "1.1.0", {"runs": [{"first": 0}]})  # claims run 50 (signed: 200-299)
+    with pytest.raises(hepbundle.PolicyError, match="signed statements choose no version"):
+        hepbundle.resolve("atlas/tauid@valid", context="run=50")
+    _edit_scope(f, "1.0.0", {"runs": [{"first": 0}]})  # prod's history: claims run 50 too
+    with pytest.raises(hepbundle.PolicyError, match="as @prod for run=50"):
+        hepbundle.resolve("atlas/tauid@prod", context="run=50")
+
+
+def test_a_forged_alias_history_entry_is_not_a_signed_move(
+    signed_catalogue: tuple[Path, Path],
+) -> None:
+    _, f = signed_catalogue
+    cat = json.loads(f.read_text())
+    cat["aliasHistory"].append(
+        {"alias": "prod", "version": "1.1.0", "previous": "1.3.0", "time": "2026-01-01T00:00:00Z"}
+    )
+    f.write_text(json.dumps(cat))
+    with pytest.raises(hepbundle.PolicyError, match="its last signed move is to 1.3.0"):
+        hepbundle.resolve("atlas/tauid@prod", context="run=250")
+
+
+def test_statements_from_before_signed_scopes_still_resolve(
+    tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Publish statements without a `validity` member (what the previous hepbundle signed):
+    they verify, and choices by scope rest on the catalogue's record for those versions."""
+    from hepbundle.policy import TrustPolicy
+    from hepbundle.repository import init_repository, statements
+    from hepbundle.signing import KeySigner
+
+    effects = statements._effects
+
+    def old_effects(before: object, after: object) -> list[dict[str, object]]:
+        out = effects(before, after)  # type: ignore[arg-type]
+        return [{k: v for k, v in e.items() if k != "validity"} for e in out]
+
+    monkeypatch.setattr(statements, "_effects", old_effects)
+    root = tmp_path / "repo"
+    init_repository(root, TrustPolicy.from_flags(keys=[ec_key[1]]))  # type: ignore[arg-type]
+    _prod_moved_through(
+        tmp_path, ec_key[0], root, ("1.0.0", "1.2.0"), statement_signer=KeySigner(ec_key[0])
+    )
+    monkeypatch.setattr(statements, "_effects", effects)
+    monkeypatch.setenv("HEPBUNDLE_PATH", str(root))
+    cat = read_name_catalog_file(root / "bundles/atlas/_catalog/tauid.json")
+    assert not any("validity" in s.body for s in statements._bodies(cat, "t"))
+    assert hepbundle.resolve("atlas/tauid@valid", context="run=250").version == "1.1.0"
+    assert hepbundle.resolve("atlas/tauid@prod", context="run=150").version == "1.0.0"
+
+
+def read_name_catalog_file(f: Path) -> NameCatalog:
+    from hepbundle.repository.catalog import catalog_from_json
+
+    return catalog_from_json(json.loads(f.read_text()), source=str(f))

@@ -84,6 +84,8 @@ class Located:
     repo: Path | None = None
     #: the per-name catalogue the record came from (its signed statements are checked at open)
     catalog: NameCatalog | None = field(default=None, compare=False, repr=False)
+    #: the job's context the choice depended on (``@valid``, an alias); None otherwise
+    context: Context | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,7 +148,14 @@ def locate(
             continue
         try:
             catalog = read_name_catalog(root, parsed.name)
-            record = catalog.valid_for(ctx) if ctx else catalog.resolve(parsed.selector)
+            if ctx:
+                record = catalog.valid_for(ctx)
+            elif _is_alias(catalog, parsed.selector):
+                assert parsed.selector is not None
+                ctx = job_context(context)
+                record = catalog.alias_for(parsed.selector, ctx)
+            else:
+                record = catalog.resolve(parsed.selector)
         except NotFoundError as e:
             first_error = first_error or e
             continue
@@ -161,13 +170,31 @@ def locate(
             log.warning("%s (allowed)", msg)
         if parsed.selector != record.version:
             log.info("resolved %s to %s@%s in %s", text, parsed.name, record.version, root)
-        return Located(bundle_dir(root, parsed.name, record.version), parsed, record, root, catalog)
+        return Located(
+            bundle_dir(root, parsed.name, record.version), parsed, record, root, catalog, ctx
+        )
     if first_error is not None:
         hint = shadowing_hint(parsed)
         if hint is not None:
             raise NotFoundError(first_error.message, hint=hint)
         raise first_error
     raise not_found(parsed.name, roots)
+
+
+def _is_alias(catalog: NameCatalog, selector: str | None) -> bool:
+    return selector is not None and selector in catalog.aliases and selector not in catalog.versions
+
+
+def from_history(where: Located) -> bool:
+    """Whether ``where`` is an alias's earlier version, chosen for the job's context
+    (:meth:`NameCatalog.alias_for`) rather than the version the alias points at."""
+    cat, sel, rec = where.catalog, where.ref.selector, where.record
+    return (
+        cat is not None
+        and rec is not None
+        and _is_alias(cat, sel)
+        and cat.aliases[sel] != rec.version  # type: ignore[index]
+    )
 
 
 def not_found(name: str | None, roots: Sequence[Path]) -> NotFoundError:
@@ -269,21 +296,11 @@ def open_located(
         what = f"{where.ref.name}@{where.record.version} in {where.repo}"
         chosen = _repository_policy(where.repo, policy, what)
         if where.catalog is not None:
-            selector = _signed_selector(where)
-            _check_catalog(where.repo, where.catalog, where.record, selector, chosen)
-            _check_approvals(where.repo, where.catalog, where.record, selector, chosen)
+            _check_catalog(where, chosen)
+            _check_approvals(where.repo, where.catalog, where.record, where.ref.selector, chosen)
     bundle = open(where.path, verify=verify, policy=chosen)
     check_catalogue(where, bundle.manifest, bundle.manifest_digest)
     return bundle
-
-
-def _signed_selector(where: Located) -> str | None:
-    """The selector the signed statements are checked for: ``@valid`` chose a version by the
-    catalogue's (unsigned) scopes, so that version is checked as if pinned (its publish and yank
-    statements); the scope is confirmed on its verified manifest (:func:`check_scope`)."""
-    if where.ref.selector == VALID and where.record is not None:
-        return where.record.version
-    return where.ref.selector
 
 
 def _repository_policy(root: Path, policy: TrustPolicy | None, what: str) -> TrustPolicy:
@@ -296,10 +313,12 @@ def _repository_policy(root: Path, policy: TrustPolicy | None, what: str) -> Tru
     return chosen
 
 
-def _check_catalog(
-    root: Path, cat: NameCatalog, record: VersionRecord, selector: str | None, policy: TrustPolicy
-) -> None:
-    """The signed statements behind ``record`` (see :mod:`hepbundle.repository.statements`)."""
+def _check_catalog(where: Located, policy: TrustPolicy) -> None:
+    """The signed statements behind the record ``where`` found (see
+    :mod:`hepbundle.repository.statements`); when the choice depended on the job's context
+    (``@valid``, an alias), the same choice made on the signed statements must agree."""
+    root, cat, record = where.repo, where.catalog, where.record
+    assert root is not None and cat is not None and record is not None
     if not policy.signs_catalog(cat.name):
         return
     from .repository.layout import REPOSITORY_FILE, read_repository
@@ -311,8 +330,9 @@ def _check_catalog(
     check_catalog(
         cat,
         record,
-        selector,
+        where.ref.selector,
         policy,
+        context=where.context or None,
         repository=str(doc.get("name")),
         repo_serial=serial - 1,
         state=NodeState.default(),
@@ -360,7 +380,8 @@ def resolve(
     """
     where = locate(ref, repos=repos, allow_yanked=allow_yanked, context=context)
     bundle = open_located(where, verify=verify, policy=policy)
-    check_scope(bundle.manifest, context, covering=where.ref.selector == VALID)
+    chose = where.ref.selector == VALID or from_history(where)
+    check_scope(bundle.manifest, context, chosen_as=where.ref.selector if chose else None)
     return bundle
 
 
@@ -377,20 +398,21 @@ def check_scope(
     manifest: Manifest,
     context: Context | Mapping[str, Any] | str | None,
     *,
-    covering: bool = False,
+    chosen_as: str | None = None,
 ) -> None:
     """Refuse ``manifest`` when its validity scope excludes ``context`` (None: the
-    ``HEPBUNDLE_CONTEXT`` of the environment; empty: nothing to check). ``covering`` (the
-    version was chosen as ``@valid`` by the catalogue's unsigned record): the verified
-    manifest's scope must also cover the context, not merely not exclude it."""
+    ``HEPBUNDLE_CONTEXT`` of the environment; empty: nothing to check). ``chosen_as`` (the
+    selector, ``valid`` or an alias, that chose this version for the context by the
+    catalogue's record of its scope): the verified manifest's scope must also cover the
+    context, not merely not exclude it."""
     ctx = job_context(context)
     if not ctx:
         return
     scope = Scope.from_json(manifest.meta.get("validity"), where=f"{manifest.ref}: validity")
-    if covering and not scope.covers(ctx):
+    if chosen_as is not None and not scope.covers(ctx):
         raise ValidityError(
-            f"{manifest.ref} was chosen as @valid for {ctx} by the catalogue, but its signed "
-            f"manifest's validity scope ({scope.describe()}) does not cover it",
+            f"{manifest.ref} was chosen as @{chosen_as} for {ctx} by the catalogue, but its "
+            f"signed manifest's validity scope ({scope.describe()}) does not cover it",
             hint="the catalogue's record of its scope differs from the bundle: do not use it",
             ref=manifest.ref,
         )
@@ -439,7 +461,7 @@ def verify_ref(
         return _verify(bundle, integrity_only=True, files=files, progress=progress)
     chosen = _repository_policy(where.repo, policy, what)
     if where.catalog is not None:
-        _check_catalog(where.repo, where.catalog, where.record, _signed_selector(where), chosen)
+        _check_catalog(where, chosen)
     return _verify(bundle, chosen, files=files, progress=progress)
 
 

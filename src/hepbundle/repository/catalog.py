@@ -210,6 +210,32 @@ class NameCatalog:
             + " (bundle-spec/validity.md)",
         )
 
+    def alias_for(self, alias: str, context: Context) -> VersionRecord:
+        """``ns/name@alias`` for a job with ``context``: the alias's version when its recorded
+        scope does not exclude the context (what it always resolved to); else, among the
+        versions the alias has pointed at (``aliasHistory``) that are not yanked, the newest
+        whose recorded scope covers the context (the conditions lookup: data of an earlier
+        period gets the version that was prod for it); else the alias's version again, which
+        the resolver refuses naming its scope. :class:`NotFoundError` for an unknown alias."""
+        current = self.versions[self.aliases[alias]] if alias in self.aliases else None
+        if current is None:
+            raise NotFoundError(f"{self.name} has no alias {alias!r}")
+        if not context or self._admits(current, context):
+            return current
+        pointed = {e.version for e in self.alias_history if e.alias == alias}
+        for v in sorted(pointed & set(self.versions), key=version_key, reverse=True):
+            r = self.versions[v]
+            if not r.yanked and covers_recorded(r.validity, context, f"{self.name}@{v}: validity"):
+                return r
+        return current
+
+    def _admits(self, r: VersionRecord, context: Context) -> bool:
+        try:
+            scope = Scope.from_json(r.validity, where=f"{self.name}@{r.version}: validity")
+        except FormatError:
+            return False
+        return not scope.excluded_by(context)
+
     def latest(self) -> VersionRecord | None:
         """The highest version that is neither yanked nor a pre-release."""
         usable = [r for r in self.sorted_versions() if not r.yanked and not r.prerelease]

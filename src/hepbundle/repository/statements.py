@@ -35,12 +35,13 @@ from typing import TYPE_CHECKING, Any
 from .._base import utc_timestamp
 from ..errors import PolicyError, SigningError, VerificationError
 from ..manifest import canonical_json
-from .refs import is_prerelease, version_key
+from .refs import VALID, is_prerelease, version_key
 
 if TYPE_CHECKING:
     from .._signers import Signer
     from ..policy import TrustPolicy
     from ..signing import ParsedStatement
+    from ..validity import Context
     from .catalog import NameCatalog, VersionRecord
 
 __all__ = [
@@ -74,7 +75,15 @@ def _effects(before: NameCatalog, after: NameCatalog) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for v, rec in sorted(after.versions.items(), key=lambda kv: version_key(kv[0])):
         if v not in before.versions:
-            out.append({"type": "publish", "version": v, "manifestSha256": rec.manifest_digest})
+            out.append(
+                {
+                    "type": "publish",
+                    "version": v,
+                    "manifestSha256": rec.manifest_digest,
+                    # the scope as recorded (null: none), so choices by scope are signed too
+                    "validity": dict(rec.validity) if rec.validity else None,
+                }
+            )
     for alias, v in sorted(after.aliases.items()):
         if before.aliases.get(alias) != v:
             out.append({"type": "alias", "alias": alias, "version": v})
@@ -157,10 +166,35 @@ class _Replay:
     aliases: dict[str, str] = field(default_factory=dict)
     yanked: dict[str, str] = field(default_factory=dict)
     last: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: the signed scope of each version whose publish statement has one (statements written
+    #: before scopes were signed have no ``validity`` member: not in this mapping)
+    scopes: dict[str, Any] = field(default_factory=dict)
+    #: every signed alias move: (alias, version, statement index), oldest first
+    moves: list[tuple[str, str, int]] = field(default_factory=list)
 
     def latest(self) -> str | None:
         usable = [v for v in self.published if v not in self.yanked and not is_prerelease(v)]
         return max(usable, key=version_key) if usable else None
+
+    def catalog(self, cat: NameCatalog) -> NameCatalog:
+        """``cat`` as the signed statements have it: the signed versions with their signed
+        yanked state and scope (the catalogue's record where the publish statement predates
+        signed scopes), aliases and alias history; for choosing as a reader chooses."""
+        from .catalog import AliasEvent, NameCatalog, VersionRecord
+        from .layout import bundle_relpath
+
+        versions = {}
+        for v, digest in self.published.items():
+            rec = cat.versions.get(v) or VersionRecord(
+                v, digest, bundle_relpath(cat.name, v), created="", published=""
+            )
+            versions[v] = replace(
+                rec,
+                yanked=self.yanked.get(v),
+                validity=self.scopes.get(v, rec.validity),
+            )
+        history = tuple(AliasEvent(a, v, None, "") for a, v, _ in self.moves)
+        return NameCatalog(cat.name, versions, dict(self.aliases), history)
 
 
 def _replay(name: str, chain: Sequence[ParsedStatement]) -> _Replay:
@@ -177,8 +211,11 @@ def _replay(name: str, chain: Sequence[ParsedStatement]) -> _Replay:
         kind, v = b.get("type"), str(b.get("version"))
         if kind == "publish":
             state.published[v] = str(b.get("manifestSha256"))
+            if "validity" in b:
+                state.scopes[v] = b["validity"]
         elif kind == "alias":
             state.aliases[str(b.get("alias"))] = v
+            state.moves.append((str(b.get("alias")), v, i))
         elif kind == "yank":
             state.yanked[v] = str(b.get("reason"))
         else:
@@ -199,11 +236,14 @@ def check_catalog(
     state: NodeState | None,
     namespace: str | None = None,
     serial_file: str = "catalog/repository.json",
+    context: Context | None = None,
 ) -> None:
     """Refuse ``record`` (what ``selector`` resolved to in ``cat``) unless the signed statements
     say the same; see the module docstring. A policy that does not sign this name's catalogue
     checks nothing here. ``repo_serial`` is the repository's serial (format 1) or, with
-    ``namespace``, that namespace's (format 2), as read from ``serial_file``."""
+    ``namespace``, that namespace's (format 2), as read from ``serial_file``. ``context`` is
+    the job's when the choice depended on it (``@valid``, an alias): the same choice made on
+    the signed statements' scopes, yanks and alias moves must give the same version."""
     from ..signing import verify_statement
 
     name = cat.name
@@ -233,15 +273,22 @@ def check_catalog(
             hint="the catalogue entry was added or changed without a release signature",
         )
     used.add(state_now.last[("publish", v)])
-    if selector is not None and selector != v and selector != "latest":
+    choice: str | None = None  # the selector whose choice for the context is replayed
+    if selector == VALID:
+        assert context, "@valid is checked for a context"
+        choice = selector
+    elif selector is not None and selector != v and selector != "latest":
         signed_to = state_now.aliases.get(selector)
-        if signed_to != v:
+        moved = [i for a, w, i in state_now.moves if a == selector and w == v]
+        if signed_to != v and not (context and moved):
             raise PolicyError(
                 f"{name}@{selector} points at {v}, but its last signed move is "
                 + (f"to {signed_to}" if signed_to else "none"),
                 hint="the alias was moved without a release signature (hijack?): refusing",
             )
-        used.add(state_now.last[("alias", selector)])
+        used.add(moved[-1] if signed_to != v else state_now.last[("alias", selector)])
+        if context:  # an earlier version of the alias may have been chosen for the context
+            choice = selector
     if (selector is None or selector == "latest") and state_now.latest() != v:
         raise PolicyError(
             f"{name}: the catalogue's latest release is {v}, the signed statements say "
@@ -254,6 +301,10 @@ def check_catalog(
             f"({'yanked' if v in state_now.yanked else 'not yanked'} when signed)",
             hint="an old catalogue was copied over the current one (rollback?)",
         )
+    if choice is not None:
+        assert context is not None
+        alias = None if choice == VALID else choice
+        _check_choice(state_now, cat, v, f"@{choice} for {context}", used, alias, context)
     for i in sorted(used):
         check(i)
     expires = head.body.get("expires")
@@ -278,6 +329,43 @@ def check_catalog(
             head_serial if repo_serial is None else repo_serial,
             namespace=namespace,
         )
+
+
+def _check_choice(
+    state: _Replay,
+    cat: NameCatalog,
+    v: str,
+    what: str,
+    used: set[int],
+    alias: str | None,
+    context: Context,
+) -> None:
+    """Refuse ``v`` unless choosing by the signed statements (scopes, yanks, alias moves) gives
+    it too: a catalogue scope edited by hand can then neither hide a newer covering version nor
+    promote one that does not cover. The statements the choice relied on (publish and yank of
+    every newer version, the alias's moves) are added to ``used``, to be verified."""
+    from ..errors import NotFoundError
+
+    signed = state.catalog(cat)
+    try:
+        chosen: str | None = (
+            signed.alias_for(alias, context) if alias else signed.valid_for(context)
+        ).version
+    except NotFoundError:
+        chosen = None
+    if chosen != v:
+        raise PolicyError(
+            f"{cat.name}: the catalogue's validity scopes choose {v} as {what}, the signed "
+            f"statements choose {chosen or 'no version'}",
+            hint="the catalogue's validity scopes, yanks or alias moves differ from the signed "
+            "statements: refusing",
+        )
+    for u in signed.versions:
+        if version_key(u) > version_key(v):
+            used.add(state.last[("publish", u)])
+            if u in state.yanked:
+                used.add(state.last[("yank", u)])
+    used.update(i for a, _, i in state.moves if a == alias)
 
 
 def _serial_kind(name: str, serial_file: str) -> str:
