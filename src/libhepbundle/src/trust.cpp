@@ -196,9 +196,10 @@ std::optional<TrustRoot> trustRootFor(const std::string& repoRoot) {
   const std::string digest = "sha256:" + sha256Hex(data);
   struct stat st {};
   const std::string knownFile = knownRepositoriesFile();
-  const std::string mtime = stat(knownFile.c_str(), &st) == 0
-                                ? std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec)
-                                : "0";
+  // a new acceptance replaces the file (new inode) and moves its mtime
+  const std::string mtime = stat(knownFile.c_str(), &st) == 0 ? std::to_string(st.st_ino) + ":" + std::to_string(st.st_mtim.tv_sec) +
+                                                                    "." + std::to_string(st.st_mtim.tv_nsec)
+                                                              : "0";
   const char* pin = std::getenv(kTrustRootEnv);
   const std::string key = root + '\0' + digest + '\0' + (pin ? std::string("1") + pin : "0") + '\0' + knownFile + '\0' + mtime;
   Memo& m = memo();
