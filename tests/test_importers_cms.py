@@ -521,3 +521,20 @@ def test_the_release_environment_pins_every_legacy_lookup(
     assert (
         "HEPBUNDLE_LEGACY_PINS: pin 'RecoTauTag/TrainingFiles' is not <legacy prefix>=" in r.output
     )
+
+
+def test_a_bare_mirror_plans_like_the_checkout(tmp_path: Path) -> None:
+    """``git clone --mirror`` (no working tree, the name ending in .git): same versions, files,
+    legacy paths and export-ignore verdicts as the checkout it mirrors."""
+    src = make_deeptau(tmp_path / "src")
+    mirror = tmp_path / "RecoTauTag-TrainingFiles.git"
+    git(tmp_path, "clone", "-q", "--mirror", str(src), str(mirror))
+    want, got = plan_import("cms-data", src), plan_import("cms-data", mirror)
+    assert [b.ref for b in got.bundles] == [f"{NAME}@0.2.2", f"{NAME}@0.3.0"]
+    assert [b.files for b in got.bundles] == [b.files for b in want.bundles]
+    assert got.skipped == want.skipped
+    assert "V00-03-00:validation/roc_core.png" in {s.what for s in got.skipped}
+    repo = tmp_path / "repo"
+    run_import(got, ImportOptions(repo=repo, allow_unsigned=True))  # read from the bare clone
+    b = hepbundle.resolve(f"{NAME}@0.2.2", repos=[repo], verify="integrity")
+    assert b.path(DEEPTAU_CORE).read_bytes() == cms_tree(DEEPTAU_TAGS, "V00-02-02")[DEEPTAU_CORE]
