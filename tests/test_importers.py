@@ -503,6 +503,13 @@ def test_experiment_importer_from_entry_point(
     assert [(o.ref, o.status) for o in report.outcomes] == [("lhcb/dl1@1.0.0", "published")]
     b, rel = resolve_legacy("lhcb:ParamFiles/dl1.onnx", repos=[tmp_path / "repo"], verify="none")
     assert b.path(rel).read_bytes() == GROUPDATA["JetTagCalibration/v2/dl1.onnx"]
+    # the manifest names the experiment's importer and the version of the package shipping it
+    assert b.manifest.meta["extra"]["import"]["importer"] == {
+        "kind": "lhcb-paramfiles",
+        "class": "lhcb_paramfiles:ParamFiles",
+        "distribution": "lhcb-importers",
+        "version": "1.0",
+    }
 
 
 def test_dir_import_with_alias_strip_and_roles(

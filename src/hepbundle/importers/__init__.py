@@ -79,21 +79,24 @@ def get_importer(kind: str) -> Importer:
     return cast(Importer, cls())
 
 
-def importer_identity(kind: str) -> dict[str, str]:
-    """Who plans an import of ``kind``, as the manifest records it: the kind, the class
-    (``module:Class``), and the distribution that ships it with its version (hepbundle's own
-    for the built-ins)."""
+def importer_identity(kind: str, importer: Importer) -> dict[str, str]:
+    """Who plans an import of ``kind`` with ``importer``, as the manifest records it: the kind,
+    the class (``module:Class``), and the distribution that ships it with its version
+    (hepbundle's own for the built-ins, else the entry point's)."""
     from .._base import __version__
 
-    value = available().get(kind, "")
-    who = {"kind": kind, "class": value, "distribution": "hepbundle", "version": __version__}
-    if value != BUILTIN.get(kind):
+    cls = type(importer)
+    who = {
+        "kind": kind,
+        "class": f"{cls.__module__}:{cls.__qualname__}",
+        "distribution": "hepbundle",
+        "version": __version__,
+    }
+    if cls.__module__.split(".", 1)[0] != "hepbundle":
+        who.update(distribution="unknown", version="unknown")
         for ep in entry_points(group=GROUP, name=kind):
-            dist = ep.dist
-            if dist is not None:
-                who.update(distribution=dist.name, version=dist.version)
-            else:
-                who.update(distribution="unknown", version="unknown")
+            if ep.dist is not None:
+                who.update(distribution=ep.dist.name, version=ep.dist.version)
     return who
 
 
@@ -131,7 +134,7 @@ def plan_import(
     plan = importer.plan(str(source), m).without_empty()
     if used is not None:
         m.check_names(kind)
-    who = importer_identity(kind)
+    who = importer_identity(kind, importer)
     plan = replace(plan, bundles=tuple(b.with_migration(who, plan.source) for b in plan.bundles))
     seen: dict[str, str] = {}
     for b in plan.bundles:

@@ -71,7 +71,7 @@ _LWTNN_KEYS = frozenset({"inputs", "layers", "outputs"})
 LWTNN_MAX_BYTES = 256 * 1024 * 1024
 
 #: a file's content for :meth:`ImportMap.role`: its path, or a function returning its bytes
-Content = Path | Callable[[], bytes]
+Content = str | Path | Callable[[], bytes]
 
 
 def is_lwtnn(content: Content) -> bool:
@@ -83,7 +83,7 @@ def is_lwtnn(content: Content) -> bool:
     from ..errors import HepbundleError
 
     try:
-        if isinstance(content, Path):
+        if isinstance(content, (str, Path)):
             with open(content, "rb") as f:
                 if f.read(64).lstrip()[:1] != b"{":
                     return False
@@ -129,6 +129,9 @@ def glob_match(pattern: str, legacy: str) -> bool:
     base name, and a pattern ending in ``/`` matches everything below that directory."""
     if pattern.endswith("/"):
         pattern += "**"
+    if "/" not in pattern and "**" not in pattern:
+        # nothing in it crosses a '/': a match of the whole path is a match of the base name
+        return _glob_re(pattern).match(legacy[legacy.rfind("/") + 1 :]) is not None
     if _glob_re(pattern).match(legacy):
         return True
     return "/" not in pattern and bool(_glob_re(pattern).match(legacy.rsplit("/", 1)[-1]))

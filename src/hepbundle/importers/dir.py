@@ -35,13 +35,14 @@ def planned_files(
     """Files of the store at ``root`` placed at their legacy path minus the leading directory
     ``strip``, each with its role (by path, or by content: an lwtnn ``.json``)."""
     cut = len(strip.rstrip("/")) + 1 if strip.strip("/") else 0
+    base = str(root)
     return [
         PlannedFile(
             f.legacy,
             f.legacy[cut:],
             f.legacy,
             f.size,
-            mapping.role(f.legacy, root / f.legacy),
+            mapping.role(f.legacy, f"{base}/{f.legacy}"),
             f.mtime_ns,
         )
         for f in files

@@ -319,7 +319,7 @@ def take_inventory(scan: Scan, plan: ImportPlan) -> tuple[InventoryEntry, ...]:
                 e.path,
                 e.kind,
                 "imported",
-                "; ".join(f"into {ref} as {dest}" for ref, dest in dests) + through,
+                "; ".join([f"into {ref} as {dest}" for ref, dest in dests]) + through,
                 tuple(ref for ref, _ in dests),
             )
         elif e.path in skipped or e.skipped:
@@ -332,15 +332,22 @@ def take_inventory(scan: Scan, plan: ImportPlan) -> tuple[InventoryEntry, ...]:
     below: dict[str, int] = {}  # directory → entries below it
     imported: dict[str, int] = {}  # directory → imported entries below it
     refs: dict[str, set[str]] = {}
-    for path in [*verdicts, *(d.path for d in walked)]:
-        got = verdicts.get(path)
-        parts = path.split("/")
-        for i in range(1, len(parts)):
-            up = "/".join(parts[:i])
-            below[up] = below.get(up, 0) + 1
-            if got is not None and got.verdict == "imported":
-                imported[up] = imported.get(up, 0) + 1
-                refs.setdefault(up, set()).update(got.into)
+
+    def parent(path: str) -> str:
+        return path[: max(path.rfind("/"), 0)]
+
+    for path, v in verdicts.items():  # each entry counts in its own directory…
+        up = parent(path)
+        below[up] = below.get(up, 0) + 1
+        if v.verdict == "imported":
+            imported[up] = imported.get(up, 0) + 1
+            refs.setdefault(up, set()).update(v.into)
+    for d in sorted(walked, key=lambda e: e.path.count("/"), reverse=True):
+        up = parent(d.path)  # …and a directory's counts in its parent's, deepest first
+        below[up] = below.get(up, 0) + 1 + below.get(d.path, 0)
+        if d.path in imported:
+            imported[up] = imported.get(up, 0) + imported[d.path]
+            refs.setdefault(up, set()).update(refs[d.path])
     for d in walked:
         if d.path in refs:
             verdicts[d.path] = InventoryEntry(
