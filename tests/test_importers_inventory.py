@@ -97,11 +97,15 @@ def test_groupdata_plan_inventories_every_entry_of_the_store(public_tmp: Path) -
     home = public_tmp / "home"
     home.mkdir(mode=0o777)
     home.chmod(0o777)
+    private = gd / "tauRecTools/00-02-00/private.root"
+    private.write_bytes(b"root")
     (gd / LOCKED).chmod(0o000)
+    private.chmod(0o000)
     try:
         plan = _plan_json("atlas-groupdata", str(gd), cwd=home)
     finally:
         (gd / LOCKED).chmod(0o755)
+        private.chmod(0o644)
 
     inv = _by_path(plan)
     assert set(inv) == _walk(
@@ -147,6 +151,8 @@ def test_groupdata_plan_inventories_every_entry_of_the_store(public_tmp: Path) -
     assert verdict(f"{v2}/ext")[0] == "refused"
     assert "symlinked directory leaving the store" in verdict(f"{v2}/ext")[1]
     assert verdict(f"{v2}/pipe") == ("refused", "a FIFO (named pipe)")
+    # the real import could not read it: the plan says so instead of failing half-way
+    assert verdict(f"{v2}/private.root") == ("refused", "unreadable file (permission denied)")
     assert verdict("tauRecTools/newest.onnx") == (
         "refused",
         "symlink whose target cannot be read (Permission denied) (to 00-04-00/rnn.onnx)",
