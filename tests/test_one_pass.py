@@ -31,6 +31,7 @@ class Reads:
 def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[Reads]:
     import hepbundle.builder as bundle_mod
     import hepbundle.integrity as integrity_mod
+    import hepbundle.repository._publishers.tarball as tarball_mod
     import hepbundle.repository.tree as tree_mod
 
     r = Reads()
@@ -46,9 +47,16 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[Reads]:
         r.copied += d.size
         return d
 
+    class HashingReader(digest.HashingReader):
+        def digest(self) -> digest.FileDigest:
+            d = super().digest()
+            r.copied += d.size
+            return d
+
     monkeypatch.setattr(integrity_mod, "hash_file", hash_file)
     monkeypatch.setattr(bundle_mod, "copy_and_hash", copy_and_hash)
     monkeypatch.setattr(tree_mod, "copy_and_hash", copy_and_hash)
+    monkeypatch.setattr(tarball_mod, "HashingReader", HashingReader)
     yield r
 
 
@@ -171,21 +179,29 @@ def test_publish_layout_problems_refused_before_anything_is_written(
     assert not (tmp_path / "repo").exists()
 
 
-def test_tarball_backend_verifies_first(
+def test_tarball_backend_verifies_as_it_packs(
     signed: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path, reads: Reads
 ) -> None:
-    """The tarball backend streams files into an archive without hashing them, so publish checks
-    every digest first (one read) — and refuses a changed file before writing an archive."""
+    """The tarball backend hashes every file as it streams it into the archive (one read of
+    each byte, no verification pass before) and compares it with what was verified: a change
+    after signing is refused and no tar is left, under its name or a temporary one."""
+    policy = TrustPolicy.from_flags(keys=[ec_key[1]])
+    res = publish(signed.root, tmp_path / "repo", backend="tarball", out=tmp_path / "ok",
+                  policy=policy)  # fmt: skip
+    meta = sum(p.stat().st_size for p in signed.root.glob("hepbundle*"))
+    assert res.status == "written" and (reads.hashed, reads.copied) == (0, _payload(signed) + meta)
+    import tarfile
+
+    with tarfile.open(res.artifacts["bundle_tar"]) as tar:
+        packed = tar.extractfile("1.2.0/model/weights.bin")
+        assert packed is not None
+        assert packed.read() == (signed.root / "model" / "weights.bin").read_bytes()
     _rewrite_same_size_keep_mtime(signed.root / "model" / "weights.bin")
-    with pytest.raises(IntegrityError, match="modified model/weights.bin"):
-        publish(
-            signed.root,
-            tmp_path / "repo",
-            backend="tarball",
-            out=tmp_path / "tar",
-            policy=TrustPolicy.from_flags(keys=[ec_key[1]]),
-        )
-    assert reads.hashed > 0 and not list((tmp_path / "tar").glob("*.tar*"))
+    with pytest.raises(IntegrityError, match="model/weights.bin changed while being copied"):
+        publish(signed.root, tmp_path / "repo", backend="tarball", out=tmp_path / "tar",
+                policy=policy)  # fmt: skip
+    assert reads.hashed == 0 and not list((tmp_path / "tar").glob("*.tar*"))
+    assert not list((tmp_path / "tar").glob(".*"))
 
 
 def test_build_with_a_key_signs_in_the_same_process_reading_each_byte_once(

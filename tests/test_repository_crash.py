@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import hepbundle
 from hepbundle.repository import FindQuery, find, publish, publish_many, read_name_catalog
 from hepbundle.repository._crash import CRASH_POINTS
 from hepbundle.repository.index import recent_file
@@ -154,4 +155,62 @@ def test_eight_concurrent_publishers(tmp_path: Path) -> None:
     assert set(cat.versions) == {f"1.{i}.0" for i in range(6)} | {"9.0.0"}
     assert cat.versions["9.0.0"].manifest_digest == winner.manifest_digest
     assert len(cat.alias_history) == 7 and serial_of(repo, "atlas") == 7
+    check_invariants(repo)
+
+
+def _bundle_of(tmp_path: Path, version: str, n_files: int) -> Path:
+    """A real bundle of ``n_files`` payload files."""
+    src = tmp_path / "src" / f"{version}-{n_files}"
+    for i in range(n_files):
+        (src / "model" / f"part-{i:03d}.bin").parent.mkdir(parents=True, exist_ok=True)
+        (src / "model" / f"part-{i:03d}.bin").write_bytes(os.urandom(100) + bytes([i % 256]))
+    (src / "hepbundle.yaml").write_text(
+        f"name: atlas/tauid\nversion: {version}\nsummary: s\nauthors: [A <a@b.c>]\n"
+        "files:\n  - path: model\n    role: weights\n"
+    )
+    return hepbundle.build(src, tmp_path / "dist" / version).root
+
+
+def test_a_batch_is_made_durable_by_one_sync_before_anything_is_visible(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Durability is one syncfs per batch, not an fsync per file: the sync of the staged copies
+    runs before the first version becomes visible, a second one after the renames and before
+    the catalogue names them; the number of fsyncs does not grow with the files published."""
+    import hepbundle.repository.tree as tree_mod
+    from hepbundle import _base
+
+    repo = tmp_path / "repo"
+    seen: list[tuple[set[str], set[str]]] = []
+    real_sync = _base.sync_filesystem
+
+    def sync(path: Path) -> None:
+        real_sync(path)  # the real syncfs(2)
+        visible = {p.name for p in repo.glob("bundles/atlas/tauid/*")}
+        seen.append(
+            (visible, set(read_name_catalog(repo, "atlas/tauid", missing_ok=True).versions))
+        )
+
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    small = [_bundle_of(tmp_path, v, 1) for v in ("1.0.0", "1.1.0")]
+    large = [_bundle_of(tmp_path, v, 60) for v in ("2.0.0", "2.1.0")]
+    publish(_bundle_of(tmp_path, "0.1.0", 1), repo, allow_unsigned=True)  # creates the repository
+    monkeypatch.setattr(tree_mod, "sync_filesystem", sync)
+    monkeypatch.setattr(os, "fsync", fsync)
+    publish_many(small, repo, allow_unsigned=True)
+    old = {"0.1.0"}
+    assert seen == [(old, old), (old | {"1.0.0", "1.1.0"}, old)]
+    n_small = len(fsyncs)
+    seen.clear()
+    fsyncs.clear()
+    publish_many(large, repo, allow_unsigned=True)
+    old |= {"1.0.0", "1.1.0"}
+    assert seen == [(old, old), (old | {"2.0.0", "2.1.0"}, old)]
+    assert len(fsyncs) == n_small  # 120 payload files: not one fsync more than for 2
     check_invariants(repo)

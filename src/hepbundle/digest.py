@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import hashlib
+import io
 import os
 import threading
 import zlib
@@ -34,6 +35,7 @@ __all__ = [
     "Algorithm",
     "DataChecksums",
     "FileDigest",
+    "HashingReader",
     "UnknownAlgorithmError",
     "algorithm",
     "copy_and_hash",
@@ -257,6 +259,40 @@ def copy_and_hash(
         if written is not None:
             written(os.fstat(fout.fileno()))
     return FileDigest(size, h.hexdigest(), a.name)
+
+
+class HashingReader:
+    """A file read through a hash, for a consumer that pulls the bytes itself (``tarfile``):
+    ``read`` is the file's, :meth:`digest` is of every byte it returned. Closes the file."""
+
+    def __init__(
+        self,
+        raw: io.FileIO,
+        alg: str | Algorithm = "sha256",
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.raw = raw
+        self._alg = algorithm(alg)
+        self._h = self._alg.new()
+        self._progress = progress
+        self._size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n) or b""
+        self._h.update(data)
+        self._size += len(data)
+        if self._progress is not None and data:
+            self._progress(len(data))
+        return data
+
+    def digest(self) -> FileDigest:
+        return FileDigest(self._size, self._h.hexdigest(), self._alg.name)
+
+    def __enter__(self) -> HashingReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.raw.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ CRASH_POINTS = (
     "staged",
     "verified",
     "intent-written",
+    "synced",
     "renamed",
     "catalogued",
     "index-uncommitted",

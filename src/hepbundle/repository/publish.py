@@ -98,9 +98,9 @@ def publish(
 ) -> PublishResult:
     """Verify ``bundle`` (digests, signature, policy) and publish it with ``backend``.
 
-    Nothing is made visible before the verification passed: the local and cvmfs backends check
-    layout and signatures first and every digest on the copy into the repository (one read of
-    each byte); the tarball backend checks every digest first. See :func:`make_publisher`, and
+    Nothing is made visible before the verification passed: every backend checks layout and
+    signatures first and every digest on the copy into the repository or the tar (one read of
+    each byte). See :func:`make_publisher`, and
     :func:`publish_many` for the policy, the trust root and ``statement_signer``."""
     return publish_many(
         [bundle],
@@ -236,7 +236,7 @@ def publish_many(
 def publish_bytes(bundles: Sequence[Bundle], backend: str = "local") -> int:
     """The bytes :func:`publish_many` reports to its ``progress`` callback: every file it
     copies (payload, manifest, signatures) once where the backend verifies as it copies
-    (local, cvmfs); the payload verified first, then the copy, where it does not (tarball)."""
+    (every backend here); the payload verified first, then the copy, for one that does not."""
     verify = not publisher_class(backend).verifies_on_copy
     return sum(
         copy_bytes(b) + (sum(f.size for f in b.manifest.files) if verify else 0) for b in bundles

@@ -10,6 +10,11 @@ It writes, into an output directory:
   bundle; it is computed from the current catalogue at ``base`` (a client mount of the
   repository, or a local copy), so it must be ingested before anything else changes the
   repository (``repository.json`` names the serial it was made from and the one it makes).
+
+Like the local backend it reads each byte once: every file is hashed as it is streamed into the
+tar and compared with what was verified (the manifest digests, the manifest's and the checked
+signatures' SHA-256); a mismatch removes the half-written tar, so no tarball holds bytes that
+were not verified.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ...errors import RepositoryError
+from ...bundle import Bundle
+from ...digest import FileDigest, HashingReader
+from ...errors import IntegrityError, RepositoryError
 from ...filemodes import make_dirs, publish_mode
+from ...regular import open_regular
 from ..catalog import NameCatalog, read_name_catalog, write_name_catalog
 from ..index import recent_file, upsert_names, writable_index
 from ..layout import (
@@ -40,7 +48,7 @@ from ..layout import (
 )
 from ..publisher import PublishRequest, PublishResult
 from ..refs import split_name
-from ..tree import plan_many
+from ..tree import check_copied, copied_names, copy_algorithms, plan_many
 from ..trust import TRUST_LOG_FILE, TRUST_ROOT_FILE, write_trust_root
 
 __all__ = ["TarballPublisher"]
@@ -51,7 +59,7 @@ class TarballPublisher:
 
     backend = "tarball"
     accepts_unsigned = True
-    verifies_on_copy = False
+    verifies_on_copy = True
 
     def __init__(self, out: Path, root: Path) -> None:
         self.out = out
@@ -82,8 +90,7 @@ class TarballPublisher:
             if fresh:
                 make_dirs(self.out)
                 bundle_tar = self.out / f"{ns}.{short}-{rec.version}.bundle.tar"
-                members = [(p, f"{rec.version}/{p}") for p in _bundle_files(b.root)]
-                _write_tar(bundle_tar, b.root, members, add_marker=f"{rec.version}/")
+                _write_bundle_tar(bundle_tar, b, rec.version, req.progress)
                 art["bundle_tar"] = str(bundle_tar)
                 commands.append(
                     f"cvmfs_server ingest --tar_file {bundle_tar.name} "
@@ -232,24 +239,55 @@ def _changed(
     ]
 
 
-def _bundle_files(root: Path) -> list[str]:
-    """Every regular file of the bundle (payload, manifest, signatures), sorted."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel_dir = os.path.relpath(dirpath, root)
-        for n in sorted(filenames):
-            rel = n if rel_dir == "." else f"{rel_dir}/{n}".replace(os.sep, "/")
-            if rel != CVMFS_CATALOG_MARKER:
-                out.append(rel)
-    return out
+def _write_bundle_tar(
+    target: Path, bundle: Bundle, version: str, progress: Callable[[int], None] | None
+) -> None:
+    """The bundle tar (payload, manifest, signatures under ``<version>/``, plus the CVMFS
+    marker), each file hashed as it is streamed in and checked before the tar gets its name."""
+    names = copied_names(bundle)
+    alg = copy_algorithms(bundle)
+    digests: list[FileDigest] = []
+
+    def read(rel: str) -> HashingReader:
+        return HashingReader(open_regular(bundle.root / rel), alg(rel), progress)
+
+    def check() -> None:
+        check_copied(bundle, names, digests)
+
+    try:
+        _write_tar(
+            target,
+            bundle.root,
+            [(n, f"{version}/{n}") for n in names],
+            add_marker=f"{version}/",
+            reader=read,
+            digests=digests,
+            check=check,
+        )
+    except FileNotFoundError as e:
+        raise IntegrityError(f"{bundle.ref}: {e.filename} disappeared while being copied") from None
+    except OSError as e:
+        if str(e) != "unexpected end of data":  # tarfile's short read: a file shrank
+            raise
+        raise IntegrityError(
+            f"{bundle.ref}: a file shrank while being copied (nothing was written)"
+        ) from None
 
 
 def _write_tar(
-    target: Path, base: Path, members: list[tuple[str, str]], *, add_marker: str | None = None
+    target: Path,
+    base: Path,
+    members: list[tuple[str, str]],
+    *,
+    add_marker: str | None = None,
+    reader: Callable[[str], HashingReader] | None = None,
+    digests: list[FileDigest] | None = None,
+    check: Callable[[], None] | None = None,
 ) -> None:
     """A reproducible tar (sorted, owner root, mtime 0) written to a temporary name first, so
-    a failure never leaves a half-written tarball under the final name."""
+    a failure never leaves a half-written tarball under the final name. With ``reader``, each
+    member's bytes come through it (its digest appended to ``digests``, in ``members``' order)
+    and ``check`` decides, before the rename, whether the tar may exist."""
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.tmp-", dir=target.parent)
     publish_mode(tmp, fd=fd)
     os.close(fd)
@@ -262,14 +300,27 @@ def _write_tar(
         return info
 
     try:
-        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-            for src, arc in sorted(members, key=lambda m: m[1]):
+        order = sorted(range(len(members)), key=lambda i: members[i][1])
+        got: dict[int, FileDigest] = {}
+        with tarfile.TarFile(tmp, "w", format=tarfile.PAX_FORMAT, copybufsize=1 << 20) as tar:
+            for i in order:
+                src, arc = members[i]
                 if not (base / src).is_file():
                     raise RepositoryError(f"cannot pack {base / src}: not a regular file")
-                tar.add(base / src, arcname=arc, recursive=False, filter=clean)
+                if reader is None:
+                    tar.add(base / src, arcname=arc, recursive=False, filter=clean)
+                    continue
+                with reader(src) as f:
+                    info = clean(tar.gettarinfo(arcname=arc, fileobj=f.raw))
+                    tar.addfile(info, f)
+                    got[i] = f.digest()
             if add_marker is not None:
                 info = clean(tarfile.TarInfo(add_marker + CVMFS_CATALOG_MARKER))
                 tar.addfile(info)
+        if digests is not None:
+            digests[:] = [got[i] for i in range(len(members))]
+        if check is not None:
+            check()
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
