@@ -392,13 +392,16 @@ def _import_cmd(groupdata: Path, repo: Path, key: Path) -> list[str]:
             "--repo", str(repo), "--key", str(key)]  # fmt: skip
 
 
-@pytest.mark.parametrize("point", ["mid-copy", "renamed", "catalogued", "indexed"])
+@pytest.mark.parametrize(
+    "point", ["import-built", "staged", "synced", "renamed", "catalogued", "indexed"]
+)
 def test_killed_import_completes_on_rerun(
     groupdata: Path, tmp_path: Path, ec_key: tuple[Path, Path], point: str, policy_env: Path
 ) -> None:
-    """SIGKILL inside the publish of the batch (HEPBUNDLE_CRASH_AT): a re-run completes
-    everything. Killed before any rename, nothing was published; after the first rename that
-    version is completed by recovery; after the catalogue, the whole batch is."""
+    """SIGKILL while the bundles are built in the repository's staging area or inside the
+    publish of the batch (HEPBUNDLE_CRASH_AT): a re-run completes everything. Killed before any
+    rename, nothing was published; after the first rename that version is completed by
+    recovery; after the catalogue, the whole batch is. No work directory is left."""
     repo = tmp_path / "repo"
     env = {**os.environ, "HEPBUNDLE_CRASH_AT": point}
     p = subprocess.run(
@@ -410,7 +413,9 @@ def test_killed_import_completes_on_rerun(
     )
     assert p.returncode == 0, p.stderr
     expected = {
-        "mid-copy": "4 published, 0 unchanged",
+        "import-built": "4 published, 0 unchanged",
+        "staged": "4 published, 0 unchanged",
+        "synced": "4 published, 0 unchanged",
         "renamed": "3 published, 1 unchanged",
         "catalogued": "0 published, 4 unchanged",
         "indexed": "0 published, 4 unchanged",
@@ -457,9 +462,9 @@ def test_import_killed_from_outside_half_way(
 
 
 def _assert_complete(repo: Path, ec_key: tuple[Path, Path]) -> None:
-    assert not (repo / ".hepbundle-staging").exists() or not any(
-        (repo / ".hepbundle-staging").iterdir()
-    )
+    from hepbundle.repository.layout import staging_dirs
+
+    assert [list(d.iterdir()) for d in staging_dirs(repo)] == [[]] * len(staging_dirs(repo))
     policy = TrustPolicy.from_flags(keys=[ec_key[1]])
     for ref in GD_REFS:
         name, _, version = ref.partition("@")
@@ -842,3 +847,55 @@ def test_lwtnn_networks_in_cms_data_are_models_by_blob_content(tmp_path: Path) -
     roles = {f.dest: f.role for f in v2.files}
     assert roles["data/DeepCSV_PhaseI.json"] == "model"
     assert roles["data/settings.json"] == "config"
+
+
+@pytest.mark.parametrize("point", ["import-built", "synced", "catalogued"])
+def test_rerun_after_sigkill_hashes_nothing_published_and_leaves_no_work_dir(
+    tmp_path: Path,
+    ec_key: tuple[Path, Path],
+    policy_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    point: str,
+) -> None:
+    """A real SIGKILL of an import subprocess (before the batch is visible, or after its
+    catalogue): the re-run hashes no byte of what is already published (the node's records of
+    the sources, under the published manifest's digest), builds only what is not, and neither
+    run leaves a ``hepbundle-import-*`` work directory or a staging work directory behind."""
+    import hepbundle.importers.run as run_mod
+    from hepbundle.repository.layout import staging_dirs
+
+    files = {f"Pkg{i}/00-0{j}-00/d/w{k}.bin": os.urandom(50_000 + k) for i in range(3)
+             for j in (1, 2) for k in range(4)}  # fmt: skip
+    src = make_groupdata(tmp_path / "GD", files)
+    repo, scratch = tmp_path / "repo", tmp_path / "scratch"
+    scratch.mkdir()
+    cmd = [*_import_cmd(src, repo, ec_key[0]), "--work-dir", str(scratch)]
+    env = {**os.environ, "HEPBUNDLE_CRASH_AT": point, "HEPBUNDLE_CACHE_DIR": str(tmp_path / "c")}
+    p = subprocess.run(cmd, env=env, capture_output=True, check=False)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    assert [d.name[:17] for d in scratch.iterdir()] == ["hepbundle-import-"]  # left by the kill
+    monkeypatch.setenv("HEPBUNDLE_CACHE_DIR", str(tmp_path / "c"))
+    hashed: list[int] = []
+    real_hash = run_mod.hash_file
+
+    def hash_file(path: object, *a: object, **kw: object) -> object:
+        d = real_hash(path, *a, **kw)  # type: ignore[arg-type]
+        hashed.append(d.size)
+        return d
+
+    monkeypatch.setattr(run_mod, "hash_file", hash_file)
+    r = CliRunner().invoke(main, cmd[3:])
+    assert r.exit_code == 0, r.output
+    published_before = 6 if point == "catalogued" else 0
+    assert f"{6 - published_before} published, {published_before} unchanged" in r.output
+    assert hashed == []  # nothing published was read again; the new versions were built once
+    assert list(scratch.iterdir()) == []
+    assert [list(d.iterdir()) for d in staging_dirs(repo)] == [[]] * len(staging_dirs(repo))
+    for rel, data in files.items():
+        pkg, ver, sub, name = rel.split("/")
+        v = ".".join(str(int(x)) for x in ver.split("-"))
+        assert (repo / "bundles/atlas" / pkg.lower() / v / sub / name).read_bytes() == data
+    # and once more: everything unchanged, still nothing read
+    r = CliRunner().invoke(main, cmd[3:])
+    assert r.exit_code == 0 and "0 published, 6 unchanged" in r.output, r.output
+    assert hashed == []

@@ -214,3 +214,38 @@ def test_a_batch_is_made_durable_by_one_sync_before_anything_is_visible(
     assert seen == [(old, old), (old | {"2.0.0", "2.1.0"}, old)]
     assert len(fsyncs) == n_small  # 120 payload files: not one fsync more than for 2
     check_invariants(repo)
+
+
+def test_a_live_work_dir_survives_recovery_and_a_dead_ones_does_not(tmp_path: Path) -> None:
+    """An import builds in the staging area outside the lock (LiveWorkDir): another writer's
+    recovery leaves a directory a live process holds, and removes it once the holder is
+    SIGKILLed."""
+    from hepbundle.repository.tree import LiveWorkDir
+
+    repo = tmp_path / "repo"
+    publish(make_bundle(tmp_path, version="1.0.0").root, repo, allow_unsigned=True)
+    with LiveWorkDir.in_staging(repo, "atlas", "mine") as mine:
+        (mine.path / "bundle").mkdir()
+        res = publish(make_bundle(tmp_path, version="1.1.0").root, repo, allow_unsigned=True)
+        assert res.recovered == () and (mine.path / "bundle").is_dir()
+    assert not mine.path.exists()  # closing removes it
+    code = (
+        "import sys, time\nfrom pathlib import Path\n"
+        "from hepbundle.repository.tree import LiveWorkDir\n"
+        "w = LiveWorkDir.in_staging(Path(sys.argv[1]), 'atlas', 'theirs')\n"
+        "print(w.path, flush=True)\ntime.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(repo)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    theirs = Path(proc.stdout.readline().strip())
+    res = publish(make_bundle(tmp_path, version="1.2.0").root, repo, allow_unsigned=True)
+    assert res.recovered == () and theirs.is_dir()  # held by a live process
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    res = publish(make_bundle(tmp_path, version="1.3.0").root, repo, allow_unsigned=True)
+    assert res.recovered == (f"removed stale staging area {theirs.name}",)
+    assert not theirs.exists()
+    check_invariants(repo)

@@ -132,7 +132,7 @@ def plan(spec: BundleSpec, opts: BuildOptions) -> BuildPlan:
             check_relpath(legacy)
         except PathError as e:
             raise BuildError(f"legacy path of {dest!r}: {e}") from None
-    captured = capture(spec, opts)
+    captured = capture(spec, opts, planned)
     generated = {**captured.files, **opts.extra_files}
     clash = sorted(set(generated) & {p.dest for p in planned})
     if clash:
@@ -452,7 +452,7 @@ class Captured:
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
 
 
-def _provenance(spec: BundleSpec, opts: BuildOptions) -> Captured:
+def _provenance(spec: BundleSpec, opts: BuildOptions, planned: Sequence[_Planned]) -> Captured:
     cap = capture_provenance(spec, allow_dirty=opts.allow_dirty, from_mlflow=opts.from_mlflow)
     return Captured(cap.meta, cap.files)
 
@@ -461,14 +461,14 @@ def _provenance(spec: BundleSpec, opts: BuildOptions) -> Captured:
 # hls4ml readers or numpy
 
 
-def _fpga(spec: BundleSpec, opts: BuildOptions) -> Captured:
+def _fpga(spec: BundleSpec, opts: BuildOptions, planned: Sequence[_Planned]) -> Captured:
     from .fpga.capture import capture_section
 
     meta, files = capture_section(spec.sections["fpga"], spec.base_dir)
     return Captured({"fpga": meta}, files)
 
 
-def _profile(spec: BundleSpec, opts: BuildOptions) -> Captured:
+def _profile(spec: BundleSpec, opts: BuildOptions, planned: Sequence[_Planned]) -> Captured:
     from .data.reference import build_extras
 
     profile = spec.sections["profile"]
@@ -481,7 +481,7 @@ def _profile(spec: BundleSpec, opts: BuildOptions) -> Captured:
     return Captured(meta, files)
 
 
-def _io(spec: BundleSpec, opts: BuildOptions) -> Captured:
+def _io(spec: BundleSpec, opts: BuildOptions, planned: Sequence[_Planned]) -> Captured:
     from .errors import FormatError
     from .iosig import IOSignature
     from .iosig.capture import capture_io
@@ -492,12 +492,12 @@ def _io(spec: BundleSpec, opts: BuildOptions) -> Captured:
         except FormatError as e:
             raise BuildError(e.message) from None
         return Captured()
-    files = {p.dest: (p.src, p.role) for p in plan_files(spec)}
+    files = {p.dest: (p.src, p.role) for p in planned}  # the plan's own list: no second glob
     section = capture_io(spec, files)
     return Captured({"io": section} if section else {})
 
 
-def _validity(spec: BundleSpec, opts: BuildOptions) -> Captured:
+def _validity(spec: BundleSpec, opts: BuildOptions, planned: Sequence[_Planned]) -> Captured:
     """The validity scope as written, checked beyond the schema (a run range's last before its
     first, a time range that ends before it starts) and recorded in its normal form."""
     from .errors import FormatError
@@ -514,7 +514,10 @@ def _validity(spec: BundleSpec, opts: BuildOptions) -> Captured:
 #: (a later capture's manifest keys win). Provenance always runs (``--from-mlflow`` fills the
 #: training record without a ``training:`` section; ``extra:`` is copied as written), and so
 #: does the I/O signature (read from the model without an ``io:`` section).
-CAPTURES: tuple[tuple[tuple[str, ...], Callable[[BundleSpec, BuildOptions], Captured]], ...] = (
+#: Each capture gets the spec, the options and the planned files (source, bundle path, role).
+CAPTURES: tuple[
+    tuple[tuple[str, ...], Callable[[BundleSpec, BuildOptions, Sequence[_Planned]], Captured]], ...
+] = (
     (("code", "environment", "training", "data", "parents", "extra"), _provenance),
     (("fpga",), _fpga),
     (("profile",), _profile),
@@ -524,17 +527,22 @@ CAPTURES: tuple[tuple[tuple[str, ...], Callable[[BundleSpec, BuildOptions], Capt
 _ALWAYS = (_provenance, _io)
 
 
-def capture(spec: BundleSpec, opts: BuildOptions) -> Captured:
+def capture(
+    spec: BundleSpec, opts: BuildOptions, planned: Sequence[_Planned] | None = None
+) -> Captured:
     """Run :data:`CAPTURES` over the spec's sections overlaid with the caller's
     (:attr:`BuildOptions.sections`). A section the caller already filled in ``extra_meta``
-    (``fpga``, ``profile``) is not captured again."""
+    (``fpga``, ``profile``) is not captured again. ``planned``: the spec's files, when the
+    caller has planned them (else they are planned here)."""
+    if planned is None:
+        planned = plan_files(spec)
     if opts.sections:
         spec = replace(spec, sections={**spec.sections, **opts.sections})
     out = Captured()
     for sections, fn in CAPTURES:
         wanted = [s for s in sections if s in spec.sections and s not in opts.extra_meta]
         if wanted or fn in _ALWAYS:
-            got = fn(spec, opts)
+            got = fn(spec, opts, planned)
             out.meta.update(got.meta)
             out.files.update(got.files)
     return out

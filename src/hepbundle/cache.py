@@ -98,8 +98,11 @@ def parse_mountinfo(text: str) -> tuple[str, ...]:
 
 def cvmfs_mount_of(path: str) -> str | None:
     """The cvmfs2 FUSE mount point holding ``path`` (resolved), or None."""
+    mounts = _cvmfs_mounts()
+    if not mounts:
+        return None  # no CernVM-FS on this node: nothing to resolve
     real = os.path.realpath(path)
-    for m in _cvmfs_mounts():
+    for m in mounts:
         if real == m or real.startswith(m.rstrip("/") + "/"):
             return m
     return None

@@ -22,7 +22,9 @@ every new bundle); running it again finds what an earlier run published ``unchan
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -31,19 +33,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._base import deferred_sync
 from ..builder import BuildOptions, build_from_spec
 from ..bundle import Bundle
+from ..cache import VerificationCache, default_cache
 from ..digest import FileDigest, hash_file, map_files
 from ..errors import HepbundleError, IntegrityError, SpecError
 from ..manifest import Manifest
 from ..policy import TrustPolicy
 from ..repository import make_publisher
+from ..repository._crash import crash_point
 from ..repository.catalog import read_name_catalog
 from ..repository.layout import bundle_dir, is_repository
 from ..repository.lock import LOCK_FILENAME, repository_lock
 from ..repository.operations import set_alias
 from ..repository.publish import publish_many
-from ..repository.tree import recover
+from ..repository.tree import LiveWorkDir, recover
 from ..signing import Signer, sign
 from .base import ImportPlan, PlannedBundle, safe_name
 from .legacy import write_alias_links, write_compat_tree
@@ -59,6 +64,12 @@ FAILED = "failed"
 METADATA_CHANGED = "metadata-changed"
 
 log = logging.getLogger("hepbundle")
+
+#: the private work areas of imports (``$TMPDIR`` or ``--work-dir``); a killed run's is removed
+#: by the next import (:meth:`LiveWorkDir.remove_stale`)
+_WORK_PREFIX = "hepbundle-import-"
+#: the node records of source files are kept under this prefix + the manifest digest
+_SOURCE_KEY = "source:"
 
 
 @dataclass(frozen=True)
@@ -168,22 +179,40 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
     repo = make_publisher(opts.backend, target).root  # the tree the catalogue is read from
     if local and is_repository(repo):
         # finish a publish an earlier (killed) run left half-done, so the version counts as
-        # published below instead of being rebuilt with a new manifest and refused
+        # published below instead of being rebuilt with a new manifest and refused; work
+        # directories of a killed run (not held by a live process) are removed with it
         with repository_lock(repo / LOCK_FILENAME):
             recover(repo)
-    work = Path(tempfile.mkdtemp(prefix="hepbundle-import-", dir=opts.work_dir))
+    scratch = Path(opts.work_dir or tempfile.gettempdir())
+    for name in LiveWorkDir.remove_stale(scratch, _WORK_PREFIX):
+        log.info("removed %s/%s, left by an import that did not finish", scratch, name)
+    # local: each new bundle is built in the repository's own staging area and moved into place
+    # (one copy of each byte); cvmfs: built in a private work area, then copied in (the mount
+    # is written only inside the transaction)
+    work = LiveWorkDir(scratch, _WORK_PREFIX)
+    held: list[LiveWorkDir] = [work]
     outcomes: list[Outcome | None] = []
     built: list[tuple[int, PlannedBundle, Bundle]] = []
     existing: list[PlannedBundle] = []
     try:
         for pb in plan.bundles:
+            published = _published(repo, pb)
+            place = None
+            if local and published is None:
+                place = LiveWorkDir.in_staging(repo, pb.spec.namespace, safe_name(pb.ref))
+                held.append(place)
             try:
-                done = _prepare(pb, repo, work / safe_name(pb.ref), opts)
+                if place is not None:
+                    done = _prepare(pb, published, place.path, opts, in_place=True)
+                else:
+                    done = _prepare(pb, published, work.path / safe_name(pb.ref), opts)
             except (HepbundleError, OSError) as e:
                 if not opts.keep_going:
                     raise
                 log.error("%s [%s]: not published: %s", pb.ref, pb.origin, e)
-                shutil.rmtree(work / safe_name(pb.ref), ignore_errors=True)
+                if place is not None:
+                    place.close()  # what this version's build left
+                shutil.rmtree(work.path / safe_name(pb.ref), ignore_errors=True)
                 done = _outcome(pb, FAILED, str(e))
             if isinstance(done, Outcome):
                 outcomes.append(done)
@@ -200,11 +229,13 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
                 policy=opts.policy,
                 allow_unsigned=opts.allow_unsigned and opts.signer is None,
                 aliases=[pb.aliases for _, pb, _ in built],
+                adopt=local,
             )
             for (i, pb, _), res in zip(built, results, strict=True):
                 outcomes[i] = _outcome(pb, res.status)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        for w in held:
+            w.close()
     for pb in existing:
         _point_aliases(pb, repo, target, opts.backend)
     links = 0
@@ -218,18 +249,25 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
 
 
 def _prepare(
-    pb: PlannedBundle, repo: Path, work: Path, opts: ImportOptions
+    pb: PlannedBundle,
+    published: Bundle | None,
+    work: Path,
+    opts: ImportOptions,
+    *,
+    in_place: bool = False,
 ) -> Outcome | tuple[PlannedBundle, Bundle]:
-    """The outcome of a version already published, or the new version built and signed."""
+    """The outcome of a version already ``published``, or the new version built and signed.
+    ``in_place``: ``work`` is a :class:`LiveWorkDir` in the repository's staging area, whose
+    one sync before publishing makes the build durable (no fsync here)."""
     if pb.materialize is not None:
         pb = pb.with_root(pb.materialize(work / "source"))
-    published = _published(repo, pb)
     if published is not None:
-        problems = _compare(pb, _hash_sources(pb, published.algorithm, opts.progress), published)
+        digests = _source_digests(pb, published, opts.progress)
+        problems = _compare(pb, digests, published.manifest)
         if problems:
             log.info("%s: conflict: %s", pb.ref, "; ".join(problems))
             return _outcome(pb, "conflict", "; ".join(problems))
-        changed = pb.metadata_changes(published.meta)
+        changed = pb.metadata_changes(published.manifest.meta)
         if changed:
             return _outcome(
                 pb,
@@ -240,47 +278,119 @@ def _prepare(
         return _outcome(pb, "unchanged")
     out = work / "bundle"
     before = _source_identities(pb)
-    bundle = build_from_spec(
-        pb.spec,
-        BuildOptions(
-            out=out,
-            extra_meta=pb.extra_meta,
-            legacy_paths=pb.legacy_paths,
-            progress=opts.progress,
-        ),
-    )
-    _check_unchanged(pb, before)
-    if opts.signer is not None:
-        # the build's own records: no payload byte is read again
-        sign(bundle, opts.signer, role=opts.role)
+    with deferred_sync() if in_place else contextlib.nullcontext():
+        bundle = build_from_spec(
+            pb.spec,
+            BuildOptions(
+                out=out,
+                extra_meta=pb.extra_meta,
+                legacy_paths=pb.legacy_paths,
+                progress=opts.progress,
+            ),
+        )
+        _check_unchanged(pb, before)
+        if opts.signer is not None:
+            # the build's own records: no payload byte is read again
+            sign(bundle, opts.signer, role=opts.role)
+    _remember_sources(pb, bundle.manifest_digest, bundle.manifest, before)
+    crash_point("import-built")
     if pb.materialize is not None:
         shutil.rmtree(work / "source", ignore_errors=True)  # only the built bundle waits
-    return pb, Bundle.load(out)
+    # the Bundle the build returned carries its records (a file it wrote and hashed is not
+    # read again when the publisher checks it); a fresh load when it is copied
+    return pb, bundle if in_place else Bundle.load(out)
 
 
 def _outcome(pb: PlannedBundle, status: str, detail: str = "") -> Outcome:
     return Outcome(pb.ref, pb.origin, status, len(pb.files), pb.size, detail, pb.aliases)
 
 
-def _published(repo: Path, pb: PlannedBundle) -> Manifest | None:
+def _published(repo: Path, pb: PlannedBundle) -> Bundle | None:
     if not is_repository(repo):
         return None
     cat = read_name_catalog(repo, pb.spec.name, missing_ok=True)
     if pb.spec.version not in cat.versions:
         return None
-    return Bundle.load(bundle_dir(repo, pb.spec.name, pb.spec.version)).manifest
+    return Bundle.load(bundle_dir(repo, pb.spec.name, pb.spec.version))
 
 
-def _hash_sources(
-    pb: PlannedBundle, alg: str, progress: Callable[[int], None] | None = None
+def _source_records() -> VerificationCache | None:
+    return default_cache()
+
+
+def _source_digests(
+    pb: PlannedBundle, published: Bundle, progress: Callable[[int], None] | None = None
 ) -> list[FileDigest]:
+    """The digest of each source file in the published manifest's algorithm: from this node's
+    records of the import that published it (or of an earlier comparison) while the file's
+    identity (device, inode, size, mtime, ctime) is unchanged, else by hashing it (and then
+    recorded). A re-run over an unchanged store reads nothing (docs/migration.md)."""
     assert pb.source_root is not None
     root = pb.source_root
-    return map_files(
-        lambda f: hash_file(root / f.source, alg),
-        pb.files,
-        [f.size for f in pb.files],
+    alg = published.algorithm
+    cache = _source_records()
+    key = _SOURCE_KEY + published.manifest_digest
+    have = published.manifest.by_path
+    known: dict[int, FileDigest] = {}
+    todo: list[int] = []
+    stats: dict[int, os.stat_result] = {}
+    for i, f in enumerate(pb.files):
+        entry = have.get(f.dest)
+        try:
+            st = (root / f.source).stat()
+        except OSError:
+            todo.append(i)  # hash_file reports it
+            continue
+        stats[i] = st
+        if (
+            cache is not None
+            and entry is not None
+            and cache.is_verified(key, f.dest, entry.digest, root / f.source, st)
+        ):
+            known[i] = FileDigest(st.st_size, entry.digest, alg)
+            if progress is not None:
+                progress(st.st_size)
+        else:
+            todo.append(i)
+    hashed = map_files(
+        lambda i: hash_file(root / pb.files[i].source, alg),
+        todo,
+        [pb.files[i].size for i in todo],
         progress=progress,
+    )
+    if cache is not None:
+        cache.record(
+            key,
+            [
+                (pb.files[i].dest, d.digest, root / pb.files[i].source, stats[i])
+                for i, d in zip(todo, hashed, strict=True)
+                if i in stats and have.get(pb.files[i].dest) is not None
+            ],
+        )
+    known.update(zip(todo, hashed, strict=True))
+    return [known[i] for i in range(len(pb.files))]
+
+
+def _remember_sources(
+    pb: PlannedBundle, manifest_digest: str, manifest: Manifest, before: list[os.stat_result | None]
+) -> None:
+    """Record, on this node, that each source file (with the identity it had before the build,
+    equal to the one after it: :func:`_check_unchanged`) has the digest the build computed, under
+    the new manifest's digest: a later run comparing the store with this version, once
+    published, reads none of it. Harmless if the version is never published (no published
+    manifest has that digest)."""
+    cache = _source_records()
+    if cache is None:
+        return
+    assert pb.source_root is not None
+    have = manifest.by_path
+    cache.record(
+        _SOURCE_KEY + manifest_digest,
+        [
+            (f.dest, have[f.dest].digest, pb.source_root / f.source, st)
+            for f, st in zip(pb.files, before, strict=True)
+            if st is not None and f.dest in have
+        ],
     )
 
 
@@ -306,23 +416,26 @@ def _compare(pb: PlannedBundle, digests: list[FileDigest], published: Manifest) 
     return problems
 
 
-def _source_identities(pb: PlannedBundle) -> list[tuple[int, int, int, int, int] | None]:
-    """What the kernel says about each source file: device, inode, size, mtime, ctime (ns)."""
+def _source_identities(pb: PlannedBundle) -> list[os.stat_result | None]:
+    """What the kernel says about each source file (None: it cannot be stat'ed)."""
     assert pb.source_root is not None
-    out: list[tuple[int, int, int, int, int] | None] = []
+    out: list[os.stat_result | None] = []
     for f in pb.files:
         try:
-            st = (pb.source_root / f.source).stat()
+            out.append((pb.source_root / f.source).stat())
         except OSError:
             out.append(None)  # the build reports the missing file
-            continue
-        out.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     return out
 
 
-def _check_unchanged(
-    pb: PlannedBundle, before: list[tuple[int, int, int, int, int] | None]
-) -> None:
+def _identity(st: os.stat_result | None) -> tuple[int, int, int, int, int] | None:
+    """Device, inode, size, mtime and ctime (ns): what a write to the file changes."""
+    if st is None:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _check_unchanged(pb: PlannedBundle, before: list[os.stat_result | None]) -> None:
     """Every source file must still be what was packed: its identity after the build equals the
     one before it (any write in between moves its ctime, which no unprivileged user can set
     back; the same evidence the node verification cache relies on), so the build's copy — hashed
@@ -331,7 +444,7 @@ def _check_unchanged(
     changed = [
         f.legacy or f.source
         for f, b, a in zip(pb.files, before, after, strict=True)
-        if b is None or b != a
+        if b is None or _identity(b) != _identity(a)
     ]
     if changed:
         raise IntegrityError(

@@ -132,6 +132,7 @@ def publish_many(
     expires_days: float | None = None,
     aliases: Sequence[Sequence[str]] | None = None,
     stage: Callable[[str], None] | None = None,
+    adopt: bool = False,
 ) -> list[PublishResult]:
     """Verify every bundle, then publish them all in one step of ``backend``: all or nothing.
 
@@ -153,9 +154,13 @@ def publish_many(
     signed). ``statement_signer`` signs the catalogue statements, required when the policy
     signs a name's catalogue; ``expires_days`` puts an expiry in them. ``stage`` is told what
     is being done (``verifying <ref>``, ``publishing into <repo>``); ``progress`` is given
-    :func:`publish_bytes` bytes in all.
+    :func:`publish_bytes` bytes in all. ``adopt`` (local backend; importers): every bundle was
+    built by this process in a :class:`~.tree.LiveWorkDir` of this repository and is moved into
+    place after the same checks, from the build's records, instead of copied.
     """
     say = stage or (lambda _text: None)
+    if adopt and backend != "local":
+        raise ValueError("adopt=True publishes bundles built in a local repository's staging area")
     if not bundles:
         raise RepositoryError("nothing to publish: no bundle given")
     if aliases is not None and len(aliases) != len(bundles):
@@ -224,6 +229,7 @@ def publish_many(
                 statement_signer=statement_signer,
                 policy=given,
                 expires_days=expires_days,
+                adopt=adopt,
             )
         )
     say(f"publishing into {publisher.root} ({backend})")

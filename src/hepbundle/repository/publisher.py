@@ -44,6 +44,10 @@ class PublishRequest:
     policy: TrustPolicy | None = None
     #: days until the new statements expire (None: they do not)
     expires_days: float | None = None
+    #: the bundle was built by this process in a work directory of the repository's staging
+    #: area (``tree.LiveWorkDir``): it is checked against the build's records and moved into
+    #: place instead of copied (local backend)
+    adopt: bool = False
 
     @property
     def aliases(self) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ per-name file, so they see the old catalogue or the new one with a complete bund
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -45,6 +46,7 @@ from ..digest import (
     FileDigest,
     copy_and_hash,
     default_workers,
+    hash_file,
     map_files,
     run_parallel,
     sha256_bytes,
@@ -76,6 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Installed",
+    "LiveWorkDir",
     "change_catalog",
     "check_copied",
     "check_not_conflicting",
@@ -291,10 +294,16 @@ def _stage(root: Path, req: PublishRequest, signed: NameCatalog) -> Path:
             f"{final} exists but {name}@{rec.version} is not in the catalogue",
             hint="inspect it by hand: hepbundle never overwrites a bundle directory",
         )
-    work = _new_work_dir(root, _ns(name), f"{name.replace('/', '.')}@{rec.version}")
+    if req.adopt:
+        work = _adopted_work_dir(root, req)
+    else:
+        work = _new_work_dir(root, _ns(name), f"{name.replace('/', '.')}@{rec.version}")
     try:
         stage = work / "bundle"
-        _copy_bundle(req.bundle, stage, req.progress)
+        if req.adopt:
+            _check_adopted(req.bundle, req.progress)
+        else:
+            _copy_bundle(req.bundle, stage, req.progress)
         crash_point("staged")
         # the staged hepbundle.json hashed to the digest read at open (_copy_bundle), and the
         # record carries that digest: the copy is the verified bundle, without parsing it again
@@ -384,6 +393,65 @@ def _new_work_dir(root: Path, ns: str, label: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"{label}.", dir=staging))
 
 
+class LiveWorkDir:
+    """A work directory that a running process fills outside the repository lock: an import
+    building its bundles in the repository's staging area (:meth:`in_staging`), so that
+    publishing moves them instead of copying them, or its private work area elsewhere. The
+    directory is held with an exclusive ``flock`` while this object is open: :func:`recover`
+    (and :meth:`remove_stale`) leave a held directory alone and remove one whose holder died
+    (a SIGKILL releases the lock), so nothing is left behind for good. ``close`` removes what
+    is still there (what was published has been moved away)."""
+
+    def __init__(self, parent: Path, prefix: str) -> None:
+        make_dirs(parent)
+        self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+        self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # a fresh directory: nobody else holds it
+
+    @classmethod
+    def in_staging(cls, root: Path, ns: str, label: str) -> LiveWorkDir:
+        """One in the staging area of namespace ``ns`` of the repository at ``root``."""
+        return cls(staging_dir(root, ns), f"{label}.")
+
+    @staticmethod
+    def remove_stale(parent: Path, prefix: str) -> list[str]:
+        """Remove the directories ``parent/<prefix>*`` no live process holds; their names."""
+        gone = []
+        for p in sorted(parent.glob(f"{prefix}*")) if parent.is_dir() else []:
+            if p.is_dir() and not p.is_symlink() and not _held(p):
+                shutil.rmtree(p, ignore_errors=True)
+                gone.append(p.name)
+        return gone
+
+    def close(self) -> None:
+        if self._fd < 0:
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        os.close(self._fd)
+        self._fd = -1
+
+    def __enter__(self) -> LiveWorkDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _held(work: Path) -> bool:
+    """Whether a live process holds ``work`` (:class:`LiveWorkDir`)."""
+    try:
+        fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's own lock
+    return False
+
+
 def copied_names(bundle: Bundle) -> list[str]:
     """What a publisher copies of a bundle: the payload, the manifest and the signature files."""
     extra = [p.name for p in bundle.root.iterdir() if p.is_file() and is_reserved(p.name)]
@@ -453,6 +521,33 @@ def _copy_bundle(bundle: Bundle, stage: Path, progress: Callable[[int], None] | 
     publish_tree(stage)
 
 
+def _adopted_work_dir(root: Path, req: PublishRequest) -> Path:
+    """The work directory a bundle to adopt was built in: ``<staging of its namespace>/<work>/
+    bundle`` of this repository, or a RepositoryError (an adopted bundle is moved, never one
+    from elsewhere)."""
+    b = req.bundle
+    work = b.root.parent
+    if b.root.name != "bundle" or work.parent.resolve() != staging_dir(root, _ns(b.name)).resolve():
+        raise RepositoryError(
+            f"{b.ref}: {b.root} is not a work directory of {root}'s staging area; only a bundle "
+            "built there can be published by moving it"
+        )
+    return work
+
+
+def _check_adopted(bundle: Bundle, progress: Callable[[int], None] | None) -> None:
+    """What :func:`_copy_bundle` checks, for a bundle this process built in place: every payload
+    file is the one the build wrote and hashed (its identity unchanged since, from the build's
+    records; a file without a record is hashed), ``hepbundle.json`` and each signature file are
+    the bytes that were verified; then the CVMFS marker and the modes."""
+    bundle.verify(progress=progress).raise_for_problems(f"{bundle.ref} (nothing was published)")
+    payload = bundle.manifest.by_path
+    names = [n for n in copied_names(bundle) if n not in payload]
+    check_copied(bundle, names, [hash_file(bundle.root / n) for n in names])
+    (bundle.root / CVMFS_CATALOG_MARKER).touch()
+    publish_tree(bundle.root)
+
+
 def recover(root: Path, *, only: Sequence[str] | None = None) -> list[str]:
     """Finish or undo what crashed writers left in the staging area; return what was done.
 
@@ -463,6 +558,8 @@ def recover(root: Path, *, only: Sequence[str] | None = None) -> list[str]:
     done = []
     works = [w for staging in staging_dirs(root, only) for w in sorted(staging.iterdir())]
     for work in works:
+        if _held(work):
+            continue  # a running import fills it (LiveWorkDir)
         try:
             intent = json.loads((work / _INTENT).read_bytes())
         except (OSError, ValueError):
