@@ -52,7 +52,7 @@ from ..digest import (
     sha256_bytes,
 )
 from ..errors import HepbundleError, IntegrityError, RepositoryError
-from ..filemodes import make_dirs, publish_tree
+from ..filemodes import make_dirs, publish_mode, publish_tree
 from ..manifest import MANIFEST_FILENAME, canonical_json
 from ..paths import is_reserved
 from ._crash import crash_point
@@ -544,8 +544,9 @@ def _check_adopted(bundle: Bundle, progress: Callable[[int], None] | None) -> No
     payload = bundle.manifest.by_path
     names = [n for n in copied_names(bundle) if n not in payload]
     check_copied(bundle, names, [hash_file(bundle.root / n) for n in names])
-    (bundle.root / CVMFS_CATALOG_MARKER).touch()
-    publish_tree(bundle.root)
+    marker = bundle.root / CVMFS_CATALOG_MARKER
+    marker.touch()
+    publish_mode(marker)  # the build gave everything else its mode (a chmod would move ctimes)
 
 
 def recover(root: Path, *, only: Sequence[str] | None = None) -> list[str]:
