@@ -53,6 +53,7 @@ def _edge_cases(gd: Path, outside: Path) -> None:
     (pkg / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (gd / "Empty" / "v1").mkdir(parents=True)
     (gd / BAD_NAME).write_bytes(b"calib")
+    (pkg / "00-02-00" / "weights[1].bin").write_bytes(b"w")  # a glob character
     (gd / LOCKED / "deep").mkdir(parents=True)
     (gd / LOCKED / "rnn.onnx").write_bytes(b"\x08\x07onnx-v4" * 10)
     (gd / LOCKED / "deep" / "more.root").write_bytes(b"root")
@@ -161,6 +162,8 @@ def test_groupdata_plan_inventories_every_entry_of_the_store(public_tmp: Path) -
     assert verdict("tauRecTools/.git")[0] == "skipped"
     assert verdict("Empty/v1") == ("skipped", "empty directory")
     assert verdict("Empty") == ("skipped", "directory: nothing below it is imported")
+    assert verdict(f"{v2}/weights[1].bin")[0] == "refused"
+    assert verdict(f"{v2}/weights[1].bin")[1].startswith("'*', '?' and '[' in file names")
     shown = os.fsencode(BAD_NAME).decode("utf-8", "backslashreplace")
     assert verdict(shown) == ("refused", "the name is not valid UTF-8")
     assert verdict("dev/tauRecTools/00-03-00/rnn.onnx")[1].startswith("dev/ area: off")

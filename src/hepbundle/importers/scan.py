@@ -33,6 +33,11 @@ __all__ = ["Entry", "Scan", "link_aliases", "scan_tree", "take_inventory"]
 
 #: directories of version control, skipped with this reason (never bundle payload)
 _VCS = "version-control metadata (.git*)"
+#: characters a bundle's file rules read as glob syntax: a file named with one cannot be packed
+_GLOB_CHARS = "*?["
+_GLOB_REFUSAL = (
+    "'*', '?' and '[' in file names are not supported (the build's file rules are globs): rename it"
+)
 #: files a CVMFS repository keeps for itself (seen when importing straight from a /cvmfs mount)
 _CVMFS_MARKERS = (".cvmfscatalog", ".cvmfsautocatalog", ".cvmfsdirtab")
 
@@ -137,6 +142,8 @@ def scan_tree(
             return full
         elif not stat.S_ISREG(st.st_mode):
             entries.append(Entry(legacy, "special", refused=describe_mode(st.st_mode)))
+        elif any(c in d.name for c in _GLOB_CHARS):
+            entries.append(Entry(legacy, "file", refused=_GLOB_REFUSAL))
         elif d.name in _CVMFS_MARKERS:
             entries.append(Entry(legacy, "file", skipped="CVMFS catalogue marker (not data)"))
         else:
