@@ -226,3 +226,37 @@ def test_build_with_a_key_signs_in_the_same_process_reading_each_byte_once(
     )
     assert r.exit_code != 0 and "is a public key, not a private key" in r.output
     assert not (tmp_path / "c").exists()
+
+
+def test_build_publish_copies_each_byte_once(
+    model_dir: Path,
+    tmp_path: Path,
+    ec_key: tuple[Path, Path],
+    reads: Reads,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`hepbundle build --key K --publish REPO`: built in REPO's staging area, signed, and moved
+    into place after publish's checks: the payload is read, hashed and written once (not
+    copied again into the repository); the published version verifies byte for byte and no
+    work directory is left; --alias points at it."""
+    from click.testing import CliRunner
+
+    from hepbundle.cli import main
+    from hepbundle.repository.layout import staging_dirs
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {ec_key[1]}\n"
+    )
+    monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
+    repo = tmp_path / "repo"
+    args = ["build", str(model_dir), "--key", str(ec_key[0]), "--publish", str(repo)]
+    r = CliRunner().invoke(main, [*args, "--alias", "prod"])
+    assert r.exit_code == 0, r.output
+    assert f"published atlas/tauid@1.2.0 -> {repo / 'bundles/atlas/tauid/1.2.0'}" in r.output
+    b = hepbundle.resolve("atlas/tauid@prod", repos=[repo], verify="full")
+    assert b.verify().ok and [s.kind for s in b.signature] == ["key"]
+    assert (reads.copied, reads.hashed) == (_payload(b), 0)
+    assert [list(d.iterdir()) for d in staging_dirs(repo)] == [[]]
+    r = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--publish builds into the repository" in r.output

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._base import __version__, created_timestamp, write_atomic
 from .bundle import Bundle
@@ -33,6 +33,11 @@ from .paths import check_collisions, check_relpath, is_reserved
 from .provenance import capture as capture_provenance
 from .regular import describe_mode
 from .spec import BundleSpec, load_spec
+
+if TYPE_CHECKING:
+    from ._signers import Signer
+    from .repository.publisher import PublishResult
+    from .signing import SignResult
 
 __all__ = [
     "CAPTURES",
@@ -47,6 +52,7 @@ __all__ = [
     "plan_files",
     "prepare_output",
     "write",
+    "write_and_publish",
 ]
 
 log = logging.getLogger("hepbundle")
@@ -406,6 +412,37 @@ def write(work: BuildPlan, opts: BuildOptions) -> Bundle:
         raise
     log.info("built %s (%d files) in %s", manifest.ref, len(entries), out)
     return _vouched(Bundle.load(out), written)
+
+
+def write_and_publish(
+    work: BuildPlan,
+    opts: BuildOptions,
+    repo: Path,
+    *,
+    signer: Signer | None,
+    alias: str | None = None,
+    allow_unsigned: bool = False,
+) -> tuple[PublishResult, SignResult | None]:
+    """Write the planned bundle straight into a work directory of the local repository
+    ``repo``'s staging area (``opts.out`` is not used), sign it with ``signer`` over the digests
+    just computed, and publish it by moving it into place (``hepbundle build --publish``): each
+    byte is read, hashed and written once, and made durable by the publish's one sync. The
+    trust policy is the one :func:`~hepbundle.repository.publish_many` finds
+    (``HEPBUNDLE_POLICY``, else the repository's trust root). An identical version already
+    published is ``unchanged`` (the new copy is dropped); a different one is refused."""
+    from ._base import deferred_sync
+    from .repository.publish import publish_many
+    from .repository.tree import LiveWorkDir
+    from .signing import sign
+
+    spec = work.spec
+    label = f"{spec.name.replace('/', '.')}@{spec.version}"
+    with LiveWorkDir.in_staging(repo.absolute(), spec.namespace, label) as place:
+        with deferred_sync():  # the publish's sync makes it durable, before it is visible
+            b = write(work, replace(opts, out=place.path / "bundle", force=False))
+            signed = sign(b, signer) if signer is not None else None
+        result = publish_many([b], repo, alias=alias, allow_unsigned=allow_unsigned, adopt=True)[0]
+    return result, signed
 
 
 def _unchanged_since_written(

@@ -121,6 +121,16 @@ def init(
     "SHA-256-only tools can check (docs/signing.md).",
 )
 @signer_options(trust_config=True)
+@click.option(
+    "--publish",
+    "publish_to",
+    type=DIRECTORY,
+    metavar="REPO",
+    help="Build straight into the local repository REPO and publish it there (with --key: "
+    "signed first): one copy of each byte instead of two; the trust policy is "
+    "$HEPBUNDLE_POLICY, else REPO's trust root. Not with -o.",
+)
+@click.option("--alias", help="With --publish: point this alias (e.g. prod) at the version.")
 @json_option
 def build(
     spec: Path,
@@ -136,6 +146,8 @@ def build(
     profile_outputs: Path | None,
     digest_algorithm: str,
     signer: Signer | None,
+    publish_to: Path | None,
+    alias: str | None,
     as_json: bool,
 ) -> None:
     """Build a bundle from SPEC (a hepbundle.yaml or its directory).
@@ -144,8 +156,13 @@ def build(
     directory, hashes each once, and writes hepbundle.json. A failed build leaves nothing behind.
     Set SOURCE_DATE_EPOCH for a reproducible 'created' time. With --key (or --cert, --sigstore)
     the new bundle is also signed, as 'hepbundle sign' would, in this process and over the
-    digests the build just computed.
+    digests the build just computed. With --publish REPO it is built in REPO's staging area
+    and published by moving it into place ('hepbundle publish' checks, one copy of each byte).
     """
+    if publish_to is not None and out is not None:
+        raise click.UsageError("--publish builds into the repository: -o/--out is not used")
+    if alias is not None and publish_to is None:
+        raise click.UsageError("--alias goes with --publish")
     # the command line's sections go through the build's own capture table (builder.CAPTURES)
     sections: dict[str, Any] = {}
     if fpga_project is not None or toolchain is not None:
@@ -187,6 +204,18 @@ def build(
         )
         for p, r, n in paths:
             click.echo(f"  {p:<56} {r:<9} {n:>12,}")
+        return
+    if publish_to is not None:
+        with progress(work.source_bytes, "packing") as cb:
+            res, signed_ = _builder.write_and_publish(
+                work, replace(opts, progress=cb), publish_to, signer=signer, alias=alias
+            )
+        if as_json:
+            emit_json(res.to_json() | ({"signature": signed_.to_json()} if signed_ else {}))
+        else:
+            if signed_ is not None:
+                click.echo(f"signed {res.ref} as {signed_.role} by {signed_.signer}")
+            click.echo(f"{res.status} {res.ref} -> {res.path} (serial {res.serial})")
         return
     with progress(work.source_bytes, "packing") as cb:
         b = _builder.write(work, replace(opts, progress=cb))
