@@ -97,6 +97,44 @@ def test_show_says_what_the_catalogue_knows(
     assert code == 0 and "  aliases " not in out and "  published " not in out
 
 
+def test_show_names_the_signers_the_trust_root_names(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A key signer is a fingerprint; the policy the repository was created with can say
+    whose key it is (``name:``), kept in the trust root: `show` then prints the name next to
+    the fingerprint, and --json maps each signer to its name (issue 14, item 11)."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\nrules:\n  - namespace: '*'\n    signers:\n"
+        f"      - key: {ec_key[1]}\n        name: Jane Doe, tau release manager\n"
+    )
+    repo = tmp_path / "repo"
+    code, _, err = run("publish", signed.root, "--repo", repo, "--policy", policy)
+    assert code == 0, err
+    doc = json.loads(catalog_file(repo, "atlas/tauid").read_text())
+    (signer,) = doc["versions"]["1.2.0"]["signers"]
+    code, out, err = run("show", "atlas/tauid@1.2.0", "--repo", repo, "--no-card")
+    assert code == 0, err
+    assert f"  signers   Jane Doe, tau release manager (key {signer})" in out.splitlines()
+    code, out, _ = run("show", "atlas/tauid@1.2.0", "--repo", repo, "--json")
+    cat = json.loads(out)["catalog"]
+    assert cat["signers"] == [signer]
+    assert cat["signer_names"] == {signer: "Jane Doe, tau release manager"}
+
+
+def test_signer_names_from_certificate_subjects() -> None:
+    from hepbundle.policy import signer_name
+
+    grid = "/DC=ch/DC=cern/OU=Organic Units/OU=Users/CN=jdoe/CN=123456/CN=Jane Doe"
+    assert signer_name(grid, {}) == "Jane Doe"
+    assert signer_name("CN=Jane Doe,OU=Users,O=CERN", {}) == "Jane Doe"
+    assert signer_name("O=CERN,CN=Jane Doe", {}) == "Jane Doe"
+    assert signer_name("sha256:" + "ab" * 32, {}) is None  # an unnamed key
+    assert signer_name("sha256:" + "ab" * 32, {"sha256:" + "ab" * 32: "Jane"}) == "Jane"
+    assert signer_name("jane.doe@cern.ch", {}) is None  # sigstore: readable as it is
+    assert signer_name("https://gitlab.cern.ch/a/b//.gitlab-ci.yml@refs/heads/main", {}) is None
+
+
 def test_default_repo_is_env_then_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     b = make_bundle(tmp_path, version="2.0.0")
     monkeypatch.chdir(tmp_path)

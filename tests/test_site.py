@@ -158,6 +158,7 @@ def repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPa
     policy = tmp_path / "policy.yaml"
     policy.write_text(
         f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {ec_key[1]}\n"
+        "        name: Jane Doe, L1 release manager\n"
     )
     monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
     root = tmp_path / "repo"
@@ -306,6 +307,16 @@ def _check_trigger_parts(site: Path, tau_url: str, cms_url: str, tau_history: st
     assert rows["LUT"] == "61,234 of 1,182,240 (5.2 %)" and rows["DSP"].startswith("4,120 of")
     tau = (site / tau_url).read_text()
     assert 'id="firmware"' not in tau  # no fpga section, no firmware part
+    # the signer by the name the trust root gives its key, next to the fingerprint
+    assert re.search(
+        r'<td id="signers"><span class="signer-name">Jane Doe, L1 release manager</span> '
+        r'<span class="signer">sha256:[0-9a-f]{64}</span></td>',
+        tau,
+    ), tau
+    index = json.loads((site / "index.json").read_text())
+    assert [e["signerNames"] for e in index] == [["Jane Doe, L1 release manager"]] * 2
+    history = (site / tau_history).read_text()
+    assert "<strong>Jane Doe, L1 release manager</strong> sha256:" in history
     # the file a job loads, named in the snippet
     job = re.search(r'<td id="use-in-job">(.*?)</td>', cms, re.S)
     assert job and "<code>hepbundle path cms/l1t-jets@0.3.0 model/model.onnx</code>" in job[1]
@@ -510,6 +521,9 @@ def test_site_in_headless_chromium(browser: Any, served: str, tmp_path: Path) ->
     box.send_keys("tau prod")
     wait.until(lambda _: names() == ["atlas/tauid@1.1.0"])
     box.clear()
+    box.send_keys("release manager")  # the signer's name, from the trust root
+    wait.until(lambda _: names() == ["atlas/tauid@1.1.0", "cms/l1t-jets@0.3.0"])
+    box.clear()
     box.send_keys("no-such-model")
     wait.until(lambda _: names() == [])
 
@@ -534,6 +548,8 @@ def test_site_in_headless_chromium(browser: Any, served: str, tmp_path: Path) ->
     assert (role, size) == ("model", "2.4 KiB") and len(sha) == 64
     signer = drv.find_element(By.CSS_SELECTOR, "#signers .signer").text
     assert signer.startswith("sha256:")
+    name = drv.find_element(By.CSS_SELECTOR, "#signers .signer-name").text
+    assert name == "Jane Doe, L1 release manager"
     img = drv.find_element(By.CSS_SELECTOR, "#records img")
     assert drv.execute_script("return arguments[0].naturalWidth", img) > 0  # the plot loaded
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -69,6 +70,7 @@ __all__ = [
     "no_policy_error",
     "policy_from_env",
     "resolve_policy",
+    "signer_name",
 ]
 
 POLICY_ENV = "HEPBUNDLE_POLICY"
@@ -167,9 +169,11 @@ class _Leaf:
 
 @dataclass(frozen=True)
 class AllowKey(_Leaf):
-    """A signature by one EC (or RSA) public key."""
+    """A signature by one EC (or RSA) public key; ``name`` says whose it is (shown by ``show``
+    and the catalogue site next to the fingerprint; it grants nothing)."""
 
     public_key: PublicKey | None = None
+    name: str | None = None
     kind: ClassVar[SignatureKind] = "key"
 
     def check(self, name: str, c: Candidate) -> SignerInfo:
@@ -192,7 +196,8 @@ class AllowKey(_Leaf):
         pem = self.public_key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        return _with_role({"key": pem.decode("ascii")}, self.role)
+        doc = {"key": pem.decode("ascii")} | ({"name": self.name} if self.name else {})
+        return _with_role(doc, self.role)
 
 
 @dataclass(frozen=True)
@@ -374,6 +379,27 @@ class TrustPolicy:
     def evaluate(self, name: str, candidates: Sequence[Candidate]) -> list[SignerInfo]:
         """The signers that satisfy the rule for ``name``; raises if the rule is not met."""
         return self.rule_for(name).signers.evaluate(name, candidates)
+
+    def signer_names(self) -> dict[str, str]:
+        """Key identity (``sha256:<fingerprint>``) → the ``name`` the policy gives its holder,
+        over every rule's bundle, catalogue and approval signers (the first name wins)."""
+        names: dict[str, str] = {}
+
+        def walk(node: Node) -> None:
+            if isinstance(node, AnyOf | AllOf):
+                for child in node.children:
+                    walk(child)
+            elif isinstance(node, AllowKey) and node.name and node.public_key is not None:
+                names.setdefault(key_id(node.public_key), node.name)
+
+        for r in self.rules:
+            walk(r.signers)
+            for n in (r.catalog or {}).values():
+                walk(n)
+            for roles in (r.approvals or {}).values():
+                for n in roles.values():
+                    walk(n)
+        return names
 
     def using_trust_config(self, path: Path) -> TrustPolicy:
         """A copy whose sigstore signers without their own trust root use ``path``."""
@@ -583,9 +609,11 @@ def _node(
     try:
         if "key" in spec:
             key = spec["key"]
+            named = spec.get("name")
             if key.startswith(_PEM):
-                return AllowKey(role, public_key=public_key_from_pem(key.encode(), "inline key"))
-            return AllowKey(role, public_key=load_public_key(rel(key)))
+                pub = public_key_from_pem(key.encode(), "inline key")
+                return AllowKey(role, public_key=pub, name=named)
+            return AllowKey(role, public_key=load_public_key(rel(key)), name=named)
         if "x509" in spec:
             x = spec["x509"]
             cas = as_list(x.get("ca", []))
@@ -611,6 +639,21 @@ def _node(
     except SpecError as e:
         line = lines.get(where)
         raise SpecError(f"{filename}:{line}: {e.message}" if line else e.message) from None
+
+
+def signer_name(identity: str, names: Mapping[str, str]) -> str | None:
+    """The readable name of a signer identity as a catalogue records it: the policy's ``name``
+    of a key (:meth:`TrustPolicy.signer_names`), the common name of a certificate subject DN
+    (the last ``CN`` of ``/DC=ch/…/CN=jdoe/CN=Jane Doe``, the first of RFC 4514 ``CN=…,O=…``);
+    None for a sigstore identity (an e-mail or workflow URI, readable as it is) or an unnamed
+    key."""
+    if identity in names:
+        return names[identity]
+    if identity.startswith("/"):
+        cns = re.findall(r"/CN=([^/]+)", identity)
+        return cns[-1] if cns else None
+    m = re.match(r"(?:[A-Za-z.]+=[^,]*,)*?CN=([^,]+)", identity) if "=" in identity else None
+    return m[1] if m else None
 
 
 def policy_from_env() -> TrustPolicy | None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..bundle import Bundle
-from ..errors import FormatError
+from ..errors import FormatError, HepbundleError
 from ..iosig import IOSignature
+from ..policy import signer_name
 from ..validity import Scope
 from ._common import human_size
 
@@ -153,15 +155,31 @@ def catalog_summary(where: Located) -> dict[str, Any]:
         latest = catalog.latest()
         if latest is not None and latest.version == rec.version and "latest" not in catalog.aliases:
             aliases.append({"alias": "latest", "since": None})
+    names = _signer_names(where)
     return {
         "repository": str(where.repo),
         "published": rec.published,
         "aliases": aliases,
         "signers": list(rec.signers),
+        "signer_names": {s: n for s in rec.signers if (n := signer_name(s, names))},
         "yanked": rec.yanked,
         "yanked_time": rec.yanked_time,
         "yanked_by": rec.yanked_by,
     }
+
+
+def _signer_names(where: Located) -> dict[str, str]:
+    """The names the repository's trust root gives signers' keys (none when the repository has
+    no trust root this node accepts: a name is only as good as the policy that gives it)."""
+    from ..repository.trust import trust_root_for
+
+    if where.repo is None:
+        return {}
+    try:
+        root = trust_root_for(Path(where.repo))
+    except HepbundleError:
+        return {}
+    return root.policy.signer_names() if root is not None else {}
 
 
 def catalog_lines(where: Located) -> list[str]:
@@ -180,7 +198,11 @@ def catalog_lines(where: Located) -> list[str]:
     lines.append(f"  published {c['published']} in {c['repository']}")
     aliases = [_alias_text(a) for a in c["aliases"]]
     lines.append("  aliases   " + (", ".join(aliases) or "none point at this version"))
-    signers = [f"key {s}" if s.startswith("sha256:") else s for s in c["signers"]]
+    signers = []
+    for s in c["signers"]:
+        what = f"key {s}" if s.startswith("sha256:") else s
+        name = c["signer_names"].get(s)
+        signers.append(f"{name} ({what})" if name else what)
     lines.append("  signers   " + (", ".join(signers) or "none recorded (published unsigned)"))
     return lines
 

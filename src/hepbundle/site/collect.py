@@ -12,7 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from ..repository import (
     read_name_catalog,
     read_repository,
 )
+from ..repository.trust import trust_root_for
 from ..validity import Scope
 
 __all__ = ["NameInfo", "SiteData", "VersionInfo", "code_link", "collect"]
@@ -94,6 +95,8 @@ class SiteData:
     repo_root: Path
     repository: Mapping[str, Any]
     names: tuple[NameInfo, ...]
+    #: key identity → whose key it is, from the repository's trust root (policy ``name:``)
+    signer_names: Mapping[str, str] = field(default_factory=dict)
 
 
 def collect(repo_root: Path) -> SiteData:
@@ -106,7 +109,19 @@ def collect(repo_root: Path) -> SiteData:
     root = Path(repo_root)
     repository = read_repository(root)
     names = tuple(_name_info(root, read_name_catalog(root, n)) for n in list_names(root))
-    return SiteData(root, repository, tuple(n for n in names if n.versions))
+    return SiteData(root, repository, tuple(n for n in names if n.versions), _signer_names(root))
+
+
+def _signer_names(root: Path) -> dict[str, str]:
+    """The names the repository's trust root gives keys; none when it has no trust root this
+    node accepts (the page then shows fingerprints only, as a name is only as good as the
+    policy that gives it)."""
+    try:
+        trust = trust_root_for(root)
+    except HepbundleError as e:
+        log.warning("signer names not shown: %s", e.message)
+        return {}
+    return trust.policy.signer_names() if trust is not None else {}
 
 
 def _name_info(root: Path, cat: NameCatalog) -> NameInfo:

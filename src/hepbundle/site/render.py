@@ -31,6 +31,7 @@ from .._base import __version__
 from ..errors import HepbundleError, ToolError
 from ..manifest import canonical_json
 from ..paths import resolve_inside
+from ..policy import signer_name
 from .collect import (
     TIMELINE_ROW,
     TIMELINE_WIDTH,
@@ -150,10 +151,14 @@ def _up(relative_dir: str) -> str:
 
 def _render_all(data: SiteData, stage: Path) -> tuple[int, int]:
     env = _environment()
-    common = {"repository": _repo_id(data), "generator": f"hepbundle {__version__}"}
+    common = {
+        "repository": _repo_id(data),
+        "generator": f"hepbundle {__version__}",
+        "signer_names": data.signer_names,
+    }
     for static in _STATIC:
         (stage / static).write_bytes(_template_bytes(static))
-    entries = [_index_entry(n) for n in data.names]
+    entries = [_index_entry(n, data.signer_names) for n in data.names]
     (stage / "index.json").write_bytes(canonical_json(entries))
     # '<' escaped so the data can never close a script element, even if inlined one day
     js = json.dumps(entries, ensure_ascii=False, sort_keys=True).replace("<", "\\u003c")
@@ -218,8 +223,9 @@ def _write_bundle_images(v: VersionInfo, vdir: Path) -> list[tuple[str, str]]:
     return out
 
 
-def _index_entry(info: NameInfo) -> dict[str, Any]:
-    """One search-index entry per name, describing the version the index lists."""
+def _index_entry(info: NameInfo, names: Mapping[str, str]) -> dict[str, Any]:
+    """One search-index entry per name, describing the version the index lists (signers also
+    by name, so a search for the release manager finds what they signed)."""
     v = info.shown
     rec = v.record
     return {
@@ -231,6 +237,7 @@ def _index_entry(info: NameInfo) -> dict[str, Any]:
         "authors": list(rec.authors),
         "datasets": list(rec.datasets),
         "signers": list(rec.signers),
+        "signerNames": [n for s in rec.signers if (n := signer_name(s, names))],
         "aliases": dict(sorted(info.aliases.items())),
         "versions": [x.version for x in info.versions],
         "yanked": rec.yanked is not None,
@@ -295,5 +302,6 @@ def _environment() -> jinja2.Environment:
         chart_height=CHART_HEIGHT,
         files_open=FILES_OPEN,
         job_file=job_file,
+        signer_name=signer_name,
     )
     return env

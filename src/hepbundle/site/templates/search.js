@@ -9,7 +9,7 @@
 
   function haystack(e) {
     return [e.name, e.summary, e.framework, e.version]
-      .concat(e.tags, e.authors, e.datasets, e.signers, e.versions, Object.keys(e.aliases))
+      .concat(e.tags, e.authors, e.datasets, e.signers, e.signerNames || [], e.versions, Object.keys(e.aliases))
       .join(" ").toLowerCase();
   }
   var texts = index.map(haystack);
