@@ -843,6 +843,28 @@ def trusted(tmp_path: Path, request: pytest.FixtureRequest) -> Trusted:
     return Trusted(root, bare, priv, pub, tmp_path)
 
 
+def _named_key(t: Trusted) -> Case:
+    """The trust root's key signer says whose key it is (``name:``, display only): accepted
+    alike (pinned, as the node accepted the trust root without the name)."""
+    from hepbundle.repository.trust import TRUST_ROOT_FILE
+
+    doc = json.loads((t.root / TRUST_ROOT_FILE).read_text())
+
+    def name(node: object) -> None:
+        if isinstance(node, dict):
+            if "key" in node:
+                node["name"] = "Jane Doe, release manager"
+            for v in node.values():
+                name(v)
+        elif isinstance(node, list):
+            for v in node:
+                name(v)
+
+    name(doc["policy"])
+    (t.root / TRUST_ROOT_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    return Case("atlas/tauid@prod", repos=[t.root], env={"HEPBUNDLE_TRUST_ROOT": t.digest()})
+
+
 def _not_accepted(t: Trusted, **kw: object) -> Case:
     t.known().unlink()
     return Case("atlas/tauid@prod", repos=[t.root], **kw)  # type: ignore[arg-type]
@@ -1027,6 +1049,7 @@ TRUST: dict[str, Callable[[Trusted], Case]] = {
         "atlas/tauid@prod", repos=[t.root], env={"HEPBUNDLE_TRUST_ROOT": str(t.tmp / "absent")}
     ),
     "trust-root-changed": _trust_root_changed,
+    "trust-root-named-key": _named_key,
     # signed catalogue statements (the trust root signs the catalogue)
     "statements-latest": lambda t: Case("atlas/tauid", repos=[t.root]),
     "statements-version": lambda t: Case("atlas/tauid@1.0.0", repos=[t.root]),
@@ -1074,3 +1097,11 @@ TRUST: dict[str, Callable[[Trusted], Case]] = {
 @pytest.mark.parametrize("name", sorted(TRUST))
 def test_same_trust_verdict(trusted: Trusted, name: str) -> None:
     assert_same_verdict(TRUST[name](trusted))
+
+
+def test_a_named_key_in_the_trust_root_is_accepted_by_both(trusted: Trusted) -> None:
+    """``name:`` on a key signer is display only: the verdict is "ok" in Python and C++ (the
+    C++ parser refused it as an unknown key before)."""
+    case = _named_key(trusted)
+    assert python_verdict(case)[0] == "ok"
+    assert native_verdict(case)[0] == "ok"

@@ -279,7 +279,9 @@ struct Reader {
     }
     try {
       if (spec["key"]) {
-        keys(spec, field, {"key", "role"});
+        keys(spec, field, {"key", "role", "name"});
+        // name: whose key it is, for display only (policy.schema.json); checked, never used
+        if (spec["name"]) string(spec["name"], field + ".name");
         auto leaf = std::make_shared<AllowKey>();
         leaf->role = role(spec, field);
         // a trust root carries its keys inline as PEM; a policy file names key files
