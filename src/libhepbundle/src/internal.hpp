@@ -68,6 +68,8 @@ std::string readSmallFile(const std::string& path, std::size_t max);
 bool writeFileAtomic(const std::string& target, const std::string& text);
 /// JSON parse with a nesting limit; throws FormatError "<source>: not valid JSON: …"
 json parseJson(const std::string& text, const std::string& source);
+/// the same, keeping the members' order (a catalogue's versions show in hints in file order)
+nlohmann::ordered_json parseOrderedJson(const std::string& text, const std::string& source);
 
 // ---- paths (paths.cpp) -------------------------------------------------------------------
 bool isReserved(const std::string& relpath);

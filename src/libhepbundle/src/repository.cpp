@@ -266,8 +266,7 @@ NameCatalog readCatalog(const Layout& layout, const std::string& name) {
     throw FormatError(path + ": " + (e.notRegular ? "not a regular file" : std::strerror(e.err)));
   }
   // parsed with key order kept: the versions' file order shows in hints, as in Python
-  const json probe = parseJson(data, path);  // depth limit and the message of Python's json
-  ojson obj = ojson::parse(data);
+  ojson obj = parseOrderedJson(data, path);
   const auto mt = obj.is_object() ? obj.find("mediaType") : obj.end();
   if (!obj.is_object() || mt == obj.end() || *mt != kCatalogMediaType) {
     std::string found = (!obj.is_object() || mt == obj.end() || mt->is_null()) ? "None" : mt->is_string() ? pyrepr(mt->get<std::string>()) : mt->dump();
@@ -328,7 +327,7 @@ NameCatalog readCatalog(const Layout& layout, const std::string& name) {
     if (auto st = obj.find("statements"); st != obj.end()) {
       expect(*st, ojson::value_t::array, "list", where);
       for (const auto& x : *st) expect(x, ojson::value_t::object, "dict", where);
-      cat.statements = probe["statements"].get<std::vector<json>>();  // as parsed once above
+      for (const auto& x : *st) cat.statements.push_back(json::parse(x.dump()));  // key-sorted, as the statement checks read them
     }
   } catch (const Bad& b) {
     throw FormatError(path + ": " + where + ": " + b.what);

@@ -459,21 +459,58 @@ void tooBig(const std::string& source, std::uint64_t size, std::uint64_t limit) 
                     "see docs/reference/errors.md § Limits");
 }
 
-json parseJson(const std::string& text, const std::string& source) {
+namespace {
+// nlohmann's DOM builder behind a depth check on every container opened: Python's MAX_JSON_DEPTH
+// (containers nested deeper than kMaxJsonDepth levels are refused, however the rest parses).
+// Not json::parse's callback form: its builder scans the parent container at every object's end,
+// quadratic in an array of objects (a 100,000-entry manifest took seconds, minutes under ASan).
+template <class J>
+struct DepthLimited {
+  nlohmann::detail::json_sax_dom_parser<J> dom;
+  int depth = 0;
+  explicit DepthLimited(J& result) : dom(result, true) {}
+  bool null() { return dom.null(); }
+  bool boolean(bool v) { return dom.boolean(v); }
+  bool number_integer(typename J::number_integer_t v) { return dom.number_integer(v); }
+  bool number_unsigned(typename J::number_unsigned_t v) { return dom.number_unsigned(v); }
+  bool number_float(typename J::number_float_t v, const typename J::string_t& s) { return dom.number_float(v, s); }
+  bool string(typename J::string_t& v) { return dom.string(v); }
+  bool binary(typename J::binary_t& v) { return dom.binary(v); }
+  bool key(typename J::string_t& v) { return dom.key(v); }
+  bool start_object(std::size_t n) { return enter() && dom.start_object(n); }
+  bool start_array(std::size_t n) { return enter() && dom.start_array(n); }
+  bool end_object() { --depth; return dom.end_object(); }
+  bool end_array() { --depth; return dom.end_array(); }
+  template <class Exception>
+  bool parse_error(std::size_t pos, const std::string& token, const Exception& ex) { return dom.parse_error(pos, token, ex); }
+  bool enter() {
+    if (++depth > kMaxJsonDepth) throw TooDeep{};
+    return true;
+  }
+};
+
+template <class J>
+J parseLimited(const std::string& text, const std::string& source) {
   if (text.size() > kMaxJsonBytes) tooBig(source, text.size(), kMaxJsonBytes);
+  J out;
   try {
-    return json::parse(text, [](int depth, json::parse_event_t, json&) {
-      if (depth > kMaxJsonDepth) throw TooDeep{};
-      return true;
-    });
+    DepthLimited<J> sax(out);
+    J::sax_parse(text, &sax);
   } catch (const TooDeep&) {
     throw FormatError(source + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-  } catch (const json::exception& e) {
+  } catch (const nlohmann::json::exception& e) {
     std::string what = e.what();
     const auto close = what.find("] ");
     if (startsWith(what, "[json.exception") && close != std::string::npos) what = what.substr(close + 2);
     throw FormatError(source + ": not valid JSON: " + what);
   }
+  return out;
+}
+}  // namespace
+
+json parseJson(const std::string& text, const std::string& source) { return parseLimited<json>(text, source); }
+nlohmann::ordered_json parseOrderedJson(const std::string& text, const std::string& source) {
+  return parseLimited<nlohmann::ordered_json>(text, source);
 }
 
 std::string describeMode(mode_t m) {
