@@ -45,9 +45,9 @@ unit: $(STAMP) sysdeps
 	@bash tools/services/up.sh start >/dev/null || echo "make: data services did not start (see above)"
 	$(BIN)/pytest; rc=$$?; bash tools/services/up.sh stop; exit $$rc
 
-## the native C++ library (src/libhepbundle): Release build + GoogleTest via ctest, then the same
-## tests under AddressSanitizer + UndefinedBehaviorSanitizer (tests/test_native_conformance.py
-## drives build/native/hepbundle-native against the Python implementation)
+## the native C++ library (src/libhepbundle): Release build + GoogleTest via ctest
+## (tests/test_native_conformance.py drives build/native/hepbundle-native against the Python
+## implementation); native-asan runs the same tests under AddressSanitizer + UBSan
 NATIVE_BUILD ?= build/native
 NATIVE_JOBS  ?= 2
 native: sysdeps
@@ -56,11 +56,15 @@ native: sysdeps
 	cmake --install $(NATIVE_BUILD) > /dev/null
 	ctest --test-dir $(NATIVE_BUILD) --output-on-failure --timeout 300
 
-## clang: ASan + UBSan over every test, and the libFuzzer target over the readers (30 s, bounded)
-native-asan: sysdeps
+## clang (Debian's clang + libclang-rt-14-dev, tools/ci/install-system-deps.sh): every C++ test
+## under ASan + UBSan, the libFuzzer target over the readers for 30 s, then the conformance cases
+## driving the instrumented command (a sanitizer report fails them); about 3 minutes
+SANITIZER_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+native-asan: $(STAMP) sysdeps
 	CC=clang CXX=clang++ cmake -S src/libhepbundle -B $(NATIVE_BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DHEPBUNDLE_SANITIZE=ON -DHEPBUNDLE_FUZZ=ON
 	cmake --build $(NATIVE_BUILD)-asan -j $(NATIVE_JOBS)
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir $(NATIVE_BUILD)-asan --output-on-failure --timeout 600
+	$(SANITIZER_ENV) ctest --test-dir $(NATIVE_BUILD)-asan --output-on-failure --timeout 600
+	$(SANITIZER_ENV) HEPBUNDLE_NATIVE=$(abspath $(NATIVE_BUILD))-asan/hepbundle-native $(BIN)/pytest -q tests/test_native_conformance.py
 
 docs: $(STAMP)
 	$(BIN)/mkdocs build --strict
@@ -70,7 +74,7 @@ wheel: $(STAMP)
 	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w dist .
 
 ## install everything and run the whole suite (slow tests included): what .ci/run calls
-test: lint types wheel native unit
+test: lint types wheel native native-asan unit
 
 bench: $(STAMP) native
 	cd tools/bench && for b in verify load signing catalog root2npz import native; do ../../$(BIN)/python $$b.py || exit 1; done

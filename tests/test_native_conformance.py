@@ -6,7 +6,8 @@ error class (and, where both sides word it the same way, the same message): the 
 every tamper kind, every trust-policy failure, every resolve case. Malformed inputs must give the
 native side a clean one-line error, quickly, with bounded memory.
 
-The binary comes from ``make native`` (``build/native/hepbundle-native``) or ``HEPBUNDLE_NATIVE``.
+The binary comes from ``make native`` (``build/native/hepbundle-native``) or ``HEPBUNDLE_NATIVE``
+(``make native-asan`` runs these cases again on its AddressSanitizer + UBSan build).
 """
 
 from __future__ import annotations
@@ -128,6 +129,9 @@ def native_verdict(c: Case) -> tuple[str, str]:
         check=False,
         env={**os.environ, **c.env},
     )
+    # an instrumented build (make native-asan) reports on stderr, whatever the verdict
+    for report in ("Sanitizer", "runtime error:"):
+        assert report not in proc.stderr, f"{cmd}: {proc.stderr[-3000:]}"
     assert proc.stdout, f"no output from {cmd}: {proc.stderr}"
     doc = json.loads(proc.stdout)
     assert (

@@ -22,9 +22,11 @@ std::string scratch() {
     char tmpl[] = "/tmp/hepbundle-fuzz-XXXXXX";
     const char* d = mkdtemp(tmpl);
     const std::string out = d ? d : "/tmp";
-    ::mkdir((out + "/repo").c_str(), 0700);
-    ::mkdir((out + "/repo/catalog").c_str(), 0700);
-    ::mkdir((out + "/repo/catalog/atlas").c_str(), 0700);
+    // a format-2 repository (what Python writes): the per-name catalogue under bundles/<ns>/_catalog
+    for (const char* d : {"/repo", "/repo/catalog", "/repo/bundles", "/repo/bundles/atlas", "/repo/bundles/atlas/_catalog"})
+      ::mkdir((out + d).c_str(), 0700);
+    std::ofstream(out + "/repo/catalog/repository.json")
+        << R"({"mediaType": "application/vnd.hepbundle.repository.v2+json", "format": 2, "name": "fuzz", "serial": 1})";
     return out;
   }();
   return dir;
@@ -48,7 +50,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
       case 2: {
         const std::string root = scratch() + "/repo";
-        std::ofstream(root + "/catalog/atlas/tauid.json", std::ios::binary | std::ios::trunc) << text;
+        std::ofstream(root + "/bundles/atlas/_catalog/tauid.json", std::ios::binary | std::ios::trunc) << text;
         Options o;
         o.repos = {root};
         o.log = [](LogLevel, const std::string&) {};
