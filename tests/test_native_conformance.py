@@ -520,6 +520,12 @@ def test_same_timestamp_verdict(world: World, tsa: tuple[str, Path], case: str) 
     assert_same_verdict(_stamped(world, *tsa, case))
 
 
+def _raw_policy(w: World, data: bytes, *, same: bool = True) -> Case:
+    p = w.tmp / "raw-policy.yaml"
+    p.write_bytes(data)
+    return Case(str(w.bundle), p, same_message=same)
+
+
 CASES: dict[str, Callable[[World], Case]] = {
     # the golden bundle, kept forever: key + RSA grid certificate co-signature
     "golden": golden,
@@ -611,6 +617,11 @@ CASES: dict[str, Callable[[World], Case]] = {
     "x509-revoked": lambda w: _revoked(w, listed=True),
     "x509-crl-of-other-cert": lambda w: _revoked(w, listed=False),
     "x509-proxy": _proxy,
+    # policy files the fuzzer found: yaml-cpp reported endless documents for "," (the native
+    # reader spun forever), and did not check UTF-8
+    "policy-endless-documents": lambda w: _raw_policy(w, b",\n", same=False),
+    "policy-two-documents": lambda w: _raw_policy(w, b"version: 1\n---\nversion: 1\n"),
+    "policy-not-utf8": lambda w: _raw_policy(w, b"version: 1\nrules: [\xff]\n"),
 }
 
 

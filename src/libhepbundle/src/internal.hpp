@@ -66,6 +66,9 @@ std::string readSmallFile(const std::string& path, std::size_t max);
 /// write text to target through a private temporary file beside it and a rename (readers see
 /// the old file or the new one); false when the directory is not writable
 bool writeFileAtomic(const std::string& target, const std::string& text);
+/// why bytes are not UTF-8 as Python words it ("invalid start byte", …), start set to the
+/// offending sequence; null when they are
+const char* utf8Error(const std::string& bytes, std::size_t& start);
 /// JSON parse with a nesting limit; throws FormatError "<source>: not valid JSON: …"
 json parseJson(const std::string& text, const std::string& source);
 /// the same, keeping the members' order (a catalogue's versions show in hints in file order)

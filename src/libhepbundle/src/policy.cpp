@@ -347,7 +347,12 @@ struct Guard : YAML::EventHandler {
     anchor(m, a);
     if (++depth > 64) throw SpecError(at(m) + "nested deeper than 64 levels");
   }
-  void OnDocumentStart(const YAML::Mark&) override {}
+  int documents = 0;
+  // one document, as PyYAML's get_single_node asks (and yaml-cpp can report endless empty
+  // documents on some malformed input: a fuzzed policy spun forever)
+  void OnDocumentStart(const YAML::Mark& m) override {
+    if (++documents > 1) throw SpecError(at(m) + "invalid YAML: but found another document");
+  }
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark& m, YAML::anchor_t a) override { anchor(m, a); }
   void OnAlias(const YAML::Mark& m, YAML::anchor_t) override {
@@ -507,6 +512,9 @@ std::shared_ptr<const TrustPolicy> loadPolicy(const std::string& path) {
     const std::string why = e.tooBig ? std::to_string(e.size) + " bytes, over the limit of " + std::to_string(kMaxYamlBytes) : e.notRegular ? "not a regular file" : std::strerror(e.err);
     throw SpecError("cannot read trust policy " + path + ": " + why);
   }
+  std::size_t bad = 0;
+  if (const char* why = utf8Error(text, bad))
+    throw SpecError("cannot read trust policy " + path + ": not UTF-8 (" + why + " at byte " + std::to_string(bad) + ")");
   const YAML::Node doc = parseYaml(text, path);
   Reader r{path, dirName(realpathOf(absolutePath(path))), {}};
   return readPolicy(doc, r, path);

@@ -444,6 +444,38 @@ std::string readSmallFile(const std::string& path, std::size_t max) {
   return out;
 }
 
+const char* utf8Error(const std::string& s, std::size_t& start) {
+  // CPython's UTF-8 decoder: the reason of its UnicodeDecodeError, at the sequence's first byte
+  const auto* b = reinterpret_cast<const unsigned char*>(s.data());
+  const std::size_t n = s.size();
+  for (std::size_t i = 0; i < n;) {
+    const unsigned c = b[i];
+    std::size_t len = 0;
+    unsigned lo = 0x80, hi = 0xBF;  // the valid range of the second byte
+    if (c < 0x80) len = 1;
+    else if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c >= 0xE0 && c <= 0xEF) len = 3, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    else if (c >= 0xF0 && c <= 0xF4) len = 4, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    else {
+      start = i;
+      return "invalid start byte";
+    }
+    for (std::size_t k = 1; k < len; ++k) {
+      if (i + k >= n) {
+        start = i;
+        return "unexpected end of data";
+      }
+      const unsigned d = b[i + k];
+      if (k == 1 ? (d < lo || d > hi) : (d < 0x80 || d > 0xBF)) {
+        start = i;
+        return "invalid continuation byte";
+      }
+    }
+    i += len;
+  }
+  return nullptr;
+}
+
 std::string thousands(std::uint64_t n) {
   std::string s = std::to_string(n);
   for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<std::size_t>(i), ",");
