@@ -130,7 +130,7 @@ def test_groupdata_plan(groupdata: Path) -> None:
         "tauRecTools/notes.txt",
     ]
     assert v2.gaps() == dict.fromkeys(
-        ("code", "data", "metrics", "authors", "license", "io"), False
+        ("code", "data", "metrics", "authors", "license", "io", "validity"), False
     )
     assert v2.gap_notes()["io"].startswith("none in the store: the build reads names, dtypes")
 
@@ -163,7 +163,7 @@ def test_mapping_explicit_bundles_defaults_and_errors(groupdata: Path, tmp_path:
     # metrics from the entry, the rest from defaults; GroupData knows no I/O signature
     assert first.gaps() == dict.fromkeys(
         ("code", "data", "metrics", "authors", "license"), True
-    ) | {"io": False}
+    ) | {"io": False, "validity": False}
     assert "tauRecTools/00-02-00/sub/extra.root" in {s.what for s in plan.skipped}
     bad = tmp_path / "bad.yaml"
     bad.write_text(
@@ -899,3 +899,43 @@ def test_rerun_after_sigkill_hashes_nothing_published_and_leaves_no_work_dir(
     r = CliRunner().invoke(main, cmd[3:])
     assert r.exit_code == 0 and "0 published, 6 unchanged" in r.output, r.output
     assert hashed == []
+
+
+def test_a_mapping_says_the_validity_scope_the_store_knew(
+    groupdata: Path, tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    """``validity:`` in the mapping's defaults or a bundle entry becomes the bundles' scope (an
+    unquoted date as written); the gap report names it; a malformed one is the map's line."""
+    m = tmp_path / "map.yaml"
+    m.write_text(
+        "defaults:\n  validity: {releases: ['Athena 24.0.*']}\n"
+        "bundles:\n"
+        "  - name: atlas/tau-old\n    version: 1.0.0\n    include: ['tauRecTools/00-01-00/']\n"
+        "    validity:\n      runs: [{first: 100, last: 199}]\n"
+        "      times: [{since: 2022-07-05}]\n"
+        "  - name: atlas/tau-new\n    version: 2.0.0\n    include: ['tauRecTools/00-02-00/']\n"
+    )
+    plan = plan_import("dir", groupdata, m)
+    old, new = plan.bundles
+    assert old.gaps()["validity"] and new.gaps()["validity"]
+    r = CliRunner().invoke(main, ["import", "dir", str(groupdata), "--map", str(m), "--dry-run"])
+    assert r.exit_code == 0 and "missing: code, data, metrics, authors, license, io\n" in r.output
+    report = run_import(plan, ImportOptions(repo=tmp_path / "repo", signer=KeySigner(ec_key[0])))
+    assert report.count("published") == 2
+    repos = [tmp_path / "repo"]
+    b = hepbundle.resolve("atlas/tau-old@1.0.0", repos=repos)
+    assert b.manifest.meta["validity"] == {
+        "runs": [{"first": 100, "last": 199}],
+        "times": [{"since": "2022-07-05"}],
+    }
+    assert hepbundle.resolve("atlas/tau-new", repos=repos).manifest.meta["validity"] == {
+        "releases": ["Athena 24.0.*"]
+    }
+    got = hepbundle.resolve("atlas/tau-old@valid", repos=repos, context="run=150")
+    assert got.version == "1.0.0"
+    with pytest.raises(hepbundle.ValidityError):
+        hepbundle.resolve("atlas/tau-old@1.0.0", repos=repos, context="run=250")
+    m.write_text("bundles:\n  - name: atlas/x\n    version: 1.0.0\n    include: ['x/']\n"
+                 "    validity: {iovs: []}\n")  # fmt: skip
+    with pytest.raises(SpecError, match=r"map.yaml:5: bundles\[0\].validity"):
+        plan_import("dir", groupdata, m)

@@ -87,6 +87,7 @@ def test_plan_from_registered_versions(mlflow_store: dict[str, Any]) -> None:
     assert v2.gaps() == dict.fromkeys(("code", "data", "metrics", "authors", "license"), True) | {
         "data": False,
         "io": False,  # the fixture's models carry no MLmodel, hence no model signature
+        "validity": False,  # nor a validity tag
     }
     assert by["mlflow/jet-tagger@1.0.0"].gaps()["license"] is False
     rec = v2.extra_meta["extra"]["import"]["mlflow"]
@@ -341,3 +342,40 @@ def test_artifact_links_leaving_the_store_are_refused(tmp_path: Path) -> None:
         f"refused: symlink leaving the store (to {tmp_path / 'private.key'})"
     )
     assert reasons["tau-id v1: artifacts/notes.txt"] == "refused: dangling symlink (to gone.txt)"
+
+
+def test_a_validity_tag_becomes_the_scope_and_a_bad_one_refuses_the_version(
+    tmp_path: Path,
+) -> None:
+    """The model version's (else the registered model's) ``validity`` tag, JSON or YAML text,
+    is the bundle's validity scope; one that is not a scope refuses that version only."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.create_experiment("t", artifact_location=(tmp_path / "artifacts").as_uri())
+    client.create_registered_model("tau-id", tags={"validity": "releases: ['Athena 25.0.*']"})
+    for version in (1, 2, 3):
+        rid = client.create_run(exp).info.run_id
+        stage = tmp_path / "stage" / rid
+        stage.mkdir(parents=True)
+        (stage / "model.onnx").write_bytes(f"v{version}".encode() * 100)
+        client.log_artifacts(rid, str(stage), artifact_path="model")
+        client.set_terminated(rid)
+        tags = {
+            1: {"validity": '{"runs": [{"first": 100, "last": 199}]}'},
+            2: {},  # the registered model's tag
+            3: {"validity": "runs: [{first: 9, last: 1}]"},
+        }[version]
+        client.create_model_version("tau-id", source=f"runs:/{rid}/model", run_id=rid, tags=tags)
+    plan = plan_import("mlflow", uri)
+    by = {b.ref: b for b in plan.bundles}
+    assert sorted(by) == ["mlflow/tau-id@1.0.0", "mlflow/tau-id@2.0.0"]
+    assert by["mlflow/tau-id@1.0.0"].spec.sections["validity"] == {
+        "runs": [{"first": 100, "last": 199}]
+    }
+    assert by["mlflow/tau-id@2.0.0"].spec.sections["validity"] == {"releases": ["Athena 25.0.*"]}
+    assert by["mlflow/tau-id@1.0.0"].gaps()["validity"]
+    (refused,) = plan.refused
+    assert refused.what == "tau-id v3" and "last 1 is before first 9" in refused.reason
+    assert "MLflow tag validity of tau-id v3" in refused.reason

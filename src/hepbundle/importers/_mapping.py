@@ -240,6 +240,12 @@ def load_map(path: str | Path | None) -> ImportMap:
         data = {}
     if not isinstance(data, dict):
         raise SpecError(f"{p}: an import mapping must be a YAML mapping (namespace:, bundles: …)")
+    from ..validity import plain_times
+
+    # an unquoted date in a validity section (since: 2024-04-01) means what it says
+    for entry in (data.get("defaults"), *(data.get("bundles") or ())):
+        if isinstance(entry, dict) and "validity" in entry:
+            entry["validity"] = plain_times(entry["validity"])
     validate(data, "import-map.schema.json", filename=str(p), lines=lines)
     return ImportMap(
         path=p.resolve(),

@@ -205,6 +205,12 @@ class MlflowImporter:
             data = _dataset_refs(run)
             if data:
                 meta["data"] = data
+        if "validity" not in meta:
+            scope = _validity_tag(mv, rm, what)
+            if isinstance(scope, Skipped):
+                return scope, left
+            if scope is not None:
+                meta["validity"] = scope
         meta["training"] = {"mlflow": {"run_id": mv.run_id, "tracking_uri": uri}}
         extra_meta: dict[str, Any] = {}
         io = _io_signature(model_dir)
@@ -230,6 +236,29 @@ class MlflowImporter:
             aliases=aliases,
             rule=f"registered model version {mv.version} → {mv.version}.0.0",
         ), left
+
+
+#: the model-version (else registered-model) tag holding a validity scope: the section of
+#: bundle-spec/validity.md as JSON or YAML text
+VALIDITY_TAG = "validity"
+
+
+def _validity_tag(mv: Any, rm: Any, what: str) -> dict[str, Any] | Skipped | None:
+    """The validity scope the store's ``validity`` tag says (None: no tag); a tag that is not
+    a readable scope refuses the version (a scope silently dropped would admit everything)."""
+    from .._yaml import parse_yaml
+    from ..errors import FormatError
+    from ..validity import Scope, plain_times
+
+    text = (mv.tags or {}).get(VALIDITY_TAG) or (rm.tags or {}).get(VALIDITY_TAG)
+    if not text:
+        return None
+    where = f"MLflow tag {VALIDITY_TAG} of {what}"
+    try:
+        doc, _ = parse_yaml(str(text), where, aliases=False)
+        return Scope.from_json(plain_times(doc), where=where).to_json()
+    except (SpecError, FormatError) as e:
+        return Skipped(what, f"refused: {e.message}")
 
 
 #: MLflow column types → numpy names (``binary``, ``datetime`` and the rest have none)
