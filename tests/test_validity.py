@@ -504,3 +504,40 @@ def read_name_catalog_file(f: Path) -> NameCatalog:
     from hepbundle.repository.catalog import catalog_from_json
 
     return catalog_from_json(json.loads(f.read_text()), source=str(f))
+
+
+@pytest.mark.parametrize(
+    ("requirement", "version", "admitted"),
+    [
+        # documented: numeric parts compare as numbers, 1.18 equals 1.18.0
+        (">= 1.18", "1.18", True), (">= 1.18", "1.18.0", True), ("== 1.18.0", "1.18", True),
+        (">= 1.9", "1.10", True), ("< 2", "1.99", True), (">= 1.18, < 2", "1.20.1", True),
+        ("< 2", "2.0.0", False), ("!= 1.18.1", "1.18.1", False),
+        # pre-releases come before their release (a release candidate of 1.18 is not >= 1.18),
+        # and a runtime's pre-release is judged by its place, not left out
+        (">= 1.18", "1.18.0rc1", False), (">= 1.18", "1.18a", False),
+        (">= 1.18", "1.19.0rc1", True), (">= 1.18", "1.19.0.dev3", True),
+        ("< 2", "2.0.0rc1", False),  # not 1.x: the 2 series' candidate (PEP 440's rule)
+        ("<= 1.18", "1.18.0rc1", True),
+        # a local label (a build for CUDA 12.1) is the release it labels
+        ("== 1.18", "1.18.0+cu121", True), (">= 1.18", "1.18.0+cu121", True),
+        ("< 1.18", "1.18.0+cu121", False), ("!= 1.18.1", "1.18.1+local", False),
+        ("== 1.18+cu121", "1.18.0+cu118", False),
+        # post-releases follow their release; "> 1.18" means a later release (PEP 440)
+        (">= 1.18", "1.18.post1", True), ("<= 1.18", "1.18.post1", False),
+        ("== 1.18", "1.18.post1", False), ("> 1.18", "1.18.post1", False),
+        ("> 1.18", "1.18.1", True), (">= 6.28", "6.30-04", True),  # -04: a post-release
+        # versions PEP 440 cannot read keep the numeric-part order (numbers, then words)
+        (">= 2.16", "2.16.1-gpu", True), ("< 2.16", "2.16.1-gpu", False),
+        (">= 11.1", "11.2.p01", True), (">= 1.18-foo", "1.18-goo", True),
+        (">= 1.18-foo", "1.19", True),
+    ],
+)  # fmt: skip
+def test_runtime_requirements_order_pre_local_and_post_releases(
+    requirement: str, version: str, admitted: bool
+) -> None:
+    from hepbundle.validity import Requirement
+
+    assert Requirement.parse(f"onnxruntime {requirement}", "t").admits(version) is admitted
+    scope = Scope.from_json({"runtimes": [f"onnxruntime {requirement}"]})
+    assert scope.covers(parse_context(f"onnxruntime={version}")) is admitted

@@ -87,7 +87,8 @@ def _runtime(key: str) -> str:
 
 
 def _version_tuple(text: str) -> tuple[tuple[int, int | str], ...]:
-    """``1.18.0`` → comparable parts (numbers compare as numbers, before words)."""
+    """``2.16.1-gpu`` → comparable parts (numbers compare as numbers, before words): the order
+    of versions PEP 440 cannot read (:meth:`Requirement.admits`)."""
     out: list[tuple[int, int | str]] = []
     for part in re.split(r"[.+-]", text):
         out.append((0, int(part)) if part.isdigit() else (1, part))
@@ -104,22 +105,47 @@ _OPS = {
 
 @dataclass(frozen=True)
 class Requirement:
-    """A runtime requirement such as ``onnxruntime >= 1.18, < 2``."""
+    """A runtime requirement such as ``onnxruntime >= 1.18, < 2``.
+
+    Judged as a PEP 440 specifier (``packaging.specifiers``) with pre-releases admitted: the
+    job's runtime is what it is, so its pre-release is judged by its place in the order (a
+    candidate of 1.19 is ``>= 1.18``, one of 1.18 is not), never left out as an installer
+    would. PEP 440's own rules then apply: a local label (``+cu121``) is the release it labels
+    unless the requirement names one; ``> 1.18`` does not admit 1.18's post-releases, nor
+    ``< 2`` 2's pre-releases. A version on either side that PEP 440 cannot read (``2.16.1-gpu``,
+    ``6.30/04``) is compared part by part instead, numbers as numbers before words, as before
+    PEP 440 was used (bundle-spec/validity.md)."""
 
     text: str
     name: str
     clauses: tuple[tuple[str, str], ...]
+    #: the clauses as a PEP 440 specifier (None: a clause's version is not PEP 440)
+    specifier: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def parse(cls, text: str, where: str) -> Requirement:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
         m = _REQ_RE.match(text) if isinstance(text, str) else None
         clauses = [_CLAUSE_RE.match(c) for c in m.group(2).split(",")] if m else [None]
         if m is None or any(c is None for c in clauses):
             raise _bad(where, f"{text!r} is not a requirement like 'onnxruntime >= 1.18'")
         name = m.group(1).lower().replace("_", "-")
-        return cls(text, name, tuple((c.group(1), c.group(2)) for c in clauses if c))
+        pairs = tuple((c.group(1), c.group(2)) for c in clauses if c)
+        try:
+            spec: SpecifierSet | None = SpecifierSet(",".join(op + v for op, v in pairs))
+        except InvalidSpecifier:
+            spec = None
+        return cls(text, name, pairs, spec)
 
     def admits(self, version: str) -> bool:
+        from packaging.version import InvalidVersion, Version
+
+        if self.specifier is not None:
+            try:
+                return bool(self.specifier.contains(Version(version), prereleases=True))
+            except InvalidVersion:
+                pass
         have = _version_tuple(version)
         return all(_OPS[op](have, _version_tuple(v)) for op, v in self.clauses)
 
