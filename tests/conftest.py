@@ -123,17 +123,22 @@ def signed_iov_versions(
         yield v, b
 
 
+def trust_key(tmp_path: Path, public: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HEPBUNDLE_POLICY: a policy trusting ``public`` for every namespace."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {public}\n"
+    )
+    monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
+
+
 @pytest.fixture
 def scoped_repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
     """atlas/tauid 1.0.0, 1.1.0, 1.2.0 with consecutive run IOVs, signed, on HEPBUNDLE_PATH."""
     from hepbundle.repository import publish
 
     root = tmp_path / "repo"
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(
-        f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {ec_key[1]}\n"
-    )
-    monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
+    trust_key(tmp_path, ec_key[1], monkeypatch)
     for v, b in signed_iov_versions(tmp_path, ec_key[0], "  releases: ['CMSSW_15_0_*']\n"):
         publish(b.root, root, alias="prod" if v == "1.1.0" else None)
     monkeypatch.setenv("HEPBUNDLE_PATH", str(root))

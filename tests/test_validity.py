@@ -16,7 +16,7 @@ from hepbundle.repository.catalog import NameCatalog
 from hepbundle.spec import validate
 from hepbundle.validity import Scope, parse_context, plain_times
 
-from .conftest import signed_iov_versions, write_spec
+from .conftest import signed_iov_versions, trust_key, write_spec
 
 SPEC_PAGE = Path(__file__).parents[1] / "bundle-spec" / "validity.md"
 
@@ -324,11 +324,7 @@ def _prod_moved_through(
 def prod_repo(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
     """prod moved 1.0.0 → 1.2.0 (never 1.1.0), signed bundles, unsigned catalogue."""
     root = tmp_path / "repo"
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(
-        f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {ec_key[1]}\n"
-    )
-    monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
+    trust_key(tmp_path, ec_key[1], monkeypatch)
     _prod_moved_through(tmp_path, ec_key[0], root, ("1.0.0", "1.2.0"))
     monkeypatch.setenv("HEPBUNDLE_PATH", str(root))
     return root
