@@ -185,7 +185,7 @@ def _is_alias(catalog: NameCatalog, selector: str | None) -> bool:
     return selector is not None and selector in catalog.aliases and selector not in catalog.versions
 
 
-def from_history(where: Located) -> bool:
+def _from_history(where: Located) -> bool:
     """Whether ``where`` is an alias's earlier version, chosen for the job's context
     (:meth:`NameCatalog.alias_for`) rather than the version the alias points at."""
     cat, sel, rec = where.catalog, where.ref.selector, where.record
@@ -380,7 +380,7 @@ def resolve(
     """
     where = locate(ref, repos=repos, allow_yanked=allow_yanked, context=context)
     bundle = open_located(where, verify=verify, policy=policy)
-    chose = where.ref.selector == VALID or from_history(where)
+    chose = where.ref.selector == VALID or _from_history(where)
     check_scope(bundle.manifest, context, chosen_as=where.ref.selector if chose else None)
     return bundle
 
