@@ -190,8 +190,9 @@ def _print_report(report: ImportReport) -> None:
 @click.option(
     "--work-dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Where bundles are built before publishing (default: $TMPDIR); needs room for every "
-    "new bundle of the import (they are published together).",
+    help="cvmfs: where bundles are built before publishing (default: $TMPDIR); needs room for "
+    "every new bundle of the import (they are published together). The local backend builds "
+    "them in the repository's own staging area (then moved into place).",
 )
 @json_option
 def import_(

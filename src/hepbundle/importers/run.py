@@ -2,22 +2,28 @@
 
 For each :class:`~.base.PlannedBundle`, in plan order:
 
-* already published (the catalogue has the version): hash the source files and compare them with
-  the published manifest — identical is ``unchanged`` (a no-op), anything else is a ``conflict``,
-  reported and never overwritten;
-* otherwise build it in a private work directory (the build hashes every byte as it copies it),
-  abort if any source file's identity (inode, size, mtime, ctime) differs from before the build
-  (the store changed under the import), and sign it over the digests the build just computed.
+* already published (the catalogue has the version): compare the source files with the
+  published manifest — from this node's records of the sources where their identity is
+  unchanged since they were hashed, else by hashing them; identical is ``unchanged`` (a no-op),
+  anything else is a ``conflict``, reported and never overwritten;
+* otherwise build it — local backend: in a :class:`~hepbundle.repository.tree.LiveWorkDir` of
+  the repository's staging area, without fsyncs; cvmfs: in a private work directory — (the
+  build hashes every byte as it copies it), abort if any source file's identity (inode, size,
+  mtime, ctime) differs from before the build (the store changed under the import), and sign
+  it over the digests the build just computed.
 
 Then every new bundle is published in ONE :func:`~hepbundle.repository.publish_many` with the
-chosen backend (``local``, or ``cvmfs``: one ``cvmfs_server transaction`` and one ``publish``
-for the whole import), signatures and policy verified and every byte hashed again as it is
-copied into the repository (two reads of each byte in all, docs/design.md), each bundle's
-aliases pointed at it in the same step; all or nothing. An unchanged version whose alias points
-elsewhere gets it moved afterwards.
+chosen backend, signatures and policy verified, each bundle's aliases pointed at it in the same
+step; all or nothing. Local: each bundle is checked against the build's records and moved into
+place (one read and one write of each byte in all), the batch made durable by one sync before
+the renames; cvmfs: one ``cvmfs_server transaction`` and one ``publish`` for the whole import,
+every byte hashed again as it is copied in (docs/design.md). An unchanged version whose alias
+points elsewhere gets it moved afterwards.
 
-A run killed half-way publishes nothing (the batch is atomic; the work directory needs room for
-every new bundle); running it again finds what an earlier run published ``unchanged``.
+A run killed half-way publishes nothing (the batch is atomic; the staging area or the work
+directory needs room for every new bundle); running it again finds what an earlier run
+published ``unchanged`` without reading it, and removes the work directories the killed run
+left (they are flock-held while a run lives).
 """
 
 from __future__ import annotations
@@ -75,9 +81,9 @@ _SOURCE_KEY = "source:"
 @dataclass(frozen=True)
 class ImportOptions:
     """Where to publish and how: the repository (a directory for the local backend, a
-    repository name for cvmfs), the backend, the signer and trust policy, a work directory
-    (default: a fresh temporary one), and an optional compat tree (local backend) and its
-    layout."""
+    repository name for cvmfs), the backend, the signer and trust policy, where a private work
+    directory is made (default: ``$TMPDIR``; the local backend builds in the repository's
+    staging area instead), and an optional compat tree (local backend) and its layout."""
 
     repo: Path
     backend: str = "local"
