@@ -1,8 +1,11 @@
 // libFuzzer target over the readers of untrusted bytes: the manifest, a signature file (and its
-// signed statement), a per-name catalogue and a trust policy. Any input must end in a
+// signed statement), a per-name catalogue, a trust policy, a repository trust root and a
+// catalogue's signed statements (checked under a policy that signs the catalogue). Any input must end in a
 // HepbundleError or success: never a crash, a sanitizer report, a hang or unbounded memory.
 // The first byte picks the reader. Built with -DHEPBUNDLE_FUZZ=ON (clang); run by ctest for a
 // bounded time from the golden bundle's files as seeds.
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -27,6 +30,18 @@ std::string scratch() {
       ::mkdir((out + d).c_str(), 0700);
     std::ofstream(out + "/repo/catalog/repository.json")
         << R"({"mediaType": "application/vnd.hepbundle.repository.v2+json", "format": 2, "name": "fuzz", "serial": 1})";
+    // a key and a policy whose rule signs the catalogue, for the statements reader; no node
+    // state is written
+    setenv("HEPBUNDLE_NO_CACHE", "1", 1);
+    EVP_PKEY* key = EVP_EC_gen("P-256");
+    if (FILE* f = std::fopen((out + "/release.pub.pem").c_str(), "w")) {
+      PEM_write_PUBKEY(f, key);
+      std::fclose(f);
+    }
+    EVP_PKEY_free(key);
+    std::ofstream(out + "/catalog-policy.yaml")
+        << "version: 1\nrules:\n  - namespace: atlas\n    signers: [{key: release.pub.pem}]\n"
+           "    catalog: [{key: release.pub.pem}]\n";
     return out;
   }();
   return dir;
@@ -37,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 1) return 0;
   const std::string text(reinterpret_cast<const char*>(data + 1), size - 1);
   try {
-    switch (data[0] % 4) {
+    switch (data[0] % 6) {
       case 0:
         detail::parseManifest(text, "hepbundle.json");
         break;
@@ -55,6 +70,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         o.repos = {root};
         o.log = [](LogLevel, const std::string&) {};
         resolve("atlas/tauid@prod", o);
+        break;
+      }
+      case 4:
+        detail::policyFromDocument(text, "policy", "trust.json", scratch());
+        break;
+      case 5: {
+        static const auto policy = detail::loadPolicy(scratch() + "/catalog-policy.yaml");
+        const detail::json doc = detail::parseJson(text, "statements");
+        if (!doc.is_array()) break;
+        detail::CatalogEntry e{"atlas/tauid", "1.0.0", std::string(64, 'a'), false, std::string("prod"), true,
+                               doc.get<std::vector<detail::json>>()};
+        Options o;
+        o.log = [](LogLevel, const std::string&) {};
+        detail::checkCatalogStatements(e, *policy, {"fuzz", 1 << 30, "catalog/repository.json", std::nullopt}, o);
         break;
       }
       default: {

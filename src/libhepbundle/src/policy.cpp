@@ -517,14 +517,24 @@ std::shared_ptr<const TrustPolicy> loadPolicy(const std::string& path) {
     throw SpecError("cannot read trust policy " + path + ": not UTF-8 (" + why + " at byte " + std::to_string(bad) + ")");
   const YAML::Node doc = parseYaml(text, path);
   Reader r{path, dirName(realpathOf(absolutePath(path))), {}};
-  return readPolicy(doc, r, path);
+  try {
+    return readPolicy(doc, r, path);
+  } catch (const YAML::Exception& e) {  // a node of an unexpected kind: one clean line
+    throw SpecError(path + ":" + std::to_string(e.mark.line + 1) + ": invalid policy: " + e.msg);
+  }
 }
 
 std::shared_ptr<const TrustPolicy> policyFromDocument(const std::string& text, const std::string& member, const std::string& source,
                                                       const std::string& base) {
+  parseJson(text, source);  // a JSON document (a trust root): strict JSON before yaml-cpp reads it
   const YAML::Node doc = parseYaml(text, source);
   Reader r{source, base, {}};
-  return readPolicy(doc[member], r, source);
+  if (!doc.IsMap() || !doc[member]) throw SpecError(source + ": " + member + ": required field is missing");
+  try {
+    return readPolicy(doc[member], r, source);
+  } catch (const YAML::Exception& e) {  // a node of an unexpected kind: one clean line
+    throw SpecError(source + ":" + std::to_string(e.mark.line + 1) + ": invalid policy: " + e.msg);
+  }
 }
 
 std::vector<Signer> evaluatePolicy(const TrustPolicy& policy, const std::string& name, const std::vector<Candidate>& cs) {
