@@ -70,6 +70,8 @@ class Case:
     verify: str | None = None
     #: environment variables set for both sides (HEPBUNDLE_POLICY, HEPBUNDLE_TRUST_ROOT, …)
     env: dict[str, str] = field(default_factory=dict)
+    #: the job's context (context= / --context), bundle-spec/validity.md
+    context: str | None = None
 
 
 @contextlib.contextmanager
@@ -98,6 +100,7 @@ def python_verdict(c: Case) -> tuple[str, str]:
                 policy=policy,
                 allow_yanked=c.allow_yanked,
                 repos=c.repos or None,
+                context=c.context,
             )
             if not c.file and mode == "integrity":  # what `verify --integrity-only` checks
                 b.verify().raise_for_problems(b.ref)
@@ -120,6 +123,8 @@ def native_verdict(c: Case) -> tuple[str, str]:
         cmd.append("--allow-yanked")
     if c.verify:
         cmd += ["--verify", c.verify]
+    if c.context is not None:
+        cmd += ["--context", c.context]
     proc = subprocess.run(
         [*cmd, "--json"],
         capture_output=True,
@@ -758,6 +763,143 @@ RESOLVE: dict[str, Callable[[Repos, Path], Case]] = {
 @pytest.mark.parametrize("name", sorted(RESOLVE))
 def test_same_resolve_verdict(repos: Repos, tmp_path: Path, name: str) -> None:
     assert_same_verdict(RESOLVE[name](repos, tmp_path))
+
+
+# --- validity scopes: the job's context, ns/name@valid (bundle-spec/validity.md) ----------------
+
+
+@dataclass(frozen=True)
+class Scoped:
+    repo: Path  # atlas/tauid 1.0.0 runs 100-199, 1.1.0 (prod) 200-299, 1.2.0 300-, 1.3.0 yanked
+    policy: Path
+    key: Path
+
+
+#: each version's validity section (YAML under validity:); 1.3.0 is yanked after publishing
+SCOPES = {
+    "1.0.0": "  runs: [{first: 100, last: 199}]\n  times: [{since: 2024-04-01, until: 2024-11-01}]\n",
+    "1.1.0": "  runs: [{first: 200, last: 299}]\n  releases: ['Athena 25.0.*', CMSSW_15_0_*]\n"
+    "  runtimes: ['onnxruntime >= 1.18, < 2']\n  scope: {beam: [pp, 'p*']}\n",
+    "1.2.0": "  runs: [{first: 300}]\n",
+    "1.3.0": "  runs: [{first: 300}]\n",
+}
+
+
+@pytest.fixture(scope="module")
+def scoped(tmp_path_factory: pytest.TempPathFactory) -> Scoped:
+    from .conftest import write_spec
+
+    tmp = tmp_path_factory.mktemp("scoped")
+    priv, pub = pki.write_key(pki.ec_key(), tmp / "release.pem")
+    policy = tmp / "policy.yaml"
+    policy.write_text(f"version: 1\nrules:\n  - namespace: '*'\n    signers: [{{key: {pub}}}]\n")
+    repo = tmp / "repo"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp / "cache"))
+        for v, section in SCOPES.items():
+            d = tmp / f"src-{v}"
+            (d / "model").mkdir(parents=True)
+            (d / "model" / "model.onnx").write_bytes(v.encode() * 100)
+            write_spec(
+                d,
+                f"name: atlas/tauid\nversion: {v}\n"
+                f"files: [{{path: model/model.onnx, role: model}}]\nvalidity:\n{section}",
+            )
+            b = hepbundle.build(d, tmp / "dist" / v)
+            sign(b.root, KeySigner(priv))
+            publish(
+                b.root,
+                repo,
+                policy=TrustPolicy.load(policy),
+                alias="prod" if v == "1.1.0" else None,
+            )
+        yank("atlas/tauid@1.3.0", "wrong calibration", repo=repo)
+    return Scoped(repo, policy, priv)
+
+
+def _scoped(ref: str, context: str | None = None, **kw: object) -> Callable[[Scoped, Path], Case]:
+    return lambda s, t: Case(
+        ref,
+        s.policy,
+        "model/model.onnx",
+        repos=[s.repo],
+        context=context,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _forged_scope(s: Scoped, tmp: Path) -> Case:
+    """The catalogue's record of 1.1.0 edited to claim run 50: chosen, then refused on the
+    verified manifest (runs 200-299)."""
+    repo = tmp / "repo-copy"
+    shutil.copytree(s.repo, repo)
+    cat = catalog_file(repo, "atlas/tauid")
+    cat.chmod(0o644)
+    doc = json.loads(cat.read_text())
+    doc["versions"]["1.1.0"]["validity"] = {"runs": [{"first": 0, "last": 299}]}
+    cat.write_text(json.dumps(doc))
+    return Case("atlas/tauid@valid", s.policy, "model/model.onnx", repos=[repo], context="run=50")
+
+
+def _unreadable_record(s: Scoped, tmp: Path) -> Case:
+    """The newest release's recorded scope is malformed: never the valid one (1.1.0 is)."""
+    repo = tmp / "repo-copy"
+    shutil.copytree(s.repo, repo)
+    cat = catalog_file(repo, "atlas/tauid")
+    cat.chmod(0o644)
+    doc = json.loads(cat.read_text())
+    doc["versions"]["1.2.0"]["validity"] = {"runs": "300"}
+    cat.write_text(json.dumps(doc))
+    return Case("atlas/tauid@valid", s.policy, "model/model.onnx", repos=[repo], context="run=250")
+
+
+VALIDITY: dict[str, Callable[[Scoped, Path], Case]] = {
+    "prod-covered": _scoped("atlas/tauid@prod", "run=250"),
+    "prod-run-outside": _scoped("atlas/tauid@prod", "run=456789,release=CMSSW_15_0_3"),
+    "prod-release-normalised": _scoped("atlas/tauid@prod", "release=Athena,25.0.12"),
+    "prod-release-excluded": _scoped("atlas/tauid@prod", "release=CMSSW_14_0_1,run=250"),
+    "prod-runtime-admitted": _scoped("atlas/tauid@prod", "onnxruntime=1.18.0"),
+    "prod-runtime-excluded": _scoped("atlas/tauid@prod", "onnxruntime=2.1"),
+    "prod-free-key-glob": _scoped("atlas/tauid@prod", "beam=pPb"),
+    "prod-free-key-excluded": _scoped("atlas/tauid@prod", "beam=PbPb"),
+    "prod-unrestricted-key": _scoped("atlas/tauid@prod", "campaign=mc23"),
+    "pinned-time-inside": _scoped("atlas/tauid@1.0.0", "time=2024-10-31T23:59:59Z"),
+    "pinned-time-until-excluded": _scoped("atlas/tauid@1.0.0", "time=2024-11-01"),
+    "latest-excluded": _scoped("atlas/tauid", "run=150"),
+    "valid-first-iov": _scoped("atlas/tauid@valid", "run=150"),
+    "valid-second-iov-last-run": _scoped("atlas/tauid@valid", "run=299"),
+    "valid-open-ended-skips-yanked": _scoped("atlas/tauid@valid", "run=450000"),
+    "valid-no-version-covers": _scoped("atlas/tauid@valid", "run=50"),
+    "valid-key-no-version-restricts": _scoped("atlas/tauid@valid", "campaign=mc23"),
+    "valid-no-context": _scoped("atlas/tauid@valid"),
+    "valid-env-context": _scoped("atlas/tauid@valid", env={"HEPBUNDLE_CONTEXT": "run=250"}),
+    "env-context-excludes": _scoped("atlas/tauid", env={"HEPBUNDLE_CONTEXT": "run=150"}),
+    "context-argument-wins": _scoped(
+        "atlas/tauid@prod", "run=201", env={"HEPBUNDLE_CONTEXT": "run=150"}
+    ),
+    "forged-catalogue-scope": _forged_scope,
+    "unreadable-record-skipped": _unreadable_record,
+    "path-ref-excluded": lambda s, t: Case(
+        str(s.repo / "bundles/atlas/tauid/1.2.0"), s.policy, "model/model.onnx", context="run=50"
+    ),
+    "context-not-key-value": _scoped("atlas/tauid@prod", "run"),
+    "context-bad-run": _scoped("atlas/tauid@prod", "run=x"),
+    "context-bad-key": _scoped("atlas/tauid@prod", "Run=1"),
+    "context-key-twice": _scoped("atlas/tauid@prod", "run=1,run=2"),
+    "context-empty-value": _scoped("atlas/tauid@prod", "run=,beam=pp"),
+    "context-bad-date": _scoped("atlas/tauid@prod", "time=2024-02-30"),
+    "context-bad-time": _scoped("atlas/tauid@prod", "time=yesterday"),
+    "env-context-malformed": _scoped("atlas/tauid@prod", env={"HEPBUNDLE_CONTEXT": "run"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VALIDITY))
+def test_same_validity_verdict(
+    scoped: Scoped, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.delenv("HEPBUNDLE_CONTEXT", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert_same_verdict(VALIDITY[name](scoped, tmp_path))
 
 
 # --- malformed inputs: the native side gives one clean error, quickly -----------------------------

@@ -1,9 +1,10 @@
 // libFuzzer target over the readers of untrusted bytes: the manifest, a signature file (and its
 // signed statement), a per-name catalogue, a trust policy, a repository trust root and a
-// catalogue's signed statements (checked under a policy that signs the catalogue). Any input must end in a
-// HepbundleError or success: never a crash, a sanitizer report, a hang or unbounded memory.
-// The first byte picks the reader. Built with -DHEPBUNDLE_FUZZ=ON (clang); run by ctest for a
-// bounded time from the golden bundle's files as seeds.
+// catalogue's signed statements (checked under a policy that signs the catalogue), a validity
+// section and a job's context. Any input must end in a HepbundleError or success: never a crash,
+// a sanitizer report, a hang or unbounded memory. The first byte picks the reader. Built with
+// -DHEPBUNDLE_FUZZ=ON (clang); run by ctest for a bounded time from the golden bundle's files as
+// seeds.
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <sys/stat.h>
@@ -52,7 +53,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size < 1) return 0;
   const std::string text(reinterpret_cast<const char*>(data + 1), size - 1);
   try {
-    switch (data[0] % 6) {
+    switch (data[0] % 8) {
       case 0:
         detail::parseManifest(text, "hepbundle.json");
         break;
@@ -84,6 +85,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         Options o;
         o.log = [](LogLevel, const std::string&) {};
         detail::checkCatalogStatements(e, *policy, {"fuzz", 1 << 30, "catalog/repository.json", std::nullopt}, o);
+        break;
+      }
+      case 6:  // a validity section (bundle-spec/validity.md), then a context against it
+        detail::parseScope(detail::parseJson(text, "validity"), "validity").covers(detail::parseContext("run=250,release=Athena,25.0.1", "context"));
+        break;
+      case 7: {  // a job's context (HEPBUNDLE_CONTEXT), then a scope judging it
+        const detail::Context ctx = detail::parseContext(text, "context");
+        detail::Scope scope;
+        scope.runs.push_back({"200", std::string("299")});
+        scope.globs.push_back({"releases", {"Athena 25.0.*"}});
+        scope.excludedBy(ctx);
         break;
       }
       default: {

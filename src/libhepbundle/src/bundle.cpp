@@ -168,6 +168,8 @@ IntegrityReport Bundle::verify(const std::vector<std::string>& files) const {
   return r;
 }
 
+const detail::Manifest& detail::BundleAccess::manifest(const Bundle& b) { return b.impl_->manifest; }
+
 const char* version() { return HEPBUNDLE_VERSION; }
 
 }  // namespace hepbundle

@@ -114,6 +114,7 @@ struct Manifest {
   std::vector<FileEntry> files;  // as listed
   std::map<std::string, std::size_t> index;  // path → position in files
   json io;  // the "io" member (bundle-spec/io.md), null when absent; read by io.cpp
+  json validity;  // the "validity" member (bundle-spec/validity.md), null when absent
   std::string ref() const { return name + "@" + version; }
 };
 /// the I/O signature of a manifest's io member (nullopt when null); FormatError naming the field
@@ -130,6 +131,64 @@ constexpr int kMaxJsonDepth = 64;
 /// "<source>: 1,234 bytes, over the limit of 1,000" (FormatError, with the limits hint)
 std::string thousands(std::uint64_t n);
 [[noreturn]] void tooBig(const std::string& source, std::uint64_t size, std::uint64_t limit);
+
+/// what the library's own code reads of an opened bundle (bundle.cpp)
+struct BundleAccess {
+  static const Manifest& manifest(const Bundle& b);
+};
+
+// ---- validity scopes and the job's context (validity.cpp; bundle-spec/validity.md) ----------
+/// the context a job states: key=value pairs in their order, the run and time parsed
+struct Context {
+  std::vector<std::pair<std::string, std::string>> values;
+  std::optional<std::string> run;   // decimal digits (any length, as Python's int)
+  std::optional<std::int64_t> time;  // seconds since the epoch
+  bool empty() const { return values.empty(); }
+  const std::string* find(const std::string& key) const;
+  std::string str() const;  // k=v,k=v
+};
+/// "run=456789,release=CMSSW_15_0_3" (a piece without '=' continues the value before it);
+/// UsageError naming source and key (validity.parse_context)
+Context parseContext(const std::string& text, const std::string& source);
+/// Options::context, else HEPBUNDLE_CONTEXT (resolver.job_context)
+Context jobContext(const Options& options);
+/// YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (text null: not a string, shown is its repr) → epoch seconds
+std::int64_t parseValidityTime(const std::string* text, const std::string& shown, const std::string& where);
+struct RunRange {
+  std::string first;
+  std::optional<std::string> last;
+};
+struct TimeRange {
+  std::string since;
+  std::optional<std::string> until;
+  std::int64_t start = 0;
+  std::optional<std::int64_t> end;
+};
+struct Requirement {
+  std::string text, name;
+  std::vector<std::pair<std::string, std::string>> clauses;  // (op, version)
+  bool admits(const std::string& version) const;
+};
+/// a parsed validity section (validity.Scope): every list "any of", the members "all of"
+struct Scope {
+  std::vector<RunRange> runs;
+  std::vector<TimeRange> times;
+  std::vector<std::pair<std::string, std::vector<std::string>>> globs;  // section → patterns
+  std::vector<Requirement> runtimes;
+  std::vector<std::pair<std::string, std::vector<std::string>>> keys;  // free-form key → patterns
+  /// (context key, matched) for every key of ctx this scope restricts
+  std::vector<std::pair<std::string, bool>> checks(const Context& ctx) const;
+  std::vector<std::string> excludedBy(const Context& ctx) const;
+  bool covers(const Context& ctx) const;
+  /// "runs 450000–456999; releases CMSSW_15_0_*", limited to the dimensions of only's keys
+  std::string describe(const std::vector<std::string>* only = nullptr) const;
+};
+/// resolver.check_scope: ValidityError when the opened bundle's scope excludes the job's context
+/// (covering: chosen as @valid, so its scope must also cover it); nothing without a context
+void checkScope(const Bundle& bundle, const Options& options, bool covering);
+/// Scope.from_json: null → no restriction; FormatError "<where>.<field>: …" otherwise
+Scope parseScope(const json& obj, const std::string& where);
+Scope parseScope(const nlohmann::ordered_json& obj, const std::string& where);
 
 // ---- node verification cache (cache.cpp) -------------------------------------------------
 class VerificationCache {

@@ -21,6 +21,7 @@ const char* kCatalogMediaType = "application/vnd.hepbundle.catalog.v1+json";
 struct Record {
   std::string version, digest;
   std::optional<std::string> yanked;
+  nlohmann::ordered_json validity;  // the manifest's scope as published (not signed); null: none
 };
 
 struct NameCatalog {
@@ -43,6 +44,33 @@ struct NameCatalog {
     for (const auto& r : versions) out.push_back(&r);
     std::stable_sort(out.begin(), out.end(), [](const Record* a, const Record* b) { return versionKey(a->version) < versionKey(b->version); });
     return out;
+  }
+  // @valid (NameCatalog.valid_for): the newest release, neither yanked nor a pre-release, whose
+  // recorded scope covers the context; the resolver confirms it on the verified manifest
+  const Record& validFor(const Context& ctx) const {
+    std::vector<const Record*> usable;
+    for (const Record* r : sorted())
+      if (!r->yanked && !isPrerelease(r->version)) usable.push_back(r);
+    for (auto it = usable.rbegin(); it != usable.rend(); ++it) {
+      try {
+        if (parseScope((*it)->validity, name + "@" + (*it)->version + ": validity").covers(ctx)) return **it;
+      } catch (const FormatError&) {
+        // an unreadable record is never the valid one
+      }
+    }
+    std::vector<std::string> keys, seen;
+    for (const auto& kv : ctx.values) keys.push_back(kv.first);
+    for (std::size_t i = usable.size(); i > (usable.size() > 5 ? usable.size() - 5 : 0); --i) {
+      std::string said;
+      try {
+        said = parseScope(usable[i - 1]->validity, "validity").describe(&keys);
+      } catch (const FormatError&) {
+        said = "unreadable scope";
+      }
+      seen.push_back(usable[i - 1]->version + " (" + said + ")");
+    }
+    throw NotFoundError("no version of " + name + " is valid for " + ctx.str(),
+                        "released versions: " + (seen.empty() ? std::string("none") : join(seen, "; ")) + " (bundle-spec/validity.md)");
   }
   const Record& resolve(const std::optional<std::string>& selector) const {
     const auto alias = [&](const std::string& a) -> const std::string* {
@@ -113,6 +141,18 @@ const ojson& expect(const ojson& v, ojson::value_t t, const char* kind, const st
   const bool ok = v.type() == t || (t == ojson::value_t::number_integer && v.is_number_integer());
   if (!ok) throw Bad{where + " must be a JSON " + kind + ", not " + pyType(v)};
   return v;
+}
+
+// Python's truth value of a JSON value (record.get("validity") or None)
+bool truthy(const ojson& v) {
+  switch (v.type()) {
+    case ojson::value_t::null: return false;
+    case ojson::value_t::boolean: return v.get<bool>();
+    case ojson::value_t::number_float: return v.get<double>() != 0;
+    case ojson::value_t::number_integer:
+    case ojson::value_t::number_unsigned: return v.get<std::int64_t>() != 0;
+    default: return !v.empty();
+  }
 }
 
 std::string nsOf(const std::string& name) { return name.substr(0, name.find('/')); }
@@ -299,7 +339,8 @@ NameCatalog readCatalog(const Layout& layout, const std::string& name) {
           if (!x.is_string()) throw Bad{std::string(k) + " must be a list of strings"};
       }
       const ojson& y = field(r, "yanked");
-      Record rec{v, d.get<std::string>(), std::nullopt};
+      Record rec{v, d.get<std::string>(), std::nullopt, nullptr};
+      if (auto val = r.find("validity"); val != r.end() && truthy(*val)) rec.validity = *val;
       if (!y.is_null()) {
         expect(y, ojson::value_t::object, "dict", "yanked");
         rec.yanked = expect(field(y, "reason"), ojson::value_t::string, "str", "yanked.reason").get<std::string>();
@@ -426,8 +467,21 @@ Bundle resolve(const std::string& ref, const Options& options) {
   // a policy named by the caller is read first, as Python's caller loads it (TrustPolicy.load)
   const PolicyPtr given = options.policy.empty() ? nullptr : loadPolicy(options.policy);
   const ParsedRef parsed = parseRef(ref);
-  if (parsed.path) return openWith(*parsed.path, options, given);
+  if (parsed.path) {
+    Bundle b = openWith(*parsed.path, options, given);
+    checkScope(b, options, false);
+    return b;
+  }
   const std::string& name = *parsed.name;
+  // ns/name@valid: chosen by the scopes the catalogue records, for the job's context (required)
+  const bool valid = parsed.selector && *parsed.selector == "valid";
+  Context ctx;
+  if (valid) {
+    ctx = jobContext(options);
+    if (ctx.empty())
+      throw UsageError(ref + ": @valid picks the version whose validity scope covers the job's context, and no context was given",
+                       "pass --context run=456789,release=CMSSW_15_0_3 (context= in Python, or HEPBUNDLE_CONTEXT)");
+  }
   const auto roots = searchPath(options);
   std::optional<NotFoundError> first;
   for (const auto& rootIn : roots) {
@@ -438,7 +492,7 @@ Bundle resolve(const std::string& ref, const Options& options) {
     NameCatalog cat;
     try {
       cat = readCatalog(layout, name);
-      rec = &cat.resolve(parsed.selector);
+      rec = valid ? &cat.validFor(ctx) : &cat.resolve(parsed.selector);
     } catch (const NotFoundError& e) {
       if (!first) first = e;
       continue;
@@ -456,9 +510,11 @@ Bundle resolve(const std::string& ref, const Options& options) {
       if (!chosen && hasTrustRoot(root))
         if (auto found = trustRootFor(root)) chosen = found->policy;
       if (!chosen) throw noPolicyError(name + "@" + rec->version + " in " + root + " (the repository has no trust root)");
-      // the signed statements behind the version or alias, and the approvals it needs
-      CatalogEntry entry{name, rec->version, rec->digest, rec->yanked.has_value(), parsed.selector,
-                         parsed.selector && cat.hasAlias(*parsed.selector), cat.statements};
+      // the signed statements behind the version or alias, and the approvals it needs; @valid chose
+      // by the catalogue's unsigned scopes, so its version is checked as if pinned (_signed_selector)
+      const std::optional<std::string> selector = valid ? std::optional<std::string>(rec->version) : parsed.selector;
+      CatalogEntry entry{name, rec->version, rec->digest, rec->yanked.has_value(), selector,
+                         selector && cat.hasAlias(*selector), cat.statements};
       if (signsCatalog(*chosen, name)) checkCatalogStatements(entry, *chosen, layout.serialOf(name), options);
       checkApprovals(layout.recordsDir(name), entry, *chosen, options);
     }
@@ -469,6 +525,9 @@ Bundle resolve(const std::string& ref, const Options& options) {
                               "the bundle directory was changed behind the catalogue; do not use it");
     if (b.name() != name || b.version() != rec->version)
       throw VerificationError(root + ": catalogue entry " + name + "@" + rec->version + " holds " + b.ref());
+    // the scope judged on the verified manifest; for @valid (the catalogue's record is not signed)
+    // it must cover the context
+    checkScope(b, options, valid);
     return b;
   }
   if (first) {

@@ -31,6 +31,9 @@ const char* kUsage =
     "                    repository, once pinned or accepted; without one: refused)\n"
     "  --repo DIR        repository to search (repeatable; default: HEPBUNDLE_PATH)\n"
     "  --allow-yanked    accept a yanked version (with a warning)\n"
+    "  --context CTX     the job's context, run=456789,release=CMSSW_15_0_3 (default:\n"
+    "                    HEPBUNDLE_CONTEXT): a version whose validity scope excludes it is\n"
+    "                    refused; REF ns/name@valid picks the newest release covering it\n"
     "  --verify MODE     lazy (default), full, integrity (file digests only, signatures not\n"
     "                    checked: never reported as verified) or none\n"
     "  --no-cache        do not use the node verification cache\n"
@@ -69,6 +72,8 @@ int main(int argc, char** argv) {
       opt.policy = value();
     } else if (a == "--repo") {
       opt.repos.push_back(value());
+    } else if (a == "--context") {
+      opt.context = value();
     } else if (a == "--allow-yanked") {
       opt.allowYanked = true;
     } else if (a == "--no-cache") {

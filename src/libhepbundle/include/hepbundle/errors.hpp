@@ -17,7 +17,10 @@
 // ├── NotInBundleError     the bundle has no file of that name (Bundle::path)
 // └── RepositoryError      repository failures
 //     └── NotFoundError    an unknown reference, name, version or alias
-//         └── YankedError  the reference names a yanked version
+//         ├── YankedError  the reference names a yanked version
+//         └── ValidityError the version's validity scope excludes the job's context
+// UsageError               arguments that do not fit together (@valid without a context, a
+//                          malformed context)
 #pragma once
 
 #include <stdexcept>
@@ -59,6 +62,8 @@ HEPBUNDLE_ERROR_CLASS(SigningError, HepbundleError)
 HEPBUNDLE_ERROR_CLASS(RepositoryError, HepbundleError)
 HEPBUNDLE_ERROR_CLASS(NotFoundError, RepositoryError)
 HEPBUNDLE_ERROR_CLASS(YankedError, NotFoundError)
+HEPBUNDLE_ERROR_CLASS(ValidityError, NotFoundError)
+HEPBUNDLE_ERROR_CLASS(UsageError, HepbundleError)
 HEPBUNDLE_ERROR_CLASS(NotABundleError, HepbundleError)
 HEPBUNDLE_ERROR_CLASS(NotInBundleError, HepbundleError)
 

@@ -42,6 +42,10 @@ struct Options {
   bool requirePolicy = true;
   /// accept a yanked version (logged as a warning)
   bool allowYanked = false;
+  /// the job's context, "run=456789,release=CMSSW_15_0_3" (bundle-spec/validity.md): resolve
+  /// refuses a version whose validity scope excludes it (ValidityError), and ns/name@valid picks
+  /// the newest release whose scope covers it. Empty: HEPBUNDLE_CONTEXT, if set
+  std::string context;
   /// repositories to search; empty: HEPBUNDLE_PATH, else HEPBUNDLE_REPO, else ./hepbundle-repo
   std::vector<std::string> repos;
   /// hashing threads for verify(); 0: HEPBUNDLE_HASH_THREADS or the CPUs this process may use
@@ -90,6 +94,10 @@ struct IntegrityReport {
   void raiseForProblems(const std::string& what) const;
 };
 
+namespace detail {
+struct BundleAccess;
+}
+
 class Bundle {
  public:
   /// absolute path of the bundle directory
@@ -122,6 +130,7 @@ class Bundle {
   explicit Bundle(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
  private:
+  friend struct detail::BundleAccess;
   std::shared_ptr<Impl> impl_;
 };
 
@@ -129,8 +138,9 @@ class Bundle {
 /// manifest's bytes before they are parsed; without a policy PolicyError, see Options::policy).
 Bundle open(const std::string& path, const Options& options = {});
 
-/// Open the bundle a reference names ("ns/name@1.2.0", "ns/name@prod", "ns/name", or a path),
-/// searching the repositories in order, with the catalogue-digest check and yank refusal; when
+/// Open the bundle a reference names ("ns/name@1.2.0", "ns/name@prod", "ns/name", "ns/name@valid"
+/// with a context, or a path), searching the repositories in order, with the catalogue-digest
+/// check, the yank refusal and the validity scope checked against Options::context; when
 /// the policy signs the name's catalogue, the signed statement behind the version or alias is
 /// checked (hijack, un-yank, hidden release: PolicyError; rollback against the node cache,
 /// serial decreased, expired: CatalogRollbackError), and an alias the policy guards with
