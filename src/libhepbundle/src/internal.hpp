@@ -63,6 +63,36 @@ struct ReadError {
 /// "a FIFO (named pipe)", "a character device", … (src/hepbundle/regular.py describe_mode)
 std::string describeMode(mode_t m);
 std::string readSmallFile(const std::string& path, std::size_t max);
+/// what stat says about a file's content having changed: device, inode, size, mtime, ctime
+struct FileId {
+  std::uint64_t dev = 0, ino = 0;
+  std::int64_t size = 0, mtimeNs = 0, ctimeNs = 0;
+  bool operator==(const FileId& o) const {
+    return dev == o.dev && ino == o.ino && size == o.size && mtimeNs == o.mtimeNs && ctimeNs == o.ctimeNs;
+  }
+  bool operator!=(const FileId& o) const { return !(*this == o); }
+  static FileId of(const struct stat& st);
+  static std::optional<FileId> now(const std::string& path);
+};
+/// While one is alive on a thread, every file readSmallFile reads there (and every directory
+/// noted) is recorded with its identity, so that a result built from them can be reused until
+/// one of them changes (the per-process policy memo, policy.cpp).
+/// every path still has the identity recorded (a few stat calls)
+bool unchanged(const std::vector<std::pair<std::string, FileId>>& files);
+/// some file's mtime or ctime is less than seconds old
+bool recentlyChanged(const std::vector<std::pair<std::string, FileId>>& files, int seconds);
+class ReadRecorder {
+ public:
+  ReadRecorder();
+  ~ReadRecorder();
+  ReadRecorder(const ReadRecorder&) = delete;
+  ReadRecorder& operator=(const ReadRecorder&) = delete;
+  static void note(const std::string& path, const struct stat& st);
+  std::vector<std::pair<std::string, FileId>> files;
+
+ private:
+  ReadRecorder* outer_;
+};
 /// write text to target through a private temporary file beside it and a rename (readers see
 /// the old file or the new one); false when the directory is not writable
 bool writeFileAtomic(const std::string& target, const std::string& text);

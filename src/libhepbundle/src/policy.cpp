@@ -503,7 +503,44 @@ std::shared_ptr<TrustPolicy> readPolicy(const YAML::Node& doc, const Reader& r, 
 
 }  // namespace
 
+namespace {
+std::shared_ptr<const TrustPolicy> readPolicyFile(const std::string& path);
+}  // namespace
+
+// Per process, a policy file is read once and kept while it and every file it named (keys, CA
+// files and directories, CRLs) keep their identity: a repeat resolve costs a few stat calls, not
+// a YAML parse and key decoding. Failures, and files changed in the last second, are not
+// kept; at most 16 policies are.
 std::shared_ptr<const TrustPolicy> loadPolicy(const std::string& path) {
+  struct Memo {
+    std::shared_ptr<const TrustPolicy> policy;
+    std::vector<std::pair<std::string, FileId>> files;
+  };
+  static std::mutex lock;
+  static std::map<std::string, Memo> memo;
+  const std::string key = absolutePath(path);
+  {
+    std::lock_guard<std::mutex> g(lock);
+    auto it = memo.find(key);
+    if (it != memo.end() && unchanged(it->second.files)) return it->second.policy;
+  }
+  Memo fresh;
+  {
+    ReadRecorder reads;
+    fresh.policy = readPolicyFile(path);
+    fresh.files = std::move(reads.files);
+  }
+  // a file changed in the last seconds may change again within the file system's timestamp
+  // granularity without its identity moving ("racy" files, as git calls them): not kept
+  if (recentlyChanged(fresh.files, 1)) return fresh.policy;
+  std::lock_guard<std::mutex> g(lock);
+  if (memo.size() >= 16 && !memo.count(key)) memo.erase(memo.begin());
+  memo[key] = fresh;
+  return fresh.policy;
+}
+
+namespace {
+std::shared_ptr<const TrustPolicy> readPolicyFile(const std::string& path) {
   std::string text;
   try {
     text = readSmallFile(path, kMaxYamlBytes);
@@ -523,6 +560,7 @@ std::shared_ptr<const TrustPolicy> loadPolicy(const std::string& path) {
     throw SpecError(path + ":" + std::to_string(e.mark.line + 1) + ": invalid policy: " + e.msg);
   }
 }
+}  // namespace
 
 std::shared_ptr<const TrustPolicy> policyFromDocument(const std::string& text, const std::string& member, const std::string& source,
                                                       const std::string& base) {

@@ -401,6 +401,42 @@ std::string envOr(const char* name, const std::string& fallback) {
   return v && *v ? std::string(v) : fallback;
 }
 
+namespace {
+thread_local ReadRecorder* activeRecorder = nullptr;
+}
+
+FileId FileId::of(const struct stat& st) {
+  const auto ns = [](const timespec& t) { return static_cast<std::int64_t>(t.tv_sec) * 1000000000LL + t.tv_nsec; };
+  return FileId{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino), static_cast<std::int64_t>(st.st_size),
+                ns(st.st_mtim), ns(st.st_ctim)};
+}
+
+std::optional<FileId> FileId::now(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return of(st);
+}
+
+ReadRecorder::ReadRecorder() : outer_(activeRecorder) { activeRecorder = this; }
+ReadRecorder::~ReadRecorder() { activeRecorder = outer_; }
+void ReadRecorder::note(const std::string& path, const struct stat& st) {
+  if (activeRecorder) activeRecorder->files.emplace_back(path, FileId::of(st));
+}
+bool recentlyChanged(const std::vector<std::pair<std::string, FileId>>& files, int seconds) {
+  timespec now {};
+  clock_gettime(CLOCK_REALTIME, &now);
+  const std::int64_t limit = (static_cast<std::int64_t>(now.tv_sec) - seconds) * 1000000000LL + now.tv_nsec;
+  for (const auto& kv : files)
+    if (kv.second.mtimeNs > limit || kv.second.ctimeNs > limit) return true;
+  return false;
+}
+
+bool unchanged(const std::vector<std::pair<std::string, FileId>>& files) {
+  for (const auto& [path, id] : files)
+    if (FileId::now(path) != id) return false;
+  return true;
+}
+
 std::string readSmallFile(const std::string& path, std::size_t max) {
   if (path.find('\0') != std::string::npos) throw ReadError{EINVAL};
   // O_NONBLOCK: opening a FIFO must not wait for a writer; it is then refused as not regular
@@ -420,6 +456,7 @@ std::string readSmallFile(const std::string& path, std::size_t max) {
     ::close(fd);
     throw ReadError{0, true, false, static_cast<std::uint64_t>(st.st_size)};
   }
+  ReadRecorder::note(path, st);  // the identity before the bytes: a later change shows
   std::string out;
   out.resize(static_cast<std::size_t>(st.st_size));
   std::size_t got = 0;

@@ -1,8 +1,17 @@
 // Unit tests of the helpers whose behaviour must equal Python's (fnmatch, repr, difflib,
 // SemVer order, path rules, mountinfo parsing, JSON limits).
 #include <gtest/gtest.h>
+#include <openssl/core_names.h>
+#include <openssl/pem.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <thread>
 
 #include "internal.hpp"
+#include "sig.hpp"
 
 using namespace hepbundle;
 using namespace hepbundle::detail;
@@ -122,4 +131,71 @@ TEST(CanonicalJson, ByteForByteAsPython) {
             "  \"name\": \"atlas/tauid\",\n  \"previous\": null,\n  \"reason\": \"bad \\\"cal\\\"\\n\xc3\xa9\\u0001\x7f\",\n"
             "  \"seq\": 3,\n  \"serial\": 17,\n  \"type\": \"publish\"\n}\n");
   EXPECT_EQ(statementDigest(body), "sha256:b497684be9d9b3c0934e98cf220910c9fcb1778743234bf85a0b9caf9f178c69");
+}
+
+// keyId and publicKeyFromPem read and write EC SubjectPublicKeyInfo themselves (x509.cpp): the
+// identity must stay the sha256 of the PEM OpenSSL writes, the key the one OpenSSL decodes
+TEST(Keys, OwnSpkiCodecEqualsOpenSSLs) {
+  for (const char* curve : {"P-256", "P-384", "P-521"}) {
+    EVP_PKEY* gen = EVP_EC_gen(curve);
+    ASSERT_NE(gen, nullptr) << curve;
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_PUBKEY(bio, gen);
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio, &data);
+    const std::string pem(data, static_cast<std::size_t>(n));
+    BIO_free(bio);
+    const auto key = hepbundle::detail::publicKeyFromPem(pem, curve);
+    EXPECT_EQ(EVP_PKEY_eq(key.get(), gen), 1) << curve;
+    EXPECT_EQ(hepbundle::detail::keyId(key.get()), "sha256:" + hepbundle::detail::sha256Hex(pem)) << curve;
+    EXPECT_EQ(hepbundle::detail::keyId(gen), "sha256:" + hepbundle::detail::sha256Hex(pem)) << curve;
+    EVP_PKEY_free(gen);
+  }
+  // not a canonical uncompressed named-curve SPKI: decoded by OpenSSL, the same identity
+  EVP_PKEY* gen = EVP_EC_gen("P-256");
+  EVP_PKEY_set_utf8_string_param(gen, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed");
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PUBKEY(bio, gen);
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio, &data);
+  const std::string pem(data, static_cast<std::size_t>(n));
+  BIO_free(bio);
+  const auto key = hepbundle::detail::publicKeyFromPem(pem, "compressed");
+  EXPECT_EQ(EVP_PKEY_eq(key.get(), gen), 1);
+  EXPECT_EQ(hepbundle::detail::keyId(key.get()), "sha256:" + hepbundle::detail::sha256Hex(pem));
+  EVP_PKEY_free(gen);
+}
+
+// the per-process policy memo (policy.cpp): the same parsed policy while the policy file and the
+// key it names keep their identity; read again when either changes; never kept while fresh
+TEST(PolicyMemo, KeptUntilAFileItReadChanges) {
+  char tmpl[] = "/tmp/hepbundle-memo-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const auto writeKey = [&] {
+    EVP_PKEY* k = EVP_EC_gen("P-256");
+    FILE* f = std::fopen((dir + "/k.pem").c_str(), "w");
+    PEM_write_PUBKEY(f, k);
+    std::fclose(f);
+    EVP_PKEY_free(k);
+  };
+  const auto writePolicy = [&](const char* ns) {
+    std::ofstream(dir + "/policy.yaml") << "version: 1\nrules:\n  - namespace: " << ns << "\n    signers: [{key: k.pem}]\n";
+  };
+  writeKey();
+  writePolicy("atlas");
+  const std::string path = dir + "/policy.yaml";
+  EXPECT_NE(loadPolicy(path), loadPolicy(path));  // files changed this second: read each time
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  const auto first = loadPolicy(path);
+  EXPECT_EQ(loadPolicy(path), first);
+  writeKey();  // the key file replaced: read again
+  EXPECT_NE(loadPolicy(path), first);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  const auto second = loadPolicy(path);
+  EXPECT_EQ(loadPolicy(path), second);
+  writePolicy("cms");  // the policy file rewritten: read again
+  EXPECT_NE(loadPolicy(path), second);
+  std::remove((dir + "/k.pem").c_str());
+  std::remove(path.c_str());
+  rmdir(dir.c_str());
 }
