@@ -215,6 +215,23 @@ def test_hls4ml_config_with_hls4ml_tags_is_read(tmp_path: Path) -> None:
     assert meta["firmwareBuild"]["sourceModel"]["path"] == "firmware/hls4ml/model.keras"
 
 
+def test_hls4ml_reports_hls4ml_cannot_read_are_one_line_errors(tmp_path: Path) -> None:
+    """A project.tcl without its "set backend" line made hls4ml's report reader crash with an
+    UnboundLocalError, a traceback out of `hepbundle build`; now a ToolError naming the cause."""
+    prj = tmp_path / "prj"
+    shutil.copytree(EXAMPLE_HLS4ML, prj)
+    (prj / "project.tcl").write_text('set project_name "myproject"\n')
+    fx.vivado_reports(prj)
+    with pytest.raises(ToolError, match="could not parse the synthesis report") as e:
+        capture(prj, "hls4ml")
+    assert "set backend" in (e.value.hint or "")
+    (prj / "project.tcl").write_text('set project_name "myproject"\nset backend "vivado"\n')
+    assert capture(prj, "hls4ml").meta["synthesis"]["latency"] == {
+        "bestCycles": 9,
+        "worstCycles": 11,
+    }
+
+
 @pytest.mark.parametrize(
     ("toolchain", "project", "match"),
     [

@@ -191,10 +191,13 @@ def _hls4ml_report(project_dir: Path, backend: str) -> dict[str, Any]:
     with contextlib.redirect_stdout(io.StringIO()):
         try:
             report = parse_vivado_report(str(project_dir))
-        except (IndexError, AttributeError, ValueError, OSError) as e:
+        # NameError: hls4ml 1.x reads the backend from project.tcl and fails with an
+        # UnboundLocalError when the file has no "set backend" line
+        except (IndexError, AttributeError, ValueError, OSError, NameError) as e:
             raise ToolError(
                 f"hls4ml could not parse the synthesis report in {sln}: {e!r}",
-                hint="check that solution*/syn/report/*_csynth.xml is complete",
+                hint="check that project.tcl names the backend (set backend …) and that "
+                "solution*/syn/report/*_csynth.xml is complete",
             ) from None
     return report or {}
 
