@@ -17,7 +17,7 @@ import os
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +51,7 @@ __all__ = [
 T = TypeVar("T")
 R = TypeVar("R")
 _BLOCK = 1 << 20  # 1 MiB: large enough to amortise syscalls, small enough to bound memory
+_POLL = 0.05  # s: how often a thread waiting on a pool wakes to see a Ctrl-C (run_parallel)
 
 
 class Hasher(Protocol):
@@ -192,10 +193,18 @@ def run_parallel(
             for item in items:
                 futures.append(pool.submit(contextvars.copy_context().run, call, item))
             for f in futures:
-                try:
+                # a bounded wait, again and again: CPython loses a signal that arrives just
+                # before a blocking lock wait begins (the handler runs, the wait sleeps on), so
+                # an unbounded f.result() could sleep through Ctrl-C until the queue is done
+                while not f.done():
+                    wait((f,), timeout=_POLL)
+                e = f.exception()
+                if e is None:
                     out.append(f.result())
-                except Exception as e:
+                elif isinstance(e, Exception):
                     out.append(e)
+                else:
+                    raise e  # a worker stopped by an enclosing pool's interrupt
         except BaseException:
             stop.set()
             for f in futures:
