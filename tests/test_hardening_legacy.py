@@ -168,17 +168,20 @@ def test_import_refuses_symlinks_leaving_the_store(tmp_path: Path) -> None:
     gd = make_groupdata(tmp_path / "GroupData")
     secret = tmp_path / "secret.txt"
     secret.write_text("not for a bundle\n")
-    (gd / "tauRecTools" / "00-02-00" / "notes.txt").symlink_to(secret)
+    (gd / "tauRecTools" / "00-01-00" / "notes.txt").symlink_to(secret)
     (gd / "tauRecTools" / "00-02-00" / "inside.txt").symlink_to("README.txt")
-    (gd / "tauRecTools" / "00-02-00" / "linkdir").symlink_to(tmp_path)
+    (gd / "tauRecTools" / "00-01-00" / "linkdir").symlink_to(tmp_path)
     plan = plan_import("atlas-groupdata", gd)
     legacy = {f.legacy for b in plan.bundles for f in b.files}
-    assert "tauRecTools/00-02-00/notes.txt" not in legacy
+    assert "tauRecTools/00-01-00/notes.txt" not in legacy
     assert "tauRecTools/00-02-00/inside.txt" in legacy  # a link inside the store is read through
-    assert not any(x.startswith("tauRecTools/00-02-00/linkdir") for x in legacy)
+    assert not any(x.startswith("tauRecTools/00-01-00/linkdir") for x in legacy)
     reasons = {s.what: s.reason for s in plan.skipped}
-    assert "leaving the store" in reasons["tauRecTools/00-02-00/notes.txt"]
-    assert "symlinked directory" in reasons["tauRecTools/00-02-00/linkdir"]
+    assert "leaving the store" in reasons["tauRecTools/00-01-00/notes.txt"]
+    assert "symlinked directory" in reasons["tauRecTools/00-01-00/linkdir"]
+    # and the version holding them is refused whole, never published without them
+    assert [r.what for r in plan.refused] == ["atlas/taurectools@0.1.0 [tauRecTools/00-01-00]"]
+    assert not any(x.startswith("tauRecTools/00-01-00/") for x in legacy)
     res = CliRunner().invoke(main, ["import", "atlas-groupdata", str(gd), "--dry-run"])
     assert res.exit_code == 0, res.output
     assert "notes.txt" in res.output and "refused: symlink leaving the store" in res.output

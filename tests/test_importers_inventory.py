@@ -130,21 +130,6 @@ def test_groupdata_plan_inventories_every_entry_of_the_store(public_tmp: Path) -
     v2 = "tauRecTools/00-02-00"
     assert verdict(LOCKED)[0] == "refused"
     assert "unreadable directory (permission denied)" in verdict(LOCKED)[1]
-    assert verdict("tauRecTools/current") == (
-        "imported",
-        "legacy alias: tauRecTools/current -> tauRecTools/00-02-00 is alias 'current' of "
-        "atlas/taurectools@0.2.0",
-    )
-    assert plan["legacyAliases"] == [
-        {"link": "tauRecTools/current", "target": v2, "ref": "atlas/taurectools@0.2.0",
-         "alias": "current"}
-    ]  # fmt: skip
-    [v020] = [b for b in plan["bundles"] if b["ref"] == "atlas/taurectools@0.2.0"]
-    assert v020["aliases"] == ["current"]
-    assert verdict("tauRecToolsOld")[0] == "skipped"
-    assert "not the directory of one version" in verdict("tauRecToolsOld")[1]
-    assert verdict(f"{v2}/inside.txt")[0] == "imported"
-    assert "symlink to README.txt, read through" in verdict(f"{v2}/inside.txt")[1]
     assert verdict(f"{v2}/missing.onnx") == ("refused", "dangling symlink (to gone.onnx)")
     assert verdict(f"{v2}/loop") == ("refused", "looping symlink (to loop)")
     assert verdict(f"{v2}/secret.txt")[0] == "refused"
@@ -168,15 +153,87 @@ def test_groupdata_plan_inventories_every_entry_of_the_store(public_tmp: Path) -
     assert verdict(shown) == ("refused", "the name is not valid UTF-8")
     assert verdict("dev/tauRecTools/00-03-00/rnn.onnx")[1].startswith("dev/ area: off")
     assert verdict("tauRecTools/notes.txt") == ("skipped", "not inside <Package>/<subdir>/")
-    assert verdict(v2)[0] == "imported" and inv[v2]["bundles"] == ["atlas/taurectools@0.2.0"]
-    assert verdict("tauRecTools")[0] == "imported" and len(inv["tauRecTools"]["bundles"]) == 3
+    # a version holding a refused entry is refused whole (as a cms-data tag is): published
+    # without it, it would be incomplete for good; so is a version whose directory is unreadable
+    refused = {r["what"]: r["reason"] for r in plan["refused"]}
+    assert refused == {
+        f"atlas/taurectools@0.2.0 [{v2}]": "refused: 8 entries of this version cannot be "
+        f"imported ({shown}: the name is not valid UTF-8); to publish it without them, list "
+        "them under skip: in the mapping",
+        f"atlas/taurectools@0.4.0 [{LOCKED}]": "refused: 1 entry of this version cannot be "
+        f"imported ({LOCKED}: {verdict(LOCKED)[1]}); to publish it without them, list them "
+        "under skip: in the mapping",
+    }
+    assert [b["ref"] for b in plan["bundles"] if "@0.2.0" in b["ref"]] == []
+    withheld = "its version atlas/taurectools@0.2.0 is refused (8 entries cannot be imported)"
+    for f in ("rnn.onnx", "README.txt", "inside.txt", "sub/extra.root"):
+        assert verdict(f"{v2}/{f}") == ("refused", withheld)
+    assert verdict(v2) == ("skipped", "directory: nothing below it is imported")
+    # so its directory link is no alias
+    assert verdict("tauRecTools/current")[0] == "skipped"
+    assert "no planned version" in verdict("tauRecTools/current")[1]
+    assert plan["legacyAliases"] == []
+    assert verdict("tauRecTools")[0] == "imported" and len(inv["tauRecTools"]["bundles"]) == 2
 
-    # the text plan says the same in short
+    # the text plan says the same in short (root reads LOCKED and private.root)
     res = CliRunner().invoke(main, ["import", "atlas-groupdata", str(gd), "--dry-run"])
     assert res.exit_code == 0, res.output
     assert f"inventory: {len(inv) + 3} entries of the store" in res.output  # root sees LOCKED/*
-    assert "tauRecTools/current -> tauRecTools/00-02-00: atlas/taurectools@current" in res.output
     assert f"{v2}/missing.onnx: refused: dangling symlink (to gone.onnx)" in res.output
+    assert "refused versions (1, not published):" in res.output
+    assert f"atlas/taurectools@0.2.0 [{v2}]: refused: 7 entries of this version" in res.output
+
+    # skip: in the mapping leaves the refused entries out: the versions are published without
+    m = public_tmp / "map.yaml"
+    bad = ("missing.onnx", "loop", "secret.txt", "ext", "pipe", "private.root", "weights[1].bin")
+    m.write_text(
+        "skip:\n"
+        + "".join(f"  - '{v2}/{b}'\n" for b in bad)
+        + f"  - '{v2}/calib-*.root'\n  - '{LOCKED}/'\n"
+    )
+    m.chmod(0o644)
+    (gd / LOCKED).chmod(0o000)
+    private.chmod(0o000)
+    try:
+        plan = _plan_json("atlas-groupdata", str(gd), "--map", str(m), cwd=home)
+    finally:
+        (gd / LOCKED).chmod(0o755)
+        private.chmod(0o644)
+    inv = _by_path(plan)
+    assert set(inv) == _walk(gd, LOCKED, "tauRecTools/.git")
+    assert plan["refused"] == []
+    assert verdict(f"{v2}/missing.onnx") == (
+        "skipped",
+        "skip: in the mapping (the scan refuses it: dangling symlink (to gone.onnx))",
+    )
+    assert verdict(LOCKED) == (
+        "skipped",
+        "skip: in the mapping (the scan refuses it: unreadable directory (permission denied): "
+        "its entries cannot be listed)",
+    )
+    assert verdict("tauRecTools/newest.onnx")[0] == "refused"  # in no version: nothing to refuse
+    assert {e["verdict"] for p, e in inv.items() if p.startswith(v2 + "/")} == {
+        "imported",
+        "skipped",
+    }
+    assert verdict("tauRecTools/current") == (
+        "imported",
+        "legacy alias: tauRecTools/current -> tauRecTools/00-02-00 is alias 'current' of "
+        "atlas/taurectools@0.2.0",
+    )
+    assert plan["legacyAliases"] == [
+        {"link": "tauRecTools/current", "target": v2, "ref": "atlas/taurectools@0.2.0",
+         "alias": "current"}
+    ]  # fmt: skip
+    [v020] = [b for b in plan["bundles"] if b["ref"] == "atlas/taurectools@0.2.0"]
+    assert v020["aliases"] == ["current"]
+    assert sorted(f["path"] for f in v020["files"]) == [
+        "README.txt", "inside.txt", "rnn.onnx", "sub/extra.root"
+    ]  # fmt: skip
+    assert verdict(f"{v2}/inside.txt")[0] == "imported"
+    assert "symlink to README.txt, read through" in verdict(f"{v2}/inside.txt")[1]
+    assert verdict(v2)[0] == "imported" and inv[v2]["bundles"] == ["atlas/taurectools@0.2.0"]
+    assert verdict("tauRecTools")[0] == "imported" and len(inv["tauRecTools"]["bundles"]) == 3
 
 
 def test_links_outside_the_store_are_read_only_where_allowed(tmp_path: Path) -> None:
@@ -187,7 +244,8 @@ def test_links_outside_the_store_are_read_only_where_allowed(tmp_path: Path) -> 
     (tmp_path / "private.txt").write_text("secret\n")
     v2 = gd / "tauRecTools" / "00-02-00"
     (v2 / "common.onnx").symlink_to(shared / "common.onnx")
-    (v2 / "private.txt").symlink_to(tmp_path / "private.txt")
+    # in another version: a refused entry refuses the version holding it
+    (gd / "tauRecTools" / "00-01-00" / "private.txt").symlink_to(tmp_path / "private.txt")
 
     def verdicts(**kw: Any) -> dict[str, str]:
         plan = plan_import("atlas-groupdata", gd, **kw)
@@ -199,14 +257,15 @@ def test_links_outside_the_store_are_read_only_where_allowed(tmp_path: Path) -> 
 
     default = verdicts()
     assert default["tauRecTools/00-02-00/common.onnx"] == "refused"
-    assert default["tauRecTools/00-02-00/private.txt"] == "refused"
+    assert default["tauRecTools/00-01-00/private.txt"] == "refused"
     allowed = verdicts(allow_links_outside=[shared])
     assert allowed["tauRecTools/00-02-00/common.onnx"] == "imported"
     assert reasons["tauRecTools/00-02-00/common.onnx"] == (
         f"into atlas/taurectools@0.2.0 as common.onnx (symlink to {shared / 'common.onnx'}, "
         "read through, allowed by --allow-links-outside)"
     )
-    assert allowed["tauRecTools/00-02-00/private.txt"] == "refused"  # not under the allowed dir
+    assert allowed["tauRecTools/00-01-00/private.txt"] == "refused"  # not under the allowed dir
+    assert allowed["tauRecTools/00-01-00/rnn.onnx"] == "refused"  # its version is refused
     with pytest.raises(SpecError, match="reads no directory tree"):
         plan_import("mlflow", tmp_path / "mlflow.db", allow_links_outside=[shared])
 
@@ -219,29 +278,42 @@ def test_directory_symlink_becomes_an_alias_in_the_catalogue(
     (gd / "tauRecTools" / "00-02-00" / "gone.root").symlink_to("nowhere.root")
     repo = tmp_path / "repo"
     compat = tmp_path / "compat"
-    r = CliRunner().invoke(
-        main,
-        ["import", "atlas-groupdata", str(gd), "--repo", str(repo), "--key", str(ec_key[0]),
-         "--compat-tree", str(compat)],
-    )  # fmt: skip
+    args = ["import", "atlas-groupdata", str(gd), "--repo", str(repo), "--key", str(ec_key[0]),
+            "--compat-tree", str(compat)]  # fmt: skip
+    # the dangling link refuses its version whole (the others are published, exit 2): published
+    # without it, 0.2.0 would be incomplete for good
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2, r.output
+    assert (
+        "atlas/taurectools@0.2.0 [tauRecTools/00-02-00]: refused: 1 entry of this version cannot "
+        "be imported (tauRecTools/00-02-00/gone.root: dangling symlink (to nowhere.root)); to "
+        "publish it without them, list them under skip: in the mapping"
+    ) in r.output
+    assert "3 published, 0 unchanged, 0 conflicts, 1 refused" in r.output
+    assert "1 version(s) refused, not published: atlas/taurectools@0.2.0" in r.output
+    assert "0.2.0" not in read_name_catalog(repo, "atlas/taurectools").versions
+    # the mapping says to leave it out: 0.2.0 is published without it
+    m = tmp_path / "map.yaml"
+    m.write_text("skip: ['tauRecTools/00-02-00/gone.root']\n")
+    r = CliRunner().invoke(main, [*args, "--map", str(m)])
     assert r.exit_code == 0, r.output
-    assert "4 published, 0 unchanged, 0 conflicts, 8 compat links" in r.output
+    assert "1 published, 3 unchanged, 0 conflicts, 8 compat links" in r.output
     # a CALIBPATH consumer of tauRecTools/current/… reads the version the link named
     current = compat / "tauRecTools" / "current"
     assert os.readlink(current) == "00-02-00"
     assert (current / "rnn.onnx").read_bytes() == GROUPDATA["tauRecTools/00-02-00/rnn.onnx"]
-    # dev/ (3 directories and its file) and the loose notes.txt, skipped; the dangling link
-    assert "store entries not imported: 5 skipped, 1 refused (--dry-run lists" in r.output
+    # dev/ (3 directories and its file), the loose notes.txt and the dangling link, skipped
+    assert "store entries not imported: 6 skipped, 0 refused (--dry-run lists" in r.output
     assert read_name_catalog(repo, "atlas/taurectools").aliases["current"] == "0.2.0"
     # the store moves its link: the re-run moves the alias, publishing nothing
     (gd / "tauRecTools" / "current").unlink()
     (gd / "tauRecTools" / "current").symlink_to("00-01-00")
     opts = ImportOptions(repo=repo, signer=KeySigner(ec_key[0]), compat_tree=compat)
-    report = run_import(plan_import("atlas-groupdata", gd), opts)
+    report = run_import(plan_import("atlas-groupdata", gd, m), opts)
     assert report.count("unchanged") == 4
     assert (current / "rnn.onnx").read_bytes() == GROUPDATA["tauRecTools/00-01-00/rnn.onnx"]
     # 7 files, the alias, 7 directories
-    assert report.to_json()["inventory"] == {"imported": 15, "skipped": 5, "refused": 1}
+    assert report.to_json()["inventory"] == {"imported": 15, "skipped": 6, "refused": 0}
     assert read_name_catalog(repo, "atlas/taurectools").aliases["current"] == "0.1.0"
 
 
@@ -263,14 +335,30 @@ def test_dir_plan_inventories_every_entry_of_the_store(tmp_path: Path) -> None:
     (store / "tmp").mkdir()
     (store / ".gitignore").write_text("*.bak\n")
     m = tmp_path / "map.yaml"
-    m.write_text(
-        "skip: ['**/*.bak']\nbundles:\n"
-        "  - {name: ml/tau, version: 3.0.0, include: ['models/tau/v3/']}\n"
-    )
-    res = CliRunner().invoke(main, ["import", "dir", str(store), "--map", str(m), "--dry-run",
-                                    "--json"])  # fmt: skip
-    assert res.exit_code == 0, res.output
-    plan = json.loads(res.output)
+    bundles = "bundles:\n  - {name: ml/tau, version: 3.0.0, include: ['models/tau/v3/']}\n"
+
+    def dry_run(skip: str) -> dict[str, Any]:
+        m.write_text(f"skip: [{skip}]\n{bundles}")
+        res = CliRunner().invoke(main, ["import", "dir", str(store), "--map", str(m),
+                                        "--dry-run", "--json"])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        return dict(json.loads(res.output))
+
+    # the dangling old.onnx is in the bundle's directory: the bundle is refused whole
+    plan = dry_run("'**/*.bak'")
+    assert plan["bundles"] == []
+    assert plan["refused"] == [
+        {
+            "what": "ml/tau@3.0.0 [bundles[0]]",
+            "reason": "refused: 1 entry of this version cannot be imported "
+            "(models/tau/v3/old.onnx: dangling symlink (to v2/model.onnx)); to publish it "
+            "without them, list them under skip: in the mapping",
+        }
+    ]
+    assert _by_path(plan)["models/tau/v3/model.onnx"]["verdict"] == "refused"
+    # models/etc (a refused link too) is in no bundle: it refuses none
+    plan = dry_run("'**/*.bak', models/tau/v3/old.onnx")
+    assert plan["refused"] == []
     inv = _by_path(plan)
     assert set(inv) == _walk(store)
     for e in inv.values():
@@ -282,7 +370,13 @@ def test_dir_plan_inventories_every_entry_of_the_store(tmp_path: Path) -> None:
     assert "cannot be an alias" in inv["models/tau/latest"]["reason"]
     assert inv["models/tau/v3/scratch.bak"]["reason"] == "skip: in the mapping"
     assert inv["models/jet/weights.bin"]["reason"] == "matched by no bundle"
-    assert inv["models/tau/v3/old.onnx"]["verdict"] == "refused"
+    assert inv["models/tau/v3/old.onnx"] == {
+        "path": "models/tau/v3/old.onnx",
+        "kind": "symlink",
+        "verdict": "skipped",
+        "reason": "skip: in the mapping (the scan refuses it: dangling symlink (to v2/model.onnx))",
+        "bundles": [],
+    }
     assert inv["models/etc"]["verdict"] == "refused"
     assert inv["tmp"]["reason"] == "empty directory"
     assert inv[".gitignore"]["reason"] == "matched by no bundle"

@@ -331,17 +331,30 @@ def test_artifact_links_leaving_the_store_are_refused(tmp_path: Path) -> None:
     (run_dir / "plots" / "roc.png").write_bytes(b"\x89PNG")
     (run_dir / "model" / "roc.png").symlink_to("../plots/roc.png")  # inside the run: read
     plan = plan_import("mlflow", uri)
-    [b] = plan.bundles
-    assert [f.dest for f in b.files] == [
-        "model/model.onnx",
-        "model/roc.png",
-        "artifacts/plots/roc.png",
-    ]
     reasons = {s.what: s.reason for s in plan.skipped}
     assert reasons["tau-id v1: model/key.pem"] == (
         f"refused: symlink leaving the store (to {tmp_path / 'private.key'})"
     )
     assert reasons["tau-id v1: artifacts/notes.txt"] == "refused: dangling symlink (to gone.txt)"
+    # the version holding them is refused whole: published without them it would be
+    # incomplete for good (a model version's artifacts are taken whole: no skip:)
+    assert plan.bundles == ()
+    assert [(r.what, r.reason) for r in plan.refused] == [
+        (
+            "tau-id v1",
+            "refused: 2 artifact(s) cannot be imported (model/key.pem: symlink leaving the "
+            f"store (to {tmp_path / 'private.key'})); a version's artifacts are taken whole: "
+            "fix them in the store and re-run",
+        )
+    ]
+    (run_dir / "model" / "key.pem").unlink()
+    (run_dir / "notes.txt").unlink()
+    [b] = plan_import("mlflow", uri).bundles
+    assert [f.dest for f in b.files] == [
+        "model/model.onnx",
+        "model/roc.png",
+        "artifacts/plots/roc.png",
+    ]
 
 
 def test_a_validity_tag_becomes_the_scope_and_a_bad_one_refuses_the_version(

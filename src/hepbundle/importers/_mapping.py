@@ -25,6 +25,7 @@ __all__ = [
     "LWTNN_MAX_BYTES",
     "Content",
     "ImportMap",
+    "glob_below",
     "glob_match",
     "is_lwtnn",
     "load_map",
@@ -135,6 +136,25 @@ def glob_match(pattern: str, legacy: str) -> bool:
     if _glob_re(pattern).match(legacy):
         return True
     return "/" not in pattern and bool(_glob_re(pattern).match(legacy.rsplit("/", 1)[-1]))
+
+
+def glob_below(pattern: str, directory: str) -> bool:
+    """Whether ``pattern`` may match something below ``directory`` (whose entries are not
+    known: an unreadable one). Segment by segment: a slash-free pattern (it matches base names)
+    or ``**`` may match anything below."""
+    if pattern.endswith("/"):
+        pattern += "**"
+    if "/" not in pattern or "**" in pattern.split("/", 1)[0]:
+        return True
+    parts = pattern.split("/")
+    for i, seg in enumerate(directory.split("/")):
+        if i >= len(parts):
+            return False
+        if "**" in parts[i]:
+            return True
+        if _glob_re(parts[i]).match(seg) is None:
+            return False
+    return len(parts) > len(directory.split("/"))
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ mapping's ``bundles:`` claim go there first; the rest is grouped one bundle per
 * the same under ``dev/`` becomes a pre-release of that version (``0.2.5-dev``) only with
   ``include_dev: true``; by default ``dev/`` is listed as skipped.
 
-Each planned bundle's ``rule`` says which of these produced its name and version.
+Each planned bundle's ``rule`` says which of these produced its name and version. A version
+holding an entry the scan refuses (an unreadable file or directory, a dangling link, a FIFO, a
+name that is not UTF-8…; the version's directory itself unreadable) is refused whole unless the
+mapping's ``skip:`` leaves that entry out (:func:`.scan.refuse_incomplete`).
 
 Bundle paths are relative to ``<Package>/<subdir>/``; every file keeps its full legacy path
 (``tauRecTools/R22_preprod/model.json``), recorded as ``atlas:…`` in the catalogue.
@@ -20,15 +23,17 @@ Bundle paths are relative to ``<Package>/<subdir>/``; every file keeps its full 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from ._mapping import COMMON_KEYS, ImportMap
 from .base import ImportPlan, PlannedBundle, Skipped, SourceFile, make_bundle, safe_name
-from .dir import explicit_bundles, planned_files
-from .scan import link_aliases, scan_tree, take_inventory
+from .dir import explicit_bundles, planned_files, selects
+from .scan import Entry, apply_skip, link_aliases, refuse_incomplete, scan_tree, take_inventory
 
 __all__ = ["GroupDataImporter", "is_date_dir", "subdir_version"]
 
@@ -53,6 +58,28 @@ def subdir_version(subdir: str) -> str | None:
     return ".".join(str(int(g or 0)) for g in m.groups())
 
 
+def _version_dir(e: Entry, mapping: ImportMap) -> tuple[bool, str, str] | None:
+    """The ``(dev, Package, subdir)`` whose version directory holds the store entry ``e`` (or
+    is it: a directory or directory link at that depth), None if none would be imported."""
+    parts = e.path.split("/")
+    dev = parts[0] == "dev"
+    if dev:
+        parts = parts[1:]
+        if not mapping.include_dev:
+            return None
+    if len(parts) < 2 or (len(parts) == 2 and "directory" not in e.kind):
+        return None
+    return dev, parts[0], parts[1]
+
+
+def _in_group(prefix: str, explicit: Sequence[Callable[[Entry], bool]], e: Entry) -> bool:
+    """Whether the version grouped from the directory ``prefix`` holds the store entry ``e``:
+    below it (or it), and, unless a directory, not taken by an explicit ``bundles:`` entry."""
+    if e.path != prefix and not e.path.startswith(prefix + "/"):
+        return False
+    return e.kind == "directory" or not any(holds(e) for holds in explicit)
+
+
 class GroupDataImporter:
     """ATLAS GroupData-style area (``CALIBPATH`` layout)."""
 
@@ -63,9 +90,17 @@ class GroupDataImporter:
 
     def plan(self, source: str, mapping: ImportMap) -> ImportPlan:
         root = Path(source).resolve()
-        scan = scan_tree(root, allow_outside=mapping.links_outside)
+        scan = apply_skip(scan_tree(root, allow_outside=mapping.links_outside), mapping)
         bundles, claimed = explicit_bundles(root, scan.files, mapping)
+        held = [
+            (b, functools.partial(selects, entry))
+            for b, entry in zip(bundles, mapping.bundles, strict=True)
+        ]
         groups: dict[tuple[bool, str, str], list[SourceFile]] = defaultdict(list)
+        for e in scan.entries:  # a version of refused entries only is listed, refused
+            key = _version_dir(e, mapping) if e.refused else None
+            if key is not None and not any(holds(e) for _, holds in held):
+                groups.setdefault(key, [])
         skipped: list[Skipped] = scan.left_out()
         for f in scan.files:
             if f.legacy in claimed:
@@ -86,17 +121,21 @@ class GroupDataImporter:
             else:
                 groups[(dev, parts[0], parts[1])].append(f)
         ns = mapping.namespace_or("atlas")
+        explicit = [holds for _, holds in held]
         for (dev, package, subdir), members in sorted(groups.items()):
-            bundles.append(self._group(root, mapping, ns, dev, package, subdir, members))
+            b = self._group(root, mapping, ns, dev, package, subdir, members)
+            held.append((b, functools.partial(_in_group, b.origin, explicit)))
+        bundles, refused, withheld = refuse_incomplete(scan, held)
         bundles, aliases, unaliased = link_aliases(scan, bundles)
         plan = ImportPlan(
             self.kind,
             str(root),
             tuple(bundles),
             tuple(skipped + unaliased),
+            tuple(refused),
             legacy_aliases=tuple(aliases),
         )
-        return replace(plan, inventory=take_inventory(scan, plan))
+        return replace(plan, inventory=take_inventory(scan, plan, withheld))
 
     @staticmethod
     def _group(

@@ -7,6 +7,7 @@ longest directory the selected files share), and every file keeps its legacy pat
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SpecError
-from ._mapping import ImportMap
+from ._mapping import ImportMap, glob_below, glob_match
 from .base import (
     ImportPlan,
     PlannedBundle,
@@ -24,9 +25,9 @@ from .base import (
     make_bundle,
     pick,
 )
-from .scan import link_aliases, scan_tree, take_inventory
+from .scan import Entry, apply_skip, link_aliases, refuse_incomplete, scan_tree, take_inventory
 
-__all__ = ["DirImporter", "explicit_bundles", "planned_files"]
+__all__ = ["DirImporter", "explicit_bundles", "planned_files", "selects"]
 
 
 def planned_files(
@@ -91,6 +92,20 @@ def explicit_bundles(
     return out, claimed
 
 
+def selects(entry: Mapping[str, Any], e: Entry) -> bool:
+    """Whether the ``bundles:`` entry ``entry`` takes the store entry ``e``: a file or link its
+    globs match; a directory (refused: its entries are unknown) below which an ``include``
+    may match and no directory-wide ``exclude`` (``dir/``, ``dir/**``) covers it."""
+    include, exclude = entry["include"], entry.get("exclude", ())
+    if e.kind == "directory":
+        return any(glob_below(p, e.path) for p in include) and not any(
+            p.endswith(("/", "**")) and glob_match(p, e.path + "/") for p in exclude
+        )
+    return any(glob_match(p, e.path) for p in include) and not any(
+        glob_match(p, e.path) for p in exclude
+    )
+
+
 def _strip(entry: Mapping[str, Any], legacies: Sequence[str], mapping: ImportMap, i: int) -> str:
     if "strip" not in entry:
         return common_dir(legacies)
@@ -120,8 +135,15 @@ class DirImporter:
                 "the dir importer needs a mapping file with 'bundles:'",
                 hint="pass --map MAP.yaml (see docs/migration.md)",
             )
-        scan = scan_tree(root, allow_outside=mapping.links_outside)
+        scan = apply_skip(scan_tree(root, allow_outside=mapping.links_outside), mapping)
         bundles, claimed = explicit_bundles(root, scan.files, mapping)
+        bundles, refused, withheld = refuse_incomplete(
+            scan,
+            [
+                (b, functools.partial(selects, entry))
+                for b, entry in zip(bundles, mapping.bundles, strict=True)
+            ],
+        )
         bundles, aliases, unaliased = link_aliases(scan, bundles)
         skipped = tuple(scan.left_out() + unaliased) + tuple(
             Skipped(
@@ -132,6 +154,11 @@ class DirImporter:
             if f.legacy not in claimed
         )
         plan = ImportPlan(
-            self.kind, str(root), tuple(bundles), skipped, legacy_aliases=tuple(aliases)
+            self.kind,
+            str(root),
+            tuple(bundles),
+            skipped,
+            tuple(refused),
+            legacy_aliases=tuple(aliases),
         )
-        return replace(plan, inventory=take_inventory(scan, plan))
+        return replace(plan, inventory=take_inventory(scan, plan, withheld))

@@ -9,7 +9,10 @@ and tags become hyperparameters, metrics, training provenance, authors, code pin
 ``extra.import.mlflow``; registered-model aliases (``champion``) become hepbundle aliases.
 Only stores whose artifacts are on a local file system are read (no artifact download). For a
 legacy file store the importer sets ``MLFLOW_ALLOW_FILE_STORE=true`` (if unset) in this process:
-MLflow 3 refuses to open one otherwise.
+MLflow 3 refuses to open one otherwise. A model version whose artifacts hold an entry the scan
+refuses (an unreadable file, a dangling link, a link leaving the run's artifacts…) is refused
+whole, as a cms-data tag is: a version's artifacts are taken whole (the mapping has no
+``skip:``), so fix the store and re-run.
 """
 
 from __future__ import annotations
@@ -186,6 +189,16 @@ class MlflowImporter:
         more, left_run = _files_under(run_dir, "artifacts", mapping, model_dir, what)
         files += more
         left += left_run
+        bad = [s for s in left if s.reason.startswith("refused: ")]
+        if bad:
+            # published without them, the version would be incomplete for good
+            first = bad[0].what.removeprefix(f"{what}: ")
+            return Skipped(
+                what,
+                f"refused: {len(bad)} artifact(s) cannot be imported ({first}: "
+                f"{bad[0].reason.removeprefix('refused: ')}); a version's artifacts are taken "
+                "whole: fix them in the store and re-run",
+            ), left
         tags = run.data.tags
         meta = mapping.meta_for()
         meta.setdefault("summary", (mv.description or rm.description or "")[:500])

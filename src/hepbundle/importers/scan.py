@@ -13,6 +13,11 @@ a planned version (``current -> 00-02-00``) becomes an alias of that version
 bundle, at which path), ``skipped`` (the rule that left it out) or ``refused`` (the reason). A
 directory is imported when something below it is, else skipped (empty, or nothing below it
 imported).
+
+A version holding an entry the scan refused is refused whole (:func:`refuse_incomplete`, the
+rule of the cms-data importer): published without it, the version would be incomplete for good
+(the later import of the entry would be a permanent conflict). The mapping's ``skip:`` says to
+leave the entry out (:func:`apply_skip`); then the version is published without it.
 """
 
 from __future__ import annotations
@@ -20,16 +25,25 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import SpecError
 from ..regular import describe_mode
 from ..repository.refs import ALIAS_RE
+from ._mapping import ImportMap
 from .base import ImportPlan, InventoryEntry, LegacyAlias, PlannedBundle, Skipped, SourceFile
 
-__all__ = ["Entry", "Scan", "link_aliases", "scan_tree", "take_inventory"]
+__all__ = [
+    "Entry",
+    "Scan",
+    "apply_skip",
+    "link_aliases",
+    "refuse_incomplete",
+    "scan_tree",
+    "take_inventory",
+]
 
 #: directories of version control, skipped with this reason (never bundle payload)
 _VCS = "version-control metadata (.git*)"
@@ -231,6 +245,52 @@ def scan_tree(
     return Scan(root, tuple(entries), tuple(sorted(files, key=lambda f: f.legacy)))
 
 
+def apply_skip(scan: Scan, mapping: ImportMap) -> Scan:
+    """``scan`` with every refused entry that the mapping's ``skip:`` matches listed as skipped
+    instead, the scan's reason kept (a directory is matched by its path, or by a pattern over
+    what lies below it: ``dir/``, ``dir/**``): the person importing said to leave it out."""
+    entries = []
+    for e in scan.entries:
+        if e.refused and (
+            mapping.skipped(e.path) or (e.kind == "directory" and mapping.skipped(e.path + "/"))
+        ):
+            why = f"skip: in the mapping (the scan refuses it: {e.refused})"
+            e = replace(e, refused=None, skipped=why)
+        entries.append(e)
+    return replace(scan, entries=tuple(entries))
+
+
+def refuse_incomplete(
+    scan: Scan,
+    bundles: Sequence[tuple[PlannedBundle, Callable[[Entry], bool]]],
+) -> tuple[list[PlannedBundle], list[Skipped], dict[str, str]]:
+    """Each planned version of ``bundles`` (with the test of which store entries it holds)
+    that holds an entry the scan refused is refused whole (the module docstring). Returns the
+    bundles kept, the refusals (for the plan's ``refused``), and for each file of a refused
+    version the reason it is not imported (its verdict in the inventory)."""
+    refusals = [e for e in scan.entries if e.refused]
+    kept: list[PlannedBundle] = []
+    refused: list[Skipped] = []
+    withheld: dict[str, str] = {}
+    for b, holds in bundles:
+        bad = [e for e in refusals if holds(e)]
+        if not bad:
+            kept.append(b)
+            continue
+        n = f"{len(bad)} entr{'y' if len(bad) == 1 else 'ies'}"
+        refused.append(
+            Skipped(
+                f"{b.ref} [{b.origin}]",
+                f"refused: {n} of this version cannot be imported ({bad[0].path}: "
+                f"{bad[0].refused}); to publish it without them, list them under skip: in "
+                "the mapping",
+            )
+        )
+        for f in b.files:
+            withheld[f.source] = f"its version {b.ref} is refused ({n} cannot be imported)"
+    return kept, refused, withheld
+
+
 def _is_alias_name(name: str) -> bool:
     return ALIAS_RE.match(name) is not None and name not in ("latest", "valid")
 
@@ -289,9 +349,13 @@ def link_aliases(
     return out, aliases, skipped
 
 
-def take_inventory(scan: Scan, plan: ImportPlan) -> tuple[InventoryEntry, ...]:
-    """Every entry of ``scan`` with its verdict in ``plan`` (see the module docstring). An entry
-    that neither the scan nor the importer decided on is listed as skipped, saying so."""
+def take_inventory(
+    scan: Scan, plan: ImportPlan, withheld: Mapping[str, str] | None = None
+) -> tuple[InventoryEntry, ...]:
+    """Every entry of ``scan`` with its verdict in ``plan`` (see the module docstring); the
+    files of versions refused whole (``withheld``: path → reason) are refused. An entry that
+    neither the scan nor the importer decided on is listed as skipped, saying so."""
+    withheld = withheld or {}
     into: dict[str, list[tuple[str, str]]] = {}
     for b in plan.bundles:
         for f in b.files:
@@ -316,6 +380,8 @@ def take_inventory(scan: Scan, plan: ImportPlan) -> tuple[InventoryEntry, ...]:
         elif e.walked:
             walked.append(e)
             continue
+        elif e.path in withheld:
+            v = InventoryEntry(e.path, e.kind, "refused", withheld[e.path])
         elif e.path in into:
             dests = into[e.path]
             through = ""
