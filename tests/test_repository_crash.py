@@ -249,3 +249,90 @@ def test_a_live_work_dir_survives_recovery_and_a_dead_ones_does_not(tmp_path: Pa
     assert res.recovered == (f"removed stale staging area {theirs.name}",)
     assert not theirs.exists()
     check_invariants(repo)
+
+
+def test_a_sweep_never_takes_a_live_work_dir_before_it_is_held(tmp_path: Path) -> None:
+    """A LiveWorkDir is created under a hidden name, locked, then renamed: a sweep in another
+    process (recover, remove_stale) running between the creation and the lock finds nothing it
+    may remove. Real sweeps are run at that very moment (an audit hook on the open of the new
+    directory, which comes before its flock) and at the rename; an unheld hidden directory a
+    dead process left is removed once older than CREATING_SECONDS, a young or held one is not."""
+    import fcntl
+    import time
+
+    from hepbundle.repository.tree import (
+        CREATING_SECONDS,
+        HIDDEN_PREFIX,
+        LiveWorkDir,
+        recover,
+    )
+
+    repo = tmp_path / "repo"
+    publish(make_bundle(tmp_path, version="1.0.0").root, repo, allow_unsigned=True)
+    staging = staging_dir(repo, "atlas")
+    created: list[str] = []
+    seen: list[tuple[str, bool]] = []  # (event, the new directory survived the sweeps)
+    busy = False
+    watching = True
+
+    def sweep(new: Path, event: str) -> None:
+        nonlocal busy
+        busy = True
+        try:
+            recover(repo)
+            LiveWorkDir.remove_stale(staging, "mine.")
+            seen.append((event, new.is_dir()))
+        finally:
+            busy = False
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if busy or not watching:
+            return
+        if event == "os.mkdir" and Path(str(args[0])).parent == staging:
+            created.append(str(args[0]))
+        elif event == "open" and created and str(args[0]) == created[-1]:
+            sweep(Path(created[-1]), "created, not yet locked")
+        elif event == "os.rename" and created and str(args[0]) == created[-1]:
+            sweep(Path(created[-1]), "locked, before the rename")
+
+    sys.addaudithook(hook)  # an audit hook stays for the process: it acts only below
+    with LiveWorkDir.in_staging(repo, "atlas", "mine") as mine:
+        assert [Path(c).name.startswith(HIDDEN_PREFIX + "mine.") for c in created] == [True]
+        assert seen == [("created, not yet locked", True), ("locked, before the rename", True)]
+        assert mine.path.name == Path(created[0]).name.removeprefix(HIDDEN_PREFIX)
+        assert mine.path.is_dir() and not Path(created[0]).exists()
+        # held under its final name: the sweeps leave it
+        assert recover(repo) == [] and LiveWorkDir.remove_stale(staging, "mine.") == []
+        assert mine.path.is_dir()
+    watching = False
+
+    # what a process killed between creating and locking leaves: removed once old enough
+    old = time.time() - CREATING_SECONDS - 5
+    left = staging / f"{HIDDEN_PREFIX}mine.dead"
+    young = staging / f"{HIDDEN_PREFIX}mine.young"
+    held = staging / f"{HIDDEN_PREFIX}mine.held"
+    for d in (left, young, held):
+        d.mkdir()
+    os.utime(left, (old, old))
+    os.utime(held, (old, old))
+    fd = os.open(held, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert recover(repo) == [f"removed stale staging area {left.name}"]
+        assert not left.exists() and young.is_dir() and held.is_dir()
+        scratch = tmp_path / "scratch"
+        scratch.mkdir()
+        (scratch / f"{HIDDEN_PREFIX}hepbundle-import-dead").mkdir()
+        (scratch / f"{HIDDEN_PREFIX}hepbundle-import-young").mkdir()
+        os.utime(scratch / f"{HIDDEN_PREFIX}hepbundle-import-dead", (old, old))
+        assert LiveWorkDir.remove_stale(scratch, "hepbundle-import-") == [
+            f"{HIDDEN_PREFIX}hepbundle-import-dead"
+        ]
+        assert (scratch / f"{HIDDEN_PREFIX}hepbundle-import-young").is_dir()
+    finally:
+        os.close(fd)
+    os.utime(young, (old, old))
+    assert sorted(recover(repo)) == sorted(
+        f"removed stale staging area {d.name}" for d in (held, young)
+    )
+    check_invariants(repo)

@@ -33,8 +33,10 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -77,8 +79,11 @@ if TYPE_CHECKING:
     from .publisher import PublishRequest
 
 __all__ = [
+    "CREATING_SECONDS",
+    "HIDDEN_PREFIX",
     "Installed",
     "LiveWorkDir",
+    "abandoned",
     "change_catalog",
     "check_copied",
     "check_not_conflicting",
@@ -404,9 +409,24 @@ class LiveWorkDir:
 
     def __init__(self, parent: Path, prefix: str) -> None:
         make_dirs(parent)
-        self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)  # a fresh directory: nobody else holds it
+        # a sweep (recover, remove_stale) in another process removes an unheld directory: this
+        # one is created under a name no sweep takes at once (HIDDEN_PREFIX + prefix), held,
+        # and only then renamed to its final name (the flock stays on the open directory), so
+        # no sweep ever sees it unheld under a name it matches
+        hidden = Path(tempfile.mkdtemp(prefix=HIDDEN_PREFIX + prefix, dir=parent))
+        fd = os.open(hidden, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # a fresh directory: nobody else holds it
+            final = parent / hidden.name.removeprefix(HIDDEN_PREFIX)
+            while final.exists():  # rename replaces an empty directory: never take one
+                final = parent / f"{prefix}{os.urandom(6).hex()}"
+            os.rename(hidden, final)
+        except BaseException:
+            os.close(fd)
+            shutil.rmtree(hidden, ignore_errors=True)
+            raise
+        self.path = final
+        self._fd = fd
 
     @classmethod
     def in_staging(cls, root: Path, ns: str, label: str) -> LiveWorkDir:
@@ -415,10 +435,17 @@ class LiveWorkDir:
 
     @staticmethod
     def remove_stale(parent: Path, prefix: str) -> list[str]:
-        """Remove the directories ``parent/<prefix>*`` no live process holds; their names."""
+        """Remove the directories ``parent/<prefix>*`` no live process holds, and those a
+        process that died while creating one left (:func:`abandoned`); their names."""
+        if not parent.is_dir():
+            return []
         gone = []
-        for p in sorted(parent.glob(f"{prefix}*")) if parent.is_dir() else []:
+        for p in sorted(parent.glob(f"{prefix}*")):
             if p.is_dir() and not p.is_symlink() and not _held(p):
+                shutil.rmtree(p, ignore_errors=True)
+                gone.append(p.name)
+        for p in sorted(parent.glob(f"{HIDDEN_PREFIX}{prefix}*")):
+            if abandoned(p):
                 shutil.rmtree(p, ignore_errors=True)
                 gone.append(p.name)
         return gone
@@ -435,6 +462,26 @@ class LiveWorkDir:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: the name a :class:`LiveWorkDir` has while it is created, before its holder locks it
+HIDDEN_PREFIX = ".live-"
+#: how long a sweep leaves an unheld :data:`HIDDEN_PREFIX` directory alone (its creator may be
+#: between creating and locking it; one older is the leftover of a process that died there)
+CREATING_SECONDS = 60.0
+
+
+def abandoned(work: Path) -> bool:
+    """Whether ``work``, named :data:`HIDDEN_PREFIX`…, is the leftover of a process that died
+    while creating a :class:`LiveWorkDir`: a directory (not a link), held by no one, and older
+    than :data:`CREATING_SECONDS` (a younger one may not be locked yet)."""
+    try:
+        st = os.lstat(work)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode) or time.time() - st.st_mtime < CREATING_SECONDS:
+        return False
+    return not _held(work)
 
 
 def _held(work: Path) -> bool:
@@ -559,6 +606,11 @@ def recover(root: Path, *, only: Sequence[str] | None = None) -> list[str]:
     done = []
     works = [w for staging in staging_dirs(root, only) for w in sorted(staging.iterdir())]
     for work in works:
+        if work.name.startswith(HIDDEN_PREFIX):
+            if abandoned(work):  # a LiveWorkDir whose creator died before holding it
+                shutil.rmtree(work, ignore_errors=True)
+                done.append(f"removed stale staging area {work.name}")
+            continue
         if _held(work):
             continue  # a running import fills it (LiveWorkDir)
         try:
