@@ -223,8 +223,10 @@ class VerificationCache:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.chmod(self.directory, 0o700)
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+            # json.dumps, not json.dump: only the one-shot form uses the C encoder (an import
+            # writes this file for every bundle it builds)
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(entries, f, separators=(",", ":"))
+                f.write(json.dumps(entries, separators=(",", ":")))
             os.replace(tmp, target)
         except OSError as e:
             log.debug("verification cache not writable (%s); continuing without it", e)

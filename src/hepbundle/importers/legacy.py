@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ..bundle import Bundle
@@ -268,6 +269,7 @@ def write_compat_tree(
     out = out.absolute()
     count = 0
     manifests: dict[tuple[str, str], Bundle] = {}
+    placed: set[Path] = set()  # directories of links placed in this call: checked and made
     for ns in sorted(set(namespaces)):
         hits = find_legacy(repo, namespace=ns)
         best = best_per_legacy(hits)
@@ -289,14 +291,15 @@ def write_compat_tree(
         for hit in chosen:
             rest = hit.legacy.partition(":")[2]
             link = _link_inside(
-                out, rest if layout == "latest" else f"{hit.name}/{hit.version}/{rest}"
+                out, rest if layout == "latest" else f"{hit.name}/{hit.version}/{rest}", placed
             )
             key = (hit.name, hit.version)
             if key not in manifests:
                 manifests[key] = Bundle.load(bundle_dir(repo, hit.name, hit.version))
             _check_signed_entry(manifests[key], hit, rest, repo)
             target = manifests[key].root / check_relpath(hit.path)
-            _place_link(link, os.path.relpath(target, link.parent))
+            _place_link(link, os.path.relpath(target, link.parent), link.parent in placed)
+            placed.add(link.parent)
             count += 1
     return count
 
@@ -316,14 +319,26 @@ def write_alias_links(out: Path, aliases: Iterable[LegacyAlias]) -> int:
     return count
 
 
-def _place_link(link: Path, rel: str) -> None:
+def _place_link(link: Path, rel: str, parent_made: bool = False) -> None:
     """Make ``link`` a symlink to ``rel``: an existing link is re-pointed by an atomic rename;
-    anything else in the way is an error."""
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if link.is_symlink():
+    anything else in the way is an error. ``parent_made``: this call's caller has already
+    placed a link in ``link.parent`` (so it exists and is not made again)."""
+    if not parent_made:
+        link.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        st: os.stat_result | None = os.lstat(link)
+    except FileNotFoundError:
+        st = None
+    if st is None:
+        try:
+            os.symlink(rel, link)  # a new name: the link appears whole or not at all
+            return
+        except FileExistsError:  # made meanwhile: treated as one in the way
+            st = os.lstat(link)
+    if stat.S_ISLNK(st.st_mode):
         if os.readlink(link) == rel:
             return
-    elif link.exists():
+    else:
         raise RepositoryError(
             f"compat tree: {link} exists and is not a symlink",
             hint="point --compat-tree at a new directory or one written by hepbundle",
@@ -334,14 +349,18 @@ def _place_link(link: Path, rel: str) -> None:
     os.replace(tmp, link)
 
 
-def _link_inside(out: Path, legacy: str) -> Path:
+def _link_inside(out: Path, legacy: str, placed: Collection[Path] = ()) -> Path:
     """``out/legacy`` after checking the path rules on ``legacy`` and that no directory on the
-    way is a symlink leading out of ``out``: the compat tree never writes outside itself."""
+    way is a symlink leading out of ``out``: the compat tree never writes outside itself.
+    ``placed``: directories this writer has already checked and placed links in (not resolved
+    again)."""
     try:
         check_relpath(legacy)
     except PathError as e:
         raise RepositoryError(f"compat tree: legacy path refused: {e}") from None
     link = out / legacy
+    if link.parent in placed:
+        return link
     real_out = os.path.realpath(out)
     existing = link.parent
     while not os.path.lexists(existing) and existing != out:
