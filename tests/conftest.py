@@ -107,16 +107,26 @@ def signed_iov_versions(
 ) -> Iterator[tuple[str, hepbundle.Bundle]]:
     """Build and sign atlas/tauid at each version of IOVS, its run range in its validity scope
     (plus ``more_validity``, YAML lines under ``validity:``); yields (version, bundle)."""
+    return signed_scoped_versions(
+        tmp_path, key, {v: f"  runs: [{runs}]\n{more_validity}" for v, runs in IOVS.items()}
+    )
+
+
+def signed_scoped_versions(
+    tmp_path: Path, key: Path, scopes: dict[str, str]
+) -> Iterator[tuple[str, hepbundle.Bundle]]:
+    """Build and sign atlas/tauid at each version of ``scopes`` (version → the YAML lines under
+    its ``validity:``); yields (version, bundle)."""
     from hepbundle.signing import KeySigner, sign
 
-    for v, runs in IOVS.items():
+    for v, section in scopes.items():
         d = tmp_path / f"src-{v}"
         (d / "model").mkdir(parents=True)
         (d / "model" / "model.onnx").write_bytes(v.encode() * 100)
         write_spec(
             d,
             f"name: atlas/tauid\nversion: {v}\nfiles: [{{path: model/model.onnx, role: model}}]\n"
-            f"validity:\n  runs: [{runs}]\n{more_validity}",
+            f"validity:\n{section}",
         )
         b = hepbundle.build(d, tmp_path / "dist" / v)
         sign(b.root, KeySigner(key))

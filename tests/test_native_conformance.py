@@ -787,7 +787,7 @@ SCOPES = {
 
 @pytest.fixture(scope="module")
 def scoped(tmp_path_factory: pytest.TempPathFactory) -> Scoped:
-    from .conftest import write_spec
+    from .conftest import signed_scoped_versions
 
     tmp = tmp_path_factory.mktemp("scoped")
     priv, pub = pki.write_key(pki.ec_key(), tmp / "release.pem")
@@ -796,17 +796,7 @@ def scoped(tmp_path_factory: pytest.TempPathFactory) -> Scoped:
     repo = tmp / "repo"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("XDG_CACHE_HOME", str(tmp / "cache"))
-        for v, section in SCOPES.items():
-            d = tmp / f"src-{v}"
-            (d / "model").mkdir(parents=True)
-            (d / "model" / "model.onnx").write_bytes(v.encode() * 100)
-            write_spec(
-                d,
-                f"name: atlas/tauid\nversion: {v}\n"
-                f"files: [{{path: model/model.onnx, role: model}}]\nvalidity:\n{section}",
-            )
-            b = hepbundle.build(d, tmp / "dist" / v)
-            sign(b.root, KeySigner(priv))
+        for v, b in signed_scoped_versions(tmp, priv, SCOPES):
             publish(
                 b.root,
                 repo,

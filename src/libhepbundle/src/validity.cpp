@@ -300,6 +300,15 @@ const J* member(const J& obj, const char* key) {
   return it == obj.end() ? nullptr : &*it;
 }
 
+// {low} or {low, high}: an object with the first key and no key but the two
+template <class J>
+bool isRange(const J& v, const char* low, const char* high) {
+  if (!v.is_object() || !v.contains(low)) return false;
+  for (auto it = v.begin(); it != v.end(); ++it)
+    if (it.key() != low && it.key() != high) return false;
+  return true;
+}
+
 // _list: absent → empty; present → a non-empty list
 template <class J>
 std::vector<const J*> listOf(const J& obj, const char* key, const std::string& where) {
@@ -327,10 +336,7 @@ Scope parseScopeOf(const J& obj, const std::string& where) {
   std::size_t i = 0;
   for (const J* r : listOf(obj, "runs", where)) {
     const std::string at = where + ".runs[" + std::to_string(i++) + "]";
-    bool shape = r->is_object() && r->contains("first");
-    if (shape)
-      for (auto it = r->begin(); it != r->end(); ++it) shape = shape && (it.key() == "first" || it.key() == "last");
-    if (!shape) bad(at, "a run range is {first: N} or {first: N, last: M}");
+    if (!isRange(*r, "first", "last")) bad(at, "a run range is {first: N} or {first: N, last: M}");
     RunRange range;
     range.first = runNumber((*r)["first"], at + ".first");
     if (const J* last = member(*r, "last"); last && !last->is_null()) range.last = runNumber(*last, at + ".last");
@@ -340,10 +346,7 @@ Scope parseScopeOf(const J& obj, const std::string& where) {
   i = 0;
   for (const J* t : listOf(obj, "times", where)) {
     const std::string at = where + ".times[" + std::to_string(i++) + "]";
-    bool shape = t->is_object() && t->contains("since");
-    if (shape)
-      for (auto it = t->begin(); it != t->end(); ++it) shape = shape && (it.key() == "since" || it.key() == "until");
-    if (!shape) bad(at, "a time range is {since: T} or {since: T, until: T}");
+    if (!isRange(*t, "since", "until")) bad(at, "a time range is {since: T} or {since: T, until: T}");
     TimeRange range;
     const J& since = (*t)["since"];
     range.start = timeOf(since, at + ".since");

@@ -135,34 +135,36 @@ TEST(CanonicalJson, ByteForByteAsPython) {
 
 // keyId and publicKeyFromPem read and write EC SubjectPublicKeyInfo themselves (x509.cpp): the
 // identity must stay the sha256 of the PEM OpenSSL writes, the key the one OpenSSL decodes
+namespace {
+std::string opensslPem(EVP_PKEY* key) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PUBKEY(bio, key);
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio, &data);
+  const std::string pem(data, static_cast<std::size_t>(n));
+  BIO_free(bio);
+  return pem;
+}
+void expectSameAsOpenSSL(EVP_PKEY* gen, const std::string& what) {
+  const std::string pem = opensslPem(gen);
+  const auto key = publicKeyFromPem(pem, what);
+  EXPECT_EQ(EVP_PKEY_eq(key.get(), gen), 1) << what;
+  EXPECT_EQ(keyId(key.get()), "sha256:" + sha256Hex(pem)) << what;
+  EXPECT_EQ(keyId(gen), "sha256:" + sha256Hex(pem)) << what;
+}
+}  // namespace
+
 TEST(Keys, OwnSpkiCodecEqualsOpenSSLs) {
   for (const char* curve : {"P-256", "P-384", "P-521"}) {
     EVP_PKEY* gen = EVP_EC_gen(curve);
     ASSERT_NE(gen, nullptr) << curve;
-    BIO* bio = BIO_new(BIO_s_mem());
-    PEM_write_bio_PUBKEY(bio, gen);
-    char* data = nullptr;
-    const long n = BIO_get_mem_data(bio, &data);
-    const std::string pem(data, static_cast<std::size_t>(n));
-    BIO_free(bio);
-    const auto key = hepbundle::detail::publicKeyFromPem(pem, curve);
-    EXPECT_EQ(EVP_PKEY_eq(key.get(), gen), 1) << curve;
-    EXPECT_EQ(hepbundle::detail::keyId(key.get()), "sha256:" + hepbundle::detail::sha256Hex(pem)) << curve;
-    EXPECT_EQ(hepbundle::detail::keyId(gen), "sha256:" + hepbundle::detail::sha256Hex(pem)) << curve;
+    expectSameAsOpenSSL(gen, curve);
     EVP_PKEY_free(gen);
   }
   // not a canonical uncompressed named-curve SPKI: decoded by OpenSSL, the same identity
   EVP_PKEY* gen = EVP_EC_gen("P-256");
   EVP_PKEY_set_utf8_string_param(gen, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed");
-  BIO* bio = BIO_new(BIO_s_mem());
-  PEM_write_bio_PUBKEY(bio, gen);
-  char* data = nullptr;
-  const long n = BIO_get_mem_data(bio, &data);
-  const std::string pem(data, static_cast<std::size_t>(n));
-  BIO_free(bio);
-  const auto key = hepbundle::detail::publicKeyFromPem(pem, "compressed");
-  EXPECT_EQ(EVP_PKEY_eq(key.get(), gen), 1);
-  EXPECT_EQ(hepbundle::detail::keyId(key.get()), "sha256:" + hepbundle::detail::sha256Hex(pem));
+  expectSameAsOpenSSL(gen, "compressed");
   EVP_PKEY_free(gen);
 }
 
