@@ -424,7 +424,10 @@ std::vector<std::pair<std::string, bool>> Scope::checks(const Context& ctx) cons
     const std::string h = normal(*have);
     out.emplace_back(key, std::any_of(patterns->begin(), patterns->end(), [&](const std::string& p) { return fnmatchcase(h, normal(p)); }));
   }
-  for (const auto& [key, value] : ctx.values) {
+  for (const auto& kv : ctx.values) {
+    // named, not structured bindings: C++17 lambdas cannot capture those (clang refuses)
+    const std::string& key = kv.first;
+    const std::string& value = kv.second;
     if (isContextKey(key)) continue;
     std::string dashed = key;
     std::replace(dashed.begin(), dashed.end(), '_', '-');
