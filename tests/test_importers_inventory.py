@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from hepbundle.importers.run import ImportOptions, run_import
 from hepbundle.repository.catalog import read_name_catalog
 from hepbundle.signing import KeySigner
 
-from .import_fixtures import GROUPDATA, make_groupdata, policy_env
+from .import_fixtures import GROUPDATA, CmsTag, git, make_cms_repo, make_groupdata, policy_env
 from .needs import missing
 from .test_permissions import _run_as_nobody, public_tmp
 
@@ -380,3 +381,99 @@ def test_dir_plan_inventories_every_entry_of_the_store(tmp_path: Path) -> None:
     assert inv["models/etc"]["verdict"] == "refused"
     assert inv["tmp"]["reason"] == "empty directory"
     assert inv[".gitignore"]["reason"] == "matched by no bundle"
+
+
+def test_cms_data_plan_inventories_every_entry_of_every_tag(tmp_path: Path) -> None:
+    """The cms-data plan lists every tag and every entry of each version tag's tree (as
+    ``git ls-tree -r`` gives them: files, symlinks, submodules) with its verdict."""
+    bad_name = os.fsdecode(b"DeepTauId/calib-\xff.pb")
+    tags = [
+        CmsTag("V00-01-00", "First files", "First training files",
+               {"README.md": b"cms-data\n", "DeepTauId/core.pb": b"core" * 100}),
+        CmsTag("V00-02-00", "Validation plots and an LFS file", None,
+               {".gitattributes": b"validation/** export-ignore\n*.bin filter=lfs\n",
+                "validation/roc.png": b"png" * 30, "DeepTauId/core.pb": b"core2" * 100,
+                "big.bin": b"version https://git-lfs.github.com/spec/v1\n", bad_name: b"x"}),
+        CmsTag("V00-03-00", "Retrained", "Retrained",
+               {"big.bin": None, bad_name: None, "DeepTauId/inner.pb": b"inner" * 50}),
+    ]  # fmt: skip
+    src = make_cms_repo(tmp_path / "src", "RecoTauTag-TrainingFiles", tags)
+    (src / "current.pb").symlink_to("DeepTauId/core.pb")
+    git(src, "add", "current.pb")
+    head = git(src, "rev-parse", "HEAD")
+    git(src, "update-index", "--add", "--cacheinfo", f"160000,{head},external")  # a submodule
+    git(src, "commit", "-q", "-m", "Links")
+    git(src, "tag", "-a", "V00-04-00", "-m", "Links")
+    res = CliRunner().invoke(main, ["import", "cms-data", str(src), "--dry-run", "--json"])
+    assert res.exit_code == 0, res.output
+    plan = json.loads(res.output)
+    inv = _by_path(plan)
+    versions = ("V00-01-00", "V00-02-00", "V00-03-00", "V00-04-00")
+    want = {f"tag {t}" for t in (*versions, "before-rename")}
+    for t in versions:
+        listed = subprocess.run(
+            ["git", "ls-tree", "-r", "-z", "--name-only", t], cwd=src, capture_output=True,
+            check=True,
+        ).stdout  # fmt: skip
+        want |= {f"{t}:{p.decode('utf-8', 'backslashreplace')}" for p in listed.split(b"\0") if p}
+    assert set(inv) == want  # 100 %: every tag, every entry of each version tag's tree
+    inventory = plan["inventory"]
+    assert inventory["entries"] == len(inv) == sum(inventory[v] for v in VERDICTS)
+    for e in inv.values():
+        assert e["verdict"] in VERDICTS and e["reason"], e
+    planned = {
+        (f"{b['origin'].removeprefix('tag ')}:{f['path']}", b["ref"])
+        for b in plan["bundles"]
+        for f in b["files"]
+    }
+    imported = {(p, e["bundles"][0]) for p, e in inv.items() if e["verdict"] == "imported"
+                and not p.startswith("tag ")}  # fmt: skip
+    assert imported == planned
+
+    def verdict(path: str) -> tuple[str, str, str]:
+        return inv[path]["kind"], inv[path]["verdict"], inv[path]["reason"]
+
+    name = "cms/recotautag-trainingfiles"
+    assert verdict("V00-01-00:DeepTauId/core.pb") == (
+        "file",
+        "imported",
+        f"into {name}@0.1.0 as DeepTauId/core.pb (legacy path "
+        "RecoTauTag/TrainingFiles/data/DeepTauId/core.pb)",
+    )
+    assert verdict("tag V00-01-00") == (
+        "tag",
+        "imported",
+        f"version {name}@0.1.0: 2 files of its tree",
+    )
+    kind, v, why = verdict("tag V00-02-00")
+    assert (kind, v) == ("tag", "refused") and why.startswith(
+        "2 file(s) of the release cannot be imported"
+    )
+    assert verdict("V00-02-00:DeepTauId/core.pb") == (
+        "file",
+        "refused",
+        f"its version {name}@0.2.0 is refused (see the tag)",
+    )
+    assert verdict("V00-02-00:big.bin")[1:] == (
+        "refused",
+        "a git LFS pointer (filter=lfs): the content is not in git",
+    )
+    shown = "V00-02-00:" + os.fsencode(bad_name).decode("utf-8", "backslashreplace")
+    assert verdict(shown)[1:] == (
+        "refused",
+        "the file name is not valid UTF-8 (bundle paths are UTF-8)",
+    )
+    assert verdict("V00-03-00:validation/roc.png")[1] == "skipped"
+    assert verdict("V00-03-00:validation/roc.png")[2].startswith("export-ignore (.gitattributes)")
+    assert verdict("V00-03-00:.gitattributes") == ("file", "skipped", "git metadata")
+    assert verdict("V00-04-00:current.pb") == ("symlink", "skipped", "symlink (not imported)")
+    assert verdict("V00-04-00:external") == (
+        "submodule",
+        "skipped",
+        "git submodule: its files are not in this repository",
+    )
+    assert verdict("tag before-rename") == ("tag", "skipped", "not of the form VAA-BB-CC")
+    # the text plan counts them and lists what is left out
+    res = CliRunner().invoke(main, ["import", "cms-data", str(src), "--dry-run"])
+    assert f"inventory: {len(inv)} entries of the store" in res.output
+    assert "V00-02-00:big.bin: refused: a git LFS pointer" in res.output

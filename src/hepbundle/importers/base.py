@@ -298,7 +298,8 @@ class ImportPlan:
 
     An importer that scans a directory tree also gives the ``inventory``: every entry of the
     store with its verdict (:func:`.scan.take_inventory`), and the directory symlinks it kept
-    as aliases (``legacy_aliases``). None: the importer reads no tree (git objects, MLflow)."""
+    as aliases (``legacy_aliases``); the cms-data importer gives every tag and every entry of each
+    version tag's tree. None: the importer gives none (MLflow)."""
 
     kind: str
     source: str

@@ -23,6 +23,8 @@ without any version tag is an error). A tag's files are read blob by blob from i
 ``.gitattributes`` mark ``export-ignore`` is not in the release's tarball and is skipped; a tag
 holding a file that cannot be imported as the release has it (a name that is not UTF-8, an LFS
 pointer) is refused unless the mapping's ``skip:`` leaves that file out. The
+plan's inventory lists every tag (``tag V00-02-05``) and every entry of each version tag's tree
+(``V00-02-05:<path>``, as ``git ls-tree -r`` lists them) with its verdict. The
 tagger (for a lightweight tag, the commit author), date and commit become the bundle's authors and
 ``extra.import.git``; the summary is the tag message, or the commit's subject when the message
 only repeats the tag name.
@@ -44,7 +46,15 @@ from ..paths import check_collisions, check_relpath, is_reserved
 from ..provenance import git_output, strip_credentials
 from ..repository.refs import version_key
 from ._mapping import COMMON_KEYS, LWTNN_MAX_BYTES, ImportMap
-from .base import ImportPlan, PlannedBundle, PlannedFile, Skipped, make_bundle, safe_name
+from .base import (
+    ImportPlan,
+    InventoryEntry,
+    PlannedBundle,
+    PlannedFile,
+    Skipped,
+    make_bundle,
+    safe_name,
+)
 
 __all__ = ["CmsDataImporter", "package_of", "tag_version"]
 
@@ -62,6 +72,8 @@ _CHECK_ATTR = ("--cached", "-z", "--stdin", *_ATTRS)
 #: top-level files that do not make a repository a ``root`` layout one (``data`` layout test)
 _REPO_FILES = re.compile(r"^(?:README|LICENSE|LICENCE|COPYING|NOTICE)(?:\.\w+)?$", re.IGNORECASE)
 _CHUNK = 1 << 20
+_SUBMODULE = "git submodule: its files are not in this repository"
+_SYMLINK = "symlink (not imported)"
 
 
 def tag_version(tag: str) -> str | None:
@@ -310,6 +322,7 @@ class CmsDataImporter:
         bundles: list[PlannedBundle] = []
         skipped: list[Skipped] = []
         refused: list[Skipped] = []
+        inventory: list[InventoryEntry] = []
         tags = _tags(repo)
         if not any(tag_version(t["tag"]) for t in tags):
             raise _no_version_tag(repo, tags)
@@ -317,31 +330,46 @@ class CmsDataImporter:
             version = tag_version(t["tag"])
             if version is None:
                 skipped.append(Skipped(f"tag {t['tag']}", "not of the form VAA-BB-CC"))
+                inventory.append(_tag_entry(t["tag"], skipped[-1]))
                 continue
             layout, files, blobs, skip = self._files(repo, t["commit"], prefix, mapping)
             skipped += [Skipped(f"{t['tag']}:{s.what}", s.reason) for s in skip]
+            ref = f"{name}@{version}"
+            entries = _tree_inventory(t["tag"], ref, files, skip)
             bad = [s for s in skip if s.reason.startswith("refused:")]
+            refusal = None
             if bad:
                 # the release has these files: without them the version would be incomplete,
                 # immutably; leaving them out takes the mapping's word (skip:)
-                refused.append(
-                    Skipped(
-                        f"tag {t['tag']}",
-                        f"refused: {len(bad)} file(s) of the release cannot be imported "
-                        f"({bad[0].what}: {bad[0].reason.removeprefix('refused: ')}); to "
-                        "publish the tag without them, list them under skip: in the mapping",
-                    )
+                refusal = (
+                    f"refused: {len(bad)} file(s) of the release cannot be imported "
+                    f"({bad[0].what}: {bad[0].reason.removeprefix('refused: ')}); to "
+                    "publish the tag without them, list them under skip: in the mapping"
                 )
-                continue
-            try:
-                check_collisions(f.dest for f in files)
-            except PathError as e:
-                refused.append(Skipped(f"tag {t['tag']}", f"refused: {e}"))
+            else:
+                try:
+                    check_collisions(f.dest for f in files)
+                except PathError as e:
+                    refusal = f"refused: {e}"
+            if refusal is not None:
+                refused.append(Skipped(f"tag {t['tag']}", refusal))
+                inventory += [_tag_entry(t["tag"], refused[-1]), *_withheld(entries, ref)]
                 continue
             if not files:
                 where = "under data/" if layout == "data" else "in the tree"
                 skipped.append(Skipped(f"tag {t['tag']}", f"no file to import {where}"))
+                inventory += [_tag_entry(t["tag"], skipped[-1]), *entries]
                 continue
+            inventory.append(
+                InventoryEntry(
+                    f"tag {t['tag']}",
+                    "tag",
+                    "imported",
+                    f"version {ref}: {len(files)} files of its tree",
+                    (ref,),
+                )
+            )
+            inventory += entries
             bundles.append(
                 make_bundle(
                     name=name,
@@ -376,7 +404,14 @@ class CmsDataImporter:
                 )
             )
         bundles.sort(key=lambda b: version_key(b.spec.version))
-        return ImportPlan(self.kind, str(repo), tuple(bundles), tuple(skipped), tuple(refused))
+        return ImportPlan(
+            self.kind,
+            str(repo),
+            tuple(bundles),
+            tuple(skipped),
+            tuple(refused),
+            inventory=tuple(inventory),
+        )
 
     @staticmethod
     def _git(t: dict[str, str], remote: str) -> dict[str, Any]:
@@ -427,9 +462,9 @@ class CmsDataImporter:
             attr = attrs.get(path, {})
             reason = None
             if kind == "commit":
-                reason = "git submodule: its files are not in this repository"
+                reason = _SUBMODULE
             elif kind != "blob" or mode == "120000":
-                reason = "symlink (not imported)"
+                reason = _SYMLINK
             elif size is None:
                 reason = (
                     "refused: the blob is missing from the clone (damaged or partial: git fsck)"
@@ -460,6 +495,50 @@ class CmsDataImporter:
             files.append(PlannedFile(path, path, legacy, size, mapping.role(legacy, blob)))
             blobs.append((path, sha, size))
         return layout, files, blobs, skipped
+
+
+def _tag_entry(tag: str, verdict: Skipped) -> InventoryEntry:
+    """The inventory entry of a tag left out (skipped, or refused: ``refused: …``)."""
+    refused = verdict.reason.startswith("refused: ")
+    reason = verdict.reason.removeprefix("refused: ")
+    return InventoryEntry(f"tag {tag}", "tag", "refused" if refused else "skipped", reason)
+
+
+def _tree_inventory(
+    tag: str, ref: str, files: Sequence[PlannedFile], left: Sequence[Skipped]
+) -> list[InventoryEntry]:
+    """Every entry of ``tag``'s tree (``<tag>:<path>``) with its verdict: imported into
+    ``ref``, skipped with the rule, or refused with the reason; sorted by path."""
+    out = [
+        InventoryEntry(
+            f"{tag}:{f.source}",
+            "file",
+            "imported",
+            f"into {ref} as {f.dest} (legacy path {f.legacy})",
+            (ref,),
+        )
+        for f in files
+    ]
+    for s in left:
+        kind = _KIND.get(s.reason, "file")
+        if s.reason.startswith("refused: "):
+            out.append(InventoryEntry(f"{tag}:{s.what}", kind, "refused", s.reason[9:]))
+        else:
+            out.append(InventoryEntry(f"{tag}:{s.what}", kind, "skipped", s.reason))
+    return sorted(out, key=lambda e: e.path)
+
+
+def _withheld(entries: Sequence[InventoryEntry], ref: str) -> list[InventoryEntry]:
+    """``entries`` of a tag refused whole: what would have been imported is refused too."""
+    why = f"its version {ref} is refused (see the tag)"
+    return [
+        InventoryEntry(e.path, e.kind, "refused", why) if e.verdict == "imported" else e
+        for e in entries
+    ]
+
+
+#: the kind of a tree entry the importer leaves out for what it is
+_KIND = {_SUBMODULE: "submodule", _SYMLINK: "symlink"}
 
 
 def _blob(repo: Path, sha: str) -> Callable[[], bytes]:
