@@ -364,3 +364,15 @@ def test_compare_inputs_are_checked(tmp_path: Path, kind: str) -> None:
     words = {"empty": "empty", "strings": "not numbers", "fifo": "FIFO", "garbage": "cannot read"}
     with no_hang(), pytest.raises(ToolError, match=words[kind]):
         load_npz(p, ["x"], what="inputs")
+
+
+def test_schema_memo_never_passes_a_changed_manifest(with_empty: hepbundle.Bundle) -> None:
+    """A manifest read twice is schema-checked once (import speed); any change outside the
+    file list is a different manifest and is checked again."""
+    data = (with_empty.root / "hepbundle.json").read_bytes()
+    assert Manifest.from_bytes(data) == Manifest.from_bytes(data)  # the second from the memo
+    doc = json.loads(data)
+    for change in ({"created": 5}, {"created": "yesterday"}, {"summary": ["a list"]}):
+        with pytest.raises(FormatError, match="created|summary"):
+            Manifest.from_bytes(json.dumps({**doc, **change}).encode())
+    assert Manifest.from_bytes(data).name == with_empty.name
