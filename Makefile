@@ -58,7 +58,8 @@ native: sysdeps
 
 ## clang (Debian's clang + libclang-rt-14-dev, tools/ci/install-system-deps.sh): every C++ test
 ## under ASan + UBSan, the libFuzzer target over the readers for 30 s, then the conformance cases
-## driving the instrumented command (a sanitizer report fails them); about 3 minutes
+## driving the instrumented command (a sanitizer report fails them); 4-8 min wall on the shared
+## 2-core machine (under 3 min of CPU)
 SANITIZER_ENV := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 native-asan: $(STAMP) sysdeps
 	CC=clang CXX=clang++ cmake -S src/libhepbundle -B $(NATIVE_BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DHEPBUNDLE_SANITIZE=ON -DHEPBUNDLE_FUZZ=ON
