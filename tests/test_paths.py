@@ -99,3 +99,15 @@ def test_manifest_round_trip(entries: list[tuple[str, int, bytes]]) -> None:
     back = Manifest.from_bytes(m.to_bytes())
     assert back.to_bytes() == m.to_bytes()
     assert {f.path for f in back.files} == {p for p, _, _ in entries}
+
+
+def test_check_relpath_remembers_only_what_passed() -> None:
+    """Passing paths are remembered (an import checks each many times); a refused one is
+    refused every time, and the memo is bounded."""
+    assert check_relpath("a/b.onnx") == check_relpath("a/b.onnx") == "a/b.onnx"
+    for _ in range(2):
+        with pytest.raises(PathError, match="segment"):
+            check_relpath("a/../b")
+    for i in range(5000):
+        check_relpath(f"d/f{i}")
+    assert check_relpath.cache_info().currsize <= 4096

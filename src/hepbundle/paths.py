@@ -12,6 +12,7 @@ The rules (normative text in ``bundle-spec/README.md`` § Paths):
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import unicodedata
@@ -47,6 +48,9 @@ def is_reserved(relpath: str) -> bool:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+# an import checks each path about a dozen times (plan, build, manifest reads, sign, publish,
+# compat tree): a path that passed is remembered (bounded: 4096 paths of at most 4 KiB)
+@functools.lru_cache(maxsize=4096)
 def check_relpath(relpath: str) -> str:
     """Return ``relpath`` if it obeys the path rules, else raise :class:`PathError` naming the rule."""
     if not relpath:
