@@ -80,11 +80,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         static const auto policy = detail::loadPolicy(scratch() + "/catalog-policy.yaml");
         const detail::json doc = detail::parseJson(text, "statements");
         if (!doc.is_array()) break;
-        detail::CatalogEntry e{"atlas/tauid", "1.0.0", std::string(64, 'a'), false, std::string("prod"), true,
-                               doc.get<std::vector<detail::json>>()};
+        const auto statements = detail::ojson::parse(text);
+        detail::CatalogEntry e{"atlas/tauid", "1.0.0", std::string(64, 'a'), false, std::string("prod"), true, &statements,
+                               detail::sha256Hex(text)};
         Options o;
         o.log = [](LogLevel, const std::string&) {};
-        detail::checkCatalogStatements(e, *policy, {"fuzz", 1 << 30, "catalog/repository.json", std::nullopt}, o);
+        detail::checkCatalogStatements(e, policy, {"fuzz", 1 << 30, "catalog/repository.json", std::nullopt}, o);
         break;
       }
       case 6:  // a validity section (bundle-spec/validity.md), then a context against it

@@ -17,6 +17,7 @@
 namespace hepbundle::detail {
 
 using json = nlohmann::json;
+using ojson = nlohmann::ordered_json;  ///< key order kept (catalogue files, as Python reads them)
 
 // ---- text helpers (util.cpp) -------------------------------------------------------------
 /// Python's repr() of a str: 'x', "it's", with \n, \x00 … escapes
@@ -301,7 +302,8 @@ struct CatalogEntry {
   bool yanked = false;
   std::optional<std::string> selector;  ///< the version or alias asked for (none: latest)
   bool isAlias = false;                 ///< the selector is one of the catalogue's aliases
-  std::vector<json> statements;         ///< the catalogue's statements member, oldest first
+  const ojson* statements = nullptr;    ///< the catalogue's statements array, oldest first
+  std::string catalogDigest;            ///< SHA-256 of the catalogue file's bytes (memo key)
 };
 /// the serial the last change of a name produced, and where it is kept
 struct SerialInfo {
@@ -312,7 +314,9 @@ struct SerialInfo {
 };
 /// statements.check_catalog (when the policy signs the name's catalogue): the chain, the
 /// signatures it relies on, the replayed state against the entry, expiry, serial, node state
-void checkCatalogStatements(const CatalogEntry& entry, const TrustPolicy& policy, const SerialInfo& serial, const Options& o);
+/// (the chain parsed and each statement's signature verified once per process for the same
+/// catalogue bytes and policy object; the rest is checked at every call)
+void checkCatalogStatements(const CatalogEntry& entry, const PolicyPtr& policy, const SerialInfo& serial, const Options& o);
 /// approvals.check_approvals(resolving=True) for an alias the policy guards with approvals
 void checkApprovals(const std::string& recordsDir, const CatalogEntry& entry, const TrustPolicy& policy, const Options& o);
 

@@ -15,7 +15,6 @@ namespace detail {
 
 namespace {
 
-using ojson = nlohmann::ordered_json;
 const char* kCatalogMediaType = "application/vnd.hepbundle.catalog.v1+json";
 
 struct Record {
@@ -28,7 +27,8 @@ struct NameCatalog {
   std::string name;
   std::vector<Record> versions;  // file order
   std::vector<std::pair<std::string, std::string>> aliases;
-  std::vector<json> statements;  // signed catalogue statements, oldest first (statements.cpp)
+  ojson statements;              // signed catalogue statements, oldest first (statements.cpp); null: none
+  std::string digest;            // SHA-256 of the file's bytes
 
   bool hasAlias(const std::string& a) const {
     return std::any_of(aliases.begin(), aliases.end(), [&](const auto& kv) { return kv.first == a; });
@@ -313,6 +313,7 @@ NameCatalog readCatalog(const Layout& layout, const std::string& name) {
     throw FormatError(path + ": unknown catalogue format " + found + "; this hepbundle reads " + kCatalogMediaType, "upgrade hepbundle");
   }
   NameCatalog cat;
+  if (obj.contains("statements")) cat.digest = sha256Hex(data);  // the key of statements.cpp's memo
   std::string where = "name";
   try {
     cat.name = expect(field(obj, "name"), ojson::value_t::string, "str", "name").get<std::string>();
@@ -368,7 +369,7 @@ NameCatalog readCatalog(const Layout& layout, const std::string& name) {
     if (auto st = obj.find("statements"); st != obj.end()) {
       expect(*st, ojson::value_t::array, "list", where);
       for (const auto& x : *st) expect(x, ojson::value_t::object, "dict", where);
-      for (const auto& x : *st) cat.statements.push_back(json::parse(x.dump()));  // key-sorted, as the statement checks read them
+      cat.statements = std::move(*st);  // converted (key-sorted) by the statement checks when not memoised
     }
   } catch (const Bad& b) {
     throw FormatError(path + ": " + where + ": " + b.what);
@@ -514,8 +515,8 @@ Bundle resolve(const std::string& ref, const Options& options) {
       // by the catalogue's unsigned scopes, so its version is checked as if pinned (_signed_selector)
       const std::optional<std::string> selector = valid ? std::optional<std::string>(rec->version) : parsed.selector;
       CatalogEntry entry{name, rec->version, rec->digest, rec->yanked.has_value(), selector,
-                         selector && cat.hasAlias(*selector), cat.statements};
-      if (signsCatalog(*chosen, name)) checkCatalogStatements(entry, *chosen, layout.serialOf(name), options);
+                         selector && cat.hasAlias(*selector), &cat.statements, cat.digest};
+      if (signsCatalog(*chosen, name)) checkCatalogStatements(entry, chosen, layout.serialOf(name), options);
       checkApprovals(layout.recordsDir(name), entry, *chosen, options);
     }
     Bundle b = openWith(root + "/bundles/" + name + "/" + rec->version, options, chosen);

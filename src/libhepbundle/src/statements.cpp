@@ -13,7 +13,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <list>
 #include <set>
+#include <tuple>
 
 #include "sig.hpp"
 
@@ -250,18 +252,81 @@ std::string canonicalJson(const json& value) { return value.dump(2) + "\n"; }
 
 std::string statementDigest(const json& body) { return "sha256:" + sha256Hex(canonicalJson(body)); }
 
-void checkCatalogStatements(const CatalogEntry& e, const TrustPolicy& policy, const SerialInfo& serial, const Options& o) {
+namespace {
+
+// what a chain of statements says, parsed and replayed once per process for the same catalogue
+// bytes; and which statements were verified under which policy object (a policy read again is a
+// new object: verified again). Bounded; the only state besides the node cache.
+struct ParsedChain {
+  std::vector<Statement> chain;
+  Replay replay;
+  std::string headDigest;
+};
+struct ChainMemo {
+  std::mutex lock;
+  std::list<std::pair<std::string, std::shared_ptr<const ParsedChain>>> chains;  // newest first
+  std::list<std::tuple<std::string, std::size_t, std::weak_ptr<const TrustPolicy>>> verified;
+};
+ChainMemo& chainMemo() {
+  static ChainMemo m;
+  return m;
+}
+constexpr std::size_t kMemoChains = 16, kMemoVerified = 256;
+
+std::shared_ptr<const ParsedChain> parsedChain(const CatalogEntry& e) {
+  ChainMemo& m = chainMemo();
+  if (!e.catalogDigest.empty()) {
+    std::lock_guard<std::mutex> g(m.lock);
+    for (const auto& [k, v] : m.chains)
+      if (k == e.catalogDigest) return v;
+  }
+  auto parsed = std::make_shared<ParsedChain>();
+  parsed->chain.reserve(e.statements->size());
+  for (std::size_t i = 0; i < e.statements->size(); ++i)
+    parsed->chain.push_back(parseStatement(json::parse((*e.statements)[i].dump()), e.name + " statement " + std::to_string(i)));
+  parsed->replay = replay(e.name, parsed->chain);
+  parsed->headDigest = statementDigest(parsed->chain.back().body);
+  if (!e.catalogDigest.empty()) {
+    std::lock_guard<std::mutex> g(m.lock);
+    m.chains.emplace_front(e.catalogDigest, parsed);
+    if (m.chains.size() > kMemoChains) m.chains.pop_back();
+  }
+  return parsed;
+}
+
+bool samePolicy(const std::weak_ptr<const TrustPolicy>& a, const PolicyPtr& b) {
+  return !a.expired() && !a.owner_before(b) && !b.owner_before(a);
+}
+
+// verify_statement of statement i under policy, once per (catalogue bytes, statement, policy)
+void verifyStatement(const CatalogEntry& e, const ParsedChain& parsed, std::size_t i, const PolicyPtr& policy) {
+  ChainMemo& m = chainMemo();
+  if (!e.catalogDigest.empty()) {
+    std::lock_guard<std::mutex> g(m.lock);
+    for (const auto& [k, index, p] : m.verified)
+      if (index == i && k == e.catalogDigest && samePolicy(p, policy)) return;
+  }
+  const Statement& st = parsed.chain[i];
+  evaluateCatalog(*policy, e.name, pyStr(st.body.value("type", json())), {Candidate{st.sig, st.role, st.signedAt}});
+  if (e.catalogDigest.empty()) return;
+  std::lock_guard<std::mutex> g(m.lock);
+  m.verified.emplace_front(e.catalogDigest, i, policy);
+  if (m.verified.size() > kMemoVerified) m.verified.pop_back();
+}
+
+}  // namespace
+
+void checkCatalogStatements(const CatalogEntry& e, const PolicyPtr& policyPtr, const SerialInfo& serial, const Options& o) {
   const std::string& name = e.name;
+  const TrustPolicy& policy = *policyPtr;
   if (!signsCatalog(policy, name)) return;
-  if (e.statements.empty())
+  if (!e.statements || !e.statements->is_array() || e.statements->empty())
     throw PolicyError("the catalogue of " + name + " carries no signed statements, but the trust policy " + policySource(policy) +
                           " requires them",
                       "the catalogue was written without a statement signer, or replaced");
-  std::vector<Statement> chain;
-  chain.reserve(e.statements.size());
-  for (std::size_t i = 0; i < e.statements.size(); ++i)
-    chain.push_back(parseStatement(e.statements[i], name + " statement " + std::to_string(i)));
-  const Replay now = replay(name, chain);
+  const auto parsed = parsedChain(e);
+  const std::vector<Statement>& chain = parsed->chain;
+  const Replay& now = parsed->replay;
   const Statement& head = chain.back();
   std::set<std::size_t> used{chain.size() - 1};
   const std::string& v = e.version;
@@ -286,10 +351,7 @@ void checkCatalogStatements(const CatalogEntry& e, const TrustPolicy& policy, co
     throw PolicyError(name + "@" + v + ": yanked state differs from the signed statements (" +
                           (now.yanked.count(v) ? "yanked" : "not yanked") + " when signed)",
                       "an old catalogue was copied over the current one (rollback?)");
-  for (std::size_t i : used) {
-    const Statement& st = chain[i];
-    evaluateCatalog(policy, name, pyStr(st.body.value("type", json())), {Candidate{st.sig, st.role, st.signedAt}});
-  }
+  for (std::size_t i : used) verifyStatement(e, *parsed, i, policyPtr);
   if (auto expires = head.body.find("expires"); expires != head.body.end() && expires->is_string() && expires->get<std::string>() < nowUtc())
     throw CatalogRollbackError("the catalogue of " + name + " expired at " + expires->get<std::string>() + " (its newest signed statement)",
                                "the mirror serving it stopped updating (frozen?): use a current replica");
@@ -300,7 +362,7 @@ void checkCatalogStatements(const CatalogEntry& e, const TrustPolicy& policy, co
                                " was rolled back");
   if (!envOr("HEPBUNDLE_NO_CACHE").empty()) return;  // NodeState.default(): no node state
   checkAndRecord(cacheDirectory() + "/catalog-state.json", serial.repository, name, static_cast<std::int64_t>(chain.size()),
-                 statementDigest(head.body), serial.serial, serial.ns, o);
+                 parsed->headDigest, serial.serial, serial.ns, o);
 }
 
 void checkApprovals(const std::string& recordsDir, const CatalogEntry& e, const TrustPolicy& policy, const Options& o) {
