@@ -31,7 +31,7 @@ from hepbundle.policy import TrustPolicy
 from hepbundle.repository.layout import catalog_file, ensure_repository
 from hepbundle.repository.operations import yank
 from hepbundle.repository.publish import publish
-from hepbundle.signing import KeySigner, X509Signer, sign
+from hepbundle.signing import KeySigner, X509Signer, _write_signature, sign
 
 from . import pki
 from .needs import missing
@@ -843,6 +843,35 @@ def _unreadable_record(s: Scoped, tmp: Path) -> Case:
     return Case("atlas/tauid@valid", s.policy, "model/model.onnx", repos=[repo], context="run=250")
 
 
+def _signed_scope(
+    validity: object, context: str | None = None, *, same: bool = True
+) -> Callable[[Scoped, Path], Case]:
+    """1.2.0 with its manifest's validity section replaced by ``validity`` and signed again by
+    the release key: a signed manifest whose scope the builder would never have written."""
+
+    def case(s: Scoped, tmp: Path) -> Case:
+        root = tmp / "tauid-1.2.0"
+        shutil.copytree(s.repo / "bundles/atlas/tauid/1.2.0", root)
+        for p in [root, *root.rglob("*")]:
+            p.chmod(p.stat().st_mode | 0o200)
+        doc = json.loads((root / "hepbundle.json").read_text())
+        doc["validity"] = validity
+        data = (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+        (root / "hepbundle.json").write_bytes(data)
+        # sign() opens the bundle first and so refuses this manifest: the statement is written
+        # by its own step, over the manifest's file digests and the new manifest's digest
+        alg = algorithm(doc["hashing"]["algorithm"])
+        digests = {f["path"]: f[alg.name] for f in doc["files"]}
+        digests["hepbundle.json"] = alg.hex(data)
+        _write_signature(
+            root, None, "atlas/tauid@1.2.0", digests, alg.name, KeySigner(s.key), force=True
+        )
+        # same: C++ words the schema's message as jsonschema does (not its "did you mean")
+        return Case(str(root), s.policy, "model/model.onnx", context=context, same_message=same)
+
+    return case
+
+
 VALIDITY: dict[str, Callable[[Scoped, Path], Case]] = {
     "prod-covered": _scoped("atlas/tauid@prod", "run=250"),
     "prod-run-outside": _scoped("atlas/tauid@prod", "run=456789,release=CMSSW_15_0_3"),
@@ -880,6 +909,38 @@ VALIDITY: dict[str, Callable[[Scoped, Path], Case]] = {
     "context-bad-date": _scoped("atlas/tauid@prod", "time=2024-02-30"),
     "context-bad-time": _scoped("atlas/tauid@prod", "time=yesterday"),
     "env-context-malformed": _scoped("atlas/tauid@prod", env={"HEPBUNDLE_CONTEXT": "run"}),
+    # a malformed signed section is refused at open (the manifest's schema), context or not
+    "signed-scope-not-object": _signed_scope("runs"),
+    "signed-scope-null": _signed_scope(None),
+    "signed-scope-empty": _signed_scope({}),
+    "signed-scope-unknown-key": _signed_scope({"runz": [{"first": 1}]}, same=False),
+    "signed-scope-runs-not-list": _signed_scope({"runs": "300"}, "run=300"),
+    "signed-scope-run-negative": _signed_scope({"runs": [{"first": -1}]}),
+    "signed-scope-run-not-integer": _signed_scope({"runs": [{"first": "300"}]}),
+    "signed-scope-run-bool": _signed_scope({"runs": [{"first": True}]}),
+    "signed-scope-range-unknown-key": _signed_scope({"runs": [{"first": 1, "lst": 3}]}, same=False),
+    "signed-scope-time-pattern": _signed_scope({"times": [{"since": "yesterday"}]}),
+    "signed-scope-free-key-reserved": _signed_scope({"scope": {"run": "1"}}, same=False),
+    "signed-scope-runtime-malformed": _signed_scope({"runtimes": "onnxruntime"}),
+    "signed-scope-release-empty": _signed_scope({"releases": [""]}),
+    # what the schema admits and the scope's own rules refuse: opened without a context,
+    # refused (FormatError) once a context asks
+    "signed-scope-run-range-reversed": _signed_scope({"runs": [{"first": 300, "last": 100}]}),
+    "signed-scope-run-range-reversed-context": _signed_scope(
+        {"runs": [{"first": 300, "last": 100}]}, "run=200"
+    ),
+    "signed-scope-whole-number-float": _signed_scope({"runs": [{"first": 300.0}]}),
+    # the context: run numbers are ASCII digits; context="" is no context, whatever the env says
+    "context-run-unicode-digits": _scoped("atlas/tauid@prod", "run=\u0662\u0665\u0660"),
+    "context-run-superscript": _scoped("atlas/tauid@prod", "run=\u00b2"),
+    "context-run-fullwidth": _scoped("atlas/tauid@prod", "run=\uff12\uff15\uff10"),
+    "context-empty-ignores-env": _scoped(
+        "atlas/tauid@prod", "", env={"HEPBUNDLE_CONTEXT": "run=150"}
+    ),
+    "context-commas-ignores-env": _scoped(
+        "atlas/tauid@prod", " , ", env={"HEPBUNDLE_CONTEXT": "run=150"}
+    ),
+    "context-empty-valid": _scoped("atlas/tauid@valid", "", env={"HEPBUNDLE_CONTEXT": "run=250"}),
 }
 
 

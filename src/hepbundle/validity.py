@@ -257,7 +257,7 @@ def parse_context(
         if not text:
             raise UsageError(f"{source}: {key}={raw!r} has no usable value")
         if key == "run":
-            if not text.isdigit():
+            if not (text.isascii() and text.isdigit()):  # '²' and '٢٥٠' are digits to isdigit
                 raise UsageError(f"{source}: run={text!r} is not a run number")
             run = int(text)
         elif key == "time":

@@ -220,6 +220,8 @@ void checkScope(const Bundle& bundle, const Options& options, bool covering);
 /// Scope.from_json: null → no restriction; FormatError "<where>.<field>: …" otherwise
 Scope parseScope(const json& obj, const std::string& where);
 Scope parseScope(const nlohmann::ordered_json& obj, const std::string& where);
+/// validity.schema.json's rules, checked when a manifest is opened (FormatError naming where)
+void checkValiditySchema(const json& v, const std::string& where);
 
 // ---- node verification cache (cache.cpp) -------------------------------------------------
 class VerificationCache {

@@ -146,7 +146,10 @@ Manifest parseManifest(const std::string& bytes, const std::string& source) {
   m.version = obj["version"].get<std::string>();
   m.created = obj["created"].get<std::string>();
   m.algorithm = algorithmFromName(obj["hashing"]["algorithm"].get<std::string>());
-  if (auto v = obj.find("validity"); v != obj.end()) m.validity = *v;  // checked against a context at resolve
+  if (auto v = obj.find("validity"); v != obj.end()) {
+    checkValiditySchema(*v, source + ": validity");  // refused at open, as Python's schema check does
+    m.validity = *v;  // its scope's own rules are judged against a context at resolve
+  }
   if (auto io = obj.find("io"); io != obj.end()) {
     readIOSignature(*io, source);  // refused at open, as Python's schema check does
     m.io = *io;

@@ -4,6 +4,7 @@
 // matches none of its entries, and *covers* it when not excluded and at least one key matched.
 // Messages as Python's, which the conformance test compares.
 #include <algorithm>
+#include <regex>
 #include <cstring>
 
 #include "internal.hpp"
@@ -175,7 +176,7 @@ Context parseContext(const std::string& text, const std::string& source) {
 }
 
 Context jobContext(const Options& options) {
-  if (!options.context.empty()) return parseContext(options.context, "context");
+  if (options.context) return parseContext(*options.context, "context");
   return parseContext(envOr("HEPBUNDLE_CONTEXT"), "HEPBUNDLE_CONTEXT");
 }
 
@@ -406,6 +407,96 @@ const std::vector<std::string>* globsOf(const Scope& s, const std::string& secti
 
 Scope parseScope(const json& obj, const std::string& where) { return parseScopeOf(obj, where); }
 Scope parseScope(const nlohmann::ordered_json& obj, const std::string& where) { return parseScopeOf(obj, where); }
+
+// validity.schema.json, what a manifest's schema check at open refuses (Python: manifest.py's
+// validate); the scope's own rules (a run range's last before its first, a date that is not one)
+// are judged by parseScope when a context asks
+namespace {
+[[noreturn]] void schemaBad(const std::string& where, const json& v, const std::string& what) {
+  bad(where, reprOf(v) + " " + what);
+}
+
+void schemaObject(const json& v, const std::string& where, const std::vector<std::string>& known, const char* required) {
+  if (!v.is_object()) schemaBad(where, v, "is not of type 'object'");
+  for (auto it = v.begin(); it != v.end(); ++it)
+    if (std::find(known.begin(), known.end(), it.key()) == known.end()) bad(where + "." + it.key(), "unknown key");
+  if (required && !v.contains(required)) bad(where + "." + required, "required field is missing");
+}
+
+const json& schemaList(const json& v, const std::string& where) {
+  if (!v.is_array()) schemaBad(where, v, "is not of type 'array'");
+  if (v.empty()) schemaBad(where, v, "should be non-empty");
+  return v;
+}
+
+// a string, or a non-empty list of strings, each passing ok
+template <class Ok>
+void schemaStrings(const json& v, const std::string& where, Ok ok, const std::string& what) {
+  if (v.is_string()) {
+    if (!ok(v.get<std::string>())) schemaBad(where, v, what);
+    return;
+  }
+  if (!v.is_array() || v.empty()) schemaBad(where, v, "is not valid under any of the given schemas");
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const std::string at = where + "[" + std::to_string(i) + "]";
+    if (!v[i].is_string()) schemaBad(at, v[i], "is not of type 'string'");
+    if (!ok(v[i].get<std::string>())) schemaBad(at, v[i], what);
+  }
+}
+
+bool schemaTime(const std::string& t) {
+  static const std::regex re(R"(^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}Z)?$)");
+  return std::regex_search(t, re);
+}
+}  // namespace
+
+void checkValiditySchema(const json& v, const std::string& where) {
+  static const std::vector<std::string> known = {"conditions", "geometry", "periods", "releases", "runs", "runtimes", "scope", "times"};
+  schemaObject(v, where, known, nullptr);
+  if (v.empty()) schemaBad(where, v, "should be non-empty");
+  const auto pattern = [](const std::string& s) { return !s.empty() && s.size() <= 256; };
+  for (const char* kind : {"runs", "times"}) {
+    if (!v.contains(kind)) continue;
+    const bool runs = kind == std::string("runs");
+    const json& list = schemaList(v[kind], where + "." + kind);
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const std::string at = where + "." + kind + "[" + std::to_string(i) + "]";
+      schemaObject(list[i], at, runs ? std::vector<std::string>{"first", "last"} : std::vector<std::string>{"since", "until"},
+                   runs ? "first" : "since");
+      for (auto it = list[i].begin(); it != list[i].end(); ++it) {
+        const json& x = it.value();
+        const std::string f = at + "." + it.key();
+        if (runs && !(x.is_number_integer() || (x.is_number_float() && x.get<double>() == static_cast<double>(static_cast<std::int64_t>(x.get<double>())))))
+          schemaBad(f, x, "is not of type 'integer'");
+        if (runs && x.is_number() && x.get<double>() < 0) schemaBad(f, x, "is less than the minimum of 0");
+        if (!runs && !x.is_string()) schemaBad(f, x, "is not of type 'string'");
+        if (!runs && !schemaTime(x.get<std::string>()))
+          schemaBad(f, x, "is invalid: a UTC date (2024-04-01) or time (2024-04-01T00:00:00Z)");
+      }
+    }
+  }
+  for (const auto& [section, key] : kGlobs) {
+    (void)key;
+    if (v.contains(section)) schemaStrings(v[section], where + "." + section, pattern, "should be non-empty");
+  }
+  if (v.contains("runtimes"))
+    schemaStrings(v["runtimes"], where + ".runtimes", [](const std::string& r) {
+      try {
+        parseRequirement(r, "runtimes");
+        return true;
+      } catch (const FormatError&) {
+        return false;
+      }
+    }, "is invalid: a requirement like 'onnxruntime >= 1.18'");
+  if (v.contains("scope")) {
+    const json& free = v["scope"];
+    if (!free.is_object()) schemaBad(where + ".scope", free, "is not of type 'object'");
+    for (auto it = free.begin(); it != free.end(); ++it) {
+      if (!isKey(it.key()) || isContextKey(it.key())) bad(where + ".scope", pyrepr(it.key()) + " is not a free-form key");
+      schemaStrings(it.value(), where + ".scope." + it.key(), pattern, "should be non-empty");
+    }
+  }
+}
 
 std::vector<std::pair<std::string, bool>> Scope::checks(const Context& ctx) const {
   std::vector<std::pair<std::string, bool>> out;

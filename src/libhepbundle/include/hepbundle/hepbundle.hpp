@@ -44,8 +44,9 @@ struct Options {
   bool allowYanked = false;
   /// the job's context, "run=456789,release=CMSSW_15_0_3" (bundle-spec/validity.md): resolve
   /// refuses a version whose validity scope excludes it (ValidityError), and ns/name@valid picks
-  /// the newest release whose scope covers it. Empty: HEPBUNDLE_CONTEXT, if set
-  std::string context;
+  /// the newest release whose scope covers it. Unset: HEPBUNDLE_CONTEXT, if set; set to ""
+  /// (or only commas and spaces): no context, whatever HEPBUNDLE_CONTEXT says (Python's context="")
+  std::optional<std::string> context;
   /// repositories to search; empty: HEPBUNDLE_PATH, else HEPBUNDLE_REPO, else ./hepbundle-repo
   std::vector<std::string> repos;
   /// hashing threads for verify(); 0: HEPBUNDLE_HASH_THREADS or the CPUs this process may use
