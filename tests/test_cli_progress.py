@@ -5,6 +5,7 @@ item 10)."""
 
 from __future__ import annotations
 
+import gc
 import io
 import logging
 import os
@@ -111,6 +112,10 @@ def _on_a_terminal(
     os.close(follower)
     chunks: list[bytes] = []
     sent: float | None = None
+    # no collection of the suite's large heap between a frame and the SIGINT it should trigger
+    # (a full collection can take longer than the work the signal is meant to interrupt)
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         while True:
             ready, _, _ = select.select([leader], [], [], 60)
@@ -130,6 +135,8 @@ def _on_a_terminal(
         assert proc.stdout is not None
         stdout = proc.stdout.read().decode()
     finally:
+        if collecting:
+            gc.enable()
         proc.kill()
         proc.wait()
         os.close(leader)
