@@ -19,11 +19,13 @@ import pytest
 from click.testing import CliRunner
 
 from hepbundle.cli import main
-from hepbundle.errors import SpecError
+from hepbundle.errors import NotFoundError, SpecError
 from hepbundle.importers import plan_import
 from hepbundle.importers.base import VERDICTS
+from hepbundle.importers.legacy import resolve_legacy
 from hepbundle.importers.run import ImportOptions, run_import
 from hepbundle.repository.catalog import read_name_catalog
+from hepbundle.repository.index import rebuild_index
 from hepbundle.signing import KeySigner
 
 from .import_fixtures import GROUPDATA, CmsTag, git, make_cms_repo, make_groupdata, policy_env
@@ -316,6 +318,64 @@ def test_directory_symlink_becomes_an_alias_in_the_catalogue(
     # 7 files, the alias, 7 directories
     assert report.to_json()["inventory"] == {"imported": 15, "skipped": 6, "refused": 0}
     assert read_name_catalog(repo, "atlas/taurectools").aliases["current"] == "0.1.0"
+
+
+def test_legacy_lookup_reads_through_a_store_directory_link(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    """A job reading ``tauRecTools/current/rnn.onnx`` (the store's ``current -> 00-02-00``) gets,
+    by ``path --legacy``, the Python API and the compat tree alike, the bytes of the version the
+    link names, and follows the link when the store moves it (and after an index rebuild)."""
+    gd = make_groupdata(tmp_path / "GroupData")
+    (gd / "tauRecTools" / "current").symlink_to("00-02-00")
+    repo, compat = tmp_path / "repo", tmp_path / "compat"
+    args = ["import", "atlas-groupdata", str(gd), "--repo", str(repo), "--key", str(ec_key[0]),
+            "--compat-tree", str(compat)]  # fmt: skip
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+
+    def cli_path(key: str, *more: str) -> tuple[int, str]:
+        r = CliRunner().invoke(main, ["path", "--repo", str(repo), "--legacy", key, *more])
+        return r.exit_code, r.output
+
+    def served(key: str) -> bytes:
+        code, out = cli_path(key)
+        assert code == 0, out
+        b, rel = resolve_legacy(key, repos=[repo])
+        assert Path(out.strip()) == b.path(rel)
+        return b.path(rel).read_bytes()
+
+    v1, v2 = (GROUPDATA[f"tauRecTools/00-0{i}-00/rnn.onnx"] for i in (1, 2))
+    assert served("atlas:tauRecTools/current/rnn.onnx") == v2
+    assert (
+        served("atlas:tauRecTools/current/sub/extra.root")
+        == GROUPDATA["tauRecTools/00-02-00/sub/extra.root"]
+    )
+    assert (compat / "tauRecTools/current/rnn.onnx").read_bytes() == v2
+    code, out = cli_path("atlas:tauRecTools/current/rnn.onnx", "--json")
+    assert code == 0 and json.loads(out)["ref"] == "atlas/taurectools@0.2.0", out
+    # only what the version holds, and only through the alias as the store spelled it
+    for absent in ("tauRecTools/current/gone.onnx", "tauRecTools/Current/rnn.onnx",
+                    "tauRecTools/prod/rnn.onnx", "current/rnn.onnx"):  # fmt: skip
+        code, out = cli_path(f"atlas:{absent}")
+        assert code != 0 and "no imported file is recorded" in out, (absent, out)
+        with pytest.raises(NotFoundError):
+            resolve_legacy(f"atlas:{absent}", repos=[repo])
+    # a pin covering the path serves exactly the pinned version, or fails
+    code, out = cli_path("atlas:tauRecTools/current/rnn.onnx", "--pin", "tauRecTools=0.1.0")
+    assert code != 0 and "asks for version 0.1.0" in out and "its alias current" in out, out
+    assert served("atlas:tauRecTools/00-01-00/rnn.onnx") == v1
+    # the store moves its link: the re-run moves the alias, and the lookup follows it
+    (gd / "tauRecTools" / "current").unlink()
+    (gd / "tauRecTools" / "current").symlink_to("00-01-00")
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and "0 published, 4 unchanged" in r.output, r.output
+    assert served("atlas:tauRecTools/current/rnn.onnx") == v1
+    assert (compat / "tauRecTools/current/rnn.onnx").read_bytes() == v1
+    code, out = cli_path("atlas:tauRecTools/current/sub/extra.root")
+    assert code != 0 and "no imported file is recorded" in out, out  # 0.1.0 has no sub/
+    rebuild_index(repo)  # the rule needs no record beyond the signed catalogue and manifests
+    assert served("atlas:tauRecTools/current/rnn.onnx") == v1
 
 
 def test_dir_plan_inventories_every_entry_of_the_store(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ Both read the ``legacy_paths`` table of search index (the namespace's shard), fi
 unless a **pin** says which: ``RecoTauTag/TrainingFiles=V00-02-02`` (a release's
 ``CMSSW_DATA_PACKAGE`` entry) serves every legacy path under ``RecoTauTag/TrainingFiles/`` from the
 version imported from that tag, so a job gets the bytes its release had. The per-version compat
-tree (``<name>/<version>/<legacy path>``) gives the same to a search path.
+tree (``<name>/<version>/<legacy path>``) gives the same to a search path. A path no version
+carries that reads through a directory link of the store kept as an alias
+(``tauRecTools/current/rnn.onnx``) is the file of the version the alias names now.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ from ..errors import (
 from ..load import VerifyMode
 from ..paths import check_relpath
 from ..policy import TrustPolicy
+from ..repository.catalog import read_name_catalog
 from ..repository.index import LegacyHit, find_legacy
 from ..repository.layout import bundle_dir, index_file
 from ..repository.refs import is_version
 from ..resolver import resolve, search_path
 from .base import LegacyAlias
+from .scan import is_alias_name
 
 __all__ = [
     "COMPAT_LAYOUTS",
@@ -147,7 +151,18 @@ def resolve_legacy(
             continue
         hits = find_legacy(root, legacy)
         if not hits:
-            continue
+            via = _through_alias(root, ns, rest)
+            if via is None:
+                continue
+            alias, hit, directory = via
+            if pin is not None and _pinned_version(*pin) != hit.version:
+                carried.append(f"{hit.name}@{hit.version} (its alias {alias})")
+                continue
+            b = resolve(f"{hit.name}@{alias}", verify=verify, policy=policy, repos=[root])
+            _check_alias_target(b, hit, directory, root)
+            if pin is not None:
+                _check_tag(b, *pin)
+            return b, hit.path
         best = _owned(legacy, hits, root)
         if pin is not None:
             version = _pinned_version(*pin)
@@ -183,6 +198,67 @@ def resolve_legacy(
         hint="legacy paths are case-sensitive and relative to the old root (CALIBPATH entry or "
         "CMSSW src area)",
     )
+
+
+def _through_alias(root: Path, ns: str, rest: str) -> tuple[str, LegacyHit, str] | None:
+    """A legacy path no version carries, read through a directory link of the store that the
+    import kept as an alias (``tauRecTools/current/rnn.onnx``, ``current -> 00-02-00``): the
+    file ``<dir>/<x>/<rest>`` of the version that alias ``current`` of the name holding
+    ``<dir>/<x>/…`` names now, as (alias, that file's hit, ``<dir>/<x>``); None when no
+    component of the path is such an alias (an alias name as written: a link ``Current`` became
+    the alias ``current``, :func:`.scan.link_aliases`, read as ``…/current/…``); several names
+    answering is an error."""
+    parts = rest.split("/")
+    found: list[tuple[str, LegacyHit, str]] = []
+    for i in range(len(parts) - 1):
+        alias = parts[i]  # as written: legacy paths are case-sensitive
+        if not is_alias_name(alias):
+            continue
+        under, tail = "/".join(parts[:i]), "/".join(parts[i + 1 :])
+        start = f"{ns}:{under}/" if under else f"{ns}:"
+        by_name: dict[str, dict[str, tuple[LegacyHit, str]]] = {}
+        for h in find_legacy(root, namespace=ns, under=under):
+            x, sep, after = h.legacy[len(start) :].partition("/")
+            if sep and after == tail and x != alias:
+                by_name.setdefault(h.name, {}).setdefault(
+                    h.version, (h, f"{under}/{x}" if under else x)
+                )
+        for name, versions in sorted(by_name.items()):
+            target = read_name_catalog(root, name, missing_ok=True).aliases.get(alias)
+            if target in versions:
+                hit, directory = versions[target]
+                found.append((alias, hit, directory))
+    if len(found) > 1:
+        raise RepositoryError(
+            f"{ns}:{rest} is no imported file's legacy path, and reads through several aliases: "
+            + ", ".join(f"{h.name}@{a} ({d}/)" for a, h, d in found[:5]),
+            hint="ask for the file's own legacy path (hepbundle path --legacy "
+            f"{found[0][1].legacy})",
+        )
+    return found[0] if found else None
+
+
+def _check_alias_target(b: Bundle, hit: LegacyHit, directory: str, root: Path) -> None:
+    """The version an alias gave is the one the index named for the file (not moved meanwhile),
+    its signed manifest declares the file's legacy path, and the directory the path went through
+    holds every file of the version (a directory link names one version's directory)."""
+    if b.version != hit.version:
+        raise RepositoryError(
+            f"{b.name}: its alias moved from {hit.version} to {b.version} during the lookup",
+            hint="run it again",
+        )
+    _check_signed_entry(b, hit, hit.legacy.partition(":")[2], root)
+    outside = [
+        f.legacy_path
+        for f in b.manifest.files
+        if f.legacy_path and not f.legacy_path.startswith(directory + "/")
+    ]
+    if outside:
+        raise NotFoundError(
+            f"{b.ref} is not the directory {directory}/ alone ({outside[0]} lies elsewhere): "
+            "its alias is no directory link of the store",
+            hint=f"ask for the file's own legacy path ({hit.legacy})",
+        )
 
 
 def _check_tag(b: Bundle, prefix: str, value: str) -> None:

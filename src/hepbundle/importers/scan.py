@@ -39,6 +39,7 @@ __all__ = [
     "Entry",
     "Scan",
     "apply_skip",
+    "is_alias_name",
     "link_aliases",
     "refuse_incomplete",
     "scan_tree",
@@ -291,7 +292,8 @@ def refuse_incomplete(
     return kept, refused, withheld
 
 
-def _is_alias_name(name: str) -> bool:
+def is_alias_name(name: str) -> bool:
+    """Whether a directory link named ``name`` (lower-cased) can be kept as an alias."""
     return ALIAS_RE.match(name) is not None and name not in ("latest", "valid")
 
 
@@ -318,7 +320,7 @@ def link_aliases(
             what = "no planned version" if not holders else "not the directory of one version"
             skipped.append(Skipped(e.path, f"{not_followed}listed there): {what}"))
             continue
-        if not _is_alias_name(alias):
+        if not is_alias_name(alias):
             skipped.append(
                 Skipped(
                     e.path,

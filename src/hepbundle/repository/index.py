@@ -751,17 +751,22 @@ def find_legacy(
     legacy: str | None = None,
     *,
     namespace: str | None = None,
+    under: str = "",
     readonly: bool | None = None,
 ) -> list[LegacyHit]:
     """The bundle files recorded under ``legacy`` (``<namespace>:<legacy path>``), or under every
-    legacy path of ``namespace``; per legacy path best first: released before pre-release,
-    higher version first. Yanked versions are left out."""
+    legacy path of ``namespace`` (only those below the directory ``under``, if given); per legacy
+    path best first: released before pre-release, higher version first. Yanked versions are left
+    out."""
     if (legacy is None) == (namespace is None):
         raise ValueError("give exactly one of legacy and namespace")
+    # every legacy path starting with `low` sorts before `high` (its last character + 1)
+    low = f"{namespace}:{under}/" if under else f"{namespace}:"
+    high = low[:-1] + chr(ord(low[-1]) + 1)
     cond, params = (
         ("l.legacy = ?", (legacy,))
         if legacy is not None
-        else ("l.legacy >= ? AND l.legacy < ?", (f"{namespace}:", f"{namespace};"))
+        else ("l.legacy >= ? AND l.legacy < ?", (low, high))
     )
     sql = (
         "SELECT l.legacy, l.name, l.version, l.path FROM legacy_paths l "
