@@ -184,8 +184,9 @@ def _print_report(report: ImportReport) -> None:
     "--keep-going",
     is_flag=True,
     help="A version that fails to build (a file unreadable or changed during the import, a git "
-    "object missing) is reported as failed and the others are published; exit 2. Without it the "
-    "first failure stops the import and nothing is published.",
+    "object missing) or that publishing would refuse (the trust policy refusing its signer, its "
+    "version in the repository with other content) is reported as failed and the others are "
+    "published; exit 2. Without it the first failure stops the import and nothing is published.",
 )
 @click.option(
     "--work-dir",
@@ -280,7 +281,8 @@ def import_(
         raise BuildError(
             f"{len(failed)} version(s) failed, not published: "
             + ", ".join(f"{o.ref} [{o.origin}]" for o in failed),
-            hint="see 'failed' above; fix the store and re-run: what was published stays",
+            hint="see 'failed' above; fix the cause (the store, the trust policy, the "
+            "repository) and re-run: what was published stays",
         )
     if report.conflicts:
         raise RepositoryError(

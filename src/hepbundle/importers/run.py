@@ -12,6 +12,10 @@ For each :class:`~.base.PlannedBundle`, in plan order:
   mtime, ctime) differs from before the build (the store changed under the import), and sign
   it over the digests the build just computed.
 
+With ``keep_going``, a version that fails there, or that publishing would refuse on its own
+(:func:`~hepbundle.repository.publish.check_publishable`: the policy refusing its signer, its
+version in the repository with other content), is ``failed`` and left out of the batch.
+
 Then every new bundle is published in ONE :func:`~hepbundle.repository.publish_many` with the
 chosen backend, signatures and policy verified, each bundle's aliases pointed at it in the same
 step; all or nothing. Local: each bundle is checked against the build's records and moved into
@@ -53,7 +57,7 @@ from ..repository.catalog import read_name_catalog
 from ..repository.layout import bundle_dir, is_repository
 from ..repository.lock import LOCK_FILENAME, repository_lock
 from ..repository.operations import set_alias
-from ..repository.publish import publish_many
+from ..repository.publish import check_publishable, publish_many
 from ..repository.tree import LiveWorkDir, recover
 from ..signing import Signer, sign
 from .base import ImportPlan, PlannedBundle, safe_name
@@ -227,16 +231,20 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
             else:
                 built.append((len(outcomes), done[0], done[1]))
                 outcomes.append(None)
+        if built and opts.keep_going:
+            # what the batch would refuse of a bundle on its own (the policy refusing its
+            # signer, its version published meanwhile with other content, …) fails that bundle
+            # only; the rest is published as one batch, all or nothing as ever
+            bundles, to, how = _batch(built, target, opts)
+            refusals = check_publishable(bundles, to, **how)
+            for (i, pb, _), err in zip(built, refusals, strict=True):
+                if err is not None:
+                    log.error("%s [%s]: not published: %s", pb.ref, pb.origin, err)
+                    outcomes[i] = _outcome(pb, FAILED, str(err))
+            built = [b for b, err in zip(built, refusals, strict=True) if err is None]
         if built:
-            results = publish_many(
-                [b for _, _, b in built],
-                target,
-                backend=opts.backend,
-                policy=opts.policy,
-                allow_unsigned=opts.allow_unsigned and opts.signer is None,
-                aliases=[pb.aliases for _, pb, _ in built],
-                adopt=local,
-            )
+            bundles, to, how = _batch(built, target, opts)
+            results = publish_many(bundles, to, **how, adopt=local)
             for (i, pb, _), res in zip(built, results, strict=True):
                 outcomes[i] = _outcome(pb, res.status)
     finally:
@@ -252,6 +260,23 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
             links += write_alias_links(opts.compat_tree, plan.legacy_aliases)
     done_all = tuple(o for o in outcomes if o is not None)
     return ImportReport(plan, done_all, links, time.monotonic() - start)
+
+
+def _batch(
+    built: list[tuple[int, PlannedBundle, Bundle]], target: str | Path, opts: ImportOptions
+) -> tuple[list[Bundle], str | Path, dict[str, Any]]:
+    """The bundles, the repository and the options of publishing ``built``: its signed bundles
+    under the import's policy, each with its aliases."""
+    return (
+        [b for _, _, b in built],
+        target,
+        {
+            "backend": opts.backend,
+            "policy": opts.policy,
+            "allow_unsigned": opts.allow_unsigned and opts.signer is None,
+            "aliases": [pb.aliases for _, pb, _ in built],
+        },
+    )
 
 
 def _prepare(

@@ -26,7 +26,7 @@ from ..config import settings
 from ..errors import HepbundleError, RepositoryError, SignatureError
 from ._publishers import make_publisher, publisher_class
 from .catalog import VersionRecord, check_alias
-from .publisher import PublishRequest, PublishResult
+from .publisher import Publisher, PublishRequest, PublishResult
 from .tree import copy_bytes, in_batch
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ..policy import TrustPolicy
 
 __all__ = [
+    "check_publishable",
     "default_repo",
     "publish",
     "publish_bytes",
@@ -180,41 +181,18 @@ def publish_many(
             f"--alias {alias} with two versions of {dup} in one batch is ambiguous",
             hint="publish the version the alias should name on its own, or set it afterwards",
         )
-    from ..policy import no_policy_error, policy_from_env
-    from .layout import is_repository
-    from .trust import accept_trust_root, repository_policy
+    from .trust import accept_trust_root
 
-    # a new repository gets its trust root from the first publish: written by the local backend,
-    # carried in the catalogue patch by the tarball backend (cvmfs publishes into an existing one)
-    fresh = backend in ("local", "tarball") and not is_repository(publisher.root)
-    given = (policy or policy_from_env()) if fresh else repository_policy(publisher.root, policy)
+    fresh, given = _publish_policy(publisher, backend, policy)
     root_policy = given if fresh else None
     for i, b in enumerate(loaded):
         more = tuple(aliases[i]) if aliases is not None else ()
         try:
-            for a in ((alias,) if alias is not None else ()) + more:
-                if given is not None and given.required_approvals(b.name, a):
-                    raise RepositoryError(
-                        f"the trust policy requires approvals to point {b.name}@{a} at a version",
-                        hint=f"publish without --alias, have each role run 'hepbundle approve "
-                        f"{b.ref} --as ROLE', then 'hepbundle alias {b.ref} {a}'",
-                    )
-            if given is None and _is_signed(b):
-                raise no_policy_error(f"publishing {b.ref} into {publisher.root}")
-            if allow_unsigned and not publisher.accepts_unsigned and not _is_signed(b):
-                raise SignatureError(
-                    f"{b.ref} is unsigned and the {backend} backend never publishes unsigned "
-                    "bundles",
-                    hint="sign it with 'hepbundle sign' first",
-                )
             say(f"verifying {b.ref}")
-            signers = verify_for_publish(
-                b,
-                policy=given,
-                allow_unsigned=allow_unsigned,
-                progress=progress,
-                contents=not publisher.verifies_on_copy,
-            )
+            signers = _check_bundle(
+                b, publisher, given, ((alias,) if alias is not None else ()) + more,
+                allow_unsigned=allow_unsigned, progress=progress,
+            )  # fmt: skip
         except HepbundleError as e:
             raise in_batch(e, b.ref, i, len(loaded)) from None
         record = VersionRecord.from_bundle(b, signers=signers)
@@ -237,6 +215,102 @@ def publish_many(
     if fresh and given is not None and backend == "local":
         accept_trust_root(publisher.root)  # the operator's own first publish, on this node
     return results
+
+
+def check_publishable(
+    bundles: Sequence[Bundle],
+    repo: str | os.PathLike[str],
+    *,
+    backend: str = "local",
+    policy: TrustPolicy | None = None,
+    allow_unsigned: bool = False,
+    aliases: Sequence[Sequence[str]] | None = None,
+) -> list[HepbundleError | None]:
+    """What :func:`publish_many` would refuse of each bundle on its own (None: nothing), writing
+    nothing: the checks of its verification (layout, signatures under the policy it would use,
+    approvals its ``aliases`` need), then the repository's catalogue — the version published
+    with other content, a directory in its place the catalogue does not know, an alias it
+    cannot take. For a caller that publishes the others (``hepbundle import --keep-going``);
+    :func:`publish_many` checks everything again, under the repository's lock."""
+    from .catalog import read_name_catalog
+    from .layout import is_repository
+    from .tree import check_not_conflicting, check_place_free
+
+    publisher = make_publisher(backend, repo)
+    _fresh, given = _publish_policy(publisher, backend, policy)
+    out: list[HepbundleError | None] = []
+    for i, b in enumerate(bundles):
+        more = tuple(aliases[i]) if aliases is not None else ()
+        try:
+            _check_bundle(b, publisher, given, more, allow_unsigned=allow_unsigned)
+            if is_repository(publisher.root):
+                cat = read_name_catalog(publisher.root, b.name, missing_ok=True)
+                rec = VersionRecord.from_bundle(b)
+                if not check_not_conflicting(cat, rec):
+                    check_place_free(publisher.root, rec, b.name)
+                    cat = cat.with_version(rec)
+                for a in more:
+                    cat = cat.with_alias(a, rec.version)
+        except HepbundleError as e:
+            out.append(e)
+        else:
+            out.append(None)
+    return out
+
+
+def _publish_policy(
+    publisher: Publisher, backend: str, policy: TrustPolicy | None
+) -> tuple[bool, TrustPolicy | None]:
+    """Whether the publish creates the repository, and the policy it verifies under: a new
+    repository gets its trust root from the first publish (written by the local backend,
+    carried in the catalogue patch by the tarball backend; cvmfs publishes into an existing
+    one) from ``policy`` or ``HEPBUNDLE_POLICY``; an existing one's policy is its trust root's
+    (:func:`.trust.repository_policy`)."""
+    from ..policy import policy_from_env
+    from .layout import is_repository
+    from .trust import repository_policy
+
+    fresh = backend in ("local", "tarball") and not is_repository(publisher.root)
+    given = (policy or policy_from_env()) if fresh else repository_policy(publisher.root, policy)
+    return fresh, given
+
+
+def _check_bundle(
+    b: Bundle,
+    publisher: Publisher,
+    given: TrustPolicy | None,
+    aliases: Sequence[str],
+    *,
+    allow_unsigned: bool,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[str, ...]:
+    """Refuse ``b`` unless ``publisher`` may publish it under ``given`` with ``aliases`` pointed
+    at it (approvals, a policy for a signed bundle, unsigned bundles, its verification); the
+    signer identities."""
+    from ..policy import no_policy_error
+
+    for a in aliases:
+        if given is not None and given.required_approvals(b.name, a):
+            raise RepositoryError(
+                f"the trust policy requires approvals to point {b.name}@{a} at a version",
+                hint=f"publish without --alias, have each role run 'hepbundle approve "
+                f"{b.ref} --as ROLE', then 'hepbundle alias {b.ref} {a}'",
+            )
+    if given is None and _is_signed(b):
+        raise no_policy_error(f"publishing {b.ref} into {publisher.root}")
+    if allow_unsigned and not publisher.accepts_unsigned and not _is_signed(b):
+        raise SignatureError(
+            f"{b.ref} is unsigned and the {publisher.backend} backend never publishes unsigned "
+            "bundles",
+            hint="sign it with 'hepbundle sign' first",
+        )
+    return verify_for_publish(
+        b,
+        policy=given,
+        allow_unsigned=allow_unsigned,
+        progress=progress,
+        contents=not publisher.verifies_on_copy,
+    )
 
 
 def publish_bytes(bundles: Sequence[Bundle], backend: str = "local") -> int:

@@ -87,6 +87,7 @@ __all__ = [
     "change_catalog",
     "check_copied",
     "check_not_conflicting",
+    "check_place_free",
     "copied_names",
     "copy_algorithms",
     "copy_bytes",
@@ -125,6 +126,16 @@ def check_not_conflicting(catalog: NameCatalog, record: VersionRecord) -> bool:
             hint="published versions are immutable: bump the version and publish again",
         )
     return True
+
+
+def check_place_free(root: Path, record: VersionRecord, name: str) -> None:
+    """Refuse to publish a version the catalogue does not know where a directory already is."""
+    final = root / record.path
+    if final.exists():
+        raise RepositoryError(
+            f"{final} exists but {name}@{record.version} is not in the catalogue",
+            hint="inspect it by hand: hepbundle never overwrites a bundle directory",
+        )
 
 
 def _ns(name: str) -> str:
@@ -293,12 +304,7 @@ def _stage(root: Path, req: PublishRequest, signed: NameCatalog) -> Path:
     write its intent (with the name's signed statements, which recovery puts in place if the
     publish is completed)."""
     rec, name = req.record, req.bundle.name
-    final = root / rec.path
-    if final.exists():
-        raise RepositoryError(
-            f"{final} exists but {name}@{rec.version} is not in the catalogue",
-            hint="inspect it by hand: hepbundle never overwrites a bundle directory",
-        )
+    check_place_free(root, rec, name)
     if req.adopt:
         work = _adopted_work_dir(root, req)
     else:
