@@ -22,6 +22,7 @@ from ..spec import validate
 __all__ = [
     "COMMON_KEYS",
     "DEFAULT_ROLES",
+    "ENTRY_ONLY_KEYS",
     "LWTNN_MAX_BYTES",
     "Content",
     "ImportMap",
@@ -34,6 +35,10 @@ __all__ = [
 #: the mapping keys every built-in importer reads (``defaults.version`` is listed on its own:
 #: only the importers that make versions up read it)
 COMMON_KEYS = frozenset({"format", "namespace", "defaults", "roles", "skip", "names"})
+
+#: the fields of a ``bundles:`` entry that select and place its files: the schema shares the
+#: entry's fields with ``defaults:``, where these would be ignored, so there they are errors
+ENTRY_ONLY_KEYS = ("name", "include", "exclude", "strip", "alias")
 
 #: roles of common model-store files when the mapping says nothing (first match wins)
 DEFAULT_ROLES: tuple[tuple[str, str], ...] = (
@@ -267,7 +272,7 @@ def load_map(path: str | Path | None) -> ImportMap:
         if isinstance(entry, dict) and "validity" in entry:
             entry["validity"] = plain_times(entry["validity"])
     validate(data, "import-map.schema.json", filename=str(p), lines=lines)
-    return ImportMap(
+    m = ImportMap(
         path=p.resolve(),
         namespace=data.get("namespace"),
         defaults=data.get("defaults", {}),
@@ -282,3 +287,11 @@ def load_map(path: str | Path | None) -> ImportMap:
         keys=frozenset(data)
         | ({"defaults.version"} if "version" in (data.get("defaults") or {}) else set()),
     )
+    for key in ENTRY_ONLY_KEYS:
+        if key in m.defaults:
+            raise SpecError(
+                f"{m.where('defaults', key)}defaults.{key}: a key of a bundles: entry, not a "
+                "default (no importer gives it to every bundle)",
+                hint="move it into the bundles: entry it belongs to (docs/migration.md)",
+            )
+    return m
