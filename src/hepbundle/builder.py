@@ -18,7 +18,7 @@ import re
 import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +27,7 @@ from ._base import __version__, created_timestamp, write_atomic
 from .bundle import Bundle
 from .digest import DEFAULT_ALGORITHM, algorithm, copy_and_hash, map_files
 from .errors import BuildError, PathError
-from .filemodes import publish_tree
+from .filemodes import publish_mode
 from .manifest import MANIFEST_FILENAME, FileEntry, Manifest, hashing_for
 from .paths import check_collisions, check_relpath, is_reserved
 from .provenance import capture as capture_provenance
@@ -88,6 +88,8 @@ class _Planned:
     src: Path
     dest: str
     role: str
+    #: the source's size when it was planned (its one ``stat`` of the plan)
+    size: int
 
 
 def build(
@@ -112,12 +114,12 @@ class BuildPlan:
     @property
     def source_bytes(self) -> int:
         """Bytes the spec's files add up to (to size a progress bar before writing)."""
-        return sum(p.src.stat().st_size for p in self.files)
+        return sum(p.size for p in self.files)
 
     @property
     def paths(self) -> list[tuple[str, str, int]]:
         """(bundle path, role, size) of every file the bundle will hold, sorted."""
-        out = [(p.dest, p.role, p.src.stat().st_size) for p in self.files]
+        out = [(p.dest, p.role, p.size) for p in self.files]
         out += [(d, role, len(data)) for d, (data, role) in self.generated.items()]
         return sorted(out)
 
@@ -165,14 +167,14 @@ def plan_files(spec: BundleSpec) -> list[_Planned]:
                 f"{spec.path}:{rule.line}: files: {rule.pattern!r} matches no file",
                 hint="fix the glob or mark the entry 'optional: true'",
             )
-        for src, rel in matches:
-            _check_regular(src, f"{spec.path}:{rule.line}: files:")
+        for src, rel, st in matches:
+            size = _check_regular(src, f"{spec.path}:{rule.line}: files:", st)
             dest = _placement(rule.to, src, rel, spec, rule.line)
             if dest in planned and planned[dest].src != src:
                 raise BuildError(
                     f"{spec.path}:{rule.line}: {src} and {planned[dest].src} both map to {dest!r}"
                 )
-            planned.setdefault(dest, _Planned(src, dest, rule.role))
+            planned.setdefault(dest, _Planned(src, dest, rule.role, size))
     if spec.model_card:
         card = (base / spec.model_card).resolve()
         if not card.is_file():
@@ -181,37 +183,51 @@ def plan_files(spec: BundleSpec) -> list[_Planned]:
             )
         dest = spec.model_card if _inside(card, base) else f"docs/{card.name}"
         if dest not in planned:
-            planned[dest] = _Planned(card, dest, "docs")
+            planned[dest] = _Planned(card, dest, "docs", _check_regular(card, "model_card:"))
     check_collisions(planned)
     return [planned[k] for k in sorted(planned)]
 
 
-def _check_regular(src: Path, where: str) -> None:
-    """Only regular files are packed: a FIFO would block the build, a device never ends."""
+def _check_regular(src: Path, where: str, st: os.stat_result | None = None) -> int:
+    """Only regular files are packed: a FIFO would block the build, a device never ends.
+    ``st``: ``src``'s stat if the caller has it. Returns the size."""
     try:
-        mode = src.stat().st_mode
+        if st is None:
+            st = os.stat(src)
     except OSError as e:
         raise BuildError(f"{where} cannot read {src}: {e.strerror}") from None
+    mode = st.st_mode
     if not stat.S_ISREG(mode):
         raise BuildError(
             f"{where} {src} is {describe_mode(mode)}; bundles hold regular files only",
             hint="remove it from the packed directory, or exclude it from the glob",
         )
+    return st.st_size
 
 
-def _expand(base: Path, pattern: str) -> list[tuple[Path, str]]:
+def _expand(base: Path, pattern: str) -> list[tuple[Path, str, os.stat_result | None]]:
     """Files matched by ``pattern``, each with its path relative to the pattern's anchor: the
     directory itself for a literal directory, the fixed prefix for a glob, the parent for a file.
-    A matched directory contributes every file under it."""
+    A matched directory contributes every file under it. A literal file (what importers give,
+    one rule per file) costs one ``stat``, returned with it (None: not taken)."""
     full = pattern if os.path.isabs(pattern) else str(base / pattern)
     wild = any(c in full for c in "*?[")
-    if wild:
+    if not wild:
+        try:
+            st = os.stat(full)
+        except OSError:
+            return []  # as glob finds nothing (or a dangling link, which is no file)
+        if stat.S_ISREG(st.st_mode):
+            return [(Path(full), os.path.basename(full), st)]
+        if not stat.S_ISDIR(st.st_mode):
+            return []  # neither a file nor a directory: matches no file
+        anchor, matches = Path(full), [full]
+    else:
         fixed = Path(re.split(r"[*?\[]", full, maxsplit=1)[0])
         anchor = fixed if str(fixed).endswith(os.sep) or fixed.is_dir() else fixed.parent
-    else:
-        anchor = Path(full) if Path(full).is_dir() else Path(full).parent
+        matches = sorted(glob.glob(full, recursive=True))
     out: list[tuple[Path, str]] = []
-    for m in sorted(glob.glob(full, recursive=True)):
+    for m in matches:
         mp = Path(m)
         if mp.is_dir():
             for dirpath, dirnames, names in os.walk(mp):
@@ -222,7 +238,7 @@ def _expand(base: Path, pattern: str) -> list[tuple[Path, str]]:
                 )
         elif mp.is_file():
             out.append((mp, os.path.relpath(mp, anchor)))
-    return [(src, rel.replace(os.sep, "/")) for src, rel in out]
+    return [(src, rel.replace(os.sep, "/"), None) for src, rel in out]
 
 
 def _placement(to: str | None, src: Path, rel_to_anchor: str, spec: BundleSpec, line: int) -> str:
@@ -267,15 +283,14 @@ def _stage_files(
     alg: str,
     written: dict[str, os.stat_result],
 ) -> tuple[FileEntry, ...]:
-    for d in sorted({str(Path(p.dest).parent) for p in planned}):
-        (stage / d).mkdir(parents=True, exist_ok=True)
+    _make_dirs(stage, (p.dest for p in planned))
     try:
         digests = map_files(
             lambda p: copy_and_hash(
                 p.src, stage / p.dest, alg, written=lambda st: written.__setitem__(p.dest, st)
             ),
             planned,
-            [p.src.stat().st_size for p in planned],
+            [p.size for p in planned],
             progress=progress,
         )
     except OSError as e:
@@ -301,15 +316,34 @@ def _write_generated(
 ) -> tuple[FileEntry, ...]:
     a = algorithm(alg)
     out = []
+    _make_dirs(stage, generated)
     for dest, (content, role) in sorted(generated.items()):
-        target = stage / dest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "xb") as f:
+        with open(stage / dest, "xb") as f:
             f.write(content)
             f.flush()
+            publish_mode(f.name, fd=f.fileno())
             written[dest] = os.fstat(f.fileno())
         out.append(FileEntry(dest, len(content), a.hex(content), role, algorithm=a.name))
     return tuple(out)
+
+
+def _make_dirs(stage: Path, dests: Iterable[str]) -> None:
+    """Make the directories of the bundle paths ``dests`` under ``stage``, each with its public
+    mode (files get theirs as they are written: no ``chmod`` after the build moves the identity
+    they were recorded with)."""
+    dirs: set[str] = set()
+    for dest in dests:
+        d = os.path.dirname(dest)
+        while d and d not in dirs:
+            dirs.add(d)
+            d = os.path.dirname(d)
+    for d in sorted(dirs):  # a parent sorts before its children
+        target = stage / d
+        try:
+            target.mkdir()
+        except FileExistsError:
+            continue  # made by the other list (files or generated ones)
+        publish_mode(target)
 
 
 def _metadata(spec: BundleSpec, opts: BuildOptions, captured: Mapping[str, Any]) -> dict[str, Any]:
@@ -395,8 +429,7 @@ def write(work: BuildPlan, opts: BuildOptions) -> Bundle:
             hashing=hashing_for(alg),
         ).with_meta(**work.meta)
         write_atomic(stage / MANIFEST_FILENAME, manifest.to_bytes())
-        publish_tree(stage)  # mkdtemp made it 0700: a bundle is read by every account
-        written = _unchanged_since_written(stage, written)
+        publish_mode(stage)  # mkdtemp made it 0700: a bundle is read by every account
         if opts.force and out.exists():
             signatures = sorted(p.name for p in out.glob("hepbundle*.sig"))
             if signatures:
@@ -445,25 +478,11 @@ def write_and_publish(
     return result, signed
 
 
-def _unchanged_since_written(
-    stage: Path, written: Mapping[str, os.stat_result]
-) -> dict[str, os.stat_result]:
-    """The identity of each staged file now (``publish_tree``'s chmod moved its ctime), for the
-    files whose inode, size and mtime are still those of right after this process wrote them;
-    any other file is left out and will be hashed when next checked."""
-    out = {}
-    for rel, st in written.items():
-        now = os.stat(stage / rel, follow_symlinks=False)
-        if (now.st_ino, now.st_size, now.st_mtime_ns) == (st.st_ino, st.st_size, st.st_mtime_ns):
-            out[rel] = now
-    return out
-
-
 def _vouched(b: Bundle, written: Mapping[str, os.stat_result]) -> Bundle:
     """The built bundle, with every file the build wrote recorded as verified: its digest is of
     the bytes this process wrote, and the identity (inode, size, mtime, ctime) is the file's
-    after the build set its mode, so any later write makes the record miss and the file is
-    hashed again. Recorded in the node cache (a later ``sign`` or ``publish`` on this node reads
+    after its last write, its mode already set (:func:`~hepbundle.digest.copy_and_hash`), so
+    any later write makes the record miss and the file is hashed again. Recorded in the node cache (a later ``sign`` or ``publish`` on this node reads
     no payload byte twice) or, with the cache off, in memory for this object only."""
     from .cache import VerificationCache, default_cache
 

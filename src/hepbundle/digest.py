@@ -27,6 +27,7 @@ import blake3
 
 from .config import settings
 from .errors import FormatError
+from .filemodes import publish_mode
 from .regular import open_regular
 
 __all__ = [
@@ -248,7 +249,9 @@ def copy_and_hash(
 
     The digest is of the bytes read from ``src`` and handed to ``write``, i.e. of the bytes the
     new file holds (the caller owns ``dst``, created here exclusively). ``written`` receives the
-    ``fstat`` of ``dst`` after the last write (the identity a later check compares with)."""
+    ``fstat`` of ``dst`` after the last write, once the file has its public mode
+    (:func:`~hepbundle.filemodes.publish_mode`, set through the descriptor): the identity a
+    later check compares with, which no later step of the caller moves."""
     a = algorithm(alg)
     h = a.new()
     buf, view = _buffer()
@@ -266,6 +269,7 @@ def copy_and_hash(
             if report:
                 report(n)
         if written is not None:
+            publish_mode(dst, fd=fout.fileno())
             written(os.fstat(fout.fileno()))
     return FileDigest(size, h.hexdigest(), a.name)
 
