@@ -209,24 +209,35 @@ def _check_entries(
 
 
 def _scan_extra(root: Path, listed: dict[str, FileEntry]) -> Iterable[Problem]:
-    """Files on disk that the manifest does not list, and path-rule violations among them."""
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        rel_dir = os.path.relpath(dirpath, root)
-        for name in sorted(filenames) + sorted(
-            d for d in dirnames if os.path.islink(Path(dirpath) / d)
-        ):
-            rel = name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/")
-            if rel_dir == "." and is_reserved(rel):
+    """Files on disk that the manifest does not list, and path-rule violations among them:
+    everything under ``root`` but directories (files, links of any kind, other nodes), each
+    typed by the directory listing (no ``stat`` per entry)."""
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        try:
+            listing = os.scandir(os.path.join(root, rel_dir) if rel_dir else root)
+        except OSError:
+            continue  # as os.walk: an unreadable directory hides nothing listed (those are checked)
+        with listing:
+            entries = sorted(listing, key=lambda e: e.name)
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            try:
+                real_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                real_dir = False
+            if real_dir:
+                stack.append(rel)
                 continue
-            if rel in listed:
+            if (not rel_dir and is_reserved(rel)) or rel in listed:
                 continue
             try:
                 check_relpath(rel)
             except PathError as e:
                 yield Problem("path", rel, str(e))
                 continue
-            full = Path(dirpath) / name
-            if full.is_symlink():
+            if entry.is_symlink():
                 try:
                     resolve_inside(root, rel)
                 except PathError as e:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import stat
 import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
@@ -104,24 +105,44 @@ def check_collisions(relpaths: Iterable[str]) -> None:
 
 class Resolver:
     """Joins bundle-relative paths to a root, refusing any whose parent directories resolve
-    outside it. Directory resolutions are cached, so checking many files costs one ``realpath``
-    per directory rather than one per path component per file."""
+    outside it. Each directory below the root is looked at once per resolver, with one
+    ``lstat``: a real directory under a directory inside the root is inside it; only a symbolic
+    link on the way costs a ``realpath`` (a file in a bundle of 5 directories costs no system
+    call here after the first five)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.real_root = os.path.realpath(root)
+        self._root_text = str(root)
+        self._real_root: str | None = None
         self._dirs: dict[str, bool] = {"": True}
+
+    @property
+    def real_root(self) -> str:
+        if self._real_root is None:
+            self._real_root = os.path.realpath(self.root)
+        return self._real_root
 
     def inside(self, real: str) -> bool:
         return real == self.real_root or real.startswith(self.real_root + os.sep)
 
-    def __call__(self, relpath: str) -> Path:
-        check_relpath(relpath)
-        parent = relpath.rpartition("/")[0]
+    def _dir_inside(self, parent: str) -> bool:
         ok = self._dirs.get(parent)
         if ok is None:
-            ok = self._dirs[parent] = self.inside(os.path.realpath(self.root / parent))
-        if not ok:
+            up, _, _ = parent.rpartition("/")
+            ok = self._dir_inside(up)
+            if ok:
+                try:
+                    mode = os.lstat(os.path.join(self._root_text, parent)).st_mode
+                except OSError:
+                    mode = 0  # missing: nothing is read through it (the file's stat says so)
+                if stat.S_ISLNK(mode):
+                    ok = self.inside(os.path.realpath(os.path.join(self._root_text, parent)))
+            self._dirs[parent] = ok
+        return ok
+
+    def __call__(self, relpath: str) -> Path:
+        check_relpath(relpath)
+        if not self._dir_inside(relpath.rpartition("/")[0]):
             raise PathError(f"path {relpath!r} resolves outside the bundle (symlink escape)")
         return self.root / relpath
 

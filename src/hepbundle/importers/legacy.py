@@ -346,6 +346,7 @@ def write_compat_tree(
     count = 0
     manifests: dict[tuple[str, str], Bundle] = {}
     placed: set[Path] = set()  # directories of links placed in this call: checked and made
+    real_out = os.path.realpath(out)
     for ns in sorted(set(namespaces)):
         hits = find_legacy(repo, namespace=ns)
         best = best_per_legacy(hits)
@@ -367,7 +368,10 @@ def write_compat_tree(
         for hit in chosen:
             rest = hit.legacy.partition(":")[2]
             link = _link_inside(
-                out, rest if layout == "latest" else f"{hit.name}/{hit.version}/{rest}", placed
+                out,
+                rest if layout == "latest" else f"{hit.name}/{hit.version}/{rest}",
+                placed,
+                real_out,
             )
             key = (hit.name, hit.version)
             if key not in manifests:
@@ -425,11 +429,13 @@ def _place_link(link: Path, rel: str, parent_made: bool = False) -> None:
     os.replace(tmp, link)
 
 
-def _link_inside(out: Path, legacy: str, placed: Collection[Path] = ()) -> Path:
+def _link_inside(
+    out: Path, legacy: str, placed: Collection[Path] = (), real_out: str | None = None
+) -> Path:
     """``out/legacy`` after checking the path rules on ``legacy`` and that no directory on the
     way is a symlink leading out of ``out``: the compat tree never writes outside itself.
     ``placed``: directories this writer has already checked and placed links in (not resolved
-    again)."""
+    again); ``real_out``: ``realpath(out)``, if the caller has it."""
     try:
         check_relpath(legacy)
     except PathError as e:
@@ -437,7 +443,8 @@ def _link_inside(out: Path, legacy: str, placed: Collection[Path] = ()) -> Path:
     link = out / legacy
     if link.parent in placed:
         return link
-    real_out = os.path.realpath(out)
+    if real_out is None:
+        real_out = os.path.realpath(out)
     existing = link.parent
     while not os.path.lexists(existing) and existing != out:
         existing = existing.parent

@@ -65,12 +65,18 @@ def verify_for_publish(
     publisher that verifies each byte as it copies it. An unsigned bundle is refused unless
     ``allow_unsigned``; a signed one is always verified.
     """
-    from .. import signing  # the signing layer: only publishers pay for importing it
-
     if contents:
         bundle.verify(progress=progress).raise_for_problems(bundle.ref)
     else:
         bundle.check_layout().raise_for_problems(bundle.ref)
+    return _signers(bundle, policy, allow_unsigned)
+
+
+def _signers(bundle: Bundle, policy: TrustPolicy | None, allow_unsigned: bool) -> tuple[str, ...]:
+    """The signature part of :func:`verify_for_publish`: the signers' identities under
+    ``policy``; an unsigned bundle refused unless ``allow_unsigned``."""
+    from .. import signing  # the signing layer: only publishers pay for importing it
+
     if not signing.is_signed(bundle):
         if not allow_unsigned:
             raise SignatureError(
@@ -191,7 +197,7 @@ def publish_many(
             say(f"verifying {b.ref}")
             signers = _check_bundle(
                 b, publisher, given, ((alias,) if alias is not None else ()) + more,
-                allow_unsigned=allow_unsigned, progress=progress,
+                allow_unsigned=allow_unsigned, progress=progress, adopt=adopt,
             )  # fmt: skip
         except HepbundleError as e:
             raise in_batch(e, b.ref, i, len(loaded)) from None
@@ -283,10 +289,14 @@ def _check_bundle(
     *,
     allow_unsigned: bool,
     progress: Callable[[int], None] | None = None,
+    adopt: bool = False,
 ) -> tuple[str, ...]:
     """Refuse ``b`` unless ``publisher`` may publish it under ``given`` with ``aliases`` pointed
     at it (approvals, a policy for a signed bundle, unsigned bundles, its verification); the
-    signer identities."""
+    signer identities. ``adopt``: ``b`` was built in the local repository's staging area, and
+    its files are checked where they will be moved, under the lock, just before the move (every
+    file against the build's records, the extras scan: the backend's staging step), so only its
+    signatures are checked here (a layout check would be a third pass over its files)."""
     from ..policy import no_policy_error
 
     for a in aliases:
@@ -304,6 +314,8 @@ def _check_bundle(
             "bundles",
             hint="sign it with 'hepbundle sign' first",
         )
+    if adopt:
+        return _signers(b, given, allow_unsigned)
     return verify_for_publish(
         b,
         policy=given,

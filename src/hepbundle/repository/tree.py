@@ -507,7 +507,8 @@ def _held(work: Path) -> bool:
 
 def copied_names(bundle: Bundle) -> list[str]:
     """What a publisher copies of a bundle: the payload, the manifest and the signature files."""
-    extra = [p.name for p in bundle.root.iterdir() if p.is_file() and is_reserved(p.name)]
+    with os.scandir(bundle.root) as listing:
+        extra = [e.name for e in listing if is_reserved(e.name) and e.is_file()]
     payload = {f.path for f in bundle.manifest.files}
     return sorted(payload | {n for n in extra if n != CVMFS_CATALOG_MARKER})
 
@@ -580,12 +581,20 @@ def _adopted_work_dir(root: Path, req: PublishRequest) -> Path:
     from elsewhere)."""
     b = req.bundle
     work = b.root.parent
-    if b.root.name != "bundle" or work.parent.resolve() != staging_dir(root, _ns(b.name)).resolve():
+    if b.root.name != "bundle" or not _same_dir(work.parent, staging_dir(root, _ns(b.name))):
         raise RepositoryError(
             f"{b.ref}: {b.root} is not a work directory of {root}'s staging area; only a bundle "
             "built there can be published by moving it"
         )
     return work
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are the same directory (two stats, not two ``realpath`` walks)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _check_adopted(bundle: Bundle, progress: Callable[[int], None] | None) -> None:
