@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,6 +15,7 @@ from ._trust import trust_options_with
 
 if TYPE_CHECKING:
     from ..importers.base import ImportPlan
+    from ..importers.preflight import Preflight
     from ..importers.run import ImportReport
     from ..policy import TrustPolicy
     from ..signing import Signer
@@ -98,6 +100,32 @@ def _print_refused(plan: ImportPlan) -> None:
             click.echo(f"    {s.what}: {s.reason}")
 
 
+def _counted(checked: Sequence[Preflight]) -> dict[str, Any]:
+    """The dry-run's check against the repository and the trust policy, as JSON."""
+    from ..importers.preflight import STATUSES
+
+    return {
+        **{s: sum(c.status == s for c in checked) for s in STATUSES},
+        "bundles": [c.to_json() for c in checked],
+    }
+
+
+def _print_preflight(checked: Sequence[Preflight] | None) -> None:
+    if checked is None:
+        click.echo(
+            "\npublishing not checked: give --repo and --key (or --allow-unsigned) as for the "
+            "import, and the dry-run says what it would do with each version"
+        )
+        return
+    counts = {k: v for k, v in _counted(checked).items() if k != "bundles" and v}
+    click.echo("\nthe import would: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    for c in checked:
+        if c.status != "new":
+            click.echo(
+                f"    {c.ref} [{c.origin}]: {c.status}" + (f": {c.detail}" if c.detail else "")
+            )
+
+
 def _print_report(report: ImportReport) -> None:
     from ..importers.run import FAILED, METADATA_CHANGED
 
@@ -145,7 +173,13 @@ def _print_report(report: ImportReport) -> None:
     type=FILE,
     help="Mapping YAML: namespace, defaults, roles, names, explicit bundles.",
 )
-@click.option("--dry-run", is_flag=True, help="Print the plan and provenance gaps; write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan and provenance gaps; write nothing. With --repo and --key (or "
+    "--allow-unsigned) as for the import: also what it would do with each version (new, "
+    "unchanged, conflict, refused by publishing and why).",
+)
 @click.option(
     "--allow-links-outside",
     "links_outside",
@@ -234,10 +268,28 @@ def import_(
         raise UsageError("--as ROLE names the role of the migration signature: give --key too")
     plan = plan_import(kind, source, mapping, allow_links_outside=links_outside)
     if dry_run:
+        checked = None
+        # given what the import would publish with, say what it would do with each version
+        if repo or signer is not None or allow_unsigned:
+            from ..importers.preflight import check_plan
+            from ..repository.publish import default_repo
+
+            checked = check_plan(
+                plan,
+                Path(repo) if repo else default_repo(),
+                backend=backend,
+                signer=signer,
+                role=role,
+                policy=trust,
+                allow_unsigned=allow_unsigned,
+            )
         if as_json:
-            emit_json(plan.to_json())
+            emit_json(
+                {**plan.to_json(), **({} if checked is None else {"publish": _counted(checked)})}
+            )
         else:
             _print_plan(plan)
+            _print_preflight(checked)
         return
     # signing, policy and publishing are imported only when importing
     from ..importers.run import FAILED, ImportOptions, run_import
