@@ -376,6 +376,20 @@ def test_legacy_lookup_reads_through_a_store_directory_link(
     assert code != 0 and "no imported file is recorded" in out, out  # 0.1.0 has no sub/
     rebuild_index(repo)  # the rule needs no record beyond the signed catalogue and manifests
     assert served("atlas:tauRecTools/current/rnn.onnx") == v1
+    # the store points its link at a new version that the import cannot publish (a stray copy
+    # in its place): the alias stays where it was, and the compat tree's link with it (it was
+    # written pointing at a directory no bundle file is in)
+    (gd / "tauRecTools/00-03-00").mkdir()
+    (gd / "tauRecTools/00-03-00/rnn.onnx").write_bytes(b"v3")
+    (gd / "tauRecTools" / "current").unlink()
+    (gd / "tauRecTools" / "current").symlink_to("00-03-00")
+    (repo / "bundles/atlas/taurectools/0.3.0").mkdir()
+    r = CliRunner().invoke(main, [*args, "--keep-going"])
+    assert r.exit_code == 2 and "1 failed" in r.output, r.output
+    assert read_name_catalog(repo, "atlas/taurectools").aliases["current"] == "0.1.0"
+    assert os.readlink(compat / "tauRecTools" / "current") == "00-01-00"
+    assert (compat / "tauRecTools/current/rnn.onnx").read_bytes() == v1
+    assert served("atlas:tauRecTools/current/rnn.onnx") == v1
 
 
 def test_dir_plan_inventories_every_entry_of_the_store(tmp_path: Path) -> None:

@@ -15,7 +15,9 @@ from hepbundle.builder import BuildOptions
 from hepbundle.cli import main
 from hepbundle.spec import BundleSpec
 
-from .import_fixtures import GROUPDATA, make_groupdata
+from .import_fixtures import GROUPDATA, make_groupdata, policy_env
+
+__all__ = ["policy_env"]  # fixture re-export
 
 
 def test_cli_keep_going_when_the_store_changes_under_one_version(
@@ -133,3 +135,25 @@ def test_cli_keep_going_when_publishing_would_refuse_one_version(
     assert "atlas/jettagcalibration@3.0.0" in _published_files(repo)
     assert (stray / "dl1.onnx").read_bytes() == b"another copy"  # never overwritten
     assert not list((repo / "bundles" / "atlas" / ".hepbundle-staging").iterdir())
+
+
+def test_keep_going_with_a_stray_version_directory_and_no_repository_yet(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    """A directory where a version would go, in a tree that is no repository yet (a half
+    copy): with --keep-going that version fails and the repository is made with the others."""
+    gd = make_groupdata(tmp_path / "GroupData")
+    repo = tmp_path / "repo"
+    stray = repo / "bundles/atlas/jettagcalibration/2.0.0"
+    stray.mkdir(parents=True)
+    args = ["import", "atlas-groupdata", str(gd), "--repo", str(repo), "--key", str(ec_key[0])]
+    r = CliRunner().invoke(main, [*args, "--keep-going"])
+    assert r.exit_code == 2, r.output
+    assert (
+        f"failed: atlas/jettagcalibration@2.0.0 [JetTagCalibration/v2]: {stray} exists but "
+        "atlas/jettagcalibration@2.0.0 is not in the catalogue"
+    ) in r.stdout
+    assert _published_files(repo) == {
+        "atlas/taurectools@0.1.0", "atlas/taurectools@0.2.0", "atlas/taurectools.r22_preprod@1.0.0"
+    }  # fmt: skip
+    assert list(stray.iterdir()) == []

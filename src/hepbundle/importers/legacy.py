@@ -384,14 +384,31 @@ def write_compat_tree(
     return count
 
 
-def write_alias_links(out: Path, aliases: Iterable[LegacyAlias]) -> int:
+def write_alias_links(out: Path, aliases: Iterable[LegacyAlias], *, repo: Path) -> int:
     """Keep the store's directory symlinks in a compat tree of the ``latest`` layout:
     ``out/tauRecTools/current`` → ``00-02-00`` (relative, like the store's own link), so a
     ``CALIBPATH`` consumer of ``tauRecTools/current/…`` reads the version the alias names.
-    Returns the number of links."""
+    Only an alias that ``repo``'s catalogue has at the version it was made for is written: the
+    store's link to a version the import did not publish (failed, a conflict) keeps the link it
+    had, as the catalogue keeps the alias (and ``path --legacy`` reads through it). Returns the
+    number of links."""
     out = out.absolute()
     count = 0
+    now: dict[str, dict[str, str]] = {}
     for a in aliases:
+        name, _, version = a.ref.partition("@")
+        if name not in now:
+            now[name] = dict(read_name_catalog(repo, name, missing_ok=True).aliases)
+        if now[name].get(a.alias) != version:
+            log.warning(
+                "compat tree: %s -> %s not written: %s@%s is not %s (not published by this import)",
+                a.link,
+                a.target,
+                name,
+                a.alias,
+                version,
+            )
+            continue
         link = _link_inside(out, a.link)
         _link_inside(out, a.target)  # the target obeys the same rules
         _place_link(link, os.path.relpath(out / a.target, link.parent))

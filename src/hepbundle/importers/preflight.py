@@ -33,6 +33,7 @@ from ..policy import TrustPolicy, policy_from_env
 from ..repository import make_publisher
 from ..repository.catalog import read_name_catalog
 from ..repository.layout import bundle_dir, is_repository
+from ..repository.tree import check_place_free
 from ..repository.trust import repository_policy
 from ..signing import Signer
 from .base import ImportPlan, PlannedBundle
@@ -155,11 +156,10 @@ def _refusal(
 ) -> str | None:
     """Why publishing would refuse the new version ``pb`` (None: it would not)."""
     name = pb.spec.name
-    if exists and bundle_dir(root, name, pb.spec.version).exists():
-        return (
-            f"{bundle_dir(root, name, pb.spec.version)} exists but {pb.ref} is not in the "
-            "catalogue (hepbundle never overwrites a bundle directory: inspect it by hand)"
-        )
+    try:
+        check_place_free(root, name, pb.spec.version)
+    except HepbundleError as e:
+        return f"{e.message} ({e.hint})"
     if signer is None:
         if allow_unsigned:
             return None

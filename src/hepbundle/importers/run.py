@@ -236,7 +236,7 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
             # signer, its version published meanwhile with other content, …) fails that bundle
             # only; the rest is published as one batch, all or nothing as ever
             bundles, to, how = _batch(built, target, opts)
-            refusals = check_publishable(bundles, to, **how)
+            refusals = check_publishable(bundles, to, **how, adopt=local)
             for (i, pb, _), err in zip(built, refusals, strict=True):
                 if err is not None:
                     log.error("%s [%s]: not published: %s", pb.ref, pb.origin, err)
@@ -257,7 +257,7 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
         namespaces = {b.spec.namespace for b in plan.bundles}
         links = write_compat_tree(repo, opts.compat_tree, namespaces, layout=opts.compat_layout)
         if opts.compat_layout == "latest":  # the store's directory links, as aliases
-            links += write_alias_links(opts.compat_tree, plan.legacy_aliases)
+            links += write_alias_links(opts.compat_tree, plan.legacy_aliases, repo=repo)
     done_all = tuple(o for o in outcomes if o is not None)
     return ImportReport(plan, done_all, links, time.monotonic() - start)
 

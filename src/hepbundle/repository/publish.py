@@ -231,15 +231,16 @@ def check_publishable(
     policy: TrustPolicy | None = None,
     allow_unsigned: bool = False,
     aliases: Sequence[Sequence[str]] | None = None,
+    adopt: bool = False,
 ) -> list[HepbundleError | None]:
     """What :func:`publish_many` would refuse of each bundle on its own (None: nothing), writing
     nothing: the checks of its verification (layout, signatures under the policy it would use,
     approvals its ``aliases`` need), then the repository's catalogue — the version published
     with other content, a directory in its place the catalogue does not know, an alias it
     cannot take. For a caller that publishes the others (``hepbundle import --keep-going``);
-    :func:`publish_many` checks everything again, under the repository's lock."""
+    :func:`publish_many` checks everything again, under the repository's lock. ``adopt``: as
+    for :func:`publish_many` (the layout is checked when the bundle is staged)."""
     from .catalog import read_name_catalog
-    from .layout import is_repository
     from .tree import check_not_conflicting, check_place_free
 
     publisher = make_publisher(backend, repo)
@@ -248,15 +249,15 @@ def check_publishable(
     for i, b in enumerate(bundles):
         more = tuple(aliases[i]) if aliases is not None else ()
         try:
-            _check_bundle(b, publisher, given, more, allow_unsigned=allow_unsigned)
-            if is_repository(publisher.root):
-                cat = read_name_catalog(publisher.root, b.name, missing_ok=True)
-                rec = VersionRecord.from_bundle(b)
-                if not check_not_conflicting(cat, rec):
-                    check_place_free(publisher.root, rec, b.name)
-                    cat = cat.with_version(rec)
-                for a in more:
-                    cat = cat.with_alias(a, rec.version)
+            _check_bundle(b, publisher, given, more, allow_unsigned=allow_unsigned, adopt=adopt)
+            rec = VersionRecord.from_bundle(b)
+            # (no repository yet: an empty catalogue, and a directory in the way still refused)
+            cat = read_name_catalog(publisher.root, b.name, missing_ok=True)
+            if not check_not_conflicting(cat, rec):
+                check_place_free(publisher.root, b.name, b.version)
+                cat = cat.with_version(rec)
+            for a in more:
+                cat = cat.with_alias(a, rec.version)
         except HepbundleError as e:
             out.append(e)
         else:

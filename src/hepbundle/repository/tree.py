@@ -63,6 +63,7 @@ from .index import upsert_name, upsert_names, writable_index
 from .layout import (
     CVMFS_CATALOG_MARKER,
     bump_serial,
+    bundle_dir,
     ensure_namespace,
     ensure_repository,
     is_repository,
@@ -128,12 +129,12 @@ def check_not_conflicting(catalog: NameCatalog, record: VersionRecord) -> bool:
     return True
 
 
-def check_place_free(root: Path, record: VersionRecord, name: str) -> None:
+def check_place_free(root: Path, name: str, version: str) -> None:
     """Refuse to publish a version the catalogue does not know where a directory already is."""
-    final = root / record.path
+    final = bundle_dir(root, name, version)
     if final.exists():
         raise RepositoryError(
-            f"{final} exists but {name}@{record.version} is not in the catalogue",
+            f"{final} exists but {name}@{version} is not in the catalogue",
             hint="inspect it by hand: hepbundle never overwrites a bundle directory",
         )
 
@@ -304,7 +305,7 @@ def _stage(root: Path, req: PublishRequest, signed: NameCatalog) -> Path:
     write its intent (with the name's signed statements, which recovery puts in place if the
     publish is completed)."""
     rec, name = req.record, req.bundle.name
-    check_place_free(root, rec, name)
+    check_place_free(root, name, rec.version)
     if req.adopt:
         work = _adopted_work_dir(root, req)
     else:
