@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 import hepbundle
+from hepbundle.cli import main
 from hepbundle.importers import plan_import
 from hepbundle.importers.run import ImportOptions, run_import
 from hepbundle.repository.catalog import read_name_catalog
@@ -392,3 +394,72 @@ def test_a_validity_tag_becomes_the_scope_and_a_bad_one_refuses_the_version(
     (refused,) = plan.refused
     assert refused.what == "tau-id v3" and "last 1 is before first 9" in refused.reason
     assert "MLflow tag validity of tau-id v3" in refused.reason
+
+
+def test_run_user_source_and_registry_stage_as_the_store_means_them(tmp_path: Path) -> None:
+    """A run started in a container (``mlflow.user`` root) from a script (``mlflow.source.name``
+    a path) gives no author and no code pin, each with a note saying why, never root and a
+    script path as the repository (then ``reproduce --check`` fails); a project run from git
+    gives its URL; the registry stage is recorded, and the one version in Production or Staging
+    gets the alias ``production``/``staging`` (two in Production: none, said in the plan)."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.create_experiment("tau", artifact_location=(tmp_path / "artifacts").as_uri())
+    commit = "3" * 40
+    runs = {
+        ("tau-id", 1): {"mlflow.user": "root", "mlflow.source.name": "/home/jdoe/train.py",
+                        "mlflow.source.git.commit": commit},
+        ("tau-id", 2): {"mlflow.user": "jdoe",
+                        "mlflow.source.name": "https://gitlab.cern.ch/atlas-tau/tau-id.git",
+                        "mlflow.source.git.commit": commit},
+        ("jet", 1): {"mlflow.user": "jdoe"},
+        ("jet", 2): {"mlflow.user": "jdoe"},
+    }  # fmt: skip
+    for model in ("tau-id", "jet"):
+        client.create_registered_model(model)
+    for (model, version), tags in runs.items():
+        rid = client.create_run(exp, tags=tags).info.run_id
+        stage = tmp_path / "stage" / rid / "model"
+        stage.mkdir(parents=True)
+        (stage / "model.onnx").write_bytes(f"{model}-{version}".encode() * 100)
+        client.log_artifacts(rid, str(stage), artifact_path="model")
+        client.set_terminated(rid)
+        client.create_model_version(model, source=f"runs:/{rid}/model", run_id=rid)
+    for model, version, stage_name in (
+        ("tau-id", 1, "Production"),
+        ("tau-id", 2, "Staging"),
+        ("jet", 1, "Production"),
+        ("jet", 2, "Production"),
+    ):
+        client.transition_model_version_stage(model, str(version), stage_name)  # fmt: skip
+
+    plan = plan_import("mlflow", uri)
+    by_ref = {b.ref: b for b in plan.bundles}
+    v1, v2 = by_ref["mlflow/tau-id@1.0.0"], by_ref["mlflow/tau-id@2.0.0"]
+    assert v1.spec.authors == () and "code" not in v1.spec.sections
+    assert v1.gap_notes()["authors"] == (
+        "mlflow.user is 'root', an account, not a person (kept in extra.import.mlflow.user): "
+        "set defaults.authors"
+    )
+    assert v1.gap_notes()["code"] == (
+        "mlflow.source.name is '/home/jdoe/train.py', no repository URL: set defaults.code"
+    )
+    assert v2.spec.sections["code"] == {
+        "repository": "https://gitlab.cern.ch/atlas-tau/tau-id.git", "commit": commit
+    }  # fmt: skip
+    assert v2.spec.authors == ({"name": "jdoe"},) and "authors" not in v2.gap_notes()
+    record = {r: by_ref[r].extra_meta["extra"]["import"]["mlflow"] for r in by_ref}
+    assert (record["mlflow/tau-id@1.0.0"]["stage"], record["mlflow/tau-id@1.0.0"]["user"]) == (
+        "Production", "root"
+    )  # fmt: skip
+    assert record["mlflow/jet@2.0.0"]["stage"] == "Production"
+    assert (v1.aliases, v2.aliases) == (("production",), ("staging",))
+    assert by_ref["mlflow/jet@1.0.0"].aliases == by_ref["mlflow/jet@2.0.0"].aliases == ()
+    assert any(
+        s.what == "jet" and s.reason.startswith("stage Production on versions 1, 2: no alias")
+        for s in plan.skipped
+    )
+    text = CliRunner().invoke(main, ["import", "mlflow", uri, "--dry-run"]).output
+    assert "provenance note: authors: mlflow.user is 'root', an account" in text

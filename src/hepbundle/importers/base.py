@@ -85,6 +85,8 @@ class PlannedBundle:
     materialize: Callable[[Path], Path] | None = None
     #: which rule of the importer produced the name and the version (shown in the plan)
     rule: str = ""
+    #: what the importer says of a gap item (``authors``: why the store's user is no author)
+    notes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -118,7 +120,7 @@ class PlannedBundle:
         unresolved because no Rucio client configuration is present here; the fields of the
         I/O signature the store did not know."""
         notes = {"io": io_gap_note(self.extra_meta.get("io") or self.spec.sections.get("io"))}
-        return self._data_note() | notes
+        return {**self.notes, **self._data_note(), **notes}
 
     def _data_note(self) -> dict[str, str]:
         dids = [
@@ -410,6 +412,7 @@ def make_bundle(
     materialize: Callable[[Path], Path] | None = None,
     where: str = "",
     rule: str = "",
+    notes: Mapping[str, str] | None = None,
 ) -> PlannedBundle:
     """A :class:`PlannedBundle` from files and metadata (mapping defaults and entry fields, or
     what the store recorded), checking the name, the version and the file names."""
@@ -451,4 +454,5 @@ def make_bundle(
         aliases=tuple(aliases),
         materialize=materialize,
         rule=rule,
+        notes=dict(notes or {}),
     )

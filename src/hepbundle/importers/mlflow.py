@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -132,10 +133,15 @@ class MlflowImporter:
                 by_version: dict[str, list[str]] = {}
                 for alias, v in (rm.aliases or {}).items():
                     by_version.setdefault(str(v), []).append(alias)
-                for mv in sorted(
+                versions = sorted(
                     client.search_model_versions(f"name='{rm.name}'"),
                     key=lambda mv: int(mv.version),
-                ):
+                )
+                staged, why = stage_aliases(versions, set(rm.aliases or {}))
+                for v, alias in staged.items():
+                    by_version.setdefault(v, []).append(alias)
+                skipped += [Skipped(rm.name, w) for w in why]
+                for mv in versions:
                     if not mv.run_id:
                         skipped.append(Skipped(f"{rm.name} v{mv.version}", "no run recorded"))
                         continue
@@ -205,12 +211,26 @@ class MlflowImporter:
         license_ = (mv.tags or {}).get("license") or (rm.tags or {}).get("license")
         if license_ and not meta.get("license"):
             meta["license"] = license_
-        if tags.get("mlflow.user") and not meta.get("authors"):
-            meta["authors"] = [tags["mlflow.user"]]
+        notes: dict[str, str] = {}
+        user = str(tags.get("mlflow.user") or "")
+        if user and not meta.get("authors"):
+            if user in SYSTEM_ACCOUNTS:
+                notes["authors"] = (
+                    f"mlflow.user is {user!r}, an account, not a person (kept in "
+                    "extra.import.mlflow.user): set defaults.authors"
+                )
+            else:
+                meta["authors"] = [user]
         commit = tags.get("mlflow.source.git.commit")
-        repo = tags.get("mlflow.source.git.repoURL") or tags.get("mlflow.source.name")
+        repo = tags.get("mlflow.source.git.repoURL") or _remote(tags.get("mlflow.source.name"))
         if commit and repo and "code" not in meta:
             meta["code"] = {"repository": repo, "commit": commit}
+        elif "code" not in meta and tags.get("mlflow.source.name"):
+            notes["code"] = (
+                f"mlflow.source.name is {tags['mlflow.source.name']!r}, no repository"
+                + (" URL" if commit else " URL and no mlflow.source.git.commit")
+                + ": set defaults.code"
+            )
         if "metrics" not in meta and run.data.metrics:
             # the same records the training capture derives, so the two agree
             meta["metrics"] = [split_metric(k, v) for k, v in sorted(run.data.metrics.items())]
@@ -237,6 +257,8 @@ class MlflowImporter:
             "source": source,
             "tags": user_tags,
             "params": dict(sorted(run.data.params.items())),
+            **({"user": user} if user else {}),
+            **({"stage": stage} if (stage := _stage(mv)) else {}),
         }
         return make_bundle(
             name=name,
@@ -248,7 +270,56 @@ class MlflowImporter:
             extra_meta={**extra_meta, "extra": {"import": {"kind": "mlflow", "mlflow": record}}},
             aliases=aliases,
             rule=f"registered model version {mv.version} → {mv.version}.0.0",
+            notes=notes,
         ), left
+
+
+#: ``mlflow.user`` values that are accounts, not people: never an author (a run started in a
+#: container or a CI job records ``root``)
+SYSTEM_ACCOUNTS = frozenset({"root", "nobody", "jovyan", "runner", "daemon"})
+
+#: the registry stages a hepbundle alias is made of (lower-cased), when one version has it
+STAGE_ALIASES = ("Production", "Staging")
+
+
+def _remote(source_name: str | None) -> str | None:
+    """``mlflow.source.name`` as a code repository when it is a remote URL (a project run from
+    git: ``https://github.com/…``, ``git@host:path``); None for a script path or a local
+    project (``/home/u/train.py``, ``file:///…``), which no one can clone."""
+    text = str(source_name or "").strip()
+    if re.match(r"^(https?|ssh|git)://[^/\s]+/\S+$", text) or re.match(
+        r"^[\w.-]+@[\w.-]+:\S+$", text
+    ):
+        return text
+    return None
+
+
+def _stage(mv: Any) -> str | None:
+    """The model version's registry stage (``Production``, ``Staging``, ``Archived``; None for
+    MLflow's ``None``)."""
+    stage = str(getattr(mv, "current_stage", None) or "")
+    return stage if stage and stage != "None" else None
+
+
+def stage_aliases(versions: list[Any], taken: set[str]) -> tuple[dict[str, str], list[str]]:
+    """The aliases the registry stages give (``production`` → version, when exactly one
+    version of the model is in ``Production`` and no registered-model alias has that name),
+    and why the others give none."""
+    out: dict[str, str] = {}
+    why: list[str] = []
+    for stage in STAGE_ALIASES:
+        holders = [str(mv.version) for mv in versions if _stage(mv) == stage]
+        alias = stage.lower()
+        if len(holders) == 1 and alias not in taken:
+            out[holders[0]] = alias
+        elif len(holders) > 1:
+            why.append(
+                f"stage {stage} on versions {', '.join(holders)}: no alias {alias!r} (which "
+                "one?); recorded in each version's extra.import.mlflow.stage"
+            )
+        elif holders:
+            why.append(f"stage {stage}: no alias {alias!r}, a registered-model alias has it")
+    return out, why
 
 
 #: the model-version (else registered-model) tag holding a validity scope: the section of
