@@ -260,3 +260,45 @@ def test_build_publish_copies_each_byte_once(
     assert [list(d.iterdir()) for d in staging_dirs(repo)] == [[]]
     r = CliRunner().invoke(main, [*args, "-o", str(tmp_path / "x")])
     assert r.exit_code == 2 and "--publish builds into the repository" in r.output
+
+
+@pytest.mark.parametrize("cache", ["node-cache", "no-cache"])
+def test_build_sign_publish_move_writes_each_byte_once(
+    model_dir: Path,
+    tmp_path: Path,
+    ec_key: tuple[Path, Path],
+    reads: Reads,
+    monkeypatch: pytest.MonkeyPatch,
+    cache: str,
+) -> None:
+    """build → sign → publish --move: the build's copy is the only one; with the node cache
+    neither sign nor publish reads a payload byte (the build's records vouch for the moved
+    files), without it each of them hashes the payload once (the Bundle objects here are
+    reopened from the paths, as three commands would)."""
+    if cache == "no-cache":
+        monkeypatch.setenv("HEPBUNDLE_NO_CACHE", "1")
+    b = hepbundle.build(model_dir, tmp_path / "b")
+    n = _payload(b)
+    sign(b.root, KeySigner(ec_key[0]))
+    res = publish(
+        b.root, tmp_path / "repo", policy=TrustPolicy.from_flags(keys=[ec_key[1]]), move=True
+    )
+    assert res.status == "published" and not b.root.exists()
+    assert (reads.copied, reads.hashed) == (n, 0 if cache == "node-cache" else 2 * n)
+    reads.hashed = 0
+    assert hepbundle.Bundle.load(res.path).verify().ok and reads.hashed == n
+
+
+def test_publish_move_refuses_a_file_changed_after_the_build(
+    signed: hepbundle.Bundle, ec_key: tuple[Path, Path], tmp_path: Path, reads: Reads
+) -> None:
+    """The build's record no longer matches a file rewritten after it (same size, mtime set
+    back: the ctime moved), so publish --move hashes that file, and only it, where it landed,
+    and refuses it: nothing published, the bundle back where it was."""
+    _rewrite_same_size_keep_mtime(signed.root / "model" / "weights.bin")
+    repo = tmp_path / "repo"
+    with pytest.raises(IntegrityError, match=r"modified model/weights.bin"):
+        publish(signed.root, repo, policy=TrustPolicy.from_flags(keys=[ec_key[1]]), move=True)
+    assert (reads.hashed, reads.copied) == (signed.manifest.file("model/weights.bin").size, 0)
+    assert not list(repo.glob("bundles/**/hepbundle.json"))
+    assert (signed.root / "hepbundle.json").is_file()

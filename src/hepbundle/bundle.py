@@ -110,6 +110,25 @@ class Bundle:
         b._io = io_signature_of(manifest.meta, source=f"{mpath}: io", schema_checked=True)
         return b
 
+    def relocated(self, root: Path) -> Bundle:
+        """This bundle after its directory was renamed to ``root`` (``publish --move``): the
+        same manifest (as read at open), checked signature and signature files and node cache;
+        no file counts as verified in the new place."""
+        b = Bundle(
+            root,
+            self.manifest,
+            self.manifest_digest,
+            verify_files=self.verify_files,
+            manifest_data=self._manifest_data,
+        )
+        b.signature, b.signature_files, b.cache, b._io = (
+            self.signature,
+            self.signature_files,
+            self.cache,
+            self._io,
+        )
+        return b
+
     @property
     def name(self) -> str:
         return self.manifest.name

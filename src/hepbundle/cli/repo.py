@@ -69,6 +69,14 @@ _backend_option = click.option(
     type=DIRECTORY,
     help="tarball: directory for the tar files (default: current directory).",
 )
+@click.option(
+    "--move",
+    is_flag=True,
+    help="local: move each BUNDLE directory into the repository instead of copying it (it is "
+    "gone from where it was afterwards; put back if nothing is published). The bundle must be "
+    "on the repository's file system; its files are checked where they land, from the build's "
+    "records (else hashed once), and each must have one link and no writer.",
+)
 @json_option
 def publish(
     bundles: tuple[Path, ...],
@@ -81,6 +89,7 @@ def publish(
     expires_days: float | None,
     lease: str | None,
     out: Path | None,
+    move: bool,
     as_json: bool,
 ) -> None:
     """Verify each BUNDLE (digests, signature, policy) and publish them into the repository.
@@ -91,13 +100,20 @@ def publish(
     no-op; a different bundle under a published version is refused. A crash leaves the
     repository as it was or with the versions fully catalogued. --json prints one object for
     one bundle, a list for several.
+
+    --move (local backend) publishes a bundle built on the repository's file system without
+    writing its bytes a second time: the directory is renamed into the repository, checked
+    there and moved into place, so it is no longer where it was. Nothing is ever hard-linked.
     """
+    if move and backend != "local":
+        raise click.UsageError(f"--move publishes into a local repository, not --backend {backend}")
     loaded = [Bundle.load(b) for b in bundles]
     what = loaded[0].ref if len(loaded) == 1 else f"{len(loaded)} bundles"
     after = "writing the catalogue and index" + (
         ", then cvmfs_server publish" if backend == "cvmfs" else ""
     )
-    total = _repo.publish_bytes(loaded, backend)
+    # a move hashes only what the build's records do not vouch for: no byte count to show
+    total = 0 if move else _repo.publish_bytes(loaded, backend)
     with progress_bar(total, f"publishing {what}", after=after) as bar:
         results = _repo.publish_many(
             loaded,
@@ -112,6 +128,7 @@ def publish(
             stage=bar.stage if bar else None,
             statement_signer=_statement_signer(sign_key),
             expires_days=expires_days,
+            move=move,
         )
     if as_json:
         emit_json(results[0].to_json() if len(results) == 1 else [r.to_json() for r in results])
@@ -119,8 +136,9 @@ def publish(
     for msg in dict.fromkeys(m for r in results for m in r.recovered):
         click.echo(f"note: {msg}", err=True)
     tail = f", alias {alias}" if alias else ""
-    for res in results:
-        click.echo(f"{res.status} {res.ref} -> {res.path} ({res.backend}{tail})")
+    for res, b in zip(results, loaded, strict=True):
+        how = f", moved from {b.root}" if move and res.status == "published" else ""
+        click.echo(f"{res.status} {res.ref} -> {res.path} ({res.backend}{tail}{how})")
     for cmd in dict.fromkeys(c for r in results for c in r.commands):
         click.echo(f"  then run: {cmd}")
 

@@ -3,8 +3,8 @@
 Modules inside, bottom to top (the package's place among the layers is in docs/design.md):
 ``refs`` (REF syntax, SemVer order), ``layout`` (paths, ``repository.json``), ``catalog`` (the
 per-name JSON files, the source of truth), ``index`` (the derived SQLite search index),
-``lock``, ``publisher`` (the :class:`Publisher` interface), ``tree`` (crash-safe changes of a
-tree), ``_publishers/`` (one module per backend, and the factory), ``publish`` (verification,
+``lock``, ``publisher`` (the :class:`Publisher` interface), ``_move`` (``publish --move``: a
+bundle directory renamed in and checked, or put back), ``tree`` (crash-safe changes of a tree), ``_publishers/`` (one module per backend, and the factory), ``publish`` (verification,
 batches), ``operations`` (alias, yank, rebuild) and ``records`` (evaluation records appended to
 versions). Looking a REF up is :mod:`hepbundle.resolver`. The normative format is ``bundle-spec/repository.md``.
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from ..bundle import Bundle
 from ..config import settings
 from ..errors import HepbundleError, RepositoryError, SignatureError
+from ._move import check_movable
 from ._publishers import make_publisher, publisher_class
 from .catalog import VersionRecord, check_alias
 from .publisher import Publisher, PublishRequest, PublishResult
@@ -102,13 +103,14 @@ def publish(
     progress: Callable[[int], None] | None = None,
     statement_signer: Signer | None = None,
     expires_days: float | None = None,
+    move: bool = False,
 ) -> PublishResult:
     """Verify ``bundle`` (digests, signature, policy) and publish it with ``backend``.
 
     Nothing is made visible before the verification passed: every backend checks layout and
     signatures first and every digest on the copy into the repository or the tar (one read of
     each byte). See :func:`make_publisher`, and
-    :func:`publish_many` for the policy, the trust root and ``statement_signer``."""
+    :func:`publish_many` for the policy, the trust root, ``statement_signer`` and ``move``."""
     return publish_many(
         [bundle],
         repo,
@@ -121,6 +123,7 @@ def publish(
         progress=progress,
         statement_signer=statement_signer,
         expires_days=expires_days,
+        move=move,
     )[0]
 
 
@@ -140,6 +143,7 @@ def publish_many(
     aliases: Sequence[Sequence[str]] | None = None,
     stage: Callable[[str], None] | None = None,
     adopt: bool = False,
+    move: bool = False,
 ) -> list[PublishResult]:
     """Verify every bundle, then publish them all in one step of ``backend``: all or nothing.
 
@@ -163,11 +167,18 @@ def publish_many(
     is being done (``verifying <ref>``, ``publishing into <repo>``); ``progress`` is given
     :func:`publish_bytes` bytes in all. ``adopt`` (local backend; importers): every bundle was
     built by this process in a :class:`~.tree.LiveWorkDir` of this repository and is moved into
-    place after the same checks, from the build's records, instead of copied.
+    place after the same checks, from the build's records, instead of copied. ``move`` (local
+    backend; ``hepbundle publish --move``): every bundle directory, on the repository's file
+    system, is renamed into the staging area, checked there (the build's records in the node
+    cache, else one hash of each file; see ``repository/_move.py``) and moved into place: it is
+    gone from where it was, or put back when nothing is published. A version already published
+    with the same content (``unchanged``) is not moved.
     """
     say = stage or (lambda _text: None)
-    if adopt and backend != "local":
-        raise ValueError("adopt=True publishes bundles built in a local repository's staging area")
+    if (adopt or move) and backend != "local":
+        raise ValueError("adopt and move publish into a local repository")
+    if adopt and move:
+        raise ValueError("adopt and move exclude each other")
     if not bundles:
         raise RepositoryError("nothing to publish: no bundle given")
     if aliases is not None and len(aliases) != len(bundles):
@@ -194,6 +205,8 @@ def publish_many(
     for i, b in enumerate(loaded):
         more = tuple(aliases[i]) if aliases is not None else ()
         try:
+            if move:
+                check_movable(b, publisher.root)
             say(f"verifying {b.ref}")
             signers = _check_bundle(
                 b, publisher, given, ((alias,) if alias is not None else ()) + more,
@@ -214,6 +227,7 @@ def publish_many(
                 policy=given,
                 expires_days=expires_days,
                 adopt=adopt,
+                move=move,
             )
         )
     say(f"publishing into {publisher.root} ({backend})")

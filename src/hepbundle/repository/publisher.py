@@ -48,6 +48,10 @@ class PublishRequest:
     #: area (``tree.LiveWorkDir``): it is checked against the build's records and moved into
     #: place instead of copied (local backend)
     adopt: bool = False
+    #: the bundle's directory is renamed into the staging area and checked there (from the
+    #: build's records in the node cache) instead of copied, then moved into place: it is gone
+    #: from where it was (``publish --move``, local backend; ``repository/_move.py``)
+    move: bool = False
 
     @property
     def aliases(self) -> tuple[str, ...]:

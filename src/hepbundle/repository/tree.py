@@ -6,7 +6,8 @@ Publishing one version (the caller holds the repository lock):
    written and comparing every payload digest with the manifest, ``hepbundle.json`` with the
    manifest digest read at open and every signature file with the bytes whose signature was
    checked (this comparison *is* the verification of the published copy: the staged file
-   holds exactly the bytes hashed, in a directory only the publisher writes);
+   holds exactly the bytes hashed, in a directory only the publisher writes) — or, with
+   ``move`` (:mod:`._move`), rename the bundle directory there and check it where it landed;
 2. write ``intent.json`` (name, version record, aliases) into the work directory;
    then, once for the whole batch, make every staged file, directory and intent durable with
    one ``syncfs`` (:func:`~hepbundle._base.sync_filesystem`) — not an fsync per file: a batch
@@ -58,6 +59,7 @@ from ..filemodes import make_dirs, publish_mode, publish_tree
 from ..manifest import MANIFEST_FILENAME, canonical_json
 from ..paths import is_reserved
 from ._crash import crash_point
+from ._move import check_sole, give_back, move_in
 from .catalog import NameCatalog, VersionRecord, read_name_catalog, write_name_catalog
 from .index import upsert_name, upsert_names, writable_index
 from .layout import (
@@ -224,7 +226,7 @@ def install_many(root: Path, requests: Sequence[PublishRequest]) -> list[Install
         for work, final in reversed(renamed):  # put back what became visible: all or nothing
             os.rename(final, work / "bundle")
         for work, _ in staged:
-            shutil.rmtree(work, ignore_errors=True)
+            _discard(work)
         raise
     changed = [after[n] for n in names if after[n] != before[n]]
     works = [(w, req.bundle.name) for (w, _), req in zip(staged, fresh_requests, strict=True)]
@@ -295,7 +297,7 @@ def _stage_all(
     if failed:
         for d in done:
             if isinstance(d, Path):
-                shutil.rmtree(d, ignore_errors=True)
+                _discard(d)
         raise failed[0]
     return [d for d in done if isinstance(d, Path)]
 
@@ -314,6 +316,11 @@ def _stage(root: Path, req: PublishRequest, signed: NameCatalog) -> Path:
         stage = work / "bundle"
         if req.adopt:
             _check_adopted(req.bundle, req.progress)
+        elif req.move:
+            moved = move_in(req.bundle, work)
+            publish_tree(stage)  # the build set these modes: normally nothing to change
+            check_sole(moved, copied_names(moved))
+            _check_adopted(moved, req.progress)
         else:
             _copy_bundle(req.bundle, stage, req.progress)
         crash_point("staged")
@@ -336,9 +343,15 @@ def _stage(root: Path, req: PublishRequest, signed: NameCatalog) -> Path:
             (work / _INTENT).write_bytes(canonical_json(intent))  # synced with the batch
         crash_point("intent-written")
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        _discard(work)
         raise
     return work
+
+
+def _discard(work: Path) -> None:
+    """Remove a work directory that publishes nothing, putting a moved bundle back first."""
+    give_back(work)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def change_catalog(
@@ -641,6 +654,9 @@ def recover(root: Path, *, only: Sequence[str] | None = None) -> list[str]:
             cat = read_name_catalog(root, intent["name"], missing_ok=True)
             _reindex(root, cat, work)
             done.append(f"re-indexed {intent['name']} after an interrupted change")
+        back = give_back(work)  # a publish --move that never became visible
+        if back is not None:
+            done.append(back)
         shutil.rmtree(work, ignore_errors=True)
     for msg in done:
         log.warning("recovered %s: %s", root, msg)
