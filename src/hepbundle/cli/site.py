@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from ..repository import default_repo
-from ..site import build_site
 from ._common import emit_json, json_option
 from ._options import repository_option
 from .repo import catalog
@@ -33,6 +32,10 @@ def html(repo: str | None, out: Path, as_json: bool) -> None:
     The site has relative links only: open OUTPUT/index.html from disk, serve it with any static
     web server, or publish it next to the bundles (e.g. /cvmfs/REPO/site/).
     """
+    # imported here: this module extends the `catalog` group, so every command of cli/repo.py
+    # (publish, find, …) loads it, and the site's jinja2 + markdown-it cost ~0.05-0.1 s
+    from ..site import build_site
+
     res = build_site(Path(repo) if repo else default_repo(), out)
     if as_json:
         emit_json(
