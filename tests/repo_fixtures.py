@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -144,3 +145,12 @@ def index_rows(root: Path) -> int:
 def catalog_path(root: Path, name: str) -> Path:
     """The per-name catalogue file of ``name`` (either format)."""
     return catalog_file(root, name)
+
+
+def rewrite_same_size_keep_mtime(p: Path) -> None:
+    """Change one byte of ``p`` and set its mtime back: only the ctime shows the change."""
+    st = p.stat()
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 1
+    p.write_bytes(bytes(data))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -4,11 +4,14 @@ no heavy framework (a job's `hepbundle path` must start fast)."""
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import hepbundle
 from hepbundle.cli import _COMMANDS, _EXTENDS
 
 
@@ -65,7 +68,9 @@ def test_pipeline_commands_import_no_site_renderer(command: str) -> None:
         f"r = CliRunner().invoke(main, [{command!r}, '--help']); assert r.exit_code == 0;"
         "print(','.join(m for m in ('jinja2', 'markdown_it', 'hepbundle.site') if m in sys.modules))"
     )
+    # this checkout's hepbundle, whatever the (shared, editable) environment points at
+    env = {**os.environ, "PYTHONPATH": str(Path(hepbundle.__file__).parents[1])}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     ).stdout.strip()
     assert out == ""

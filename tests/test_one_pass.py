@@ -18,6 +18,8 @@ from hepbundle.repository import publish, read_name_catalog
 from hepbundle.repository.layout import staging_dir
 from hepbundle.signing import KeySigner, sign
 
+from .repo_fixtures import rewrite_same_size_keep_mtime as _rewrite_same_size_keep_mtime
+
 
 class Reads:
     """Bytes hashed by each digest entry point, wherever it is called from."""
@@ -64,28 +66,20 @@ def _payload(b: hepbundle.Bundle) -> int:
     return sum(f.size for f in b.manifest.files)
 
 
-def _rewrite_same_size_keep_mtime(p: Path) -> None:
-    st = p.stat()
-    data = bytearray(p.read_bytes())
-    data[len(data) // 2] ^= 1
-    p.write_bytes(bytes(data))
-    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+@pytest.fixture(params=["node-cache", "no-cache"])
+def cache(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test with the node verification cache, then with ``HEPBUNDLE_NO_CACHE=1``."""
+    if request.param == "no-cache":
+        monkeypatch.setenv("HEPBUNDLE_NO_CACHE", "1")
+    return str(request.param)
 
 
-@pytest.mark.parametrize("cache", ["node-cache", "no-cache"])
 def test_build_sign_publish_reads_each_byte_twice_at_most(
-    model_dir: Path,
-    tmp_path: Path,
-    ec_key: tuple[Path, Path],
-    reads: Reads,
-    monkeypatch: pytest.MonkeyPatch,
-    cache: str,
+    model_dir: Path, tmp_path: Path, ec_key: tuple[Path, Path], reads: Reads, cache: str
 ) -> None:
     """build (copy+hash) → sign → publish (copy+hash into the repository): 2× the payload with
     the node cache; without it `sign` of a directory hashes once more (3×), while signing the
     Bundle object the build returned still reads nothing."""
-    if cache == "no-cache":
-        monkeypatch.setenv("HEPBUNDLE_NO_CACHE", "1")
     b = hepbundle.build(model_dir, tmp_path / "b")
     n = _payload(b)
     assert (reads.copied, reads.hashed) == (n, 0)
@@ -262,21 +256,13 @@ def test_build_publish_copies_each_byte_once(
     assert r.exit_code == 2 and "--publish builds into the repository" in r.output
 
 
-@pytest.mark.parametrize("cache", ["node-cache", "no-cache"])
 def test_build_sign_publish_move_writes_each_byte_once(
-    model_dir: Path,
-    tmp_path: Path,
-    ec_key: tuple[Path, Path],
-    reads: Reads,
-    monkeypatch: pytest.MonkeyPatch,
-    cache: str,
+    model_dir: Path, tmp_path: Path, ec_key: tuple[Path, Path], reads: Reads, cache: str
 ) -> None:
     """build → sign → publish --move: the build's copy is the only one; with the node cache
     neither sign nor publish reads a payload byte (the build's records vouch for the moved
     files), without it each of them hashes the payload once (the Bundle objects here are
     reopened from the paths, as three commands would)."""
-    if cache == "no-cache":
-        monkeypatch.setenv("HEPBUNDLE_NO_CACHE", "1")
     b = hepbundle.build(model_dir, tmp_path / "b")
     n = _payload(b)
     sign(b.root, KeySigner(ec_key[0]))

@@ -22,6 +22,7 @@ from hepbundle.repository import publish, publish_many, read_name_catalog
 from hepbundle.repository.layout import staging_dirs
 
 from .repo_fixtures import check_invariants, make_bundle
+from .repo_fixtures import rewrite_same_size_keep_mtime as _rewrite_same_size_keep_mtime
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -58,14 +59,6 @@ def test_move_publishes_the_directory_itself(
     assert read_name_catalog(repo, signed.name).resolve(None).signers == res.signers
     assert _no_work_dirs(repo)
     check_invariants(repo)
-
-
-def _rewrite_same_size_keep_mtime(p: Path) -> None:
-    st = p.stat()
-    data = bytearray(p.read_bytes())
-    data[len(data) // 2] ^= 1
-    p.write_bytes(bytes(data))
-    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def _hard_link(root: Path, tmp: Path) -> None:
@@ -245,7 +238,9 @@ def test_crash_during_a_move_keeps_the_bundle(tmp_path: Path, point: str) -> Non
     publish(make_bundle(tmp_path / "old", version="1.0.0").root, repo, allow_unsigned=True)
     new = make_bundle(tmp_path / "new", version="1.1.0")
     before = _tree(new.root)
-    env = {**os.environ, "HEPBUNDLE_CRASH_AT": point}
+    # this checkout's hepbundle, whatever the (shared, editable) environment points at
+    src = str(Path(hepbundle.__file__).parents[1])
+    env = {**os.environ, "HEPBUNDLE_CRASH_AT": point, "PYTHONPATH": src}
     proc = subprocess.run(
         [sys.executable, "-c", _PUBLISH_MOVE, str(new.root), str(repo)], env=env,
         capture_output=True, text=True, timeout=60,
