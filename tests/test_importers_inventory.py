@@ -551,3 +551,58 @@ def test_cms_data_plan_inventories_every_entry_of_every_tag(tmp_path: Path) -> N
     res = CliRunner().invoke(main, ["import", "cms-data", str(src), "--dry-run"])
     assert f"inventory: {len(inv)} entries of the store" in res.output
     assert "V00-02-00:big.bin: refused: a git LFS pointer" in res.output
+
+
+def test_names_the_build_refuses_are_refused_by_the_plan(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
+) -> None:
+    """A GroupData version holding hepbundle.json or hepbundle.sig at its top (a store that
+    once held a bundle, copied by hand) or a name with a tab: the dry-run listed them imported
+    and only the real build refused them (failed, or the whole run stopped). Now the plan refuses
+    the version whole, naming the file, as for any entry the scan refuses; the same name deeper
+    down is an ordinary file; skip: publishes the version without it."""
+    gd = make_groupdata(tmp_path / "GroupData", {
+        "pkg/v1/a.onnx": b"a", "pkg/v1/hepbundle.json": b"{}",
+        "pkg/v2/b.onnx": b"b", "pkg/v2/hepbundle.sig": b"sig",
+        "pkg/v3/sub/hepbundle.json": b"{}",
+        "pkg/v4/ok.root": b"o", "pkg/v4/tab\there.root": b"t",
+    })  # fmt: skip
+    repo = tmp_path / "repo"
+    args = ["import", "atlas-groupdata", str(gd), "--repo", str(repo), "--key", str(ec_key[0])]
+    r = CliRunner().invoke(main, [*args, "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.stdout)
+    refused = {r["what"]: r["reason"] for r in plan["refused"]}
+    assert refused == {
+        "atlas/pkg@1.0.0 [pkg/v1]": "refused: 1 entry of this version cannot be imported "
+        "(pkg/v1/hepbundle.json: its bundle path 'hepbundle.json' is a name the bundle reserves "
+        "(the manifest's, a signature's, a CVMFS marker's)); to publish it without them, list "
+        "them under skip: in the mapping",
+        "atlas/pkg@2.0.0 [pkg/v2]": "refused: 1 entry of this version cannot be imported "
+        "(pkg/v2/hepbundle.sig: its bundle path 'hepbundle.sig' is a name the bundle reserves "
+        "(the manifest's, a signature's, a CVMFS marker's)); to publish it without them, list "
+        "them under skip: in the mapping",
+        "atlas/pkg@4.0.0 [pkg/v4]": "refused: 1 entry of this version cannot be imported "
+        "(pkg/v4/tab\there.root: its bundle path is refused: path 'tab\\\\there.root' contains a "
+        "NUL or control character); to publish it without them, list them under skip: in the "
+        "mapping",
+    }
+    assert [b["ref"] for b in plan["bundles"]] == ["atlas/pkg@3.0.0"]
+    verdict = {e["path"]: (e["verdict"], e["reason"]) for e in plan["inventory"]["items"]}
+    assert verdict["pkg/v1/hepbundle.json"][0] == verdict["pkg/v1/a.onnx"][0] == "refused"
+    assert verdict["pkg/v1/a.onnx"][1] == (
+        "its version atlas/pkg@1.0.0 is refused (1 entry cannot be imported)"
+    )
+    assert verdict["pkg/v3/sub/hepbundle.json"][0] == "imported"
+    # the real import refuses the same versions, and publishes the other
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2, r.output
+    assert "1 published, 0 unchanged, 0 conflicts, 3 refused" in r.output
+    assert read_name_catalog(repo, "atlas/pkg").versions.keys() == {"3.0.0"}
+    m = tmp_path / "map.yaml"
+    m.write_text("skip: [pkg/v1/hepbundle.json, pkg/v2/hepbundle.sig, 'pkg/v4/tab*']\n")
+    r = CliRunner().invoke(main, [*args, "--map", str(m)])
+    assert r.exit_code == 0, r.output
+    assert read_name_catalog(repo, "atlas/pkg").versions.keys() == {
+        "1.0.0", "2.0.0", "3.0.0", "4.0.0"
+    }  # fmt: skip

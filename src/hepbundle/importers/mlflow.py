@@ -37,7 +37,7 @@ from .base import (
     make_bundle,
     safe_name,
 )
-from .scan import scan_tree
+from .scan import path_refusal, scan_tree
 
 __all__ = ["MlflowImporter"]
 
@@ -89,7 +89,9 @@ def _files_under(
     left = [
         Skipped(f"{what}: {prefix}/{s.what}", s.reason) for s in scan.left_out() if kept(s.what)
     ]
-    return files, left
+    placed = [(f, path_refusal(f.dest)) for f in files]  # what the build would refuse
+    left += [Skipped(f"{what}: {f.dest}", f"refused: {why}") for f, why in placed if why]
+    return [f for f, why in placed if why is None], left
 
 
 def _local_store(uri: str) -> Path | None:

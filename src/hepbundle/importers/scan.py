@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import SpecError
+from ..errors import PathError, SpecError
+from ..paths import check_relpath, is_reserved
 from ..regular import describe_mode
 from ..repository.refs import ALIAS_RE
 from ._mapping import ImportMap
@@ -41,6 +42,7 @@ __all__ = [
     "apply_skip",
     "is_alias_name",
     "link_aliases",
+    "path_refusal",
     "refuse_incomplete",
     "scan_tree",
     "take_inventory",
@@ -274,7 +276,10 @@ def refuse_incomplete(
     refused: list[Skipped] = []
     withheld: dict[str, str] = {}
     for b, holds in bundles:
-        bad = [e for e in refusals if holds(e)]
+        bad = [(e.path, str(e.refused)) for e in refusals if holds(e)]
+        # a file the build would refuse where the version puts it (hepbundle.json at the top)
+        placed = [(f.source, why) for f in b.files if (why := path_refusal(f.dest)) is not None]
+        bad += placed
         if not bad:
             kept.append(b)
             continue
@@ -282,14 +287,31 @@ def refuse_incomplete(
         refused.append(
             Skipped(
                 f"{b.ref} [{b.origin}]",
-                f"refused: {n} of this version cannot be imported ({bad[0].path}: "
-                f"{bad[0].refused}); to publish it without them, list them under skip: in "
+                f"refused: {n} of this version cannot be imported ({bad[0][0]}: "
+                f"{bad[0][1]}); to publish it without them, list them under skip: in "
                 "the mapping",
             )
         )
         for f in b.files:
             withheld[f.source] = f"its version {b.ref} is refused ({n} cannot be imported)"
+        withheld.update(placed)
     return kept, refused, withheld
+
+
+def path_refusal(dest: str) -> str | None:
+    """Why the build would refuse a file at the bundle path ``dest`` (None: it would not): a
+    name the bundle reserves for itself (at the top: the manifest, a signature, a CVMFS
+    marker) or one the path rules refuse (a control character, …)."""
+    if is_reserved(dest):
+        return (
+            f"its bundle path {dest!r} is a name the bundle reserves (the manifest's, a "
+            "signature's, a CVMFS marker's)"
+        )
+    try:
+        check_relpath(dest)
+    except PathError as e:
+        return f"its bundle path is refused: {e.message}"
+    return None
 
 
 def is_alias_name(name: str) -> bool:
