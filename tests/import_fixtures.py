@@ -187,3 +187,20 @@ def policy_env(tmp_path: Path, ec_key: tuple[Path, Path], monkeypatch: pytest.Mo
     p = write_policy(tmp_path, ec_key[1])
     monkeypatch.setenv("HEPBUNDLE_POLICY", str(p))
     return p
+
+
+def count_source_hashes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the source files the import driver hashes from now on (comparing the store
+    with a published version), in order; the import's own builds copy and hash elsewhere."""
+    import hepbundle.importers.run as run_mod
+
+    hashed: list[int] = []
+    real_hash = run_mod.hash_file
+
+    def hash_file(path: Any, *a: Any, **kw: Any) -> Any:
+        d = real_hash(path, *a, **kw)
+        hashed.append(d.size)
+        return d
+
+    monkeypatch.setattr(run_mod, "hash_file", hash_file)
+    return hashed

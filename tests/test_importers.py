@@ -32,7 +32,13 @@ from hepbundle.repository.layout import serial_of
 from hepbundle.signing import KeySigner
 from hepbundle.spec import BundleSpec
 
-from .import_fixtures import GROUPDATA, make_groupdata, policy_env, write_policy
+from .import_fixtures import (
+    GROUPDATA,
+    count_source_hashes,
+    make_groupdata,
+    policy_env,
+    write_policy,
+)
 from .repo_fixtures import catalog_dirs
 
 __all__ = ["policy_env"]  # fixture re-export
@@ -861,7 +867,6 @@ def test_rerun_after_sigkill_hashes_nothing_published_and_leaves_no_work_dir(
     catalogue): the re-run hashes no byte of what is already published (the node's records of
     the sources, under the published manifest's digest), builds only what is not, and neither
     run leaves a ``hepbundle-import-*`` work directory or a staging work directory behind."""
-    import hepbundle.importers.run as run_mod
     from hepbundle.repository.layout import staging_dirs
 
     files = {f"Pkg{i}/00-0{j}-00/d/w{k}.bin": os.urandom(50_000 + k) for i in range(3)
@@ -875,15 +880,7 @@ def test_rerun_after_sigkill_hashes_nothing_published_and_leaves_no_work_dir(
     assert p.returncode == -signal.SIGKILL, p.stderr
     assert [d.name[:17] for d in scratch.iterdir()] == ["hepbundle-import-"]  # left by the kill
     monkeypatch.setenv("HEPBUNDLE_CACHE_DIR", str(tmp_path / "c"))
-    hashed: list[int] = []
-    real_hash = run_mod.hash_file
-
-    def hash_file(path: object, *a: object, **kw: object) -> object:
-        d = real_hash(path, *a, **kw)  # type: ignore[arg-type]
-        hashed.append(d.size)
-        return d
-
-    monkeypatch.setattr(run_mod, "hash_file", hash_file)
+    hashed = count_source_hashes(monkeypatch)
     r = CliRunner().invoke(main, cmd[3:])
     assert r.exit_code == 0, r.output
     published_before = 6 if point == "catalogued" else 0

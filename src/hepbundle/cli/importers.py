@@ -220,7 +220,17 @@ def _print_report(report: ImportReport) -> None:
     help="A version that fails to build (a file unreadable or changed during the import, a git "
     "object missing) or that publishing would refuse (the trust policy refusing its signer, its "
     "version in the repository with other content) is reported as failed and the others are "
-    "published; exit 2. Without it the first failure stops the import and nothing is published.",
+    "published; exit 2. Without it the first failure stops the import and nothing more is "
+    "published.",
+)
+@click.option(
+    "--publish-every",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    metavar="N",
+    help="local backend: publish what was built every N new versions, and every 30 s, so that "
+    "a killed import keeps what it published and a re-run resumes without reading it again.",
 )
 @click.option(
     "--work-dir",
@@ -245,6 +255,7 @@ def import_(
     compat_layout: str,
     backend: str,
     keep_going: bool,
+    publish_every: int,
     work_dir: Path | None,
     as_json: bool,
 ) -> None:
@@ -307,6 +318,7 @@ def import_(
             compat_tree=compat_tree,
             compat_layout=compat_layout,
             keep_going=keep_going,
+            publish_every=publish_every,
             work_dir=work_dir,
             progress=cb,
         )

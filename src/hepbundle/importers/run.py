@@ -16,18 +16,21 @@ With ``keep_going``, a version that fails there, or that publishing would refuse
 (:func:`~hepbundle.repository.publish.check_publishable`: the policy refusing its signer, its
 version in the repository with other content), is ``failed`` and left out of the batch.
 
-Then every new bundle is published in ONE :func:`~hepbundle.repository.publish_many` with the
-chosen backend, signatures and policy verified, each bundle's aliases pointed at it in the same
-step; all or nothing. Local: each bundle is checked against the build's records and moved into
-place (one read and one write of each byte in all), the batch made durable by one sync before
-the renames; cvmfs: one ``cvmfs_server transaction`` and one ``publish`` for the whole import,
-every byte hashed again as it is copied in (docs/design.md). An unchanged version whose alias
-points elsewhere gets it moved afterwards.
+Then the new bundles are published in chunks, each ONE :func:`~hepbundle.repository.publish_many`
+with the chosen backend, signatures and policy verified, each bundle's aliases pointed at it in
+the same step; all or nothing per chunk. Local: a chunk is published every
+``publish_every`` new versions (1000) and once ``publish_seconds`` (30 s) have passed since its
+first one was built, then the rest at the end; each bundle is checked against the build's
+records and moved into place (one read and one write of each byte in all), the chunk made
+durable by one sync before the renames. cvmfs: one chunk, i.e. one ``cvmfs_server
+transaction`` and one ``publish`` for the whole import, every byte hashed again as it is copied
+in (docs/design.md). An unchanged version whose alias points elsewhere gets it moved afterwards.
 
-A run killed half-way publishes nothing (the batch is atomic; the staging area or the work
-directory needs room for every new bundle); running it again finds what an earlier run
-published ``unchanged`` without reading it, and removes the work directories the killed run
-left (they are flock-held while a run lives).
+A run killed half-way keeps the chunks it published (local; cvmfs: nothing, the transaction is
+aborted whole) and nothing of the chunk it was building or publishing (the staging area or the
+work directory needs room for one chunk); running it again finds what an earlier run published
+``unchanged`` without reading it (from this node's records of the sources), builds the rest,
+and removes the work directories the killed run left (they are flock-held while a run lives).
 """
 
 from __future__ import annotations
@@ -100,12 +103,17 @@ class ImportOptions:
     work_dir: Path | None = None
     compat_tree: Path | None = None
     #: a version that fails to build or check is reported ``failed`` and the others are
-    #: published (False: the first failure stops the import, nothing is published)
+    #: published (False: the first failure stops the import, nothing more is published)
     keep_going: bool = False
     #: ``latest`` or ``per-version`` (:data:`.legacy.COMPAT_LAYOUTS`)
     compat_layout: str = "latest"
     #: called with the number of source bytes handled (progress bars)
     progress: Callable[[int], None] | None = None
+    #: local backend: publish what was built every this many new versions, and once this many
+    #: seconds have passed since the first one of a chunk was built, so that a killed import
+    #: keeps what it published (cvmfs: one transaction for the whole import)
+    publish_every: int = 1000
+    publish_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -204,8 +212,15 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
     outcomes: list[Outcome | None] = []
     built: list[tuple[int, PlannedBundle, Bundle]] = []
     existing: list[PlannedBundle] = []
+    since = time.monotonic()  # when the first version of the chunk ``built`` was built
     try:
         for pb in plan.bundles:
+            if local and _chunk_due(built, since, opts):
+                _publish_chunk(built, outcomes, target, opts)
+                for w in held[1:]:
+                    w.close()  # their bundles were moved into place
+                del held[1:]
+                built.clear()
             published = _published(repo, pb)
             place = None
             if local and published is None:
@@ -229,24 +244,11 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
                 if done.status in ("unchanged", METADATA_CHANGED):
                     existing.append(pb)
             else:
+                if not built:
+                    since = time.monotonic()
                 built.append((len(outcomes), done[0], done[1]))
                 outcomes.append(None)
-        if built and opts.keep_going:
-            # what the batch would refuse of a bundle on its own (the policy refusing its
-            # signer, its version published meanwhile with other content, …) fails that bundle
-            # only; the rest is published as one batch, all or nothing as ever
-            bundles, to, how = _batch(built, target, opts)
-            refusals = check_publishable(bundles, to, **how, adopt=local)
-            for (i, pb, _), err in zip(built, refusals, strict=True):
-                if err is not None:
-                    log.error("%s [%s]: not published: %s", pb.ref, pb.origin, err)
-                    outcomes[i] = _outcome(pb, FAILED, str(err))
-            built = [b for b, err in zip(built, refusals, strict=True) if err is None]
-        if built:
-            bundles, to, how = _batch(built, target, opts)
-            results = publish_many(bundles, to, **how, adopt=local)
-            for (i, pb, _), res in zip(built, results, strict=True):
-                outcomes[i] = _outcome(pb, res.status)
+        _publish_chunk(built, outcomes, target, opts)
     finally:
         for w in held:
             w.close()
@@ -260,6 +262,39 @@ def run_import(plan: ImportPlan, opts: ImportOptions) -> ImportReport:
             links += write_alias_links(opts.compat_tree, plan.legacy_aliases, repo=repo)
     done_all = tuple(o for o in outcomes if o is not None)
     return ImportReport(plan, done_all, links, time.monotonic() - start)
+
+
+def _chunk_due(built: list[Any], since: float, opts: ImportOptions) -> bool:
+    """Whether the versions ``built`` since ``since`` (monotonic) are a chunk to publish now."""
+    return bool(built) and (
+        len(built) >= opts.publish_every or time.monotonic() - since >= opts.publish_seconds
+    )
+
+
+def _publish_chunk(
+    built: list[tuple[int, PlannedBundle, Bundle]],
+    outcomes: list[Outcome | None],
+    target: str | Path,
+    opts: ImportOptions,
+) -> None:
+    """Publish the versions ``built`` (index in ``outcomes``, plan, signed bundle) in ONE
+    :func:`~hepbundle.repository.publish_many`, all or nothing, and set their outcomes; with
+    ``keep_going``, what the batch would refuse of a bundle on its own (the policy refusing its
+    signer, its version published meanwhile with other content, …) fails that bundle only."""
+    if built and opts.keep_going:
+        bundles, to, how = _batch(built, target, opts)
+        refusals = check_publishable(bundles, to, **how, adopt=opts.backend == "local")
+        for (i, pb, _), err in zip(built, refusals, strict=True):
+            if err is not None:
+                log.error("%s [%s]: not published: %s", pb.ref, pb.origin, err)
+                outcomes[i] = _outcome(pb, FAILED, str(err))
+        built = [b for b, err in zip(built, refusals, strict=True) if err is None]
+    if built:
+        bundles, to, how = _batch(built, target, opts)
+        results = publish_many(bundles, to, **how, adopt=opts.backend == "local")
+        for (i, pb, _), res in zip(built, results, strict=True):
+            outcomes[i] = _outcome(pb, res.status)
+        crash_point("import-chunk-published")
 
 
 def _batch(
