@@ -566,6 +566,7 @@ def test_names_the_build_refuses_are_refused_by_the_plan(
         "pkg/v2/b.onnx": b"b", "pkg/v2/hepbundle.sig": b"sig",
         "pkg/v3/sub/hepbundle.json": b"{}",
         "pkg/v4/ok.root": b"o", "pkg/v4/tab\there.root": b"t",
+        "pkg/v5/Model.onnx": b"M", "pkg/v5/model.onnx": b"m",
     })  # fmt: skip
     repo = tmp_path / "repo"
     args = ["import", "atlas-groupdata", str(gd), "--repo", str(repo), "--key", str(ec_key[0])]
@@ -586,6 +587,10 @@ def test_names_the_build_refuses_are_refused_by_the_plan(
         "(pkg/v4/tab\there.root: its bundle path is refused: path 'tab\\\\there.root' contains a "
         "NUL or control character); to publish it without them, list them under skip: in the "
         "mapping",
+        "atlas/pkg@5.0.0 [pkg/v5]": "refused: 1 entry of this version cannot be imported "
+        "(pkg/v5: two of its files' bundle paths collide: paths 'Model.onnx' and 'model.onnx' "
+        "collide after Unicode normalisation/case folding); to publish it without them, list "
+        "them under skip: in the mapping",
     }
     assert [b["ref"] for b in plan["bundles"]] == ["atlas/pkg@3.0.0"]
     verdict = {e["path"]: (e["verdict"], e["reason"]) for e in plan["inventory"]["items"]}
@@ -597,12 +602,14 @@ def test_names_the_build_refuses_are_refused_by_the_plan(
     # the real import refuses the same versions, and publishes the other
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 2, r.output
-    assert "1 published, 0 unchanged, 0 conflicts, 3 refused" in r.output
+    assert "1 published, 0 unchanged, 0 conflicts, 4 refused" in r.output
     assert read_name_catalog(repo, "atlas/pkg").versions.keys() == {"3.0.0"}
     m = tmp_path / "map.yaml"
-    m.write_text("skip: [pkg/v1/hepbundle.json, pkg/v2/hepbundle.sig, 'pkg/v4/tab*']\n")
+    m.write_text(
+        "skip: [pkg/v1/hepbundle.json, pkg/v2/hepbundle.sig, 'pkg/v4/tab*', pkg/v5/Model.onnx]\n"
+    )
     r = CliRunner().invoke(main, [*args, "--map", str(m)])
     assert r.exit_code == 0, r.output
     assert read_name_catalog(repo, "atlas/pkg").versions.keys() == {
-        "1.0.0", "2.0.0", "3.0.0", "4.0.0"
+        "1.0.0", "2.0.0", "3.0.0", "4.0.0", "5.0.0"
     }  # fmt: skip

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import PathError, SpecError
-from ..paths import check_relpath, is_reserved
+from ..paths import check_collisions, check_relpath, is_reserved
 from ..regular import describe_mode
 from ..repository.refs import ALIAS_RE
 from ._mapping import ImportMap
@@ -280,6 +280,10 @@ def refuse_incomplete(
         # a file the build would refuse where the version puts it (hepbundle.json at the top)
         placed = [(f.source, why) for f in b.files if (why := path_refusal(f.dest)) is not None]
         bad += placed
+        try:  # two names one on a case-insensitive file system (Model.onnx and model.onnx)
+            check_collisions(f.dest for f in b.files)
+        except PathError as e:
+            bad.append((b.origin, f"two of its files' bundle paths collide: {e.message}"))
         if not bad:
             kept.append(b)
             continue
