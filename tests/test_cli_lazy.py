@@ -74,3 +74,20 @@ def test_pipeline_commands_import_no_site_renderer(command: str) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     ).stdout.strip()
     assert out == ""
+
+
+def test_build_without_a_key_imports_no_signing_layer(model_dir: Path, tmp_path: Path) -> None:
+    """`hepbundle build` (no --key) signs nothing: the policy layer and cryptography (~20 ms of
+    start-up) stay unimported; `show` (signer names) still imports them when it runs."""
+    code = (
+        "import sys; from click.testing import CliRunner; from hepbundle.cli import main;"
+        f"r = CliRunner().invoke(main, ['build', {str(model_dir)!r}, '-o', {str(tmp_path / 'b')!r}]);"
+        "assert r.exit_code == 0, r.output;"
+        "print(','.join(m for m in ('cryptography', 'hepbundle.policy', 'hepbundle.signing')"
+        " if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(hepbundle.__file__).parents[1])}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout.strip()
+    assert out == ""

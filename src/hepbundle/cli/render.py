@@ -12,7 +12,6 @@ import click
 from ..bundle import Bundle
 from ..errors import FormatError, HepbundleError
 from ..iosig import IOSignature
-from ..policy import signer_name
 from ..validity import Scope
 from ._common import human_size
 
@@ -155,6 +154,8 @@ def catalog_summary(where: Located) -> dict[str, Any]:
         latest = catalog.latest()
         if latest is not None and latest.version == rec.version and "latest" not in catalog.aliases:
             aliases.append({"alias": "latest", "since": None})
+    from ..policy import signer_name  # the policy layer (and cryptography) for show only
+
     names = _signer_names(where)
     return {
         "repository": str(where.repo),
