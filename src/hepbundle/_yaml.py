@@ -10,13 +10,14 @@ it). Files where aliases serve no purpose (trust policies, import maps) refuse t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from .errors import HepbundleError, SpecError
 from .limits import MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, clip
 from .regular import read_regular
+
+if TYPE_CHECKING:
+    import yaml  # imported where YAML is read: a command reading none does not pay ~10 ms
 
 __all__ = ["LineMap", "check_events", "field_name", "load_yaml", "parse_yaml"]
 
@@ -57,6 +58,8 @@ def load_yaml(path: Path, *, what: str = "YAML file", aliases: bool = True) -> t
 
 def parse_yaml(text: str, filename: str, *, aliases: bool = True) -> tuple[Any, LineMap]:
     """Parse YAML text (see :func:`load_yaml`)."""
+    import yaml
+
     check_events(text, filename, aliases=aliases)
     loader: yaml.SafeLoader | None = None
     try:
@@ -84,6 +87,8 @@ def check_events(text: str, filename: str, *, aliases: bool = True) -> None:
     """Scan ``text``'s event stream (PyYAML's parser is a state machine: no recursion) and
     refuse it when it is too large, nests too deeply, uses aliases where they are refused, or
     would expand to too many values through aliases."""
+    import yaml
+
     if len(text) > MAX_YAML_BYTES:
         raise SpecError(f"{filename}: over the limit of {MAX_YAML_BYTES:,} bytes of YAML")
     if "\x00" in text:
@@ -160,6 +165,8 @@ def _marked(filename: str, e: yaml.MarkedYAMLError) -> str:
 def _index(root: yaml.Node, lines: LineMap, filename: str) -> None:
     """Line of every value, iteratively; a node reached again through an alias is not walked
     again (its values keep the lines of the anchored original)."""
+    import yaml
+
     seen_nodes: set[int] = set()
     key_lines: LineMap = {}
     stack: list[tuple[yaml.Node, tuple[str | int, ...]]] = [(root, ())]

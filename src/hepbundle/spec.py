@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
 import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import jsonschema
-from referencing import Registry, Resource
+from typing import TYPE_CHECKING, Any
 
 from ._yaml import LineMap, field_name, load_yaml
+from .config import settings
 from .errors import SpecError
 from .validity import plain_times
+
+if TYPE_CHECKING:
+    import jsonschema
+    from referencing import Registry
 
 __all__ = [
     "SPEC_FILENAME",
@@ -38,17 +41,34 @@ _SCHEMA_DIR = "v1"
 
 
 @functools.cache
-def _schema_files() -> dict[str, dict[str, Any]]:
+def _schema_texts() -> dict[str, bytes]:
     root = resources.files("hepbundle") / "_schemas" / _SCHEMA_DIR
-    out: dict[str, dict[str, Any]] = {}
-    for entry in root.iterdir():
-        if entry.name.endswith(".schema.json"):
-            out[entry.name] = json.loads(entry.read_text(encoding="utf-8"))
-    return out
+    return {
+        entry.name: entry.read_bytes()
+        for entry in root.iterdir()
+        if entry.name.endswith(".schema.json")
+    }
+
+
+@functools.cache
+def _schema_files() -> dict[str, dict[str, Any]]:
+    return {name: json.loads(text) for name, text in _schema_texts().items()}
+
+
+@functools.cache
+def _schemas_digest() -> bytes:
+    """SHA-256 over every schema file (a schema may refer to the others): a validation
+    remembered under other schemas is never used."""
+    h = hashlib.sha256()
+    for name, text in sorted(_schema_texts().items()):
+        h.update(b"%d:%s\0%d:" % (len(name), name.encode(), len(text)) + text)
+    return h.digest()
 
 
 @functools.cache
 def _registry() -> Registry:
+    from referencing import Registry, Resource
+
     resources_ = [
         (s["$id"], Resource.from_contents(s)) for s in _schema_files().values() if "$id" in s
     ]
@@ -68,6 +88,8 @@ def schema(name: str) -> dict[str, Any]:
 @functools.cache
 def _validator(schema_name: str) -> Any:
     """One validator per schema per process (building one costs more than a small validation)."""
+    import jsonschema  # ~45 ms of start-up with referencing and attrs: only on a memo miss
+
     validator_cls = jsonschema.validators.validator_for(schema(schema_name))
     return validator_cls(schema(schema_name), registry=_registry())
 
@@ -76,12 +98,70 @@ def validate(
     data: Any, schema_name: str, *, filename: str = "<data>", lines: LineMap | None = None
 ) -> None:
     """Validate ``data`` against a bundle-spec schema; raise :class:`SpecError` for the first
-    error (the one deepest in the document), naming line and field."""
+    error (the one deepest in the document), naming line and field.
+
+    A document that passed is remembered on this node (:func:`_memo_path`), so a later process
+    checking the same document (``sign`` and ``publish`` reading the manifest ``build`` wrote, a
+    job opening a bundle again) does not import jsonschema at all."""
+    memo = _memo_path(data, schema_name)
+    if memo is not None and _remembered(memo):
+        return
     errors = list(_validator(schema_name).iter_errors(data))
     if not errors:
+        if memo is not None:
+            _remember(memo)
         return
+    import jsonschema
+
     best = jsonschema.exceptions.best_match(errors)
     raise SpecError(_describe(best, filename, lines or {}))
+
+
+def _memo_path(data: Any, schema_name: str) -> Path | None:
+    """Where the node cache remembers that ``data`` passed ``schema_name``: a file named by the
+    SHA-256 of every schema file, the schema's name and the document's canonical JSON, under
+    ``<cache>/schema-ok/`` (private to the user, as the verification cache). None when the cache
+    is off, or the document is not plain JSON (str keys; dict, list, str, int, float, bool,
+    None): a tuple, a date or an int key would encode like a value the schema treats otherwise."""
+    s = settings()
+    if s.no_cache or not _plain(data, 0):
+        return None
+    try:
+        doc = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
+    h = hashlib.sha256(_schemas_digest())
+    h.update(schema_name.encode() + b"\0" + doc.encode("utf-8", "surrogatepass"))
+    key = h.hexdigest()
+    return Path(s.cache_dir) / "schema-ok" / key[:2] / key
+
+
+def _plain(obj: Any, depth: int) -> bool:
+    if depth > 64:
+        return False
+    t = type(obj)
+    if t is dict:
+        return all(type(k) is str and _plain(v, depth + 1) for k, v in obj.items())
+    if t is list:
+        return all(_plain(v, depth + 1) for v in obj)
+    return t in (str, int, float, bool) or obj is None
+
+
+def _remembered(memo: Path) -> bool:
+    """Whether ``memo`` is there and was written by this user, writable by no one else."""
+    try:
+        st = os.lstat(memo)
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022 and memo.is_file()
+
+
+def _remember(memo: Path) -> None:
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(memo, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+    except OSError:
+        pass  # an unwritable cache: validate again next time
 
 
 def _describe(err: jsonschema.ValidationError, filename: str, lines: LineMap) -> str:
