@@ -463,3 +463,24 @@ def test_run_user_source_and_registry_stage_as_the_store_means_them(tmp_path: Pa
     )
     text = CliRunner().invoke(main, ["import", "mlflow", uri, "--dry-run"]).output
     assert "provenance note: authors: mlflow.user is 'root', an account" in text
+
+    # an artifact name the build refuses (a tab in it) refuses its model version in the plan
+    client.create_registered_model("odd")
+    rid = client.create_run(exp, tags={"mlflow.user": "jdoe"}).info.run_id
+    stage = tmp_path / "stage" / rid / "model"
+    stage.mkdir(parents=True)
+    (stage / "model.onnx").write_bytes(b"odd" * 100)
+    (stage / "notes\tv1.txt").write_bytes(b"tab")
+    client.log_artifacts(rid, str(stage), artifact_path="model")
+    client.set_terminated(rid)
+    client.create_model_version("odd", source=f"runs:/{rid}/model", run_id=rid)
+    plan = plan_import("mlflow", uri)
+    assert "mlflow/odd@1.0.0" not in {b.ref for b in plan.bundles}
+    (refusal,) = [r for r in plan.refused if r.what == "odd v1"]
+    assert (
+        refusal.reason.startswith(
+            "refused: 1 artifact(s) cannot be imported (model/notes\tv1.txt: its bundle path is "
+            "refused: path "
+        )
+        and "contains a NUL or control character" in refusal.reason
+    )
