@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -14,6 +15,26 @@ from typing import TypeVar
 
 T = TypeVar("T")
 PY = sys.executable
+
+
+def cpu_summary() -> str:
+    """CPU model, CPUs this process may use, and the flags that decide hashing speed."""
+    model, flags = platform.processor() or "?", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    shown = [f for f in ("sha_ni", "avx2", "avx512f", "avx512vl", "aes", "vaes") if f in flags]
+    return f"{model}, {len(os.sched_getaffinity(0))} CPUs, flags: {' '.join(shown) or 'none'}"
+
+
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages, as the docs quote them."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def best_of(n: int, fn: Callable[[], T]) -> tuple[float, T]:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import PY, run_child, warm, write_random
+from _common import PY, cpu_summary, load_average, run_child, warm, write_random
 
 from hepbundle.signing import generate_key
 
@@ -82,6 +82,7 @@ def main() -> None:
             f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {pub}\n"
         )
         env = {**os.environ, "HEPBUNDLE_POLICY": str(policy)}
+        print(f"CPU: {cpu_summary()}; load average before: {load_average()}")
         warm(paths)
         t0 = time.perf_counter()
         subprocess.run(["cp", "-r", str(src), str(work / "copy")], check=True)
@@ -108,6 +109,7 @@ def main() -> None:
         print(f"ratio import / cp -r: {imp / cp:.1f}")
         print(f"import said: {summary}")
         print(f"re-run said: {out2.strip().splitlines()[-1]}")
+        print(f"load average after: {load_average()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

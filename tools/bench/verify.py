@@ -31,7 +31,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -42,27 +41,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import blake3
-from _common import PY, best_of, run_child, warm, write_random
+from _common import PY, best_of, cpu_summary, run_child, warm, write_random
 
 import hepbundle
 import hepbundle.repository
 import hepbundle.signing
 
 _MIB = 2**20
-
-
-def cpu_summary() -> str:
-    model, flags = platform.processor() or "?", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    shown = [f for f in ("sha_ni", "avx2", "avx512f", "avx512vl", "aes", "vaes") if f in flags]
-    return f"{model}, {len(os.sched_getaffinity(0))} CPUs, flags: {' '.join(shown) or 'none'}"
 
 
 def sha256_2threads(paths: list[Path]) -> None:
