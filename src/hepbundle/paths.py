@@ -127,17 +127,24 @@ class Resolver:
 
     def _dir_inside(self, parent: str) -> bool:
         ok = self._dirs.get(parent)
-        if ok is None:
-            up, _, _ = parent.rpartition("/")
-            ok = self._dir_inside(up)
-            if ok:
+        if ok is not None:
+            return ok
+        todo = [parent]  # the directory and its unchecked ancestors, deepest first
+        while True:
+            up = todo[-1].rpartition("/")[0]
+            ok = self._dirs.get(up)
+            if ok is not None:
+                break
+            todo.append(up)
+        for d in reversed(todo):  # from the highest unchecked one down (no recursion: a path
+            if ok:  # may have 2,000 segments)
                 try:
-                    mode = os.lstat(os.path.join(self._root_text, parent)).st_mode
+                    mode = os.lstat(os.path.join(self._root_text, d)).st_mode
                 except OSError:
                     mode = 0  # missing: nothing is read through it (the file's stat says so)
                 if stat.S_ISLNK(mode):
-                    ok = self.inside(os.path.realpath(os.path.join(self._root_text, parent)))
-            self._dirs[parent] = ok
+                    ok = self.inside(os.path.realpath(os.path.join(self._root_text, d)))
+            self._dirs[d] = ok
         return ok
 
     def __call__(self, relpath: str) -> Path:
