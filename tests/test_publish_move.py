@@ -264,3 +264,63 @@ def test_crash_during_a_move_keeps_the_bundle(tmp_path: Path, point: str) -> Non
         if point != "locked":
             assert any("put the bundle back" in m for m in done), done
     check_invariants(repo)
+
+
+def test_a_crashed_move_whose_old_place_was_taken_is_put_beside_it(tmp_path: Path) -> None:
+    """After a crash mid-move, something new at the bundle's old place (a rebuild) is not
+    touched: recovery puts the bundle beside it (``<name>.unpublished-<hex>``), never deletes it."""
+    repo = tmp_path / "repo"
+    publish(make_bundle(tmp_path / "old", version="1.0.0").root, repo, allow_unsigned=True)
+    new = make_bundle(tmp_path / "new", version="1.1.0")
+    before = _tree(new.root)
+    src = str(Path(hepbundle.__file__).parents[1])
+    env = {**os.environ, "HEPBUNDLE_CRASH_AT": "synced", "PYTHONPATH": src}
+    proc = subprocess.run(
+        [sys.executable, "-c", _PUBLISH_MOVE, str(new.root), str(repo)], env=env,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    new.root.mkdir()
+    (new.root / "rebuilt").write_text("mine")
+    from hepbundle.repository import recover
+
+    done = recover(repo)
+    (beside,) = new.root.parent.glob(f"{new.root.name}.unpublished-*")
+    assert _tree(beside) == before
+    assert any(f"put the bundle back in {beside}, its old place" in m for m in done), done
+    assert _tree(new.root) == {"rebuilt": b"mine"}
+    check_invariants(repo)
+
+
+def test_a_bundle_that_cannot_be_put_back_is_kept_for_the_next_writer(
+    signed: hepbundle.Bundle,
+    policy: TrustPolicy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refused move whose bundle cannot be renamed back (here: its old place's directory
+    cannot be made) keeps the work directory, bundle inside, instead of removing it; the next
+    writer's recovery puts it back."""
+    import hepbundle.repository._move as move_mod
+    from hepbundle.repository import recover
+
+    before = _tree(signed.root)
+    _rewrite_same_size_keep_mtime(signed.root / "model" / "weights.bin")
+    changed = _tree(signed.root)
+    assert changed != before
+    repo = tmp_path / "repo"
+
+    def no_dirs(path: Path) -> Path:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    real = move_mod.make_dirs
+    monkeypatch.setattr(move_mod, "make_dirs", no_dirs)
+    with pytest.raises(IntegrityError, match="modified model/weights.bin"):
+        publish(signed.root, repo, policy=policy, move=True)
+    assert not signed.root.exists()
+    (kept,) = [w / "bundle" for d in staging_dirs(repo) for w in d.iterdir()]
+    assert _tree(kept) == changed
+    monkeypatch.setattr(move_mod, "make_dirs", real)
+    done = recover(repo)
+    assert f"put the bundle back in {signed.root} (nothing was published)" in done
+    assert _tree(signed.root) == changed and _no_work_dirs(repo)

@@ -35,9 +35,10 @@ from .._base import fsync_dir, fsync_file
 from ..bundle import Bundle
 from ..cache import VerificationCache, default_cache
 from ..errors import IntegrityError, RepositoryError
+from ..filemodes import make_dirs
 from .layout import CVMFS_CATALOG_MARKER
 
-__all__ = ["MOVED_FROM", "check_movable", "check_sole", "give_back", "move_in"]
+__all__ = ["MOVED_FROM", "check_movable", "check_sole", "give_back", "move_in", "still_holds"]
 
 #: the file of a work directory naming where its ``bundle`` was moved from
 MOVED_FROM = "moved-from.json"
@@ -105,8 +106,11 @@ def move_in(bundle: Bundle, work: Path) -> Bundle:
 
 
 def give_back(work: Path) -> str | None:
-    """Put a bundle moved into ``work`` back where it came from, if it is still there and its
-    old place is free; what was done, or None (nothing moved in, or it went on into place)."""
+    """Put a bundle moved into ``work`` back where it came from (``<origin>.unpublished-<hex>``
+    beside it when that place has been taken since; its parent directories made again if they
+    are gone); what was done, or None (nothing moved in, or it went on into place). When even
+    that fails the bundle stays in ``work`` and :func:`still_holds` says so: the caller must not
+    remove it."""
     try:
         record = json.loads((work / MOVED_FROM).read_text(encoding="utf-8"))
         origin = Path(record["path"])
@@ -115,13 +119,24 @@ def give_back(work: Path) -> str | None:
     stage = work / "bundle"
     if not stage.is_dir() or stage.is_symlink():
         return None
-    if origin.exists() or origin.is_symlink() or not origin.parent.is_dir():
-        return f"left the moved bundle in {stage}: its old place {origin} is taken or gone"
     if not record.get("marker"):  # the one file the publisher added
         (stage / CVMFS_CATALOG_MARKER).unlink(missing_ok=True)
-    os.rename(stage, origin)
-    fsync_dir(origin.parent)
-    return f"put the bundle back in {origin} (nothing was published)"
+    target = origin
+    while os.path.lexists(target):
+        target = origin.with_name(f"{origin.name}.unpublished-{os.urandom(3).hex()}")
+    try:
+        make_dirs(target.parent)
+        os.rename(stage, target)
+    except OSError as e:
+        return f"left the moved bundle in {stage}: cannot put it back in {target}: {e.strerror}"
+    fsync_dir(target.parent)
+    taken = "" if target == origin else f", its old place {origin} being taken"
+    return f"put the bundle back in {target}{taken} (nothing was published)"
+
+
+def still_holds(work: Path) -> bool:
+    """Whether ``work`` still holds a moved bundle (:func:`give_back` could not return it)."""
+    return (work / MOVED_FROM).is_file() and (work / "bundle").is_dir()
 
 
 def check_sole(bundle: Bundle, names: list[str]) -> None:

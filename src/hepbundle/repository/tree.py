@@ -59,7 +59,7 @@ from ..filemodes import make_dirs, publish_mode, publish_tree
 from ..manifest import MANIFEST_FILENAME, canonical_json
 from ..paths import is_reserved
 from ._crash import crash_point
-from ._move import check_sole, give_back, move_in
+from ._move import check_sole, give_back, move_in, still_holds
 from .catalog import NameCatalog, VersionRecord, read_name_catalog, write_name_catalog
 from .index import upsert_name, upsert_names, writable_index
 from .layout import (
@@ -349,8 +349,12 @@ def _stage(root: Path, req: PublishRequest, signed: NameCatalog) -> Path:
 
 
 def _discard(work: Path) -> None:
-    """Remove a work directory that publishes nothing, putting a moved bundle back first."""
-    give_back(work)
+    """Remove a work directory that publishes nothing, putting a moved bundle back first (one
+    that cannot be put back stays, and the next writer's :func:`recover` tries again)."""
+    back = give_back(work)
+    if still_holds(work):
+        log.error("%s", back)
+        return
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -657,7 +661,8 @@ def recover(root: Path, *, only: Sequence[str] | None = None) -> list[str]:
         back = give_back(work)  # a publish --move that never became visible
         if back is not None:
             done.append(back)
-        shutil.rmtree(work, ignore_errors=True)
+        if not still_holds(work):  # never remove a bundle that could not be put back
+            shutil.rmtree(work, ignore_errors=True)
     for msg in done:
         log.warning("recovered %s: %s", root, msg)
     return done
