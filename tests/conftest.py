@@ -32,6 +32,27 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow-default.db'}")
 
 
+def cli_imports(
+    args: list[str], modules: tuple[str, ...], env: dict[str, str] | None = None
+) -> str:
+    """Run ``hepbundle ARGS`` (through click's runner, exit 0 required) in a fresh interpreter on
+    this checkout's hepbundle (whatever the shared, editable environment points at) and return
+    which of ``modules`` it imported, comma-separated ("" for none)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from click.testing import CliRunner; from hepbundle.cli import main;"
+        f"r = CliRunner().invoke(main, {args!r}); assert r.exit_code == 0, r.output;"
+        f"print(','.join(m for m in {modules!r} if m in sys.modules))"
+    )
+    full = {**os.environ, "PYTHONPATH": str(Path(hepbundle.__file__).parents[1]), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=full
+    ).stdout.strip()
+
+
 def write_spec(directory: Path, body: str) -> Path:
     """Write a hepbundle.yaml with dedented ``body`` into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -4,15 +4,15 @@ no heavy framework (a job's `hepbundle path` must start fast)."""
 from __future__ import annotations
 
 import importlib
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-import hepbundle
 from hepbundle.cli import _COMMANDS, _EXTENDS
+
+from .conftest import cli_imports
 
 
 @pytest.mark.parametrize("name", sorted(_COMMANDS))
@@ -63,31 +63,11 @@ def test_top_level_help_never_cuts_a_sentence() -> None:
 def test_pipeline_commands_import_no_site_renderer(command: str) -> None:
     """The static site's jinja2 and markdown-it (~0.05-0.1 s of start-up) load for `catalog
     html` only, not for every command of the module it extends (publish, find, …)."""
-    code = (
-        "import sys; from click.testing import CliRunner; from hepbundle.cli import main;"
-        f"r = CliRunner().invoke(main, [{command!r}, '--help']); assert r.exit_code == 0;"
-        "print(','.join(m for m in ('jinja2', 'markdown_it', 'hepbundle.site') if m in sys.modules))"
-    )
-    # this checkout's hepbundle, whatever the (shared, editable) environment points at
-    env = {**os.environ, "PYTHONPATH": str(Path(hepbundle.__file__).parents[1])}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-    ).stdout.strip()
-    assert out == ""
+    assert cli_imports([command, "--help"], ("jinja2", "markdown_it", "hepbundle.site")) == ""
 
 
 def test_build_without_a_key_imports_no_signing_layer(model_dir: Path, tmp_path: Path) -> None:
     """`hepbundle build` (no --key) signs nothing: the policy layer and cryptography (~20 ms of
     start-up) stay unimported; `show` (signer names) still imports them when it runs."""
-    code = (
-        "import sys; from click.testing import CliRunner; from hepbundle.cli import main;"
-        f"r = CliRunner().invoke(main, ['build', {str(model_dir)!r}, '-o', {str(tmp_path / 'b')!r}]);"
-        "assert r.exit_code == 0, r.output;"
-        "print(','.join(m for m in ('cryptography', 'hepbundle.policy', 'hepbundle.signing')"
-        " if m in sys.modules))"
-    )
-    env = {**os.environ, "PYTHONPATH": str(Path(hepbundle.__file__).parents[1])}
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-    ).stdout.strip()
-    assert out == ""
+    args = ["build", str(model_dir), "-o", str(tmp_path / "b")]
+    assert cli_imports(args, ("cryptography", "hepbundle.policy", "hepbundle.signing")) == ""

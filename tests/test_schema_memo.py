@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,8 @@ import pytest
 import hepbundle
 from hepbundle import spec
 from hepbundle.errors import SpecError
+
+from .conftest import cli_imports
 
 
 @pytest.fixture
@@ -101,19 +101,8 @@ def test_sign_after_build_imports_no_jsonschema_nor_yaml(
     """`hepbundle sign` of a bundle built on this node reads its manifest, which the build
     checked and remembered: jsonschema (~45 ms of start-up with referencing and attrs) and
     PyYAML stay unimported; with the node cache off the manifest is checked again."""
-    code = (
-        "import sys; from click.testing import CliRunner; from hepbundle.cli import main;"
-        f"r = CliRunner().invoke(main, ['sign', {str(built.root)!r}, '--key', {str(ec_key[0])!r}]);"
-        "assert r.exit_code == 0, r.output;"
-        "print(','.join(m for m in ('jsonschema', 'referencing', 'yaml') if m in sys.modules))"
-    )
-    env = {**os.environ, "PYTHONPATH": str(Path(hepbundle.__file__).parents[1])}
-
-    def imported(extra: dict[str, str]) -> str:
-        return subprocess.run(
-            [sys.executable, "-c", code.replace("'sign', ", "'sign', '--force', ")],
-            capture_output=True, text=True, check=True, env={**env, **extra},
-        ).stdout.strip()  # fmt: skip
-
-    assert imported({}) == ""
-    assert imported({"HEPBUNDLE_NO_CACHE": "1"}) == "jsonschema,referencing"
+    args = ["sign", str(built.root), "--key", str(ec_key[0])]
+    modules = ("jsonschema", "referencing", "yaml")
+    assert cli_imports(args, modules) == ""
+    no_cache = cli_imports([*args, "--force"], modules, {"HEPBUNDLE_NO_CACHE": "1"})
+    assert no_cache == "jsonschema,referencing"
