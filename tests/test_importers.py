@@ -136,7 +136,7 @@ def test_groupdata_plan(groupdata: Path) -> None:
         "tauRecTools/notes.txt",
     ]
     assert v2.gaps() == dict.fromkeys(
-        ("code", "data", "metrics", "authors", "license", "io", "validity"), False
+        ("code", "data", "metrics", "authors", "license", "io", "validity", "environment"), False
     )
     assert v2.gap_notes()["io"].startswith("none in the store: the build reads names, dtypes")
 
@@ -169,7 +169,7 @@ def test_mapping_explicit_bundles_defaults_and_errors(groupdata: Path, tmp_path:
     # metrics from the entry, the rest from defaults; GroupData knows no I/O signature
     assert first.gaps() == dict.fromkeys(
         ("code", "data", "metrics", "authors", "license"), True
-    ) | {"io": False, "validity": False}
+    ) | {"io": False, "validity": False, "environment": False}
     assert "tauRecTools/00-02-00/sub/extra.root" in {s.what for s in plan.skipped}
     bad = tmp_path / "bad.yaml"
     bad.write_text(
@@ -916,7 +916,10 @@ def test_a_mapping_says_the_validity_scope_the_store_knew(
     old, new = plan.bundles
     assert old.gaps()["validity"] and new.gaps()["validity"]
     r = CliRunner().invoke(main, ["import", "dir", str(groupdata), "--map", str(m), "--dry-run"])
-    assert r.exit_code == 0 and "missing: code, data, metrics, authors, license, io\n" in r.output
+    assert (
+        r.exit_code == 0
+        and "missing: code, data, metrics, authors, license, io, environment\n" in r.output
+    )
     report = run_import(plan, ImportOptions(repo=tmp_path / "repo", signer=KeySigner(ec_key[0])))
     assert report.count("published") == 2
     repos = [tmp_path / "repo"]

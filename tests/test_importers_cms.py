@@ -68,7 +68,7 @@ def test_plan_versions_provenance_and_legacy_paths(cms_repo: Path) -> None:
     assert light["message"] == "update for V01-00-00", "a lightweight tag: the commit's message"
     assert plan.bundles[0].gaps() == {
         "code": False, "data": False, "metrics": False, "authors": True, "license": False,
-        "io": False, "validity": False,
+        "io": False, "validity": False, "environment": False,
     }  # fmt: skip
 
 

@@ -90,6 +90,7 @@ def test_plan_from_registered_versions(mlflow_store: dict[str, Any]) -> None:
         "data": False,
         "io": False,  # the fixture's models carry no MLmodel, hence no model signature
         "validity": False,  # nor a validity tag
+        "environment": False,  # nor the requirements.txt/conda.yaml MLflow logs with a model
     }
     assert by["mlflow/jet-tagger@1.0.0"].gaps()["license"] is False
     rec = v2.extra_meta["extra"]["import"]["mlflow"]
@@ -220,7 +221,6 @@ def test_mlflow_model_signature_becomes_the_io_signature(
     import numpy as np
     import onnx
     from mlflow.models import ModelSignature
-    from mlflow.tracking import MlflowClient
     from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
     sys.path.insert(0, str(Path(__file__).parents[1] / "tools"))
@@ -232,14 +232,7 @@ def test_mlflow_model_signature_becomes_the_io_signature(
         outputs=Schema([TensorSpec(np.dtype("float32"), (-1, 2), "probs")]),
     )
     mlflow.onnx.save_model(onnx.load(tmp_path / "tagger.onnx"), tmp_path / "m", signature=signature)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    exp = client.create_experiment("tag", artifact_location=(tmp_path / "artifacts").as_uri())
-    client.create_registered_model("tagger")
-    rid = client.create_run(exp).info.run_id
-    client.log_artifacts(rid, str(tmp_path / "m"), artifact_path="model")
-    client.set_terminated(rid)
-    client.create_model_version("tagger", source=f"runs:/{rid}/model", run_id=rid)
+    uri = _register(tmp_path, "tagger", tmp_path / "m")
 
     (pb,) = plan_import("mlflow", uri).bundles
     assert pb.gaps()["io"] is True
@@ -268,6 +261,147 @@ def test_mlflow_model_signature_becomes_the_io_signature(
     assert b.io.check({"pt": x, "eta": x, "m": x}).problems == [
         "input m: dtype float64, the model takes float32"
     ]
+
+
+def _register(tmp_path: Path, name: str, model_dir: Path) -> str:
+    """A SQLite store in ``tmp_path`` whose registered model ``name`` has one version: the
+    directory ``model_dir`` (a saved MLflow model) logged as the run's ``model`` artifacts."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.create_experiment("tag", artifact_location=(tmp_path / "artifacts").as_uri())
+    client.create_registered_model(name)
+    rid = client.create_run(exp).info.run_id
+    client.log_artifacts(rid, str(model_dir), artifact_path="model")
+    client.set_terminated(rid)
+    client.create_model_version(name, source=f"runs:/{rid}/model", run_id=rid)
+    return uri
+
+
+@pytest.mark.filterwarnings("ignore:.*Any type hint:UserWarning")
+def test_model_environment_files_become_the_lock_without_this_hosts_facts(
+    tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model MLflow saved with its ``requirements.txt``, ``conda.yaml`` and
+    ``python_env.yaml`` (edited to say Python 3.9.18, as trained on another machine): the
+    requirements are the packed lock byte for byte, the conda and python_env contents are
+    recorded as written, and nothing of the machine running the migration (its Python, OS,
+    machine, CUDA) appears; the gap report finds the environment, ``show`` and ``reproduce
+    --check`` say the host is unknown."""
+    import json
+    import platform
+    import sys
+
+    import mlflow.onnx
+    import onnx
+    import yaml
+
+    from hepbundle.digest import sha256_bytes
+    from hepbundle.provenance.slsa import statement
+    from hepbundle.reproduce import check
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tools"))
+    from make_examples import tiny_onnx
+
+    tiny_onnx(tmp_path / "tagger.onnx", n_in=3, n_out=2)
+    m = tmp_path / "m"
+    mlflow.onnx.save_model(onnx.load(tmp_path / "tagger.onnx"), m)
+    here = platform.python_version()
+    for name in ("conda.yaml", "python_env.yaml"):  # MLflow wrote this interpreter's version
+        text = (m / name).read_text()
+        assert here in text
+        (m / name).write_text(text.replace(here, "3.9.18"))
+    monkeypatch.setenv("CUDA_VERSION", "12.4.1")  # this host's CUDA: never the training's
+    uri = _register(tmp_path, "tagger", m)
+
+    (pb,) = plan_import("mlflow", uri).bundles
+    assert pb.gaps()["environment"] is True
+    assert pb.gap_notes()["environment"] == (
+        "imported from the model's requirements.txt, conda.yaml, python_env.yaml (Python "
+        "3.9.18): the training host (OS, machine, CUDA) is unknown"
+    )
+    repo = tmp_path / "repo"
+    report = run_import(
+        plan_import("mlflow", uri), ImportOptions(repo=repo, signer=KeySigner(ec_key[0]))
+    )
+    assert [o.status for o in report.outcomes] == ["published"]
+    b = hepbundle.resolve("mlflow/tagger@1.0.0", repos=[repo])  # the schema admits it
+    env = b.manifest.meta["provenance"]["environment"]
+    requirements = (m / "requirements.txt").read_bytes()
+    assert b.path("provenance/environment.lock").read_bytes() == requirements
+    pins = dict(line.split("==") for line in requirements.decode().split())
+    assert env["lock"] == {
+        "path": "provenance/environment.lock",
+        "sha256": sha256_bytes(requirements),
+        "format": "pip-requirements",
+        "source": "mlflow:requirements.txt",
+        "packages": len(pins),
+    }
+    assert env["frameworks"] == {
+        k: v for k, v in pins.items() if k in ("mlflow", "numpy", "onnx", "onnxruntime")
+    }
+    conda = yaml.safe_load((m / "conda.yaml").read_text())
+    assert env["conda"] == {
+        "sha256": sha256_bytes((m / "conda.yaml").read_bytes()),
+        "name": conda["name"],
+        "python": "3.9.18",
+        "channels": conda["channels"],
+        "dependencies": conda["dependencies"],
+    }
+    pyenv = yaml.safe_load((m / "python_env.yaml").read_text())
+    assert env["pythonEnv"] == {
+        "sha256": sha256_bytes((m / "python_env.yaml").read_bytes()),
+        "python": "3.9.18",
+        "buildDependencies": pyenv["build_dependencies"],
+        "dependencies": pyenv["dependencies"],
+    }
+    assert (env["imported"], env["python"]) == ("mlflow", "3.9.18")
+    assert set(env) == {"imported", "python", "lock", "frameworks", "conda", "pythonEnv"}
+    text = json.dumps(env)
+    for fact in (here, platform.release(), platform.system(), sys.prefix, "12.4.1"):
+        assert fact not in text, fact
+
+    internal = statement(b.manifest, b.manifest_digest)["predicate"]["buildDefinition"][
+        "internalParameters"
+    ]
+    assert (internal["environment.imported"], internal["environment.python"]) == (
+        "mlflow", "3.9.18"
+    )  # fmt: skip
+    assert "environment.host" not in internal and "environment.cuda" not in internal
+
+    item = check(b).item("environment")
+    assert item is not None and item.status == "ok"
+    assert item.detail.endswith(
+        "imported from mlflow:requirements.txt: the pip environment can be recreated from it "
+        "(Python 3.9.18, training host OS, machine and CUDA unknown)"
+    )
+    shown = CliRunner().invoke(main, ["show", "mlflow/tagger@1.0.0", "--repo", str(repo)])
+    assert "  env from  mlflow:requirements.txt (Python 3.9.18; training host unknown)" in (
+        shown.output
+    ), shown.output
+
+
+def test_model_environment_without_requirements_or_with_a_broken_file(tmp_path: Path) -> None:
+    """Only a ``conda.yaml``: it is the lock; a ``python_env.yaml`` that is no YAML mapping is
+    left out and the note says so; no environment file: no section, the gap stays missing."""
+    from hepbundle.importers.mlflow import _model_environment
+
+    (tmp_path / "conda.yaml").write_text("channels: [conda-forge]\ndependencies: [python=3.10.4]\n")
+    (tmp_path / "python_env.yaml").write_text("- not a mapping\n")
+    dests = {"model/conda.yaml", "model/python_env.yaml"}
+    section, note = _model_environment(tmp_path, dests)
+    assert section == {
+        "conda": str(tmp_path / "conda.yaml"),
+        "lock": str(tmp_path / "conda.yaml"),
+        "imported": "mlflow",
+    }
+    assert note == (
+        "imported from the model's conda.yaml (Python 3.10.4): the training host (OS, machine, "
+        f"CUDA) is unknown; python_env.yaml left out: MLflow python_env.yaml "
+        f"{tmp_path / 'python_env.yaml'}: not a YAML mapping"
+    )
+    assert _model_environment(tmp_path, {"model/model.onnx"}) == ({}, "")
 
 
 def test_metadata_changed_after_publishing_is_reported_not_unchanged(

@@ -185,6 +185,13 @@ def test_declared_code_and_given_lock(tmp_path: Path) -> None:
         ),
         ("  capture: conda\n", r"environment.capture: 'conda' is not one of pip"),
         ("  lok: x\n", r"environment.lok: unknown key \(did you mean 'lock'"),
+        # what only an importer sets: a lock from the store, with the store's env files
+        ("  imported: mlflow\n", r"environment: 'lock' is a dependency of 'imported'"),
+        ("  lock: m.onnx\n  conda: c.yaml\n", r"'imported' is a dependency of 'conda'"),
+        (
+            "  lock: m.onnx\n  imported: mlflow\n  conda: c.yaml\n",
+            r":\d+: environment.conda: conda environment file .*c.yaml does not exist",
+        ),
     ],
 )
 def test_environment_errors(tmp_path: Path, env: str, message: str) -> None:

@@ -19,7 +19,7 @@ from .regular import read_regular
 if TYPE_CHECKING:
     import yaml  # imported where YAML is read: a command reading none does not pay ~10 ms
 
-__all__ = ["LineMap", "check_events", "field_name", "load_yaml", "parse_yaml"]
+__all__ = ["LineMap", "check_events", "field_name", "load_yaml", "parse_yaml", "read_yaml_text"]
 
 #: JSON-pointer-like path (keys and list indices) → 1-based line number in the YAML file
 LineMap = dict[tuple[str | int, ...], int]
@@ -39,6 +39,12 @@ def load_yaml(path: Path, *, what: str = "YAML file", aliases: bool = True) -> t
     Duplicate mapping keys, which PyYAML silently lets the last one win, are an error here.
     ``aliases=False`` refuses anchors and aliases (files where they serve no purpose).
     """
+    return parse_yaml(read_yaml_text(path, what=what), str(path), aliases=aliases)
+
+
+def read_yaml_text(path: Path, *, what: str = "YAML file") -> str:
+    """The text of a YAML file (a regular file, at most :data:`MAX_YAML_BYTES`, UTF-8), or a
+    one-line :class:`SpecError` naming ``what`` and why."""
     try:
         raw = read_regular(path, limit=MAX_YAML_BYTES)
     except FileNotFoundError:
@@ -53,7 +59,7 @@ def load_yaml(path: Path, *, what: str = "YAML file", aliases: bool = True) -> t
         raise SpecError(
             f"cannot read {what} {path}: not UTF-8 ({e.reason} at byte {e.start})"
         ) from None
-    return parse_yaml(text, str(path), aliases=aliases)
+    return text
 
 
 def parse_yaml(text: str, filename: str, *, aliases: bool = True) -> tuple[Any, LineMap]:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -186,7 +186,21 @@ def _check_lock(bundle: Bundle, env: Mapping[str, Any]) -> CheckItem:
     path = lock.get("path")
     if not path:
         return CheckItem("environment", "(no lock)", "missing", "no environment lock recorded")
-    return _packed("environment", str(path), bundle)
+    item = _packed("environment", str(path), bundle)
+    if item.status != "ok" or not env.get("imported"):
+        return item
+    # taken from the legacy store: the packages are known, the training host is not
+    python = f"Python {env['python']}, " if env.get("python") else ""
+    how = (
+        "the pip environment can be recreated from it"
+        if str(lock.get("format", "")).startswith("pip")
+        else "a conda environment file (conda env create -f)"
+    )
+    detail = (
+        f"{item.detail}; imported from {lock.get('source', env['imported'])}: {how} "
+        f"({python}training host OS, machine and CUDA unknown)"
+    )
+    return replace(item, detail=detail)
 
 
 def _packed(what: str, path: str, bundle: Bundle) -> CheckItem:

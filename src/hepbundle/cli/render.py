@@ -91,6 +91,12 @@ def render_bundle(
                 f"  env       {fw or 'no known framework'} "
                 f"({lock.get('packages', '?')} packages locked, {lock.get('format', '?')})"
             )
+            if env.get("imported"):
+                python = f"Python {env['python']}; " if env.get("python") else ""
+                lines.append(
+                    f"  env from  {lock.get('source') or env['imported']} ({python}training host "
+                    "unknown)"
+                )
             if env.get("container"):
                 c = env["container"]
                 lines.append(

@@ -39,8 +39,9 @@ __all__ = [
 ]
 
 #: the provenance items the gap report checks, in the order it prints them (``io``: the I/O
-#: signature, e.g. an MLflow model signature; ``validity``: the validity scope)
-GAP_ITEMS = ("code", "data", "metrics", "authors", "license", "io", "validity")
+#: signature, e.g. an MLflow model signature; ``validity``: the validity scope;
+#: ``environment``: a lock of the training's environment, e.g. an MLflow model's requirements)
+GAP_ITEMS = ("code", "data", "metrics", "authors", "license", "io", "validity", "environment")
 
 #: file name the in-memory spec pretends to have (errors name it; globs are relative to its dir)
 _SPEC_NAME = "hepbundle-import.yaml"
@@ -113,6 +114,7 @@ class PlannedBundle:
             "license": bool(self.spec.license),
             "io": "io" in self.extra_meta or "io" in s,
             "validity": "validity" in s,
+            "environment": "environment" in s,
         }
 
     def gap_notes(self) -> dict[str, str]:
@@ -433,7 +435,9 @@ def make_bundle(
             )
         to = f.dest.rsplit("/", 1)[0] if "/" in f.dest else ""
         rules.append(FileRule(pattern=f.source, role=f.role, to=to))
-    sections = {k: meta[k] for k in ("code", "data", "training", "validity") if meta.get(k)}
+    sections = {
+        k: meta[k] for k in ("code", "data", "training", "validity", "environment") if meta.get(k)
+    }
     spec = BundleSpec(
         path=(source_root or Path.cwd()) / _SPEC_NAME,
         name=name,

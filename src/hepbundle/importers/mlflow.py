@@ -6,7 +6,9 @@ registered model ``tau-id`` becomes ``<ns>/tau-id@N.0.0`` (``ns``: the mapping's
 ``mlflow``; ``names:`` renames); its files are the model version's artifacts (``model/…``) and the
 run's other artifacts (``artifacts/…``). The run's params, metrics, start/end, user, source commit
 and tags become hyperparameters, metrics, training provenance, authors, code pin and
-``extra.import.mlflow``; registered-model aliases (``champion``) become hepbundle aliases.
+``extra.import.mlflow``; the model's ``requirements.txt`` (else ``conda.yaml``) becomes the
+environment lock, recorded with what ``conda.yaml``/``python_env.yaml`` say and no fact of the
+host running the migration; registered-model aliases (``champion``) become hepbundle aliases.
 Only stores whose artifacts are on a local file system are read (no artifact download). For a
 legacy file store the importer sets ``MLFLOW_ALLOW_FILE_STORE=true`` (if unset) in this process:
 MLflow 3 refuses to open one otherwise. A model version whose artifacts hold an entry the scan
@@ -26,7 +28,7 @@ from urllib.parse import unquote, urlparse
 
 from ..errors import HepbundleError, SpecError
 from ..extras import require
-from ..provenance import split_metric, tracking_uri
+from ..provenance import imported_env_file, split_metric, tracking_uri
 from ._mapping import COMMON_KEYS, ImportMap
 from .base import (
     NO_PAYLOAD,
@@ -247,6 +249,11 @@ class MlflowImporter:
             if scope is not None:
                 meta["validity"] = scope
         meta["training"] = {"mlflow": {"run_id": mv.run_id, "tracking_uri": uri}}
+        env, env_note = _model_environment(model_dir, {f.dest for f in files})
+        if env:
+            meta["environment"] = env
+        if env_note:
+            notes["environment"] = env_note
         extra_meta: dict[str, Any] = {}
         io = _io_signature(model_dir)
         if io is not None:
@@ -345,6 +352,50 @@ def _validity_tag(mv: Any, rm: Any, what: str) -> dict[str, Any] | Skipped | Non
         return Scope.from_json(plain_times(doc), where=where).to_json()
     except (SpecError, FormatError) as e:
         return Skipped(what, f"refused: {e.message}")
+
+
+#: the environment files MLflow writes next to a logged model → the spec's environment key
+_ENV_FILES = (
+    ("requirements.txt", "lock"),
+    ("conda.yaml", "conda"),
+    ("python_env.yaml", "python_env"),
+)
+
+
+def _model_environment(model_dir: Path, dests: set[str]) -> tuple[dict[str, Any], str]:
+    """The spec's ``environment`` section for the environment files MLflow logged with the
+    model (``requirements.txt`` the lock, else ``conda.yaml``), marked ``imported`` so the
+    build records what they say and no fact of this host; and the gap report's note. A
+    ``conda.yaml`` or ``python_env.yaml`` that cannot be read is left out, and the note says so."""
+    section: dict[str, Any] = {}
+    used: list[str] = []
+    bad: list[str] = []
+    pythons: dict[str, str] = {}
+    for name, key in _ENV_FILES:
+        path = model_dir / name
+        if f"model/{name}" not in dests:
+            continue
+        if key != "lock":
+            try:
+                pythons[key] = str(imported_env_file(path, key).get("python") or "")
+            except SpecError as e:
+                bad.append(f"{name} left out: {e.message}")
+                continue
+        section[key] = str(path)
+        used.append(name)
+    # the build's choice too: python_env.yaml (what MLflow restores with) before conda.yaml
+    python = pythons.get("python_env") or pythons.get("conda")
+    if "lock" not in section and "conda" in section:
+        section["lock"] = section["conda"]
+    if "lock" not in section:
+        return {}, "; ".join(bad)
+    section["imported"] = "mlflow"
+    note = (
+        f"imported from the model's {', '.join(used)}"
+        + (f" (Python {python})" if python else "")
+        + ": the training host (OS, machine, CUDA) is unknown"
+    )
+    return section, "; ".join([note, *bad])
 
 
 #: MLflow column types → numpy names (``binary``, ``datetime`` and the rest have none)

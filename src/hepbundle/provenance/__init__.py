@@ -6,7 +6,8 @@ manifest sections filled from the real sources, and generated files to pack:
 ``code``         → ``provenance.code``        git remotes, commit, branch/tags, dirty state
                                                (+ ``provenance/dirty.patch`` with --allow-dirty)
 ``environment``  → ``provenance.environment`` lock (+ ``provenance/environment.lock``), container,
-                                               platform, CUDA, framework versions
+                                               platform, CUDA, framework versions (an importer's
+                                               ``imported`` lock: no host facts)
 ``training``     → ``provenance.training``    seeds, start/end, hardware, source; metrics and
                                                hyperparameters go to the top-level fields
 ``data``         → ``data``                   typed, checked references (:mod:`.datarefs`)
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..config import settings
-from ._environment import LOCK_PATH, capture_environment
+from ._environment import LOCK_PATH, capture_environment, imported_env_file
 from ._git import PATCH_PATH, git_output, pin_code, strip_credentials
 from ._training import capture_training, split_metric, tracking_uri, write_training_record
 from .datarefs import check_data_refs
@@ -36,6 +37,7 @@ __all__ = [
     "Captured",
     "capture",
     "git_output",
+    "imported_env_file",
     "split_metric",
     "strip_credentials",
     "tracking_uri",

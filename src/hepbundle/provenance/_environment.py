@@ -8,6 +8,11 @@ SHA-256 of the distribution's ``RECORD`` (which itself lists a hash of every ins
 fingerprints exactly what is on disk), plus the archive hash pip recorded in ``direct_url.json``
 (PEP 610) when the package came from a direct URL. Both are comments, so the file stays a
 valid ``pip install -r`` input.
+
+A lock an importer took from the legacy store (``imported``: an MLflow model's
+``requirements.txt``, with its ``conda.yaml`` and ``python_env.yaml``) describes the training's
+environment, not the machine running the migration: its record then holds what those files say
+(Python version, conda channels and dependencies) and no host platform or CUDA at all.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ __all__ = [
     "capture_environment",
     "freeze",
     "host_platform",
+    "imported_env_file",
     "nvidia_gpus",
 ]
 
@@ -69,8 +75,10 @@ _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 def capture_environment(
     section: Mapping[str, Any], base: Path, where: Where
 ) -> tuple[dict[str, Any], bytes]:
-    """The manifest's ``provenance.environment`` record and the lock file bytes to pack."""
-    record: dict[str, Any] = {"host": host_platform()}
+    """The manifest's ``provenance.environment`` record and the lock file bytes to pack. An
+    ``imported`` lock records no host facts (this host is not the training's)."""
+    imported = section.get("imported")
+    record: dict[str, Any] = {"imported": str(imported)} if imported else {"host": host_platform()}
     if "lock" in section:
         lock_path = (base / str(section["lock"])).resolve()
         try:
@@ -81,7 +89,8 @@ def capture_environment(
             ) from None
         fmt = _lock_format(lock_path.name, lock)
         versions = _versions_from_lock(lock.decode(errors="replace"), fmt)
-        record["lock"] = {"source": str(section["lock"]), "format": fmt}
+        source = f"{imported}:{lock_path.name}" if imported else str(section["lock"])
+        record["lock"] = {"source": source, "format": fmt}
     else:
         site = section.get("site_packages")
         paths = [str((base / str(site)).resolve())] if site else None
@@ -104,8 +113,71 @@ def capture_environment(
     record["frameworks"] = {k: versions[k] for k in FRAMEWORKS if k in versions}
     if "container" in section:
         record["container"] = _container(section["container"], where)
-    record["cuda"] = detect_cuda(versions)
+    if imported:
+        record.update(_imported_files(section, base, where))
+    else:
+        record["cuda"] = detect_cuda(versions)
     return record, lock
+
+
+def _imported_files(section: Mapping[str, Any], base: Path, where: Where) -> dict[str, Any]:
+    """``pythonEnv`` and ``conda`` records of an imported lock's companion files, and the
+    training's ``python`` version they name (python_env.yaml's, which MLflow restores with,
+    before conda.yaml's)."""
+    out: dict[str, Any] = {}
+    for key, name in (("python_env", "pythonEnv"), ("conda", "conda")):
+        if key not in section:
+            continue
+        try:
+            out[name] = imported_env_file((base / str(section[key])).resolve(), key)
+        except SpecError as e:
+            raise SpecError(f"{where(key)}environment.{key}: {e.message}") from None
+        if out[name].get("python"):
+            out.setdefault("python", out[name]["python"])
+    return out
+
+
+#: a conda dependency naming the Python version: ``python=3.11.7``, ``python==3.9``,
+#: ``python=3.10.12=h955ad1f_0`` (a build string follows the second ``=``)
+_CONDA_PYTHON = re.compile(r"^python\s*={1,2}\s*([0-9][0-9A-Za-z.*+]*)")
+#: ``python: 3.10`` in a python_env.yaml, read from the text: YAML makes 3.10 the float 3.1
+_ENV_PYTHON = re.compile(r"^python:\s*[\"']?([0-9][^\s\"'#]*)", re.MULTILINE)
+
+
+def imported_env_file(path: Path, kind: str) -> dict[str, Any]:
+    """What an MLflow ``conda.yaml`` (``kind`` ``conda``: name, channels, dependencies, the
+    Python version among them) or ``python_env.yaml`` (``python_env``: Python version, build
+    dependencies, dependencies) says, with the file's SHA-256, the values as written."""
+    from .._yaml import parse_yaml, read_yaml_text
+
+    what = "conda environment file" if kind == "conda" else "MLflow python_env.yaml"
+    text = read_yaml_text(path, what=what)
+    doc, _ = parse_yaml(text, str(path), aliases=False)
+    if not isinstance(doc, dict):
+        raise SpecError(f"{what} {path}: not a YAML mapping")
+    out: dict[str, Any] = {"sha256": sha256_bytes(text.encode())}
+    deps = doc.get("dependencies") or []
+    if not isinstance(deps, list):
+        raise SpecError(f"{what} {path}: dependencies is not a list")
+    if kind == "conda":
+        channels = doc.get("channels") or []
+        if not isinstance(channels, list):
+            raise SpecError(f"{what} {path}: channels is not a list")
+        if doc.get("name"):
+            out["name"] = str(doc["name"])
+        pins = (_CONDA_PYTHON.match(d.strip()) for d in deps if isinstance(d, str))
+        python = next((m.group(1) for m in pins if m), None)
+        out |= {"channels": [str(c) for c in channels], "dependencies": deps}
+    else:
+        m = _ENV_PYTHON.search(text)
+        python = m.group(1) if m else None
+        build = doc.get("build_dependencies") or []
+        if not isinstance(build, list):
+            raise SpecError(f"{what} {path}: build_dependencies is not a list")
+        out |= {"buildDependencies": build, "dependencies": deps}
+    if python:
+        out["python"] = python
+    return out
 
 
 def host_platform() -> dict[str, Any]:

@@ -101,7 +101,7 @@ def statement(manifest: Manifest, manifest_digest: str) -> dict[str, Any]:
     if training.get("seeds"):
         external["seeds"] = training["seeds"]
     internal: dict[str, Any] = {"hepbundle": meta.get("builder", {}).get("version", __version__)}
-    for key in ("host", "frameworks", "cuda", "container"):
+    for key in ("host", "imported", "python", "frameworks", "cuda", "container"):
         if key in env:
             internal[f"environment.{key}"] = env[key]
     if code.get("dirty"):
