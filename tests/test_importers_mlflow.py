@@ -240,12 +240,7 @@ def test_mlflow_model_signature_becomes_the_io_signature(
         "3 inputs, 1 outputs from the MLflow model signature; missing: units, normalisation, "
         "allowed ranges, output classes"
     )
-    repo = tmp_path / "repo"
-    report = run_import(
-        plan_import("mlflow", uri), ImportOptions(repo=repo, signer=KeySigner(ec_key[0]))
-    )
-    assert [o.status for o in report.outcomes] == ["published"]
-    b = hepbundle.resolve("mlflow/tagger@1.0.0", repos=[repo])
+    b = _publish_one(uri, tmp_path / "repo", ec_key[0])
     assert b.manifest.meta["io"] == {
         "model": "model/MLmodel",
         "framework": "mlflow",
@@ -261,6 +256,13 @@ def test_mlflow_model_signature_becomes_the_io_signature(
     assert b.io.check({"pt": x, "eta": x, "m": x}).problems == [
         "input m: dtype float64, the model takes float32"
     ]
+
+
+def _publish_one(uri: str, repo: Path, key: Path) -> hepbundle.Bundle:
+    """Import the store ``uri``'s one model version into ``repo``, signed; the bundle."""
+    report = run_import(plan_import("mlflow", uri), ImportOptions(repo=repo, signer=KeySigner(key)))
+    assert [o.status for o in report.outcomes] == ["published"]
+    return hepbundle.resolve(report.outcomes[0].ref, repos=[repo])
 
 
 def _register(tmp_path: Path, name: str, model_dir: Path) -> str:
@@ -322,11 +324,7 @@ def test_model_environment_files_become_the_lock_without_this_hosts_facts(
         "3.9.18): the training host (OS, machine, CUDA) is unknown"
     )
     repo = tmp_path / "repo"
-    report = run_import(
-        plan_import("mlflow", uri), ImportOptions(repo=repo, signer=KeySigner(ec_key[0]))
-    )
-    assert [o.status for o in report.outcomes] == ["published"]
-    b = hepbundle.resolve("mlflow/tagger@1.0.0", repos=[repo])  # the schema admits it
+    b = _publish_one(uri, repo, ec_key[0])  # resolved: the manifest schema admits the record
     env = b.manifest.meta["provenance"]["environment"]
     requirements = (m / "requirements.txt").read_bytes()
     assert b.path("provenance/environment.lock").read_bytes() == requirements
