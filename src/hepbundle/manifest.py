@@ -227,8 +227,8 @@ def _read_v1(obj: dict[str, Any], source: str) -> Manifest:
     )
 
 
-#: manifests (without their file list) that passed the schema in this process, as canonical
-#: JSON text: a build reads back the manifest it wrote, and an import's compat tree reads the
+#: manifests (without their file list) that passed the schema in this process, as compact
+#: JSON text with sorted keys (1 and 1.0, true and 1 stay distinct keys): a build reads back the manifest it wrote, and an import's compat tree reads the
 #: same ones from the repository; jsonschema costs ~1.4 ms a manifest, the key ~20 µs
 _SCHEMA_PASSED: dict[str, None] = {}
 _SCHEMA_PASSED_MAX = 4096
