@@ -147,8 +147,7 @@ def check_sole(bundle: Bundle, names: list[str]) -> None:
     publisher's own empty file) may be there too, under the same conditions."""
     root = bundle.root
     wanted = set(names)
-    dirs = {str(Path(n).parent) for n in names} | {"."}
-    dirs |= {str(p) for n in names for p in Path(n).parents}
+    dirs = {str(p) for n in names for p in Path(n).parents}  # each name's directories, "." too
     if os.path.lexists(root / CVMFS_CATALOG_MARKER):  # of a bundle copied out of a repository
         _sole(bundle.ref, root / CVMFS_CATALOG_MARKER, CVMFS_CATALOG_MARKER)
         if os.lstat(root / CVMFS_CATALOG_MARKER).st_size:
@@ -161,19 +160,20 @@ def check_sole(bundle: Bundle, names: list[str]) -> None:
         for n in dirnames:
             r = n if rel == "." else f"{rel}/{n}"
             if r not in dirs or os.path.islink(os.path.join(dirpath, n)):
-                raise IntegrityError(
-                    f"{bundle.ref}: {r} is not part of the bundle; --move publishes exactly "
-                    "the bundle's files (nothing was published)"
-                )
+                raise _not_part(bundle.ref, r)
         for n in filenames:
             r = n if rel == "." else f"{rel}/{n}"
             if r not in wanted:
-                raise IntegrityError(
-                    f"{bundle.ref}: {r} is not part of the bundle; --move publishes exactly "
-                    "the bundle's files (nothing was published)"
-                )
+                raise _not_part(bundle.ref, r)
     for n in names:
         _sole(bundle.ref, root / n, n)
+
+
+def _not_part(ref: str, rel: str) -> IntegrityError:
+    return IntegrityError(
+        f"{ref}: {rel} is not part of the bundle; --move publishes exactly the bundle's files "
+        "(nothing was published)"
+    )
 
 
 def _sole(ref: str, path: Path, rel: str) -> None:
