@@ -175,9 +175,18 @@ def make_deeptau(root: Path, dirname: str = "cms-data-RecoTauTag-TrainingFiles",
     return make_cms_repo(root, dirname, DEEPTAU_TAGS, **kw)
 
 
-def write_policy(tmp_path: Path, pub: Path) -> Path:
-    p = tmp_path / "policy.yaml"
-    p.write_text(f"version: 1\nrules:\n  - namespace: '*'\n    signers:\n      - key: {pub}\n")
+def write_policy(
+    tmp_path: Path,
+    pub: Path,
+    *,
+    namespace: str = "*",
+    role: str | None = None,
+    filename: str = "policy.yaml",
+) -> Path:
+    """A trust policy file of one rule: ``namespace`` signed by the key ``pub`` (in ``role``)."""
+    p = tmp_path / filename
+    signer = f"      - key: {pub}\n" + (f"        role: {role}\n" if role else "")
+    p.write_text(f"version: 1\nrules:\n  - namespace: '{namespace}'\n    signers:\n{signer}")
     return p
 
 

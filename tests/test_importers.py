@@ -781,11 +781,7 @@ def test_manifest_records_the_migration_and_the_signature_role(
     when = {"rnn.onnx": 1551693600, "README.txt": 1551780000, "sub/extra.root": 1262304000}
     for dest, t in when.items():
         os.utime(groupdata / "tauRecTools/00-02-00" / dest, (t, t))
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(
-        f"version: 1\nrules:\n  - namespace: atlas\n    signers:\n"
-        f"      - key: {ec_key[1]}\n        role: migration\n"
-    )
+    policy = write_policy(tmp_path, ec_key[1], namespace="atlas", role="migration")
     monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
     repo = tmp_path / "repo"
     args = ["import", "atlas-groupdata", str(groupdata), "--repo", str(repo)]

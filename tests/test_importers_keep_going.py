@@ -15,7 +15,7 @@ from hepbundle.builder import BuildOptions
 from hepbundle.cli import main
 from hepbundle.spec import BundleSpec
 
-from .import_fixtures import GROUPDATA, make_groupdata, policy_env
+from .import_fixtures import GROUPDATA, make_groupdata, policy_env, write_policy
 
 __all__ = ["policy_env"]  # fixture re-export
 
@@ -70,10 +70,8 @@ def test_cli_keep_going_when_publishing_would_refuse_one_version(
     left); with it that version is failed, per bundle in the summary and --json, and the others
     are published."""
     gd = make_groupdata(tmp_path / "GroupData")
-    policy = tmp_path / "tau-policy.yaml"
-    policy.write_text(
-        f"version: 1\nrules:\n  - namespace: 'atlas/taurectools*'\n    signers:\n"
-        f"      - key: {ec_key[1]}\n"
+    policy = write_policy(
+        tmp_path, ec_key[1], namespace="atlas/taurectools*", filename="tau-policy.yaml"
     )
     monkeypatch.setenv("HEPBUNDLE_POLICY", str(policy))
     repo = tmp_path / "repo"
@@ -106,9 +104,7 @@ def test_cli_keep_going_when_publishing_would_refuse_one_version(
 
     # the policy now covers every name, but a copy of 2.0.0 the catalogue does not know is in
     # the way (a hand rsync): a conflict with what is there, refused before anything is written
-    policy.write_text(
-        f"version: 1\nrules:\n  - namespace: 'atlas'\n    signers:\n      - key: {ec_key[1]}\n"
-    )
+    write_policy(tmp_path, ec_key[1], namespace="atlas", filename=policy.name)
     gd2 = make_groupdata(tmp_path / "GroupData2", {
         "JetTagCalibration/v2/dl1.onnx": GROUPDATA["JetTagCalibration/v2/dl1.onnx"],
         "JetTagCalibration/v3/dl1.onnx": b"dl1-v3" * 100,
