@@ -482,8 +482,9 @@ def _vouched(b: Bundle, written: Mapping[str, os.stat_result]) -> Bundle:
     """The built bundle, with every file the build wrote recorded as verified: its digest is of
     the bytes this process wrote, and the identity (inode, size, mtime, ctime) is the file's
     after its last write, its mode already set (:func:`~hepbundle.digest.copy_and_hash`), so
-    any later write makes the record miss and the file is hashed again. Recorded in the node cache (a later ``sign`` or ``publish`` on this node reads
-    no payload byte twice) or, with the cache off, in memory for this object only."""
+    any later write makes the record miss and the file is hashed again. Recorded in the node
+    cache (a later ``sign`` or ``publish`` on this node reads no payload byte twice) or, with
+    the cache off, in memory for this object only."""
     from .cache import VerificationCache, default_cache
 
     cache = default_cache() or VerificationCache(None)

@@ -282,36 +282,30 @@ def _publish_chunk(
     ``keep_going``, what the batch would refuse of a bundle on its own (the policy refusing its
     signer, its version published meanwhile with other content, …) fails that bundle only."""
     if built and opts.keep_going:
-        bundles, to, how = _batch(built, target, opts)
-        refusals = check_publishable(bundles, to, **how, adopt=opts.backend == "local")
+        refusals = check_publishable([b for _, _, b in built], target, **_how(built, opts))
         for (i, pb, _), err in zip(built, refusals, strict=True):
             if err is not None:
                 log.error("%s [%s]: not published: %s", pb.ref, pb.origin, err)
                 outcomes[i] = _outcome(pb, FAILED, str(err))
         built = [b for b, err in zip(built, refusals, strict=True) if err is None]
     if built:
-        bundles, to, how = _batch(built, target, opts)
-        results = publish_many(bundles, to, **how, adopt=opts.backend == "local")
+        results = publish_many([b for _, _, b in built], target, **_how(built, opts))
         for (i, pb, _), res in zip(built, results, strict=True):
             outcomes[i] = _outcome(pb, res.status)
         crash_point("import-chunk-published")
 
 
-def _batch(
-    built: list[tuple[int, PlannedBundle, Bundle]], target: str | Path, opts: ImportOptions
-) -> tuple[list[Bundle], str | Path, dict[str, Any]]:
-    """The bundles, the repository and the options of publishing ``built``: its signed bundles
-    under the import's policy, each with its aliases."""
-    return (
-        [b for _, _, b in built],
-        target,
-        {
-            "backend": opts.backend,
-            "policy": opts.policy,
-            "allow_unsigned": opts.allow_unsigned and opts.signer is None,
-            "aliases": [pb.aliases for _, pb, _ in built],
-        },
-    )
+def _how(built: list[tuple[int, PlannedBundle, Bundle]], opts: ImportOptions) -> dict[str, Any]:
+    """How the signed bundles of ``built`` are published (and checked by
+    :func:`check_publishable` first): under the import's policy, each with its aliases, local
+    ones moved into place from the staging area they were built in (``adopt``)."""
+    return {
+        "backend": opts.backend,
+        "policy": opts.policy,
+        "allow_unsigned": opts.allow_unsigned and opts.signer is None,
+        "aliases": [pb.aliases for _, pb, _ in built],
+        "adopt": opts.backend == "local",
+    }
 
 
 def _prepare(
