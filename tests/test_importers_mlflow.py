@@ -402,6 +402,25 @@ def test_model_environment_without_requirements_or_with_a_broken_file(tmp_path: 
     assert _model_environment(tmp_path, {"model/model.onnx"}) == ({}, "")
 
 
+def test_model_environment_files_with_values_json_cannot_carry(tmp_path: Path) -> None:
+    """A conda.yaml's unquoted date is recorded as the text written; a python_env.yaml holding a
+    YAML set (no JSON value) is left out with a one-line note instead of breaking the build's
+    manifest write with a TypeError."""
+    from hepbundle.importers.mlflow import _model_environment
+    from hepbundle.provenance import imported_env_file
+
+    conda = tmp_path / "conda.yaml"
+    conda.write_text("channels: [conda-forge]\ndependencies: [python=3.10.4, 2020-01-01]\n")
+    assert imported_env_file(conda, "conda")["dependencies"] == ["python=3.10.4", "2020-01-01"]
+    (tmp_path / "python_env.yaml").write_text("python: 3.10.4\ndependencies: !!set {numpy: null}\n")
+    section, note = _model_environment(tmp_path, {"model/conda.yaml", "model/python_env.yaml"})
+    assert "python_env" not in section and section["lock"] == str(conda), section
+    assert note.endswith(
+        f"python_env.yaml left out: MLflow python_env.yaml {tmp_path / 'python_env.yaml'}: "
+        "holds a value a manifest cannot record (Object of type set is not JSON serializable)"
+    ), note
+
+
 def test_metadata_changed_after_publishing_is_reported_not_unchanged(
     tmp_path: Path, ec_key: tuple[Path, Path], policy_env: Path
 ) -> None:

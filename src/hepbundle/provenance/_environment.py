@@ -149,12 +149,18 @@ def imported_env_file(path: Path, kind: str) -> dict[str, Any]:
     Python version among them) or ``python_env.yaml`` (``python_env``: Python version, build
     dependencies, dependencies) says, with the file's SHA-256, the values as written."""
     from .._yaml import parse_yaml, read_yaml_text
+    from ..validity import plain_times
 
     what = "conda environment file" if kind == "conda" else "MLflow python_env.yaml"
     text = read_yaml_text(path, what=what)
     doc, _ = parse_yaml(text, str(path), aliases=False)
     if not isinstance(doc, dict):
         raise SpecError(f"{what} {path}: not a YAML mapping")
+    doc = plain_times(doc)  # an unquoted date stays the text it was written as
+    try:  # the record goes into the manifest: JSON values only (no set, bytes, NaN, int key)
+        json.dumps(doc, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"{what} {path}: holds a value a manifest cannot record ({e})") from None
     out: dict[str, Any] = {"sha256": sha256_bytes(text.encode())}
     deps = doc.get("dependencies") or []
     if not isinstance(deps, list):
